@@ -1,0 +1,204 @@
+//! The one vocabulary every front end speaks: [`Command`] in, [`Reply`] out.
+//!
+//! Front ends (HTTP, RESP, ...) parse their wire format into a `Command`, call
+//! [`crate::Engine::execute`], and render the `Reply` or [`crate::CommandError`].
+
+use bytes::Bytes;
+
+/// A time-to-live as given by a client, resolved to an absolute time by the engine's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Relative, in milliseconds (EX is converted by the codec, with an overflow check).
+    In(i64),
+    /// Absolute Unix time in milliseconds (EXAT/PXAT, EXPIREAT/PEXPIREAT).
+    At(i64),
+}
+
+/// SET's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCond {
+    #[default]
+    Always,
+    /// Only if the key does not exist (NX).
+    IfAbsent,
+    /// Only if the key exists (XX).
+    IfPresent,
+}
+
+/// EXPIRE's condition (Redis 7: NX XX GT LT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpireCond {
+    #[default]
+    Always,
+    /// Only when the key has no expiry.
+    Nx,
+    /// Only when the key has an expiry.
+    Xx,
+    /// Only when the new expiry is greater (no expiry counts as infinite).
+    Gt,
+    /// Only when the new expiry is less.
+    Lt,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetArgs {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub ttl: Option<Ttl>,
+    pub keep_ttl: bool,
+    pub cond: SetCond,
+    /// Reply with the previous value (SET ... GET, GETSET).
+    pub get: bool,
+}
+
+impl SetArgs {
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        SetArgs { key: key.into(), value: value.into(), ttl: None, keep_ttl: false, cond: SetCond::Always, get: false }
+    }
+}
+
+/// Unit of a TTL reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Seconds,
+    Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanArgs {
+    pub cursor: u64,
+    /// Redis glob pattern (MATCH).
+    pub pattern: Option<Bytes>,
+    /// Literal key prefix (HTTP `prefix=`); combined with `pattern` when both are given.
+    pub prefix: Option<Bytes>,
+    /// Roughly how many keys to examine (COUNT, default 10).
+    pub count: usize,
+    /// Only keys of this type (TYPE).
+    pub type_filter: Option<String>,
+}
+
+/// Every operation the engine knows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Get {
+        key: Bytes,
+    },
+    Set(SetArgs),
+    GetDel {
+        key: Bytes,
+    },
+    Del {
+        keys: Vec<Bytes>,
+    },
+    Exists {
+        keys: Vec<Bytes>,
+    },
+    MGet {
+        keys: Vec<Bytes>,
+    },
+    /// MSET, or MSETNX when `nx` (all or nothing).
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        nx: bool,
+    },
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
+    IncrByFloat {
+        key: Bytes,
+        by: f64,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    Strlen {
+        key: Bytes,
+    },
+    Expire {
+        key: Bytes,
+        ttl: Ttl,
+        cond: ExpireCond,
+        name: &'static str,
+    },
+    Ttl {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+    ExpireTime {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+    Persist {
+        key: Bytes,
+    },
+    Type {
+        key: Bytes,
+    },
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        nx: bool,
+    },
+    Keys {
+        pattern: Bytes,
+    },
+    Scan(ScanArgs),
+    RandomKey,
+    DbSize,
+    FlushAll,
+}
+
+impl Command {
+    /// Whether the command may change state (checked against the log's health and the memory limit).
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Command::Get { .. }
+                | Command::Exists { .. }
+                | Command::MGet { .. }
+                | Command::Strlen { .. }
+                | Command::Ttl { .. }
+                | Command::ExpireTime { .. }
+                | Command::Type { .. }
+                | Command::Keys { .. }
+                | Command::Scan(_)
+                | Command::RandomKey
+                | Command::DbSize
+        )
+    }
+
+    /// Whether the command may grow memory use, so that it is refused (or evicts) at the memory limit.
+    /// Deletions and expiry changes stay allowed at the limit, as in Redis.
+    pub fn may_grow(&self) -> bool {
+        matches!(
+            self,
+            Command::Set(_)
+                | Command::MSet { .. }
+                | Command::IncrBy { .. }
+                | Command::IncrByFloat { .. }
+                | Command::Append { .. }
+        )
+    }
+}
+
+/// What the engine answers. Front ends render it; the RESP codec maps it one to one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Ok,
+    /// A short status word (`+string`, `+none`).
+    Status(&'static str),
+    /// Absent value (null bulk string).
+    Nil,
+    Int(i64),
+    Bulk(Bytes),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+}

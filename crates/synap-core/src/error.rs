@@ -1,0 +1,115 @@
+//! The one error vocabulary of the engine.
+//!
+//! Every variant has a stable code (`code()`), the word a RESP client sees after `-` and the `code` field of
+//! the JSON error body, and an HTTP status class (`kind()`), so each front end renders it without its own
+//! mapping table. Messages follow Redis's wording where Redis has the same error.
+
+use thiserror::Error;
+
+/// How a front end should classify an error (HTTP status, mostly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request is malformed or names an impossible operation.
+    BadRequest,
+    /// 404: the target does not exist.
+    NotFound,
+    /// 409: the target is in a state that forbids the operation.
+    Conflict,
+    /// 413: a size limit was exceeded.
+    TooLarge,
+    /// 429/503: a capacity limit (memory, depth) was reached.
+    Limit,
+    /// 503: the server cannot accept writes (persistence failure).
+    Unavailable,
+    /// 500: an internal fault.
+    Internal,
+}
+
+/// An error returned by [`crate::Engine::execute`].
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum CommandError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    #[error("ERR {0}")]
+    Invalid(String),
+    #[error("ERR string exceeds maximum allowed size ({limit} bytes)")]
+    ValueTooLarge { limit: usize },
+    #[error("ERR key exceeds maximum allowed size ({limit} bytes)")]
+    KeyTooLarge { limit: usize },
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
+    #[error("MISCONF persistence failed, writes are refused: {0}")]
+    Persistence(String),
+    #[error("ERR internal error: {0}")]
+    Internal(String),
+}
+
+impl CommandError {
+    /// The stable code: the first word of the RESP error line and the JSON `code` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::WrongType => "WRONGTYPE",
+            CommandError::NotInteger | CommandError::NotFloat => "ERR",
+            CommandError::Overflow | CommandError::NanOrInfinity => "ERR",
+            CommandError::Syntax | CommandError::Invalid(_) | CommandError::InvalidExpire(_) => "ERR",
+            CommandError::NoSuchKey => "ERR",
+            CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => "ERR",
+            CommandError::OutOfMemory => "OOM",
+            CommandError::Persistence(_) => "MISCONF",
+            CommandError::Internal(_) => "ERR",
+        }
+    }
+
+    /// A finer code for JSON bodies, where `ERR` alone says little.
+    pub fn json_code(&self) -> &'static str {
+        match self {
+            CommandError::WrongType => "WRONG_TYPE",
+            CommandError::NotInteger => "NOT_INTEGER",
+            CommandError::NotFloat => "NOT_FLOAT",
+            CommandError::Overflow | CommandError::NanOrInfinity => "OVERFLOW",
+            CommandError::Syntax | CommandError::Invalid(_) | CommandError::InvalidExpire(_) => "BAD_REQUEST",
+            CommandError::NoSuchKey => "NOT_FOUND",
+            CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => "TOO_LARGE",
+            CommandError::OutOfMemory => "OUT_OF_MEMORY",
+            CommandError::Persistence(_) => "PERSISTENCE_FAILED",
+            CommandError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CommandError::WrongType => ErrorKind::Conflict,
+            CommandError::NoSuchKey => ErrorKind::NotFound,
+            CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => ErrorKind::TooLarge,
+            CommandError::OutOfMemory => ErrorKind::Limit,
+            CommandError::Persistence(_) => ErrorKind::Unavailable,
+            CommandError::Internal(_) => ErrorKind::Internal,
+            _ => ErrorKind::BadRequest,
+        }
+    }
+
+    /// The message without the leading code word (for JSON bodies).
+    pub fn message(&self) -> String {
+        let full = self.to_string();
+        match full.split_once(' ') {
+            Some((first, rest)) if first == self.code() => rest.to_string(),
+            _ => full,
+        }
+    }
+}
+
+pub type Result<T, E = CommandError> = std::result::Result<T, E>;

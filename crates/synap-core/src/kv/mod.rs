@@ -1,0 +1,385 @@
+//! The key-value store: a sharded keyspace with TTLs, active expiry, eviction and SCAN.
+//!
+//! Layout:
+//! - `shard`   one shard's data structure (dense entries + hash index + volatile list)
+//! - `mod`     (this file) the keyspace: shard selection, locking, the mutation applier, stats, digest
+//! - `strings` the string and key commands, each turned into mutations
+//! - `evict`   memory limit and sampled eviction policies
+//! - `expire`  Redis-style sampled active expiry on a time budget
+//! - `scan`    KEYS and cursor SCAN
+//!
+//! Lock rule: each shard sits behind its own `parking_lot::Mutex`, held only for the few operations of one
+//! command and never across an `.await` (the engine has none). Commands that touch several shards lock them
+//! in ascending shard order. The mutation log's own lock is taken while shard locks are held (shard -> log),
+//! never the other way round.
+
+mod evict;
+mod expire;
+pub use expire::ExpireReport;
+mod scan;
+pub(crate) mod shard;
+mod strings;
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use foldhash::fast::FixedState;
+use parking_lot::{Mutex, MutexGuard};
+
+pub use evict::EvictionPolicy;
+pub use scan::decode_cursor;
+pub(crate) use shard::{NO_EXPIRE, Shard};
+
+use crate::clock::Clock;
+use crate::mutation::{Mutation, MutationLog};
+
+/// Keyspace settings.
+#[derive(Debug, Clone)]
+pub struct KvConfig {
+    /// Number of shards (rounded up to a power of two).
+    pub shards: usize,
+    /// Memory limit in bytes; 0 means none.
+    pub max_memory: usize,
+    pub eviction: EvictionPolicy,
+    /// Keys sampled per eviction decision (Redis `maxmemory-samples`).
+    pub eviction_samples: usize,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            shards: 64,
+            max_memory: 0,
+            eviction: EvictionPolicy::NoEviction,
+            eviction_samples: 5,
+            max_key_bytes: 64 * 1024,
+            max_value_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters reported by `/kv/stats` and `INFO`.
+#[derive(Debug, Default)]
+pub struct KvCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub expired: AtomicU64,
+    pub evicted: AtomicU64,
+}
+
+/// A point-in-time view of the keyspace's size and counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvStats {
+    pub keys: usize,
+    pub volatile_keys: usize,
+    pub used_memory: usize,
+    pub max_memory: usize,
+    pub eviction: EvictionPolicy,
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub shards: usize,
+}
+
+pub struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: FixedState,
+    pub(crate) config: KvConfig,
+    used: Arc<AtomicUsize>,
+    pub(crate) counters: KvCounters,
+    clock: Arc<dyn Clock>,
+    log: Option<Arc<dyn MutationLog>>,
+    /// Where the next active-expiry pass starts.
+    expire_cursor: AtomicUsize,
+}
+
+/// Shard locks held by a multi-key command, sorted by shard index.
+pub(crate) struct Locked<'a> {
+    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+}
+
+impl<'a> Locked<'a> {
+    pub(crate) fn get(&mut self, shard: usize) -> &mut Shard {
+        let i = self.guards.binary_search_by_key(&shard, |(s, _)| *s).expect("shard locked");
+        &mut self.guards[i].1
+    }
+}
+
+impl Keyspace {
+    pub fn new(config: KvConfig, clock: Arc<dyn Clock>, log: Option<Arc<dyn MutationLog>>) -> Keyspace {
+        let n = config.shards.max(1).next_power_of_two();
+        let hasher = FixedState::with_seed(rand::random());
+        let used = Arc::new(AtomicUsize::new(0));
+        let shards = (0..n).map(|_| Mutex::new(Shard::new(hasher.clone(), used.clone()))).collect();
+        Keyspace {
+            shards,
+            hasher,
+            config: KvConfig { shards: n, ..config },
+            used,
+            counters: KvCounters::default(),
+            clock,
+            log,
+            expire_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Shard index: bits 32.. of the hash, disjoint from the low bits (bucket) and top 7 bits (tag) that
+    /// the hash table inside a shard uses.
+    pub(crate) fn shard_of(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.shards.len() - 1)
+    }
+
+    pub(crate) fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        self.shards[self.shard_of(hash)].lock()
+    }
+
+    pub(crate) fn lock_index(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard].lock()
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Locks the shards of all `hashes` in ascending order.
+    pub(crate) fn lock_many(&self, hashes: impl IntoIterator<Item = u64>) -> Locked<'_> {
+        let mut idx: Vec<usize> = hashes.into_iter().map(|h| self.shard_of(h)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        Locked { guards: idx.into_iter().map(|i| (i, self.shards[i].lock())).collect() }
+    }
+
+    fn lock_all(&self) -> Locked<'_> {
+        Locked { guards: self.shards.iter().enumerate().map(|(i, s)| (i, s.lock())).collect() }
+    }
+
+    pub fn used_memory(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The access stamp a new entry starts with under the current policy.
+    pub(crate) fn initial_access(&self, now: u64) -> u32 {
+        self.config.eviction.initial_access(now)
+    }
+
+    /// Position of a live `key`; an expired entry is removed on the way (lazy expiry) and reported absent.
+    pub(crate) fn find_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u64) -> Option<usize> {
+        let pos = shard.find(hash, key)?;
+        if shard.entry(pos).is_expired(now) {
+            shard.remove_at(pos, hash);
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(pos)
+    }
+
+    /// Like [`Self::find_live`], and records the access for LRU/LFU.
+    pub(crate) fn touch_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u64) -> Option<usize> {
+        let pos = self.find_live(shard, hash, key, now)?;
+        let e = shard.entry_mut(pos);
+        e.access = self.config.eviction.touch(e.access, now);
+        Some(pos)
+    }
+
+    /// Applies one single-key mutation to the shard that owns its key (the shard is locked by the caller).
+    pub(crate) fn apply_local(&self, shard: &mut Shard, hash: u64, m: &Mutation<'_>, now: u64) {
+        match *m {
+            Mutation::Set { key, value, expire_at } => {
+                shard.upsert(hash, key, value, expire_at, self.initial_access(now));
+            }
+            Mutation::Del { key } => {
+                if let Some(pos) = shard.find(hash, key) {
+                    shard.remove_at(pos, hash);
+                }
+            }
+            Mutation::SetExpire { key, expire_at } => {
+                if let Some(pos) = shard.find(hash, key) {
+                    shard.set_expire(pos, expire_at);
+                }
+            }
+            Mutation::Rename { .. } | Mutation::FlushAll => {
+                unreachable!("multi-shard mutation applied locally")
+            }
+        }
+    }
+
+    /// Moves `from` to `to` (both shards locked in `locked`), keeping value and expiry.
+    pub(crate) fn apply_rename(&self, locked: &mut Locked<'_>, from: &[u8], to: &[u8], now: u64) {
+        let (hf, ht) = (self.hash(from), self.hash(to));
+        let src = locked.get(self.shard_of(hf));
+        let Some(pos) = src.find(hf, from) else {
+            return;
+        };
+        let entry = src.remove_at(pos, hf);
+        let dst = locked.get(self.shard_of(ht));
+        dst.upsert(ht, to, entry.value(), entry.expire_at, self.config.eviction.touch(entry.access, now));
+    }
+
+    fn apply_flush(&self, locked: &mut Locked<'_>) {
+        for (_, shard) in locked.guards.iter_mut() {
+            shard.clear();
+        }
+    }
+
+    /// Applies a batch and appends it to the log: the write path of every command. The caller holds the
+    /// locks of every shard the batch touches (`locked`), so log order matches apply order per key.
+    pub(crate) fn commit(&self, locked: &mut Locked<'_>, batch: &[Mutation<'_>], now: u64) -> u64 {
+        for m in batch {
+            match *m {
+                Mutation::Rename { from, to } => self.apply_rename(locked, from, to, now),
+                Mutation::FlushAll => self.apply_flush(locked),
+                ref single => {
+                    let key = single_key(single);
+                    let h = self.hash(key);
+                    let shard = locked.get(self.shard_of(h));
+                    self.apply_local(shard, h, single, now);
+                }
+            }
+        }
+        self.log_batch(batch)
+    }
+
+    /// Single-shard form of [`Self::commit`].
+    pub(crate) fn commit_one(&self, shard: &mut Shard, hash: u64, m: Mutation<'_>, now: u64) -> u64 {
+        self.apply_local(shard, hash, &m, now);
+        self.log_batch(std::slice::from_ref(&m))
+    }
+
+    fn log_batch(&self, batch: &[Mutation<'_>]) -> u64 {
+        match &self.log {
+            Some(log) if !batch.is_empty() => log.append(batch),
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn check_writable(&self) -> crate::Result<()> {
+        match &self.log {
+            Some(log) => log.check_writable(),
+            None => Ok(()),
+        }
+    }
+
+    /// The replay applier: applies a decoded batch without logging it (recovery, replicas).
+    pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
+        let now = self.now();
+        let mut hashes = Vec::with_capacity(batch.len() * 2);
+        let mut all = false;
+        for m in batch {
+            match *m {
+                Mutation::Rename { from, to } => {
+                    hashes.push(self.hash(from));
+                    hashes.push(self.hash(to));
+                }
+                Mutation::FlushAll => all = true,
+                ref single => hashes.push(self.hash(single_key(single))),
+            }
+        }
+        let mut locked = if all { self.lock_all() } else { self.lock_many(hashes) };
+        for m in batch {
+            match *m {
+                Mutation::Rename { from, to } => self.apply_rename(&mut locked, from, to, now),
+                Mutation::FlushAll => self.apply_flush(&mut locked),
+                ref single => {
+                    let h = self.hash(single_key(single));
+                    let shard = locked.get(self.shard_of(h));
+                    self.apply_local(shard, h, single, now);
+                }
+            }
+        }
+    }
+
+    /// Visits every entry (expired ones included) shard by shard, holding one shard lock at a time.
+    /// `f` gets key, value and expiry. Used by snapshots: the view of each shard is consistent.
+    pub fn for_each_shard<F: FnMut(&mut dyn Iterator<Item = (&[u8], &[u8], u64)>)>(&self, mut f: F) {
+        for shard in self.shards.iter() {
+            let guard = shard.lock();
+            let mut it = guard.iter().map(|e| (e.key(), e.value(), e.expire_at));
+            f(&mut it);
+        }
+    }
+
+    /// Number of live and not-yet-reclaimed keys.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn stats(&self) -> KvStats {
+        let (mut keys, mut volatile_keys) = (0, 0);
+        for s in self.shards.iter() {
+            let g = s.lock();
+            keys += g.len();
+            volatile_keys += g.volatile_len();
+        }
+        KvStats {
+            keys,
+            volatile_keys,
+            used_memory: self.used_memory(),
+            max_memory: self.config.max_memory,
+            eviction: self.config.eviction,
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+            expired: self.counters.expired.load(Ordering::Relaxed),
+            evicted: self.counters.evicted.load(Ordering::Relaxed),
+            shards: self.shards.len(),
+        }
+    }
+
+    /// An order-independent digest of every live key, value and expiry at time `now`. Two keyspaces with
+    /// the same contents have the same digest, whatever their history, shard count or hash seed.
+    pub fn digest(&self, now: u64) -> u64 {
+        let mut sum = 0u64;
+        let mut count = 0u64;
+        for s in self.shards.iter() {
+            let g = s.lock();
+            for e in g.iter().filter(|e| !e.is_expired(now)) {
+                let mut h = fnv1a(FNV_OFFSET, e.key());
+                h = fnv1a(h, &[0xff]);
+                h = fnv1a(h, e.value());
+                h = fnv1a(h, &e.expire_at.to_le_bytes());
+                sum = sum.wrapping_add(mix(h));
+                count += 1;
+            }
+        }
+        mix(sum ^ count.rotate_left(32))
+    }
+}
+
+fn single_key<'a>(m: &Mutation<'a>) -> &'a [u8] {
+    match *m {
+        Mutation::Set { key, .. } | Mutation::Del { key } | Mutation::SetExpire { key, .. } => key,
+        Mutation::Rename { .. } | Mutation::FlushAll => unreachable!("not a single-key mutation"),
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A 64-bit finalizer (splitmix64), so that sums of digests do not cancel easily.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

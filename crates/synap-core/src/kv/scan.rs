@@ -1,0 +1,96 @@
+//! KEYS and cursor SCAN.
+//!
+//! A SCAN cursor names a shard and a position in it: `cursor = shard << 32 | remaining`, where `remaining`
+//! is the number of positions below the cursor not yet visited (`u32::MAX`: the shard's top). Positions
+//! are visited from the top down. Removal moves only the last entry (already visited) into the hole, and
+//! new entries are appended above the cursor, so every key present for the whole scan is returned at least
+//! once and keys that are only added during the scan may or may not be. Cursor 0 starts and ends a scan.
+
+use bytes::Bytes;
+
+use super::Keyspace;
+use crate::command::ScanArgs;
+use crate::glob::{glob_match, literal_prefix};
+
+const TOP: u64 = u32::MAX as u64;
+
+/// Splits a cursor into (shard, remaining positions).
+pub fn decode_cursor(cursor: u64) -> (usize, u64) {
+    if cursor == 0 { (0, TOP) } else { ((cursor >> 32) as usize, cursor & TOP) }
+}
+
+fn encode_cursor(shard: usize, remaining: u64) -> u64 {
+    ((shard as u64) << 32) | remaining
+}
+
+/// Type names a key can have; `string` is the only one the keyspace holds today.
+fn type_matches(filter: &Option<String>) -> bool {
+    match filter {
+        None => true,
+        Some(t) => t.eq_ignore_ascii_case("string"),
+    }
+}
+
+struct Filter<'a> {
+    prefix: &'a [u8],
+    pattern: Option<&'a [u8]>,
+}
+
+impl Filter<'_> {
+    fn accepts(&self, key: &[u8]) -> bool {
+        key.starts_with(self.prefix) && self.pattern.is_none_or(|p| glob_match(p, key))
+    }
+}
+
+impl Keyspace {
+    /// KEYS: every live key matching `pattern`.
+    pub fn keys(&self, pattern: &[u8]) -> Vec<Bytes> {
+        let now = self.now();
+        let all = pattern == b"*";
+        let prefix = literal_prefix(pattern);
+        let mut out = Vec::new();
+        for i in 0..self.shard_count() {
+            let shard = self.lock_index(i);
+            for e in shard.iter() {
+                let k = e.key();
+                if !e.is_expired(now) && (all || (k.starts_with(prefix) && glob_match(pattern, k))) {
+                    out.push(Bytes::copy_from_slice(k));
+                }
+            }
+        }
+        out
+    }
+
+    /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
+    pub fn scan(&self, args: &ScanArgs) -> (u64, Vec<Bytes>) {
+        let now = self.now();
+        let filter = Filter { prefix: args.prefix.as_deref().unwrap_or(b""), pattern: args.pattern.as_deref() };
+        let want_type = type_matches(&args.type_filter);
+        let mut budget = args.count.max(1);
+        let (mut shard_idx, mut remaining) = decode_cursor(args.cursor);
+        let mut out = Vec::new();
+        while shard_idx < self.shard_count() {
+            let shard = self.lock_index(shard_idx);
+            let mut pos = remaining.min(shard.len() as u64);
+            while pos > 0 && budget > 0 {
+                pos -= 1;
+                budget -= 1;
+                let e = shard.entry(pos as usize);
+                if want_type && !e.is_expired(now) && filter.accepts(e.key()) {
+                    out.push(Bytes::copy_from_slice(e.key()));
+                }
+            }
+            drop(shard);
+            if pos > 0 {
+                return (encode_cursor(shard_idx, pos), out);
+            }
+            shard_idx += 1;
+            remaining = TOP;
+            if budget == 0 {
+                let next = if shard_idx < self.shard_count() { encode_cursor(shard_idx, TOP) } else { 0 };
+                return (next, out);
+            }
+        }
+        (0, out)
+    }
+}

@@ -1,0 +1,235 @@
+//! One shard of the keyspace: a dense vector of entries plus a hash index of their positions.
+//!
+//! ```text
+//! index:    HashTable<u32>   hash(key) -> position in `entries`
+//! entries:  Vec<Entry>       dense; removal swaps the last entry into the hole
+//! volatile: Vec<u32>         positions of entries with an expiry (each entry knows its slot: `vol_idx`)
+//! ```
+//! The dense layout gives O(1) uniform random sampling (eviction, active expiry) and a SCAN cursor that
+//! walks positions from the top down: removal only ever moves the *last* entry, which such a cursor has
+//! already visited, so an entry present for the whole scan is never skipped (it may be seen twice).
+//!
+//! Each entry keeps key and string value in one allocation (`[key_len:u32][key][value]`) to save the
+//! per-allocation overhead that dominates small values.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+/// No expiry.
+pub const NO_EXPIRE: u64 = 0;
+const NOT_VOLATILE: u32 = u32::MAX;
+
+pub(crate) struct Entry {
+    blob: Box<[u8]>,
+    /// Absolute Unix ms; [`NO_EXPIRE`] when persistent.
+    pub(crate) expire_at: u64,
+    /// LRU clock (seconds) or LFU state, depending on the eviction policy.
+    pub(crate) access: u32,
+    vol_idx: u32,
+}
+
+impl Entry {
+    fn new(key: &[u8], value: &[u8], expire_at: u64, access: u32) -> Entry {
+        let mut blob = Vec::with_capacity(4 + key.len() + value.len());
+        blob.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        blob.extend_from_slice(key);
+        blob.extend_from_slice(value);
+        Entry { blob: blob.into_boxed_slice(), expire_at, access, vol_idx: NOT_VOLATILE }
+    }
+
+    fn key_len(&self) -> usize {
+        u32::from_le_bytes(self.blob[..4].try_into().expect("4 bytes")) as usize
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.blob[4..4 + self.key_len()]
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.blob[4 + self.key_len()..]
+    }
+
+    pub(crate) fn is_expired(&self, now: u64) -> bool {
+        self.expire_at != NO_EXPIRE && self.expire_at <= now
+    }
+
+    /// Memory charged for this entry: the blob's allocator size class plus the fixed per-entry cost.
+    pub(crate) fn charge(&self) -> usize {
+        entry_charge(self.blob.len())
+    }
+}
+
+/// Fixed cost of one entry: its slot in `entries` and its slot (4 bytes + control byte) in the index,
+/// at the tables' typical load.
+pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 8;
+
+pub(crate) fn entry_charge(blob_len: usize) -> usize {
+    size_class(blob_len) + ENTRY_OVERHEAD
+}
+
+/// The size class a jemalloc-like allocator rounds a request up to (4 classes per doubling past 128).
+pub(crate) fn size_class(n: usize) -> usize {
+    if n <= 8 {
+        return 8;
+    }
+    if n <= 128 {
+        return n.div_ceil(16) * 16;
+    }
+    let shift = usize::BITS - (n - 1).leading_zeros(); // 2^shift >= n
+    let step = 1usize << (shift - 3);
+    n.div_ceil(step) * step
+}
+
+pub(crate) struct Shard {
+    hasher: FixedState,
+    /// The keyspace-wide total of `used`, kept in step with it.
+    total: Arc<AtomicUsize>,
+    entries: Vec<Entry>,
+    index: HashTable<u32>,
+    volatile: Vec<u32>,
+    /// Bytes charged to this shard's entries.
+    pub(crate) used: usize,
+}
+
+impl Shard {
+    pub(crate) fn new(hasher: FixedState, total: Arc<AtomicUsize>) -> Shard {
+        Shard { hasher, total, entries: Vec::new(), index: HashTable::new(), volatile: Vec::new(), used: 0 }
+    }
+
+    fn account(&mut self, add: usize, sub: usize) {
+        self.used = self.used + add - sub;
+        if add >= sub {
+            self.total.fetch_add(add - sub, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(sub - add, Ordering::Relaxed);
+        }
+    }
+
+    fn hash_key(hasher: &FixedState, key: &[u8]) -> u64 {
+        hasher.hash_one(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    pub(crate) fn entry(&self, pos: usize) -> &Entry {
+        &self.entries[pos]
+    }
+
+    pub(crate) fn entry_mut(&mut self, pos: usize) -> &mut Entry {
+        &mut self.entries[pos]
+    }
+
+    pub(crate) fn volatile_pos(&self, slot: usize) -> usize {
+        self.volatile[slot] as usize
+    }
+
+    /// Position of `key`, expired or not.
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<usize> {
+        let entries = &self.entries;
+        self.index.find(hash, |&p| entries[p as usize].key() == key).map(|&p| p as usize)
+    }
+
+    /// Inserts or replaces `key`; returns the position.
+    pub(crate) fn upsert(&mut self, hash: u64, key: &[u8], value: &[u8], expire_at: u64, access: u32) -> usize {
+        let new = Entry::new(key, value, expire_at, access);
+        let charge = new.charge();
+        match self.find(hash, key) {
+            Some(pos) => {
+                let old_charge = self.entries[pos].charge();
+                let vol = self.entries[pos].vol_idx;
+                self.entries[pos].blob = new.blob;
+                self.entries[pos].access = access;
+                self.account(charge, old_charge);
+                debug_assert!(vol == NOT_VOLATILE || self.volatile[vol as usize] as usize == pos);
+                self.set_expire(pos, expire_at);
+                pos
+            }
+            None => {
+                let pos = self.entries.len();
+                let (entries, hasher) = (&self.entries, &self.hasher);
+                self.index.insert_unique(hash, pos as u32, |&p| Self::hash_key(hasher, entries[p as usize].key()));
+                self.entries.push(new);
+                self.account(charge, 0);
+                if expire_at != NO_EXPIRE {
+                    self.entries[pos].vol_idx = self.volatile.len() as u32;
+                    self.volatile.push(pos as u32);
+                }
+                pos
+            }
+        }
+    }
+
+    /// Sets or clears the expiry of the entry at `pos`, keeping the volatile list in step.
+    pub(crate) fn set_expire(&mut self, pos: usize, expire_at: u64) {
+        let vol = self.entries[pos].vol_idx;
+        self.entries[pos].expire_at = expire_at;
+        match (vol == NOT_VOLATILE, expire_at == NO_EXPIRE) {
+            (true, false) => {
+                self.entries[pos].vol_idx = self.volatile.len() as u32;
+                self.volatile.push(pos as u32);
+            }
+            (false, true) => {
+                self.remove_volatile(vol);
+                self.entries[pos].vol_idx = NOT_VOLATILE;
+            }
+            _ => {}
+        }
+    }
+
+    fn remove_volatile(&mut self, slot: u32) {
+        let slot = slot as usize;
+        self.volatile.swap_remove(slot);
+        if let Some(&moved) = self.volatile.get(slot) {
+            self.entries[moved as usize].vol_idx = slot as u32;
+        }
+    }
+
+    /// Removes the entry at `pos` and returns it. The last entry moves into `pos`.
+    pub(crate) fn remove_at(&mut self, pos: usize, hash: u64) -> Entry {
+        let removed = self.index.find_entry(hash, |&p| p as usize == pos).expect("indexed entry").remove().0 as usize;
+        debug_assert_eq!(removed, pos);
+        let vol = self.entries[pos].vol_idx;
+        if vol != NOT_VOLATILE {
+            self.remove_volatile(vol);
+        }
+        let last = self.entries.len() - 1;
+        let entry = self.entries.swap_remove(pos);
+        if pos != last {
+            // The former last entry now lives at `pos`: repoint its index slot and volatile slot.
+            let moved_hash = self.hash_of(pos);
+            let slot = self.index.find_mut(moved_hash, |&p| p as usize == last).expect("indexed moved entry");
+            *slot = pos as u32;
+            let mvol = self.entries[pos].vol_idx;
+            if mvol != NOT_VOLATILE {
+                self.volatile[mvol as usize] = pos as u32;
+            }
+        }
+        self.account(0, entry.charge());
+        entry
+    }
+
+    fn hash_of(&self, pos: usize) -> u64 {
+        Self::hash_key(&self.hasher, self.entries[pos].key())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries = Vec::new();
+        self.index = HashTable::new();
+        self.volatile = Vec::new();
+        self.account(0, self.used);
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+}

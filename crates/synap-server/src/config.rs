@@ -1,0 +1,313 @@
+//! Configuration: embedded defaults, then an optional YAML file, then `SYNAP_*` environment variables and
+//! command-line flags (clap reads both). Unknown keys and bad values in the file fail start-up with a
+//! message naming the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Deserializer};
+use synap_core::{EngineConfig, EvictionPolicy, KvConfig};
+
+/// A byte count written as a number or with a unit: `1024`, `64kb`, `512mb`, `2gb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size '{s}': expected a number with an optional unit (b, kb, mb, gb)"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            other => {
+                return Err(format!("invalid size unit '{other}' in '{s}': expected b, kb, mb or gb"));
+            }
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size '{s}' is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// The eviction policy as written in config (`allkeys-lru`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy(pub EvictionPolicy);
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Policy).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `synap_server=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted (413 beyond).
+    pub max_body_bytes: ByteSize,
+    /// Most commands in one envelope pipeline.
+    pub max_pipeline: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { max_body_bytes: ByteSize(16 << 20), max_pipeline: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvSection {
+    pub shards: usize,
+    /// Memory limit for the keyspace; 0 = none.
+    pub max_memory: ByteSize,
+    pub eviction_policy: Policy,
+    pub eviction_samples: usize,
+    pub max_key_bytes: ByteSize,
+    pub max_value_bytes: ByteSize,
+    /// Active expiry passes per second.
+    pub active_expiry_hz: u32,
+    /// Time budget of one active expiry pass, in milliseconds.
+    pub active_expiry_budget_ms: u64,
+}
+
+impl Default for KvSection {
+    fn default() -> Self {
+        let kv = KvConfig::default();
+        KvSection {
+            shards: kv.shards,
+            max_memory: ByteSize(0),
+            eviction_policy: Policy::default(),
+            eviction_samples: kv.eviction_samples,
+            max_key_bytes: ByteSize(kv.max_key_bytes as u64),
+            max_value_bytes: ByteSize(kv.max_value_bytes as u64),
+            active_expiry_hz: 10,
+            active_expiry_budget_ms: 25,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub resp_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub kv: KvSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: "127.0.0.1:15500".parse().expect("valid"),
+            resp_addr: "127.0.0.1:6379".parse().expect("valid"),
+            data_dir: PathBuf::from("./data"),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            kv: KvSection::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a YAML file; every key is optional, unknown keys are errors.
+    pub fn from_yaml_file(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::from_yaml(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn from_yaml(text: &str) -> anyhow::Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let de = serde_norway::Deserializer::from_str(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("{path}: {}", e.into_inner())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.kv.shards >= 1 && self.kv.shards <= 4096, "kv.shards: must be between 1 and 4096");
+        anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
+        anyhow::ensure!(self.kv.max_key_bytes.0 >= 1, "kv.max_key_bytes: must be at least 1");
+        anyhow::ensure!(self.http.max_body_bytes.0 >= 1024, "http.max_body_bytes: must be at least 1kb");
+        anyhow::ensure!(self.http.max_pipeline >= 1, "http.max_pipeline: must be at least 1");
+        anyhow::ensure!(
+            self.kv.active_expiry_hz >= 1 && self.kv.active_expiry_hz <= 500,
+            "kv.active_expiry_hz: must be between 1 and 500"
+        );
+        Ok(())
+    }
+
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            kv: KvConfig {
+                shards: self.kv.shards,
+                max_memory: self.kv.max_memory.0 as usize,
+                eviction: self.kv.eviction_policy.0,
+                eviction_samples: self.kv.eviction_samples,
+                max_key_bytes: self.kv.max_key_bytes.0 as usize,
+                max_value_bytes: self.kv.max_value_bytes.0 as usize,
+            },
+        }
+    }
+}
+
+/// Command-line flags; each is also read from its `SYNAP_*` environment variable.
+#[derive(Debug, Parser, Default)]
+#[command(name = "synap-server", version, about = "Synap: key-value store, queues, streams and pub/sub in one server")]
+pub struct Cli {
+    /// YAML configuration file (every key optional).
+    #[arg(long, env = "SYNAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "SYNAP_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// RESP (Redis protocol) listen address.
+    #[arg(long, env = "SYNAP_RESP_ADDR")]
+    pub resp_addr: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long, env = "SYNAP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, env = "SYNAP_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (`info`, `debug`, `synap_server=debug`).
+    #[arg(long, env = "SYNAP_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Keyspace memory limit (`512mb`; 0 = none).
+    #[arg(long, env = "SYNAP_MAX_MEMORY")]
+    pub max_memory: Option<ByteSize>,
+    /// Eviction policy at the memory limit (`noeviction`, `allkeys-lru`, ...).
+    #[arg(long, env = "SYNAP_EVICTION_POLICY")]
+    pub eviction_policy: Option<EvictionPolicy>,
+}
+
+impl Cli {
+    /// Defaults, then the file, then flags and environment.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::from_yaml_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(a) = self.http_addr {
+            cfg.http_addr = a;
+        }
+        if let Some(a) = self.resp_addr {
+            cfg.resp_addr = a;
+        }
+        if let Some(d) = self.data_dir {
+            cfg.data_dir = d;
+        }
+        if let Some(f) = self.log_format {
+            cfg.log.format = f;
+        }
+        if let Some(l) = self.log_level {
+            cfg.log.level = l;
+        }
+        if let Some(m) = self.max_memory {
+            cfg.kv.max_memory = m;
+        }
+        if let Some(p) = self.eviction_policy {
+            cfg.kv.eviction_policy = Policy(p);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!("512mb".parse::<ByteSize>().unwrap().0, 512 << 20);
+        assert_eq!("64KB".parse::<ByteSize>().unwrap().0, 64 << 10);
+        assert_eq!("100".parse::<ByteSize>().unwrap().0, 100);
+        assert!("12xb".parse::<ByteSize>().unwrap_err().contains("unit"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::from_yaml("kv:\n  max_memroy: 1mb\n").unwrap_err().to_string();
+        assert!(e.contains("max_memroy"), "{e}");
+        let e = Config::from_yaml("kv:\n  eviction_policy: sometimes\n").unwrap_err().to_string();
+        assert!(e.contains("eviction_policy") && e.contains("sometimes"), "{e}");
+        let e = Config::from_yaml("http_addr: nowhere\n").unwrap_err().to_string();
+        assert!(e.contains("http_addr"), "{e}");
+        let e = Config::from_yaml("kv:\n  max_memory: lots\n").unwrap_err().to_string();
+        assert!(e.contains("max_memory"), "{e}");
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_override() {
+        let cfg = Config::from_yaml("kv:\n  max_memory: 2mb\n  eviction_policy: allkeys-lru\nlog:\n  format: json\n")
+            .unwrap();
+        assert_eq!(cfg.kv.max_memory.0, 2 << 20);
+        assert_eq!(cfg.kv.eviction_policy.0, EvictionPolicy::AllKeysLru);
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        let cli = Cli { http_addr: Some("127.0.0.1:0".parse().unwrap()), ..Cli::default() };
+        let cfg = cli.into_config().unwrap();
+        assert_eq!(cfg.http_addr.port(), 0);
+        assert_eq!(cfg.resp_addr.port(), 6379);
+    }
+}

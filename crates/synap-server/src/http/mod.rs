@@ -1,0 +1,274 @@
+//! The HTTP front end: REST routes and the command envelope (`POST /api/v1/command`), a thin codec over
+//! the engine. Every route names an entry of [`ops::OPS`] and builds its payload from path, query and body.
+
+pub mod body;
+pub mod ops;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use self::body::{ApiError, Format, bytes_to_json, parse_body, percent_decode, respond, response_format};
+use crate::service::Service;
+
+type AppState = Arc<Service>;
+
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.config.http.max_body_bytes.0 as usize;
+    Router::new()
+        .route("/health", get(health))
+        .route("/kv/stats", get(kv_stats))
+        .route("/api/v1/command", post(envelope))
+        .route("/kv/{op}", any(rest_plain))
+        .route("/kv/{op}/{key}", any(rest_keyed))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// A request body, or the matching API error (413 past the limit).
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!("request body exceeds the limit: {}", rej.body_text()))
+        } else {
+            ApiError { status: rej.status(), code: "BAD_REQUEST", message: rej.body_text() }
+        }
+    })
+}
+
+async fn health(State(svc): State<AppState>) -> Response {
+    let body = json!({
+        "status": "ok",
+        "role": "master",
+        "uptime_secs": svc.uptime_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn kv_stats(State(svc): State<AppState>, headers: HeaderMap) -> Response {
+    respond(response_format(&headers), StatusCode::OK, &stats_json(&svc))
+}
+
+pub fn stats_json(svc: &Service) -> Value {
+    let s = svc.engine.kv().stats();
+    json!({
+        "keys": s.keys,
+        "volatile_keys": s.volatile_keys,
+        "used_memory": s.used_memory,
+        "max_memory": s.max_memory,
+        "eviction_policy": s.eviction.name(),
+        "hits": s.hits,
+        "misses": s.misses,
+        "expired_keys": s.expired,
+        "evicted_keys": s.evicted,
+        "shards": s.shards,
+    })
+}
+
+/// REST route table: (method, path operation, whether a key is in the path) -> envelope command name.
+fn rest_op(method: &Method, op: &str, keyed: bool) -> Option<&'static str> {
+    let name = match (method.as_str(), op, keyed) {
+        ("POST", "set", false) => "kv.set",
+        ("GET", "get", true) => "kv.get",
+        ("DELETE", "del", true) | ("POST", "del", false) => "kv.del",
+        ("POST", "exists", false) => "kv.exists",
+        ("POST", "mget", false) => "kv.mget",
+        ("POST", "mset", false) => "kv.mset",
+        ("POST", "incr", true) => "kv.incr",
+        ("POST", "decr", true) => "kv.decr",
+        ("POST", "incrbyfloat", true) => "kv.incrbyfloat",
+        ("POST", "append", true) => "kv.append",
+        ("GET", "strlen", true) => "kv.strlen",
+        ("POST", "getset", false) => "kv.getset",
+        ("POST", "getdel", true) => "kv.getdel",
+        ("POST", "expire", true) => "kv.expire",
+        ("POST", "persist", true) => "kv.persist",
+        ("GET", "ttl", true) => "kv.ttl",
+        ("GET", "type", true) => "kv.type",
+        ("POST", "rename", false) => "kv.rename",
+        ("GET", "keys", false) => "kv.keys",
+        ("GET", "scan", false) => "kv.scan",
+        ("GET", "randomkey", false) => "kv.randomkey",
+        ("GET", "dbsize", false) => "kv.dbsize",
+        ("POST", "flushall", false) => "kv.flushall",
+        _ => return None,
+    };
+    Some(name)
+}
+
+async fn rest_plain(
+    State(svc): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    rest(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn rest_keyed(
+    State(svc): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    rest(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn rest(
+    svc: AppState,
+    method: Method,
+    uri: Uri,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // The path is split by hand: axum's extractors insist on UTF-8, but keys are binary-safe.
+    let path = uri.path().strip_prefix("/kv/").unwrap_or_default();
+    let (op_seg, key) = match path.split_once('/') {
+        Some((op, key)) => (op.to_string(), Some(percent_decode(key)?)),
+        None => (path.to_string(), None),
+    };
+    let Some(name) = rest_op(&method, &op_seg, key.is_some()) else {
+        return Err(
+            if rest_op(&Method::GET, &op_seg, key.is_some()).is_some()
+                || rest_op(&Method::POST, &op_seg, key.is_some()).is_some()
+                || rest_op(&Method::DELETE, &op_seg, key.is_some()).is_some()
+            {
+                ApiError {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    code: "METHOD_NOT_ALLOWED",
+                    message: format!("{method} is not allowed on this route"),
+                }
+            } else {
+                ApiError::not_found(format!("no route for {method} /kv/{op_seg}"))
+            },
+        );
+    };
+    let body = read_body(body)?;
+    let mut payload = match parse_body(&headers, &body)? {
+        Value::Object(m) => m,
+        _ => return Err(ApiError::bad_request("request body must be a JSON object")),
+    };
+    // Query parameters fill fields the body does not give (GET routes, raw-body SET).
+    for (k, v) in query {
+        payload.entry(k).or_insert(Value::String(v));
+    }
+    if let Some(k) = key {
+        payload.insert("key".into(), bytes_to_json(&k));
+    }
+    let payload = Value::Object(payload);
+    let format = response_format(&headers);
+    let op = ops::find(name).expect("route names a known op");
+    let cmd = (op.parse)(&payload)?;
+    let reply = svc.execute(cmd).await?;
+    // Raw responses: the bare value of a GET.
+    if format == Format::Raw
+        && let synap_core::Reply::Bulk(b) = &reply
+    {
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, body::OCTET)], b.clone()).into_response());
+    }
+    let out = (op.render)(&payload, reply)?;
+    Ok(respond(format, StatusCode::OK, &out))
+}
+
+/// `POST /api/v1/command`: one envelope, or an array of envelopes executed in order as a pipeline.
+async fn envelope(State(svc): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let format = response_format(&headers);
+    let result = async {
+        let body = read_body(body)?;
+        let parsed = parse_body(&headers, &body)?;
+        match parsed {
+            Value::Array(items) => {
+                if items.len() > svc.config.http.max_pipeline {
+                    return Err(ApiError::too_large(format!(
+                        "pipeline of {} commands exceeds the limit of {}",
+                        items.len(),
+                        svc.config.http.max_pipeline
+                    )));
+                }
+                Ok(Value::Array(run_pipeline(&svc, items).await))
+            }
+            Value::Object(_) => Ok(run_pipeline(&svc, vec![parsed]).await.pop().expect("one reply")),
+            _ => Err(ApiError::bad_request("expected a command object or an array of them")),
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => respond(format, StatusCode::OK, &v),
+        Err(e) => respond(format, e.status, &e.body()),
+    }
+}
+
+/// What one envelope entry runs: an engine command (by its index in the batch) or a server-side read.
+enum Step {
+    Engine(&'static ops::Op, usize),
+    Stats,
+}
+
+struct Planned {
+    request_id: Value,
+    payload: Value,
+    step: Result<Step, ApiError>,
+}
+
+async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
+    let mut planned = Vec::with_capacity(items.len());
+    let mut cmds = Vec::new();
+    for item in items {
+        let request_id = item.get("request_id").cloned().unwrap_or(Value::Null);
+        let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+        let step = match item.get("command").and_then(Value::as_str) {
+            Some("kv.stats") => Ok(Step::Stats),
+            _ => plan(&item, &payload).map(|(op, cmd)| {
+                cmds.push(cmd);
+                Step::Engine(op, cmds.len() - 1)
+            }),
+        };
+        planned.push(Planned { request_id, payload, step });
+    }
+    let mut results: Vec<Option<_>> = svc.execute_batch(cmds).await.into_iter().map(Some).collect();
+    planned
+        .into_iter()
+        .map(|p| {
+            let outcome = p.step.and_then(|step| match step {
+                Step::Engine(op, i) => {
+                    let reply = results[i].take().expect("one result per command")?;
+                    (op.render)(&p.payload, reply)
+                }
+                Step::Stats => Ok(stats_json(svc)),
+            });
+            match outcome {
+                Ok(payload) => json!({"success": true, "request_id": p.request_id, "payload": payload}),
+                Err(e) => json!({"success": false, "request_id": p.request_id, "error": e.body()["error"]}),
+            }
+        })
+        .collect()
+}
+
+fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, synap_core::Command), ApiError> {
+    let name =
+        item.get("command").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("missing field 'command'"))?;
+    if !payload.is_object() {
+        return Err(ApiError::bad_request("field 'payload': expected an object"));
+    }
+    let op = ops::find(name).ok_or_else(|| ApiError::bad_request(format!("unknown command '{name}'")))?;
+    Ok((op, (op.parse)(payload)?))
+}

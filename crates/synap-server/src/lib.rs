@@ -1,0 +1,15 @@
+//! The Synap server: configuration, listeners and background tasks around the one engine.
+//!
+//! Layout:
+//! - [`config`]  defaults, YAML file, `SYNAP_*` environment, flags
+//! - [`server`]  binding listeners, background tasks (active expiry), orderly shutdown
+//! - [`service`] the handle front ends share: execute commands, wait for durability
+//! - [`http`]    REST routes and the command envelope
+
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod service;
+
+pub use config::{Cli, Config};
+pub use server::RunningServer;

@@ -1,0 +1,84 @@
+//! Starting and stopping a server: binds the listeners, spawns the background tasks, and shuts down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use synap_core::{Engine, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::Config;
+use crate::http;
+use crate::service::Service;
+
+/// A running server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub service: Arc<Service>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Binds every listener (port 0 picks a free port) and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+        let config = Arc::new(config);
+        let engine = Arc::new(Engine::new(config.engine_config(), Arc::new(SystemClock), None));
+        let service = Arc::new(Service::new(engine.clone(), config.clone()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot bind HTTP listener on {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let app = http::router(service.clone());
+        let mut rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+
+        tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
+        info!(http = %http_addr, data_dir = %config.data_dir.display(), "synap-server listening");
+        Ok(RunningServer { http_addr, service, shutdown, tasks })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the background tasks.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Active expiry: `hz` passes per second, each within its time budget.
+fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let period = Duration::from_millis(1000 / config.kv.active_expiry_hz.max(1) as u64);
+    let budget = Duration::from_millis(config.kv.active_expiry_budget_ms);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let engine = engine.clone();
+                    // The pass takes shard locks briefly; run it off the async workers.
+                    let _ = tokio::task::spawn_blocking(move || engine.maintenance(budget)).await;
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}

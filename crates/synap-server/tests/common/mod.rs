@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: an in-process server on ephemeral ports.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use synap_server::{Config, RunningServer};
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub _dir: tempfile::TempDir,
+}
+
+/// A config bound to loopback port 0 with its data in a fresh temporary directory.
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut cfg = Config::default();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.resp_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.data_dir = dir.path().to_path_buf();
+    cfg
+}
+
+pub async fn start_with(edit: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&dir);
+    edit(&mut cfg);
+    let server = RunningServer::start(cfg).await.expect("server starts");
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    TestServer { server: Some(server), base, http, _dir: dir }
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+pub mod process;

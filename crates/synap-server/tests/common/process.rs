@@ -1,0 +1,84 @@
+//! A `synap-server` child process on ephemeral ports, killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub http_addr: String,
+    pub resp_addr: Option<String>,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` on loopback port 0 and waits for its "listening" line.
+    pub fn start(data_dir: &Path, args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synap-server"))
+            .args(["--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0", "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn synap-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if line.starts_with("synap-server listening") {
+                    let _ = tx.send(line);
+                    break;
+                }
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                break line;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("synap-server exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "synap-server did not start in time");
+        };
+        let field = |name: &str| {
+            line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).map(str::to_string)
+        };
+        ServerProcess { http_addr: field("http").expect("http address"), resp_addr: field("resp"), child }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                panic!("synap-server ignored SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
