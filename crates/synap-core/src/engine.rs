@@ -94,6 +94,11 @@ impl Engine {
         reply
     }
 
+    /// Attaches the mutation log (after recovery replayed the old one). Fails if one is attached already.
+    pub fn attach_log(&self, log: Arc<dyn MutationLog>) -> std::result::Result<(), Arc<dyn MutationLog>> {
+        self.kv.attach_log(log)
+    }
+
     /// The one applier for recorded mutations (recovery, replicas): applies without logging.
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
         self.kv.apply_batch(batch);

@@ -21,5 +21,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 pub use engine::{Engine, EngineConfig, ExecCtx};
 pub use error::{CommandError, ErrorKind, Result};
-pub use kv::{EvictionPolicy, KvConfig, KvStats};
+pub use kv::{EvictionPolicy, KvConfig, KvStats, SnapshotCursor};
 pub use mutation::{DecodeError, Mutation, MutationLog, decode_batch, encode_batch, encoded_len};

@@ -7,7 +7,9 @@
 //!
 //! Because records are physical and expiry times absolute, replay is deterministic: a key that expired in
 //! the original run is either overwritten by a later record or still carries its past expiry time and is
-//! treated as absent.
+//! treated as absent. Every record names one key (or all of them, `FlushAll`) and sets its state without
+//! reading another key, so replaying a suffix of the log over a snapshot taken shard by shard while writes
+//! went on (a "fuzzy" snapshot) still ends in the right state: each key ends as its last record says.
 //!
 //! # Encoding (little endian; see `docs/format.md`)
 //! ```text
@@ -16,7 +18,7 @@
 //!   1 Set        key:bytes value:bytes expire_at:u64   (0 = no expiry)
 //!   2 Del        key:bytes
 //!   3 SetExpire  key:bytes expire_at:u64               (0 = persist)
-//!   4 Rename     from:bytes to:bytes
+//!   (4 is reserved: an early logical Rename, replaced by Del + Set)
 //!   5 FlushAll
 //! bytes    := len:u32 data[len]
 //! ```
@@ -31,14 +33,12 @@ pub enum Mutation<'a> {
     Set { key: &'a [u8], value: &'a [u8], expire_at: u64 },
     Del { key: &'a [u8] },
     SetExpire { key: &'a [u8], expire_at: u64 },
-    Rename { from: &'a [u8], to: &'a [u8] },
     FlushAll,
 }
 
 const TAG_SET: u8 = 1;
 const TAG_DEL: u8 = 2;
 const TAG_SET_EXPIRE: u8 = 3;
-const TAG_RENAME: u8 = 4;
 const TAG_FLUSH_ALL: u8 = 5;
 
 /// Where the engine sends mutation batches after applying them.
@@ -80,7 +80,6 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::Set { key, value, .. } => 4 + key.len() + 4 + value.len() + 8,
                 Mutation::Del { key } => 4 + key.len(),
                 Mutation::SetExpire { key, .. } => 4 + key.len() + 8,
-                Mutation::Rename { from, to } => 8 + from.len() + to.len(),
                 Mutation::FlushAll => 0,
             }
         })
@@ -108,11 +107,6 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.push(TAG_SET_EXPIRE);
             put_bytes(out, key);
             out.extend_from_slice(&expire_at.to_le_bytes());
-        }
-        Mutation::Rename { from, to } => {
-            out.push(TAG_RENAME);
-            put_bytes(out, from);
-            put_bytes(out, to);
         }
         Mutation::FlushAll => out.push(TAG_FLUSH_ALL),
     }
@@ -161,7 +155,6 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_SET => Mutation::Set { key: r.bytes()?, value: r.bytes()?, expire_at: r.u64()? },
             TAG_DEL => Mutation::Del { key: r.bytes()? },
             TAG_SET_EXPIRE => Mutation::SetExpire { key: r.bytes()?, expire_at: r.u64()? },
-            TAG_RENAME => Mutation::Rename { from: r.bytes()?, to: r.bytes()? },
             TAG_FLUSH_ALL => Mutation::FlushAll,
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
@@ -183,7 +176,6 @@ mod tests {
             Mutation::Set { key: b"k", value: b"\x00\xffv", expire_at: 42 },
             Mutation::Del { key: b"" },
             Mutation::SetExpire { key: b"k", expire_at: 0 },
-            Mutation::Rename { from: b"a", to: b"b" },
             Mutation::FlushAll,
         ];
         let mut buf = Vec::new();

@@ -33,9 +33,5 @@ fn main() {
     let used = engine.kv().used_memory();
     println!("keys={n} value_size={value_size}");
     println!("engine used_memory: {} bytes ({:.1} bytes/key)", used, used as f64 / n as f64);
-    println!(
-        "allocator allocated: {} bytes ({:.1} bytes/key)",
-        after - before,
-        (after - before) as f64 / n as f64
-    );
+    println!("allocator allocated: {} bytes ({:.1} bytes/key)", after - before, (after - before) as f64 / n as f64);
 }

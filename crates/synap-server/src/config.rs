@@ -139,6 +139,68 @@ impl Default for KvSection {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    Always,
+    #[default]
+    Periodic,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RecoverSetting {
+    #[default]
+    Strict,
+    Truncate,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSection {
+    /// Seconds between scheduled snapshots (when anything was written); 0 = no timer.
+    pub interval_secs: u64,
+    /// Take a snapshot after this many writes; 0 = never by count.
+    pub after_writes: u64,
+    /// Snapshots kept on disk.
+    pub keep: usize,
+    /// Take a snapshot on graceful shutdown.
+    pub on_shutdown: bool,
+}
+
+impl Default for SnapshotSection {
+    fn default() -> Self {
+        SnapshotSection { interval_secs: 300, after_writes: 1_000_000, keep: 2, on_shutdown: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersistenceSection {
+    pub enabled: bool,
+    pub fsync: FsyncMode,
+    pub fsync_interval_ms: u64,
+    /// WAL segment size before rotation.
+    pub segment_bytes: ByteSize,
+    /// What a corrupt record in the middle of the WAL does at start: stop (`strict`) or cut the log there.
+    pub recover: RecoverSetting,
+    pub snapshot: SnapshotSection,
+}
+
+impl Default for PersistenceSection {
+    fn default() -> Self {
+        PersistenceSection {
+            enabled: true,
+            fsync: FsyncMode::Periodic,
+            fsync_interval_ms: 10,
+            segment_bytes: ByteSize(64 << 20),
+            recover: RecoverSetting::Strict,
+            snapshot: SnapshotSection::default(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -149,6 +211,7 @@ pub struct Config {
     pub log: LogConfig,
     pub http: HttpConfig,
     pub kv: KvSection,
+    pub persistence: PersistenceSection,
 }
 
 impl Default for Config {
@@ -160,6 +223,7 @@ impl Default for Config {
             log: LogConfig::default(),
             http: HttpConfig::default(),
             kv: KvSection::default(),
+            persistence: PersistenceSection::default(),
         }
     }
 }
@@ -190,12 +254,37 @@ impl Config {
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
         anyhow::ensure!(self.kv.max_key_bytes.0 >= 1, "kv.max_key_bytes: must be at least 1");
         anyhow::ensure!(self.http.max_body_bytes.0 >= 1024, "http.max_body_bytes: must be at least 1kb");
+        anyhow::ensure!(
+            self.persistence.fsync_interval_ms >= 1 && self.persistence.fsync_interval_ms <= 60_000,
+            "persistence.fsync_interval_ms: must be between 1 and 60000"
+        );
+        anyhow::ensure!(self.persistence.segment_bytes.0 >= 4096, "persistence.segment_bytes: must be at least 4kb");
+        anyhow::ensure!(self.persistence.snapshot.keep >= 1, "persistence.snapshot.keep: must be at least 1");
         anyhow::ensure!(self.http.max_pipeline >= 1, "http.max_pipeline: must be at least 1");
         anyhow::ensure!(
             self.kv.active_expiry_hz >= 1 && self.kv.active_expiry_hz <= 500,
             "kv.active_expiry_hz: must be between 1 and 500"
         );
         Ok(())
+    }
+
+    pub fn persistence_config(&self) -> synap_storage::PersistenceConfig {
+        let p = &self.persistence;
+        synap_storage::PersistenceConfig {
+            data_dir: self.data_dir.clone(),
+            fsync: match p.fsync {
+                FsyncMode::Always => synap_storage::FsyncPolicy::Always,
+                FsyncMode::Periodic => synap_storage::FsyncPolicy::Periodic,
+                FsyncMode::Never => synap_storage::FsyncPolicy::Never,
+            },
+            fsync_interval: std::time::Duration::from_millis(p.fsync_interval_ms),
+            segment_bytes: p.segment_bytes.0,
+            snapshot_keep: p.snapshot.keep,
+            recover: match p.recover {
+                RecoverSetting::Strict => synap_storage::RecoverMode::Strict,
+                RecoverSetting::Truncate => synap_storage::RecoverMode::Truncate,
+            },
+        }
     }
 
     pub fn engine_config(&self) -> EngineConfig {
@@ -239,6 +328,12 @@ pub struct Cli {
     /// Eviction policy at the memory limit (`noeviction`, `allkeys-lru`, ...).
     #[arg(long, env = "SYNAP_EVICTION_POLICY")]
     pub eviction_policy: Option<EvictionPolicy>,
+    /// Persist to the data directory (WAL and snapshots).
+    #[arg(long, env = "SYNAP_PERSISTENCE")]
+    pub persistence: Option<bool>,
+    /// When the WAL is fsynced: `always` (before every acknowledgement), `periodic`, `never`.
+    #[arg(long, env = "SYNAP_FSYNC", value_enum)]
+    pub fsync: Option<FsyncMode>,
 }
 
 impl Cli {
@@ -268,6 +363,12 @@ impl Cli {
         }
         if let Some(p) = self.eviction_policy {
             cfg.kv.eviction_policy = Policy(p);
+        }
+        if let Some(p) = self.persistence {
+            cfg.persistence.enabled = p;
+        }
+        if let Some(f) = self.fsync {
+            cfg.persistence.fsync = f;
         }
         cfg.validate()?;
         Ok(cfg)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use synap_core::{Engine, SystemClock};
+use synap_storage::{FsStorage, Persistence, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,9 +27,33 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds every listener (port 0 picks a free port) and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+        RunningServer::start_with_storage(config, Arc::new(FsStorage)).await
+    }
+
+    /// Like [`RunningServer::start`], persisting through `storage` (tests inject failures this way).
+    pub async fn start_with_storage(config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<RunningServer> {
         let config = Arc::new(config);
         let engine = Arc::new(Engine::new(config.engine_config(), Arc::new(SystemClock), None));
-        let service = Arc::new(Service::new(engine.clone(), config.clone()));
+        let persistence = if config.persistence.enabled {
+            let (cfg, e) = (config.persistence_config(), engine.clone());
+            let (p, report) = tokio::task::spawn_blocking(move || Persistence::open(cfg, storage, e))
+                .await?
+                .with_context(|| format!("cannot recover from data directory {}", config.data_dir.display()))?;
+            info!(
+                snapshot = ?report.snapshot,
+                snapshot_entries = report.snapshot_entries,
+                records_replayed = report.records_replayed,
+                truncated_bytes = report.truncated_bytes,
+                last_lsn = report.last_lsn,
+                keys = engine.kv().len(),
+                millis = report.millis,
+                "recovery complete"
+            );
+            Some(Arc::new(p))
+        } else {
+            None
+        };
+        let service = Arc::new(Service::new(engine.clone(), config.clone(), persistence.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -50,17 +75,63 @@ impl RunningServer {
         }));
 
         tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
+        if let Some(p) = &persistence {
+            tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
+        }
         info!(http = %http_addr, data_dir = %config.data_dir.display(), "synap-server listening");
         Ok(RunningServer { http_addr, service, shutdown, tasks })
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for the background tasks.
+    /// Stops accepting, lets in-flight requests finish, waits for the background tasks, then takes the
+    /// shutdown snapshot (if configured) and flushes and fsyncs the WAL.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Some(p) = self.service.persistence.clone() {
+            let on_shutdown = self.service.config.persistence.snapshot.on_shutdown;
+            let _ = tokio::task::spawn_blocking(move || {
+                if on_shutdown
+                    && p.writes_since_snapshot() > 0
+                    && let Err(e) = p.snapshot()
+                {
+                    tracing::error!(error = %e, "shutdown snapshot failed");
+                }
+                p.shutdown();
+            })
+            .await;
+        }
     }
+}
+
+/// Snapshots on a schedule: every `interval_secs` when anything was written, and after `after_writes` writes.
+fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let cfg = config.persistence.snapshot.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let writes = p.writes_since_snapshot();
+                    let by_time = cfg.interval_secs > 0 && last.elapsed().as_secs() >= cfg.interval_secs && writes > 0;
+                    let by_count = cfg.after_writes > 0 && writes >= cfg.after_writes;
+                    if by_time || by_count {
+                        let p = p.clone();
+                        match tokio::task::spawn_blocking(move || p.snapshot()).await {
+                            Ok(Err(e)) => tracing::error!(error = %e, "scheduled snapshot failed"),
+                            Err(e) => tracing::error!(error = %e, "snapshot task panicked"),
+                            Ok(Ok(_)) => {}
+                        }
+                        last = tokio::time::Instant::now();
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
 }
 
 /// Active expiry: `hz` passes per second, each within its time budget.

@@ -4,18 +4,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use synap_core::{Command, CommandError, Engine, ExecCtx, Reply};
+use synap_storage::Persistence;
 
 use crate::config::Config;
 
 pub struct Service {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
+    pub persistence: Option<Arc<Persistence>>,
     pub started: Instant,
 }
 
 impl Service {
-    pub fn new(engine: Arc<Engine>, config: Arc<Config>) -> Service {
-        Service { engine, config, started: Instant::now() }
+    pub fn new(engine: Arc<Engine>, config: Arc<Config>, persistence: Option<Arc<Persistence>>) -> Service {
+        Service { engine, config, persistence, started: Instant::now() }
     }
 
     /// Executes a batch of commands in order and returns their results once every write among them is
@@ -38,8 +40,15 @@ impl Service {
 
     /// Waits until the log holds `lsn` as durably as configured. Without a log there is nothing to wait for.
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), CommandError> {
-        let _ = lsn;
-        Ok(())
+        match &self.persistence {
+            Some(p) if lsn > 0 => p.wal().wait(lsn).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The persistence failure that makes the store refuse writes, if any.
+    pub fn persistence_failure(&self) -> Option<String> {
+        self.persistence.as_ref().and_then(|p| p.wal().failure())
     }
 
     pub fn uptime_secs(&self) -> u64 {

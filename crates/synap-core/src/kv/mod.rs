@@ -21,8 +21,8 @@ pub(crate) mod shard;
 mod strings;
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
@@ -61,6 +61,19 @@ impl Default for KvConfig {
     }
 }
 
+/// Where a snapshot walk stands: a shard and the number of positions below the cursor not yet written.
+#[derive(Debug, Clone)]
+pub struct SnapshotCursor {
+    shard: usize,
+    remaining: usize,
+}
+
+impl Default for SnapshotCursor {
+    fn default() -> Self {
+        SnapshotCursor { shard: 0, remaining: usize::MAX }
+    }
+}
+
 /// Counters reported by `/kv/stats` and `INFO`.
 #[derive(Debug, Default)]
 pub struct KvCounters {
@@ -92,7 +105,7 @@ pub struct Keyspace {
     used: Arc<AtomicUsize>,
     pub(crate) counters: KvCounters,
     clock: Arc<dyn Clock>,
-    log: Option<Arc<dyn MutationLog>>,
+    log: OnceLock<Arc<dyn MutationLog>>,
     /// Where the next active-expiry pass starts.
     expire_cursor: AtomicUsize,
 }
@@ -122,7 +135,7 @@ impl Keyspace {
             used,
             counters: KvCounters::default(),
             clock,
-            log,
+            log: log.map(OnceLock::from).unwrap_or_default(),
             expire_cursor: AtomicUsize::new(0),
         }
     }
@@ -209,22 +222,8 @@ impl Keyspace {
                     shard.set_expire(pos, expire_at);
                 }
             }
-            Mutation::Rename { .. } | Mutation::FlushAll => {
-                unreachable!("multi-shard mutation applied locally")
-            }
+            Mutation::FlushAll => unreachable!("FlushAll is applied to every shard by the caller"),
         }
-    }
-
-    /// Moves `from` to `to` (both shards locked in `locked`), keeping value and expiry.
-    pub(crate) fn apply_rename(&self, locked: &mut Locked<'_>, from: &[u8], to: &[u8], now: u64) {
-        let (hf, ht) = (self.hash(from), self.hash(to));
-        let src = locked.get(self.shard_of(hf));
-        let Some(pos) = src.find(hf, from) else {
-            return;
-        };
-        let entry = src.remove_at(pos, hf);
-        let dst = locked.get(self.shard_of(ht));
-        dst.upsert(ht, to, entry.value(), entry.expire_at, self.config.eviction.touch(entry.access, now));
     }
 
     fn apply_flush(&self, locked: &mut Locked<'_>) {
@@ -238,7 +237,6 @@ impl Keyspace {
     pub(crate) fn commit(&self, locked: &mut Locked<'_>, batch: &[Mutation<'_>], now: u64) -> u64 {
         for m in batch {
             match *m {
-                Mutation::Rename { from, to } => self.apply_rename(locked, from, to, now),
                 Mutation::FlushAll => self.apply_flush(locked),
                 ref single => {
                     let key = single_key(single);
@@ -258,17 +256,22 @@ impl Keyspace {
     }
 
     fn log_batch(&self, batch: &[Mutation<'_>]) -> u64 {
-        match &self.log {
+        match self.log.get() {
             Some(log) if !batch.is_empty() => log.append(batch),
             _ => 0,
         }
     }
 
     pub(crate) fn check_writable(&self) -> crate::Result<()> {
-        match &self.log {
+        match self.log.get() {
             Some(log) => log.check_writable(),
             None => Ok(()),
         }
+    }
+
+    /// Attaches the mutation log once recovery is done; fails if one is attached already.
+    pub fn attach_log(&self, log: Arc<dyn MutationLog>) -> Result<(), Arc<dyn MutationLog>> {
+        self.log.set(log)
     }
 
     /// The replay applier: applies a decoded batch without logging it (recovery, replicas).
@@ -278,10 +281,6 @@ impl Keyspace {
         let mut all = false;
         for m in batch {
             match *m {
-                Mutation::Rename { from, to } => {
-                    hashes.push(self.hash(from));
-                    hashes.push(self.hash(to));
-                }
                 Mutation::FlushAll => all = true,
                 ref single => hashes.push(self.hash(single_key(single))),
             }
@@ -289,7 +288,6 @@ impl Keyspace {
         let mut locked = if all { self.lock_all() } else { self.lock_many(hashes) };
         for m in batch {
             match *m {
-                Mutation::Rename { from, to } => self.apply_rename(&mut locked, from, to, now),
                 Mutation::FlushAll => self.apply_flush(&mut locked),
                 ref single => {
                     let h = self.hash(single_key(single));
@@ -300,14 +298,34 @@ impl Keyspace {
         }
     }
 
-    /// Visits every entry (expired ones included) shard by shard, holding one shard lock at a time.
-    /// `f` gets key, value and expiry. Used by snapshots: the view of each shard is consistent.
-    pub fn for_each_shard<F: FnMut(&mut dyn Iterator<Item = (&[u8], &[u8], u64)>)>(&self, mut f: F) {
-        for shard in self.shards.iter() {
-            let guard = shard.lock();
-            let mut it = guard.iter().map(|e| (e.key(), e.value(), e.expire_at));
-            f(&mut it);
+    /// Encodes up to `max` live entries as one batch of `Set` mutations into `out`, continuing from `cursor`;
+    /// returns how many were encoded, or `None` once every shard is done. Each call holds one shard lock
+    /// briefly, so a snapshot never stalls writes for its whole duration. Positions are walked downwards as
+    /// SCAN does, so a key present throughout is always written (see `scan`).
+    pub fn snapshot_chunk(&self, cursor: &mut SnapshotCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        let now = self.now();
+        while cursor.shard < self.shards.len() {
+            let shard = self.shards[cursor.shard].lock();
+            let mut pos = cursor.remaining.min(shard.len());
+            if pos == 0 {
+                drop(shard);
+                cursor.shard += 1;
+                cursor.remaining = usize::MAX;
+                continue;
+            }
+            let mut batch = Vec::with_capacity(max.min(pos));
+            while pos > 0 && batch.len() < max {
+                pos -= 1;
+                let e = shard.entry(pos);
+                if !e.is_expired(now) {
+                    batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
+                }
+            }
+            crate::mutation::encode_batch(&batch, out);
+            cursor.remaining = pos;
+            return Some(batch.len());
         }
+        None
     }
 
     /// Number of live and not-yet-reclaimed keys.
@@ -363,7 +381,7 @@ impl Keyspace {
 fn single_key<'a>(m: &Mutation<'a>) -> &'a [u8] {
     match *m {
         Mutation::Set { key, .. } | Mutation::Del { key } | Mutation::SetExpire { key, .. } => key,
-        Mutation::Rename { .. } | Mutation::FlushAll => unreachable!("not a single-key mutation"),
+        Mutation::FlushAll => unreachable!("not a single-key mutation"),
     }
 }
 

@@ -379,7 +379,12 @@ impl Keyspace {
             return Ok(Reply::Int(0));
         }
         if from != to {
-            *lsn = self.commit(&mut locked, &[Mutation::Rename { from, to }], now);
+            // Physical form: the source goes, the target gets its value and expiry (see `mutation`).
+            let src = locked.get(self.shard_of(hf));
+            let pos = src.find(hf, from).expect("found above under the same lock");
+            let (value, expire_at) = (src.entry(pos).value().to_vec(), src.entry(pos).expire_at);
+            let batch = [Mutation::Del { key: from }, Mutation::Set { key: to, value: &value, expire_at }];
+            *lsn = self.commit(&mut locked, &batch, now);
         }
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }

@@ -25,6 +25,7 @@ pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config.http.max_body_bytes.0 as usize;
     Router::new()
         .route("/health", get(health))
+        .route("/snapshot", post(snapshot))
         .route("/kv/stats", get(kv_stats))
         .route("/api/v1/command", post(envelope))
         .route("/kv/{op}", any(rest_plain))
@@ -49,14 +50,64 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Liveness and readiness: 200 `ok`, or 503 `degraded` when persistence failed and writes are refused.
 async fn health(State(svc): State<AppState>) -> Response {
+    let failure = svc.persistence_failure();
+    let persistence = match &svc.persistence {
+        None => json!({"enabled": false}),
+        Some(p) => {
+            let progress = p.wal().progress();
+            json!({
+                "enabled": true,
+                "fsync": format!("{:?}", p.wal().policy()).to_lowercase(),
+                "last_lsn": p.wal().last_lsn(),
+                "written_lsn": progress.written,
+                "synced_lsn": progress.synced,
+                "failed": failure,
+            })
+        }
+    };
+    let (status, word) =
+        if failure.is_some() { (StatusCode::SERVICE_UNAVAILABLE, "degraded") } else { (StatusCode::OK, "ok") };
     let body = json!({
-        "status": "ok",
+        "status": word,
         "role": "master",
         "uptime_secs": svc.uptime_secs(),
         "version": env!("CARGO_PKG_VERSION"),
+        "persistence": persistence,
     });
-    (StatusCode::OK, axum::Json(body)).into_response()
+    (status, axum::Json(body)).into_response()
+}
+
+/// `POST /snapshot`: takes a snapshot now.
+async fn snapshot(State(svc): State<AppState>) -> Response {
+    let Some(p) = svc.persistence.clone() else {
+        return ApiError {
+            status: StatusCode::CONFLICT,
+            code: "PERSISTENCE_DISABLED",
+            message: "persistence is disabled; nothing to snapshot".into(),
+        }
+        .into_response();
+    };
+    match tokio::task::spawn_blocking(move || p.snapshot()).await {
+        Ok(Ok(info)) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "path": info.path.file_name().map(|n| n.to_string_lossy().to_string()),
+                "lsn": info.lsn,
+                "entries": info.entries,
+                "bytes": info.bytes,
+                "millis": info.millis,
+            })),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "PERSISTENCE_FAILED", message: e.to_string() }
+                .into_response()
+        }
+        Err(e) => ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "INTERNAL", message: e.to_string() }
+            .into_response(),
+    }
 }
 
 async fn kv_stats(State(svc): State<AppState>, headers: HeaderMap) -> Response {

@@ -16,11 +16,12 @@ pub struct TestServer {
 
 /// A config bound to loopback port 0 with its data in a fresh temporary directory.
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    let mut cfg = Config::default();
-    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.resp_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.data_dir = dir.path().to_path_buf();
-    cfg
+    Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        resp_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    }
 }
 
 pub async fn start_with(edit: impl FnOnce(&mut Config)) -> TestServer {

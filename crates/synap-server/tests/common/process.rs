@@ -46,9 +46,8 @@ impl ServerProcess {
             }
             assert!(Instant::now() < deadline, "synap-server did not start in time");
         };
-        let field = |name: &str| {
-            line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).map(str::to_string)
-        };
+        let field =
+            |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).map(str::to_string);
         ServerProcess { http_addr: field("http").expect("http address"), resp_addr: field("resp"), child }
     }
 

@@ -1,0 +1,111 @@
+//! Persistence as the server uses it: recovery at start, the WAL attached to the engine, snapshots, and
+//! removal of what the snapshots make unnecessary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use synap_core::Engine;
+
+use crate::backend::Storage;
+use crate::error::{IoContext, StorageError};
+use crate::recovery::{RecoverMode, RecoveryReport, recover};
+use crate::snapshot::{SnapshotInfo, list_snapshots, write_snapshot};
+use crate::wal::{FsyncPolicy, Wal, WalConfig, list_segments};
+
+#[derive(Debug, Clone)]
+pub struct PersistenceConfig {
+    /// The data directory; the WAL goes to `wal/`, snapshots to `snapshots/`.
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub segment_bytes: u64,
+    /// Snapshots kept (at least 1).
+    pub snapshot_keep: usize,
+    pub recover: RecoverMode,
+}
+
+pub struct Persistence {
+    storage: Arc<dyn Storage>,
+    cfg: PersistenceConfig,
+    wal: Arc<Wal>,
+    engine: Arc<Engine>,
+    /// One snapshot at a time; holds the LSN of the last one.
+    snapshot_lock: Mutex<u64>,
+}
+
+impl Persistence {
+    /// Recovers `engine` from the data directory, then starts the WAL and attaches it to the engine.
+    pub fn open(
+        cfg: PersistenceConfig,
+        storage: Arc<dyn Storage>,
+        engine: Arc<Engine>,
+    ) -> Result<(Persistence, RecoveryReport), StorageError> {
+        let (snap_dir, wal_dir) = (cfg.data_dir.join("snapshots"), cfg.data_dir.join("wal"));
+        storage.create_dir_all(&snap_dir).ctx("create directory", &snap_dir)?;
+        storage.create_dir_all(&wal_dir).ctx("create directory", &wal_dir)?;
+        let report = recover(&*storage, &snap_dir, &wal_dir, &engine, cfg.recover)?;
+        let wal_cfg = WalConfig {
+            dir: wal_dir,
+            fsync: cfg.fsync,
+            fsync_interval: cfg.fsync_interval,
+            segment_bytes: cfg.segment_bytes,
+        };
+        let wal = Arc::new(Wal::start(storage.clone(), wal_cfg, report.last_lsn + 1)?);
+        if engine.attach_log(wal.clone()).is_err() {
+            return Err(StorageError::Failed("the engine already has a mutation log".into()));
+        }
+        let p = Persistence { storage, cfg, wal, engine, snapshot_lock: Mutex::new(report.snapshot_lsn) };
+        Ok((p, report))
+    }
+
+    pub fn wal(&self) -> &Arc<Wal> {
+        &self.wal
+    }
+
+    /// Writes committed since the last snapshot (or recovery point).
+    pub fn writes_since_snapshot(&self) -> u64 {
+        self.wal.last_lsn().saturating_sub(*self.snapshot_lock.lock())
+    }
+
+    /// Takes a snapshot now (blocking: call from a blocking thread), then removes old snapshots and the
+    /// WAL segments the kept snapshots cover.
+    pub fn snapshot(&self) -> Result<SnapshotInfo, StorageError> {
+        let mut last = self.snapshot_lock.lock();
+        if let Some(msg) = self.wal.failure() {
+            return Err(StorageError::Failed(msg));
+        }
+        let lsn = self.wal.last_lsn();
+        let snap_dir = self.cfg.data_dir.join("snapshots");
+        let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn)?;
+        *last = lsn;
+        self.cleanup()?;
+        tracing::info!(lsn, entries = info.entries, bytes = info.bytes, millis = info.millis, "snapshot written");
+        Ok(info)
+    }
+
+    fn cleanup(&self) -> Result<(), StorageError> {
+        let snap_dir = self.cfg.data_dir.join("snapshots");
+        let snaps = list_snapshots(&*self.storage, &snap_dir)?;
+        let keep = self.cfg.snapshot_keep.max(1);
+        for (_, path) in snaps.iter().skip(keep) {
+            self.storage.remove(path).ctx("remove", path)?;
+        }
+        let Some(oldest_kept) = snaps.iter().take(keep).map(|(lsn, _)| *lsn).min() else { return Ok(()) };
+        let wal_dir = self.cfg.data_dir.join("wal");
+        let segments = list_segments(&*self.storage, &wal_dir)?;
+        // Segment i holds LSNs [first_i, first_{i+1}); it can go once first_{i+1} - 1 <= oldest_kept.
+        for pair in segments.windows(2) {
+            if pair[1].0 <= oldest_kept + 1 {
+                self.storage.remove(&pair[0].1).ctx("remove", &pair[0].1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the WAL and stops its writer.
+    pub fn shutdown(&self) {
+        self.wal.shutdown();
+    }
+}

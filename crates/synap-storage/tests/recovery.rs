@@ -1,0 +1,273 @@
+//! Recovery on hand-made broken files, the round trip through WAL and snapshots, and injected I/O failures.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use synap_core::{Command, Engine, EngineConfig, ExecCtx, MutationLog, Reply, SetArgs};
+use synap_storage::wal::{SEGMENT_HEADER_LEN, list_segments};
+use synap_storage::{
+    FaultPlan, FaultyStorage, FsStorage, FsyncPolicy, Persistence, PersistenceConfig, RecoverMode, Storage,
+    StorageError,
+};
+
+fn config(dir: &Path, fsync: FsyncPolicy) -> PersistenceConfig {
+    PersistenceConfig {
+        data_dir: dir.to_path_buf(),
+        fsync,
+        fsync_interval: Duration::from_millis(5),
+        segment_bytes: 64 * 1024 * 1024,
+        snapshot_keep: 2,
+        recover: RecoverMode::Strict,
+    }
+}
+
+fn engine() -> Arc<Engine> {
+    Arc::new(Engine::in_memory(EngineConfig::default()))
+}
+
+fn open(cfg: PersistenceConfig) -> Result<(Persistence, Arc<Engine>, synap_storage::RecoveryReport), StorageError> {
+    let e = engine();
+    let (p, report) = Persistence::open(cfg, Arc::new(FsStorage), e.clone())?;
+    Ok((p, e, report))
+}
+
+async fn set(p: &Persistence, e: &Engine, k: &str, v: &str) {
+    let mut ctx = ExecCtx::default();
+    e.execute(&mut ctx, Command::Set(SetArgs::new(Bytes::from(k.to_string()), Bytes::from(v.to_string())))).unwrap();
+    p.wal().wait(ctx.lsn).await.unwrap();
+}
+
+fn get(e: &Engine, k: &str) -> Option<Bytes> {
+    match e.execute(&mut ExecCtx::default(), Command::Get { key: Bytes::from(k.to_string()) }).unwrap() {
+        Reply::Bulk(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn only_segment(dir: &Path) -> std::path::PathBuf {
+    let segs = list_segments(&FsStorage, &dir.join("wal")).unwrap();
+    segs.into_iter()
+        .filter(|(_, p)| std::fs::metadata(p).unwrap().len() > SEGMENT_HEADER_LEN as u64)
+        .map(|(_, p)| p)
+        .next()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn round_trip_through_wal_and_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let digest = {
+        let (p, e, _) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        for i in 0..100 {
+            set(&p, &e, &format!("k{i}"), &format!("v{i}")).await;
+        }
+        let info = p.snapshot().unwrap();
+        assert_eq!(info.entries, 100);
+        for i in 100..150 {
+            set(&p, &e, &format!("k{i}"), &format!("v{i}")).await;
+        }
+        e.execute(&mut ExecCtx::default(), Command::Del { keys: vec![Bytes::from("k3")] }).unwrap();
+        p.shutdown();
+        e.digest()
+    };
+    let (_p, e, report) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    assert_eq!(report.snapshot_entries, 100);
+    assert_eq!(report.records_replayed, 51);
+    assert_eq!(e.digest(), digest);
+    assert_eq!(get(&e, "k3"), None);
+    assert_eq!(get(&e, "k149").as_deref(), Some(&b"v149"[..]));
+}
+
+#[tokio::test]
+async fn torn_last_record_is_truncated_and_startup_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (p, e, _) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        for i in 0..10 {
+            set(&p, &e, &format!("k{i}"), "value").await;
+        }
+        p.shutdown();
+    }
+    let seg = only_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Cut the last record short by a few bytes, as a crash mid-write would.
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 3).unwrap();
+    let (_p, e, report) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    assert_eq!(report.records_replayed, 9);
+    assert!(report.truncated_bytes > 0);
+    assert!(get(&e, "k8").is_some());
+    assert!(get(&e, "k9").is_none());
+}
+
+#[tokio::test]
+async fn flipped_byte_mid_log_stops_startup_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (p, e, _) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        for i in 0..10 {
+            set(&p, &e, &format!("k{i}"), "value").await;
+        }
+        p.shutdown();
+    }
+    let seg = only_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let record_len = (bytes.len() - SEGMENT_HEADER_LEN) / 10;
+    let third = SEGMENT_HEADER_LEN + 2 * record_len;
+    bytes[third + 20] ^= 0x40; // inside the third record's payload
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = match open(config(dir.path(), FsyncPolicy::Always)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("corruption must stop start-up"),
+    };
+    assert!(err.contains(seg.file_name().unwrap().to_str().unwrap()), "{err}");
+    assert!(err.contains(&format!("byte {third}")), "{err}");
+    // With recover: truncate, the log is cut at the bad record and start-up goes on.
+    let mut cfg = config(dir.path(), FsyncPolicy::Always);
+    cfg.recover = RecoverMode::Truncate;
+    let (_p, e, report) = open(cfg).unwrap();
+    assert_eq!(report.records_replayed, 2);
+    assert!(get(&e, "k1").is_some() && get(&e, "k2").is_none());
+}
+
+#[tokio::test]
+async fn empty_segment_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (p, e, _) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+        set(&p, &e, "a", "1").await;
+        p.shutdown();
+    }
+    std::fs::write(dir.path().join("wal").join(format!("{:020}.wal", 999)), b"").unwrap();
+    let (_p, e, report) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
+    assert_eq!(get(&e, "a").as_deref(), Some(&b"1"[..]));
+    assert_eq!(report.records_replayed, 1);
+}
+
+#[tokio::test]
+async fn bad_snapshot_checksum_falls_back_to_the_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), FsyncPolicy::Always);
+    cfg.segment_bytes = 1024; // rotate often, so that snapshots let old segments go
+    let digest = {
+        let (p, e, _) = open(cfg.clone()).unwrap();
+        for i in 0..50 {
+            set(&p, &e, &format!("a{i}"), "x").await;
+        }
+        p.snapshot().unwrap();
+        for i in 0..50 {
+            set(&p, &e, &format!("b{i}"), "y").await;
+        }
+        let newest = p.snapshot().unwrap();
+        for i in 0..10 {
+            set(&p, &e, &format!("c{i}"), "z").await;
+        }
+        p.shutdown();
+        let mut bytes = std::fs::read(&newest.path).unwrap();
+        bytes[100] ^= 1;
+        std::fs::write(&newest.path, bytes).unwrap();
+        e.digest()
+    };
+    let (_p, e, report) = open(cfg).unwrap();
+    assert_eq!(report.snapshots_skipped.len(), 1, "{report:?}");
+    assert!(report.snapshots_skipped[0].contains("checksum mismatch"));
+    assert_eq!(report.snapshot_entries, 50);
+    assert_eq!(e.digest(), digest, "older snapshot + the WAL kept for it rebuild everything");
+}
+
+#[tokio::test]
+async fn missing_snapshot_with_wal_present_replays_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (p, e, _) = open(config(dir.path(), FsyncPolicy::Periodic)).unwrap();
+        for i in 0..20 {
+            set(&p, &e, &format!("k{i}"), "v").await;
+        }
+        p.shutdown();
+    }
+    assert!(std::fs::read_dir(dir.path().join("snapshots")).unwrap().next().is_none());
+    let (_p, e, report) = open(config(dir.path(), FsyncPolicy::Periodic)).unwrap();
+    assert_eq!(report.snapshot, None);
+    assert_eq!(report.records_replayed, 20);
+    assert_eq!(e.kv().len(), 20);
+}
+
+#[tokio::test]
+async fn wal_gap_after_losing_every_snapshot_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), FsyncPolicy::Always);
+    cfg.segment_bytes = 512;
+    cfg.snapshot_keep = 1;
+    {
+        let (p, e, _) = open(cfg.clone()).unwrap();
+        for i in 0..40 {
+            set(&p, &e, &format!("k{i}"), "v").await;
+        }
+        let info = p.snapshot().unwrap();
+        p.shutdown();
+        std::fs::remove_file(info.path).unwrap();
+    }
+    match open(cfg) {
+        Err(StorageError::Gap { .. }) => {}
+        Err(other) => panic!("expected a gap error, got {other}"),
+        Ok(_) => panic!("expected a gap error"),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_remove_covered_segments_and_old_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), FsyncPolicy::Never);
+    cfg.segment_bytes = 2048;
+    let (p, e, _) = open(cfg.clone()).unwrap();
+    for round in 0..5 {
+        for i in 0..100 {
+            set(&p, &e, &format!("k{i}"), &format!("round{round}")).await;
+        }
+        p.snapshot().unwrap();
+    }
+    let snaps = std::fs::read_dir(dir.path().join("snapshots")).unwrap().count();
+    assert_eq!(snaps, 2, "only the last two snapshots are kept");
+    let segments = list_segments(&FsStorage, &dir.path().join("wal")).unwrap();
+    assert!(segments.len() <= 12, "covered segments were removed: {}", segments.len());
+    p.shutdown();
+    let (_p, e2, _) = open(cfg).unwrap();
+    assert_eq!(e2.digest(), e.digest());
+}
+
+#[tokio::test]
+async fn fsync_failure_refuses_writes_and_never_acknowledges_the_failed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let storage: Arc<dyn Storage> = Arc::new(FaultyStorage { plan: plan.clone() });
+    let e = engine();
+    let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Always), storage, e.clone()).unwrap();
+    set(&p, &e, "before", "ok").await;
+    plan.fail_sync_after(1);
+    let mut ctx = ExecCtx::default();
+    e.execute(&mut ctx, Command::Set(SetArgs::new("lost", "x"))).unwrap();
+    let err = p.wal().wait(ctx.lsn).await.unwrap_err();
+    assert!(err.to_string().contains("injected fsync failure"), "{err}");
+    // Sticky: the next write is refused before it touches memory; reads go on.
+    let err = e.execute(&mut ExecCtx::default(), Command::Set(SetArgs::new("after", "x"))).unwrap_err();
+    assert!(err.to_string().starts_with("MISCONF"), "{err}");
+    assert!(p.wal().check_writable().is_err());
+    assert_eq!(get(&e, "before").as_deref(), Some(&b"ok"[..]));
+    assert!(get(&e, "after").is_none());
+    assert!(p.snapshot().is_err(), "no snapshot from a failed store");
+}
+
+#[tokio::test]
+async fn write_failure_is_sticky_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let storage: Arc<dyn Storage> = Arc::new(FaultyStorage { plan: plan.clone() });
+    let e = engine();
+    let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Periodic), storage, e.clone()).unwrap();
+    plan.fail_write_after(1);
+    let mut ctx = ExecCtx::default();
+    e.execute(&mut ctx, Command::Set(SetArgs::new("k", "v"))).unwrap();
+    assert!(p.wal().wait(ctx.lsn).await.is_err());
+    assert!(e.execute(&mut ExecCtx::default(), Command::IncrBy { key: Bytes::from("n"), by: 1 }).is_err());
+}
