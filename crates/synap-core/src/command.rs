@@ -195,6 +195,10 @@ pub enum Reply {
     Int(i64),
     Bulk(Bytes),
     Array(Vec<Reply>),
+    /// Key-value pairs (a RESP3 map; a flat array in RESP2).
+    Map(Vec<(Reply, Reply)>),
+    /// A floating-point number (RESP3 double; a bulk string in RESP2).
+    Double(f64),
 }
 
 impl Reply {

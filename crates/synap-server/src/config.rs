@@ -201,6 +201,42 @@ impl Default for PersistenceSection {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RespSection {
+    /// Serve RESP at all.
+    pub enabled: bool,
+    /// Most simultaneous RESP clients; more are refused with `-ERR max number of clients reached`.
+    pub max_connections: usize,
+    /// Close a client idle this long (0 = never, as Redis's `timeout 0`).
+    pub idle_timeout_secs: u64,
+    /// Largest single argument (Redis `proto-max-bulk-len`).
+    pub max_bulk_bytes: ByteSize,
+    /// Most arguments in one command.
+    pub max_args: usize,
+    /// Longest inline command line.
+    pub max_inline_bytes: ByteSize,
+    /// Most unparsed bytes buffered for one client (Redis `client-query-buffer-limit`).
+    pub max_pending_bytes: ByteSize,
+    /// Most reply bytes pending for one client before it is disconnected.
+    pub max_output_bytes: ByteSize,
+}
+
+impl Default for RespSection {
+    fn default() -> Self {
+        RespSection {
+            enabled: true,
+            max_connections: 10_000,
+            idle_timeout_secs: 0,
+            max_bulk_bytes: ByteSize(512 << 20),
+            max_args: 1024 * 1024,
+            max_inline_bytes: ByteSize(64 << 10),
+            max_pending_bytes: ByteSize(1 << 30),
+            max_output_bytes: ByteSize(1 << 30),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -212,6 +248,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub kv: KvSection,
     pub persistence: PersistenceSection,
+    pub resp: RespSection,
 }
 
 impl Default for Config {
@@ -224,6 +261,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             kv: KvSection::default(),
             persistence: PersistenceSection::default(),
+            resp: RespSection::default(),
         }
     }
 }
@@ -260,6 +298,13 @@ impl Config {
         );
         anyhow::ensure!(self.persistence.segment_bytes.0 >= 4096, "persistence.segment_bytes: must be at least 4kb");
         anyhow::ensure!(self.persistence.snapshot.keep >= 1, "persistence.snapshot.keep: must be at least 1");
+        anyhow::ensure!(self.resp.max_connections >= 1, "resp.max_connections: must be at least 1");
+        anyhow::ensure!(self.resp.max_args >= 1, "resp.max_args: must be at least 1");
+        anyhow::ensure!(self.resp.max_inline_bytes.0 >= 64, "resp.max_inline_bytes: must be at least 64");
+        anyhow::ensure!(
+            self.resp.max_pending_bytes.0 >= self.resp.max_bulk_bytes.0.min(1 << 20),
+            "resp.max_pending_bytes: must be at least 1mb or resp.max_bulk_bytes"
+        );
         anyhow::ensure!(self.http.max_pipeline >= 1, "http.max_pipeline: must be at least 1");
         anyhow::ensure!(
             self.kv.active_expiry_hz >= 1 && self.kv.active_expiry_hz <= 500,

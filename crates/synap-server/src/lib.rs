@@ -5,9 +5,11 @@
 //! - [`server`]  binding listeners, background tasks (active expiry), orderly shutdown
 //! - [`service`] the handle front ends share: execute commands, wait for durability
 //! - [`http`]    REST routes and the command envelope
+//! - [`resp`]    the Redis protocol front end
 
 pub mod config;
 pub mod http;
+pub mod resp;
 pub mod server;
 pub mod service;
 

@@ -24,7 +24,10 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = RunningServer::start(config).await?;
         // A machine-readable line for scripts and tests that start the server on port 0.
-        println!("synap-server listening http={}", server.http_addr);
+        match server.resp_addr {
+            Some(resp) => println!("synap-server listening http={} resp={resp}", server.http_addr),
+            None => println!("synap-server listening http={}", server.http_addr),
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -14,11 +14,14 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::http;
+use crate::resp::{self, RespShared};
 use crate::service::Service;
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// The RESP address, when RESP is enabled.
+    pub resp_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -74,12 +77,30 @@ impl RunningServer {
             }
         }));
 
+        let resp_addr = if config.resp.enabled {
+            let listener = TcpListener::bind(config.resp_addr)
+                .await
+                .with_context(|| format!("cannot bind RESP listener on {}", config.resp_addr))?;
+            let bound = listener.local_addr()?;
+            let shared = Arc::new(RespShared {
+                service: service.clone(),
+                clients: Default::default(),
+                next_id: Default::default(),
+                stats: Default::default(),
+                started: std::time::Instant::now(),
+                bound,
+            });
+            tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
+            Some(bound)
+        } else {
+            None
+        };
         tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
         if let Some(p) = &persistence {
             tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
         }
-        info!(http = %http_addr, data_dir = %config.data_dir.display(), "synap-server listening");
-        Ok(RunningServer { http_addr, service, shutdown, tasks })
+        info!(http = %http_addr, resp = ?resp_addr, data_dir = %config.data_dir.display(), "synap-server listening");
+        Ok(RunningServer { http_addr, resp_addr, service, shutdown, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish, waits for the background tasks, then takes the

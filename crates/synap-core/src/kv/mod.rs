@@ -19,6 +19,7 @@ pub use expire::ExpireReport;
 mod scan;
 pub(crate) mod shard;
 mod strings;
+pub use strings::{format_f64, parse_f64, parse_i64};
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -1,0 +1,317 @@
+//! Connection and server commands: PING ECHO HELLO AUTH SELECT QUIT INFO CONFIG CLIENT COMMAND TIME.
+//! They answer from server state, not from the engine's data, so they live in the front end.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use synap_core::Reply;
+use synap_core::glob::glob_match;
+use synap_resp::{Protocol, encode, error_line};
+
+use super::commands::{Action, COMMANDS, ClientOp, Spec};
+use super::connection::Conn;
+use super::{ClientEntry, RespShared};
+use crate::config::FsyncMode;
+
+/// The Redis version reported to clients that gate features on it.
+pub const COMPAT_REDIS_VERSION: &str = "7.2.0";
+
+fn bulk(s: impl Into<Bytes>) -> Reply {
+    Reply::Bulk(s.into())
+}
+
+impl Conn {
+    pub(super) fn admin(&mut self, action: Action, out: &mut Vec<u8>) {
+        let reply = match action {
+            Action::Engine(..) => unreachable!("engine commands are executed by the connection"),
+            Action::Ping(None) => Reply::Status("PONG"),
+            Action::Ping(Some(msg)) | Action::Echo(msg) => Reply::Bulk(msg),
+            Action::Hello { proto, auth, setname } => {
+                match proto {
+                    None | Some(2) | Some(3) => {}
+                    Some(_) => return error_line(out, "NOPROTO unsupported protocol version"),
+                }
+                if let Some((user, _)) = &auth
+                    && &user[..] != b"default"
+                {
+                    return error_line(out, "WRONGPASS invalid username-password pair or user is disabled.");
+                }
+                if let Some(p) = proto {
+                    self.proto = if p == 3 { Protocol::Resp3 } else { Protocol::Resp2 };
+                    self.entry.resp.store(p as u8, Ordering::Relaxed);
+                }
+                if let Some(name) = setname {
+                    *self.entry.name.lock() = Some(name);
+                }
+                Reply::Map(vec![
+                    (bulk("server"), bulk("redis")),
+                    (bulk("version"), bulk(COMPAT_REDIS_VERSION)),
+                    (bulk("proto"), Reply::Int(if self.proto == Protocol::Resp3 { 3 } else { 2 })),
+                    (bulk("id"), Reply::Int(self.entry.id as i64)),
+                    (bulk("mode"), bulk("standalone")),
+                    (bulk("role"), bulk("master")),
+                    (bulk("modules"), Reply::Array(vec![])),
+                ])
+            }
+            Action::Auth => {
+                return error_line(
+                    out,
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                );
+            }
+            Action::Select(0) => Reply::Ok,
+            Action::Select(_) => return error_line(out, "ERR DB index is out of range"),
+            Action::Quit => {
+                self.quit = true;
+                Reply::Ok
+            }
+            Action::Info(sections) => bulk(info(&self.shared, &sections)),
+            Action::ConfigGet(patterns) => {
+                let params = config_params(&self.shared);
+                let mut pairs = Vec::new();
+                for (name, value) in params {
+                    if patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes())) {
+                        pairs.push((bulk(name), bulk(value)));
+                    }
+                }
+                Reply::Map(pairs)
+            }
+            Action::ConfigSet => {
+                return error_line(out, "ERR CONFIG SET is not supported: set the value in the configuration file");
+            }
+            Action::ConfigResetStat => {
+                self.shared.reset_stats();
+                Reply::Ok
+            }
+            Action::Client(op) => match op {
+                ClientOp::SetName(name) => {
+                    *self.entry.name.lock() = if name.is_empty() { None } else { Some(name) };
+                    Reply::Ok
+                }
+                ClientOp::GetName => self.entry.name.lock().clone().map(Reply::Bulk).unwrap_or(Reply::Nil),
+                ClientOp::Id => Reply::Int(self.entry.id as i64),
+                ClientOp::List => {
+                    let clients: Vec<_> = self.shared.clients.lock().values().cloned().collect();
+                    let mut s = String::new();
+                    for c in clients {
+                        s.push_str(&client_line(&c));
+                        s.push('\n');
+                    }
+                    bulk(s)
+                }
+                ClientOp::Info => bulk(client_line(&self.entry) + "\n"),
+                ClientOp::SetInfo | ClientOp::NoEvict => Reply::Ok,
+            },
+            Action::CommandCount => Reply::Int(COMMANDS.len() as i64),
+            Action::CommandList => Reply::Array(COMMANDS.iter().map(command_info).collect()),
+            Action::CommandInfo(names) => Reply::Array(
+                names.iter().map(|n| super::commands::lookup(n).map(command_info).unwrap_or(Reply::Nil)).collect(),
+            ),
+            Action::CommandDocs(names) => {
+                let specs: Vec<&Spec> = if names.is_empty() {
+                    COMMANDS.iter().collect()
+                } else {
+                    names.iter().filter_map(|n| super::commands::lookup(n)).collect()
+                };
+                Reply::Map(specs.into_iter().map(|s| (bulk(s.name), command_doc(s))).collect())
+            }
+            Action::Time => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                Reply::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())])
+            }
+        };
+        encode(out, &reply, self.proto);
+    }
+}
+
+fn client_line(c: &ClientEntry) -> String {
+    let name = c.name.lock().clone().map(|n| String::from_utf8_lossy(&n).to_string()).unwrap_or_default();
+    let age = c.created.elapsed().as_secs();
+    let idle_ms = (c.created.elapsed().as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
+    let cmd = COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
+    format!(
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        name,
+        age,
+        idle_ms / 1000,
+        cmd,
+        c.resp.load(Ordering::Relaxed)
+    )
+}
+
+fn command_info(s: &Spec) -> Reply {
+    Reply::Array(vec![
+        bulk(s.name),
+        Reply::Int(s.arity as i64),
+        Reply::Array(s.flags.iter().map(|f| Reply::Status(f)).collect()),
+        Reply::Int(s.first_key as i64),
+        Reply::Int(s.last_key as i64),
+        Reply::Int(s.step as i64),
+        Reply::Array(vec![Reply::Status(match s.group {
+            "string" => "@string",
+            "generic" => "@keyspace",
+            "connection" => "@connection",
+            _ => "@admin",
+        })]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_doc(s: &Spec) -> Reply {
+    Reply::Map(vec![(bulk("summary"), bulk(s.summary)), (bulk("since"), bulk("1.0.0")), (bulk("group"), bulk(s.group))])
+}
+
+/// The CONFIG GET parameters a Redis client may ask for, with Synap's values.
+fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
+    let cfg = &shared.service.config;
+    let (host, port) = (shared.bound.ip().to_string(), shared.bound.port().to_string());
+    vec![
+        ("maxmemory", cfg.kv.max_memory.0.to_string()),
+        ("maxmemory-policy", cfg.kv.eviction_policy.0.name().to_string()),
+        ("maxmemory-samples", cfg.kv.eviction_samples.to_string()),
+        ("appendonly", if cfg.persistence.enabled { "yes" } else { "no" }.to_string()),
+        (
+            "appendfsync",
+            match cfg.persistence.fsync {
+                FsyncMode::Always => "always",
+                FsyncMode::Periodic => "everysec",
+                FsyncMode::Never => "no",
+            }
+            .to_string(),
+        ),
+        ("save", String::new()),
+        ("databases", "1".into()),
+        ("timeout", cfg.resp.idle_timeout_secs.to_string()),
+        ("maxclients", cfg.resp.max_connections.to_string()),
+        ("bind", host),
+        ("port", port),
+        ("dir", cfg.data_dir.display().to_string()),
+        ("proto-max-bulk-len", cfg.resp.max_bulk_bytes.0.to_string()),
+        ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
+        ("notify-keyspace-events", String::new()),
+        ("cluster-enabled", "no".into()),
+    ]
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{bytes}B") } else { format!("{v:.2}{}", units[i]) }
+}
+
+fn allocator_bytes() -> (u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    (stats::allocated::read().unwrap_or(0) as u64, stats::resident::read().unwrap_or(0) as u64)
+}
+
+/// INFO: the sections Redis tools read, in Redis's `key:value` format.
+pub fn info(shared: &RespShared, sections: &[String]) -> String {
+    let want = |name: &str| {
+        sections.is_empty() || sections.iter().any(|s| s == name || s == "all" || s == "everything" || s == "default")
+    };
+    let svc = &shared.service;
+    let kv = svc.engine.kv().stats();
+    let mut s = String::new();
+    if want("server") {
+        let _ = write!(
+            s,
+            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nsynap_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:synap-server\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            shared.bound.port(),
+            svc.uptime_secs(),
+            svc.uptime_secs() / 86400,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            s,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            shared.connected(),
+            svc.config.resp.max_connections
+        );
+    }
+    if want("memory") {
+        let (allocated, resident) = allocator_bytes();
+        let _ = write!(
+            s,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{used}\r\nused_memory_allocator:{allocated}\r\nused_memory_rss:{resident}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            human(kv.used_memory as u64),
+            human(resident),
+            human(kv.max_memory as u64),
+            kv.eviction.name(),
+            used = kv.used_memory,
+            max = kv.max_memory,
+        );
+    }
+    if want("persistence") {
+        let _ = write!(s, "# Persistence\r\nloading:0\r\n");
+        match &svc.persistence {
+            Some(p) => {
+                let wal = p.wal();
+                let progress = wal.progress();
+                let st = wal.stats();
+                let _ = write!(
+                    s,
+                    "aof_enabled:1\r\nwal_fsync:{:?}\r\nwal_last_lsn:{}\r\nwal_written_lsn:{}\r\nwal_synced_lsn:{}\r\nwal_records:{}\r\nwal_bytes:{}\r\nwal_batches:{}\r\nwal_fsyncs:{}\r\nchanges_since_last_snapshot:{}\r\naof_last_write_status:{}\r\n",
+                    wal.policy(),
+                    wal.last_lsn(),
+                    progress.written,
+                    progress.synced,
+                    st.records.load(Ordering::Relaxed),
+                    st.bytes.load(Ordering::Relaxed),
+                    st.batches.load(Ordering::Relaxed),
+                    st.fsyncs.load(Ordering::Relaxed),
+                    p.writes_since_snapshot(),
+                    if progress.failed.is_some() { "err" } else { "ok" },
+                );
+            }
+            None => s.push_str("aof_enabled:0\r\n"),
+        }
+        s.push_str("\r\n");
+    }
+    if want("stats") {
+        let st = &shared.stats;
+        let _ = write!(
+            s,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
+            st.connections_received.load(Ordering::Relaxed),
+            st.commands_processed.load(Ordering::Relaxed),
+            st.rejected_connections.load(Ordering::Relaxed),
+            kv.hits,
+            kv.misses,
+            kv.expired,
+            kv.evicted,
+            st.protocol_errors.load(Ordering::Relaxed),
+            st.output_limit_disconnects.load(Ordering::Relaxed),
+        );
+    }
+    if want("replication") {
+        s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("keyspace") {
+        s.push_str("# Keyspace\r\n");
+        if kv.keys > 0 {
+            let _ = write!(s, "db0:keys={},expires={},avg_ttl=0\r\n", kv.keys, kv.volatile_keys);
+        }
+        s.push_str("\r\n");
+    }
+    while s.ends_with("\r\n\r\n") {
+        s.truncate(s.len() - 2);
+    }
+    s
+}

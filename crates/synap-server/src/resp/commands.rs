@@ -1,0 +1,549 @@
+//! The RESP command table: name, arity, flags and a parser per command (as Redis describes commands as
+//! data). Parsing turns arguments into an [`Action`]: an engine [`Command`] or a connection/server
+//! operation. Arity is checked in one place, before any parser runs; each parser rejects leftover or
+//! unknown arguments with `syntax error`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use synap_core::{Command, CommandError, ExpireCond, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
+
+pub type Args<'a> = &'a [Bytes];
+
+/// What a command asks for.
+#[derive(Debug)]
+pub enum Action {
+    Engine(Command, Shape),
+    Ping(Option<Bytes>),
+    Echo(Bytes),
+    Hello { proto: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes> },
+    Auth,
+    Select(i64),
+    Quit,
+    Info(Vec<String>),
+    ConfigGet(Vec<Bytes>),
+    ConfigSet,
+    ConfigResetStat,
+    Client(ClientOp),
+    CommandCount,
+    CommandDocs(Vec<Bytes>),
+    CommandInfo(Vec<Bytes>),
+    CommandList,
+    Time,
+}
+
+#[derive(Debug)]
+pub enum ClientOp {
+    SetName(Bytes),
+    GetName,
+    Id,
+    List,
+    Info,
+    SetInfo,
+    NoEvict,
+}
+
+/// How an engine reply is reshaped for the RESP command that asked (SETNX answers 1/0, not OK/nil).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    AsIs,
+    /// `OK` -> 1, nil -> 0.
+    OkAsOne,
+}
+
+pub struct Spec {
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments including the name, -N means at least N.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub parse: fn(Args<'_>) -> Result<Action, CommandError>,
+}
+
+impl Spec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let a = self.arity;
+        if a >= 0 { argc == a as usize } else { argc >= (-a) as usize }
+    }
+}
+
+const W: &[&str] = &["write", "denyoom"];
+const WF: &[&str] = &["write", "denyoom", "fast"];
+const WD: &[&str] = &["write", "fast"];
+const R: &[&str] = &["readonly"];
+const RF: &[&str] = &["readonly", "fast"];
+const ADMIN: &[&str] = &["loading", "stale", "fast"];
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $summary:literal, $parse:expr) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $keys.0,
+            last_key: $keys.1,
+            step: $keys.2,
+            group: $group,
+            summary: $summary,
+            parse: $parse,
+        }
+    };
+}
+
+pub static COMMANDS: &[Spec] = &[
+    spec!("get", 2, RF, (1, 1, 1), "string", "Returns the string value of a key.", |a| eng(Command::Get {
+        key: a[1].clone()
+    })),
+    spec!("set", -3, W, (1, 1, 1), "string", "Sets the string value of a key, ignoring its type.", parse_set),
+    spec!("setnx", 3, WF, (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", |a| {
+        let args = SetArgs { cond: SetCond::IfAbsent, ..SetArgs::new(a[1].clone(), a[2].clone()) };
+        Ok(Action::Engine(Command::Set(args), Shape::OkAsOne))
+    }),
+    spec!("setex", 4, W, (1, 1, 1), "string", "Sets the string value and expiration time of a key.", |a| parse_setex(
+        a, 1000, "setex"
+    )),
+    spec!(
+        "psetex",
+        4,
+        W,
+        (1, 1, 1),
+        "string",
+        "Sets the string value and expiration time in milliseconds of a key.",
+        |a| parse_setex(a, 1, "psetex")
+    ),
+    spec!(
+        "getset",
+        3,
+        WF,
+        (1, 1, 1),
+        "string",
+        "Returns the previous string value of a key after setting it to a new value.",
+        |a| { eng(Command::Set(SetArgs { get: true, ..SetArgs::new(a[1].clone(), a[2].clone()) })) }
+    ),
+    spec!("getdel", 2, WD, (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", |a| eng(
+        Command::GetDel { key: a[1].clone() }
+    )),
+    spec!("del", -2, &["write"], (1, -1, 1), "generic", "Deletes one or more keys.", |a| eng(Command::Del {
+        keys: a[1..].to_vec()
+    })),
+    spec!("unlink", -2, WD, (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", |a| eng(Command::Del {
+        keys: a[1..].to_vec()
+    })),
+    spec!("exists", -2, RF, (1, -1, 1), "generic", "Determines whether one or more keys exist.", |a| eng(
+        Command::Exists { keys: a[1..].to_vec() }
+    )),
+    spec!("mget", -2, RF, (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", |a| eng(
+        Command::MGet { keys: a[1..].to_vec() }
+    )),
+    spec!(
+        "mset",
+        -3,
+        W,
+        (1, -1, 2),
+        "string",
+        "Atomically creates or modifies the string values of one or more keys.",
+        |a| parse_mset(a, false)
+    ),
+    spec!(
+        "msetnx",
+        -3,
+        W,
+        (1, -1, 2),
+        "string",
+        "Atomically modifies the string values of one or more keys only when all keys don't exist.",
+        |a| parse_mset(a, true)
+    ),
+    spec!("incr", 2, WF, (1, 1, 1), "string", "Increments the integer value of a key by one.", |a| eng(
+        Command::IncrBy { key: a[1].clone(), by: 1 }
+    )),
+    spec!("decr", 2, WF, (1, 1, 1), "string", "Decrements the integer value of a key by one.", |a| eng(
+        Command::IncrBy { key: a[1].clone(), by: -1 }
+    )),
+    spec!("incrby", 3, WF, (1, 1, 1), "string", "Increments the integer value of a key by a number.", |a| eng(
+        Command::IncrBy { key: a[1].clone(), by: int(&a[2])? }
+    )),
+    spec!("decrby", 3, WF, (1, 1, 1), "string", "Decrements a number from the integer value of a key.", |a| {
+        let by = int(&a[2])?.checked_neg().ok_or(CommandError::Overflow)?;
+        eng(Command::IncrBy { key: a[1].clone(), by })
+    }),
+    spec!("incrbyfloat", 3, WF, (1, 1, 1), "string", "Increment the floating point value of a key by a number.", |a| {
+        let by = synap_core::kv::parse_f64(&a[2]).ok_or(CommandError::NotFloat)?;
+        eng(Command::IncrByFloat { key: a[1].clone(), by })
+    }),
+    spec!("append", 3, WF, (1, 1, 1), "string", "Appends a string to the value of a key.", |a| eng(Command::Append {
+        key: a[1].clone(),
+        value: a[2].clone()
+    })),
+    spec!("strlen", 2, RF, (1, 1, 1), "string", "Returns the length of a string value.", |a| eng(Command::Strlen {
+        key: a[1].clone()
+    })),
+    spec!("expire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", |a| parse_expire(
+        a, "expire", false, 1000
+    )),
+    spec!("pexpire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", |a| {
+        parse_expire(a, "pexpire", false, 1)
+    }),
+    spec!("expireat", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", |a| {
+        parse_expire(a, "expireat", true, 1000)
+    }),
+    spec!(
+        "pexpireat",
+        -3,
+        WD,
+        (1, 1, 1),
+        "generic",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        |a| parse_expire(a, "pexpireat", true, 1)
+    ),
+    spec!("ttl", 2, RF, (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", |a| eng(
+        Command::Ttl { key: a[1].clone(), unit: TimeUnit::Seconds }
+    )),
+    spec!("pttl", 2, RF, (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", |a| eng(
+        Command::Ttl { key: a[1].clone(), unit: TimeUnit::Millis }
+    )),
+    spec!(
+        "expiretime",
+        2,
+        RF,
+        (1, 1, 1),
+        "generic",
+        "Returns the expiration time of a key as a Unix timestamp.",
+        |a| eng(Command::ExpireTime { key: a[1].clone(), unit: TimeUnit::Seconds })
+    ),
+    spec!(
+        "pexpiretime",
+        2,
+        RF,
+        (1, 1, 1),
+        "generic",
+        "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+        |a| eng(Command::ExpireTime { key: a[1].clone(), unit: TimeUnit::Millis })
+    ),
+    spec!("persist", 2, WD, (1, 1, 1), "generic", "Removes the expiration time of a key.", |a| eng(Command::Persist {
+        key: a[1].clone()
+    })),
+    spec!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", |a| eng(
+        Command::Type { key: a[1].clone() }
+    )),
+    spec!("rename", 3, &["write"], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", |a| eng(
+        Command::Rename { from: a[1].clone(), to: a[2].clone(), nx: false }
+    )),
+    spec!("renamenx", 3, WD, (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", |a| {
+        eng(Command::Rename { from: a[1].clone(), to: a[2].clone(), nx: true })
+    }),
+    spec!("keys", 2, R, (0, 0, 0), "generic", "Returns all key names that match a pattern.", |a| eng(Command::Keys {
+        pattern: a[1].clone()
+    })),
+    spec!("scan", -2, R, (0, 0, 0), "generic", "Iterates over the key names in the database.", parse_scan),
+    spec!("randomkey", 1, R, (0, 0, 0), "generic", "Returns a random key name from the database.", |_| eng(
+        Command::RandomKey
+    )),
+    spec!("dbsize", 1, RF, (0, 0, 0), "server", "Returns the number of keys in the database.", |_| eng(
+        Command::DbSize
+    )),
+    spec!("flushall", -1, &["write"], (0, 0, 0), "server", "Removes all keys from all databases.", parse_flush),
+    spec!("flushdb", -1, &["write"], (0, 0, 0), "server", "Remove all keys from the current database.", parse_flush),
+    spec!("ping", -1, ADMIN, (0, 0, 0), "connection", "Returns the server's liveliness response.", |a| match a.len() {
+        1 => Ok(Action::Ping(None)),
+        2 => Ok(Action::Ping(Some(a[1].clone()))),
+        _ => Err(arity_error("ping")),
+    }),
+    spec!("echo", 2, ADMIN, (0, 0, 0), "connection", "Returns the given string.", |a| Ok(Action::Echo(a[1].clone()))),
+    spec!("hello", -1, ADMIN, (0, 0, 0), "connection", "Handshakes with the Redis server.", parse_hello),
+    spec!("auth", -2, ADMIN, (0, 0, 0), "connection", "Authenticates the connection.", |_| Ok(Action::Auth)),
+    spec!("select", 2, ADMIN, (0, 0, 0), "connection", "Changes the selected database.", |a| Ok(Action::Select(int(
+        &a[1]
+    )?))),
+    spec!("quit", -1, ADMIN, (0, 0, 0), "connection", "Closes the connection.", |_| Ok(Action::Quit)),
+    spec!(
+        "info",
+        -1,
+        &["loading", "stale"],
+        (0, 0, 0),
+        "server",
+        "Returns information and statistics about the server.",
+        |a| { Ok(Action::Info(a[1..].iter().map(|s| String::from_utf8_lossy(s).to_lowercase()).collect())) }
+    ),
+    spec!(
+        "config",
+        -2,
+        &["admin", "loading", "stale"],
+        (0, 0, 0),
+        "server",
+        "A container for server configuration commands.",
+        parse_config
+    ),
+    spec!(
+        "client",
+        -2,
+        &["loading", "stale"],
+        (0, 0, 0),
+        "connection",
+        "A container for client connection commands.",
+        parse_client
+    ),
+    spec!(
+        "command",
+        -1,
+        &["loading", "stale"],
+        (0, 0, 0),
+        "server",
+        "Returns detailed information about all commands.",
+        parse_command
+    ),
+    spec!("time", 1, &["loading", "stale", "fast"], (0, 0, 0), "server", "Returns the server time.", |_| Ok(
+        Action::Time
+    )),
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|s| (s.name, s)).collect());
+
+/// Looks a command up by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(&buf[..name.len()]).ok().and_then(|n| BY_NAME.get(n).copied())
+}
+
+pub fn arity_error(name: &str) -> CommandError {
+    CommandError::Invalid(format!("wrong number of arguments for '{name}' command"))
+}
+
+fn eng(cmd: Command) -> Result<Action, CommandError> {
+    Ok(Action::Engine(cmd, Shape::AsIs))
+}
+
+pub fn int(b: &[u8]) -> Result<i64, CommandError> {
+    synap_core::kv::parse_i64(b).ok_or(CommandError::NotInteger)
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// A relative or absolute TTL in `unit_ms` milliseconds per unit, checked for overflow and positivity.
+fn ttl_arg(arg: &[u8], unit_ms: i64, absolute: bool, name: &'static str) -> Result<Ttl, CommandError> {
+    let n = int(arg)?;
+    if n <= 0 {
+        return Err(CommandError::InvalidExpire(name));
+    }
+    let ms = n.checked_mul(unit_ms).ok_or(CommandError::InvalidExpire(name))?;
+    Ok(if absolute { Ttl::At(ms) } else { Ttl::In(ms) })
+}
+
+fn parse_set(a: Args<'_>) -> Result<Action, CommandError> {
+    let mut args = SetArgs::new(a[1].clone(), a[2].clone());
+    let mut i = 3;
+    while i < a.len() {
+        let opt = &a[i];
+        let next = a.get(i + 1);
+        if is(opt, "nx") && args.cond == SetCond::Always {
+            args.cond = SetCond::IfAbsent;
+        } else if is(opt, "xx") && args.cond == SetCond::Always {
+            args.cond = SetCond::IfPresent;
+        } else if is(opt, "get") {
+            args.get = true;
+        } else if is(opt, "keepttl") && args.ttl.is_none() {
+            args.keep_ttl = true;
+        } else if (is(opt, "ex") || is(opt, "px") || is(opt, "exat") || is(opt, "pxat"))
+            && args.ttl.is_none()
+            && !args.keep_ttl
+            && let Some(v) = next
+        {
+            let unit = if is(opt, "ex") || is(opt, "exat") { 1000 } else { 1 };
+            let absolute = is(opt, "exat") || is(opt, "pxat");
+            args.ttl = Some(ttl_arg(v, unit, absolute, "set")?);
+            i += 1;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    eng(Command::Set(args))
+}
+
+fn parse_setex(a: Args<'_>, unit_ms: i64, name: &'static str) -> Result<Action, CommandError> {
+    let ttl = ttl_arg(&a[2], unit_ms, false, name)?;
+    eng(Command::Set(SetArgs { ttl: Some(ttl), ..SetArgs::new(a[1].clone(), a[3].clone()) }))
+}
+
+fn parse_mset(a: Args<'_>, nx: bool) -> Result<Action, CommandError> {
+    if a.len().is_multiple_of(2) {
+        return Err(arity_error(if nx { "msetnx" } else { "mset" }));
+    }
+    let pairs = a[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+    eng(Command::MSet { pairs, nx })
+}
+
+fn parse_expire(a: Args<'_>, name: &'static str, absolute: bool, unit_ms: i64) -> Result<Action, CommandError> {
+    let n = int(&a[2])?;
+    let ms = n.checked_mul(unit_ms).ok_or(CommandError::InvalidExpire(name))?;
+    let ttl = if absolute { Ttl::At(ms) } else { Ttl::In(ms) };
+    let mut cond = ExpireCond::Always;
+    for opt in &a[3..] {
+        let c = if is(opt, "nx") {
+            ExpireCond::Nx
+        } else if is(opt, "xx") {
+            ExpireCond::Xx
+        } else if is(opt, "gt") {
+            ExpireCond::Gt
+        } else if is(opt, "lt") {
+            ExpireCond::Lt
+        } else {
+            return Err(CommandError::Invalid(format!("Unsupported option {}", String::from_utf8_lossy(opt))));
+        };
+        if cond != ExpireCond::Always && cond != c {
+            return Err(CommandError::Invalid(
+                "NX and XX, GT or LT options at the same time are not compatible".into(),
+            ));
+        }
+        cond = c;
+    }
+    eng(Command::Expire { key: a[1].clone(), ttl, cond, name })
+}
+
+fn parse_scan(a: Args<'_>) -> Result<Action, CommandError> {
+    let cursor = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::Invalid("invalid cursor".into()))?;
+    let mut args = ScanArgs { cursor, count: 10, ..ScanArgs::default() };
+    let mut i = 2;
+    while i < a.len() {
+        let Some(v) = a.get(i + 1) else { return Err(CommandError::Syntax) };
+        if is(&a[i], "match") {
+            args.pattern = Some(v.clone());
+        } else if is(&a[i], "count") {
+            let n = int(v)?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            args.count = n.min(1 << 20) as usize;
+        } else if is(&a[i], "type") {
+            args.type_filter = Some(String::from_utf8_lossy(v).to_string());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    eng(Command::Scan(args))
+}
+
+fn parse_flush(a: Args<'_>) -> Result<Action, CommandError> {
+    match a.len() {
+        1 => eng(Command::FlushAll),
+        2 if is(&a[1], "async") || is(&a[1], "sync") => eng(Command::FlushAll),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+fn parse_hello(a: Args<'_>) -> Result<Action, CommandError> {
+    let mut proto = None;
+    let mut auth = None;
+    let mut setname = None;
+    let mut i = 1;
+    if a.len() > 1 {
+        let v = int(&a[1])
+            .map_err(|_| CommandError::Invalid("Protocol version is not an integer or out of range".into()))?;
+        proto = Some(v);
+        i = 2;
+    }
+    while i < a.len() {
+        if is(&a[i], "auth") && i + 2 < a.len() {
+            auth = Some((a[i + 1].clone(), a[i + 2].clone()));
+            i += 3;
+        } else if is(&a[i], "setname") && i + 1 < a.len() {
+            setname = Some(a[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CommandError::Invalid(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&a[i])
+            )));
+        }
+    }
+    Ok(Action::Hello { proto, auth, setname })
+}
+
+fn unknown_subcommand(sub: &[u8], cmd: &str) -> CommandError {
+    CommandError::Invalid(format!(
+        "unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        cmd.to_uppercase()
+    ))
+}
+
+fn parse_config(a: Args<'_>) -> Result<Action, CommandError> {
+    let sub = &a[1];
+    if is(sub, "get") {
+        if a.len() < 3 {
+            return Err(arity_error("config|get"));
+        }
+        Ok(Action::ConfigGet(a[2..].to_vec()))
+    } else if is(sub, "set") {
+        if a.len() < 4 || !a.len().is_multiple_of(2) {
+            return Err(arity_error("config|set"));
+        }
+        Ok(Action::ConfigSet)
+    } else if is(sub, "resetstat") {
+        Ok(Action::ConfigResetStat)
+    } else {
+        Err(unknown_subcommand(sub, "config"))
+    }
+}
+
+fn parse_client(a: Args<'_>) -> Result<Action, CommandError> {
+    let sub = &a[1];
+    let op = if is(sub, "setname") && a.len() == 3 {
+        if a[2].iter().any(|&c| c <= b' ' || c > b'~') {
+            return Err(CommandError::Invalid(
+                "Client names cannot contain spaces, newlines or special characters.".into(),
+            ));
+        }
+        ClientOp::SetName(a[2].clone())
+    } else if is(sub, "getname") && a.len() == 2 {
+        ClientOp::GetName
+    } else if is(sub, "id") && a.len() == 2 {
+        ClientOp::Id
+    } else if is(sub, "list") {
+        ClientOp::List
+    } else if is(sub, "info") && a.len() == 2 {
+        ClientOp::Info
+    } else if is(sub, "setinfo") && a.len() == 4 {
+        ClientOp::SetInfo
+    } else if is(sub, "no-evict") && a.len() == 3 {
+        ClientOp::NoEvict
+    } else if ["setname", "getname", "id", "info", "setinfo", "no-evict"].iter().any(|s| is(sub, s)) {
+        return Err(arity_error(&format!("client|{}", String::from_utf8_lossy(sub).to_lowercase())));
+    } else {
+        return Err(unknown_subcommand(sub, "client"));
+    };
+    Ok(Action::Client(op))
+}
+
+fn parse_command(a: Args<'_>) -> Result<Action, CommandError> {
+    if a.len() == 1 {
+        return Ok(Action::CommandList);
+    }
+    let sub = &a[1];
+    if is(sub, "count") && a.len() == 2 {
+        Ok(Action::CommandCount)
+    } else if is(sub, "docs") {
+        Ok(Action::CommandDocs(a[2..].to_vec()))
+    } else if is(sub, "info") {
+        Ok(Action::CommandInfo(a[2..].to_vec()))
+    } else {
+        Err(unknown_subcommand(sub, "command"))
+    }
+}

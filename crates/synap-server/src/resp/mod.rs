@@ -1,0 +1,120 @@
+//! The RESP front end: Redis clients, `redis-cli` and `redis-benchmark` talk to the engine over RESP2/RESP3.
+//!
+//! Layout:
+//! - `mod`        (this file) listener, connection limit, the client registry and counters
+//! - `connection` one client: read, parse (resumable, bounded), execute a batch, wait once for
+//!   durability, answer with one write
+//! - `commands`   the command table (name, arity, flags) and argument parsers
+//! - `admin`      server and connection commands: HELLO, INFO, CLIENT, CONFIG, COMMAND
+
+mod admin;
+pub mod commands;
+mod connection;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, warn};
+
+use crate::service::Service;
+
+/// Counters for INFO.
+#[derive(Debug, Default)]
+pub struct RespStats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub output_limit_disconnects: AtomicU64,
+}
+
+/// One connected client, as CLIENT LIST shows it.
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub name: Mutex<Option<Bytes>>,
+    pub created: Instant,
+    /// Milliseconds since `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    /// Index into the command table of the last command, or `u64::MAX`.
+    pub last_cmd: AtomicU64,
+    pub resp: AtomicU8,
+}
+
+/// State shared by all RESP connections.
+pub struct RespShared {
+    pub service: Arc<Service>,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
+    pub next_id: AtomicU64,
+    pub stats: RespStats,
+    pub started: Instant,
+    pub bound: SocketAddr,
+}
+
+impl RespShared {
+    pub fn connected(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn reset_stats(&self) {
+        for c in [
+            &self.stats.connections_received,
+            &self.stats.rejected_connections,
+            &self.stats.commands_processed,
+            &self.stats.protocol_errors,
+            &self.stats.output_limit_disconnects,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Accepts connections until `stop` turns true.
+pub async fn serve(listener: TcpListener, shared: Arc<RespShared>, mut stop: watch::Receiver<bool>) {
+    let limit = Arc::new(Semaphore::new(shared.service.config.resp.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => break,
+        };
+        let (socket, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: log, back off briefly, go on.
+                warn!(error = %e, "RESP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        let _ = socket.set_nodelay(true);
+        match limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let shared = shared.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    connection::run(socket, addr, shared, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                debug!(%addr, "RESP connection refused: max_connections reached");
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut socket = socket;
+                    let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        }
+    }
+}
