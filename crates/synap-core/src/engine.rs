@@ -21,6 +21,9 @@ pub struct ExecCtx {
     /// Log sequence number of the last mutation batch this client caused. A front end waits until the log
     /// has made it durable (per the fsync policy) before it acknowledges the reply.
     pub lsn: u64,
+    /// "Now" in Unix ms for the commands of one batch (0: read the clock per command). A front end that
+    /// executes a pipeline sets it once per batch, as Redis caches the time per event-loop pass.
+    pub now_ms: u64,
 }
 
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -60,35 +63,38 @@ impl Engine {
         }
         let mut lsn = 0;
         let kv = &self.kv;
+        let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         let reply = match cmd {
-            Command::Get { key } => Ok(kv.get(&key)),
-            Command::Set(args) => kv.set(&args, &mut lsn),
-            Command::GetDel { key } => Ok(kv.getdel(&key, &mut lsn)),
-            Command::Del { keys } => Ok(kv.del(&keys, &mut lsn)),
-            Command::Exists { keys } => Ok(kv.exists(&keys)),
-            Command::MGet { keys } => Ok(kv.mget(&keys)),
-            Command::MSet { pairs, nx } => kv.mset(&pairs, nx, &mut lsn),
-            Command::IncrBy { key, by } => kv.incr_by(&key, by, &mut lsn),
-            Command::IncrByFloat { key, by } => kv.incr_by_float(&key, by, &mut lsn),
-            Command::Append { key, value } => kv.append(&key, &value, &mut lsn),
-            Command::Strlen { key } => Ok(kv.strlen(&key)),
-            Command::Expire { key, ttl, cond, name } => kv.expire(&key, ttl, cond, name, &mut lsn),
-            Command::Ttl { key, unit } => Ok(kv.ttl(&key, unit)),
-            Command::ExpireTime { key, unit } => Ok(kv.expire_time(&key, unit)),
-            Command::Persist { key } => Ok(kv.persist(&key, &mut lsn)),
-            Command::Type { key } => Ok(kv.key_type(&key)),
-            Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn),
-            Command::Keys { pattern } => Ok(Reply::Array(kv.keys(&pattern).into_iter().map(Reply::Bulk).collect())),
+            Command::Get { key } => Ok(kv.get(&key, now)),
+            Command::Set(args) => kv.set(&args, &mut lsn, now),
+            Command::GetDel { key } => Ok(kv.getdel(&key, &mut lsn, now)),
+            Command::Del { keys } => Ok(kv.del(&keys, &mut lsn, now)),
+            Command::Exists { keys } => Ok(kv.exists(&keys, now)),
+            Command::MGet { keys } => Ok(kv.mget(&keys, now)),
+            Command::MSet { pairs, nx } => kv.mset(&pairs, nx, &mut lsn, now),
+            Command::IncrBy { key, by } => kv.incr_by(&key, by, &mut lsn, now),
+            Command::IncrByFloat { key, by } => kv.incr_by_float(&key, by, &mut lsn, now),
+            Command::Append { key, value } => kv.append(&key, &value, &mut lsn, now),
+            Command::Strlen { key } => Ok(kv.strlen(&key, now)),
+            Command::Expire { key, ttl, cond, name } => kv.expire(&key, ttl, cond, name, &mut lsn, now),
+            Command::Ttl { key, unit } => Ok(kv.ttl(&key, unit, now)),
+            Command::ExpireTime { key, unit } => Ok(kv.expire_time(&key, unit, now)),
+            Command::Persist { key } => Ok(kv.persist(&key, &mut lsn, now)),
+            Command::Type { key } => Ok(kv.key_type(&key, now)),
+            Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn, now),
+            Command::Keys { pattern } => {
+                Ok(Reply::Array(kv.keys(&pattern, now).into_iter().map(Reply::Bulk).collect()))
+            }
             Command::Scan(args) => {
-                let (cursor, keys) = kv.scan(&args);
+                let (cursor, keys) = kv.scan(&args, now);
                 Ok(Reply::Array(vec![
                     Reply::bulk(cursor.to_string()),
                     Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
                 ]))
             }
-            Command::RandomKey => Ok(kv.random_key()),
+            Command::RandomKey => Ok(kv.random_key(now)),
             Command::DbSize => Ok(Reply::Int(kv.len() as i64)),
-            Command::FlushAll => Ok(kv.flush_all(&mut lsn)),
+            Command::FlushAll => Ok(kv.flush_all(&mut lsn, now)),
         };
         ctx.lsn = ctx.lsn.max(lsn);
         reply

@@ -11,6 +11,8 @@ pub trait WriteFile: Send {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
+    /// A second handle on the same file, to fsync it without holding the writer.
+    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>>;
 }
 
 /// The file operations persistence needs.
@@ -43,6 +45,9 @@ impl WriteFile for FsFile {
     }
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>> {
+        Ok(Box::new(FsFile(self.0.try_clone()?)))
     }
 }
 
@@ -146,6 +151,9 @@ impl WriteFile for FaultyFile {
             return Err(injected("fsync"));
         }
         self.inner.sync()
+    }
+    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>> {
+        Ok(Box::new(FaultyFile { inner: self.inner.try_clone()?, plan: self.plan.clone() }))
     }
 }
 

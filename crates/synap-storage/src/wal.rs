@@ -5,12 +5,16 @@
 //!                                          |                         |
 //! front end --wait(lsn)--> watch<Progress> <------- publish ---------+
 //! ```
-//! `append` encodes the record straight into the pending buffer under a short mutex and wakes the writer
-//! only when the buffer goes from empty to non-empty. The writer swaps the whole buffer out, writes it with
-//! one `write`, and with `fsync: always` makes it durable with one fsync: every write that arrived while the
-//! previous batch was being written shares the next fsync (group commit). A front end acknowledges a
-//! write only once `wait(lsn)` returns, i.e. once the record is in the OS (`periodic`, `never`) or on disk
-//! (`always`). With `periodic` the writer also fsyncs on a timer, even when no new write comes.
+//! `append` encodes the record straight into the pending buffer under a short mutex. Whoever flushes swaps
+//! the whole buffer out and writes it with one `write`:
+//! - `always`: the background thread, woken when the buffer goes from empty to non-empty, writes and
+//!   fsyncs; every write that arrived while the previous fsync ran shares the next one (group commit).
+//! - `periodic` / `never`: the first waiting front end writes everything pending itself, for all waiters
+//!   (flush combining, no thread hop); the background thread fsyncs every interval, even when idle
+//!   (`periodic`), and writes records nobody waits for (evictions).
+//!
+//! A front end acknowledges a write only once `wait(lsn)` returns: once the record is in the OS
+//! (`periodic`, `never`: nothing is lost when the process dies) or on disk (`always`).
 //!
 //! The buffer needs no explicit cap: every write is held by a client waiting for its acknowledgement, so
 //! what is pending is bounded by the connections and their pipelines, which have their own limits.
@@ -118,23 +122,25 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// The open segment. Lock order: `file` -> `pending`; the engine only ever takes `pending`.
+    file: Mutex<Writer>,
     progress: watch::Sender<Progress>,
     /// The LSN up to which writes may be acknowledged under the policy.
     acked: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
     policy: FsyncPolicy,
+    fsync_interval: Duration,
     stats: WalStats,
 }
 
 /// The write-ahead log. Implements [`MutationLog`] for the engine.
 pub struct Wal {
     shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 struct Writer {
-    shared: Arc<Shared>,
     storage: Arc<dyn Storage>,
     cfg: WalConfig,
     file: Box<dyn WriteFile>,
@@ -142,6 +148,8 @@ struct Writer {
     segment_len: u64,
     written: u64,
     synced: u64,
+    /// Reused buffer the pending records are swapped into.
+    spare: Vec<u8>,
 }
 
 impl Wal {
@@ -155,19 +163,9 @@ impl Wal {
         storage.sync_dir(&cfg.dir).ctx("fsync directory", &cfg.dir)?;
         let last = next_lsn - 1;
         let (progress, _) = watch::channel(Progress { written: last, synced: last, failed: None });
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending { data: Vec::with_capacity(64 * 1024), next_lsn, shutdown: false }),
-            wake: Condvar::new(),
-            progress,
-            acked: AtomicU64::new(last),
-            failed: AtomicBool::new(false),
-            failure: Mutex::new(None),
-            policy: cfg.fsync,
-            stats: WalStats::default(),
-        });
-        shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        let policy = cfg.fsync;
+        let fsync_interval = cfg.fsync_interval.max(Duration::from_millis(1));
         let writer = Writer {
-            shared: shared.clone(),
             storage,
             cfg,
             file,
@@ -175,12 +173,27 @@ impl Wal {
             segment_len: SEGMENT_HEADER_LEN as u64,
             written: last,
             synced: last,
+            spare: Vec::with_capacity(64 * 1024),
         };
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending { data: Vec::with_capacity(64 * 1024), next_lsn, shutdown: false }),
+            wake: Condvar::new(),
+            file: Mutex::new(writer),
+            progress,
+            acked: AtomicU64::new(last),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            policy,
+            fsync_interval,
+            stats: WalStats::default(),
+        });
+        shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        let bg = shared.clone();
         let handle = std::thread::Builder::new()
             .name("synap-wal".into())
-            .spawn(move || writer.run())
+            .spawn(move || background(bg))
             .map_err(|e| StorageError::Io { op: "spawn", path: PathBuf::from("synap-wal thread"), source: e })?;
-        Ok(Wal { shared, writer: Mutex::new(Some(handle)) })
+        Ok(Wal { shared, thread: Mutex::new(Some(handle)) })
     }
 
     /// LSN of the last record appended (written or not).
@@ -204,33 +217,54 @@ impl Wal {
         self.shared.failure.lock().clone()
     }
 
+    fn failed_error(&self) -> CommandError {
+        CommandError::Persistence(self.failure().unwrap_or_else(|| "write-ahead log stopped".into()))
+    }
+
     /// Waits until `lsn` may be acknowledged under the fsync policy; fails if the log failed before that.
+    ///
+    /// With `periodic` and `never` the first waiter writes every pending record itself (for all waiters:
+    /// flush combining), which saves a thread hop per write; the background thread only fsyncs. With
+    /// `always`, the background thread writes and fsyncs each batch, and waiters sleep until it is done.
     pub async fn wait(&self, lsn: u64) -> Result<(), CommandError> {
         if lsn == 0 || self.shared.acked.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }
-        let policy = self.shared.policy;
         let mut rx = self.shared.progress.subscribe();
-        let reached = |p: &Progress| match policy {
-            FsyncPolicy::Always => p.synced >= lsn,
-            _ => p.written >= lsn,
-        };
-        let result = rx.wait_for(|p| reached(p) || p.failed.is_some()).await;
+        if self.shared.policy != FsyncPolicy::Always {
+            // Never block a worker behind another flusher: take the writer if it is free, otherwise wait
+            // for the current flush to publish and look again (our record may have been after its cut).
+            loop {
+                if self.shared.acked.load(Ordering::Acquire) >= lsn {
+                    return Ok(());
+                }
+                if self.shared.failed.load(Ordering::Acquire) {
+                    return Err(self.failed_error());
+                }
+                rx.borrow_and_update();
+                if let Some(mut w) = self.shared.file.try_lock() {
+                    if w.written < lsn {
+                        w.flush(&self.shared, false);
+                    }
+                    continue;
+                }
+                if rx.changed().await.is_err() {
+                    return Err(self.failed_error());
+                }
+            }
+        }
+        let result = rx.wait_for(|p| p.synced >= lsn || p.failed.is_some()).await;
         match result {
-            Ok(p) if reached(&p) => Ok(()),
-            Ok(p) => Err(CommandError::Persistence(p.failed.clone().unwrap_or_default())),
-            Err(_) => Err(CommandError::Persistence("write-ahead log stopped".into())),
+            Ok(p) if p.synced >= lsn => Ok(()),
+            _ => Err(self.failed_error()),
         }
     }
 
-    /// Writes and fsyncs everything pending, then stops the writer thread.
+    /// Writes and fsyncs everything pending, then stops the background thread.
     pub fn shutdown(&self) {
-        {
-            let mut p = self.shared.pending.lock();
-            p.shutdown = true;
-        }
+        self.shared.pending.lock().shutdown = true;
         self.shared.wake.notify_one();
-        if let Some(h) = self.writer.lock().take() {
+        if let Some(h) = self.thread.lock().take() {
             let _ = h.join();
         }
     }
@@ -245,8 +279,7 @@ impl Drop for Wal {
 impl MutationLog for Wal {
     fn check_writable(&self) -> Result<(), CommandError> {
         if self.shared.failed.load(Ordering::Acquire) {
-            let msg = self.shared.failure.lock().clone().unwrap_or_default();
-            return Err(CommandError::Persistence(msg));
+            return Err(self.failed_error());
         }
         Ok(())
     }
@@ -259,103 +292,146 @@ impl MutationLog for Wal {
         encode_record(lsn, batch, &mut p.data);
         drop(p);
         self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
-        if was_empty {
+        // Only `always` needs the thread woken per batch; otherwise waiters write inline and the thread
+        // catches stragglers (writes nobody waits for) on its timer.
+        if was_empty && self.shared.policy == FsyncPolicy::Always {
             self.shared.wake.notify_one();
         }
         lsn
     }
 }
 
-impl Writer {
-    fn run(mut self) {
-        let mut spare = Vec::with_capacity(64 * 1024);
-        let interval = self.cfg.fsync_interval.max(Duration::from_millis(1));
-        let mut next_sync = Instant::now() + interval;
-        loop {
-            let (last_lsn, shutdown) = {
-                let mut p = self.shared.pending.lock();
+/// The background thread: with `always`, writes and fsyncs every batch as it arrives (group commit);
+/// with `periodic`, writes what nobody flushed and fsyncs every interval, even when idle; with `never`,
+/// only writes stragglers. On shutdown it flushes and fsyncs everything.
+fn background(shared: Arc<Shared>) {
+    let interval = shared.fsync_interval;
+    let mut next_tick = Instant::now() + interval;
+    loop {
+        let shutdown = {
+            let mut p = shared.pending.lock();
+            if shared.policy == FsyncPolicy::Always {
                 while p.data.is_empty() && !p.shutdown {
-                    let unsynced = self.synced < self.written;
-                    if self.shared.policy == FsyncPolicy::Periodic && unsynced {
-                        if self.shared.wake.wait_until(&mut p, next_sync).timed_out() {
-                            break;
-                        }
-                    } else {
-                        self.shared.wake.wait(&mut p);
-                    }
+                    shared.wake.wait(&mut p);
                 }
-                std::mem::swap(&mut p.data, &mut spare);
-                (p.next_lsn - 1, p.shutdown)
-            };
-            let failed = self.shared.failed.load(Ordering::Acquire);
-            if !spare.is_empty() && !failed {
-                match self.write_batch(&spare, last_lsn) {
-                    Ok(()) => {}
-                    Err(e) => self.fail(e),
-                }
+            } else if !p.shutdown {
+                let _ = shared.wake.wait_until(&mut p, next_tick);
             }
-            spare.clear();
-            if spare.capacity() > 8 << 20 {
-                spare = Vec::with_capacity(64 * 1024); // do not keep a huge buffer after a burst
+            p.shutdown
+        };
+        let tick = Instant::now() >= next_tick;
+        if tick {
+            next_tick = Instant::now() + interval;
+        }
+        if !shared.failed.load(Ordering::Acquire) {
+            if shared.policy == FsyncPolicy::Periodic && tick && !shutdown {
+                periodic_sync(&shared);
+            } else {
+                let sync = shared.policy == FsyncPolicy::Always || shutdown;
+                shared.file.lock().flush(&shared, sync);
             }
-            let sync_due = match self.shared.policy {
-                FsyncPolicy::Always => false, // done per batch in write_batch
-                FsyncPolicy::Periodic => Instant::now() >= next_sync,
-                FsyncPolicy::Never => false,
-            };
-            if (sync_due || shutdown)
-                && self.synced < self.written
-                && !self.shared.failed.load(Ordering::Acquire)
-                && let Err(e) = self.sync()
-            {
-                self.fail(e);
-            }
-            if sync_due {
-                next_sync = Instant::now() + interval;
-            }
-            self.publish();
-            if shutdown {
-                let p = self.shared.pending.lock();
-                if p.data.is_empty() {
-                    return;
-                }
+        }
+        if shutdown {
+            let p = shared.pending.lock();
+            if p.data.is_empty() || shared.failed.load(Ordering::Acquire) {
+                return;
             }
         }
     }
+}
 
-    fn current_path(&self) -> PathBuf {
+/// The periodic fsync: writes what is pending, then fsyncs through a second handle *without* holding the
+/// writer, so that front ends flushing inline never wait behind an fsync.
+fn periodic_sync(shared: &Shared) {
+    let (handle, upto, path) = {
+        let mut w = shared.file.lock();
+        w.flush(shared, false);
+        if w.synced >= w.written || shared.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let path = w.path();
+        (w.file.try_clone().ctx("dup", &path), w.written, path)
+    };
+    let result = handle.and_then(|mut h| h.sync().ctx("fsync", &path));
+    let mut w = shared.file.lock();
+    match result {
+        // A rotation in between fsynced the old segment itself, so `upto` is durable either way.
+        Ok(()) => {
+            shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            w.synced = w.synced.max(upto);
+        }
+        Err(e) => w.fail(shared, e),
+    }
+    w.publish(shared);
+}
+
+impl Writer {
+    fn path(&self) -> PathBuf {
         self.cfg.dir.join(segment_name(self.segment_first))
     }
 
-    fn write_batch(&mut self, data: &[u8], last_lsn: u64) -> Result<(), StorageError> {
-        let path = self.current_path();
+    /// Writes every pending record, fsyncs if `sync` (or if the policy is `always`), publishes progress.
+    /// A failure fails the log for good.
+    fn flush(&mut self, shared: &Shared, sync: bool) {
+        let last_lsn = {
+            let mut p = shared.pending.lock();
+            std::mem::swap(&mut p.data, &mut self.spare);
+            p.next_lsn - 1
+        };
+        let mut result = Ok(());
+        if !self.spare.is_empty() {
+            let data = std::mem::take(&mut self.spare);
+            result = self.write_batch(shared, &data, last_lsn);
+            self.spare = data;
+            self.spare.clear();
+            if self.spare.capacity() > 8 << 20 {
+                self.spare = Vec::with_capacity(64 * 1024); // do not keep a huge buffer after a burst
+            }
+        }
+        let sync = sync || shared.policy == FsyncPolicy::Always;
+        if result.is_ok() && sync && self.synced < self.written {
+            result = self.sync(shared);
+        }
+        if let Err(e) = result {
+            self.fail(shared, e);
+        }
+        self.publish(shared);
+    }
+
+    fn fail(&mut self, shared: &Shared, e: StorageError) {
+        tracing::error!(error = %e, "write-ahead log failed; refusing writes from now on");
+        *shared.failure.lock() = Some(e.to_string());
+        shared.failed.store(true, Ordering::Release);
+    }
+
+    fn write_batch(&mut self, shared: &Shared, data: &[u8], last_lsn: u64) -> Result<(), StorageError> {
+        let path = self.path();
         self.file.write_all(data).ctx("write", &path)?;
         self.segment_len += data.len() as u64;
         self.written = last_lsn;
-        let stats = &self.shared.stats;
-        stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        if self.shared.policy == FsyncPolicy::Always {
-            self.sync()?;
+        shared.stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+        if shared.policy == FsyncPolicy::Always {
+            self.sync(shared)?;
         }
         if self.segment_len >= self.cfg.segment_bytes {
-            self.rotate(last_lsn + 1)?;
+            self.rotate(shared, last_lsn + 1)?;
         }
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StorageError> {
-        let path = self.current_path();
+    fn sync(&mut self, shared: &Shared) -> Result<(), StorageError> {
+        let path = self.path();
         self.file.sync().ctx("fsync", &path)?;
-        self.shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.synced = self.written;
         Ok(())
     }
 
     /// Closes the current segment (durably) and starts the next at `first_lsn`.
-    fn rotate(&mut self, first_lsn: u64) -> Result<(), StorageError> {
+    fn rotate(&mut self, shared: &Shared, first_lsn: u64) -> Result<(), StorageError> {
         if self.synced < self.written {
-            self.sync()?;
+            self.sync(shared)?;
         }
         let path = self.cfg.dir.join(segment_name(first_lsn));
         let mut file = self.storage.create(&path).ctx("create", &path)?;
@@ -365,24 +441,18 @@ impl Writer {
         self.file = file;
         self.segment_first = first_lsn;
         self.segment_len = SEGMENT_HEADER_LEN as u64;
-        self.shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn fail(&mut self, e: StorageError) {
-        tracing::error!(error = %e, "write-ahead log failed; refusing writes from now on");
-        *self.shared.failure.lock() = Some(e.to_string());
-        self.shared.failed.store(true, Ordering::Release);
-    }
-
-    fn publish(&self) {
-        let acked = match self.shared.policy {
+    fn publish(&self, shared: &Shared) {
+        let acked = match shared.policy {
             FsyncPolicy::Always => self.synced,
             _ => self.written,
         };
-        self.shared.acked.store(acked, Ordering::Release);
-        let failed = self.shared.failure.lock().clone();
-        self.shared.progress.send_if_modified(|p| {
+        shared.acked.store(acked, Ordering::Release);
+        let failed = shared.failure.lock().clone();
+        shared.progress.send_if_modified(|p| {
             let next = Progress { written: self.written, synced: self.synced, failed: failed.clone() };
             if *p == next {
                 false

@@ -271,3 +271,57 @@ async fn write_failure_is_sticky_too() {
     assert!(p.wal().wait(ctx.lsn).await.is_err());
     assert!(e.execute(&mut ExecCtx::default(), Command::IncrBy { key: Bytes::from("n"), by: 1 }).is_err());
 }
+
+#[tokio::test]
+async fn periodic_mode_writes_and_fsyncs_on_its_own_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, e, _) = open(config(dir.path(), FsyncPolicy::Periodic)).unwrap();
+    // A write nobody waits for (as an eviction is): the timer must still write and fsync it.
+    let mut ctx = ExecCtx::default();
+    e.execute(&mut ctx, Command::Set(SetArgs::new("idle", "v"))).unwrap();
+    let mut synced = 0;
+    for _ in 0..200 {
+        synced = p.wal().progress().synced;
+        if synced >= ctx.lsn {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(synced >= ctx.lsn, "the periodic timer fsynced the idle tail");
+    assert!(p.wal().stats().fsyncs.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn concurrent_waiters_share_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    for policy in [FsyncPolicy::Always, FsyncPolicy::Periodic, FsyncPolicy::Never] {
+        let sub = dir.path().join(format!("{policy:?}"));
+        let (p, e, _) = open(config(&sub, policy)).unwrap();
+        let p = Arc::new(p);
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let (p, e) = (p.clone(), e.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..200 {
+                    set(&p, &e, &format!("t{t}:{i}"), "v").await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = p.wal().stats();
+        let records = stats.records.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(records, 1600);
+        let progress = p.wal().progress();
+        assert!(progress.written >= 1600, "{policy:?}: every acknowledged record was written");
+        if policy == FsyncPolicy::Always {
+            assert!(progress.synced >= 1600, "always: every acknowledged record was fsynced");
+        }
+        p.shutdown();
+        let digest = e.digest();
+        let (_p2, e2, report) = open(config(&sub, policy)).unwrap();
+        assert_eq!(report.records_replayed, 1600);
+        assert_eq!(e2.digest(), digest);
+    }
+}

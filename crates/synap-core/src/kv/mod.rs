@@ -52,7 +52,7 @@ pub struct KvConfig {
 impl Default for KvConfig {
     fn default() -> Self {
         KvConfig {
-            shards: 64,
+            shards: 1024,
             max_memory: 0,
             eviction: EvictionPolicy::NoEviction,
             eviction_samples: 5,

@@ -44,8 +44,7 @@ impl Filter<'_> {
 
 impl Keyspace {
     /// KEYS: every live key matching `pattern`.
-    pub fn keys(&self, pattern: &[u8]) -> Vec<Bytes> {
-        let now = self.now();
+    pub fn keys(&self, pattern: &[u8], now: u64) -> Vec<Bytes> {
         let all = pattern == b"*";
         let prefix = literal_prefix(pattern);
         let mut out = Vec::new();
@@ -62,8 +61,7 @@ impl Keyspace {
     }
 
     /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
-    pub fn scan(&self, args: &ScanArgs) -> (u64, Vec<Bytes>) {
-        let now = self.now();
+    pub fn scan(&self, args: &ScanArgs, now: u64) -> (u64, Vec<Bytes>) {
         let filter = Filter { prefix: args.prefix.as_deref().unwrap_or(b""), pattern: args.pattern.as_deref() };
         let want_type = type_matches(&args.type_filter);
         let mut budget = args.count.max(1);

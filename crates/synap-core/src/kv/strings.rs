@@ -74,8 +74,7 @@ impl Keyspace {
         Ok(if at <= now as i64 { None } else { Some(at as u64) })
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Reply {
-        let now = self.now();
+    pub(crate) fn get(&self, key: &[u8], now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.touch_live(&mut shard, h, key, now) {
@@ -90,10 +89,9 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn set(&self, args: &SetArgs, lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn set(&self, args: &SetArgs, lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(&args.key)?;
         self.check_value(args.value.len())?;
-        let now = self.now();
         if let Some(Ttl::At(ms)) = args.ttl
             && ms <= 0
         {
@@ -138,8 +136,7 @@ impl Keyspace {
         Ok(if args.get { previous } else { Reply::Ok })
     }
 
-    pub(crate) fn getdel(&self, key: &[u8], lsn: &mut u64) -> Reply {
-        let now = self.now();
+    pub(crate) fn getdel(&self, key: &[u8], lsn: &mut u64, now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.find_live(&mut shard, h, key, now) {
@@ -152,8 +149,7 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn del(&self, keys: &[Bytes], lsn: &mut u64) -> Reply {
-        let now = self.now();
+    pub(crate) fn del(&self, keys: &[Bytes], lsn: &mut u64, now: u64) -> Reply {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied());
         let mut batch = Vec::new();
@@ -170,8 +166,7 @@ impl Keyspace {
         Reply::Int(batch.len() as i64)
     }
 
-    pub(crate) fn exists(&self, keys: &[Bytes]) -> Reply {
-        let now = self.now();
+    pub(crate) fn exists(&self, keys: &[Bytes], now: u64) -> Reply {
         let mut n = 0;
         for k in keys {
             let h = self.hash(k);
@@ -183,16 +178,15 @@ impl Keyspace {
         Reply::Int(n)
     }
 
-    pub(crate) fn mget(&self, keys: &[Bytes]) -> Reply {
-        Reply::Array(keys.iter().map(|k| self.get(k)).collect())
+    pub(crate) fn mget(&self, keys: &[Bytes], now: u64) -> Reply {
+        Reply::Array(keys.iter().map(|k| self.get(k, now)).collect())
     }
 
-    pub(crate) fn mset(&self, pairs: &[(Bytes, Bytes)], nx: bool, lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn mset(&self, pairs: &[(Bytes, Bytes)], nx: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
         for (k, v) in pairs {
             self.check_key(k)?;
             self.check_value(v.len())?;
         }
-        let now = self.now();
         let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied());
         if nx {
@@ -208,9 +202,8 @@ impl Keyspace {
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }
 
-    pub(crate) fn incr_by(&self, key: &[u8], by: i64, lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn incr_by(&self, key: &[u8], by: i64, lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(key)?;
-        let now = self.now();
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let (current, expire_at) = match self.find_live(&mut shard, h, key, now) {
@@ -227,12 +220,11 @@ impl Keyspace {
         Ok(Reply::Int(next))
     }
 
-    pub(crate) fn incr_by_float(&self, key: &[u8], by: f64, lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn incr_by_float(&self, key: &[u8], by: f64, lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(key)?;
         if !by.is_finite() {
             return Err(CommandError::NanOrInfinity);
         }
-        let now = self.now();
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let (current, expire_at) = match self.find_live(&mut shard, h, key, now) {
@@ -251,9 +243,8 @@ impl Keyspace {
         Ok(Reply::Bulk(Bytes::from(text)))
     }
 
-    pub(crate) fn append(&self, key: &[u8], tail: &[u8], lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn append(&self, key: &[u8], tail: &[u8], lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(key)?;
-        let now = self.now();
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let (mut value, expire_at) = match self.find_live(&mut shard, h, key, now) {
@@ -266,8 +257,7 @@ impl Keyspace {
         Ok(Reply::Int(value.len() as i64))
     }
 
-    pub(crate) fn strlen(&self, key: &[u8]) -> Reply {
-        let now = self.now();
+    pub(crate) fn strlen(&self, key: &[u8], now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.find_live(&mut shard, h, key, now) {
@@ -283,8 +273,8 @@ impl Keyspace {
         cond: ExpireCond,
         name: &'static str,
         lsn: &mut u64,
+        now: u64,
     ) -> Result<Reply> {
-        let now = self.now();
         let at = Self::resolve_ttl(ttl, now, name)?;
         let h = self.hash(key);
         let mut shard = self.lock(h);
@@ -311,8 +301,7 @@ impl Keyspace {
         Ok(Reply::Int(1))
     }
 
-    pub(crate) fn ttl(&self, key: &[u8], unit: TimeUnit) -> Reply {
-        let now = self.now();
+    pub(crate) fn ttl(&self, key: &[u8], unit: TimeUnit, now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let Some(pos) = self.find_live(&mut shard, h, key, now) else {
@@ -329,8 +318,7 @@ impl Keyspace {
         })
     }
 
-    pub(crate) fn expire_time(&self, key: &[u8], unit: TimeUnit) -> Reply {
-        let now = self.now();
+    pub(crate) fn expire_time(&self, key: &[u8], unit: TimeUnit, now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let Some(pos) = self.find_live(&mut shard, h, key, now) else {
@@ -344,8 +332,7 @@ impl Keyspace {
         })
     }
 
-    pub(crate) fn persist(&self, key: &[u8], lsn: &mut u64) -> Reply {
-        let now = self.now();
+    pub(crate) fn persist(&self, key: &[u8], lsn: &mut u64, now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.find_live(&mut shard, h, key, now) {
@@ -357,8 +344,7 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn key_type(&self, key: &[u8]) -> Reply {
-        let now = self.now();
+    pub(crate) fn key_type(&self, key: &[u8], now: u64) -> Reply {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.find_live(&mut shard, h, key, now) {
@@ -367,9 +353,8 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn rename(&self, from: &[u8], to: &[u8], nx: bool, lsn: &mut u64) -> Result<Reply> {
+    pub(crate) fn rename(&self, from: &[u8], to: &[u8], nx: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(to)?;
-        let now = self.now();
         let (hf, ht) = (self.hash(from), self.hash(to));
         let mut locked = self.lock_many([hf, ht]);
         if self.find_live(locked.get(self.shard_of(hf)), hf, from, now).is_none() {
@@ -389,8 +374,7 @@ impl Keyspace {
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }
 
-    pub(crate) fn random_key(&self) -> Reply {
-        let now = self.now();
+    pub(crate) fn random_key(&self, now: u64) -> Reply {
         let mut rng = rand::rng();
         let shards = self.shard_count();
         // A bounded number of tries: an almost empty keyspace of expired keys answers nil.
@@ -407,8 +391,7 @@ impl Keyspace {
         Reply::Nil
     }
 
-    pub(crate) fn flush_all(&self, lsn: &mut u64) -> Reply {
-        let now = self.now();
+    pub(crate) fn flush_all(&self, lsn: &mut u64, now: u64) -> Reply {
         let mut locked = self.lock_all();
         *lsn = self.commit(&mut locked, &[Mutation::FlushAll], now);
         Reply::Ok

@@ -301,11 +301,16 @@ pub static COMMANDS: &[Spec] = &[
     )),
 ];
 
-static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
-    LazyLock::new(|| COMMANDS.iter().map(|s| (s.name, s)).collect());
+static BY_NAME: LazyLock<HashMap<&'static str, usize>> =
+    LazyLock::new(|| COMMANDS.iter().enumerate().map(|(i, s)| (s.name, i)).collect());
 
 /// Looks a command up by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    lookup_index(name).map(|i| &COMMANDS[i])
+}
+
+/// Like [`lookup`], giving the command's index in [`COMMANDS`].
+pub fn lookup_index(name: &[u8]) -> Option<usize> {
     let mut buf = [0u8; 32];
     if name.len() > buf.len() {
         return None;

@@ -72,7 +72,7 @@ pub(super) async fn run(
     'conn: loop {
         // Execute everything complete in the buffer, in bounded batches.
         loop {
-            let mut ctx = ExecCtx::default();
+            let mut ctx = ExecCtx { now_ms: shared.service.engine.now_ms(), ..ExecCtx::default() };
             let mut writes: Vec<WriteReply> = Vec::new();
             let mut n = 0;
             let mut fatal: Option<String> = None;
@@ -99,6 +99,10 @@ pub(super) async fn run(
                         break;
                     }
                 }
+            }
+            if n > 0 {
+                shared.stats.commands_processed.fetch_add(n as u64, Ordering::Relaxed);
+                conn.entry.last_active_ms.store(conn.entry.created.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             if ctx.lsn > 0
                 && let Err(e) = shared.service.wait_durable(ctx.lsn).await
@@ -169,15 +173,12 @@ fn rewrite_failed_writes(out: &[u8], writes: &[WriteReply], e: &CommandError) ->
 impl Conn {
     fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) {
         let shared = &self.shared;
-        shared.stats.commands_processed.fetch_add(1, Ordering::Relaxed);
-        self.entry.last_active_ms.store(self.entry.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let Some(spec) = commands::lookup(&args[0]) else {
+        let Some(index) = commands::lookup_index(&args[0]) else {
             error_line(out, &unknown_command(args));
             return;
         };
-        if let Some(i) = commands::COMMANDS.iter().position(|s| std::ptr::eq(s, spec)) {
-            self.entry.last_cmd.store(i as u64, Ordering::Relaxed);
-        }
+        let spec = &commands::COMMANDS[index];
+        self.entry.last_cmd.store(index as u64, Ordering::Relaxed);
         if !spec.arity_ok(args.len()) {
             error(out, &commands::arity_error(spec.name));
             return;
