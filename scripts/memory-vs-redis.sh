@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Memory per key, side by side: loads the same N keys (default 1M, 100-byte values, keys `key:%012d`) into
+# redis-server and synap-server through `redis-cli --pipe`, then reports each server's own accounting
+# (`used_memory`), Synap's allocator figure, and both processes' RSS growth.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000000}
+SIZE=${SIZE:-100}
+cargo build --release -q -p synap-server
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; exit 1; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+info() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
+
+python3 - "$N" "$SIZE" > "$work/load.resp" <<'PY'
+import sys
+n, size = int(sys.argv[1]), int(sys.argv[2])
+v = b"v" * size
+out = sys.stdout.buffer
+for i in range(n):
+    k = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+PY
+
+rp=$(free_port); redis-server --port "$rp" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile "$work/r.log" & pids+=($!); rpid=$!; wait_port "$rp"
+sp=$(free_port); target/release/synap-server --http-addr 127.0.0.1:0 --resp-addr "127.0.0.1:$sp" --persistence false --log-level warn >/dev/null 2>&1 & pids+=($!); spid=$!; wait_port "$sp"
+r0=$(info "$rp" used_memory); rr0=$(rss_kb "$rpid"); s0=$(info "$sp" used_memory); sa0=$(info "$sp" used_memory_allocator); sr0=$(rss_kb "$spid")
+redis-cli -p "$rp" --pipe < "$work/load.resp" >/dev/null
+redis-cli -p "$sp" --pipe < "$work/load.resp" >/dev/null
+r1=$(info "$rp" used_memory); rr1=$(rss_kb "$rpid"); s1=$(info "$sp" used_memory); sa1=$(info "$sp" used_memory_allocator); sr1=$(rss_kb "$spid")
+[ "$(redis-cli -p "$sp" dbsize)" = "$N" ] || { echo "synap did not load $N keys" >&2; exit 1; }
+python3 - "$N" "$r0" "$r1" "$rr0" "$rr1" "$s0" "$s1" "$sa0" "$sa1" "$sr0" "$sr1" <<'PY'
+import sys
+n, r0, r1, rr0, rr1, s0, s1, sa0, sa1, sr0, sr1 = map(int, sys.argv[1:])
+print(f"keys={n}")
+print(f"redis used_memory:           {(r1-r0)/n:7.1f} bytes/key")
+print(f"redis RSS growth:            {(rr1-rr0)*1024/n:7.1f} bytes/key")
+print(f"synap used_memory:           {(s1-s0)/n:7.1f} bytes/key")
+print(f"synap allocator (jemalloc):  {(sa1-sa0)/n:7.1f} bytes/key")
+print(f"synap RSS growth:            {(sr1-sr0)*1024/n:7.1f} bytes/key")
+print(f"ratio synap/redis (allocator vs used_memory): {(sa1-sa0)/(r1-r0):.2f}")
+print(f"ratio synap/redis (RSS growth):               {(sr1-sr0)/(rr1-rr0):.2f}")
+PY
