@@ -1,0 +1,141 @@
+//! `synap-bench`: the load generator of the performance spec, built for honest numbers: HDR latency
+//! histograms, errors counted, a fixed-rate mode that corrects for coordinated omission, and the same
+//! workload against Synap or Redis (`--target`, `--compare`).
+//!
+//! ```text
+//! synap-bench kv --operations 100000 --read-ratio 0.8 --key-size 20 --value-size 100 --connections 10
+//! synap-bench --compare 127.0.0.1:6380 kv --operations 100000
+//! ```
+
+mod kv;
+mod report;
+
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{Report, markdown, ratios};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Synap,
+    Redis,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "synap-bench", version, about = "Load generator for Synap (and Redis, side by side)")]
+struct Cli {
+    /// Server host.
+    #[arg(long, default_value = "127.0.0.1", global = true)]
+    host: String,
+    /// Server RESP port.
+    #[arg(long, default_value_t = 6379, global = true)]
+    port: u16,
+    /// What the server at host:port is (a label; the workload is the same RESP commands).
+    #[arg(long, value_enum, default_value = "synap", global = true)]
+    target: Target,
+    /// A second server (`host:port`) to run the same workload against, in alternation, with ratios.
+    #[arg(long, global = true)]
+    compare: Option<String>,
+    /// Label of the --compare server.
+    #[arg(long, value_enum, default_value = "redis", global = true)]
+    compare_target: Target,
+    /// Alternating rounds with --compare.
+    #[arg(long, default_value_t = 1, global = true)]
+    rounds: usize,
+    /// Write the reports as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+    /// Print a markdown table of the reports.
+    #[arg(long, global = true)]
+    markdown: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Key-value: GET/SET mix over a key space.
+    Kv(kv::KvArgs),
+}
+
+fn label(t: Target) -> &'static str {
+    match t {
+        Target::Synap => "synap",
+        Target::Redis => "redis",
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len}") {
+            pb.set_style(style);
+        }
+        pb
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+async fn run_scenario(cli: &Cli, addr: &str, target: &str) -> anyhow::Result<Report> {
+    match &cli.scenario {
+        Scenario::Kv(a) => kv::run(addr, target, a, &progress_bar()).await,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("synap-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("synap-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let main_addr = format!("{}:{}", cli.host, cli.port);
+    let mut reports = Vec::new();
+    let rounds = if cli.compare.is_some() { cli.rounds.max(1) } else { 1 };
+    for round in 0..rounds {
+        let mut order = vec![(main_addr.clone(), label(cli.target))];
+        if let Some(other) = &cli.compare {
+            order.push((other.clone(), label(cli.compare_target)));
+            if round % 2 == 1 {
+                order.reverse();
+            }
+        }
+        for (addr, target) in order {
+            let r = run_scenario(&cli, &addr, target).await?;
+            println!("{}", r.text());
+            reports.push(r);
+        }
+    }
+    if cli.compare.is_some() {
+        let mine: Vec<&Report> = reports.iter().filter(|r| r.addr == main_addr).collect();
+        let theirs: Vec<&Report> = reports.iter().filter(|r| r.addr != main_addr).collect();
+        for (a, b) in mine.iter().zip(&theirs) {
+            println!("{}", ratios(a, b));
+        }
+    }
+    if cli.markdown {
+        print!("{}", markdown(&reports));
+    }
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
+    }
+    if reports.iter().any(|r| r.errors > 0) {
+        eprintln!("synap-bench: some requests failed (see the error counts)");
+    }
+    Ok(())
+}

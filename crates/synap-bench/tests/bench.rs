@@ -1,0 +1,106 @@
+//! Drives the `synap-bench` binary against in-process servers on ephemeral ports.
+
+use std::process::Command;
+
+use synap_server::{Config, RunningServer};
+
+async fn server() -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        resp_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    cfg.persistence.enabled = false;
+    (RunningServer::start(cfg).await.unwrap(), dir)
+}
+
+fn bench(args: Vec<String>) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_synap-bench")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_scenario_reports_json_and_markdown() {
+    let (s, dir) = server().await;
+    let port = s.resp_addr.unwrap().port().to_string();
+    let json = dir.path().join("report.json");
+    let args: Vec<String> = [
+        "--port",
+        &port,
+        "--json",
+        json.to_str().unwrap(),
+        "--markdown",
+        "kv",
+        "--operations",
+        "5000",
+        "--read-ratio",
+        "0.8",
+        "--key-size",
+        "20",
+        "--value-size",
+        "100",
+        "--connections",
+        "4",
+        "--keyspace",
+        "500",
+        "--pipeline",
+        "4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || bench(args)).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("| scenario | target |"), "{out}");
+    let reports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &reports[0];
+    assert_eq!(r["operations"], 5000);
+    assert_eq!(r["errors"], 0);
+    assert!(r["ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(r["p99_ms"].as_f64().unwrap() >= r["p50_ms"].as_f64().unwrap());
+    // The prefill wrote the whole key space; the run's writes stayed inside it.
+    let dbsize = synap_client::Client::new(s.resp_addr.unwrap().to_string(), 1).dbsize().await.unwrap();
+    assert_eq!(dbsize, 500);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_mode_and_fixed_rate() {
+    let (a, _d1) = server().await;
+    let (b, _d2) = server().await;
+    let args: Vec<String> = vec![
+        "--port".into(),
+        a.resp_addr.unwrap().port().to_string(),
+        "--compare".into(),
+        b.resp_addr.unwrap().to_string(),
+        "--compare-target".into(),
+        "synap".into(),
+        "kv".into(),
+        "--operations".into(),
+        "1000".into(),
+        "--connections".into(),
+        "2".into(),
+        "--rate".into(),
+        "4000".into(),
+    ];
+    let (ok, out, err) = tokio::task::spawn_blocking(move || bench(args)).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("throughput") && out.contains("x, p95 latency"), "{out}");
+    assert!(out.contains("fixed rate 4000 ops/s"), "{out}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[test]
+fn unreachable_server_fails_clearly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (ok, _, err) = bench(vec!["--port".into(), port.to_string(), "kv".into(), "--operations".into(), "10".into()]);
+    assert!(!ok);
+    assert!(err.contains("cannot prefill") && err.contains("cannot connect"), "{err}");
+}

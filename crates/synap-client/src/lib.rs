@@ -1,0 +1,40 @@
+//! A Rust client for Synap.
+//!
+//! - [`Client`]: the RESP transport, pooled and pipelined, with typed methods per service.
+//! - [`HttpClient`]: the HTTP transport (REST routes and the command envelope).
+//! - [`Connection`]: one raw RESP connection (the CLI and the bench tool use it directly).
+//!
+//! # Key-value over RESP
+//! ```no_run
+//! # async fn demo() -> Result<(), synap_client::ClientError> {
+//! use synap_client::{Client, SetOptions};
+//! let client = Client::connect("127.0.0.1:6379", 8).await?;
+//! client.set("user:1", "alice").await?;
+//! assert_eq!(client.get("user:1").await?.as_deref(), Some(&b"alice"[..]));
+//! client.set_with("session", "token", &SetOptions { ttl_ms: Some(60_000), ..Default::default() }).await?;
+//! let views = client.incr_by("views", 1).await?;
+//! # let _ = views;
+//! # Ok(()) }
+//! ```
+//!
+//! # Key-value over HTTP
+//! ```no_run
+//! # async fn demo() -> Result<(), synap_client::ClientError> {
+//! use synap_client::HttpClient;
+//! let http = HttpClient::new("http://127.0.0.1:15500");
+//! http.set(b"user:1", b"alice", Some(3600)).await?;
+//! let page = http.scan(Some("user:"), 0, 100).await?;
+//! # let _ = page;
+//! # Ok(()) }
+//! ```
+
+mod connection;
+mod error;
+mod http_client;
+mod resp_client;
+
+pub use connection::Connection;
+pub use error::{ClientError, Result};
+pub use http_client::HttpClient;
+pub use resp_client::{Client, ScanPage, SetOptions};
+pub use synap_resp::Value;

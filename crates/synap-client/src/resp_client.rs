@@ -1,0 +1,239 @@
+//! The RESP client: a pool of connections with typed methods.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use synap_resp::Value;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+
+/// A pooled RESP client. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addr: String,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+/// Options of `SET`.
+#[derive(Debug, Clone, Default)]
+pub struct SetOptions {
+    /// Expire after this many milliseconds.
+    pub ttl_ms: Option<u64>,
+    /// Only set when the key is absent (NX) / present (XX).
+    pub only_if_absent: bool,
+    pub only_if_present: bool,
+    pub keep_ttl: bool,
+}
+
+/// One page of a SCAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    pub cursor: u64,
+    pub keys: Vec<Bytes>,
+}
+
+impl Client {
+    /// A client for `addr` (`host:port`) keeping at most `max_connections` open.
+    pub fn new(addr: impl Into<String>, max_connections: usize) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                addr: addr.into(),
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(max_connections.max(1)),
+            }),
+        }
+    }
+
+    /// Connects once to check that the server answers PING.
+    pub async fn connect(addr: impl Into<String>, max_connections: usize) -> Result<Client> {
+        let c = Client::new(addr, max_connections);
+        c.ping().await?;
+        Ok(c)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is dropped rather than returned.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'c> FnOnce(
+            &'c mut Connection,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'c>>,
+    {
+        let _permit = self.inner.permits.acquire().await.map_err(|_| ClientError::Closed)?;
+        let pooled = self.inner.idle.lock().await.pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => Connection::connect(&self.inner.addr).await?,
+        };
+        let result = f(&mut conn).await;
+        if !matches!(result, Err(ClientError::Io(_) | ClientError::Closed | ClientError::Protocol(_))) {
+            self.inner.idle.lock().await.push(conn);
+        }
+        result
+    }
+
+    /// Sends any command; an error reply becomes [`ClientError::Server`].
+    pub async fn command<A: AsRef<[u8]> + Sync>(&self, args: &[A]) -> Result<Value> {
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_ref().to_vec()).collect();
+        let v = self.with_conn(move |c| Box::pin(async move { c.call(&args).await })).await?;
+        match v {
+            Value::Error(e) => Err(ClientError::from_reply(&e)),
+            v => Ok(v),
+        }
+    }
+
+    /// Sends several commands in one round trip; each reply (or error reply) comes back in order.
+    pub async fn pipeline(&self, cmds: Vec<Vec<Vec<u8>>>) -> Result<Vec<Value>> {
+        self.with_conn(move |c| Box::pin(async move { c.pipeline(&cmds).await })).await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        match self.command(&["PING"]).await? {
+            Value::Simple(s) if s == "PONG" => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        opt_bytes(self.command(&[b"GET".as_slice(), key.as_ref()]).await?)
+    }
+
+    pub async fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.set_with(key, value, &SetOptions::default()).await.map(|_| ())
+    }
+
+    /// SET with options; returns whether the value was set (false when NX/XX prevented it).
+    pub async fn set_with(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<bool> {
+        let mut args: Vec<Vec<u8>> = vec![b"SET".to_vec(), key.as_ref().to_vec(), value.as_ref().to_vec()];
+        if let Some(ms) = opts.ttl_ms {
+            args.push(b"PX".to_vec());
+            args.push(ms.to_string().into_bytes());
+        }
+        if opts.only_if_absent {
+            args.push(b"NX".to_vec());
+        }
+        if opts.only_if_present {
+            args.push(b"XX".to_vec());
+        }
+        if opts.keep_ttl {
+            args.push(b"KEEPTTL".to_vec());
+        }
+        match self.command(&args).await? {
+            Value::Simple(s) if s == "OK" => Ok(true),
+            Value::Nil => Ok(false),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn del(&self, keys: &[&[u8]]) -> Result<i64> {
+        let mut args = vec![b"DEL".as_slice()];
+        args.extend_from_slice(keys);
+        int(self.command(&args).await?)
+    }
+
+    pub async fn exists(&self, keys: &[&[u8]]) -> Result<i64> {
+        let mut args = vec![b"EXISTS".as_slice()];
+        args.extend_from_slice(keys);
+        int(self.command(&args).await?)
+    }
+
+    pub async fn incr_by(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64> {
+        int(self.command(&[b"INCRBY".as_slice(), key.as_ref(), by.to_string().as_bytes()]).await?)
+    }
+
+    pub async fn mget(&self, keys: &[&[u8]]) -> Result<Vec<Option<Bytes>>> {
+        let mut args = vec![b"MGET".as_slice()];
+        args.extend_from_slice(keys);
+        match self.command(&args).await? {
+            Value::Array(items) => items.into_iter().map(opt_bytes).collect(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn mset(&self, pairs: &[(&[u8], &[u8])]) -> Result<()> {
+        let mut args = vec![b"MSET".as_slice()];
+        for (k, v) in pairs {
+            args.push(k);
+            args.push(v);
+        }
+        self.command(&args).await.map(|_| ())
+    }
+
+    /// PEXPIRE: true when the key exists and got the expiry.
+    pub async fn expire_ms(&self, key: impl AsRef<[u8]>, ms: u64) -> Result<bool> {
+        Ok(int(self.command(&[b"PEXPIRE".as_slice(), key.as_ref(), ms.to_string().as_bytes()]).await?)? == 1)
+    }
+
+    /// PTTL: `None` when the key is missing, `Some(None)` without expiry, `Some(Some(ms))` otherwise.
+    pub async fn ttl_ms(&self, key: impl AsRef<[u8]>) -> Result<Option<Option<u64>>> {
+        Ok(match int(self.command(&[b"PTTL".as_slice(), key.as_ref()]).await?)? {
+            -2 => None,
+            -1 => Some(None),
+            ms => Some(Some(ms as u64)),
+        })
+    }
+
+    pub async fn scan(&self, cursor: u64, pattern: Option<&str>, count: usize) -> Result<ScanPage> {
+        let mut args = vec!["SCAN".to_string(), cursor.to_string(), "COUNT".to_string(), count.to_string()];
+        if let Some(p) = pattern {
+            args.push("MATCH".into());
+            args.push(p.to_string());
+        }
+        match self.command(&args).await? {
+            Value::Array(mut parts) if parts.len() == 2 => {
+                let keys = match parts.pop() {
+                    Some(Value::Array(keys)) => keys
+                        .into_iter()
+                        .map(|k| opt_bytes(k)?.ok_or_else(|| unexpected(Value::Nil)))
+                        .collect::<Result<_>>()?,
+                    other => return Err(unexpected(other.unwrap_or(Value::Nil))),
+                };
+                let cursor = parts
+                    .pop()
+                    .and_then(|c| c.as_text())
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| ClientError::Unexpected("SCAN cursor".into()))?;
+                Ok(ScanPage { cursor, keys })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn dbsize(&self) -> Result<i64> {
+        int(self.command(&["DBSIZE"]).await?)
+    }
+
+    pub async fn flushall(&self) -> Result<()> {
+        self.command(&["FLUSHALL"]).await.map(|_| ())
+    }
+}
+
+fn unexpected(v: Value) -> ClientError {
+    ClientError::Unexpected(format!("{v:?}"))
+}
+
+fn int(v: Value) -> Result<i64> {
+    match v {
+        Value::Int(n) => Ok(n),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn opt_bytes(v: Value) -> Result<Option<Bytes>> {
+    match v {
+        Value::Bulk(b) => Ok(Some(b)),
+        Value::Nil => Ok(None),
+        Value::Error(e) => Err(ClientError::from_reply(&e)),
+        other => Err(unexpected(other)),
+    }
+}

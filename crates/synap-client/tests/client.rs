@@ -1,0 +1,101 @@
+//! The client against an in-process server on ephemeral ports, over RESP and HTTP.
+
+use synap_client::{Client, ClientError, HttpClient, SetOptions, Value};
+use synap_server::{Config, RunningServer};
+
+async fn server() -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        resp_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    (RunningServer::start(cfg).await.unwrap(), dir)
+}
+
+#[tokio::test]
+async fn resp_client_typed_methods_pool_and_errors() {
+    let (s, _dir) = server().await;
+    let c = Client::connect(s.resp_addr.unwrap().to_string(), 4).await.unwrap();
+    c.set("a", "1").await.unwrap();
+    assert_eq!(c.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(c.get("missing").await.unwrap(), None);
+    assert!(!c.set_with("a", "2", &SetOptions { only_if_absent: true, ..Default::default() }).await.unwrap());
+    assert!(c.set_with("t", "x", &SetOptions { ttl_ms: Some(60_000), ..Default::default() }).await.unwrap());
+    assert!(matches!(c.ttl_ms("t").await.unwrap(), Some(Some(ms)) if ms > 50_000));
+    assert_eq!(c.ttl_ms("a").await.unwrap(), Some(None));
+    assert_eq!(c.ttl_ms("nope").await.unwrap(), None);
+    assert_eq!(c.incr_by("n", 5).await.unwrap(), 5);
+    c.mset(&[(b"m1", b"x"), (b"m2", b"y")]).await.unwrap();
+    assert_eq!(c.mget(&[b"m1", b"zz"]).await.unwrap(), vec![Some(bytes::Bytes::from("x")), None]);
+    assert_eq!(c.exists(&[b"m1", b"m2"]).await.unwrap(), 2);
+    assert!(c.expire_ms("m1", 100_000).await.unwrap());
+    assert_eq!(c.del(&[b"m1", b"m2"]).await.unwrap(), 2);
+    let err = c.incr_by("t", 1).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Server { code, .. } if code == "ERR"), "{err}");
+    // Concurrent callers share a bounded pool.
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move { c.incr_by("shared", 1).await.map(|_| i) }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(c.get("shared").await.unwrap().as_deref(), Some(&b"32"[..]));
+    // A full scan sees every key.
+    let mut cursor = 0;
+    let mut seen = 0;
+    loop {
+        let page = c.scan(cursor, None, 3).await.unwrap();
+        seen += page.keys.len();
+        cursor = page.cursor;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen as i64, c.dbsize().await.unwrap());
+    let replies = c
+        .pipeline(vec![vec![b"PING".to_vec()], vec![b"GET".to_vec(), b"a".to_vec()], vec![b"NOPE".to_vec()]])
+        .await
+        .unwrap();
+    assert_eq!(replies[0], Value::Simple("PONG".into()));
+    assert_eq!(replies[1], Value::Bulk(bytes::Bytes::from("1")));
+    assert!(matches!(&replies[2], Value::Error(e) if e.starts_with("ERR unknown command")));
+    c.flushall().await.unwrap();
+    assert_eq!(c.dbsize().await.unwrap(), 0);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = Client::connect(addr.to_string(), 1).await.err().expect("no server");
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn http_client_routes_and_envelope() {
+    let (s, _dir) = server().await;
+    let h = HttpClient::new(format!("http://{}", s.http_addr));
+    assert_eq!(h.health().await.unwrap()["status"], "ok");
+    assert!(h.set(b"k", b"v", Some(100)).await.unwrap());
+    assert!(h.set(b"\xff\x00", b"\x00\x01\xfe", None).await.unwrap());
+    assert_eq!(h.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(h.get(b"\xff\x00").await.unwrap().as_deref(), Some(&b"\x00\x01\xfe"[..]));
+    assert_eq!(h.get(b"nope").await.unwrap(), None);
+    assert_eq!(h.incr(b"n", 3).await.unwrap(), 3);
+    let err = h.incr(b"k", 1).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Http { status: 400, code, .. } if code == "NOT_INTEGER"), "{err}");
+    assert_eq!(h.scan(Some("k"), 0, 100).await.unwrap().keys, vec![bytes::Bytes::from("k")]);
+    assert_eq!(h.del(b"k").await.unwrap(), 1);
+    assert_eq!(h.stats().await.unwrap()["keys"], 2);
+    let v = h.command("kv.mget", serde_json::json!({"keys": ["n", "zz"]})).await.unwrap();
+    assert_eq!(v["values"], serde_json::json!(["3", null]));
+    let err = h.command("kv.nope", serde_json::json!({})).await.unwrap_err();
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    s.shutdown().await;
+}
