@@ -5,6 +5,8 @@
 
 use bytes::Bytes;
 
+use crate::queue::{ConsumeArgs, PublishArgs, QueueOptions};
+
 /// A time-to-live as given by a client, resolved to an absolute time by the engine's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -148,6 +150,45 @@ pub enum Command {
     RandomKey,
     DbSize,
     FlushAll,
+    /// Creates a queue (no change if it exists); options not given come from the defaults.
+    QueueCreate {
+        name: Bytes,
+        options: QueueOptions,
+    },
+    QueueDelete {
+        name: Bytes,
+    },
+    QueueList,
+    QueuePublish(PublishArgs),
+    QueueConsume(ConsumeArgs),
+    QueueAck {
+        queue: Bytes,
+        ids: Vec<u64>,
+    },
+    QueueNack {
+        queue: Bytes,
+        id: u64,
+        requeue: bool,
+    },
+    QueueStats {
+        queue: Bytes,
+    },
+    QueuePurge {
+        queue: Bytes,
+    },
+    /// Lists a queue's dead letters without delivering them.
+    QueueDlqList {
+        queue: Bytes,
+        max: usize,
+    },
+    /// Moves dead letters back to their queue.
+    QueueRedrive {
+        queue: Bytes,
+        max: usize,
+    },
+    QueueDlqPurge {
+        queue: Bytes,
+    },
 }
 
 impl Command {
@@ -166,6 +207,9 @@ impl Command {
                 | Command::Scan(_)
                 | Command::RandomKey
                 | Command::DbSize
+                | Command::QueueList
+                | Command::QueueStats { .. }
+                | Command::QueueDlqList { .. }
         )
     }
 

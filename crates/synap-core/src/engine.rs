@@ -6,13 +6,23 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::command::{Command, Reply};
 use crate::error::Result;
-use crate::kv::{Keyspace, KvConfig};
-use crate::mutation::{Mutation, MutationLog};
+use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
+use crate::mutation::{LogSlot, Mutation, MutationLog};
+use crate::queue::{QueueCursor, QueueSettings, QueueStore};
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     pub kv: KvConfig,
+    pub queues: QueueSettings,
+}
+
+/// Where a snapshot walk of the whole engine stands.
+#[derive(Debug, Clone, Default)]
+pub struct EngineCursor {
+    kv: SnapshotCursor,
+    kv_done: bool,
+    queues: QueueCursor,
 }
 
 /// Per-call context a front end keeps for its client.
@@ -29,13 +39,24 @@ pub struct ExecCtx {
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
     kv: Keyspace,
+    queues: QueueStore,
+    log: Arc<LogSlot>,
     clock: Arc<dyn Clock>,
 }
 
 impl Engine {
     /// An engine that logs every mutation batch to `log` (or to nothing).
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>, log: Option<Arc<dyn MutationLog>>) -> Engine {
-        Engine { kv: Keyspace::new(config.kv, clock.clone(), log), clock }
+        let slot = Arc::new(LogSlot::default());
+        if let Some(log) = log {
+            let _ = slot.attach(log);
+        }
+        Engine {
+            kv: Keyspace::new(config.kv, clock.clone(), slot.clone()),
+            queues: QueueStore::new(config.queues, clock.clone(), slot.clone()),
+            log: slot,
+            clock,
+        }
     }
 
     /// An in-memory engine on the system clock (tests, benchmarks).
@@ -51,11 +72,15 @@ impl Engine {
         &self.kv
     }
 
+    pub fn queues(&self) -> &QueueStore {
+        &self.queues
+    }
+
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
         if cmd.is_write() {
-            self.kv.check_writable()?;
+            self.log.check_writable()?;
         }
         if cmd.may_grow() {
             let lsn = self.kv.ensure_memory()?;
@@ -95,6 +120,21 @@ impl Engine {
             Command::RandomKey => Ok(kv.random_key(now)),
             Command::DbSize => Ok(Reply::Int(kv.len() as i64)),
             Command::FlushAll => Ok(kv.flush_all(&mut lsn, now)),
+            Command::QueueCreate { name, options } => {
+                let (config, explicit_dlq) = options.resolve(&self.queues.settings.defaults);
+                self.queues.create(&name, config, explicit_dlq, &mut lsn)
+            }
+            Command::QueueDelete { name } => Ok(self.queues.delete(&name, &mut lsn)),
+            Command::QueueList => Ok(self.queues.list()),
+            Command::QueuePublish(args) => self.queues.publish(&args, now, &mut lsn),
+            Command::QueueConsume(args) => self.queues.consume(&args, now, &mut lsn),
+            Command::QueueAck { queue, ids } => self.queues.ack(&queue, &ids, &mut lsn),
+            Command::QueueNack { queue, id, requeue } => self.queues.nack(&queue, id, requeue, now, &mut lsn),
+            Command::QueueStats { queue } => self.queues.stats(&queue, now),
+            Command::QueuePurge { queue } => self.queues.purge(&queue, &mut lsn),
+            Command::QueueDlqList { queue, max } => self.queues.dlq_list(&queue, max),
+            Command::QueueRedrive { queue, max } => self.queues.redrive(&queue, max, now, &mut lsn),
+            Command::QueueDlqPurge { queue } => self.queues.dlq_purge(&queue, &mut lsn),
         };
         ctx.lsn = ctx.lsn.max(lsn);
         reply
@@ -102,21 +142,50 @@ impl Engine {
 
     /// Attaches the mutation log (after recovery replayed the old one). Fails if one is attached already.
     pub fn attach_log(&self, log: Arc<dyn MutationLog>) -> std::result::Result<(), Arc<dyn MutationLog>> {
-        self.kv.attach_log(log)
+        self.log.attach(log)
     }
 
-    /// The one applier for recorded mutations (recovery, replicas): applies without logging.
+    /// The one applier for recorded mutations (recovery, replicas): applies without logging. Runs of
+    /// key-value mutations are applied together, so a batch's keys change at once.
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
-        self.kv.apply_batch(batch);
+        let mut start = 0;
+        for (i, m) in batch.iter().enumerate() {
+            if m.is_queue() {
+                if start < i {
+                    self.kv.apply_batch(&batch[start..i]);
+                }
+                self.queues.apply(m);
+                start = i + 1;
+            }
+        }
+        if start < batch.len() {
+            self.kv.apply_batch(&batch[start..]);
+        }
     }
 
     /// A digest of the whole state as of now (live data only).
     pub fn digest(&self) -> u64 {
-        self.kv.digest(self.now_ms())
+        self.kv.digest(self.now_ms()) ^ self.queues.digest().rotate_left(17)
+    }
+
+    /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
+    pub fn snapshot_chunk(&self, cursor: &mut EngineCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        if !cursor.kv_done {
+            match self.kv.snapshot_chunk(&mut cursor.kv, max, out) {
+                Some(n) => return Some(n),
+                None => cursor.kv_done = true,
+            }
+        }
+        self.queues.snapshot_chunk(&mut cursor.queues, max, out)
     }
 
     /// One background maintenance pass (active expiry) within `budget`.
     pub fn maintenance(&self, budget: Duration) -> crate::kv::ExpireReport {
         self.kv.active_expire_pass(budget)
+    }
+
+    /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.
+    pub fn queue_sweep(&self) -> u64 {
+        self.queues.sweep(self.now_ms()).1
     }
 }

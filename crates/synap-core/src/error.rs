@@ -56,6 +56,13 @@ pub enum CommandError {
     Persistence(String),
     #[error("ERR internal error: {0}")]
     Internal(String),
+    /// A named object (queue, stream, ...) does not exist.
+    #[error("ERR {0}")]
+    NotFound(String),
+    #[error("ERR {0}")]
+    AlreadyExists(String),
+    #[error("QUEUEFULL queue '{0}' is at its max_depth")]
+    QueueFull(String),
 }
 
 impl CommandError {
@@ -71,6 +78,8 @@ impl CommandError {
             CommandError::OutOfMemory => "OOM",
             CommandError::Persistence(_) => "MISCONF",
             CommandError::Internal(_) => "ERR",
+            CommandError::NotFound(_) | CommandError::AlreadyExists(_) => "ERR",
+            CommandError::QueueFull(_) => "QUEUEFULL",
         }
     }
 
@@ -87,13 +96,18 @@ impl CommandError {
             CommandError::OutOfMemory => "OUT_OF_MEMORY",
             CommandError::Persistence(_) => "PERSISTENCE_FAILED",
             CommandError::Internal(_) => "INTERNAL",
+            CommandError::NotFound(_) => "NOT_FOUND",
+            CommandError::AlreadyExists(_) => "CONFLICT",
+            CommandError::QueueFull(_) => "QUEUE_FULL",
         }
     }
 
     pub fn kind(&self) -> ErrorKind {
         match self {
             CommandError::WrongType => ErrorKind::Conflict,
-            CommandError::NoSuchKey => ErrorKind::NotFound,
+            CommandError::NoSuchKey | CommandError::NotFound(_) => ErrorKind::NotFound,
+            CommandError::AlreadyExists(_) => ErrorKind::Conflict,
+            CommandError::QueueFull(_) => ErrorKind::Limit,
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::OutOfMemory => ErrorKind::Limit,
             CommandError::Persistence(_) => ErrorKind::Unavailable,

@@ -6,6 +6,7 @@
 //! - [`engine`]   `Engine::execute`: checks, dispatch to a service, durability ticket (`ExecCtx::lsn`)
 //! - [`mutation`] `Mutation` records, their encoding, and the `MutationLog` the WAL implements
 //! - [`kv`]       the sharded keyspace: TTLs, active expiry, eviction, SCAN
+//! - [`queue`]    acknowledged work queues: priorities, deadlines, retries, dead letters
 //! - [`glob`]     Redis glob patterns
 //! - [`clock`]    wall-clock time behind a trait
 
@@ -16,10 +17,11 @@ pub mod error;
 pub mod glob;
 pub mod kv;
 pub mod mutation;
+pub mod queue;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
-pub use engine::{Engine, EngineConfig, ExecCtx};
+pub use engine::{Engine, EngineConfig, EngineCursor, ExecCtx};
 pub use error::{CommandError, ErrorKind, Result};
 pub use kv::{EvictionPolicy, KvConfig, KvStats, SnapshotCursor};
 pub use mutation::{DecodeError, Mutation, MutationLog, decode_batch, encode_batch, encoded_len};

@@ -20,6 +20,13 @@
 //!   3 SetExpire  key:bytes expire_at:u64               (0 = persist)
 //!   (4 is reserved: an early logical Rename, replaced by Del + Set)
 //!   5 FlushAll
+//!   6 QueueCreate  name:bytes config:bytes                 (config: see `queue::QueueConfig::encode`)
+//!   7 QueueDelete  name:bytes
+//!   8 QueuePut     queue:bytes id:u64 priority:u8 attempts:u32 published_at:u64 available_at:u64
+//!                  expires_at:u64 deadline:u64 consumer:bytes headers:bytes payload:bytes
+//!   9 QueueState   queue:bytes id:u64 attempts:u32 available_at:u64 deadline:u64 consumer:bytes
+//!  10 QueueRemove  queue:bytes id:u64
+//!  11 QueuePurge   queue:bytes
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -30,16 +37,117 @@ use crate::error::CommandError;
 /// One state change. Borrowed so that encoding into the WAL buffer and decoding from it copy nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation<'a> {
-    Set { key: &'a [u8], value: &'a [u8], expire_at: u64 },
-    Del { key: &'a [u8] },
-    SetExpire { key: &'a [u8], expire_at: u64 },
+    Set {
+        key: &'a [u8],
+        value: &'a [u8],
+        expire_at: u64,
+    },
+    Del {
+        key: &'a [u8],
+    },
+    SetExpire {
+        key: &'a [u8],
+        expire_at: u64,
+    },
     FlushAll,
+    /// Creates a queue, or replaces its configuration.
+    QueueCreate {
+        name: &'a [u8],
+        config: &'a [u8],
+    },
+    QueueDelete {
+        name: &'a [u8],
+    },
+    /// Sets a message whole (publish, move to a dead-letter queue, snapshot).
+    QueuePut {
+        queue: &'a [u8],
+        msg: QueueMessage<'a>,
+    },
+    /// Sets the delivery state of an existing message (deliver, requeue); no-op when it is gone.
+    QueueState {
+        queue: &'a [u8],
+        id: u64,
+        attempts: u32,
+        available_at: u64,
+        deadline: u64,
+        consumer: &'a [u8],
+    },
+    QueueRemove {
+        queue: &'a [u8],
+        id: u64,
+    },
+    QueuePurge {
+        queue: &'a [u8],
+    },
+}
+
+impl Mutation<'_> {
+    /// Whether the mutation belongs to the queue service.
+    pub fn is_queue(&self) -> bool {
+        matches!(
+            self,
+            Mutation::QueueCreate { .. }
+                | Mutation::QueueDelete { .. }
+                | Mutation::QueuePut { .. }
+                | Mutation::QueueState { .. }
+                | Mutation::QueueRemove { .. }
+                | Mutation::QueuePurge { .. }
+        )
+    }
+}
+
+/// A queue message as recorded. `deadline` 0 means ready (deliverable from `available_at`); otherwise the
+/// message is in flight to `consumer` until `deadline` (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage<'a> {
+    pub id: u64,
+    pub priority: u8,
+    pub attempts: u32,
+    pub published_at: u64,
+    pub available_at: u64,
+    pub expires_at: u64,
+    pub deadline: u64,
+    pub consumer: &'a [u8],
+    /// Encoded header list: `count:u32 (key:bytes value:bytes)*`.
+    pub headers: &'a [u8],
+    pub payload: &'a [u8],
 }
 
 const TAG_SET: u8 = 1;
 const TAG_DEL: u8 = 2;
 const TAG_SET_EXPIRE: u8 = 3;
 const TAG_FLUSH_ALL: u8 = 5;
+const TAG_QUEUE_CREATE: u8 = 6;
+const TAG_QUEUE_DELETE: u8 = 7;
+const TAG_QUEUE_PUT: u8 = 8;
+const TAG_QUEUE_STATE: u8 = 9;
+const TAG_QUEUE_REMOVE: u8 = 10;
+const TAG_QUEUE_PURGE: u8 = 11;
+
+/// The engine's slot for its log: empty until recovery is done, then set once. Shared by every service.
+#[derive(Default)]
+pub struct LogSlot(std::sync::OnceLock<std::sync::Arc<dyn MutationLog>>);
+
+impl LogSlot {
+    pub fn attach(&self, log: std::sync::Arc<dyn MutationLog>) -> Result<(), std::sync::Arc<dyn MutationLog>> {
+        self.0.set(log)
+    }
+
+    /// Appends a batch; 0 when there is no log (memory only) or nothing to log.
+    pub fn append(&self, batch: &[Mutation<'_>]) -> u64 {
+        match self.0.get() {
+            Some(log) if !batch.is_empty() => log.append(batch),
+            _ => 0,
+        }
+    }
+
+    pub fn check_writable(&self) -> Result<(), CommandError> {
+        match self.0.get() {
+            Some(log) => log.check_writable(),
+            None => Ok(()),
+        }
+    }
+}
 
 /// Where the engine sends mutation batches after applying them.
 pub trait MutationLog: Send + Sync {
@@ -81,6 +189,21 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::Del { key } => 4 + key.len(),
                 Mutation::SetExpire { key, .. } => 4 + key.len() + 8,
                 Mutation::FlushAll => 0,
+                Mutation::QueueCreate { name, config } => 8 + name.len() + config.len(),
+                Mutation::QueueDelete { name } | Mutation::QueuePurge { queue: name } => 4 + name.len(),
+                Mutation::QueuePut { queue, msg } => {
+                    4 + queue.len()
+                        + 8
+                        + 1
+                        + 4
+                        + 8 * 4
+                        + 12
+                        + msg.consumer.len()
+                        + msg.headers.len()
+                        + msg.payload.len()
+                }
+                Mutation::QueueState { queue, consumer, .. } => 4 + queue.len() + 8 + 4 + 16 + 4 + consumer.len(),
+                Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
             }
         })
         .sum::<usize>()
@@ -109,6 +232,46 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&expire_at.to_le_bytes());
         }
         Mutation::FlushAll => out.push(TAG_FLUSH_ALL),
+        Mutation::QueueCreate { name, config } => {
+            out.push(TAG_QUEUE_CREATE);
+            put_bytes(out, name);
+            put_bytes(out, config);
+        }
+        Mutation::QueueDelete { name } => {
+            out.push(TAG_QUEUE_DELETE);
+            put_bytes(out, name);
+        }
+        Mutation::QueuePut { queue, msg } => {
+            out.push(TAG_QUEUE_PUT);
+            put_bytes(out, queue);
+            out.extend_from_slice(&msg.id.to_le_bytes());
+            out.push(msg.priority);
+            out.extend_from_slice(&msg.attempts.to_le_bytes());
+            for v in [msg.published_at, msg.available_at, msg.expires_at, msg.deadline] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            put_bytes(out, msg.consumer);
+            put_bytes(out, msg.headers);
+            put_bytes(out, msg.payload);
+        }
+        Mutation::QueueState { queue, id, attempts, available_at, deadline, consumer } => {
+            out.push(TAG_QUEUE_STATE);
+            put_bytes(out, queue);
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&attempts.to_le_bytes());
+            out.extend_from_slice(&available_at.to_le_bytes());
+            out.extend_from_slice(&deadline.to_le_bytes());
+            put_bytes(out, consumer);
+        }
+        Mutation::QueueRemove { queue, id } => {
+            out.push(TAG_QUEUE_REMOVE);
+            put_bytes(out, queue);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        Mutation::QueuePurge { queue } => {
+            out.push(TAG_QUEUE_PURGE);
+            put_bytes(out, queue);
+        }
     }
 }
 
@@ -156,6 +319,39 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_DEL => Mutation::Del { key: r.bytes()? },
             TAG_SET_EXPIRE => Mutation::SetExpire { key: r.bytes()?, expire_at: r.u64()? },
             TAG_FLUSH_ALL => Mutation::FlushAll,
+            TAG_QUEUE_CREATE => Mutation::QueueCreate { name: r.bytes()?, config: r.bytes()? },
+            TAG_QUEUE_DELETE => Mutation::QueueDelete { name: r.bytes()? },
+            TAG_QUEUE_PUT => {
+                let queue = r.bytes()?;
+                let id = r.u64()?;
+                let priority = r.u8()?;
+                let attempts = r.u32()?;
+                let (published_at, available_at, expires_at, deadline) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+                let (consumer, headers, payload) = (r.bytes()?, r.bytes()?, r.bytes()?);
+                let msg = QueueMessage {
+                    id,
+                    priority,
+                    attempts,
+                    published_at,
+                    available_at,
+                    expires_at,
+                    deadline,
+                    consumer,
+                    headers,
+                    payload,
+                };
+                Mutation::QueuePut { queue, msg }
+            }
+            TAG_QUEUE_STATE => Mutation::QueueState {
+                queue: r.bytes()?,
+                id: r.u64()?,
+                attempts: r.u32()?,
+                available_at: r.u64()?,
+                deadline: r.u64()?,
+                consumer: r.bytes()?,
+            },
+            TAG_QUEUE_REMOVE => Mutation::QueueRemove { queue: r.bytes()?, id: r.u64()? },
+            TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);
@@ -177,6 +373,26 @@ mod tests {
             Mutation::Del { key: b"" },
             Mutation::SetExpire { key: b"k", expire_at: 0 },
             Mutation::FlushAll,
+            Mutation::QueueCreate { name: b"q", config: b"cfg" },
+            Mutation::QueueDelete { name: b"q" },
+            Mutation::QueuePut {
+                queue: b"q",
+                msg: QueueMessage {
+                    id: 7,
+                    priority: 9,
+                    attempts: 2,
+                    published_at: 1,
+                    available_at: 2,
+                    expires_at: 3,
+                    deadline: 4,
+                    consumer: b"c",
+                    headers: b"h",
+                    payload: b"\x00p",
+                },
+            },
+            Mutation::QueueState { queue: b"q", id: 7, attempts: 3, available_at: 5, deadline: 6, consumer: b"c" },
+            Mutation::QueueRemove { queue: b"q", id: 7 },
+            Mutation::QueuePurge { queue: b"q" },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

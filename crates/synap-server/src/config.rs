@@ -237,6 +237,41 @@ impl Default for RespSection {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// Publishing to a missing queue creates it instead of answering 404.
+    pub auto_create: bool,
+    pub max_queues: usize,
+    /// Defaults for queues created without these options.
+    pub max_depth: u64,
+    pub ack_deadline_ms: u64,
+    pub max_retries: u32,
+    pub max_message_bytes: ByteSize,
+    pub prefetch: u32,
+    /// How often delayed messages, ack deadlines and TTLs are checked.
+    pub sweep_interval_ms: u64,
+    /// Longest long-poll a consumer may ask for.
+    pub max_wait_ms: u64,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        let d = synap_core::queue::QueueConfig::default();
+        QueueSection {
+            auto_create: false,
+            max_queues: 10_000,
+            max_depth: d.max_depth,
+            ack_deadline_ms: d.ack_deadline_ms,
+            max_retries: d.max_retries,
+            max_message_bytes: ByteSize(d.max_message_bytes),
+            prefetch: d.prefetch,
+            sweep_interval_ms: 50,
+            max_wait_ms: 60_000,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -249,6 +284,7 @@ pub struct Config {
     pub kv: KvSection,
     pub persistence: PersistenceSection,
     pub resp: RespSection,
+    pub queue: QueueSection,
 }
 
 impl Default for Config {
@@ -262,6 +298,7 @@ impl Default for Config {
             kv: KvSection::default(),
             persistence: PersistenceSection::default(),
             resp: RespSection::default(),
+            queue: QueueSection::default(),
         }
     }
 }
@@ -298,6 +335,11 @@ impl Config {
         );
         anyhow::ensure!(self.persistence.segment_bytes.0 >= 4096, "persistence.segment_bytes: must be at least 4kb");
         anyhow::ensure!(self.persistence.snapshot.keep >= 1, "persistence.snapshot.keep: must be at least 1");
+        anyhow::ensure!(
+            self.queue.sweep_interval_ms >= 1 && self.queue.sweep_interval_ms <= 10_000,
+            "queue.sweep_interval_ms: must be between 1 and 10000"
+        );
+        self.queue_defaults().validate().map_err(|e| anyhow::anyhow!("queue: {}", e.message()))?;
         anyhow::ensure!(self.resp.max_connections >= 1, "resp.max_connections: must be at least 1");
         anyhow::ensure!(self.resp.max_args >= 1, "resp.max_args: must be at least 1");
         anyhow::ensure!(self.resp.max_inline_bytes.0 >= 64, "resp.max_inline_bytes: must be at least 64");
@@ -332,8 +374,25 @@ impl Config {
         }
     }
 
+    pub fn queue_defaults(&self) -> synap_core::queue::QueueConfig {
+        let q = &self.queue;
+        synap_core::queue::QueueConfig {
+            max_depth: q.max_depth,
+            ack_deadline_ms: q.ack_deadline_ms,
+            max_retries: q.max_retries,
+            dead_letter_queue: None,
+            max_message_bytes: q.max_message_bytes.0,
+            prefetch: q.prefetch,
+        }
+    }
+
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
+            queues: synap_core::queue::QueueSettings {
+                auto_create: self.queue.auto_create,
+                defaults: self.queue_defaults(),
+                max_queues: self.queue.max_queues,
+            },
             kv: KvConfig {
                 shards: self.kv.shards,
                 max_memory: self.kv.max_memory.0 as usize,

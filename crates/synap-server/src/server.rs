@@ -96,6 +96,7 @@ impl RunningServer {
             None
         };
         tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_queue_sweep(engine.clone(), &config, shutdown_rx.clone()));
         if let Some(p) = &persistence {
             tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
         }
@@ -148,6 +149,24 @@ fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiv
                         }
                         last = tokio::time::Instant::now();
                     }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
+/// The queue sweep: delayed messages become ready, expired deadlines redeliver, expired TTLs dead-letter.
+fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    let period = Duration::from_millis(config.queue.sweep_interval_ms);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let engine = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || engine.queue_sweep()).await;
                 }
                 _ = stop.changed() => break,
             }

@@ -1,8 +1,9 @@
 //! The handle every front end holds: the engine plus what makes a reply safe to send (durability).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use synap_core::queue::ConsumeArgs;
 use synap_core::{Command, CommandError, Engine, ExecCtx, Reply};
 use synap_storage::Persistence;
 
@@ -51,7 +52,42 @@ impl Service {
         self.persistence.as_ref().and_then(|p| p.wal().failure())
     }
 
+    /// QCONSUME with a wait: delivers what is there, or waits (at most `wait`, capped by
+    /// `queue.max_wait_ms`) for messages to arrive. Answers an empty array when nothing came.
+    pub async fn consume_wait(&self, args: ConsumeArgs, wait: Duration) -> Result<Reply, CommandError> {
+        let wait = wait.min(Duration::from_millis(self.config.queue.max_wait_ms));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let waiter = self.engine.queues().waiter(&args.queue);
+            let reply = match &waiter {
+                Some(w) => {
+                    // Register for wake-ups before looking, so a publish in between is not missed.
+                    let notified = w.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    let reply = self.execute(Command::QueueConsume(args.clone())).await?;
+                    if !is_empty(&reply) || tokio::time::Instant::now() >= deadline {
+                        return Ok(reply);
+                    }
+                    // Re-check now and then as well: delayed messages become due without a publish.
+                    let nap = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(nap) => {}
+                    }
+                    continue;
+                }
+                None => self.execute(Command::QueueConsume(args.clone())).await?,
+            };
+            return Ok(reply);
+        }
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
+}
+
+fn is_empty(reply: &Reply) -> bool {
+    matches!(reply, Reply::Array(items) if items.is_empty())
 }

@@ -126,3 +126,161 @@ async fn acknowledged_writes_survive_a_process_kill_with_fsync_periodic() {
         crash_round("periodic", dir.path(), round).await;
     }
 }
+
+/// Queues under SIGKILL: every message acknowledged to its publisher survives, an ACKed message never
+/// comes back, and messages in flight at the crash are delivered again with their attempt count kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_messages_survive_kill_9_and_acks_stick() {
+    use redis::{Value as RV, cmd};
+    use std::collections::{HashMap, HashSet};
+
+    fn text(v: &RV) -> String {
+        match v {
+            RV::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+    /// (id, attempt) of each message in a QCONSUME reply.
+    fn messages(v: RV) -> Vec<(String, i64)> {
+        match v {
+            RV::Array(items) => items
+                .into_iter()
+                .map(|m| match m {
+                    RV::Array(f) => (
+                        text(&f[1]),
+                        match f[9] {
+                            RV::Int(n) => n,
+                            ref other => panic!("{other:?}"),
+                        },
+                    ),
+                    other => panic!("{other:?}"),
+                })
+                .collect(),
+            RV::Nil => vec![],
+            other => panic!("{other:?}"),
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &["--fsync", "always"]);
+    let url = format!("redis://{}/", server.resp_addr.clone().unwrap());
+    let client = redis::Client::open(url).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = cmd("QCREATE")
+        .arg("crashq")
+        .arg("ACKDEADLINE")
+        .arg(400)
+        .arg("MAXRETRIES")
+        .arg(100)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    let published = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let acked = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let in_flight = Arc::new(Mutex::new(HashMap::<String, i64>::new()));
+    // QACKs sent whose answer never came: the ack may or may not have happened.
+    let ack_sent = Arc::new(Mutex::new(HashSet::<String>::new()));
+    let mut tasks = Vec::new();
+    for p in 0..3 {
+        let (client, published) = (client.clone(), published.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
+            for i in 0.. {
+                match cmd("QPUBLISH").arg("crashq").arg(format!("p{p}-{i}")).query_async::<String>(&mut c).await {
+                    Ok(id) => {
+                        published.lock().insert(id);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    {
+        let (client, acked, in_flight, ack_sent) = (client.clone(), acked.clone(), in_flight.clone(), ack_sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
+            loop {
+                let Ok(got) =
+                    cmd("QCONSUME").arg("crashq").arg("worker").arg("COUNT").arg(10).query_async::<RV>(&mut c).await
+                else {
+                    return;
+                };
+                let msgs = messages(got);
+                // Acknowledge every other message; leave the rest in flight.
+                for (i, (id, attempt)) in msgs.into_iter().enumerate() {
+                    if i % 2 == 0 {
+                        ack_sent.lock().insert(id.clone());
+                        match cmd("QACK").arg("crashq").arg(&id).query_async::<i64>(&mut c).await {
+                            Ok(1) => {
+                                acked.lock().insert(id);
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        }
+                    } else {
+                        in_flight.lock().insert(id, attempt);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(rand::rng().random_range(400..900))).await;
+    server.kill9();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (published, acked, in_flight) = (published.lock().clone(), acked.lock().clone(), in_flight.lock().clone());
+    let ack_sent = ack_sent.lock().clone();
+    assert!(
+        published.len() > 20 && !acked.is_empty(),
+        "load ran: {} published, {} acked",
+        published.len(),
+        acked.len()
+    );
+
+    let mut server = ServerProcess::start(dir.path(), &["--fsync", "always"]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    c.set_response_timeout(Duration::from_secs(10));
+    let mut drained: HashMap<String, i64> = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: RV = cmd("QCONSUME")
+            .arg("crashq")
+            .arg("after")
+            .arg("COUNT")
+            .arg(500)
+            .arg("BLOCK")
+            .arg(1200)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let msgs = messages(got);
+        if msgs.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        let mut ack = cmd("QACK");
+        ack.arg("crashq");
+        for (id, attempt) in msgs {
+            ack.arg(&id);
+            assert!(drained.insert(id.clone(), attempt).is_none(), "delivered twice after restart: {id}");
+        }
+        let _: i64 = ack.query_async(&mut c).await.unwrap();
+    }
+    for id in &acked {
+        assert!(!drained.contains_key(id), "ACKed message {id} came back");
+    }
+    for id in &published {
+        assert!(ack_sent.contains(id) || drained.contains_key(id), "published message {id} was lost");
+    }
+    for (id, attempt) in &in_flight {
+        if let Some(after) = drained.get(id) {
+            assert!(after > attempt, "{id}: attempt {after} after restart, {attempt} before: the count is kept");
+        } else {
+            // It may have been redelivered to the worker before the crash and acknowledged then.
+            assert!(ack_sent.contains(id), "in-flight message {id} was lost");
+        }
+    }
+    server.kill9();
+}

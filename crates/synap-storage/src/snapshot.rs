@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use synap_core::{Engine, SnapshotCursor, decode_batch};
+use synap_core::{Engine, EngineCursor, decode_batch};
 
 use crate::backend::Storage;
 use crate::error::{IoContext, StorageError};
@@ -20,7 +20,7 @@ pub const TRAILER_MAGIC: &[u8; 8] = b"SNAPEND1";
 pub const HEADER_LEN: u64 = 32;
 pub const TRAILER_LEN: u64 = 24;
 const CHUNK_ENTRIES: usize = 256;
-/// A chunk larger than this is corruption (a chunk holds at most 256 keys of bounded size).
+/// A chunk larger than this is corruption (a chunk holds at most 256 records of bounded size).
 const MAX_CHUNK_LEN: u32 = 1 << 31;
 
 pub fn snapshot_name(lsn: u64) -> String {
@@ -63,11 +63,11 @@ pub fn write_snapshot(
     header.extend_from_slice(&engine.now_ms().to_le_bytes());
     let mut out = header;
     let mut entries = 0u64;
-    let mut cursor = SnapshotCursor::default();
+    let mut cursor = EngineCursor::default();
     let mut chunk = Vec::with_capacity(64 * 1024);
     loop {
         chunk.clear();
-        let Some(n) = engine.kv().snapshot_chunk(&mut cursor, CHUNK_ENTRIES, &mut chunk) else { break };
+        let Some(n) = engine.snapshot_chunk(&mut cursor, CHUNK_ENTRIES, &mut chunk) else { break };
         if n == 0 {
             continue;
         }

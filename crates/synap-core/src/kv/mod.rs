@@ -22,8 +22,8 @@ mod strings;
 pub use strings::{format_f64, parse_f64, parse_i64};
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
@@ -33,7 +33,7 @@ pub use scan::decode_cursor;
 pub(crate) use shard::{NO_EXPIRE, Shard};
 
 use crate::clock::Clock;
-use crate::mutation::{Mutation, MutationLog};
+use crate::mutation::{LogSlot, Mutation};
 
 /// Keyspace settings.
 #[derive(Debug, Clone)]
@@ -106,7 +106,7 @@ pub struct Keyspace {
     used: Arc<AtomicUsize>,
     pub(crate) counters: KvCounters,
     clock: Arc<dyn Clock>,
-    log: OnceLock<Arc<dyn MutationLog>>,
+    log: Arc<LogSlot>,
     /// Where the next active-expiry pass starts.
     expire_cursor: AtomicUsize,
 }
@@ -124,7 +124,7 @@ impl<'a> Locked<'a> {
 }
 
 impl Keyspace {
-    pub fn new(config: KvConfig, clock: Arc<dyn Clock>, log: Option<Arc<dyn MutationLog>>) -> Keyspace {
+    pub fn new(config: KvConfig, clock: Arc<dyn Clock>, log: Arc<LogSlot>) -> Keyspace {
         let n = config.shards.max(1).next_power_of_two();
         let hasher = FixedState::with_seed(rand::random());
         let used = Arc::new(AtomicUsize::new(0));
@@ -136,7 +136,7 @@ impl Keyspace {
             used,
             counters: KvCounters::default(),
             clock,
-            log: log.map(OnceLock::from).unwrap_or_default(),
+            log,
             expire_cursor: AtomicUsize::new(0),
         }
     }
@@ -224,6 +224,7 @@ impl Keyspace {
                 }
             }
             Mutation::FlushAll => unreachable!("FlushAll is applied to every shard by the caller"),
+            _ => unreachable!("queue mutations are applied by the queue store"),
         }
     }
 
@@ -257,22 +258,7 @@ impl Keyspace {
     }
 
     fn log_batch(&self, batch: &[Mutation<'_>]) -> u64 {
-        match self.log.get() {
-            Some(log) if !batch.is_empty() => log.append(batch),
-            _ => 0,
-        }
-    }
-
-    pub(crate) fn check_writable(&self) -> crate::Result<()> {
-        match self.log.get() {
-            Some(log) => log.check_writable(),
-            None => Ok(()),
-        }
-    }
-
-    /// Attaches the mutation log once recovery is done; fails if one is attached already.
-    pub fn attach_log(&self, log: Arc<dyn MutationLog>) -> Result<(), Arc<dyn MutationLog>> {
-        self.log.set(log)
+        self.log.append(batch)
     }
 
     /// The replay applier: applies a decoded batch without logging it (recovery, replicas).
@@ -383,6 +369,7 @@ fn single_key<'a>(m: &Mutation<'a>) -> &'a [u8] {
     match *m {
         Mutation::Set { key, .. } | Mutation::Del { key } | Mutation::SetExpire { key, .. } => key,
         Mutation::FlushAll => unreachable!("not a single-key mutation"),
+        _ => unreachable!("queue mutations are applied by the queue store"),
     }
 }
 

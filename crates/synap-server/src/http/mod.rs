@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod ops;
+mod queue;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/command", post(envelope))
         .route("/kv/{op}", any(rest_plain))
         .route("/kv/{op}/{key}", any(rest_keyed))
+        .route("/queue/{*rest}", any(queue::rest))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service)
@@ -40,7 +42,7 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 /// A request body, or the matching API error (413 past the limit).
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rej| {
         if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!("request body exceeds the limit: {}", rej.body_text()))

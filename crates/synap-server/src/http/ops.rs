@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
 use synap_core::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 
 use super::body::{ApiError, bytes_to_json, json_to_bytes};
@@ -49,6 +50,42 @@ pub static OPS: &[Op] = &[
     Op { name: "kv.randomkey", parse: |_| Ok(Command::RandomKey), render: |_, r| Ok(json!({"key": opt_value(r)?})) },
     Op { name: "kv.dbsize", parse: |_| Ok(Command::DbSize), render: |_, r| Ok(json!({"size": int(r)?})) },
     Op { name: "kv.flushall", parse: |_| Ok(Command::FlushAll), render: |_, _| Ok(json!({"ok": true})) },
+    Op { name: "queue.create", parse: queue_create, render: |_, r| Ok(json!({"created": int(r)? == 1})) },
+    Op {
+        name: "queue.delete",
+        parse: |p| Ok(Command::QueueDelete { name: queue_name(p)? }),
+        render: |_, r| Ok(json!({"deleted": int(r)? == 1})),
+    },
+    Op { name: "queue.list", parse: |_| Ok(Command::QueueList), render: |_, r| Ok(json!({"queues": list(r)?})) },
+    Op { name: "queue.publish", parse: queue_publish, render: |_, r| Ok(json!({"message_id": opt_value(r)?})) },
+    Op { name: "queue.consume", parse: queue_consume, render: |_, r| Ok(json!({"messages": reply_json(r)})) },
+    Op { name: "queue.ack", parse: queue_ack, render: |_, r| Ok(json!({"acked": int(r)?})) },
+    Op { name: "queue.nack", parse: queue_nack, render: |_, r| Ok(json!({"nacked": int(r)? == 1})) },
+    Op {
+        name: "queue.stats",
+        parse: |p| Ok(Command::QueueStats { queue: queue_name(p)? }),
+        render: |_, r| Ok(reply_json(r)),
+    },
+    Op {
+        name: "queue.purge",
+        parse: |p| Ok(Command::QueuePurge { queue: queue_name(p)? }),
+        render: |_, r| Ok(json!({"purged": int(r)?})),
+    },
+    Op {
+        name: "queue.dlq",
+        parse: |p| Ok(Command::QueueDlqList { queue: queue_name(p)?, max: max_of(p, 100)? }),
+        render: |_, r| Ok(json!({"messages": reply_json(r)})),
+    },
+    Op {
+        name: "queue.redrive",
+        parse: |p| Ok(Command::QueueRedrive { queue: queue_name(p)?, max: max_of(p, 1000)? }),
+        render: |_, r| Ok(json!({"redriven": int(r)?})),
+    },
+    Op {
+        name: "queue.dlq_purge",
+        parse: |p| Ok(Command::QueueDlqPurge { queue: queue_name(p)? }),
+        render: |_, r| Ok(json!({"purged": int(r)?})),
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Op> {
@@ -276,6 +313,126 @@ fn kv_scan(p: &Value) -> Result<Command, ApiError> {
         count: count as usize,
         type_filter: field(p, "type").and_then(Value::as_str).map(str::to_string),
     }))
+}
+
+fn opt_u64(p: &Value, name: &str) -> Result<Option<u64>, ApiError> {
+    match opt_i64(p, name)? {
+        Some(n) if n < 0 => Err(ApiError::bad_request(format!("field '{name}': must not be negative"))),
+        other => Ok(other.map(|n| n as u64)),
+    }
+}
+
+fn opt_u32(p: &Value, name: &str) -> Result<Option<u32>, ApiError> {
+    opt_u64(p, name)?
+        .map(|n| u32::try_from(n).map_err(|_| ApiError::bad_request(format!("field '{name}': too large"))))
+        .transpose()
+}
+
+/// The queue name: `queue` or `name`.
+pub fn queue_name(p: &Value) -> Result<Bytes, ApiError> {
+    if field(p, "queue").is_some() { req_bytes(p, "queue") } else { req_bytes(p, "name") }
+}
+
+fn max_of(p: &Value, default: u64) -> Result<usize, ApiError> {
+    let n = opt_u64(p, "max")?.unwrap_or(default);
+    if !(1..=10_000).contains(&n) {
+        return Err(ApiError::bad_request("field 'max': must be between 1 and 10000"));
+    }
+    Ok(n as usize)
+}
+
+fn queue_create(p: &Value) -> Result<Command, ApiError> {
+    let options = QueueOptions {
+        max_depth: opt_u64(p, "max_depth")?,
+        ack_deadline_ms: opt_u64(p, "ack_deadline_ms")?,
+        max_retries: opt_u32(p, "max_retries")?,
+        dead_letter_queue: field(p, "dead_letter_queue").map(|v| json_to_bytes(v, "dead_letter_queue")).transpose()?,
+        max_message_bytes: opt_u64(p, "max_message_bytes")?,
+        prefetch: opt_u32(p, "prefetch")?,
+    };
+    Ok(Command::QueueCreate { name: queue_name(p)?, options })
+}
+
+fn queue_publish(p: &Value) -> Result<Command, ApiError> {
+    let priority = opt_u64(p, "priority")?.unwrap_or(0);
+    if priority > 9 {
+        return Err(ApiError::bad_request("field 'priority': must be between 0 and 9"));
+    }
+    let headers = match field(p, "headers") {
+        None => Vec::new(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| Ok((Bytes::copy_from_slice(k.as_bytes()), json_to_bytes(v, "headers")?)))
+            .collect::<Result<_, ApiError>>()?,
+        Some(_) => return Err(ApiError::bad_request("field 'headers': expected an object")),
+    };
+    Ok(Command::QueuePublish(PublishArgs {
+        queue: queue_name(p)?,
+        payload: req_bytes(p, "payload")?,
+        priority: priority as u8,
+        headers,
+        delay_ms: opt_u64(p, "delay_ms")?.unwrap_or(0),
+        ttl_ms: opt_u64(p, "ttl_ms")?.unwrap_or(0),
+    }))
+}
+
+fn queue_consume(p: &Value) -> Result<Command, ApiError> {
+    let consumer =
+        if field(p, "consumer_id").is_some() { req_bytes(p, "consumer_id")? } else { req_bytes(p, "consumer")? };
+    Ok(Command::QueueConsume(ConsumeArgs { queue: queue_name(p)?, consumer, max: max_of(p, 1)? }))
+}
+
+fn message_id(v: &Value, name: &str) -> Result<u64, ApiError> {
+    let b = json_to_bytes(v, name)?;
+    synap_core::queue::parse_id(&b).ok_or_else(|| ApiError::bad_request(format!("field '{name}': not a message id")))
+}
+
+fn queue_ack(p: &Value) -> Result<Command, ApiError> {
+    let ids = match (field(p, "message_ids"), field(p, "message_id")) {
+        (Some(Value::Array(items)), _) if !items.is_empty() => {
+            items.iter().map(|v| message_id(v, "message_ids")).collect::<Result<_, _>>()?
+        }
+        (None, Some(v)) => vec![message_id(v, "message_id")?],
+        _ => return Err(ApiError::bad_request("give 'message_id' or a non-empty 'message_ids'")),
+    };
+    Ok(Command::QueueAck { queue: queue_name(p)?, ids })
+}
+
+fn queue_nack(p: &Value) -> Result<Command, ApiError> {
+    let id = message_id(
+        field(p, "message_id").ok_or_else(|| ApiError::bad_request("missing field 'message_id'"))?,
+        "message_id",
+    )?;
+    let requeue = match field(p, "requeue") {
+        None => true,
+        Some(_) => flag(p, "requeue")?,
+    };
+    Ok(Command::QueueNack { queue: queue_name(p)?, id, requeue })
+}
+
+/// Any reply as JSON: maps become objects, bytes strings (or base64), nil null.
+pub fn reply_json(r: Reply) -> Value {
+    match r {
+        Reply::Ok => json!("OK"),
+        Reply::Status(s) => json!(s),
+        Reply::Nil => Value::Null,
+        Reply::Int(n) => json!(n),
+        Reply::Bulk(b) => bytes_to_json(&b),
+        Reply::Double(d) => json!(d),
+        Reply::Array(items) => Value::Array(items.into_iter().map(reply_json).collect()),
+        Reply::Map(pairs) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in pairs {
+                let key = match k {
+                    Reply::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
+                    Reply::Status(s) => s.to_string(),
+                    other => reply_json(other).to_string(),
+                };
+                m.insert(key, reply_json(v));
+            }
+            Value::Object(m)
+        }
+    }
 }
 
 // ---- renderers ----

@@ -25,7 +25,9 @@ fn bulk(s: impl Into<Bytes>) -> Reply {
 impl Conn {
     pub(super) fn admin(&mut self, action: Action, out: &mut Vec<u8>) {
         let reply = match action {
-            Action::Engine(..) => unreachable!("engine commands are executed by the connection"),
+            Action::Engine(..) | Action::QueueConsumeBlock(..) => {
+                unreachable!("engine and blocking commands are executed by the connection")
+            }
             Action::Ping(None) => Reply::Status("PONG"),
             Action::Ping(Some(msg)) | Action::Echo(msg) => Reply::Bulk(msg),
             Action::Hello { proto, auth, setname } => {
@@ -156,6 +158,7 @@ fn command_info(s: &Spec) -> Reply {
             "string" => "@string",
             "generic" => "@keyspace",
             "connection" => "@connection",
+            "queue" => "@queue",
             _ => "@admin",
         })]),
         Reply::Array(vec![]),

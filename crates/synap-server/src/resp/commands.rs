@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
+use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions, parse_id};
 use synap_core::{Command, CommandError, ExpireCond, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 
 pub type Args<'a> = &'a [Bytes];
@@ -17,7 +18,11 @@ pub enum Action {
     Engine(Command, Shape),
     Ping(Option<Bytes>),
     Echo(Bytes),
-    Hello { proto: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes> },
+    Hello {
+        proto: Option<i64>,
+        auth: Option<(Bytes, Bytes)>,
+        setname: Option<Bytes>,
+    },
     Auth,
     Select(i64),
     Quit,
@@ -31,6 +36,8 @@ pub enum Action {
     CommandInfo(Vec<Bytes>),
     CommandList,
     Time,
+    /// QCONSUME ... BLOCK ms: wait for messages before answering.
+    QueueConsumeBlock(ConsumeArgs, u64),
 }
 
 #[derive(Debug)]
@@ -299,6 +306,68 @@ pub static COMMANDS: &[Spec] = &[
     spec!("time", 1, &["loading", "stale", "fast"], (0, 0, 0), "server", "Returns the server time.", |_| Ok(
         Action::Time
     )),
+    spec!(
+        "qcreate",
+        -2,
+        WD,
+        (1, 1, 1),
+        "queue",
+        "Creates a queue: QCREATE name [MAXDEPTH n] [ACKDEADLINE ms] [MAXRETRIES n] [DLQ name] [MAXBYTES n] [PREFETCH n].",
+        parse_qcreate
+    ),
+    spec!("qdelete", 2, WD, (1, 1, 1), "queue", "Deletes a queue and its messages.", |a| eng(Command::QueueDelete {
+        name: a[1].clone()
+    })),
+    spec!("qlist", 1, RF, (0, 0, 0), "queue", "Lists the queues.", |_| eng(Command::QueueList)),
+    spec!(
+        "qpublish",
+        -3,
+        WF,
+        (1, 1, 1),
+        "queue",
+        "Publishes a message: QPUBLISH queue payload [PRIORITY p] [DELAY ms] [TTL ms] [HEADERS k v ...].",
+        parse_qpublish
+    ),
+    spec!(
+        "qconsume",
+        -3,
+        WF,
+        (1, 1, 1),
+        "queue",
+        "Takes messages: QCONSUME queue consumer [COUNT n] [BLOCK ms].",
+        parse_qconsume
+    ),
+    spec!("qack", -3, WF, (1, 1, 1), "queue", "Acknowledges messages: QACK queue id [id ...].", |a| {
+        let ids = a[2..].iter().map(|id| parse_id(id).ok_or_else(bad_id)).collect::<Result<_, _>>()?;
+        eng(Command::QueueAck { queue: a[1].clone(), ids })
+    }),
+    spec!("qnack", -3, WF, (1, 1, 1), "queue", "Rejects a message: QNACK queue id [REQUEUE].", |a| {
+        let id = parse_id(&a[2]).ok_or_else(bad_id)?;
+        let requeue = match a.get(3) {
+            None => false,
+            Some(w) if is(w, "requeue") && a.len() == 4 => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        eng(Command::QueueNack { queue: a[1].clone(), id, requeue })
+    }),
+    spec!("qstats", 2, RF, (1, 1, 1), "queue", "Returns a queue's statistics.", |a| eng(Command::QueueStats {
+        queue: a[1].clone()
+    })),
+    spec!("qpurge", 2, WD, (1, 1, 1), "queue", "Removes every message of a queue.", |a| eng(Command::QueuePurge {
+        queue: a[1].clone()
+    })),
+    spec!("qdlq", -2, RF, (1, 1, 1), "queue", "Lists a queue's dead letters: QDLQ queue [COUNT n].", |a| {
+        eng(Command::QueueDlqList { queue: a[1].clone(), max: count_opt(a, 2, 100)? })
+    }),
+    spec!(
+        "qredrive",
+        -2,
+        WD,
+        (1, 1, 1),
+        "queue",
+        "Moves dead letters back to their queue: QREDRIVE queue [COUNT n].",
+        |a| { eng(Command::QueueRedrive { queue: a[1].clone(), max: count_opt(a, 2, 1000)? }) }
+    ),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> =
@@ -550,5 +619,112 @@ fn parse_command(a: Args<'_>) -> Result<Action, CommandError> {
         Ok(Action::CommandInfo(a[2..].to_vec()))
     } else {
         Err(unknown_subcommand(sub, "command"))
+    }
+}
+
+fn bad_id() -> CommandError {
+    CommandError::Invalid("invalid message id".into())
+}
+
+fn uint(b: &[u8]) -> Result<u64, CommandError> {
+    let n = int(b)?;
+    u64::try_from(n).map_err(|_| CommandError::NotInteger)
+}
+
+/// `[COUNT n]` at `at`, or the default.
+fn count_opt(a: Args<'_>, at: usize, default: usize) -> Result<usize, CommandError> {
+    match (a.get(at), a.get(at + 1), a.len()) {
+        (None, _, _) => Ok(default),
+        (Some(w), Some(n), len) if is(w, "count") && len == at + 2 => {
+            let n = uint(n)?;
+            if n == 0 || n > 10_000 {
+                return Err(CommandError::Invalid("COUNT must be between 1 and 10000".into()));
+            }
+            Ok(n as usize)
+        }
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+fn parse_qcreate(a: Args<'_>) -> Result<Action, CommandError> {
+    let mut o = QueueOptions::default();
+    let mut i = 2;
+    while i < a.len() {
+        let Some(v) = a.get(i + 1) else { return Err(CommandError::Syntax) };
+        let w = &a[i];
+        if is(w, "maxdepth") {
+            o.max_depth = Some(uint(v)?);
+        } else if is(w, "ackdeadline") {
+            o.ack_deadline_ms = Some(uint(v)?);
+        } else if is(w, "maxretries") {
+            o.max_retries = Some(u32::try_from(uint(v)?).map_err(|_| CommandError::NotInteger)?);
+        } else if is(w, "dlq") {
+            o.dead_letter_queue = Some(v.clone());
+        } else if is(w, "maxbytes") {
+            o.max_message_bytes = Some(uint(v)?);
+        } else if is(w, "prefetch") {
+            o.prefetch = Some(u32::try_from(uint(v)?).map_err(|_| CommandError::NotInteger)?);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    eng(Command::QueueCreate { name: a[1].clone(), options: o })
+}
+
+fn parse_qpublish(a: Args<'_>) -> Result<Action, CommandError> {
+    let mut p = PublishArgs { queue: a[1].clone(), payload: a[2].clone(), ..PublishArgs::default() };
+    let mut i = 3;
+    while i < a.len() {
+        let w = &a[i];
+        if is(w, "headers") {
+            let rest = &a[i + 1..];
+            if rest.is_empty() || !rest.len().is_multiple_of(2) {
+                return Err(CommandError::Syntax);
+            }
+            p.headers = rest.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+            break;
+        }
+        let Some(v) = a.get(i + 1) else { return Err(CommandError::Syntax) };
+        if is(w, "priority") {
+            let n = uint(v)?;
+            if n > 9 {
+                return Err(CommandError::Invalid("PRIORITY must be between 0 and 9".into()));
+            }
+            p.priority = n as u8;
+        } else if is(w, "delay") {
+            p.delay_ms = uint(v)?;
+        } else if is(w, "ttl") {
+            p.ttl_ms = uint(v)?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    eng(Command::QueuePublish(p))
+}
+
+fn parse_qconsume(a: Args<'_>) -> Result<Action, CommandError> {
+    let mut args = ConsumeArgs { queue: a[1].clone(), consumer: a[2].clone(), max: 1 };
+    let mut block = None;
+    let mut i = 3;
+    while i < a.len() {
+        let Some(v) = a.get(i + 1) else { return Err(CommandError::Syntax) };
+        if is(&a[i], "count") {
+            let n = uint(v)?;
+            if n == 0 || n > 10_000 {
+                return Err(CommandError::Invalid("COUNT must be between 1 and 10000".into()));
+            }
+            args.max = n as usize;
+        } else if is(&a[i], "block") {
+            block = Some(uint(v)?);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    match block {
+        Some(ms) => Ok(Action::QueueConsumeBlock(args, ms)),
+        None => eng(Command::QueueConsume(args)),
     }
 }

@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
+use synap_core::queue::ConsumeArgs;
+
 use super::commands::{self, Action, Shape};
 use super::{ClientEntry, RespShared};
 
@@ -76,13 +78,14 @@ pub(super) async fn run(
             let mut writes: Vec<WriteReply> = Vec::new();
             let mut n = 0;
             let mut fatal: Option<String> = None;
-            while n < BATCH_COMMANDS && out.len() < BATCH_OUTPUT && !conn.quit {
+            let mut blocking = None;
+            while n < BATCH_COMMANDS && out.len() < BATCH_OUTPUT && !conn.quit && blocking.is_none() {
                 match parser.parse(&mut buf) {
                     Ok(Some(args)) => {
                         n += 1;
                         let before = ctx.lsn;
                         let start = out.len();
-                        conn.execute(&args, &mut ctx, &mut out);
+                        blocking = conn.execute(&args, &mut ctx, &mut out);
                         if ctx.lsn > before {
                             writes.push(WriteReply { start, end: out.len() });
                         }
@@ -123,6 +126,28 @@ pub(super) async fn run(
             }
             if fatal.is_some() || conn.quit {
                 break 'conn;
+            }
+            if let Some((args, ms)) = blocking {
+                // A blocking consume: everything before it is answered; now wait, then answer it.
+                let wait = if ms == 0 {
+                    Duration::from_millis(shared.service.config.queue.max_wait_ms)
+                } else {
+                    Duration::from_millis(ms)
+                };
+                let reply = tokio::select! {
+                    r = shared.service.consume_wait(args, wait) => r,
+                    _ = stop.changed() => break 'conn,
+                };
+                match reply {
+                    Ok(Reply::Array(items)) if items.is_empty() => encode(&mut out, &Reply::Nil, conn.proto),
+                    Ok(r) => encode(&mut out, &r, conn.proto),
+                    Err(e) => error(&mut out, &e),
+                }
+                if socket.write_all(&out).await.is_err() {
+                    break 'conn;
+                }
+                out.clear();
+                continue;
             }
             if n == 0 {
                 break;
@@ -171,23 +196,24 @@ fn rewrite_failed_writes(out: &[u8], writes: &[WriteReply], e: &CommandError) ->
 }
 
 impl Conn {
-    fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) {
+    /// Executes one command into `out`, or hands back a blocking one for the caller to await.
+    fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(ConsumeArgs, u64)> {
         let shared = &self.shared;
         let Some(index) = commands::lookup_index(&args[0]) else {
             error_line(out, &unknown_command(args));
-            return;
+            return None;
         };
         let spec = &commands::COMMANDS[index];
         self.entry.last_cmd.store(index as u64, Ordering::Relaxed);
         if !spec.arity_ok(args.len()) {
             error(out, &commands::arity_error(spec.name));
-            return;
+            return None;
         }
         let action = match (spec.parse)(args) {
             Ok(a) => a,
             Err(e) => {
                 error(out, &e);
-                return;
+                return None;
             }
         };
         match action {
@@ -202,8 +228,10 @@ impl Conn {
                 }
                 Err(e) => error(out, &e),
             },
+            Action::QueueConsumeBlock(args, ms) => return Some((args, ms)),
             other => self.admin(other, out),
         }
+        None
     }
 }
 

@@ -1,0 +1,213 @@
+//! Queue routes: `/queue/...` REST paths mapped onto the `queue.*` entries of the op table, the long-poll
+//! consume (204 when nothing arrived), and the WebSocket push consumer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use synap_core::queue::{ConsumeArgs, parse_id};
+use synap_core::{Command, Reply};
+
+use super::body::{ApiError, bytes_to_json, parse_body, percent_decode, respond, response_format};
+use super::ops::{self, reply_json};
+use crate::service::Service;
+
+type AppState = Arc<Service>;
+
+/// `/queue/<segments>` -> (op name, payload fields from the path).
+fn route(method: &Method, segs: &[Bytes]) -> Option<(&'static str, Vec<(&'static str, Bytes)>)> {
+    let name = || segs[0].clone();
+    let s = |i: usize| segs.get(i).map(|b| &b[..]);
+    Some(match (method.as_str(), segs.len(), s(1), s(2)) {
+        ("GET", 1, _, _) if &segs[0][..] == b"list" => ("queue.list", vec![]),
+        ("POST", 1, _, _) => ("queue.create", vec![("name", name())]),
+        ("DELETE", 1, _, _) => ("queue.delete", vec![("name", name())]),
+        ("POST", 2, Some(b"publish"), _) => ("queue.publish", vec![("queue", name())]),
+        ("GET", 3, Some(b"consume"), _) => ("queue.consume", vec![("queue", name()), ("consumer_id", segs[2].clone())]),
+        ("POST", 2, Some(b"ack"), _) => ("queue.ack", vec![("queue", name())]),
+        ("POST", 2, Some(b"nack"), _) => ("queue.nack", vec![("queue", name())]),
+        ("GET", 2, Some(b"stats"), _) => ("queue.stats", vec![("queue", name())]),
+        ("POST", 2, Some(b"purge"), _) => ("queue.purge", vec![("queue", name())]),
+        ("GET", 2, Some(b"dlq"), _) => ("queue.dlq", vec![("queue", name())]),
+        ("POST", 3, Some(b"dlq"), Some(b"redrive")) => ("queue.redrive", vec![("queue", name())]),
+        ("POST", 3, Some(b"dlq"), Some(b"purge")) => ("queue.dlq_purge", vec![("queue", name())]),
+        _ => return None,
+    })
+}
+
+pub async fn rest(
+    State(svc): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    // `GET /queue/{name}/ws/{consumer}` with an upgrade request is the push consumer.
+    let segs: Vec<&str> = uri.path().trim_start_matches("/queue/").split('/').collect();
+    if method == Method::GET && segs.len() == 3 && segs[1] == "ws" {
+        let (Ok(queue), Ok(consumer)) = (percent_decode(segs[0]), percent_decode(segs[2])) else {
+            return ApiError::bad_request("invalid percent-encoding in path").into_response();
+        };
+        return match upgrade {
+            Ok(u) => ws(svc, queue, consumer, query, u),
+            Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
+        };
+    }
+    handle(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(
+    svc: AppState,
+    method: Method,
+    uri: Uri,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let path = uri.path().strip_prefix("/queue/").unwrap_or_default();
+    let segs: Vec<Bytes> = path.split('/').map(percent_decode).collect::<Result<_, _>>()?;
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::not_found(format!("no route for {method} {}", uri.path())));
+    }
+    let Some((name, fields)) = route(&method, &segs) else {
+        return Err(ApiError::not_found(format!("no route for {method} {}", uri.path())));
+    };
+    let body = super::read_body(body)?;
+    let mut payload = match parse_body(&headers, &body)? {
+        Value::Object(m) => m,
+        _ => return Err(ApiError::bad_request("request body must be a JSON object")),
+    };
+    for (k, v) in query {
+        payload.entry(k).or_insert(Value::String(v));
+    }
+    for (k, v) in fields {
+        payload.insert(k.into(), bytes_to_json(&v));
+    }
+    let payload = Value::Object(payload);
+    let format = response_format(&headers);
+    let op = ops::find(name).expect("route names a known op");
+    let cmd = (op.parse)(&payload)?;
+    let reply = match cmd {
+        Command::QueueConsume(args) => {
+            let wait = payload.get("wait_ms").and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64()));
+            let reply = svc.consume_wait(args, Duration::from_millis(wait.unwrap_or(0))).await?;
+            if matches!(&reply, Reply::Array(m) if m.is_empty()) {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            reply
+        }
+        cmd => svc.execute(cmd).await?,
+    };
+    let out = (op.render)(&payload, reply)?;
+    let status =
+        if name == "queue.create" && out["created"] == json!(true) { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(respond(format, status, &out))
+}
+
+/// `GET /queue/{name}/ws/{consumer}?prefetch=N`: pushes up to `prefetch` unacknowledged messages and takes
+/// `{"type":"ack","message_id":..}` / `{"type":"nack","message_id":..,"requeue":bool}` frames. Messages still
+/// unacknowledged when the socket closes go back to the queue at once.
+fn ws(
+    svc: AppState,
+    queue: Bytes,
+    consumer: Bytes,
+    query: HashMap<String, String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let prefetch: usize = query.get("prefetch").and_then(|p| p.parse().ok()).unwrap_or(10).clamp(1, 10_000);
+    if svc.engine.queues().waiter(&queue).is_none() {
+        return ApiError::not_found(format!("queue '{}' not found", String::from_utf8_lossy(&queue))).into_response();
+    }
+    let max_frame = svc.config.http.max_body_bytes.0 as usize;
+    upgrade.max_message_size(max_frame).on_upgrade(move |socket| push_consumer(svc, socket, queue, consumer, prefetch))
+}
+
+async fn push_consumer(svc: AppState, mut socket: WebSocket, queue: Bytes, consumer: Bytes, prefetch: usize) {
+    let mut unacked: HashSet<u64> = HashSet::new();
+    loop {
+        // Fill the window.
+        if unacked.len() < prefetch {
+            let args = ConsumeArgs { queue: queue.clone(), consumer: consumer.clone(), max: prefetch - unacked.len() };
+            match svc.execute(Command::QueueConsume(args)).await {
+                Ok(Reply::Array(msgs)) => {
+                    for m in msgs {
+                        let mut frame = reply_json(m);
+                        if let Some(id) = frame["message_id"].as_str().and_then(|s| s.parse().ok()) {
+                            unacked.insert(id);
+                        }
+                        frame["type"] = json!("message");
+                        if socket.send(WsMessage::Text(frame.to_string().into())).await.is_err() {
+                            return requeue_all(&svc, &queue, unacked).await;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = socket
+                        .send(WsMessage::Text(json!({"type": "error", "error": e.message()}).to_string().into()))
+                        .await;
+                    return requeue_all(&svc, &queue, unacked).await;
+                }
+            }
+        }
+        let Some(waiter) = svc.engine.queues().waiter(&queue) else {
+            let _ = socket
+                .send(WsMessage::Text(json!({"type": "error", "error": "queue deleted"}).to_string().into()))
+                .await;
+            return;
+        };
+        let notified = waiter.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let window_open = unacked.len() < prefetch;
+        tokio::select! {
+            frame = socket.recv() => {
+                let Some(Ok(frame)) = frame else { return requeue_all(&svc, &queue, unacked).await };
+                let text = match frame {
+                    WsMessage::Text(t) => t.to_string(),
+                    WsMessage::Close(_) => return requeue_all(&svc, &queue, unacked).await,
+                    _ => continue,
+                };
+                if let Err(msg) = control(&svc, &queue, &text, &mut unacked).await {
+                    let _ = socket.send(WsMessage::Text(json!({"type": "error", "error": msg}).to_string().into())).await;
+                }
+            }
+            _ = notified, if window_open => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)), if window_open => {}
+        }
+    }
+}
+
+/// One client frame: ack or nack.
+async fn control(svc: &Service, queue: &Bytes, text: &str, unacked: &mut HashSet<u64>) -> Result<(), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON frame: {e}"))?;
+    let id = v["message_id"]
+        .as_str()
+        .and_then(|s| parse_id(s.as_bytes()))
+        .or(v["message_id"].as_u64())
+        .ok_or("frame needs a 'message_id'")?;
+    let cmd = match v["type"].as_str() {
+        Some("ack") => Command::QueueAck { queue: queue.clone(), ids: vec![id] },
+        Some("nack") => {
+            Command::QueueNack { queue: queue.clone(), id, requeue: v["requeue"].as_bool().unwrap_or(true) }
+        }
+        other => return Err(format!("unknown frame type {other:?}; expected 'ack' or 'nack'")),
+    };
+    unacked.remove(&id);
+    svc.execute(cmd).await.map(|_| ()).map_err(|e| e.message())
+}
+
+/// A closed push consumer hands its unacknowledged messages back (RabbitMQ requeues on channel close).
+async fn requeue_all(svc: &Service, queue: &Bytes, unacked: HashSet<u64>) {
+    for id in unacked {
+        let _ = svc.execute(Command::QueueNack { queue: queue.clone(), id, requeue: true }).await;
+    }
+}
