@@ -5,9 +5,11 @@
 //! ```text
 //! synap-bench kv --operations 100000 --read-ratio 0.8 --key-size 20 --value-size 100 --connections 10
 //! synap-bench --compare 127.0.0.1:6380 kv --operations 100000
+//! synap-bench --compare 127.0.0.1:5672 --compare-target rabbitmq queue --messages 50000 --workers 5
 //! ```
 
 mod kv;
+mod queue;
 mod report;
 
 use std::io::IsTerminal;
@@ -21,6 +23,7 @@ use crate::report::{Report, markdown, ratios};
 enum Target {
     Synap,
     Redis,
+    Rabbitmq,
 }
 
 #[derive(Debug, Parser)]
@@ -58,12 +61,15 @@ struct Cli {
 enum Scenario {
     /// Key-value: GET/SET mix over a key space.
     Kv(kv::KvArgs),
+    /// Work queue: producers publish, workers consume and acknowledge (Synap or RabbitMQ).
+    Queue(queue::QueueArgs),
 }
 
 fn label(t: Target) -> &'static str {
     match t {
         Target::Synap => "synap",
         Target::Redis => "redis",
+        Target::Rabbitmq => "rabbitmq",
     }
 }
 
@@ -79,9 +85,25 @@ fn progress_bar() -> ProgressBar {
     }
 }
 
-async fn run_scenario(cli: &Cli, addr: &str, target: &str) -> anyhow::Result<Report> {
+async fn run_scenario(cli: &Cli, addr: &str, target: Target) -> anyhow::Result<Vec<Report>> {
     match &cli.scenario {
-        Scenario::Kv(a) => kv::run(addr, target, a, &progress_bar()).await,
+        Scenario::Kv(a) => {
+            if target == Target::Rabbitmq {
+                anyhow::bail!("the kv scenario runs against synap or redis");
+            }
+            Ok(vec![kv::run(addr, label(target), a, &progress_bar()).await?])
+        }
+        Scenario::Queue(a) => {
+            let r = match target {
+                Target::Synap => queue::run_synap(addr, a, &progress_bar()).await?,
+                Target::Rabbitmq => {
+                    let url = if addr.starts_with("amqp://") { addr.to_string() } else { format!("amqp://{addr}/%2f") };
+                    queue::run_rabbitmq(&url, a, &progress_bar()).await?
+                }
+                Target::Redis => anyhow::bail!("Redis has no acknowledged queues; use --target synap or rabbitmq"),
+            };
+            Ok(vec![r.publish, r.end_to_end])
+        }
     }
 }
 
@@ -108,17 +130,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let rounds = if cli.compare.is_some() { cli.rounds.max(1) } else { 1 };
     for round in 0..rounds {
-        let mut order = vec![(main_addr.clone(), label(cli.target))];
+        let mut order = vec![(main_addr.clone(), cli.target)];
         if let Some(other) = &cli.compare {
-            order.push((other.clone(), label(cli.compare_target)));
+            order.push((other.clone(), cli.compare_target));
             if round % 2 == 1 {
                 order.reverse();
             }
         }
         for (addr, target) in order {
-            let r = run_scenario(&cli, &addr, target).await?;
-            println!("{}", r.text());
-            reports.push(r);
+            for r in run_scenario(&cli, &addr, target).await? {
+                println!("{}", r.text());
+                reports.push(r);
+            }
         }
     }
     if cli.compare.is_some() {

@@ -104,3 +104,39 @@ fn unreachable_server_fails_clearly() {
     assert!(!ok);
     assert!(err.contains("cannot prefill") && err.contains("cannot connect"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_scenario_delivers_every_message_once() {
+    let (s, dir) = server().await;
+    let json = dir.path().join("queue.json");
+    let args: Vec<String> = [
+        "--port",
+        &s.resp_addr.unwrap().port().to_string(),
+        "--json",
+        json.to_str().unwrap(),
+        "queue",
+        "--messages",
+        "3000",
+        "--workers",
+        "3",
+        "--producers",
+        "2",
+        "--confirm-window",
+        "50",
+        "--prefetch",
+        "40",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || bench(args)).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("queue end-to-end synap"), "{out}");
+    let reports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(reports[0]["scenario"], "queue publish");
+    assert_eq!(reports[0]["operations"], 3000);
+    assert_eq!(reports[1]["scenario"], "queue end-to-end");
+    assert_eq!(reports[1]["operations"], 3000, "every message consumed once");
+    assert_eq!(reports[1]["errors"], 0);
+    s.shutdown().await;
+}

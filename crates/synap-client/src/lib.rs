@@ -17,6 +17,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Queues over RESP
+//! ```no_run
+//! # async fn demo() -> Result<(), synap_client::ClientError> {
+//! use synap_client::Client;
+//! let client = Client::connect("127.0.0.1:6379", 8).await?;
+//! client.queue_create("jobs", &[("MAXRETRIES", "3")]).await?;
+//! client.queue_publish("jobs", "resize img-42", 7).await?;
+//! for m in client.queue_consume("jobs", "worker-1", 10, 5_000).await? {
+//!     // ... do the work, then:
+//!     client.queue_ack("jobs", &[m.id.as_str()]).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! # Key-value over HTTP
 //! ```no_run
 //! # async fn demo() -> Result<(), synap_client::ClientError> {
@@ -36,5 +50,5 @@ mod resp_client;
 pub use connection::Connection;
 pub use error::{ClientError, Result};
 pub use http_client::HttpClient;
-pub use resp_client::{Client, ScanPage, SetOptions};
+pub use resp_client::{Client, QueueMessage, ScanPage, SetOptions};
 pub use synap_resp::Value;

@@ -209,12 +209,120 @@ impl Client {
         }
     }
 
+    /// QCREATE with options given as `(name, value)` pairs (`MAXDEPTH`, `ACKDEADLINE`, ...); true if created.
+    pub async fn queue_create(&self, queue: &str, options: &[(&str, &str)]) -> Result<bool> {
+        let mut args = vec!["QCREATE".to_string(), queue.to_string()];
+        for (k, v) in options {
+            args.push(k.to_string());
+            args.push(v.to_string());
+        }
+        Ok(int(self.command(&args).await?)? == 1)
+    }
+
+    /// QPUBLISH: returns the message id.
+    pub async fn queue_publish(&self, queue: &str, payload: impl AsRef<[u8]>, priority: u8) -> Result<String> {
+        let p = priority.to_string();
+        let v = self
+            .command(&[b"QPUBLISH".as_slice(), queue.as_bytes(), payload.as_ref(), b"PRIORITY", p.as_bytes()])
+            .await?;
+        v.as_text().ok_or_else(|| unexpected(v))
+    }
+
+    /// QCONSUME: up to `count` messages, waiting up to `block_ms` (0: no wait) when none is ready.
+    pub async fn queue_consume(
+        &self,
+        queue: &str,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<QueueMessage>> {
+        let mut args = vec!["QCONSUME".to_string(), queue.into(), consumer.into(), "COUNT".into(), count.to_string()];
+        if block_ms > 0 {
+            args.push("BLOCK".into());
+            args.push(block_ms.to_string());
+        }
+        match self.command(&args).await? {
+            Value::Nil => Ok(Vec::new()),
+            Value::Array(items) => items.into_iter().map(QueueMessage::from_value).collect(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// QACK: how many were acknowledged.
+    pub async fn queue_ack(&self, queue: &str, ids: &[&str]) -> Result<i64> {
+        let mut args = vec!["QACK", queue];
+        args.extend_from_slice(ids);
+        int(self.command(&args).await?)
+    }
+
+    /// QNACK, with or without requeue.
+    pub async fn queue_nack(&self, queue: &str, id: &str, requeue: bool) -> Result<bool> {
+        let mut args = vec!["QNACK", queue, id];
+        if requeue {
+            args.push("REQUEUE");
+        }
+        Ok(int(self.command(&args).await?)? == 1)
+    }
+
     pub async fn dbsize(&self) -> Result<i64> {
         int(self.command(&["DBSIZE"]).await?)
     }
 
     pub async fn flushall(&self) -> Result<()> {
         self.command(&["FLUSHALL"]).await.map(|_| ())
+    }
+}
+
+/// A delivered queue message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub payload: Bytes,
+    pub priority: i64,
+    pub attempt: i64,
+    pub headers: Vec<(Bytes, Bytes)>,
+}
+
+impl QueueMessage {
+    fn from_value(v: Value) -> Result<QueueMessage> {
+        let pairs: Vec<(Value, Value)> = match v {
+            Value::Map(p) => p,
+            Value::Array(items) => {
+                let mut it = items.into_iter();
+                let mut out = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    out.push((k, v));
+                }
+                out
+            }
+            other => return Err(unexpected(other)),
+        };
+        let mut m = QueueMessage { id: String::new(), payload: Bytes::new(), priority: 0, attempt: 0, headers: vec![] };
+        for (k, v) in pairs {
+            match (k.as_text().as_deref(), v) {
+                (Some("message_id"), v) => m.id = v.as_text().unwrap_or_default(),
+                (Some("payload"), Value::Bulk(b)) => m.payload = b,
+                (Some("priority"), Value::Int(n)) => m.priority = n,
+                (Some("attempt"), Value::Int(n)) => m.attempt = n,
+                (Some("headers"), Value::Map(h)) => {
+                    m.headers =
+                        h.into_iter().filter_map(|(k, v)| Some((opt_bytes(k).ok()??, opt_bytes(v).ok()??))).collect()
+                }
+                (Some("headers"), Value::Array(h)) => {
+                    let mut it = h.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        if let (Ok(Some(k)), Ok(Some(v))) = (opt_bytes(k), opt_bytes(v)) {
+                            m.headers.push((k, v));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if m.id.is_empty() {
+            return Err(ClientError::Unexpected("queue message without an id".into()));
+        }
+        Ok(m)
     }
 }
 

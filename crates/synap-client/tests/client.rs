@@ -99,3 +99,25 @@ async fn http_client_routes_and_envelope() {
     assert!(err.to_string().contains("unknown command"), "{err}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn queue_methods() {
+    let (s, _dir) = server().await;
+    let c = Client::connect(s.resp_addr.unwrap().to_string(), 2).await.unwrap();
+    assert!(c.queue_create("jobs", &[("MAXRETRIES", "2")]).await.unwrap());
+    assert!(!c.queue_create("jobs", &[]).await.unwrap());
+    let low = c.queue_publish("jobs", "low", 1).await.unwrap();
+    let high = c.queue_publish("jobs", b"\x00high", 9).await.unwrap();
+    let got = c.queue_consume("jobs", "w", 10, 0).await.unwrap();
+    assert_eq!(got.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![high.as_str(), low.as_str()]);
+    assert_eq!(got[0].payload.as_ref(), b"\x00high");
+    assert_eq!((got[0].priority, got[0].attempt), (9, 1));
+    assert!(c.queue_nack("jobs", &low, true).await.unwrap());
+    assert_eq!(c.queue_ack("jobs", &[high.as_str()]).await.unwrap(), 1);
+    let again = c.queue_consume("jobs", "w", 10, 1000).await.unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempt), (low.as_str(), 2));
+    assert_eq!(c.queue_consume("jobs", "w", 10, 50).await.unwrap(), vec![], "nothing more within the wait");
+    let err = c.queue_publish("missing", "x", 0).await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    s.shutdown().await;
+}
