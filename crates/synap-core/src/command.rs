@@ -189,6 +189,21 @@ pub enum Command {
     QueueDlqPurge {
         queue: Bytes,
     },
+    /// Publishes to a channel/topic; answers the number of receivers.
+    Publish {
+        channel: Bytes,
+        payload: Bytes,
+    },
+    /// PUBSUB CHANNELS [pattern]
+    PubSubChannels {
+        pattern: Option<Bytes>,
+    },
+    /// PUBSUB NUMSUB channel...
+    PubSubNumSub {
+        channels: Vec<Bytes>,
+    },
+    /// PUBSUB NUMPAT
+    PubSubNumPat,
 }
 
 impl Command {
@@ -210,6 +225,10 @@ impl Command {
                 | Command::QueueList
                 | Command::QueueStats { .. }
                 | Command::QueueDlqList { .. }
+                | Command::Publish { .. }
+                | Command::PubSubChannels { .. }
+                | Command::PubSubNumSub { .. }
+                | Command::PubSubNumPat
         )
     }
 

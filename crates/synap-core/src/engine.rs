@@ -8,6 +8,8 @@ use crate::command::{Command, Reply};
 use crate::error::Result;
 use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
 use crate::mutation::{LogSlot, Mutation, MutationLog};
+use crate::notify::{NotifyFlags, Plan};
+use crate::pubsub::PubSub;
 use crate::queue::{QueueCursor, QueueSettings, QueueStore};
 
 /// Engine settings.
@@ -15,6 +17,8 @@ use crate::queue::{QueueCursor, QueueSettings, QueueStore};
 pub struct EngineConfig {
     pub kv: KvConfig,
     pub queues: QueueSettings,
+    /// Keyspace notifications (off by default).
+    pub notify: NotifyFlags,
 }
 
 /// Where a snapshot walk of the whole engine stands.
@@ -40,6 +44,8 @@ pub struct ExecCtx {
 pub struct Engine {
     kv: Keyspace,
     queues: QueueStore,
+    pubsub: Arc<PubSub>,
+    notify: NotifyFlags,
     log: Arc<LogSlot>,
     clock: Arc<dyn Clock>,
 }
@@ -51,9 +57,22 @@ impl Engine {
         if let Some(log) = log {
             let _ = slot.attach(log);
         }
+        let pubsub = Arc::new(PubSub::default());
+        let kv = Keyspace::new(config.kv, clock.clone(), slot.clone());
+        let notify = config.notify;
+        if notify.active() && (notify.expired || notify.evicted) {
+            let ps = pubsub.clone();
+            kv.set_event_hook(Arc::new(move |event, key| {
+                if notify.wants(event) {
+                    send_notification(&ps, notify, event, key);
+                }
+            }));
+        }
         Engine {
-            kv: Keyspace::new(config.kv, clock.clone(), slot.clone()),
+            kv,
             queues: QueueStore::new(config.queues, clock.clone(), slot.clone()),
+            pubsub,
+            notify,
             log: slot,
             clock,
         }
@@ -76,6 +95,10 @@ impl Engine {
         &self.queues
     }
 
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
@@ -88,12 +111,20 @@ impl Engine {
         }
         let mut lsn = 0;
         let kv = &self.kv;
+        let mut plan = if self.notify.active() { crate::notify::plan(&cmd) } else { None };
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         let reply = match cmd {
             Command::Get { key } => Ok(kv.get(&key, now)),
             Command::Set(args) => kv.set(&args, &mut lsn, now),
             Command::GetDel { key } => Ok(kv.getdel(&key, &mut lsn, now)),
-            Command::Del { keys } => Ok(kv.del(&keys, &mut lsn, now)),
+            Command::Del { keys } => {
+                let mut deleted = Vec::new();
+                let r = kv.del(&keys, &mut lsn, now, &mut deleted);
+                if let Some(Plan::Del(d)) = plan.as_mut() {
+                    *d = deleted;
+                }
+                Ok(r)
+            }
             Command::Exists { keys } => Ok(kv.exists(&keys, now)),
             Command::MGet { keys } => Ok(kv.mget(&keys, now)),
             Command::MSet { pairs, nx } => kv.mset(&pairs, nx, &mut lsn, now),
@@ -135,9 +166,57 @@ impl Engine {
             Command::QueueDlqList { queue, max } => self.queues.dlq_list(&queue, max),
             Command::QueueRedrive { queue, max } => self.queues.redrive(&queue, max, now, &mut lsn),
             Command::QueueDlqPurge { queue } => self.queues.dlq_purge(&queue, &mut lsn),
+            Command::Publish { channel, payload } => Ok(Reply::Int(self.pubsub.publish(&channel, &payload) as i64)),
+            Command::PubSubChannels { pattern } => {
+                Ok(Reply::Array(self.pubsub.channels(pattern.as_deref()).into_iter().map(Reply::Bulk).collect()))
+            }
+            Command::PubSubNumSub { channels } => Ok(Reply::Array(
+                channels
+                    .into_iter()
+                    .flat_map(|c| {
+                        let n = self.pubsub.numsub(&c) as i64;
+                        [Reply::Bulk(c), Reply::Int(n)]
+                    })
+                    .collect(),
+            )),
+            Command::PubSubNumPat => Ok(Reply::Int(self.pubsub.numpat() as i64)),
         };
         ctx.lsn = ctx.lsn.max(lsn);
+        if let (Some(plan), Ok(r)) = (plan, &reply) {
+            self.notify_plan(plan, r);
+        }
         reply
+    }
+
+    fn notify_plan(&self, plan: Plan, reply: &Reply) {
+        let send = |event: &'static str, key: &[u8]| {
+            if self.notify.wants(event) {
+                send_notification(&self.pubsub, self.notify, event, key);
+            }
+        };
+        match plan {
+            Plan::Keys("set?", keys) => {
+                // SET ... NX|XX GET: a nil reply may mean "set, no previous value" or "not set"; notify
+                // only when a previous value proves the condition held (XX).
+                if matches!(reply, Reply::Bulk(_)) {
+                    keys.iter().for_each(|k| send("set", k));
+                }
+            }
+            Plan::Keys(event, keys) => {
+                if event == "set!" {
+                    keys.iter().for_each(|k| send("set", k));
+                } else if crate::notify::acted(reply) {
+                    keys.iter().for_each(|k| send(event, k));
+                }
+            }
+            Plan::Del(keys) => keys.iter().for_each(|k| send("del", k)),
+            Plan::Rename(from, to) => {
+                if crate::notify::acted(reply) {
+                    send("rename_from", &from);
+                    send("rename_to", &to);
+                }
+            }
+        }
     }
 
     /// Attaches the mutation log (after recovery replayed the old one). Fails if one is attached already.
@@ -187,5 +266,18 @@ impl Engine {
     /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.
     pub fn queue_sweep(&self) -> u64 {
         self.queues.sweep(self.now_ms()).1
+    }
+}
+
+/// Publishes one keyspace notification on the channels the flags ask for.
+fn send_notification(ps: &PubSub, flags: NotifyFlags, event: &str, key: &[u8]) {
+    if flags.keyspace {
+        let mut ch = b"__keyspace@0__:".to_vec();
+        ch.extend_from_slice(key);
+        ps.publish(&ch, event.as_bytes());
+    }
+    if flags.keyevent {
+        let ch = format!("__keyevent@0__:{event}");
+        ps.publish(ch.as_bytes(), key);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`mutation`] `Mutation` records, their encoding, and the `MutationLog` the WAL implements
 //! - [`kv`]       the sharded keyspace: TTLs, active expiry, eviction, SCAN
 //! - [`queue`]    acknowledged work queues: priorities, deadlines, retries, dead letters
+//! - [`pubsub`]   fire-and-forget pub/sub: exact channels, topic wildcards, Redis globs, bounded sinks
 //! - [`glob`]     Redis glob patterns
 //! - [`clock`]    wall-clock time behind a trait
 
@@ -17,6 +18,8 @@ pub mod error;
 pub mod glob;
 pub mod kv;
 pub mod mutation;
+pub mod notify;
+pub mod pubsub;
 pub mod queue;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -272,6 +272,30 @@ impl Default for QueueSection {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubSubSection {
+    /// Messages queued for one RESP subscriber before it is disconnected (Redis's pubsub output limit).
+    pub resp_max_pending_messages: usize,
+    /// Messages queued for one WebSocket/SSE subscriber; beyond, the oldest are dropped and counted.
+    pub web_max_pending_messages: usize,
+    /// Most topics in one WebSocket/SSE subscription request.
+    pub max_topics_per_subscriber: usize,
+    /// Keyspace notifications, as Redis's `notify-keyspace-events` (`KEA`, `Kx`, ...; empty = off).
+    pub notify_keyspace_events: String,
+}
+
+impl Default for PubSubSection {
+    fn default() -> Self {
+        PubSubSection {
+            resp_max_pending_messages: 65_536,
+            web_max_pending_messages: 1024,
+            max_topics_per_subscriber: 1000,
+            notify_keyspace_events: String::new(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -285,6 +309,7 @@ pub struct Config {
     pub persistence: PersistenceSection,
     pub resp: RespSection,
     pub queue: QueueSection,
+    pub pubsub: PubSubSection,
 }
 
 impl Default for Config {
@@ -299,6 +324,7 @@ impl Default for Config {
             persistence: PersistenceSection::default(),
             resp: RespSection::default(),
             queue: QueueSection::default(),
+            pubsub: PubSubSection::default(),
         }
     }
 }
@@ -340,6 +366,12 @@ impl Config {
             "queue.sweep_interval_ms: must be between 1 and 10000"
         );
         self.queue_defaults().validate().map_err(|e| anyhow::anyhow!("queue: {}", e.message()))?;
+        synap_core::notify::NotifyFlags::parse(&self.pubsub.notify_keyspace_events)
+            .map_err(|e| anyhow::anyhow!("pubsub.notify_keyspace_events: {e}"))?;
+        anyhow::ensure!(
+            self.pubsub.resp_max_pending_messages >= 1 && self.pubsub.web_max_pending_messages >= 1,
+            "pubsub: pending message limits must be at least 1"
+        );
         anyhow::ensure!(self.resp.max_connections >= 1, "resp.max_connections: must be at least 1");
         anyhow::ensure!(self.resp.max_args >= 1, "resp.max_args: must be at least 1");
         anyhow::ensure!(self.resp.max_inline_bytes.0 >= 64, "resp.max_inline_bytes: must be at least 64");
@@ -388,6 +420,7 @@ impl Config {
 
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
+            notify: synap_core::notify::NotifyFlags::parse(&self.pubsub.notify_keyspace_events).unwrap_or_default(),
             queues: synap_core::queue::QueueSettings {
                 auto_create: self.queue.auto_create,
                 defaults: self.queue_defaults(),

@@ -56,8 +56,8 @@ impl RunningServer {
         } else {
             None
         };
-        let service = Arc::new(Service::new(engine.clone(), config.clone(), persistence.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let service = Arc::new(Service::new(engine.clone(), config.clone(), persistence.clone(), shutdown_rx.clone()));
         let mut tasks = Vec::new();
 
         let listener = TcpListener::bind(config.http_addr)

@@ -14,11 +14,24 @@ pub struct Service {
     pub config: Arc<Config>,
     pub persistence: Option<Arc<Persistence>>,
     pub started: Instant,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Service {
-    pub fn new(engine: Arc<Engine>, config: Arc<Config>, persistence: Option<Arc<Persistence>>) -> Service {
-        Service { engine, config, persistence, started: Instant::now() }
+    pub fn new(
+        engine: Arc<Engine>,
+        config: Arc<Config>,
+        persistence: Option<Arc<Persistence>>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Service {
+        Service { engine, config, persistence, started: Instant::now(), stop }
+    }
+
+    /// Resolves when the server shuts down: long-lived sessions (SSE, WebSocket, long polls) end then,
+    /// so that a graceful shutdown does not wait for them forever.
+    pub async fn stopped(&self) {
+        let mut rx = self.stop.clone();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     /// Executes a batch of commands in order and returns their results once every write among them is
@@ -74,6 +87,7 @@ impl Service {
                     tokio::select! {
                         _ = notified => {}
                         _ = tokio::time::sleep_until(nap) => {}
+                        _ = self.stopped() => return Ok(reply),
                     }
                     continue;
                 }

@@ -218,6 +218,7 @@ impl Keyspace {
         }
         let lsn = self.commit_one(&mut shard, hash, Mutation::Del { key: &cand.key }, now);
         self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+        self.emit("evicted", &cand.key);
         Some(lsn)
     }
 }

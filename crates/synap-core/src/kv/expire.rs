@@ -63,7 +63,8 @@ impl Keyspace {
                     let pos = shard.volatile_pos(rng.random_range(0..n));
                     if shard.entry(pos).is_expired(now) {
                         let hash = self.hash(shard.entry(pos).key());
-                        shard.remove_at(pos, hash);
+                        let entry = shard.remove_at(pos, hash);
+                        self.emit("expired", entry.key());
                         expired += 1;
                     }
                 }

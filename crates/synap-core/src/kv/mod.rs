@@ -22,8 +22,8 @@ mod strings;
 pub use strings::{format_f64, parse_f64, parse_i64};
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
@@ -109,7 +109,12 @@ pub struct Keyspace {
     log: Arc<LogSlot>,
     /// Where the next active-expiry pass starts.
     expire_cursor: AtomicUsize,
+    /// Called with ("expired" | "evicted", key) when keys go by themselves (keyspace notifications).
+    events: OnceLock<EventHook>,
 }
+
+/// Receives keyspace events the keyspace raises by itself (expiry, eviction).
+pub type EventHook = Arc<dyn Fn(&'static str, &[u8]) + Send + Sync>;
 
 /// Shard locks held by a multi-key command, sorted by shard index.
 pub(crate) struct Locked<'a> {
@@ -138,6 +143,18 @@ impl Keyspace {
             clock,
             log,
             expire_cursor: AtomicUsize::new(0),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// Installs the hook for "expired" and "evicted" events (once).
+    pub fn set_event_hook(&self, hook: EventHook) {
+        let _ = self.events.set(hook);
+    }
+
+    pub(crate) fn emit(&self, event: &'static str, key: &[u8]) {
+        if let Some(h) = self.events.get() {
+            h(event, key);
         }
     }
 
@@ -192,8 +209,9 @@ impl Keyspace {
     pub(crate) fn find_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u64) -> Option<usize> {
         let pos = shard.find(hash, key)?;
         if shard.entry(pos).is_expired(now) {
-            shard.remove_at(pos, hash);
+            let entry = shard.remove_at(pos, hash);
             self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.emit("expired", entry.key());
             return None;
         }
         Some(pos)

@@ -149,7 +149,8 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn del(&self, keys: &[Bytes], lsn: &mut u64, now: u64) -> Reply {
+    /// DEL; the keys actually deleted are added to `deleted`.
+    pub(crate) fn del(&self, keys: &[Bytes], lsn: &mut u64, now: u64, deleted: &mut Vec<Bytes>) -> Reply {
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied());
         let mut batch = Vec::new();
@@ -158,6 +159,7 @@ impl Keyspace {
             let shard = locked.get(self.shard_of(h));
             if seen.insert(&k[..]) && self.find_live(shard, h, k, now).is_some() {
                 batch.push(Mutation::Del { key: k });
+                deleted.push(k.clone());
             }
         }
         if !batch.is_empty() {

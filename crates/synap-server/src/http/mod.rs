@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod ops;
+mod pubsub;
 mod queue;
 
 use std::collections::HashMap;
@@ -32,6 +33,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/kv/{op}", any(rest_plain))
         .route("/kv/{op}/{key}", any(rest_keyed))
         .route("/queue/{*rest}", any(queue::rest))
+        .route("/pubsub/stats", get(pubsub::stats))
+        .route("/pubsub/ws", get(pubsub::ws))
+        .route("/pubsub/sse", get(pubsub::sse))
+        .route("/pubsub/{topic}/publish", post(pubsub::publish))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(service)
@@ -274,6 +279,7 @@ async fn envelope(State(svc): State<AppState>, headers: HeaderMap, body: Result<
 enum Step {
     Engine(&'static ops::Op, usize),
     Stats,
+    PubSubStats,
 }
 
 struct Planned {
@@ -290,6 +296,7 @@ async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
         let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
         let step = match item.get("command").and_then(Value::as_str) {
             Some("kv.stats") => Ok(Step::Stats),
+            Some("pubsub.stats") => Ok(Step::PubSubStats),
             _ => plan(&item, &payload).map(|(op, cmd)| {
                 cmds.push(cmd);
                 Step::Engine(op, cmds.len() - 1)
@@ -307,6 +314,7 @@ async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
                     (op.render)(&p.payload, reply)
                 }
                 Step::Stats => Ok(stats_json(svc)),
+                Step::PubSubStats => Ok(pubsub::stats_json(svc.engine.pubsub())),
             });
             match outcome {
                 Ok(payload) => json!({"success": true, "request_id": p.request_id, "payload": payload}),

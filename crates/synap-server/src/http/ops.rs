@@ -86,6 +86,7 @@ pub static OPS: &[Op] = &[
         parse: |p| Ok(Command::QueueDlqPurge { queue: queue_name(p)? }),
         render: |_, r| Ok(json!({"purged": int(r)?})),
     },
+    Op { name: "pubsub.publish", parse: pubsub_publish, render: |_, r| Ok(json!({"subscribers_matched": int(r)?})) },
 ];
 
 pub fn find(name: &str) -> Option<&'static Op> {
@@ -339,6 +340,11 @@ fn max_of(p: &Value, default: u64) -> Result<usize, ApiError> {
         return Err(ApiError::bad_request("field 'max': must be between 1 and 10000"));
     }
     Ok(n as usize)
+}
+
+fn pubsub_publish(p: &Value) -> Result<Command, ApiError> {
+    let channel = if field(p, "topic").is_some() { req_bytes(p, "topic")? } else { req_bytes(p, "channel")? };
+    Ok(Command::Publish { channel, payload: req_bytes(p, "payload")? })
 }
 
 fn queue_create(p: &Value) -> Result<Command, ApiError> {

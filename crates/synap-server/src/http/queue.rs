@@ -169,6 +169,10 @@ async fn push_consumer(svc: AppState, mut socket: WebSocket, queue: Bytes, consu
         notified.as_mut().enable();
         let window_open = unacked.len() < prefetch;
         tokio::select! {
+            _ = svc.stopped() => {
+                let _ = socket.send(WsMessage::Close(None)).await;
+                return requeue_all(&svc, &queue, unacked).await;
+            }
             frame = socket.recv() => {
                 let Some(Ok(frame)) = frame else { return requeue_all(&svc, &queue, unacked).await };
                 let text = match frame {

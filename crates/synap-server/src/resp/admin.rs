@@ -25,8 +25,8 @@ fn bulk(s: impl Into<Bytes>) -> Reply {
 impl Conn {
     pub(super) fn admin(&mut self, action: Action, out: &mut Vec<u8>) {
         let reply = match action {
-            Action::Engine(..) | Action::QueueConsumeBlock(..) => {
-                unreachable!("engine and blocking commands are executed by the connection")
+            Action::Engine(..) | Action::QueueConsumeBlock(..) | Action::Subscription(..) | Action::Reset => {
+                unreachable!("engine, blocking and subscription commands are executed by the connection")
             }
             Action::Ping(None) => Reply::Status("PONG"),
             Action::Ping(Some(msg)) | Action::Echo(msg) => Reply::Bulk(msg),
@@ -159,6 +159,7 @@ fn command_info(s: &Spec) -> Reply {
             "generic" => "@keyspace",
             "connection" => "@connection",
             "queue" => "@queue",
+            "pubsub" => "@pubsub",
             _ => "@admin",
         })]),
         Reply::Array(vec![]),
@@ -198,7 +199,7 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         ("dir", cfg.data_dir.display().to_string()),
         ("proto-max-bulk-len", cfg.resp.max_bulk_bytes.0.to_string()),
         ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
-        ("notify-keyspace-events", String::new()),
+        ("notify-keyspace-events", cfg.pubsub.notify_keyspace_events.clone()),
         ("cluster-enabled", "no".into()),
     ]
 }

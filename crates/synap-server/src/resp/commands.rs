@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
+use synap_core::pubsub::Kind;
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions, parse_id};
 use synap_core::{Command, CommandError, ExpireCond, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 
@@ -38,6 +39,9 @@ pub enum Action {
     Time,
     /// QCONSUME ... BLOCK ms: wait for messages before answering.
     QueueConsumeBlock(ConsumeArgs, u64),
+    /// SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE: kind, subscribe?, names.
+    Subscription(synap_core::pubsub::Kind, bool, Vec<Bytes>),
+    Reset,
 }
 
 #[derive(Debug)]
@@ -368,6 +372,63 @@ pub static COMMANDS: &[Spec] = &[
         "Moves dead letters back to their queue: QREDRIVE queue [COUNT n].",
         |a| { eng(Command::QueueRedrive { queue: a[1].clone(), max: count_opt(a, 2, 1000)? }) }
     ),
+    spec!(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        (0, 0, 0),
+        "pubsub",
+        "Posts a message to a channel.",
+        |a| { eng(Command::Publish { channel: a[1].clone(), payload: a[2].clone() }) }
+    ),
+    spec!(
+        "subscribe",
+        -2,
+        &["pubsub", "loading", "stale"],
+        (0, 0, 0),
+        "pubsub",
+        "Listens for messages published to channels.",
+        |a| { Ok(Action::Subscription(Kind::Channel, true, a[1..].to_vec())) }
+    ),
+    spec!(
+        "unsubscribe",
+        -1,
+        &["pubsub", "loading", "stale"],
+        (0, 0, 0),
+        "pubsub",
+        "Stops listening to messages posted to channels.",
+        |a| { Ok(Action::Subscription(Kind::Channel, false, a[1..].to_vec())) }
+    ),
+    spec!(
+        "psubscribe",
+        -2,
+        &["pubsub", "loading", "stale"],
+        (0, 0, 0),
+        "pubsub",
+        "Listens for messages published to channels that match patterns.",
+        |a| { Ok(Action::Subscription(Kind::Glob, true, a[1..].to_vec())) }
+    ),
+    spec!(
+        "punsubscribe",
+        -1,
+        &["pubsub", "loading", "stale"],
+        (0, 0, 0),
+        "pubsub",
+        "Stops listening to messages published to channels that match patterns.",
+        |a| { Ok(Action::Subscription(Kind::Glob, false, a[1..].to_vec())) }
+    ),
+    spec!(
+        "pubsub",
+        -2,
+        &["pubsub", "loading", "stale"],
+        (0, 0, 0),
+        "pubsub",
+        "A container for Pub/Sub commands.",
+        parse_pubsub
+    ),
+    spec!("reset", 1, &["loading", "stale", "fast"], (0, 0, 0), "connection", "Resets the connection.", |_| Ok(
+        Action::Reset
+    )),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> =
@@ -726,5 +787,18 @@ fn parse_qconsume(a: Args<'_>) -> Result<Action, CommandError> {
     match block {
         Some(ms) => Ok(Action::QueueConsumeBlock(args, ms)),
         None => eng(Command::QueueConsume(args)),
+    }
+}
+
+fn parse_pubsub(a: Args<'_>) -> Result<Action, CommandError> {
+    let sub = &a[1];
+    if is(sub, "channels") && a.len() <= 3 {
+        eng(Command::PubSubChannels { pattern: a.get(2).cloned() })
+    } else if is(sub, "numsub") {
+        eng(Command::PubSubNumSub { channels: a[2..].to_vec() })
+    } else if is(sub, "numpat") && a.len() == 2 {
+        eng(Command::PubSubNumPat)
+    } else {
+        Err(unknown_subcommand(sub, "pubsub"))
     }
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use synap_core::pubsub::{Kind, Overflow, PubMessage, Sink};
 use synap_core::{CommandError, ExecCtx, Reply};
+use synap_resp::encode::bulk;
 use synap_resp::{Parser, Protocol, encode, error, error_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,7 +32,54 @@ pub(super) struct Conn {
     pub entry: Arc<ClientEntry>,
     pub proto: Protocol,
     pub quit: bool,
+    /// The pub/sub queue, once the client subscribed to anything.
+    pub sub: Option<Arc<Sink>>,
+    /// Channels and patterns subscribed to.
+    pub sub_count: usize,
 }
+
+enum Wake {
+    Read(Option<std::io::Result<usize>>),
+    Messages,
+}
+
+/// Writes an array (RESP2) or push (RESP3) header.
+fn push_header(out: &mut Vec<u8>, proto: Protocol, n: usize) {
+    out.push(if proto == Protocol::Resp3 { b'>' } else { b'*' });
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_message(out: &mut Vec<u8>, proto: Protocol, m: &PubMessage) {
+    match &m.pattern {
+        Some(p) => {
+            push_header(out, proto, 4);
+            bulk(out, b"pmessage");
+            bulk(out, p);
+        }
+        None => {
+            push_header(out, proto, 3);
+            bulk(out, b"message");
+        }
+    }
+    bulk(out, &m.channel);
+    bulk(out, &m.payload);
+}
+
+/// A subscribe/unsubscribe confirmation: `[kind, name or nil, count]`.
+fn push_confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[u8]>, count: usize) {
+    push_header(out, proto, 3);
+    bulk(out, kind);
+    match name {
+        Some(n) => bulk(out, n),
+        None => encode(out, &Reply::Nil, proto),
+    }
+    encode(out, &Reply::Int(count as i64), proto);
+}
+
+/// Commands a RESP2 client may send while subscribed.
+const SUBSCRIBED_ALLOWED: &[&str] =
+    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
 
 /// A reply range in the output buffer that belongs to a write; rewritten to an error if the batch's
 /// durability wait fails.
@@ -59,7 +108,7 @@ pub(super) async fn run(
     });
     shared.clients.lock().insert(id, entry.clone());
     let cfg = shared.service.config.resp.clone();
-    let mut conn = Conn { shared: shared.clone(), entry, proto: Protocol::Resp2, quit: false };
+    let mut conn = Conn { shared: shared.clone(), entry, proto: Protocol::Resp2, quit: false, sub: None, sub_count: 0 };
     let mut parser = Parser::new(synap_resp::Limits {
         max_args: cfg.max_args,
         max_bulk: cfg.max_bulk_bytes.0 as usize,
@@ -163,6 +212,9 @@ pub(super) async fn run(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
+        let sink = conn.sub.clone();
+        // A subscribed client is not idle while messages flow to it.
+        let idle = if sink.is_some() { None } else { idle };
         let read = socket.read_buf(&mut buf);
         let result = tokio::select! {
             r = async {
@@ -170,13 +222,53 @@ pub(super) async fn run(
                     Some(t) => tokio::time::timeout(t, read).await.ok(),
                     None => Some(read.await),
                 }
-            } => r,
-            _ = stop.changed() => None,
+            } => Wake::Read(r),
+            _ = async {
+                match &sink {
+                    Some(s) => s.ready().await,
+                    None => std::future::pending().await,
+                }
+            } => Wake::Messages,
+            _ = stop.changed() => Wake::Read(None),
         };
         match result {
-            Some(Ok(0)) | Some(Err(_)) | None => break, // closed, failed, idle too long, or shutting down
-            Some(Ok(_)) => {}
+            Wake::Read(Some(Ok(0)) | Some(Err(_)) | None) => break, // closed, failed, idle too long, or shutting down
+            Wake::Read(Some(Ok(_))) => {}
+            Wake::Messages => {
+                let Some(sink) = sink else { continue };
+                if sink.is_closed() {
+                    // Over its pub/sub output limit, as Redis's client-output-buffer-limit pubsub.
+                    shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+                    debug!(client = id, "pub/sub subscriber too slow; closing");
+                    break;
+                }
+                loop {
+                    let msgs = sink.drain(256);
+                    if msgs.is_empty() {
+                        break;
+                    }
+                    for m in &msgs {
+                        push_message(&mut out, conn.proto, m);
+                    }
+                    // A client too slow to take its messages is dropped as soon as its queue overflows,
+                    // even while this write waits on it.
+                    let written = tokio::select! {
+                        r = socket.write_all(&out) => r.is_ok(),
+                        _ = sink.closed() => false,
+                    };
+                    if !written {
+                        if sink.is_closed() {
+                            shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                        break 'conn;
+                    }
+                    out.clear();
+                }
+            }
         }
+    }
+    if let Some(sink) = conn.sub.take() {
+        shared.service.engine.pubsub().unregister(sink.id);
     }
     let _ = socket.shutdown().await;
     shared.clients.lock().remove(&id);
@@ -205,6 +297,23 @@ impl Conn {
         };
         let spec = &commands::COMMANDS[index];
         self.entry.last_cmd.store(index as u64, Ordering::Relaxed);
+        if self.sub_count > 0 && self.proto == Protocol::Resp2 && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
+            error_line(
+                out,
+                &format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                ),
+            );
+            return None;
+        }
+        if self.sub_count > 0 && self.proto == Protocol::Resp2 && spec.name == "ping" && args.len() <= 2 {
+            // In subscribed mode RESP2 answers PING as a push-style array.
+            push_header(out, self.proto, 2);
+            bulk(out, b"pong");
+            bulk(out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
+            return None;
+        }
         if !spec.arity_ok(args.len()) {
             error(out, &commands::arity_error(spec.name));
             return None;
@@ -229,9 +338,51 @@ impl Conn {
                 Err(e) => error(out, &e),
             },
             Action::QueueConsumeBlock(args, ms) => return Some((args, ms)),
+            Action::Subscription(kind, on, names) => self.subscription(kind, on, names, out),
+            Action::Reset => {
+                if let Some(sink) = self.sub.take() {
+                    shared.service.engine.pubsub().unregister(sink.id);
+                }
+                self.sub_count = 0;
+                self.proto = Protocol::Resp2;
+                self.entry.resp.store(2, Ordering::Relaxed);
+                *self.entry.name.lock() = None;
+                out.extend_from_slice(b"+RESET\r\n");
+            }
             other => self.admin(other, out),
         }
         None
+    }
+}
+
+impl Conn {
+    fn subscription(&mut self, kind: Kind, on: bool, names: Vec<Bytes>, out: &mut Vec<u8>) {
+        let pubsub = self.shared.service.engine.pubsub();
+        let word: &[u8] = match (kind, on) {
+            (Kind::Glob, true) => b"psubscribe",
+            (Kind::Glob, false) => b"punsubscribe",
+            (_, true) => b"subscribe",
+            (_, false) => b"unsubscribe",
+        };
+        if on && self.sub.is_none() {
+            let cap = self.shared.service.config.pubsub.resp_max_pending_messages;
+            self.sub = Some(pubsub.register(cap, Overflow::Disconnect));
+        }
+        let Some(sink) = self.sub.clone() else {
+            // Unsubscribing without ever subscribing: Redis confirms with a nil name and count 0.
+            push_confirmation(out, self.proto, word, None, 0);
+            return;
+        };
+        let names = if !on && names.is_empty() { pubsub.subscriptions(sink.id, kind) } else { names };
+        if names.is_empty() {
+            push_confirmation(out, self.proto, word, None, self.sub_count);
+            return;
+        }
+        for name in names {
+            self.sub_count =
+                if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
+            push_confirmation(out, self.proto, word, Some(&name), self.sub_count);
+        }
     }
 }
 

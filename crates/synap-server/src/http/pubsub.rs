@@ -1,0 +1,224 @@
+//! Pub/Sub over HTTP: publish, WebSocket and Server-Sent Events subscribers, stats. The same router as
+//! RESP: a message published here reaches RESP subscribers, and the reverse.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use synap_core::Command;
+use synap_core::pubsub::{Kind, Overflow, PubMessage, PubSub, Sink};
+
+use super::body::{ApiError, bytes_to_json, parse_body, percent_decode, respond, response_format};
+use crate::service::Service;
+
+type AppState = Arc<Service>;
+
+/// `POST /pubsub/{topic}/publish` `{payload}` -> `{subscribers_matched}`.
+pub async fn publish(
+    State(svc): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let result = async {
+        let topic = uri.path().strip_prefix("/pubsub/").and_then(|p| p.strip_suffix("/publish")).unwrap_or_default();
+        let topic = percent_decode(topic)?;
+        if topic.is_empty() {
+            return Err(ApiError::bad_request("empty topic"));
+        }
+        let body = super::read_body(body)?;
+        let payload = parse_body(&headers, &body)?;
+        let payload = match payload.get("payload") {
+            Some(v) => super::body::json_to_bytes(v, "payload")?,
+            None => match payload.get("value") {
+                Some(v) => super::body::json_to_bytes(v, "payload")?,
+                None => return Err(ApiError::bad_request("missing field 'payload'")),
+            },
+        };
+        let reply = svc.execute(Command::Publish { channel: topic, payload }).await?;
+        let n = match reply {
+            synap_core::Reply::Int(n) => n,
+            _ => 0,
+        };
+        Ok(json!({"subscribers_matched": n}))
+    }
+    .await;
+    match result {
+        Ok(v) => respond(response_format(&headers), StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn stats(State(svc): State<AppState>) -> Response {
+    (StatusCode::OK, axum::Json(stats_json(svc.engine.pubsub()))).into_response()
+}
+
+pub fn stats_json(ps: &PubSub) -> Value {
+    let s = ps.stats();
+    json!({
+        "subscribers": s.subscribers,
+        "channels": s.channels,
+        "topic_patterns": s.topic_patterns,
+        "glob_patterns": s.glob_patterns,
+        "published": s.published,
+        "delivered": s.delivered,
+        "dropped": s.dropped,
+        "disconnected": s.disconnected,
+    })
+}
+
+/// Parses `topics=a.b,c.*,d.#`.
+fn topics(svc: &Service, query: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let raw = query.get("topics").map(String::as_str).unwrap_or("");
+    let list: Vec<String> = raw.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
+    if list.is_empty() {
+        return Err(ApiError::bad_request("give topics=a.b,c.*,d.#"));
+    }
+    if list.len() > svc.config.pubsub.max_topics_per_subscriber {
+        return Err(ApiError::bad_request(format!(
+            "at most {} topics per subscriber",
+            svc.config.pubsub.max_topics_per_subscriber
+        )));
+    }
+    for t in &list {
+        if !synap_core::pubsub::trie::valid_pattern(t) {
+            return Err(ApiError::bad_request(format!(
+                "invalid topic '{t}': levels are non-empty, '*' is one whole level, '#' only the last"
+            )));
+        }
+    }
+    Ok(list)
+}
+
+/// Unregisters the subscriber when its connection goes away.
+struct Registration {
+    sink: Arc<Sink>,
+    svc: AppState,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.svc.engine.pubsub().unregister(self.sink.id);
+    }
+}
+
+fn register(svc: &AppState, list: &[String]) -> Registration {
+    let ps = svc.engine.pubsub();
+    let sink = ps.register(svc.config.pubsub.web_max_pending_messages, Overflow::DropOldest);
+    for t in list {
+        ps.subscribe(sink.id, Kind::Topic, t.as_bytes());
+    }
+    Registration { sink, svc: svc.clone() }
+}
+
+fn message_json(m: &PubMessage) -> Value {
+    json!({"type": "message", "topic": bytes_to_json(&m.channel), "payload": bytes_to_json(&m.payload)})
+}
+
+/// `GET /pubsub/sse?topics=...`: `event: message` with `{topic, payload}`; `event: missed` with
+/// `{count}` when messages were dropped because the client fell behind.
+pub async fn sse(State(svc): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let list = match topics(&svc, &query) {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let reg = register(&svc, &list);
+    let stream = futures_util::stream::unfold((reg, Vec::<Event>::new()), |(reg, mut pending)| async move {
+        loop {
+            if let Some(ev) = pending.pop() {
+                return Some((Ok::<Event, Infallible>(ev), (reg, pending)));
+            }
+            tokio::select! {
+                _ = reg.sink.ready() => {}
+                _ = reg.svc.stopped() => return None,
+            }
+            let missed = reg.sink.take_missed();
+            let msgs = reg.sink.drain(256);
+            // `pending` is a stack: push in reverse so events leave in order.
+            for m in msgs.iter().rev() {
+                pending.push(Event::default().event("message").data(message_json(m).to_string()));
+            }
+            if missed > 0 {
+                pending.push(Event::default().event("missed").data(json!({"count": missed}).to_string()));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+/// `GET /pubsub/ws?topics=...`: `{"type":"message",topic,payload}` frames, `{"type":"missed","count"}`
+/// when the client fell behind; the client may send `{"type":"subscribe"|"unsubscribe","topics":[..]}`.
+pub async fn ws(
+    State(svc): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let list = match topics(&svc, &query) {
+        Ok(l) => l,
+        Err(e) => return e.into_response(),
+    };
+    let max = svc.config.http.max_body_bytes.0 as usize;
+    upgrade.max_message_size(max).on_upgrade(move |socket| ws_session(svc, socket, list))
+}
+
+async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>) {
+    let reg = register(&svc, &list);
+    let ps = svc.engine.pubsub();
+    loop {
+        tokio::select! {
+            _ = svc.stopped() => {
+                let _ = socket.send(WsMessage::Close(None)).await;
+                return;
+            }
+            _ = reg.sink.ready() => {
+                let missed = reg.sink.take_missed();
+                if missed > 0
+                    && socket.send(WsMessage::Text(json!({"type": "missed", "count": missed}).to_string().into())).await.is_err()
+                {
+                    return;
+                }
+                for m in reg.sink.drain(256) {
+                    if socket.send(WsMessage::Text(message_json(&m).to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            frame = socket.recv() => {
+                let text = match frame {
+                    Some(Ok(WsMessage::Text(t))) => t.to_string(),
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => {
+                        let names: Vec<String> = v["topics"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                        let valid = !names.is_empty() && names.iter().all(|t| synap_core::pubsub::trie::valid_pattern(t));
+                        match (v["type"].as_str(), valid) {
+                            (Some("subscribe"), true) => {
+                                let n = names.iter().map(|t| ps.subscribe(reg.sink.id, Kind::Topic, t.as_bytes())).last().unwrap_or(0);
+                                json!({"type": "subscribed", "topics": names, "count": n})
+                            }
+                            (Some("unsubscribe"), true) => {
+                                let n = names.iter().map(|t| ps.unsubscribe(reg.sink.id, Kind::Topic, t.as_bytes())).last().unwrap_or(0);
+                                json!({"type": "unsubscribed", "topics": names, "count": n})
+                            }
+                            _ => json!({"type": "error", "error": "expected {\"type\":\"subscribe\"|\"unsubscribe\",\"topics\":[valid topics]}"}),
+                        }
+                    }
+                    Err(e) => json!({"type": "error", "error": format!("malformed JSON frame: {e}")}),
+                };
+                if socket.send(WsMessage::Text(reply.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
