@@ -9,6 +9,7 @@
 //! ```
 
 mod kv;
+mod pubsub;
 mod queue;
 mod report;
 
@@ -63,6 +64,8 @@ enum Scenario {
     Kv(kv::KvArgs),
     /// Work queue: producers publish, workers consume and acknowledge (Synap or RabbitMQ).
     Queue(queue::QueueArgs),
+    /// Pub/Sub fan-out: exact and pattern subscribers, publishers over many topics (Synap or Redis).
+    Pubsub(pubsub::PubSubArgs),
 }
 
 fn label(t: Target) -> &'static str {
@@ -103,6 +106,13 @@ async fn run_scenario(cli: &Cli, addr: &str, target: Target) -> anyhow::Result<V
                 Target::Redis => anyhow::bail!("Redis has no acknowledged queues; use --target synap or rabbitmq"),
             };
             Ok(vec![r.publish, r.end_to_end])
+        }
+        Scenario::Pubsub(a) => {
+            if target == Target::Rabbitmq {
+                anyhow::bail!("the pubsub scenario runs against synap or redis");
+            }
+            let r = pubsub::run(addr, label(target), a, &progress_bar()).await?;
+            Ok(vec![r.publish, r.delivery])
         }
     }
 }

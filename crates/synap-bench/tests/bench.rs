@@ -140,3 +140,39 @@ async fn queue_scenario_delivers_every_message_once() {
     assert_eq!(reports[1]["errors"], 0);
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_scenario_counts_every_delivery() {
+    let (s, dir) = server().await;
+    let json = dir.path().join("pubsub.json");
+    let args: Vec<String> = [
+        "--port",
+        &s.resp_addr.unwrap().port().to_string(),
+        "--json",
+        json.to_str().unwrap(),
+        "pubsub",
+        "--topics",
+        "100",
+        "--messages",
+        "2000",
+        "--subscribers",
+        "300",
+        "--subscriber-connections",
+        "6",
+        "--publishers",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || bench(args)).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(err.contains("deliveries expected"), "{err}");
+    let reports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(reports[0]["scenario"], "pubsub publish");
+    assert_eq!(reports[0]["operations"], 2000);
+    assert_eq!(reports[1]["scenario"], "pubsub delivery");
+    assert_eq!(reports[1]["errors"], 0, "nothing lost: {out}");
+    assert!(reports[1]["operations"].as_u64().unwrap() > 0);
+    s.shutdown().await;
+}

@@ -31,6 +31,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Pub/Sub over RESP
+//! ```no_run
+//! # async fn demo() -> Result<(), synap_client::ClientError> {
+//! use synap_client::Client;
+//! let client = Client::connect("127.0.0.1:6379", 8).await?;
+//! let mut sub = client.subscribe(&["news"], &["orders.*"]).await?;
+//! client.publish("orders.eu", "o-1").await?;
+//! let m = sub.next_message().await?;
+//! assert_eq!(m.pattern.as_deref(), Some(&b"orders.*"[..]));
+//! # Ok(()) }
+//! ```
+//!
 //! # Key-value over HTTP
 //! ```no_run
 //! # async fn demo() -> Result<(), synap_client::ClientError> {
@@ -50,5 +62,5 @@ mod resp_client;
 pub use connection::Connection;
 pub use error::{ClientError, Result};
 pub use http_client::HttpClient;
-pub use resp_client::{Client, QueueMessage, ScanPage, SetOptions};
+pub use resp_client::{Client, Message, QueueMessage, ScanPage, SetOptions, Subscriber};
 pub use synap_resp::Value;

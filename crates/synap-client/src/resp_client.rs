@@ -264,12 +264,86 @@ impl Client {
         Ok(int(self.command(&args).await?)? == 1)
     }
 
+    /// PUBLISH: the number of subscribers that received the message.
+    pub async fn publish(&self, channel: &str, payload: impl AsRef<[u8]>) -> Result<i64> {
+        int(self.command(&[b"PUBLISH".as_slice(), channel.as_bytes(), payload.as_ref()]).await?)
+    }
+
+    /// Opens a dedicated connection subscribed to `channels` (exact) and `patterns` (Redis globs).
+    pub async fn subscribe(&self, channels: &[&str], patterns: &[&str]) -> Result<Subscriber> {
+        let mut conn = Connection::connect(&self.inner.addr).await?;
+        let mut expected = 0;
+        if !channels.is_empty() {
+            let mut args = vec!["SUBSCRIBE"];
+            args.extend_from_slice(channels);
+            conn.send_raw(&encode(&args)).await?;
+            expected += channels.len();
+        }
+        if !patterns.is_empty() {
+            let mut args = vec!["PSUBSCRIBE"];
+            args.extend_from_slice(patterns);
+            conn.send_raw(&encode(&args)).await?;
+            expected += patterns.len();
+        }
+        for _ in 0..expected {
+            if let Value::Error(e) = conn.read_value().await? {
+                return Err(ClientError::from_reply(&e));
+            }
+        }
+        Ok(Subscriber { conn })
+    }
+
     pub async fn dbsize(&self) -> Result<i64> {
         int(self.command(&["DBSIZE"]).await?)
     }
 
     pub async fn flushall(&self) -> Result<()> {
         self.command(&["FLUSHALL"]).await.map(|_| ())
+    }
+}
+
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    synap_resp::encode_command(args, &mut out);
+    out
+}
+
+/// A pub/sub message: the channel, the pattern that matched (if any) and the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: Bytes,
+    pub pattern: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// A subscribed connection (see [`Client::subscribe`]).
+pub struct Subscriber {
+    conn: Connection,
+}
+
+impl Subscriber {
+    /// The next message pushed by the server.
+    pub async fn next_message(&mut self) -> Result<Message> {
+        loop {
+            let items = match self.conn.read_value().await? {
+                Value::Array(items) | Value::Push(items) => items,
+                other => return Err(unexpected(other)),
+            };
+            let text: Vec<Option<Bytes>> = items.into_iter().map(|v| opt_bytes(v).ok().flatten()).collect();
+            match text.as_slice() {
+                [Some(kind), Some(channel), Some(payload)] if &kind[..] == b"message" => {
+                    return Ok(Message { channel: channel.clone(), pattern: None, payload: payload.clone() });
+                }
+                [Some(kind), Some(pattern), Some(channel), Some(payload)] if &kind[..] == b"pmessage" => {
+                    return Ok(Message {
+                        channel: channel.clone(),
+                        pattern: Some(pattern.clone()),
+                        payload: payload.clone(),
+                    });
+                }
+                _ => continue, // subscription confirmations and the like
+            }
+        }
     }
 }
 

@@ -121,3 +121,19 @@ async fn queue_methods() {
     assert!(err.to_string().contains("not found"), "{err}");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn pubsub_methods() {
+    let (s, _dir) = server().await;
+    let c = Client::connect(s.resp_addr.unwrap().to_string(), 2).await.unwrap();
+    let mut sub = c.subscribe(&["news"], &["orders.*"]).await.unwrap();
+    assert_eq!(c.publish("news", "hello").await.unwrap(), 1);
+    assert_eq!(c.publish("orders.eu", "o-1").await.unwrap(), 1);
+    assert_eq!(c.publish("nobody", "x").await.unwrap(), 0);
+    let m = sub.next_message().await.unwrap();
+    assert_eq!((m.channel.as_ref(), m.pattern, m.payload.as_ref()), (&b"news"[..], None, &b"hello"[..]));
+    let m = sub.next_message().await.unwrap();
+    assert_eq!(m.pattern.as_deref(), Some(&b"orders.*"[..]));
+    assert_eq!(m.payload.as_ref(), b"o-1");
+    s.shutdown().await;
+}

@@ -312,8 +312,7 @@ impl PubSub {
         {
             return hit.clone();
         }
-        let found: GlobHits =
-            Arc::new(st.globs.iter().filter(|(p, _)| glob_match(p, channel)).cloned().collect());
+        let found: GlobHits = Arc::new(st.globs.iter().filter(|(p, _)| glob_match(p, channel)).cloned().collect());
         let mut cache = self.cache.lock();
         if cache.len() >= CACHE_CAP {
             cache.clear();
