@@ -27,6 +27,7 @@
 //!   9 QueueState   queue:bytes id:u64 attempts:u32 available_at:u64 deadline:u64 consumer:bytes
 //!  10 QueueRemove  queue:bytes id:u64
 //!  11 QueuePurge   queue:bytes
+//!  12 QueueNextId  next:u64
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -79,6 +80,10 @@ pub enum Mutation<'a> {
     QueuePurge {
         queue: &'a [u8],
     },
+    /// The next queue message id (snapshots carry it, so ids are never reused).
+    QueueNextId {
+        next: u64,
+    },
 }
 
 impl Mutation<'_> {
@@ -92,6 +97,7 @@ impl Mutation<'_> {
                 | Mutation::QueueState { .. }
                 | Mutation::QueueRemove { .. }
                 | Mutation::QueuePurge { .. }
+                | Mutation::QueueNextId { .. }
         )
     }
 }
@@ -123,6 +129,14 @@ const TAG_QUEUE_PUT: u8 = 8;
 const TAG_QUEUE_STATE: u8 = 9;
 const TAG_QUEUE_REMOVE: u8 = 10;
 const TAG_QUEUE_PURGE: u8 = 11;
+const TAG_QUEUE_NEXT_ID: u8 = 12;
+
+/// The largest batch the engine ever produces: commands, dead-lettering and snapshots split or refuse work
+/// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
+pub const MAX_BATCH_BYTES: usize = 1 << 30;
+
+/// The largest value a key or queue message may hold (configured limits are capped here).
+pub const MAX_VALUE_BYTES: usize = 512 << 20;
 
 /// The engine's slot for its log: empty until recovery is done, then set once. Shared by every service.
 #[derive(Default)]
@@ -204,6 +218,7 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 }
                 Mutation::QueueState { queue, consumer, .. } => 4 + queue.len() + 8 + 4 + 16 + 4 + consumer.len(),
                 Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
+                Mutation::QueueNextId { .. } => 8,
             }
         })
         .sum::<usize>()
@@ -271,6 +286,10 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
         Mutation::QueuePurge { queue } => {
             out.push(TAG_QUEUE_PURGE);
             put_bytes(out, queue);
+        }
+        Mutation::QueueNextId { next } => {
+            out.push(TAG_QUEUE_NEXT_ID);
+            out.extend_from_slice(&next.to_le_bytes());
         }
     }
 }
@@ -352,6 +371,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             },
             TAG_QUEUE_REMOVE => Mutation::QueueRemove { queue: r.bytes()?, id: r.u64()? },
             TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
+            TAG_QUEUE_NEXT_ID => Mutation::QueueNextId { next: r.u64()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);
@@ -393,6 +413,7 @@ mod tests {
             Mutation::QueueState { queue: b"q", id: 7, attempts: 3, available_at: 5, deadline: 6, consumer: b"c" },
             Mutation::QueueRemove { queue: b"q", id: 7 },
             Mutation::QueuePurge { queue: b"q" },
+            Mutation::QueueNextId { next: 99 },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

@@ -70,6 +70,8 @@ enum State {
 pub struct Parser {
     limits: Limits,
     state: State,
+    /// Bytes of the arguments of the current (incomplete) command already split off the buffer.
+    held: usize,
 }
 
 /// The end of a header line (`*N` or `$len`): the index of its `\r`, `Ok(None)` while incomplete. A line
@@ -111,7 +113,13 @@ fn parse_len(digits: &[u8]) -> Option<i64> {
 
 impl Parser {
     pub fn new(limits: Limits) -> Parser {
-        Parser { limits, state: State::Idle }
+        Parser { limits, state: State::Idle, held: 0 }
+    }
+
+    /// Bytes the parser holds for the command in progress (they left the read buffer, but still count
+    /// against the connection's pending-input limit).
+    pub fn held_bytes(&self) -> usize {
+        self.held
     }
 
     /// True when a command has started but is not complete.
@@ -200,11 +208,13 @@ impl Parser {
                         }
                         let arg = buf.split_to(len).freeze();
                         buf.advance(2);
+                        self.held += len;
                         args.push(arg);
                         *bulk = None;
                         *remaining -= 1;
                     }
                     let State::Multibulk { args, .. } = std::mem::take(&mut self.state) else { unreachable!() };
+                    self.held = 0;
                     return Ok(Some(args));
                 }
             }
@@ -394,5 +404,21 @@ mod tests {
         );
         assert_eq!(split_args(br#""a"b"#), Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(split_args(b"   ").unwrap(), Vec::<Bytes>::new());
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+
+    #[test]
+    fn held_bytes_count_the_arguments_of_the_command_in_progress() {
+        let mut p = Parser::default();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$5\r\nhello\r\n$11\r\nwor"[..]);
+        assert_eq!(p.parse(&mut buf), Ok(None));
+        assert_eq!(p.held_bytes(), 8, "SET + hello left the buffer but are still held");
+        buf.extend_from_slice(b"ld-12345\r\n");
+        assert!(p.parse(&mut buf).unwrap().is_some());
+        assert_eq!(p.held_bytes(), 0);
     }
 }

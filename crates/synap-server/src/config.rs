@@ -354,6 +354,10 @@ impl Config {
         anyhow::ensure!(self.kv.shards >= 1 && self.kv.shards <= 4096, "kv.shards: must be between 1 and 4096");
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
         anyhow::ensure!(self.kv.max_key_bytes.0 >= 1, "kv.max_key_bytes: must be at least 1");
+        anyhow::ensure!(
+            self.kv.max_value_bytes.0 >= 1 && self.kv.max_value_bytes.0 <= synap_core::mutation::MAX_VALUE_BYTES as u64,
+            "kv.max_value_bytes: must be between 1 and 512mb"
+        );
         anyhow::ensure!(self.http.max_body_bytes.0 >= 1024, "http.max_body_bytes: must be at least 1kb");
         anyhow::ensure!(
             self.persistence.fsync_interval_ms >= 1 && self.persistence.fsync_interval_ms <= 60_000,

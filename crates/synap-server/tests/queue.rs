@@ -322,3 +322,22 @@ where
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_consumer_that_disconnects_is_not_handed_messages() {
+    let s = start_with(|_| {}).await;
+    s.post("/queue/b", json!({})).await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        c.write_all(b"QCONSUME b gone BLOCK 5000\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    } // the client leaves while blocked
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.post("/queue/b/publish", json!({"payload": "for someone alive"})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = s.get("/queue/b/stats").await.1;
+    assert_eq!((stats["ready"].clone(), stats["in_flight"].clone()), (json!(1), json!(0)), "{stats}");
+    s.stop().await;
+}

@@ -184,6 +184,15 @@ pub fn recover(
                     }
                     offset += (RECORD_HEADER_LEN + rlen) as u64;
                 }
+                Outcome::Torn(reason) if valid_record_follows(storage, path, offset, expected)? => {
+                    // Not a torn tail: a good record comes later, so this is corruption in the middle.
+                    let reason = format!("{reason}, but valid records follow");
+                    if mode == RecoverMode::Strict {
+                        return Err(StorageError::CorruptWal { path: path.clone(), offset, reason });
+                    }
+                    cut(storage, path, offset, &segments[i + 1..], &mut report, len, &reason)?;
+                    break 'segments;
+                }
                 Outcome::Torn(reason) => {
                     tracing::warn!(path = %path.display(), offset, %reason, "torn write at the end of the log; truncating");
                     storage.truncate(path, offset).ctx("truncate", path)?;
@@ -203,6 +212,32 @@ pub fn recover(
     report.last_lsn = expected - 1;
     report.millis = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Whether a checksummed record with an LSN at or after `expected` starts anywhere after `offset` in the
+/// file: then the bad bytes at `offset` are not a torn tail (whose length field might itself be damaged)
+/// but corruption with acknowledged records behind it.
+fn valid_record_follows(storage: &dyn Storage, path: &Path, offset: u64, expected: u64) -> Result<bool, StorageError> {
+    let mut data = Vec::new();
+    storage.open_read(path).ctx("open", path)?.read_to_end(&mut data).ctx("read", path)?;
+    let start = (offset as usize + 1).min(data.len());
+    for at in start..data.len().saturating_sub(RECORD_HEADER_LEN) {
+        let h = &data[at..at + RECORD_HEADER_LEN];
+        let lsn = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+        if lsn < expected || lsn > expected + (1 << 32) {
+            continue;
+        }
+        let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
+        let end = at + RECORD_HEADER_LEN + len;
+        if len < 4 || end > data.len() {
+            continue;
+        }
+        let crc = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&data[at + 8..end]) == crc {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `recover: truncate`: cuts the log at `offset` of `path` and removes the later segments.

@@ -41,8 +41,9 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"SYNAPWAL";
 pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: usize = 24;
 pub const RECORD_HEADER_LEN: usize = 16;
-/// Largest payload a record may claim; anything larger is corruption.
-pub const MAX_RECORD_LEN: u32 = 1 << 30;
+/// Largest payload a record may claim; anything larger is corruption. The engine keeps every batch below
+/// `synap_core::mutation::MAX_BATCH_BYTES` (1 GiB), well inside this.
+pub const MAX_RECORD_LEN: u32 = 1 << 31;
 
 /// When the log is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -248,8 +249,11 @@ impl Wal {
                     }
                     continue;
                 }
-                if rx.changed().await.is_err() {
-                    return Err(self.failed_error());
+                // The writer is busy; it may have cut its batch before our record, in which case its
+                // publish brings nothing for us. Wait for its publish or just let it finish, then look again.
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return Err(self.failed_error()) },
+                    _ = tokio::task::yield_now() => {}
                 }
             }
         }
@@ -373,6 +377,12 @@ impl Writer {
     /// Writes every pending record, fsyncs if `sync` (or if the policy is `always`), publishes progress.
     /// A failure fails the log for good.
     fn flush(&mut self, shared: &Shared, sync: bool) {
+        // Checked under the writer lock: after a failure nothing more is written (a record written after
+        // torn bytes would be acknowledged yet unreachable at recovery).
+        if shared.failed.load(Ordering::Acquire) {
+            self.publish(shared);
+            return;
+        }
         let last_lsn = {
             let mut p = shared.pending.lock();
             std::mem::swap(&mut p.data, &mut self.spare);

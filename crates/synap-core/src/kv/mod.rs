@@ -62,6 +62,9 @@ impl Default for KvConfig {
     }
 }
 
+/// A snapshot chunk stops growing past this many payload bytes (chunks must stay far below a record's cap).
+pub(crate) const SNAPSHOT_CHUNK_BYTES: usize = 64 << 20;
+
 /// Where a snapshot walk stands: a shard and the number of positions below the cursor not yet written.
 #[derive(Debug, Clone)]
 pub struct SnapshotCursor {
@@ -319,10 +322,12 @@ impl Keyspace {
                 continue;
             }
             let mut batch = Vec::with_capacity(max.min(pos));
-            while pos > 0 && batch.len() < max {
+            let mut bytes = 0usize;
+            while pos > 0 && batch.len() < max && bytes < SNAPSHOT_CHUNK_BYTES {
                 pos -= 1;
                 let e = shard.entry(pos);
                 if !e.is_expired(now) {
+                    bytes += e.key().len() + e.value().len();
                     batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
                 }
             }

@@ -185,9 +185,15 @@ impl Keyspace {
     }
 
     pub(crate) fn mset(&self, pairs: &[(Bytes, Bytes)], nx: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
+        let mut total = 0usize;
         for (k, v) in pairs {
             self.check_key(k)?;
             self.check_value(v.len())?;
+            total += k.len() + v.len() + 32;
+        }
+        // One MSET is one log record; keep it within what a record may hold.
+        if total > crate::mutation::MAX_BATCH_BYTES / 2 {
+            return Err(CommandError::Invalid("MSET payload exceeds 512 MB; split it".into()));
         }
         let hashes: Vec<u64> = pairs.iter().map(|(k, _)| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied());

@@ -117,8 +117,8 @@ impl QueueConfig {
         if self.ack_deadline_ms == 0 || self.ack_deadline_ms > 24 * 3600 * 1000 {
             return bad("ack_deadline_ms must be between 1 and 86400000");
         }
-        if self.max_message_bytes == 0 {
-            return bad("max_message_bytes must be at least 1");
+        if self.max_message_bytes == 0 || self.max_message_bytes > crate::mutation::MAX_VALUE_BYTES as u64 {
+            return bad("max_message_bytes must be between 1 and 512 MB");
         }
         if self.prefetch == 0 {
             return bad("prefetch must be at least 1");

@@ -113,6 +113,9 @@ pub(crate) struct Queue {
     pub seen: HashMap<Bytes, u64>,
     pub counters: Counters,
     pub notify: Arc<Notify>,
+    /// Set under the lock when the queue is deleted: a command that found the queue just before must not
+    /// write to it any more.
+    pub deleted: bool,
 }
 
 impl Queue {
@@ -130,6 +133,7 @@ impl Queue {
             seen: HashMap::new(),
             counters: Counters::default(),
             notify: Arc::new(Notify::new()),
+            deleted: false,
         }
     }
 
@@ -306,7 +310,11 @@ impl QueueStore {
 
     pub(crate) fn remove_queue(&self, name: &[u8]) -> Option<Arc<Mutex<Queue>>> {
         let q = self.queues.write().remove(name)?;
-        q.lock().notify.notify_waiters();
+        {
+            let mut g = q.lock();
+            g.deleted = true;
+            g.notify.notify_waiters();
+        }
         Some(q)
     }
 
@@ -356,6 +364,9 @@ impl QueueStore {
                     q.lock().purge();
                 }
             }
+            Mutation::QueueNextId { next } => {
+                self.next_id.fetch_max(next, Ordering::Relaxed);
+            }
             _ => unreachable!("not a queue mutation"),
         }
     }
@@ -388,6 +399,8 @@ impl QueueStore {
         let mut batch = Vec::with_capacity(max.min(q.messages.len() + 1));
         if fresh {
             batch.push(Mutation::QueueCreate { name: &name, config: &config });
+            // Message ids must never be reused after a restart, even when every message was acked.
+            batch.push(Mutation::QueueNextId { next: self.next_id.load(Ordering::Relaxed) });
         }
         let range = match start_after {
             Some(last) => q.messages.range(last + 1..),
@@ -395,11 +408,13 @@ impl QueueStore {
         };
         let mut last = start_after.unwrap_or(0);
         let mut more = false;
+        let mut bytes = 0usize;
         for (&id, m) in range {
-            if batch.len() >= max {
+            if batch.len() >= max || bytes >= crate::kv::SNAPSHOT_CHUNK_BYTES {
                 more = true;
                 break;
             }
+            bytes += m.payload.len() + m.headers.len();
             batch.push(Mutation::QueuePut { queue: &name, msg: m.record(id) });
             last = id;
         }

@@ -142,6 +142,9 @@ impl QueueStore {
         }
         let q = self.get_or_create(&a.queue, lsn)?;
         let mut q = q.lock();
+        if q.deleted {
+            return Err(not_found(&a.queue));
+        }
         if a.payload.len() as u64 > q.config.max_message_bytes {
             return Err(CommandError::ValueTooLarge { limit: q.config.max_message_bytes as usize });
         }
@@ -155,8 +158,16 @@ impl QueueStore {
             priority: a.priority,
             attempts: 0,
             published_at: now,
-            available_at: now + a.delay_ms,
-            expires_at: if a.ttl_ms > 0 { now + a.delay_ms + a.ttl_ms } else { 0 },
+            available_at: now
+                .checked_add(a.delay_ms)
+                .ok_or_else(|| CommandError::Invalid("delay out of range".into()))?,
+            expires_at: if a.ttl_ms > 0 {
+                now.checked_add(a.delay_ms)
+                    .and_then(|t| t.checked_add(a.ttl_ms))
+                    .ok_or_else(|| CommandError::Invalid("ttl out of range".into()))?
+            } else {
+                0
+            },
             deadline: 0,
             consumer: Bytes::new(),
         };
@@ -313,7 +324,7 @@ impl QueueStore {
                 continue;
             }
             let target = dl.target.clone().unwrap_or_else(|| dl.source.clone());
-            let tq = match self.get(&target) {
+            let tq = match self.get(&target).filter(|q| !q.lock().deleted) {
                 Some(q) => q,
                 None => {
                     // Dead-letter queues come into being on first use, and never dead-letter further.
@@ -347,13 +358,7 @@ impl QueueStore {
                     (id, m)
                 })
                 .collect();
-            let mut batch: Vec<Mutation<'_>> = Vec::with_capacity(moved.len() * 2);
-            for (id, m) in &moved {
-                batch.push(Mutation::QueueRemove { queue: &dl.source, id: *id });
-                batch.push(Mutation::QueuePut { queue: &target, msg: m.record(*id) });
-            }
-            *lsn = (*lsn).max(self.log(&batch));
-            drop(batch);
+            log_moves(self, &dl.source, &target, &moved, lsn);
             for (id, m) in moved {
                 tq.put(id, m, now);
             }
@@ -443,13 +448,7 @@ impl QueueStore {
                 (id, m)
             })
             .collect();
-        let mut batch = Vec::with_capacity(moved.len() * 2);
-        for (id, m) in &moved {
-            batch.push(Mutation::QueueRemove { queue: &dlq, id: *id });
-            batch.push(Mutation::QueuePut { queue: name, msg: m.record(*id) });
-        }
-        *lsn = (*lsn).max(self.log(&batch));
-        drop(batch);
+        log_moves(self, &dlq, name, &moved, lsn);
         let n = moved.len();
         for (id, m) in moved {
             t.put(id, m, now);
@@ -521,5 +520,26 @@ impl QueueStore {
             self.dead_letter(dead, now, &mut lsn);
         }
         (report, lsn)
+    }
+}
+
+/// Logs messages moving from `source` to `target` as Remove + Put pairs, in batches small enough for a log
+/// record; each pair stays within one batch, so a message is never logged as removed without its arrival.
+fn log_moves(store: &QueueStore, source: &[u8], target: &[u8], moved: &[(u64, Message)], lsn: &mut u64) {
+    let mut batch: Vec<Mutation<'_>> = Vec::new();
+    let mut bytes = 0usize;
+    for (id, m) in moved {
+        let size = m.payload.len() + m.headers.len() + 128;
+        if !batch.is_empty() && bytes + size > crate::mutation::MAX_BATCH_BYTES / 4 {
+            *lsn = (*lsn).max(store.log(&batch));
+            batch.clear();
+            bytes = 0;
+        }
+        bytes += size;
+        batch.push(Mutation::QueueRemove { queue: source, id: *id });
+        batch.push(Mutation::QueuePut { queue: target, msg: m.record(*id) });
+    }
+    if !batch.is_empty() {
+        *lsn = (*lsn).max(store.log(&batch));
     }
 }

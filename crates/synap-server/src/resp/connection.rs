@@ -183,9 +183,39 @@ pub(super) async fn run(
                 } else {
                     Duration::from_millis(ms)
                 };
-                let reply = tokio::select! {
-                    r = shared.service.consume_wait(args, wait) => r,
-                    _ = stop.changed() => break 'conn,
+                // While it waits, keep reading (a client that goes away must not be handed messages it
+                // will never ack) and keep delivering pub/sub pushes to a RESP3 subscriber.
+                let waiting = shared.service.consume_wait(args, wait);
+                tokio::pin!(waiting);
+                let reply = loop {
+                    let sink = conn.sub.clone();
+                    tokio::select! {
+                        r = &mut waiting => break r,
+                        _ = stop.changed() => break 'conn,
+                        r = socket.read_buf(&mut buf) => match r {
+                            Ok(0) | Err(_) => break 'conn,
+                            Ok(_) if buf.len() + parser.held_bytes() > max_pending => break 'conn,
+                            Ok(_) => {}
+                        },
+                        _ = async {
+                            match &sink {
+                                Some(s) => s.ready().await,
+                                None => std::future::pending().await,
+                            }
+                        } => {
+                            let Some(sink) = sink else { continue };
+                            if sink.is_closed() {
+                                break 'conn;
+                            }
+                            for m in sink.drain(256) {
+                                push_message(&mut out, conn.proto, &m);
+                            }
+                            if socket.write_all(&out).await.is_err() {
+                                break 'conn;
+                            }
+                            out.clear();
+                        }
+                    }
                 };
                 match reply {
                     Ok(Reply::Array(items)) if items.is_empty() => encode(&mut out, &Reply::Nil, conn.proto),
@@ -202,7 +232,7 @@ pub(super) async fn run(
                 break;
             }
         }
-        if buf.len() > max_pending {
+        if buf.len() + parser.held_bytes() > max_pending {
             debug!(client = id, bytes = buf.len(), "query buffer limit exceeded; closing");
             let mut msg = Vec::new();
             error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
