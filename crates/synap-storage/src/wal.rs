@@ -249,11 +249,10 @@ impl Wal {
                     }
                     continue;
                 }
-                // The writer is busy; it may have cut its batch before our record, in which case its
-                // publish brings nothing for us. Wait for its publish or just let it finish, then look again.
-                tokio::select! {
-                    r = rx.changed() => if r.is_err() { return Err(self.failed_error()) },
-                    _ = tokio::task::yield_now() => {}
+                // The writer is busy. Every flush publishes (even one that wrote nothing new), so this wakes
+                // as soon as the writer is free, and the record is written then if still pending.
+                if rx.changed().await.is_err() {
+                    return Err(self.failed_error());
                 }
             }
         }
@@ -462,14 +461,10 @@ impl Writer {
         };
         shared.acked.store(acked, Ordering::Release);
         let failed = shared.failure.lock().clone();
-        shared.progress.send_if_modified(|p| {
-            let next = Progress { written: self.written, synced: self.synced, failed: failed.clone() };
-            if *p == next {
-                false
-            } else {
-                *p = next;
-                true
-            }
+        // Always notify: a waiter that found the writer busy must look again even when this flush brought
+        // nothing new for it.
+        shared.progress.send_modify(|p| {
+            *p = Progress { written: self.written, synced: self.synced, failed: failed.clone() };
         });
     }
 }
