@@ -141,20 +141,28 @@ impl Shard {
 
     /// Inserts or replaces `key`; returns the position.
     pub(crate) fn upsert(&mut self, hash: u64, key: &[u8], value: &[u8], expire_at: u64, access: u32) -> usize {
-        let new = Entry::new(key, value, expire_at, access);
-        let charge = new.charge();
         match self.find(hash, key) {
             Some(pos) => {
-                let old_charge = self.entries[pos].charge();
-                let vol = self.entries[pos].vol_idx;
-                self.entries[pos].blob = new.blob;
+                let e = &mut self.entries[pos];
+                if e.blob.len() == 4 + key.len() + value.len() {
+                    // Same size: overwrite the value in place (no allocation; the charge is unchanged).
+                    let at = 4 + key.len();
+                    e.blob[at..].copy_from_slice(value);
+                } else {
+                    let new = Entry::new(key, value, expire_at, access);
+                    let (charge, old_charge) = (new.charge(), e.charge());
+                    e.blob = new.blob;
+                    self.account(charge, old_charge);
+                }
                 self.entries[pos].access = access;
-                self.account(charge, old_charge);
+                let vol = self.entries[pos].vol_idx;
                 debug_assert!(vol == NOT_VOLATILE || self.volatile[vol as usize] as usize == pos);
                 self.set_expire(pos, expire_at);
                 pos
             }
             None => {
+                let new = Entry::new(key, value, expire_at, access);
+                let charge = new.charge();
                 let pos = self.entries.len();
                 let (entries, hasher) = (&self.entries, &self.hasher);
                 self.index.insert_unique(hash, pos as u32, |&p| Self::hash_key(hasher, entries[p as usize].key()));
