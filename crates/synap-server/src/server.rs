@@ -157,36 +157,37 @@ fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiv
 }
 
 /// The queue sweep: delayed messages become ready, expired deadlines redeliver, expired TTLs dead-letter.
-fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let period = Duration::from_millis(config.queue.sweep_interval_ms);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let engine = engine.clone();
-                    let _ = tokio::task::spawn_blocking(move || engine.queue_sweep()).await;
-                }
-                _ = stop.changed() => break,
-            }
-        }
+    spawn_periodic(period, stop, move || {
+        engine.queue_sweep();
     })
 }
 
 /// Active expiry: `hz` passes per second, each within its time budget.
-fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let period = Duration::from_millis(1000 / config.kv.active_expiry_hz.max(1) as u64);
     let budget = Duration::from_millis(config.kv.active_expiry_budget_ms);
+    spawn_periodic(period, stop, move || {
+        engine.maintenance(budget);
+    })
+}
+
+/// Runs `job` every `period` until `stop`, on a blocking thread (jobs take shard or queue locks briefly and
+/// must not occupy an async worker), never two runs at once.
+fn spawn_periodic<F>(period: Duration, mut stop: watch::Receiver<bool>, job: F) -> JoinHandle<()>
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let job = Arc::new(job);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let engine = engine.clone();
-                    // The pass takes shard locks briefly; run it off the async workers.
-                    let _ = tokio::task::spawn_blocking(move || engine.maintenance(budget)).await;
+                    let job = job.clone();
+                    let _ = tokio::task::spawn_blocking(move || job()).await;
                 }
                 _ = stop.changed() => break,
             }

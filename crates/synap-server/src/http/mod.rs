@@ -30,8 +30,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/snapshot", post(snapshot))
         .route("/kv/stats", get(kv_stats))
         .route("/api/v1/command", post(envelope))
-        .route("/kv/{op}", any(rest_plain))
-        .route("/kv/{op}/{key}", any(rest_keyed))
+        .route("/kv/{op}", any(rest_route))
+        .route("/kv/{op}/{key}", any(rest_route))
         .route("/queue/{*rest}", any(queue::rest))
         .route("/pubsub/stats", get(pubsub::stats))
         .route("/pubsub/ws", get(pubsub::ws))
@@ -168,18 +168,8 @@ fn rest_op(method: &Method, op: &str, keyed: bool) -> Option<&'static str> {
     Some(name)
 }
 
-async fn rest_plain(
-    State(svc): State<AppState>,
-    method: Method,
-    uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    rest(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn rest_keyed(
+/// Every `/kv/...` route: the path is split by hand (see `rest`), so one handler serves both shapes.
+async fn rest_route(
     State(svc): State<AppState>,
     method: Method,
     uri: Uri,
