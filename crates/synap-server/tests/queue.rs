@@ -341,3 +341,31 @@ async fn a_blocked_consumer_that_disconnects_is_not_handed_messages() {
     assert_eq!((stats["ready"].clone(), stats["in_flight"].clone()), (json!(1), json!(0)), "{stats}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_consume_long_polls() {
+    let s = start_with(|_| {}).await;
+    s.post("/queue/env", json!({})).await;
+    let body = json!({"command": "queue.consume", "request_id": 7, "payload": {"queue": "env", "consumer_id": "w", "wait_ms": 3000}});
+    let (http, url) = (s.http.clone(), s.url("/api/v1/command"));
+    let waiter = tokio::spawn(async move {
+        let started = Instant::now();
+        let r: Value = http.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+        (r, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.post("/queue/env/publish", json!({"payload": "late"})).await;
+    let (r, waited) = waiter.await.unwrap();
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["request_id"], 7);
+    assert_eq!(r["payload"]["messages"][0]["payload"], "late");
+    assert!(waited >= Duration::from_millis(100) && waited < Duration::from_millis(2500), "{waited:?}");
+    let (_, empty) = s
+        .post(
+            "/api/v1/command",
+            json!({"command": "queue.consume", "payload": {"queue": "env", "consumer_id": "w", "wait_ms": 50}}),
+        )
+        .await;
+    assert_eq!(empty["payload"]["messages"], json!([]));
+    s.stop().await;
+}

@@ -254,6 +254,7 @@ async fn envelope(State(svc): State<AppState>, headers: HeaderMap, body: Result<
                 }
                 Ok(Value::Array(run_pipeline(&svc, items).await))
             }
+            Value::Object(_) if is_long_poll(&parsed) => Ok(long_poll(&svc, parsed).await),
             Value::Object(_) => Ok(run_pipeline(&svc, vec![parsed]).await.pop().expect("one reply")),
             _ => Err(ApiError::bad_request("expected a command object or an array of them")),
         }
@@ -270,6 +271,31 @@ enum Step {
     Engine(&'static ops::Op, usize),
     Stats,
     PubSubStats,
+}
+
+/// A single `queue.consume` envelope with `wait_ms` waits like the REST route (not inside a pipeline,
+/// where one waiting command would hold up the others).
+fn is_long_poll(item: &Value) -> bool {
+    item.get("command").and_then(Value::as_str) == Some("queue.consume")
+        && item.get("payload").and_then(|p| p.get("wait_ms")).is_some_and(|w| !w.is_null())
+}
+
+async fn long_poll(svc: &Service, item: Value) -> Value {
+    let request_id = item.get("request_id").cloned().unwrap_or(Value::Null);
+    let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    let outcome = async {
+        let (op, cmd) = plan(&item, &payload)?;
+        let wait = payload["wait_ms"].as_u64().or_else(|| payload["wait_ms"].as_str().and_then(|s| s.parse().ok()));
+        let wait = wait.ok_or_else(|| ApiError::bad_request("field 'wait_ms': expected a non-negative integer"))?;
+        let synap_core::Command::QueueConsume(args) = cmd else { unreachable!("checked by is_long_poll") };
+        let reply = svc.consume_wait(args, std::time::Duration::from_millis(wait)).await?;
+        (op.render)(&payload, reply)
+    }
+    .await;
+    match outcome {
+        Ok(payload) => json!({"success": true, "request_id": request_id, "payload": payload}),
+        Err(e) => json!({"success": false, "request_id": request_id, "error": e.body()["error"]}),
+    }
 }
 
 struct Planned {
