@@ -1,34 +1,17 @@
 //! Model tests: the engine against a plain `HashMap`, and replay of emitted mutations into a fresh engine.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use common::RecordingLog;
 use proptest::prelude::*;
 use synap_core::{
-    Command, CommandError, Engine, EngineConfig, ExecCtx, ExpireCond, ManualClock, Mutation, MutationLog, Reply,
-    SetArgs, SetCond, TimeUnit, Ttl, decode_batch, encode_batch,
+    Command, CommandError, Engine, EngineConfig, ExecCtx, ExpireCond, ManualClock, Reply, SetArgs, SetCond, TimeUnit,
+    Ttl, decode_batch,
 };
-
-/// A log that keeps every encoded batch in memory.
-#[derive(Default)]
-struct RecordingLog {
-    batches: Mutex<Vec<Vec<u8>>>,
-}
-
-impl MutationLog for RecordingLog {
-    fn check_writable(&self) -> Result<(), CommandError> {
-        Ok(())
-    }
-    fn append(&self, batch: &[Mutation<'_>]) -> u64 {
-        let mut buf = Vec::new();
-        encode_batch(batch, &mut buf);
-        let mut b = self.batches.lock();
-        b.push(buf);
-        b.len() as u64
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {

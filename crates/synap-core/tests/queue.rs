@@ -1,33 +1,16 @@
 //! Queue semantics on the engine with a hand-driven clock, and replay of the queue mutations.
 
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use common::RecordingLog;
 use proptest::prelude::*;
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
 use synap_core::{
-    Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Mutation, MutationLog, Reply,
-    decode_batch, encode_batch,
+    Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch,
 };
-
-#[derive(Default)]
-struct RecordingLog {
-    batches: Mutex<Vec<Vec<u8>>>,
-}
-
-impl MutationLog for RecordingLog {
-    fn check_writable(&self) -> Result<(), CommandError> {
-        Ok(())
-    }
-    fn append(&self, batch: &[Mutation<'_>]) -> u64 {
-        let mut buf = Vec::new();
-        encode_batch(batch, &mut buf);
-        let mut b = self.batches.lock();
-        b.push(buf);
-        b.len() as u64
-    }
-}
 
 struct Fixture {
     clock: Arc<ManualClock>,
