@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::queue::{ConsumeArgs, PublishArgs, QueueOptions};
+use crate::stream::StreamCmd;
 
 /// A time-to-live as given by a client, resolved to an absolute time by the engine's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,11 +205,16 @@ pub enum Command {
     },
     /// PUBSUB NUMPAT
     PubSubNumPat,
+    /// A stream command (Synap's or Redis's).
+    Stream(StreamCmd),
 }
 
 impl Command {
     /// Whether the command may change state (checked against the log's health and the memory limit).
     pub fn is_write(&self) -> bool {
+        if let Command::Stream(c) = self {
+            return c.is_write();
+        }
         !matches!(
             self,
             Command::Get { .. }

@@ -11,12 +11,16 @@ use crate::mutation::{LogSlot, Mutation, MutationLog};
 use crate::notify::{NotifyFlags, Plan};
 use crate::pubsub::PubSub;
 use crate::queue::{QueueCursor, QueueSettings, QueueStore};
+use crate::stream::{StreamBackend, StreamCursor, StreamSettings, StreamStore};
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
     pub kv: KvConfig,
     pub queues: QueueSettings,
+    pub streams: StreamSettings,
+    /// Where stream partitions live.
+    pub stream_storage: StreamBackend,
     /// Keyspace notifications (off by default).
     pub notify: NotifyFlags,
 }
@@ -27,6 +31,8 @@ pub struct EngineCursor {
     kv: SnapshotCursor,
     kv_done: bool,
     queues: QueueCursor,
+    queues_done: bool,
+    streams: StreamCursor,
 }
 
 /// Per-call context a front end keeps for its client.
@@ -44,6 +50,7 @@ pub struct ExecCtx {
 pub struct Engine {
     kv: Keyspace,
     queues: QueueStore,
+    streams: StreamStore,
     pubsub: Arc<PubSub>,
     notify: NotifyFlags,
     log: Arc<LogSlot>,
@@ -71,6 +78,7 @@ impl Engine {
         Engine {
             kv,
             queues: QueueStore::new(config.queues, clock.clone(), slot.clone()),
+            streams: StreamStore::new(config.streams, config.stream_storage.0, clock.clone(), slot.clone()),
             pubsub,
             notify,
             log: slot,
@@ -93,6 +101,10 @@ impl Engine {
 
     pub fn queues(&self) -> &QueueStore {
         &self.queues
+    }
+
+    pub fn streams(&self) -> &StreamStore {
+        &self.streams
     }
 
     pub fn pubsub(&self) -> &PubSub {
@@ -180,6 +192,7 @@ impl Engine {
                     .collect(),
             )),
             Command::PubSubNumPat => Ok(Reply::Int(self.pubsub.numpat() as i64)),
+            Command::Stream(cmd) => self.streams.execute(cmd, now, &mut lsn),
         };
         ctx.lsn = ctx.lsn.max(lsn);
         if let (Some(plan), Ok(r)) = (plan, &reply) {
@@ -229,11 +242,15 @@ impl Engine {
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
         let mut start = 0;
         for (i, m) in batch.iter().enumerate() {
-            if m.is_queue() {
+            if m.is_queue() || m.is_stream() {
                 if start < i {
                     self.kv.apply_batch(&batch[start..i]);
                 }
-                self.queues.apply(m);
+                if m.is_queue() {
+                    self.queues.apply(m);
+                } else {
+                    self.streams.apply(m);
+                }
                 start = i + 1;
             }
         }
@@ -244,7 +261,7 @@ impl Engine {
 
     /// A digest of the whole state as of now (live data only).
     pub fn digest(&self) -> u64 {
-        self.kv.digest(self.now_ms()) ^ self.queues.digest().rotate_left(17)
+        self.kv.digest(self.now_ms()) ^ self.queues.digest().rotate_left(17) ^ self.streams.digest().rotate_left(31)
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
@@ -255,7 +272,24 @@ impl Engine {
                 None => cursor.kv_done = true,
             }
         }
-        self.queues.snapshot_chunk(&mut cursor.queues, max, out)
+        if !cursor.queues_done {
+            match self.queues.snapshot_chunk(&mut cursor.queues, max, out) {
+                Some(n) => return Some(n),
+                None => cursor.queues_done = true,
+            }
+        }
+        self.streams.snapshot_chunk(&mut cursor.streams, max, out)
+    }
+
+    /// Makes every stream event durable in its segment files; a snapshot calls it before it claims an
+    /// LSN, since snapshots carry stream metadata but not the events.
+    pub fn sync_streams(&self) -> std::result::Result<(), String> {
+        self.streams.sync()
+    }
+
+    /// Stream retention by age and size. Returns the LSN it logged up to.
+    pub fn stream_sweep(&self) -> u64 {
+        self.streams.sweep(self.now_ms())
     }
 
     /// One background maintenance pass (active expiry) within `budget`.

@@ -63,6 +63,15 @@ pub enum CommandError {
     AlreadyExists(String),
     #[error("QUEUEFULL queue '{0}' is at its max_depth")]
     QueueFull(String),
+    /// A consumer group (or its stream) is missing; the message is Redis's, per command.
+    #[error("NOGROUP {0}")]
+    NoGroup(String),
+    #[error("BUSYGROUP Consumer Group name already exists")]
+    BusyGroup,
+    #[error("ERR offset {requested} is not retained: the oldest retained offset is {oldest}")]
+    OffsetOutOfRange { requested: u64, oldest: u64 },
+    #[error("ERR event exceeds the maximum event size ({limit} bytes)")]
+    EventTooLarge { limit: usize },
 }
 
 impl CommandError {
@@ -80,6 +89,9 @@ impl CommandError {
             CommandError::Internal(_) => "ERR",
             CommandError::NotFound(_) | CommandError::AlreadyExists(_) => "ERR",
             CommandError::QueueFull(_) => "QUEUEFULL",
+            CommandError::NoGroup(_) => "NOGROUP",
+            CommandError::BusyGroup => "BUSYGROUP",
+            CommandError::OffsetOutOfRange { .. } | CommandError::EventTooLarge { .. } => "ERR",
         }
     }
 
@@ -99,6 +111,10 @@ impl CommandError {
             CommandError::NotFound(_) => "NOT_FOUND",
             CommandError::AlreadyExists(_) => "CONFLICT",
             CommandError::QueueFull(_) => "QUEUE_FULL",
+            CommandError::NoGroup(_) => "NOT_FOUND",
+            CommandError::BusyGroup => "CONFLICT",
+            CommandError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+            CommandError::EventTooLarge { .. } => "TOO_LARGE",
         }
     }
 
@@ -108,6 +124,9 @@ impl CommandError {
             CommandError::NoSuchKey | CommandError::NotFound(_) => ErrorKind::NotFound,
             CommandError::AlreadyExists(_) => ErrorKind::Conflict,
             CommandError::QueueFull(_) => ErrorKind::Limit,
+            CommandError::NoGroup(_) => ErrorKind::NotFound,
+            CommandError::BusyGroup => ErrorKind::Conflict,
+            CommandError::EventTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::OutOfMemory => ErrorKind::Limit,
             CommandError::Persistence(_) => ErrorKind::Unavailable,

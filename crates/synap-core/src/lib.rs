@@ -7,6 +7,7 @@
 //! - [`mutation`] `Mutation` records, their encoding, and the `MutationLog` the WAL implements
 //! - [`kv`]       the sharded keyspace: TTLs, active expiry, eviction, SCAN
 //! - [`queue`]    acknowledged work queues: priorities, deadlines, retries, dead letters
+//! - [`stream`]   event streams: partitioned logs, offsets, consumer groups, retention
 //! - [`pubsub`]   fire-and-forget pub/sub: exact channels, topic wildcards, Redis globs, bounded sinks
 //! - [`glob`]     Redis glob patterns
 //! - [`clock`]    wall-clock time behind a trait
@@ -21,10 +22,11 @@ pub mod mutation;
 pub mod notify;
 pub mod pubsub;
 pub mod queue;
+pub mod stream;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 pub use engine::{Engine, EngineConfig, EngineCursor, ExecCtx};
 pub use error::{CommandError, ErrorKind, Result};
 pub use kv::{EvictionPolicy, KvConfig, KvStats, SnapshotCursor};
-pub use mutation::{DecodeError, Mutation, MutationLog, decode_batch, encode_batch, encoded_len};
+pub use mutation::{DecodeError, Mutation, MutationLog, StreamOp, decode_batch, encode_batch, encoded_len};

@@ -28,12 +28,14 @@
 //!  10 QueueRemove  queue:bytes id:u64
 //!  11 QueuePurge   queue:bytes
 //!  12 QueueNextId  next:u64
+//!  13..=25 stream mutations: tag room:bytes body (see [`StreamOp`] and `docs/format.md`)
 //! bytes    := len:u32 data[len]
 //! ```
 
 use thiserror::Error;
 
 use crate::error::CommandError;
+use crate::stream::StreamId;
 
 /// One state change. Borrowed so that encoding into the WAL buffer and decoding from it copy nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,48 @@ pub enum Mutation<'a> {
     QueueNextId {
         next: u64,
     },
+    /// A change to one stream (room).
+    Stream {
+        room: &'a [u8],
+        op: StreamOp<'a>,
+    },
+}
+
+/// A change to one stream. Event data lives in the partition's segment files; these records carry
+/// appends (so that recovery and replicas can redo them) and the metadata around them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOp<'a> {
+    /// Creates the stream (or replaces its configuration): see `stream::RoomConfig::encode`.
+    Create { config: &'a [u8] },
+    Delete,
+    /// One event at `offset` of `partition`; `body` is the event record (`stream::encode_event`).
+    Append { partition: u32, offset: u64, body: &'a [u8] },
+    /// Moves the partition's first retained offset up to `start`, dropping whole segments below it.
+    Trim { partition: u32, start: u64 },
+    /// Marks one event deleted (XDEL).
+    Tombstone { partition: u32, offset: u64 },
+    /// The partition's counters as a snapshot saw them.
+    Meta { partition: u32, start: u64, next: u64, last: StreamId },
+    /// Creates a consumer group or replaces it whole (positions, no pending entries).
+    GroupCreate { group: &'a [u8], config: &'a [u8] },
+    GroupDestroy { group: &'a [u8] },
+    /// The group's next offset to deliver in `partition`, and the id of the last event it delivered.
+    GroupPos { group: &'a [u8], partition: u32, pos: u64, last: StreamId },
+    /// Sets a pending (delivered, not acknowledged) entry.
+    Pending {
+        group: &'a [u8],
+        partition: u32,
+        offset: u64,
+        id: StreamId,
+        consumer: &'a [u8],
+        delivered_at: u64,
+        count: u32,
+    },
+    Ack { group: &'a [u8], partition: u32, offset: u64 },
+    /// Creates a consumer or records when it was last seen.
+    Consumer { group: &'a [u8], consumer: &'a [u8], seen_at: u64 },
+    /// Removes a consumer and its pending entries.
+    ConsumerDel { group: &'a [u8], consumer: &'a [u8] },
 }
 
 impl Mutation<'_> {
@@ -99,6 +143,10 @@ impl Mutation<'_> {
                 | Mutation::QueuePurge { .. }
                 | Mutation::QueueNextId { .. }
         )
+    }
+
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Mutation::Stream { .. })
     }
 }
 
@@ -130,6 +178,8 @@ const TAG_QUEUE_STATE: u8 = 9;
 const TAG_QUEUE_REMOVE: u8 = 10;
 const TAG_QUEUE_PURGE: u8 = 11;
 const TAG_QUEUE_NEXT_ID: u8 = 12;
+const TAG_STREAM_FIRST: u8 = 13;
+const TAG_STREAM_LAST: u8 = 25;
 
 /// The largest batch the engine ever produces: commands, dead-lettering and snapshots split or refuse work
 /// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
@@ -219,6 +269,11 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::QueueState { queue, consumer, .. } => 4 + queue.len() + 8 + 4 + 16 + 4 + consumer.len(),
                 Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
                 Mutation::QueueNextId { .. } => 8,
+                Mutation::Stream { .. } => {
+                    let mut scratch = Vec::new();
+                    encode(m, &mut scratch);
+                    scratch.len() - 1
+                }
             }
         })
         .sum::<usize>()
@@ -291,7 +346,120 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.push(TAG_QUEUE_NEXT_ID);
             out.extend_from_slice(&next.to_le_bytes());
         }
+        Mutation::Stream { room, op } => encode_stream(room, op, out),
     }
+}
+
+/// Appends one encoded mutation (no batch count) to `out`: snapshot writers assemble batches themselves.
+pub fn encode_one(m: &Mutation<'_>, out: &mut Vec<u8>) {
+    encode(m, out);
+}
+
+fn encode_stream(room: &[u8], op: &StreamOp<'_>, out: &mut Vec<u8>) {
+    let u32_ = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+    let u64_ = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
+    let tag = TAG_STREAM_FIRST
+        + match op {
+            StreamOp::Create { .. } => 0,
+            StreamOp::Delete => 1,
+            StreamOp::Append { .. } => 2,
+            StreamOp::Trim { .. } => 3,
+            StreamOp::Tombstone { .. } => 4,
+            StreamOp::Meta { .. } => 5,
+            StreamOp::GroupCreate { .. } => 6,
+            StreamOp::GroupDestroy { .. } => 7,
+            StreamOp::GroupPos { .. } => 8,
+            StreamOp::Pending { .. } => 9,
+            StreamOp::Ack { .. } => 10,
+            StreamOp::Consumer { .. } => 11,
+            StreamOp::ConsumerDel { .. } => 12,
+        };
+    out.push(tag);
+    put_bytes(out, room);
+    match *op {
+        StreamOp::Create { config } => put_bytes(out, config),
+        StreamOp::Delete => {}
+        StreamOp::Append { partition, offset, body } => {
+            u32_(out, partition);
+            u64_(out, offset);
+            put_bytes(out, body);
+        }
+        StreamOp::Trim { partition, start: offset } | StreamOp::Tombstone { partition, offset } => {
+            u32_(out, partition);
+            u64_(out, offset);
+        }
+        StreamOp::Meta { partition, start, next, last } => {
+            u32_(out, partition);
+            for v in [start, next, last.ms, last.seq] {
+                u64_(out, v);
+            }
+        }
+        StreamOp::GroupCreate { group, config } => {
+            put_bytes(out, group);
+            put_bytes(out, config);
+        }
+        StreamOp::GroupDestroy { group } => put_bytes(out, group),
+        StreamOp::GroupPos { group, partition, pos, last } => {
+            put_bytes(out, group);
+            u32_(out, partition);
+            for v in [pos, last.ms, last.seq] {
+                u64_(out, v);
+            }
+        }
+        StreamOp::Pending { group, partition, offset, id, consumer, delivered_at, count } => {
+            put_bytes(out, group);
+            u32_(out, partition);
+            u64_(out, offset);
+            u64_(out, id.ms);
+            u64_(out, id.seq);
+            put_bytes(out, consumer);
+            u64_(out, delivered_at);
+            u32_(out, count);
+        }
+        StreamOp::Ack { group, partition, offset } => {
+            put_bytes(out, group);
+            u32_(out, partition);
+            u64_(out, offset);
+        }
+        StreamOp::Consumer { group, consumer, seen_at } => {
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+            u64_(out, seen_at);
+        }
+        StreamOp::ConsumerDel { group, consumer } => {
+            put_bytes(out, group);
+            put_bytes(out, consumer);
+        }
+    }
+}
+
+fn decode_stream<'a>(tag: u8, r: &mut Reader<'a>) -> Result<Mutation<'a>, DecodeError> {
+    let room = r.bytes()?;
+    let id = |r: &mut Reader<'a>| -> Result<StreamId, DecodeError> { Ok(StreamId { ms: r.u64()?, seq: r.u64()? }) };
+    let op = match tag - TAG_STREAM_FIRST {
+        0 => StreamOp::Create { config: r.bytes()? },
+        1 => StreamOp::Delete,
+        2 => StreamOp::Append { partition: r.u32()?, offset: r.u64()?, body: r.bytes()? },
+        3 => StreamOp::Trim { partition: r.u32()?, start: r.u64()? },
+        4 => StreamOp::Tombstone { partition: r.u32()?, offset: r.u64()? },
+        5 => StreamOp::Meta { partition: r.u32()?, start: r.u64()?, next: r.u64()?, last: id(r)? },
+        6 => StreamOp::GroupCreate { group: r.bytes()?, config: r.bytes()? },
+        7 => StreamOp::GroupDestroy { group: r.bytes()? },
+        8 => StreamOp::GroupPos { group: r.bytes()?, partition: r.u32()?, pos: r.u64()?, last: id(r)? },
+        9 => StreamOp::Pending {
+            group: r.bytes()?,
+            partition: r.u32()?,
+            offset: r.u64()?,
+            id: id(r)?,
+            consumer: r.bytes()?,
+            delivered_at: r.u64()?,
+            count: r.u32()?,
+        },
+        10 => StreamOp::Ack { group: r.bytes()?, partition: r.u32()?, offset: r.u64()? },
+        11 => StreamOp::Consumer { group: r.bytes()?, consumer: r.bytes()?, seen_at: r.u64()? },
+        _ => StreamOp::ConsumerDel { group: r.bytes()?, consumer: r.bytes()? },
+    };
+    Ok(Mutation::Stream { room, op })
 }
 
 struct Reader<'a> {
@@ -372,6 +540,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_QUEUE_REMOVE => Mutation::QueueRemove { queue: r.bytes()?, id: r.u64()? },
             TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
             TAG_QUEUE_NEXT_ID => Mutation::QueueNextId { next: r.u64()? },
+            tag @ TAG_STREAM_FIRST..=TAG_STREAM_LAST => decode_stream(tag, &mut r)?,
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);
@@ -414,6 +583,36 @@ mod tests {
             Mutation::QueueRemove { queue: b"q", id: 7 },
             Mutation::QueuePurge { queue: b"q" },
             Mutation::QueueNextId { next: 99 },
+            Mutation::Stream { room: b"r", op: StreamOp::Create { config: b"c" } },
+            Mutation::Stream { room: b"r", op: StreamOp::Delete },
+            Mutation::Stream { room: b"r", op: StreamOp::Append { partition: 1, offset: 2, body: b"b" } },
+            Mutation::Stream { room: b"r", op: StreamOp::Trim { partition: 1, start: 5 } },
+            Mutation::Stream { room: b"r", op: StreamOp::Tombstone { partition: 1, offset: 3 } },
+            Mutation::Stream {
+                room: b"r",
+                op: StreamOp::Meta { partition: 0, start: 1, next: 9, last: StreamId { ms: 4, seq: 5 } },
+            },
+            Mutation::Stream { room: b"r", op: StreamOp::GroupCreate { group: b"g", config: b"x" } },
+            Mutation::Stream { room: b"r", op: StreamOp::GroupDestroy { group: b"g" } },
+            Mutation::Stream {
+                room: b"r",
+                op: StreamOp::GroupPos { group: b"g", partition: 2, pos: 7, last: StreamId { ms: 1, seq: 2 } },
+            },
+            Mutation::Stream {
+                room: b"r",
+                op: StreamOp::Pending {
+                    group: b"g",
+                    partition: 0,
+                    offset: 3,
+                    id: StreamId { ms: 5, seq: 6 },
+                    consumer: b"c",
+                    delivered_at: 11,
+                    count: 2,
+                },
+            },
+            Mutation::Stream { room: b"r", op: StreamOp::Ack { group: b"g", partition: 0, offset: 3 } },
+            Mutation::Stream { room: b"r", op: StreamOp::Consumer { group: b"g", consumer: b"c", seen_at: 8 } },
+            Mutation::Stream { room: b"r", op: StreamOp::ConsumerDel { group: b"g", consumer: b"c" } },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

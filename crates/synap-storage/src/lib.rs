@@ -14,6 +14,7 @@ pub mod backend;
 pub mod error;
 pub mod persistence;
 pub mod recovery;
+pub mod segments;
 pub mod snapshot;
 pub mod wal;
 
@@ -21,5 +22,6 @@ pub use backend::{FaultPlan, FaultyStorage, FsStorage, Storage};
 pub use error::StorageError;
 pub use persistence::{Persistence, PersistenceConfig};
 pub use recovery::{RecoverMode, RecoveryReport};
+pub use segments::FileStreamStorage;
 pub use snapshot::SnapshotInfo;
 pub use wal::{FsyncPolicy, Progress, Wal, WalConfig};

@@ -77,6 +77,9 @@ impl Persistence {
             return Err(StorageError::Failed(msg));
         }
         let lsn = self.wal.last_lsn();
+        // Stream events live in segment files, not in the snapshot: they must be durable before the
+        // snapshot lets recovery skip the WAL records that carried them.
+        self.engine.sync_streams().map_err(StorageError::Failed)?;
         let snap_dir = self.cfg.data_dir.join("snapshots");
         let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn)?;
         *last = lsn;
@@ -106,6 +109,9 @@ impl Persistence {
 
     /// Flushes and fsyncs the WAL and stops its writer.
     pub fn shutdown(&self) {
+        if let Err(e) = self.engine.sync_streams() {
+            tracing::error!(error = %e, "flushing stream segments at shutdown failed");
+        }
         self.wal.shutdown();
     }
 }

@@ -1,0 +1,679 @@
+//! The stream store: rooms, partitions, consumer groups, the applier, snapshots and retention.
+//!
+//! Locks: the room map, then a room's groups, then one of its partitions (never the other way round). An
+//! append holds only its partition's lock while it takes the offset, writes the event and logs the
+//! mutation, so the log order of one partition's events is their offset order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use super::{Event, PartitionLog, RoomConfig, StreamId, StreamStorage, event_header};
+use crate::clock::Clock;
+use crate::error::{CommandError, Result};
+use crate::mutation::{LogSlot, Mutation, StreamOp, encode_one};
+
+/// Store-wide stream settings.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Configuration of streams created without explicit options.
+    pub defaults: RoomConfig,
+    pub max_partitions: u32,
+    pub max_rooms: usize,
+    /// Largest event (record bytes: fields, key and a small header).
+    pub max_event_bytes: usize,
+    /// Newest events kept in memory per partition for readers near the tail (disk-backed storage only).
+    pub tail_cache_bytes: usize,
+    /// Most events one read returns.
+    pub max_read: usize,
+    /// Publishing to a missing stream creates it (with the defaults).
+    pub auto_create: bool,
+    /// Redelivery delay of pending events for groups created through Synap's API without one.
+    pub group_redeliver_ms: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            defaults: RoomConfig::default(),
+            max_partitions: 256,
+            max_rooms: 10_000,
+            max_event_bytes: 1 << 20,
+            tail_cache_bytes: 1 << 20,
+            max_read: 10_000,
+            auto_create: true,
+            group_redeliver_ms: 30_000,
+        }
+    }
+}
+
+/// Most bytes one read gathers (besides the event count limit).
+pub(crate) const MAX_READ_BYTES: usize = 16 << 20;
+/// Longest stream name (names become directory names on disk, hex encoded).
+pub const MAX_ROOM_NAME: usize = 120;
+
+pub(crate) struct Partition {
+    pub log: Box<dyn PartitionLog>,
+    /// First readable offset (at least the log's first stored one).
+    pub start: u64,
+    /// Id of the newest event ever appended (survives trimming, as Redis's last-generated-id).
+    pub last: StreamId,
+    /// Deleted events (XDEL) at or above `start`.
+    pub tombstones: BTreeSet<u64>,
+    /// Largest id deleted by XDEL.
+    pub max_deleted: StreamId,
+    cache: VecDeque<(u64, Bytes)>,
+    cache_bytes: usize,
+    cache_limit: usize,
+    /// The first storage failure, reported to readers and writers.
+    pub failed: Option<String>,
+}
+
+impl Partition {
+    fn open(log: Box<dyn PartitionLog>, cache_limit: usize) -> Partition {
+        let mut p = Partition {
+            start: log.start(),
+            log,
+            last: StreamId::MIN,
+            tombstones: BTreeSet::new(),
+            max_deleted: StreamId::MIN,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            cache_limit,
+            failed: None,
+        };
+        match p.log.last_id() {
+            Ok(Some(id)) => p.last = id,
+            Ok(None) => {}
+            Err(e) => p.failed = Some(e),
+        }
+        p
+    }
+
+    pub fn next(&self) -> u64 {
+        self.log.next()
+    }
+
+    /// Live events (appended, retained, not deleted).
+    pub fn len(&self) -> u64 {
+        self.next().saturating_sub(self.start).saturating_sub(self.tombstones.len() as u64)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(e) => Err(CommandError::Internal(format!("stream storage failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends at `offset` (the next one) in storage and the tail cache.
+    pub fn push(&mut self, offset: u64, body: &[u8]) {
+        if let Err(e) = self.log.append(offset, body) {
+            tracing::error!(error = %e, "stream append failed");
+            self.failed.get_or_insert(e);
+            return;
+        }
+        if let Some((_, id)) = event_header(body) {
+            self.last = self.last.max(id);
+        }
+        if self.cache_limit > 0 {
+            self.cache.push_back((offset, Bytes::copy_from_slice(body)));
+            self.cache_bytes += body.len();
+            while self.cache_bytes > self.cache_limit {
+                let Some((_, b)) = self.cache.pop_front() else { break };
+                self.cache_bytes -= b.len();
+            }
+        }
+    }
+
+    /// Moves the start up (never down), dropping the segments and tombstones below it.
+    pub fn trim_to(&mut self, start: u64) {
+        let start = start.min(self.next());
+        if start <= self.start {
+            return;
+        }
+        self.start = start;
+        self.tombstones = self.tombstones.split_off(&start);
+        while self.cache.front().is_some_and(|(o, _)| *o < start) {
+            let (_, b) = self.cache.pop_front().expect("front");
+            self.cache_bytes -= b.len();
+        }
+        if let Err(e) = self.log.drop_before(start) {
+            tracing::error!(error = %e, "dropping stream segments failed");
+        }
+    }
+
+    /// Reads up to `max` live events from `from` (raised to `start`). Returns the events and the offset
+    /// after the last one examined.
+    pub fn read(&mut self, from: u64, max: usize) -> Result<(Vec<Event>, u64)> {
+        self.check()?;
+        let mut at = from.max(self.start);
+        let next = self.next();
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let mut raw = Vec::new();
+        while events.len() < max && at < next && bytes < MAX_READ_BYTES {
+            raw.clear();
+            let want = (max - events.len()).min(1024);
+            match self.cache.front() {
+                Some(&(first, _)) if at >= first => {
+                    let i = (at - first) as usize;
+                    raw.extend(self.cache.range(i..).take(want).cloned());
+                }
+                _ => {
+                    let limit = self.cache.front().map(|(o, _)| *o).unwrap_or(next);
+                    self.log
+                        .read(at, want.min((limit - at) as usize), MAX_READ_BYTES - bytes, &mut raw)
+                        .map_err(|e| CommandError::Internal(format!("stream read failed: {e}")))?;
+                }
+            }
+            if raw.is_empty() {
+                break;
+            }
+            for (offset, body) in raw.drain(..) {
+                at = offset + 1;
+                if self.tombstones.contains(&offset) {
+                    continue;
+                }
+                bytes += body.len();
+                match Event::decode(offset, &body) {
+                    Some(e) => events.push(e),
+                    None => return Err(CommandError::Internal(format!("stream event at offset {offset} is corrupt"))),
+                }
+                if events.len() >= max {
+                    break;
+                }
+            }
+        }
+        Ok((events, at))
+    }
+
+    /// One event, if live.
+    pub fn get(&mut self, offset: u64) -> Result<Option<Event>> {
+        if offset < self.start || offset >= self.next() || self.tombstones.contains(&offset) {
+            return Ok(None);
+        }
+        let (events, _) = self.read(offset, 1)?;
+        Ok(events.into_iter().next().filter(|e| e.offset == offset))
+    }
+
+    /// The first offset (at least `start`) whose id is at least `id`.
+    pub fn seek_id(&mut self, id: StreamId) -> Result<u64> {
+        if id <= StreamId::MIN {
+            return Ok(self.start);
+        }
+        if id > self.last {
+            return Ok(self.next());
+        }
+        let cached_first = self.cache.front().and_then(|(o, b)| event_header(b).map(|(_, i)| (*o, i)));
+        let offset = match cached_first {
+            Some((first, first_id)) if first_id <= id => {
+                let i = self.cache.partition_point(|(_, b)| event_header(b).is_some_and(|(_, e)| e < id));
+                first + i as u64
+            }
+            _ => self.log.seek_id(id).map_err(|e| CommandError::Internal(format!("stream seek failed: {e}")))?,
+        };
+        Ok(offset.max(self.start))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub id: StreamId,
+    pub consumer: Bytes,
+    pub delivered_at: u64,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ConsumerState {
+    /// Last time the consumer read or claimed (Unix ms).
+    pub seen_at: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Group {
+    /// Redelivery of idle pending events on read (0: only by claim, as Redis).
+    pub redeliver_ms: u64,
+    /// Next offset to deliver, per partition.
+    pub pos: Vec<u64>,
+    /// Id of the last delivered event, per partition (Redis's last-delivered-id).
+    pub last: Vec<StreamId>,
+    pub pending: BTreeMap<(u32, u64), Pending>,
+    pub consumers: BTreeMap<Bytes, ConsumerState>,
+    /// Events dropped by retention before the group read them (or while pending).
+    pub lost: u64,
+}
+
+impl Group {
+    pub fn new(partitions: usize, redeliver_ms: u64) -> Group {
+        Group { redeliver_ms, pos: vec![0; partitions], last: vec![StreamId::MIN; partitions], ..Default::default() }
+    }
+
+    /// `redeliver_ms lost count (pos last_ms last_seq)*`
+    pub fn encode_config(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(20 + self.pos.len() * 24);
+        out.extend_from_slice(&self.redeliver_ms.to_le_bytes());
+        out.extend_from_slice(&self.lost.to_le_bytes());
+        out.extend_from_slice(&(self.pos.len() as u32).to_le_bytes());
+        for (p, l) in self.pos.iter().zip(&self.last) {
+            for v in [*p, l.ms, l.seq] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    pub fn decode_config(b: &[u8], partitions: usize) -> Option<Group> {
+        let u = |i: usize| b.get(i..i + 8).map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")));
+        let n = u32::from_le_bytes(b.get(16..20)?.try_into().ok()?) as usize;
+        if b.len() != 20 + n * 24 {
+            return None;
+        }
+        let mut g = Group::new(partitions, u(0)?);
+        g.lost = u(8)?;
+        for i in 0..n.min(partitions) {
+            let at = 20 + i * 24;
+            g.pos[i] = u(at)?;
+            g.last[i] = StreamId { ms: u(at + 8)?, seq: u(at + 16)? };
+        }
+        Some(g)
+    }
+
+    pub fn pending_of(&self, consumer: &[u8]) -> usize {
+        self.pending.values().filter(|p| p.consumer == consumer).count()
+    }
+}
+
+pub(crate) struct Room {
+    pub name: Bytes,
+    pub config: Mutex<RoomConfig>,
+    pub parts: Vec<Mutex<Partition>>,
+    pub groups: Mutex<BTreeMap<Bytes, Group>>,
+    pub rr: AtomicU32,
+    pub notify: Arc<Notify>,
+    pub deleted: AtomicBool,
+    pub published: AtomicU64,
+    pub created_at: u64,
+}
+
+impl Room {
+    pub fn check(&self) -> Result<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(CommandError::NotFound(format!("stream '{}' not found", String::from_utf8_lossy(&self.name))));
+        }
+        Ok(())
+    }
+}
+
+/// Where a snapshot walk of the streams stands.
+#[derive(Debug, Clone, Default)]
+pub struct StreamCursor {
+    names: Option<Vec<Bytes>>,
+    next_room: usize,
+    queued: VecDeque<Vec<u8>>,
+}
+
+pub struct StreamStore {
+    pub(crate) rooms: RwLock<BTreeMap<Bytes, Arc<Room>>>,
+    pub(crate) storage: Arc<dyn StreamStorage>,
+    pub(crate) log: Arc<LogSlot>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub settings: StreamSettings,
+    /// Woken when a stream is created (readers blocked on a missing stream).
+    pub(crate) created: Arc<Notify>,
+}
+
+impl StreamStore {
+    pub fn new(
+        settings: StreamSettings,
+        storage: Arc<dyn StreamStorage>,
+        clock: Arc<dyn Clock>,
+        log: Arc<LogSlot>,
+    ) -> StreamStore {
+        StreamStore { rooms: RwLock::new(BTreeMap::new()), storage, log, clock, settings, created: Arc::new(Notify::new()) }
+    }
+
+    pub(crate) fn get(&self, name: &[u8]) -> Option<Arc<Room>> {
+        self.rooms.read().get(name).cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Room>> {
+        self.rooms.read().values().cloned().collect()
+    }
+
+    /// A handle woken after every append to `room` (and when it is deleted).
+    pub fn waiter(&self, room: &[u8]) -> Option<Arc<Notify>> {
+        self.get(room).map(|r| r.notify.clone())
+    }
+
+    /// A handle woken whenever a stream is created.
+    pub fn creation_waiter(&self) -> Arc<Notify> {
+        self.created.clone()
+    }
+
+    /// The id of the newest event of a single-partition stream (XREAD `$`), `None` when it is missing.
+    pub fn last_id(&self, room: &[u8]) -> Option<StreamId> {
+        self.get(room).map(|r| r.parts[0].lock().last)
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.read().len()
+    }
+
+    /// Creates a room in memory (commands and the applier); returns it and whether it is new.
+    /// With `lsn`, a new room's creation is logged under the map lock (before any append to it can be).
+    pub(crate) fn create_in_memory(&self, name: &[u8], config: RoomConfig, lsn: Option<&mut u64>) -> (Arc<Room>, bool) {
+        let mut map = self.rooms.write();
+        if let Some(r) = map.get(name) {
+            return (r.clone(), false);
+        }
+        let cache = if self.storage.in_memory() { 0 } else { self.settings.tail_cache_bytes };
+        let parts = (0..config.partitions)
+            .map(|p| {
+                let part = match self.storage.open(name, p) {
+                    Ok(log) => Partition::open(log, cache),
+                    Err(e) => {
+                        tracing::error!(error = %e, "opening a stream partition failed");
+                        let mut part = Partition::open(Box::new(super::MemoryLog::new(1 << 20)), 0);
+                        part.failed = Some(e);
+                        part
+                    }
+                };
+                Mutex::new(part)
+            })
+            .collect();
+        let room = Arc::new(Room {
+            name: Bytes::copy_from_slice(name),
+            config: Mutex::new(config),
+            parts,
+            groups: Mutex::new(BTreeMap::new()),
+            rr: AtomicU32::new(0),
+            notify: Arc::new(Notify::new()),
+            deleted: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            created_at: self.clock.now_ms(),
+        });
+        map.insert(room.name.clone(), room.clone());
+        if let Some(lsn) = lsn {
+            let config = config.encode();
+            *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]));
+        }
+        drop(map);
+        self.created.notify_waiters();
+        (room, true)
+    }
+
+    /// Removes a room: marks it deleted under all its locks, so no command writes to it afterwards.
+    pub(crate) fn remove_room(&self, name: &[u8], log: bool) -> Option<u64> {
+        let room = self.rooms.write().remove(name)?;
+        let groups = room.groups.lock();
+        let parts: Vec<_> = room.parts.iter().map(|p| p.lock()).collect();
+        room.deleted.store(true, Ordering::Release);
+        let lsn = if log { self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Delete }]) } else { 0 };
+        drop(parts);
+        drop(groups);
+        if let Err(e) = self.storage.remove(name) {
+            tracing::error!(error = %e, "removing stream files failed");
+        }
+        room.notify.notify_waiters();
+        Some(lsn)
+    }
+
+    /// The replay applier for stream mutations.
+    pub fn apply(&self, m: &Mutation<'_>) {
+        let Mutation::Stream { room: name, op } = m else { return };
+        if let StreamOp::Create { config } = op {
+            let config = RoomConfig::decode(config).unwrap_or(self.settings.defaults);
+            let (room, created) = self.create_in_memory(name, config, None);
+            if !created {
+                let mut c = room.config.lock();
+                *c = RoomConfig { partitions: c.partitions, ..config };
+            }
+            return;
+        }
+        if let StreamOp::Delete = op {
+            self.remove_room(name, false);
+            return;
+        }
+        let Some(room) = self.get(name) else {
+            tracing::warn!(room = %String::from_utf8_lossy(name), "stream record for a missing stream skipped");
+            return;
+        };
+        let part = |p: u32| room.parts.get(p as usize);
+        match *op {
+            StreamOp::Create { .. } | StreamOp::Delete => {}
+            StreamOp::Append { partition, offset, body } => {
+                let Some(p) = part(partition) else { return };
+                let mut p = p.lock();
+                let next = p.next();
+                if offset < next {
+                    // Already in the segment files (written before the crash or the snapshot).
+                    if let Some((_, id)) = event_header(body) {
+                        p.last = p.last.max(id);
+                    }
+                } else if offset == next {
+                    p.push(offset, body);
+                } else {
+                    tracing::error!(
+                        room = %String::from_utf8_lossy(name),
+                        partition,
+                        missing_from = next,
+                        missing_to = offset,
+                        "stream segments lack events the log does not hold; the gap is skipped"
+                    );
+                    p.failed.get_or_insert(format!("events {next}..{offset} of partition {partition} are missing"));
+                }
+            }
+            StreamOp::Trim { partition, start } => {
+                if let Some(p) = part(partition) {
+                    p.lock().trim_to(start);
+                }
+            }
+            StreamOp::Tombstone { partition, offset } => {
+                if let Some(p) = part(partition) {
+                    let mut p = p.lock();
+                    if offset >= p.start && offset < p.next() {
+                        p.tombstones.insert(offset);
+                    }
+                }
+            }
+            StreamOp::Meta { partition, start, next, last } => {
+                if let Some(p) = part(partition) {
+                    let mut p = p.lock();
+                    if next > p.next() {
+                        tracing::error!(
+                            room = %String::from_utf8_lossy(name),
+                            partition,
+                            snapshot_next = next,
+                            stored_next = p.next(),
+                            "stream segments hold fewer events than the snapshot recorded"
+                        );
+                    }
+                    p.trim_to(start);
+                    p.last = p.last.max(last);
+                }
+            }
+            StreamOp::GroupCreate { group, config } => {
+                let n = room.parts.len();
+                let g = Group::decode_config(config, n).unwrap_or_else(|| Group::new(n, 0));
+                room.groups.lock().insert(Bytes::copy_from_slice(group), g);
+            }
+            StreamOp::GroupDestroy { group } => {
+                room.groups.lock().remove(group);
+            }
+            StreamOp::GroupPos { group, partition, pos, last } => {
+                if let Some(g) = room.groups.lock().get_mut(group)
+                    && (partition as usize) < g.pos.len()
+                {
+                    g.pos[partition as usize] = pos;
+                    g.last[partition as usize] = last;
+                }
+            }
+            StreamOp::Pending { group, partition, offset, id, consumer, delivered_at, count } => {
+                if let Some(g) = room.groups.lock().get_mut(group) {
+                    let consumer = Bytes::copy_from_slice(consumer);
+                    g.consumers.entry(consumer.clone()).or_default();
+                    g.pending.insert((partition, offset), Pending { id, consumer, delivered_at, count });
+                }
+            }
+            StreamOp::Ack { group, partition, offset } => {
+                if let Some(g) = room.groups.lock().get_mut(group) {
+                    g.pending.remove(&(partition, offset));
+                }
+            }
+            StreamOp::Consumer { group, consumer, seen_at } => {
+                if let Some(g) = room.groups.lock().get_mut(group) {
+                    g.consumers.entry(Bytes::copy_from_slice(consumer)).or_default().seen_at = seen_at;
+                }
+            }
+            StreamOp::ConsumerDel { group, consumer } => {
+                if let Some(g) = room.groups.lock().get_mut(group) {
+                    g.consumers.remove(consumer);
+                    g.pending.retain(|_, p| p.consumer != consumer);
+                }
+            }
+        }
+    }
+
+    /// Encodes the next chunk of a snapshot: stream configurations, partition counters, tombstones and
+    /// group state. Events stay in the segment files (see [`StreamStore::sync`]).
+    pub fn snapshot_chunk(&self, cursor: &mut StreamCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        let names = cursor.names.get_or_insert_with(|| self.rooms.read().keys().cloned().collect());
+        while cursor.queued.is_empty() {
+            let name = names.get(cursor.next_room)?.clone();
+            cursor.next_room += 1;
+            if let Some(room) = self.get(&name) {
+                Self::room_records(&room, &mut cursor.queued);
+            }
+        }
+        let n = cursor.queued.len().min(max.max(1));
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        for rec in cursor.queued.drain(..n) {
+            out.extend_from_slice(&rec);
+        }
+        Some(n)
+    }
+
+    fn room_records(room: &Room, out: &mut VecDeque<Vec<u8>>) {
+        let name = &room.name[..];
+        let mut push = |op: StreamOp<'_>| {
+            let mut rec = Vec::new();
+            encode_one(&Mutation::Stream { room: name, op }, &mut rec);
+            out.push_back(rec);
+        };
+        let config = room.config.lock().encode();
+        push(StreamOp::Create { config: &config });
+        let groups = room.groups.lock();
+        for (i, p) in room.parts.iter().enumerate() {
+            let p = p.lock();
+            let partition = i as u32;
+            push(StreamOp::Meta { partition, start: p.start, next: p.next(), last: p.last });
+            for &offset in &p.tombstones {
+                push(StreamOp::Tombstone { partition, offset });
+            }
+        }
+        for (gname, g) in groups.iter() {
+            let config = g.encode_config();
+            push(StreamOp::GroupCreate { group: gname, config: &config });
+            for (c, state) in &g.consumers {
+                push(StreamOp::Consumer { group: gname, consumer: c, seen_at: state.seen_at });
+            }
+            for (&(partition, offset), pe) in &g.pending {
+                push(StreamOp::Pending {
+                    group: gname,
+                    partition,
+                    offset,
+                    id: pe.id,
+                    consumer: &pe.consumer,
+                    delivered_at: pe.delivered_at,
+                    count: pe.count,
+                });
+            }
+        }
+    }
+
+    /// Flushes and fsyncs every partition: called before a snapshot claims the events it covers.
+    pub fn sync(&self) -> std::result::Result<(), String> {
+        for room in self.all() {
+            for p in &room.parts {
+                p.lock().log.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retention by age and size: moves partition starts up and drops whole segments. Returns the LSN of
+    /// the last trim it logged.
+    pub fn sweep(&self, now: u64) -> u64 {
+        let mut lsn = 0;
+        for room in self.all() {
+            let config = *room.config.lock();
+            if config.max_bytes == 0 && config.max_age_ms == 0 {
+                continue;
+            }
+            for (i, p) in room.parts.iter().enumerate() {
+                let mut p = p.lock();
+                if room.deleted.load(Ordering::Acquire) {
+                    break;
+                }
+                let segments = p.log.segments();
+                let mut start = p.start;
+                if config.max_bytes > 0 {
+                    let mut total: u64 = segments.iter().map(|s| s.bytes).sum();
+                    for s in &segments[..segments.len().saturating_sub(1)] {
+                        if total <= config.max_bytes {
+                            break;
+                        }
+                        total -= s.bytes;
+                        start = start.max(s.end);
+                    }
+                }
+                if config.max_age_ms > 0 {
+                    let cutoff = now.saturating_sub(config.max_age_ms);
+                    for s in &segments {
+                        if s.max_timestamp < cutoff && s.end > s.base {
+                            start = start.max(s.end);
+                        } else if s.end > s.base {
+                            break;
+                        }
+                    }
+                }
+                if start > p.start {
+                    p.trim_to(start);
+                    let op = StreamOp::Trim { partition: i as u32, start };
+                    lsn = self.log.append(&[Mutation::Stream { room: &room.name, op }]);
+                }
+            }
+        }
+        lsn
+    }
+
+    /// A digest of the stream state (names, partition counters, tombstones, groups).
+    pub fn digest(&self) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        for room in self.all() {
+            room.name.hash(&mut h);
+            let groups = room.groups.lock();
+            for p in &room.parts {
+                let p = p.lock();
+                (p.start, p.next(), p.last, &p.tombstones).hash(&mut h);
+            }
+            for (name, g) in groups.iter() {
+                (name, &g.pos, &g.last).hash(&mut h);
+                for (k, v) in &g.pending {
+                    (k, v.id, &v.consumer, v.delivered_at, v.count).hash(&mut h);
+                }
+                for c in g.consumers.keys() {
+                    c.hash(&mut h);
+                }
+            }
+        }
+        h.finish()
+    }
+}

@@ -1,0 +1,378 @@
+//! Stream semantics on the engine (Redis ID rules, ranges, groups, retention) and replay of the stream
+//! mutations.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::RecordingLog;
+use proptest::prelude::*;
+use synap_core::stream::{
+    GroupStart, IdBound, MemoryStorage, ReadFrom, RoomOptions, StreamBackend, StreamCmd, StreamId, TrimSpec,
+    TrimStrategy, XAddId,
+};
+use synap_core::{Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch};
+
+struct Fixture {
+    clock: Arc<ManualClock>,
+    log: Arc<RecordingLog>,
+    storage: StreamBackend,
+    engine: Engine,
+}
+
+fn config(storage: &StreamBackend) -> EngineConfig {
+    EngineConfig { stream_storage: storage.clone(), ..Default::default() }
+}
+
+fn fixture() -> Fixture {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let log = Arc::new(RecordingLog::default());
+    let storage = StreamBackend(Arc::new(MemoryStorage::new(2048)));
+    let engine = Engine::new(config(&storage), clock.clone(), Some(log.clone()));
+    Fixture { clock, log, storage, engine }
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::from(s.to_string())
+}
+
+fn id(ms: u64, seq: u64) -> StreamId {
+    StreamId::new(ms, seq)
+}
+
+impl Fixture {
+    fn run(&self, cmd: StreamCmd) -> Result<Reply, CommandError> {
+        self.engine.execute(&mut ExecCtx::default(), Command::Stream(cmd))
+    }
+    fn xadd(&self, key: &str, xid: XAddId, v: &str) -> Result<String, CommandError> {
+        let fields = vec![(b("f"), b(v))];
+        match self.run(StreamCmd::XAdd { key: b(key), id: xid, fields, nomkstream: false, trim: None })? {
+            Reply::Bulk(s) => Ok(String::from_utf8(s.to_vec()).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+    fn range_ids(&self, key: &str, start: IdBound, end: IdBound, rev: bool) -> Vec<String> {
+        let Reply::Array(items) =
+            self.run(StreamCmd::XRange { key: b(key), start, end, count: None, rev }).unwrap()
+        else {
+            panic!()
+        };
+        items
+            .into_iter()
+            .map(|e| match e {
+                Reply::Array(mut v) => match v.remove(0) {
+                    Reply::Bulk(s) => String::from_utf8(s.to_vec()).unwrap(),
+                    o => panic!("{o:?}"),
+                },
+                o => panic!("{o:?}"),
+            })
+            .collect()
+    }
+    fn int(&self, cmd: StreamCmd) -> i64 {
+        match self.run(cmd).unwrap() {
+            Reply::Int(n) => n,
+            o => panic!("{o:?}"),
+        }
+    }
+}
+
+fn map_get<'a>(r: &'a Reply, key: &str) -> &'a Reply {
+    let Reply::Map(pairs) = r else { panic!("{r:?}") };
+    &pairs.iter().find(|(k, _)| *k == Reply::Bulk(b(key))).unwrap_or_else(|| panic!("no {key} in {r:?}")).1
+}
+
+const ALL: (IdBound, IdBound) = (IdBound::Incl(StreamId::MIN), IdBound::Incl(StreamId::MAX));
+
+#[test]
+fn xadd_id_rules_ranges_deletes_and_trims() {
+    let f = fixture();
+    assert_eq!(f.xadd("s", XAddId::Auto, "a").unwrap(), "1000000-0");
+    assert_eq!(f.xadd("s", XAddId::Auto, "b").unwrap(), "1000000-1");
+    assert_eq!(f.xadd("s", XAddId::AutoSeq(1000000), "c").unwrap(), "1000000-2");
+    assert_eq!(f.xadd("s", XAddId::Explicit(id(2000000, 5)), "d").unwrap(), "2000000-5");
+    f.clock.advance(10);
+    assert_eq!(f.xadd("s", XAddId::Auto, "e").unwrap(), "2000000-6", "ids never go back with the clock");
+    let smaller = f.xadd("s", XAddId::Explicit(id(2000000, 6)), "x").unwrap_err().to_string();
+    assert_eq!(smaller, "ERR The ID specified in XADD is equal or smaller than the target stream top item");
+    assert_eq!(
+        f.xadd("t", XAddId::Explicit(StreamId::MIN), "x").unwrap_err().to_string(),
+        "ERR The ID specified in XADD must be greater than 0-0"
+    );
+    assert_eq!(f.xadd("t", XAddId::AutoSeq(0), "x").unwrap(), "0-1");
+
+    assert_eq!(f.int(StreamCmd::XLen { key: b("s") }), 5);
+    assert_eq!(f.range_ids("s", ALL.0, ALL.1, false).len(), 5);
+    assert_eq!(
+        f.range_ids("s", IdBound::Excl(id(1000000, 0)), IdBound::Incl(id(2000000, 5)), false),
+        vec!["1000000-1", "1000000-2", "2000000-5"]
+    );
+    assert_eq!(f.range_ids("s", ALL.0, ALL.1, true)[0], "2000000-6");
+    assert_eq!(f.int(StreamCmd::XDel { key: b("s"), ids: vec![id(1000000, 1), id(9, 9)] }), 1);
+    assert_eq!(f.int(StreamCmd::XLen { key: b("s") }), 4);
+    assert!(!f.range_ids("s", ALL.0, ALL.1, false).contains(&"1000000-1".to_string()));
+    let trim = TrimSpec { strategy: TrimStrategy::MaxLen(2), approx: false };
+    assert_eq!(f.int(StreamCmd::XTrim { key: b("s"), trim }), 2);
+    assert_eq!(f.range_ids("s", ALL.0, ALL.1, false), vec!["2000000-5", "2000000-6"]);
+    // XREAD after an id, `+`, and nothing new.
+    let read = |from| f.run(StreamCmd::XRead { streams: vec![(b("s"), from)], count: None }).unwrap();
+    assert_eq!(read(ReadFrom::After(id(2000000, 6))), Reply::Nil);
+    assert!(matches!(read(ReadFrom::LastEntry), Reply::Array(v) if v.len() == 1));
+    assert!(matches!(read(ReadFrom::After(StreamId::MIN)), Reply::Array(v) if v.len() == 1));
+}
+
+#[test]
+fn consumer_groups_pending_ack_claim() {
+    let f = fixture();
+    for i in 0..5 {
+        f.xadd("s", XAddId::Explicit(id(i + 1, 0)), &format!("v{i}")).unwrap();
+    }
+    let create = |g: &str, start| {
+        f.run(StreamCmd::XGroupCreate { key: b("s"), group: b(g), start, mkstream: false })
+    };
+    create("g", GroupStart::AfterId(StreamId::MIN)).unwrap();
+    assert_eq!(create("g", GroupStart::Latest).unwrap_err(), CommandError::BusyGroup);
+    let read = |c: &str, n, from: Option<StreamId>| {
+        f.run(StreamCmd::XReadGroup {
+            group: b("g"),
+            consumer: b(c),
+            count: Some(n),
+            noack: false,
+            streams: vec![(b("s"), from)],
+        })
+        .unwrap()
+    };
+    let entries = |r: Reply| -> usize {
+        match r {
+            Reply::Nil => 0,
+            Reply::Array(streams) => match &streams[0] {
+                Reply::Array(kv) => match &kv[1] {
+                    Reply::Array(e) => e.len(),
+                    o => panic!("{o:?}"),
+                },
+                o => panic!("{o:?}"),
+            },
+            o => panic!("{o:?}"),
+        }
+    };
+    assert_eq!(entries(read("a", 2, None)), 2);
+    assert_eq!(entries(read("b", 10, None)), 3);
+    assert_eq!(entries(read("b", 10, None)), 0, "each event goes to one consumer");
+    assert_eq!(entries(read("a", 10, Some(StreamId::MIN))), 2, "history: a's pending events");
+    let ack = f.int(StreamCmd::XAck { key: b("s"), group: b("g"), ids: vec![id(1, 0), id(1, 0), id(9, 0)] });
+    assert_eq!(ack, 1);
+    let Reply::Array(summary) = f.run(StreamCmd::XPending { key: b("s"), group: b("g"), range: None }).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(summary[0], Reply::Int(4));
+    // Claim b's events for a once they are idle long enough.
+    let claim = |min_idle| {
+        f.run(StreamCmd::XAutoClaim {
+            key: b("s"),
+            group: b("g"),
+            consumer: b("a"),
+            min_idle_ms: min_idle,
+            start: StreamId::MIN,
+            count: 10,
+            just_id: true,
+        })
+        .unwrap()
+    };
+    let claimed = |r: Reply| match r {
+        Reply::Array(v) => match &v[1] {
+            Reply::Array(c) => c.len(),
+            o => panic!("{o:?}"),
+        },
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(claimed(claim(1000)), 0);
+    f.clock.advance(1500);
+    assert_eq!(claimed(claim(1000)), 4);
+    assert_eq!(entries(read("a", 10, Some(StreamId::MIN))), 4);
+    let err = f
+        .run(StreamCmd::XReadGroup {
+            group: b("nope"),
+            consumer: b("a"),
+            count: None,
+            noack: false,
+            streams: vec![(b("s"), None)],
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), "NOGROUP");
+}
+
+#[test]
+fn partitions_offsets_retention_and_redelivery() {
+    let f = fixture();
+    let options = RoomOptions { partitions: Some(3), max_events: Some(10), ..Default::default() };
+    f.run(StreamCmd::Create { room: b("r"), options: options.clone() }).unwrap();
+    assert!(matches!(f.run(StreamCmd::Create { room: b("r"), options }), Err(CommandError::AlreadyExists(_))));
+    let publish = |key: &str, data: &str| {
+        let fields = vec![(b("event"), b("e")), (b("data"), b(data))];
+        let r = f.run(StreamCmd::Publish { room: b("r"), key: b(key), partition: None, fields }).unwrap();
+        match (map_get(&r, "partition"), map_get(&r, "offset")) {
+            (Reply::Int(p), Reply::Int(o)) => (*p, *o),
+            o => panic!("{o:?}"),
+        }
+    };
+    let (p0, _) = publish("user-1", "a");
+    for i in 0..20 {
+        assert_eq!(publish("user-1", &format!("{i}")).0, p0, "one key, one partition");
+    }
+    let read = |from| f.run(StreamCmd::Read { room: b("r"), partition: p0 as u32, from, limit: 100 });
+    let err = read(Some(0)).unwrap_err();
+    assert_eq!(err, CommandError::OffsetOutOfRange { requested: 0, oldest: 11 });
+    let r = read(None).unwrap();
+    let Reply::Array(events) = map_get(&r, "events") else { panic!() };
+    assert_eq!(events.len(), 10);
+    assert_eq!(map_get(&r, "next_offset"), &Reply::Int(21));
+    assert_eq!(map_get(&events[9], "data"), &Reply::Bulk(b("19")));
+
+    // A Synap group redelivers an idle pending event to whoever reads next.
+    let create = StreamCmd::GroupCreate { room: b("r"), group: b("g"), start: GroupStart::Earliest, redeliver_ms: 500 };
+    f.run(create).unwrap();
+    let gread = |c: &str, n| match f
+        .run(StreamCmd::GroupRead { room: b("r"), group: b("g"), consumer: b(c), count: n })
+        .unwrap()
+    {
+        Reply::Array(v) => v,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(gread("a", 4).len(), 4);
+    assert_eq!(gread("b", 100).len(), 6);
+    assert!(gread("b", 100).is_empty());
+    f.clock.advance(600);
+    let again = gread("c", 100);
+    assert_eq!(again.len(), 10, "idle pending events come back");
+    let offsets: Vec<u64> = again
+        .iter()
+        .map(|e| match map_get(e, "offset") {
+            Reply::Int(o) => *o as u64,
+            _ => panic!(),
+        })
+        .collect();
+    let ack = StreamCmd::GroupAck { room: b("r"), group: b("g"), partition: p0 as u32, offsets };
+    assert_eq!(f.int(ack), 10);
+    let stats = f.run(StreamCmd::Stats { room: b("r") }).unwrap();
+    let Reply::Array(groups) = map_get(&stats, "groups") else { panic!() };
+    assert_eq!(map_get(&groups[0], "lag"), &Reply::Int(0));
+    assert_eq!(map_get(&stats, "events"), &Reply::Int(10));
+}
+
+#[test]
+fn snapshot_metadata_over_the_same_segments_rebuilds_the_state() {
+    let f = fixture();
+    for i in 0..300u64 {
+        f.xadd("s", XAddId::Auto, &format!("{i:0100}")).unwrap();
+    }
+    f.run(StreamCmd::XGroupCreate { key: b("s"), group: b("g"), start: GroupStart::Earliest, mkstream: false })
+        .unwrap();
+    f.run(StreamCmd::XReadGroup {
+        group: b("g"),
+        consumer: b("c"),
+        count: Some(50),
+        noack: false,
+        streams: vec![(b("s"), None)],
+    })
+    .unwrap();
+    f.int(StreamCmd::XDel { key: b("s"), ids: vec![id(1_000_000, 7)] });
+    let copy = Engine::new(config(&f.storage), f.clock.clone(), None);
+    let mut cursor = EngineCursor::default();
+    loop {
+        let mut buf = Vec::new();
+        if f.engine.snapshot_chunk(&mut cursor, 16, &mut buf).is_none() {
+            break;
+        }
+        copy.apply_batch(&decode_batch(&buf).unwrap());
+    }
+    assert_eq!(copy.digest(), f.engine.digest());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(u8),
+    Publish(u8, u8),
+    Read(u8, usize),
+    Ack(usize),
+    Claim(u64),
+    Trim(u64),
+    Del(u64),
+    Advance(u64),
+    Sweep,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the operations, replaying the logged mutations into an engine with empty storage rebuilds
+    /// the same streams.
+    #[test]
+    fn replay_rebuilds_the_same_streams(ops in prop::collection::vec(prop_oneof![
+        (0u8..2).prop_map(Op::Add),
+        (0u8..4, 0u8..3).prop_map(|(k, n)| Op::Publish(k, n)),
+        (0u8..3, 1usize..5).prop_map(|(c, n)| Op::Read(c, n)),
+        (0usize..8).prop_map(Op::Ack),
+        (0u64..3000).prop_map(Op::Claim),
+        (0u64..20).prop_map(Op::Trim),
+        (0u64..30).prop_map(Op::Del),
+        (1u64..2000).prop_map(Op::Advance),
+        Just(Op::Sweep),
+    ], 1..80)) {
+        let f = fixture();
+        let retention = RoomOptions { partitions: Some(2), max_events: Some(25), max_age_ms: Some(5000), ..Default::default() };
+        f.run(StreamCmd::Create { room: b("r"), options: retention }).unwrap();
+        f.run(StreamCmd::GroupCreate { room: b("r"), group: b("g"), start: GroupStart::Earliest, redeliver_ms: 1000 }).unwrap();
+        f.run(StreamCmd::XGroupCreate { key: b("s"), group: b("h"), start: GroupStart::Latest, mkstream: true }).unwrap();
+        let mut delivered: Vec<(u32, u64)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Add(n) => {
+                    for _ in 0..=n {
+                        f.xadd("s", XAddId::Auto, "v").unwrap();
+                    }
+                }
+                Op::Publish(k, n) => {
+                    for _ in 0..=n {
+                        let fields = vec![(b("data"), b("x"))];
+                        f.run(StreamCmd::Publish { room: b("r"), key: b(&k.to_string()), partition: None, fields }).unwrap();
+                    }
+                }
+                Op::Read(c, n) => {
+                    let r = f.run(StreamCmd::GroupRead { room: b("r"), group: b("g"), consumer: b(&c.to_string()), count: n }).unwrap();
+                    if let Reply::Array(v) = r {
+                        for e in v {
+                            if let (Reply::Int(p), Reply::Int(o)) = (map_get(&e, "partition"), map_get(&e, "offset")) {
+                                delivered.push((*p as u32, *o as u64));
+                            }
+                        }
+                    }
+                    f.run(StreamCmd::XReadGroup { group: b("h"), consumer: b(&c.to_string()), count: Some(n), noack: false, streams: vec![(b("s"), None)] }).unwrap();
+                }
+                Op::Ack(i) => {
+                    if let Some(&(p, o)) = delivered.get(i) {
+                        f.run(StreamCmd::GroupAck { room: b("r"), group: b("g"), partition: p, offsets: vec![o] }).unwrap();
+                    }
+                }
+                Op::Claim(idle) => {
+                    f.run(StreamCmd::XAutoClaim { key: b("s"), group: b("h"), consumer: b("z"), min_idle_ms: idle, start: StreamId::MIN, count: 5, just_id: false }).unwrap();
+                }
+                Op::Trim(n) => {
+                    f.run(StreamCmd::XTrim { key: b("s"), trim: TrimSpec { strategy: TrimStrategy::MaxLen(n), approx: true } }).unwrap();
+                }
+                Op::Del(seq) => {
+                    f.run(StreamCmd::XDel { key: b("s"), ids: vec![id(f.engine.now_ms(), seq)] }).unwrap();
+                }
+                Op::Advance(ms) => f.clock.advance(ms),
+                Op::Sweep => {
+                    f.engine.stream_sweep();
+                }
+            }
+        }
+        let replica = Engine::new(config(&StreamBackend(Arc::new(MemoryStorage::new(2048)))), f.clock.clone(), None);
+        for batch in f.log.batches.lock().iter() {
+            replica.apply_batch(&decode_batch(batch).unwrap());
+        }
+        prop_assert_eq!(replica.digest(), f.engine.digest());
+    }
+}
