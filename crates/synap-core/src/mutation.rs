@@ -98,21 +98,48 @@ pub enum Mutation<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamOp<'a> {
     /// Creates the stream (or replaces its configuration): see `stream::RoomConfig::encode`.
-    Create { config: &'a [u8] },
+    Create {
+        config: &'a [u8],
+    },
     Delete,
     /// One event at `offset` of `partition`; `body` is the event record (`stream::encode_event`).
-    Append { partition: u32, offset: u64, body: &'a [u8] },
+    Append {
+        partition: u32,
+        offset: u64,
+        body: &'a [u8],
+    },
     /// Moves the partition's first retained offset up to `start`, dropping whole segments below it.
-    Trim { partition: u32, start: u64 },
+    Trim {
+        partition: u32,
+        start: u64,
+    },
     /// Marks one event deleted (XDEL).
-    Tombstone { partition: u32, offset: u64 },
+    Tombstone {
+        partition: u32,
+        offset: u64,
+    },
     /// The partition's counters as a snapshot saw them.
-    Meta { partition: u32, start: u64, next: u64, last: StreamId },
+    Meta {
+        partition: u32,
+        start: u64,
+        next: u64,
+        last: StreamId,
+    },
     /// Creates a consumer group or replaces it whole (positions, no pending entries).
-    GroupCreate { group: &'a [u8], config: &'a [u8] },
-    GroupDestroy { group: &'a [u8] },
+    GroupCreate {
+        group: &'a [u8],
+        config: &'a [u8],
+    },
+    GroupDestroy {
+        group: &'a [u8],
+    },
     /// The group's next offset to deliver in `partition`, and the id of the last event it delivered.
-    GroupPos { group: &'a [u8], partition: u32, pos: u64, last: StreamId },
+    GroupPos {
+        group: &'a [u8],
+        partition: u32,
+        pos: u64,
+        last: StreamId,
+    },
     /// Sets a pending (delivered, not acknowledged) entry.
     Pending {
         group: &'a [u8],
@@ -123,11 +150,22 @@ pub enum StreamOp<'a> {
         delivered_at: u64,
         count: u32,
     },
-    Ack { group: &'a [u8], partition: u32, offset: u64 },
+    Ack {
+        group: &'a [u8],
+        partition: u32,
+        offset: u64,
+    },
     /// Creates a consumer or records when it was last seen.
-    Consumer { group: &'a [u8], consumer: &'a [u8], seen_at: u64 },
+    Consumer {
+        group: &'a [u8],
+        consumer: &'a [u8],
+        seen_at: u64,
+    },
     /// Removes a consumer and its pending entries.
-    ConsumerDel { group: &'a [u8], consumer: &'a [u8] },
+    ConsumerDel {
+        group: &'a [u8],
+        consumer: &'a [u8],
+    },
 }
 
 impl Mutation<'_> {

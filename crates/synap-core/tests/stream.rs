@@ -12,7 +12,9 @@ use synap_core::stream::{
     GroupStart, IdBound, MemoryStorage, ReadFrom, RoomOptions, StreamBackend, StreamCmd, StreamId, TrimSpec,
     TrimStrategy, XAddId,
 };
-use synap_core::{Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch};
+use synap_core::{
+    Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch,
+};
 
 struct Fixture {
     clock: Arc<ManualClock>,
@@ -53,8 +55,7 @@ impl Fixture {
         }
     }
     fn range_ids(&self, key: &str, start: IdBound, end: IdBound, rev: bool) -> Vec<String> {
-        let Reply::Array(items) =
-            self.run(StreamCmd::XRange { key: b(key), start, end, count: None, rev }).unwrap()
+        let Reply::Array(items) = self.run(StreamCmd::XRange { key: b(key), start, end, count: None, rev }).unwrap()
         else {
             panic!()
         };
@@ -127,9 +128,7 @@ fn consumer_groups_pending_ack_claim() {
     for i in 0..5 {
         f.xadd("s", XAddId::Explicit(id(i + 1, 0)), &format!("v{i}")).unwrap();
     }
-    let create = |g: &str, start| {
-        f.run(StreamCmd::XGroupCreate { key: b("s"), group: b(g), start, mkstream: false })
-    };
+    let create = |g: &str, start| f.run(StreamCmd::XGroupCreate { key: b("s"), group: b(g), start, mkstream: false });
     create("g", GroupStart::AfterId(StreamId::MIN)).unwrap();
     assert_eq!(create("g", GroupStart::Latest).unwrap_err(), CommandError::BusyGroup);
     let read = |c: &str, n, from: Option<StreamId>| {
@@ -161,8 +160,7 @@ fn consumer_groups_pending_ack_claim() {
     assert_eq!(entries(read("a", 10, Some(StreamId::MIN))), 2, "history: a's pending events");
     let ack = f.int(StreamCmd::XAck { key: b("s"), group: b("g"), ids: vec![id(1, 0), id(1, 0), id(9, 0)] });
     assert_eq!(ack, 1);
-    let Reply::Array(summary) = f.run(StreamCmd::XPending { key: b("s"), group: b("g"), range: None }).unwrap()
-    else {
+    let Reply::Array(summary) = f.run(StreamCmd::XPending { key: b("s"), group: b("g"), range: None }).unwrap() else {
         panic!()
     };
     assert_eq!(summary[0], Reply::Int(4));

@@ -6,10 +6,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Deserializer};
+use synap_core::stream::StreamBackend;
 use synap_core::{EngineConfig, EvictionPolicy, KvConfig};
 
 /// A byte count written as a number or with a unit: `1024`, `64kb`, `512mb`, `2gb`.
@@ -274,6 +276,56 @@ impl Default for QueueSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct StreamSection {
+    /// Publishing to a missing stream creates it (with the defaults below) instead of answering 404.
+    pub auto_create: bool,
+    pub max_streams: usize,
+    pub max_partitions: u32,
+    /// Defaults for streams created without these options (per partition; 0 = no limit).
+    pub partitions: u32,
+    pub max_events: u64,
+    pub max_bytes: ByteSize,
+    pub max_age_ms: u64,
+    /// Largest event (fields, key and a small header).
+    pub max_event_bytes: ByteSize,
+    /// Size at which a partition's active segment file is sealed and a new one started.
+    pub segment_bytes: ByteSize,
+    /// Newest events kept in memory per partition, so that readers near the tail do not touch disk.
+    pub tail_cache_bytes: ByteSize,
+    /// Most events one read returns.
+    pub max_read: usize,
+    /// Redelivery delay of idle pending events for groups created through the REST/envelope API.
+    pub group_redeliver_ms: u64,
+    /// Longest long-poll a reader may ask for.
+    pub max_wait_ms: u64,
+    /// How often retention by age and size runs.
+    pub retention_interval_ms: u64,
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        let s = synap_core::stream::StreamSettings::default();
+        StreamSection {
+            auto_create: s.auto_create,
+            max_streams: s.max_rooms,
+            max_partitions: s.max_partitions,
+            partitions: s.defaults.partitions,
+            max_events: s.defaults.max_events,
+            max_bytes: ByteSize(s.defaults.max_bytes),
+            max_age_ms: s.defaults.max_age_ms,
+            max_event_bytes: ByteSize(s.max_event_bytes as u64),
+            segment_bytes: ByteSize(64 << 20),
+            tail_cache_bytes: ByteSize(s.tail_cache_bytes as u64),
+            max_read: s.max_read,
+            group_redeliver_ms: s.group_redeliver_ms,
+            max_wait_ms: 60_000,
+            retention_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PubSubSection {
     /// Messages queued for one RESP subscriber before it is disconnected (Redis's pubsub output limit).
     pub resp_max_pending_messages: usize,
@@ -309,6 +361,7 @@ pub struct Config {
     pub persistence: PersistenceSection,
     pub resp: RespSection,
     pub queue: QueueSection,
+    pub stream: StreamSection,
     pub pubsub: PubSubSection,
 }
 
@@ -324,6 +377,7 @@ impl Default for Config {
             persistence: PersistenceSection::default(),
             resp: RespSection::default(),
             queue: QueueSection::default(),
+            stream: StreamSection::default(),
             pubsub: PubSubSection::default(),
         }
     }
@@ -375,6 +429,28 @@ impl Config {
         anyhow::ensure!(
             self.pubsub.resp_max_pending_messages >= 1 && self.pubsub.web_max_pending_messages >= 1,
             "pubsub: pending message limits must be at least 1"
+        );
+        let st = &self.stream;
+        anyhow::ensure!(
+            st.max_partitions >= 1 && st.max_partitions <= 4096,
+            "stream.max_partitions: must be between 1 and 4096"
+        );
+        anyhow::ensure!(
+            st.partitions >= 1 && st.partitions <= st.max_partitions,
+            "stream.partitions: must be between 1 and stream.max_partitions"
+        );
+        anyhow::ensure!(
+            st.max_event_bytes.0 >= 64 && st.max_event_bytes.0 <= 32 << 20,
+            "stream.max_event_bytes: must be between 64b and 32mb"
+        );
+        anyhow::ensure!(
+            st.segment_bytes.0 >= 4096 && st.segment_bytes.0 <= 1 << 31,
+            "stream.segment_bytes: must be between 4kb and 2gb"
+        );
+        anyhow::ensure!(st.max_read >= 1 && st.max_read <= 1_000_000, "stream.max_read: must be between 1 and 1000000");
+        anyhow::ensure!(
+            st.retention_interval_ms >= 10 && st.retention_interval_ms <= 3_600_000,
+            "stream.retention_interval_ms: must be between 10 and 3600000"
         );
         anyhow::ensure!(self.resp.max_connections >= 1, "resp.max_connections: must be at least 1");
         anyhow::ensure!(self.resp.max_args >= 1, "resp.max_args: must be at least 1");
@@ -429,6 +505,29 @@ impl Config {
                 auto_create: self.queue.auto_create,
                 defaults: self.queue_defaults(),
                 max_queues: self.queue.max_queues,
+            },
+            streams: synap_core::stream::StreamSettings {
+                defaults: synap_core::stream::RoomConfig {
+                    partitions: self.stream.partitions,
+                    max_events: self.stream.max_events,
+                    max_bytes: self.stream.max_bytes.0,
+                    max_age_ms: self.stream.max_age_ms,
+                },
+                max_partitions: self.stream.max_partitions,
+                max_rooms: self.stream.max_streams,
+                max_event_bytes: self.stream.max_event_bytes.0 as usize,
+                tail_cache_bytes: self.stream.tail_cache_bytes.0 as usize,
+                max_read: self.stream.max_read,
+                auto_create: self.stream.auto_create,
+                group_redeliver_ms: self.stream.group_redeliver_ms,
+            },
+            stream_storage: if self.persistence.enabled {
+                let dir = self.data_dir.join("streams");
+                StreamBackend(Arc::new(synap_storage::FileStreamStorage::new(dir, self.stream.segment_bytes.0)))
+            } else {
+                StreamBackend(Arc::new(synap_core::stream::MemoryStorage::new(
+                    self.stream.segment_bytes.0.min(4 << 20),
+                )))
             },
             kv: KvConfig {
                 shards: self.kv.shards,

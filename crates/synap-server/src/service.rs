@@ -97,8 +97,57 @@ impl Service {
         }
     }
 
+    /// A stream read with a wait: answers at once when it finds events, else waits (up to `wait`; `None`
+    /// waits until the server stops) for an append to one of `rooms` and reads again. Answers the empty
+    /// reply when nothing came.
+    pub async fn stream_wait(
+        &self,
+        cmd: Command,
+        rooms: &[bytes::Bytes],
+        wait: Option<Duration>,
+    ) -> Result<Reply, CommandError> {
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            let streams = self.engine.streams();
+            let waiters: Vec<_> =
+                rooms.iter().map(|r| streams.waiter(r).unwrap_or_else(|| streams.creation_waiter())).collect();
+            // Register for wake-ups before reading, so an append in between is not missed.
+            let mut notified: Vec<_> = waiters.iter().map(|w| Box::pin(w.notified())).collect();
+            for n in &mut notified {
+                n.as_mut().enable();
+            }
+            let reply = self.execute(cmd.clone()).await?;
+            if !stream_reply_empty(&reply) || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(reply);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = futures_util::future::select_all(notified) => {}
+                _ = sleep => {}
+                _ = self.stopped() => return Ok(reply),
+            }
+        }
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+}
+
+/// Whether a stream read found nothing (REST read: no events; group read: empty; XREAD/XREADGROUP: nil).
+pub fn stream_reply_empty(reply: &Reply) -> bool {
+    match reply {
+        Reply::Nil => true,
+        Reply::Array(items) => items.is_empty(),
+        Reply::Map(fields) => fields.iter().any(|(k, v)| {
+            matches!(k, Reply::Bulk(b) if &b[..] == b"events") && matches!(v, Reply::Array(e) if e.is_empty())
+        }),
+        _ => false,
     }
 }
 

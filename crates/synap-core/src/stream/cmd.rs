@@ -77,7 +77,9 @@ pub struct ClaimArgs {
     pub consumer: Bytes,
     pub min_idle_ms: u64,
     pub ids: Vec<StreamId>,
-    /// IDLE / TIME: the delivery time to record (absolute Unix ms).
+    /// IDLE: the entries' idle time to record.
+    pub idle_ms: Option<u64>,
+    /// TIME: the delivery time to record (absolute Unix ms).
     pub delivered_at: Option<u64>,
     pub retry_count: Option<u32>,
     pub force: bool,
@@ -96,43 +98,154 @@ pub enum XInfo {
 pub enum StreamCmd {
     // ---- Synap's API ----
     /// Creates a stream; fails when it exists.
-    Create { room: Bytes, options: RoomOptions },
-    Delete { room: Bytes },
+    Create {
+        room: Bytes,
+        options: RoomOptions,
+    },
+    Delete {
+        room: Bytes,
+    },
     List,
-    Stats { room: Bytes },
+    Stats {
+        room: Bytes,
+    },
     /// Publishes one event: to `partition`, else by `key`, else round robin.
-    Publish { room: Bytes, key: Bytes, partition: Option<u32>, fields: Vec<(Bytes, Bytes)> },
+    Publish {
+        room: Bytes,
+        key: Bytes,
+        partition: Option<u32>,
+        fields: Vec<(Bytes, Bytes)>,
+    },
     /// Reads a partition from an offset (`None`: from the oldest retained).
-    Read { room: Bytes, partition: u32, from: Option<u64>, limit: usize },
-    /// Creates a consumer group (Synap: redelivery of idle pending events after `redeliver_ms`).
-    GroupCreate { room: Bytes, group: Bytes, start: GroupStart, redeliver_ms: u64 },
-    GroupDelete { room: Bytes, group: Bytes },
+    Read {
+        room: Bytes,
+        partition: u32,
+        from: Option<u64>,
+        limit: usize,
+    },
+    /// Creates a consumer group (Synap: redelivery of idle pending events after `redeliver_ms`; `u64::MAX`
+    /// takes the store's default).
+    GroupCreate {
+        room: Bytes,
+        group: Bytes,
+        start: GroupStart,
+        redeliver_ms: u64,
+    },
+    GroupDelete {
+        room: Bytes,
+        group: Bytes,
+    },
     /// Delivers up to `count` events to `consumer`: idle pending ones first, then new ones.
-    GroupRead { room: Bytes, group: Bytes, consumer: Bytes, count: usize },
-    GroupAck { room: Bytes, group: Bytes, partition: u32, offsets: Vec<u64> },
+    GroupRead {
+        room: Bytes,
+        group: Bytes,
+        consumer: Bytes,
+        count: usize,
+    },
+    GroupAck {
+        room: Bytes,
+        group: Bytes,
+        partition: u32,
+        offsets: Vec<u64>,
+    },
     /// Moves pending events idle for `min_idle_ms` to `consumer` and delivers them.
-    GroupClaim { room: Bytes, group: Bytes, consumer: Bytes, min_idle_ms: u64, partition: u32, offsets: Vec<u64> },
+    GroupClaim {
+        room: Bytes,
+        group: Bytes,
+        consumer: Bytes,
+        min_idle_ms: u64,
+        partition: u32,
+        offsets: Vec<u64>,
+    },
     /// Trims every partition to its newest `max_events`.
-    Trim { room: Bytes, max_events: u64 },
+    Trim {
+        room: Bytes,
+        max_events: u64,
+    },
 
     // ---- Redis's commands (single-partition streams) ----
-    XAdd { key: Bytes, id: XAddId, fields: Vec<(Bytes, Bytes)>, nomkstream: bool, trim: Option<TrimSpec> },
-    XLen { key: Bytes },
-    XRange { key: Bytes, start: IdBound, end: IdBound, count: Option<usize>, rev: bool },
-    XRead { streams: Vec<(Bytes, ReadFrom)>, count: Option<usize> },
-    XTrim { key: Bytes, trim: TrimSpec },
-    XDel { key: Bytes, ids: Vec<StreamId> },
-    XGroupCreate { key: Bytes, group: Bytes, start: GroupStart, mkstream: bool },
-    XGroupDestroy { key: Bytes, group: Bytes },
-    XGroupSetId { key: Bytes, group: Bytes, start: GroupStart },
-    XGroupCreateConsumer { key: Bytes, group: Bytes, consumer: Bytes },
-    XGroupDelConsumer { key: Bytes, group: Bytes, consumer: Bytes },
+    XAdd {
+        key: Bytes,
+        id: XAddId,
+        fields: Vec<(Bytes, Bytes)>,
+        nomkstream: bool,
+        trim: Option<TrimSpec>,
+    },
+    XLen {
+        key: Bytes,
+    },
+    XRange {
+        key: Bytes,
+        start: IdBound,
+        end: IdBound,
+        count: Option<usize>,
+        rev: bool,
+    },
+    XRead {
+        streams: Vec<(Bytes, ReadFrom)>,
+        count: Option<usize>,
+    },
+    XTrim {
+        key: Bytes,
+        trim: TrimSpec,
+    },
+    XDel {
+        key: Bytes,
+        ids: Vec<StreamId>,
+    },
+    XGroupCreate {
+        key: Bytes,
+        group: Bytes,
+        start: GroupStart,
+        mkstream: bool,
+    },
+    XGroupDestroy {
+        key: Bytes,
+        group: Bytes,
+    },
+    XGroupSetId {
+        key: Bytes,
+        group: Bytes,
+        start: GroupStart,
+    },
+    XGroupCreateConsumer {
+        key: Bytes,
+        group: Bytes,
+        consumer: Bytes,
+    },
+    XGroupDelConsumer {
+        key: Bytes,
+        group: Bytes,
+        consumer: Bytes,
+    },
     /// `ids` holds one entry per key: `None` for `>` (new events), else history after that id.
-    XReadGroup { group: Bytes, consumer: Bytes, count: Option<usize>, noack: bool, streams: Vec<(Bytes, Option<StreamId>)> },
-    XAck { key: Bytes, group: Bytes, ids: Vec<StreamId> },
-    XPending { key: Bytes, group: Bytes, range: Option<PendingRange> },
+    XReadGroup {
+        group: Bytes,
+        consumer: Bytes,
+        count: Option<usize>,
+        noack: bool,
+        streams: Vec<(Bytes, Option<StreamId>)>,
+    },
+    XAck {
+        key: Bytes,
+        group: Bytes,
+        ids: Vec<StreamId>,
+    },
+    XPending {
+        key: Bytes,
+        group: Bytes,
+        range: Option<PendingRange>,
+    },
     XClaim(ClaimArgs),
-    XAutoClaim { key: Bytes, group: Bytes, consumer: Bytes, min_idle_ms: u64, start: StreamId, count: usize, just_id: bool },
+    XAutoClaim {
+        key: Bytes,
+        group: Bytes,
+        consumer: Bytes,
+        min_idle_ms: u64,
+        start: StreamId,
+        count: usize,
+        just_id: bool,
+    },
     XInfo(XInfo),
 }
 

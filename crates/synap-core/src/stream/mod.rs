@@ -130,7 +130,12 @@ impl RoomConfig {
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         let partitions = u32::from_le_bytes(b[1..5].try_into().expect("4 bytes"));
-        Some(RoomConfig { partitions: partitions.max(1), max_events: u64_at(5), max_bytes: u64_at(13), max_age_ms: u64_at(21) })
+        Some(RoomConfig {
+            partitions: partitions.max(1),
+            max_events: u64_at(5),
+            max_bytes: u64_at(13),
+            max_age_ms: u64_at(21),
+        })
     }
 }
 
@@ -284,10 +289,12 @@ pub trait StreamStorage: Send + Sync {
     fn in_memory(&self) -> bool;
 }
 
+type SharedLog = Arc<Mutex<MemoryLog>>;
+
 /// Stream storage kept in memory: segments of about `segment_bytes`, dropped whole like files.
 pub struct MemoryStorage {
     segment_bytes: u64,
-    rooms: Mutex<hashbrown::HashMap<(Bytes, u32), Arc<Mutex<MemoryLog>>>>,
+    rooms: Mutex<hashbrown::HashMap<(Bytes, u32), SharedLog>>,
 }
 
 impl MemoryStorage {
@@ -506,12 +513,16 @@ mod tests {
 
     #[test]
     fn event_round_trip_and_corruption() {
-        let fields = vec![(Bytes::from_static(b"event"), Bytes::from_static(b"e")), (Bytes::new(), Bytes::from_static(b"\0"))];
+        let fields =
+            vec![(Bytes::from_static(b"event"), Bytes::from_static(b"e")), (Bytes::new(), Bytes::from_static(b"\0"))];
         let mut body = Vec::new();
         encode_event(9, StreamId::new(3, 4), b"k", &fields, &mut body);
         let body = Bytes::from(body);
         let e = Event::decode(7, &body).unwrap();
-        assert_eq!((e.offset, e.id, e.timestamp, &e.key[..], e.fields.clone()), (7, StreamId::new(3, 4), 9, &b"k"[..], fields));
+        assert_eq!(
+            (e.offset, e.id, e.timestamp, &e.key[..], e.fields.clone()),
+            (7, StreamId::new(3, 4), 9, &b"k"[..], fields)
+        );
         for cut in 0..body.len() {
             assert!(Event::decode(0, &body.slice(..cut)).is_none(), "cut at {cut}");
         }
@@ -522,7 +533,13 @@ mod tests {
         let mut log = MemoryLog::new(100);
         for i in 0..20u64 {
             let mut body = Vec::new();
-            encode_event(i, StreamId::new(i * 10, 0), b"", &[(Bytes::from_static(b"f"), Bytes::from(vec![0; 40]))], &mut body);
+            encode_event(
+                i,
+                StreamId::new(i * 10, 0),
+                b"",
+                &[(Bytes::from_static(b"f"), Bytes::from(vec![0; 40]))],
+                &mut body,
+            );
             log.append(i, &body).unwrap();
         }
         assert!(log.segments().len() > 3);

@@ -244,8 +244,11 @@ impl StreamStore {
         room.check()?;
         p.check()?;
         let last = p.last;
-        let exhausted = || CommandError::Invalid("The stream has exhausted the last possible ID, unable to add more items".into());
-        let smaller = || CommandError::Invalid("The ID specified in XADD is equal or smaller than the target stream top item".into());
+        let exhausted =
+            || CommandError::Invalid("The stream has exhausted the last possible ID, unable to add more items".into());
+        let smaller = || {
+            CommandError::Invalid("The ID specified in XADD is equal or smaller than the target stream top item".into())
+        };
         let id = match id {
             XAddId::Auto => {
                 if now > last.ms {
@@ -352,7 +355,9 @@ impl StreamStore {
                 let n = r.parts.len() as u32;
                 let partition = match partition {
                     Some(p) if p >= n => {
-                        return Err(CommandError::Invalid(format!("partition {p} does not exist (the stream has {n})")));
+                        return Err(CommandError::Invalid(format!(
+                            "partition {p} does not exist (the stream has {n})"
+                        )));
                     }
                     Some(p) => p,
                     None if !key.is_empty() => partition_for_key(&key, n),
@@ -391,6 +396,8 @@ impl StreamStore {
             }
             StreamCmd::GroupCreate { room, group, start, redeliver_ms } => {
                 let r = self.room(&room)?;
+                let redeliver_ms =
+                    if redeliver_ms == u64::MAX { self.settings.group_redeliver_ms } else { redeliver_ms };
                 self.group_create(&r, &group, start, redeliver_ms, lsn)?;
                 Ok(Reply::Int(1))
             }
@@ -643,7 +650,7 @@ impl StreamStore {
                     &args.consumer,
                     args.min_idle_ms,
                     &keys,
-                    args.delivered_at,
+                    args.delivered_at.or(args.idle_ms.map(|i| now.saturating_sub(i))),
                     args.retry_count,
                     args.force,
                     now,
@@ -661,16 +668,14 @@ impl StreamStore {
                     let mut deleted = Vec::new();
                     let mut acks = Vec::new();
                     let mut cursor = StreamId::MIN;
-                    let mut scanned = 0;
                     let candidates: Vec<_> =
                         g.pending.iter().filter(|(_, p)| p.id >= start).map(|(k, p)| (*k, p.clone())).collect();
                     let mut p = r.parts[0].lock();
-                    for (k, pe) in candidates {
+                    for (scanned, (k, pe)) in candidates.into_iter().enumerate() {
                         if keys.len() >= count || scanned >= count * 10 {
                             cursor = pe.id;
                             break;
                         }
-                        scanned += 1;
                         if now.saturating_sub(pe.delivered_at) < min_idle_ms {
                             continue;
                         }
@@ -747,8 +752,7 @@ impl StreamStore {
             if r.parts.len() == 1 { readgroup_no_group(&r.name, group) } else { no_group(&r.name, group) }
         })?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs = vec![Rec::Consumer { consumer: consumer_b.clone(), seen_at: now }];
-        g.consumers.entry(consumer_b.clone()).or_default().seen_at = now;
+        let mut recs = consumer_recs(g, &consumer_b, now);
         let mut out = Vec::new();
         if g.redeliver_ms > 0 {
             let due: Vec<_> = g
@@ -841,8 +845,7 @@ impl StreamStore {
     ) -> Result<Vec<Reply>> {
         let mut groups = r.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| readgroup_no_group(&r.name, group))?;
-        let seen = g.consumers.entry(Bytes::copy_from_slice(consumer)).or_default();
-        seen.seen_at = now;
+        let recs = consumer_recs(g, &Bytes::copy_from_slice(consumer), now);
         let mine: Vec<_> = g
             .pending
             .iter()
@@ -859,8 +862,7 @@ impl StreamStore {
             });
         }
         drop(p);
-        let rec = Rec::Consumer { consumer: Bytes::copy_from_slice(consumer), seen_at: now };
-        *lsn = (*lsn).max(self.log_group(&r.name, group, &[rec]));
+        *lsn = (*lsn).max(self.log_group(&r.name, group, &recs));
         Ok(out)
     }
 
@@ -884,8 +886,7 @@ impl StreamStore {
         r.check()?;
         let g = groups.get_mut(group).ok_or_else(|| pending_no_group(&r.name, group))?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        g.consumers.entry(consumer_b.clone()).or_default().seen_at = now;
-        let mut recs = vec![Rec::Consumer { consumer: consumer_b.clone(), seen_at: now }];
+        let mut recs = consumer_recs(g, &consumer_b, now);
         let mut out = Vec::new();
         for &(partition, offset) in keys {
             let Some(part) = r.parts.get(partition as usize) else { continue };
@@ -908,8 +909,18 @@ impl StreamStore {
             };
             let count = retry_count.unwrap_or_else(|| existing.as_ref().map(|p| p.count + 1).unwrap_or(1));
             let at = delivered_at.unwrap_or(now);
-            g.pending.insert((partition, offset), Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: at, count });
-            recs.push(Rec::Pending { partition, offset, id: e.id, consumer: consumer_b.clone(), delivered_at: at, count });
+            g.pending.insert(
+                (partition, offset),
+                Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: at, count },
+            );
+            recs.push(Rec::Pending {
+                partition,
+                offset,
+                id: e.id,
+                consumer: consumer_b.clone(),
+                delivered_at: at,
+                count,
+            });
             out.push((partition, e));
         }
         *lsn = (*lsn).max(self.log_group(&r.name, group, &recs));
@@ -1068,6 +1079,14 @@ impl StreamStore {
     }
 }
 
+/// Marks `consumer` seen; a new consumer is logged (a known one's last-seen time is kept in memory only,
+/// so that a reader polling an idle stream writes nothing).
+fn consumer_recs(g: &mut Group, consumer: &Bytes, now: u64) -> Vec<Rec> {
+    let new = !g.consumers.contains_key(consumer);
+    g.consumers.entry(consumer.clone()).or_default().seen_at = now;
+    if new { vec![Rec::Consumer { consumer: consumer.clone(), seen_at: now }] } else { Vec::new() }
+}
+
 /// The position and last-delivered id a group starts from in one partition.
 fn start_position(p: &mut Partition, start: GroupStart) -> Result<(u64, StreamId)> {
     Ok(match start {
@@ -1079,7 +1098,8 @@ fn start_position(p: &mut Partition, start: GroupStart) -> Result<(u64, StreamId
         }
         GroupStart::Offset(o) => {
             let pos = o.clamp(p.start, p.next());
-            let last = if pos > p.start { p.get(pos - 1)?.map(|e| e.id).unwrap_or(StreamId::MIN) } else { StreamId::MIN };
+            let last =
+                if pos > p.start { p.get(pos - 1)?.map(|e| e.id).unwrap_or(StreamId::MIN) } else { StreamId::MIN };
             (pos, last)
         }
     })

@@ -336,7 +336,14 @@ impl StreamStore {
         clock: Arc<dyn Clock>,
         log: Arc<LogSlot>,
     ) -> StreamStore {
-        StreamStore { rooms: RwLock::new(BTreeMap::new()), storage, log, clock, settings, created: Arc::new(Notify::new()) }
+        StreamStore {
+            rooms: RwLock::new(BTreeMap::new()),
+            storage,
+            log,
+            clock,
+            settings,
+            created: Arc::new(Notify::new()),
+        }
     }
 
     pub(crate) fn get(&self, name: &[u8]) -> Option<Arc<Room>> {
@@ -360,6 +367,13 @@ impl StreamStore {
     /// The id of the newest event of a single-partition stream (XREAD `$`), `None` when it is missing.
     pub fn last_id(&self, room: &[u8]) -> Option<StreamId> {
         self.get(room).map(|r| r.parts[0].lock().last)
+    }
+
+    /// A partition's first readable and next offsets, `None` when the stream or partition is missing.
+    pub fn partition_bounds(&self, room: &[u8], partition: u32) -> Option<(u64, u64)> {
+        let r = self.get(room)?;
+        let p = r.parts.get(partition as usize)?.lock();
+        Some((p.start, p.next()))
     }
 
     pub fn room_count(&self) -> usize {
@@ -402,7 +416,8 @@ impl StreamStore {
         map.insert(room.name.clone(), room.clone());
         if let Some(lsn) = lsn {
             let config = config.encode();
-            *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]));
+            *lsn = (*lsn)
+                .max(self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]));
         }
         drop(map);
         self.created.notify_waiters();

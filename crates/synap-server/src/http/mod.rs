@@ -5,6 +5,7 @@ pub mod body;
 pub mod ops;
 mod pubsub;
 mod queue;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/kv/{op}", any(rest_route))
         .route("/kv/{op}/{key}", any(rest_route))
         .route("/queue/{*rest}", any(queue::rest))
+        .route("/stream/{*rest}", any(stream::rest))
         .route("/pubsub/stats", get(pubsub::stats))
         .route("/pubsub/ws", get(pubsub::ws))
         .route("/pubsub/sse", get(pubsub::sse))
@@ -276,8 +278,10 @@ enum Step {
 /// A single `queue.consume` envelope with `wait_ms` waits like the REST route (not inside a pipeline,
 /// where one waiting command would hold up the others).
 fn is_long_poll(item: &Value) -> bool {
-    item.get("command").and_then(Value::as_str) == Some("queue.consume")
-        && item.get("payload").and_then(|p| p.get("wait_ms")).is_some_and(|w| !w.is_null())
+    matches!(
+        item.get("command").and_then(Value::as_str),
+        Some("queue.consume" | "stream.consume" | "stream.group.read")
+    ) && item.get("payload").and_then(|p| p.get("wait_ms")).is_some_and(|w| !w.is_null())
 }
 
 async fn long_poll(svc: &Service, item: Value) -> Value {
@@ -285,6 +289,10 @@ async fn long_poll(svc: &Service, item: Value) -> Value {
     let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let outcome = async {
         let (op, cmd) = plan(&item, &payload)?;
+        if let synap_core::Command::Stream(_) = cmd {
+            let reply = stream::read_maybe_wait(svc, cmd, &payload).await?;
+            return (op.render)(&payload, reply);
+        }
         let wait = payload["wait_ms"].as_u64().or_else(|| payload["wait_ms"].as_str().and_then(|s| s.parse().ok()));
         let wait = wait.ok_or_else(|| ApiError::bad_request("field 'wait_ms': expected a non-negative integer"))?;
         let synap_core::Command::QueueConsume(args) = cmd else { unreachable!("checked by is_long_poll") };

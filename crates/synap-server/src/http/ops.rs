@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
+use synap_core::stream::{GroupStart, RoomOptions, StreamCmd};
 use synap_core::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 
 use super::body::{ApiError, bytes_to_json, json_to_bytes};
@@ -86,6 +87,34 @@ pub static OPS: &[Op] = &[
         parse: |p| Ok(Command::QueueDlqPurge { queue: queue_name(p)? }),
         render: |_, r| Ok(json!({"purged": int(r)?})),
     },
+    Op { name: "stream.create", parse: stream_create, render: |_, r| Ok(json!({"created": int(r)? == 1})) },
+    Op {
+        name: "stream.delete",
+        parse: |p| Ok(Command::Stream(StreamCmd::Delete { room: room(p)? })),
+        render: |_, r| Ok(json!({"deleted": int(r)? == 1})),
+    },
+    Op {
+        name: "stream.list",
+        parse: |_| Ok(Command::Stream(StreamCmd::List)),
+        render: |_, r| Ok(json!({"streams": list(r)?})),
+    },
+    Op {
+        name: "stream.stats",
+        parse: |p| Ok(Command::Stream(StreamCmd::Stats { room: room(p)? })),
+        render: |_, r| Ok(reply_json(r)),
+    },
+    Op { name: "stream.publish", parse: stream_publish, render: |_, r| Ok(reply_json(r)) },
+    Op { name: "stream.consume", parse: stream_consume, render: |_, r| Ok(reply_json(r)) },
+    Op { name: "stream.trim", parse: stream_trim, render: |_, r| Ok(json!({"removed": int(r)?})) },
+    Op { name: "stream.group.create", parse: group_create, render: |_, r| Ok(json!({"created": int(r)? == 1})) },
+    Op {
+        name: "stream.group.delete",
+        parse: |p| Ok(Command::Stream(StreamCmd::GroupDelete { room: room(p)?, group: req_bytes(p, "group")? })),
+        render: |_, r| Ok(json!({"deleted": int(r)? == 1})),
+    },
+    Op { name: "stream.group.read", parse: group_read, render: |_, r| Ok(json!({"events": reply_json(r)})) },
+    Op { name: "stream.group.ack", parse: group_ack, render: |_, r| Ok(json!({"acked": int(r)?})) },
+    Op { name: "stream.group.claim", parse: group_claim, render: |_, r| Ok(json!({"events": reply_json(r)})) },
     Op { name: "pubsub.publish", parse: pubsub_publish, render: |_, r| Ok(json!({"subscribers_matched": int(r)?})) },
 ];
 
@@ -414,6 +443,136 @@ fn queue_nack(p: &Value) -> Result<Command, ApiError> {
         Some(_) => flag(p, "requeue")?,
     };
     Ok(Command::QueueNack { queue: queue_name(p)?, id, requeue })
+}
+
+/// The stream name: `room` or `name`.
+pub fn room(p: &Value) -> Result<Bytes, ApiError> {
+    if field(p, "room").is_some() { req_bytes(p, "room") } else { req_bytes(p, "name") }
+}
+
+fn stream_create(p: &Value) -> Result<Command, ApiError> {
+    // Retention may be given as an object or as top-level fields.
+    let r = field(p, "retention").unwrap_or(p);
+    if !r.is_object() {
+        return Err(ApiError::bad_request("field 'retention': expected an object"));
+    }
+    let options = RoomOptions {
+        partitions: opt_u32(p, "partitions")?,
+        max_events: opt_u64(r, "max_events")?,
+        max_bytes: opt_u64(r, "max_bytes")?,
+        max_age_ms: opt_u64(r, "max_age_ms")?,
+    };
+    Ok(Command::Stream(StreamCmd::Create { room: room(p)?, options }))
+}
+
+fn stream_publish(p: &Value) -> Result<Command, ApiError> {
+    let mut fields = Vec::new();
+    if let Some(v) = field(p, "event") {
+        fields.push((Bytes::from_static(b"event"), json_to_bytes(v, "event")?));
+    }
+    let data = field(p, "data").ok_or_else(|| ApiError::bad_request("missing field 'data'"))?;
+    let data = match data {
+        Value::String(_) => json_to_bytes(data, "data")?,
+        Value::Object(m) if m.len() == 1 && m.contains_key("base64") => json_to_bytes(data, "data")?,
+        // Any other JSON value is stored as its JSON text.
+        other => Bytes::from(other.to_string()),
+    };
+    fields.push((Bytes::from_static(b"data"), data));
+    match field(p, "headers") {
+        None => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                if k == "event" || k == "data" {
+                    return Err(ApiError::bad_request(format!("header '{k}' clashes with the event's own field")));
+                }
+                fields.push((Bytes::copy_from_slice(k.as_bytes()), json_to_bytes(v, "headers")?));
+            }
+        }
+        Some(_) => return Err(ApiError::bad_request("field 'headers': expected an object")),
+    }
+    let key = field(p, "key").map(|v| json_to_bytes(v, "key")).transpose()?.unwrap_or_default();
+    Ok(Command::Stream(StreamCmd::Publish { room: room(p)?, key, partition: opt_u32(p, "partition")?, fields }))
+}
+
+fn stream_consume(p: &Value) -> Result<Command, ApiError> {
+    let limit = opt_u64(p, "limit")?.unwrap_or(100);
+    if limit == 0 {
+        return Err(ApiError::bad_request("field 'limit': must be at least 1"));
+    }
+    Ok(Command::Stream(StreamCmd::Read {
+        room: room(p)?,
+        partition: opt_u32(p, "partition")?.unwrap_or(0),
+        from: opt_u64(p, "from_offset")?,
+        limit: limit.min(1_000_000) as usize,
+    }))
+}
+
+fn stream_trim(p: &Value) -> Result<Command, ApiError> {
+    let max_events = opt_u64(p, "max_events")?.ok_or_else(|| ApiError::bad_request("missing field 'max_events'"))?;
+    Ok(Command::Stream(StreamCmd::Trim { room: room(p)?, max_events }))
+}
+
+fn group_create(p: &Value) -> Result<Command, ApiError> {
+    let start = match field(p, "start") {
+        None => GroupStart::Earliest,
+        Some(Value::String(s)) if s == "earliest" => GroupStart::Earliest,
+        Some(Value::String(s)) if s == "latest" => GroupStart::Latest,
+        Some(_) => GroupStart::Offset(
+            opt_u64(p, "start")?
+                .ok_or_else(|| ApiError::bad_request("field 'start': 'earliest', 'latest' or an offset"))?,
+        ),
+    };
+    Ok(Command::Stream(StreamCmd::GroupCreate {
+        room: room(p)?,
+        group: req_bytes(p, "group")?,
+        start,
+        // u64::MAX: the server's default.
+        redeliver_ms: opt_u64(p, "redeliver_after_ms")?.unwrap_or(u64::MAX),
+    }))
+}
+
+fn group_read(p: &Value) -> Result<Command, ApiError> {
+    let count = opt_u64(p, "count")?.unwrap_or(10);
+    if count == 0 {
+        return Err(ApiError::bad_request("field 'count': must be at least 1"));
+    }
+    Ok(Command::Stream(StreamCmd::GroupRead {
+        room: room(p)?,
+        group: req_bytes(p, "group")?,
+        consumer: req_bytes(p, "consumer")?,
+        count: count.min(1_000_000) as usize,
+    }))
+}
+
+fn offsets(p: &Value) -> Result<Vec<u64>, ApiError> {
+    match (field(p, "offsets"), field(p, "offset")) {
+        (Some(Value::Array(items)), _) if !items.is_empty() => items
+            .iter()
+            .map(|v| v.as_u64().ok_or_else(|| ApiError::bad_request("field 'offsets': expected non-negative integers")))
+            .collect(),
+        (None, Some(_)) => Ok(vec![opt_u64(p, "offset")?.expect("present")]),
+        _ => Err(ApiError::bad_request("give 'offset' or a non-empty 'offsets'")),
+    }
+}
+
+fn group_ack(p: &Value) -> Result<Command, ApiError> {
+    Ok(Command::Stream(StreamCmd::GroupAck {
+        room: room(p)?,
+        group: req_bytes(p, "group")?,
+        partition: opt_u32(p, "partition")?.unwrap_or(0),
+        offsets: offsets(p)?,
+    }))
+}
+
+fn group_claim(p: &Value) -> Result<Command, ApiError> {
+    Ok(Command::Stream(StreamCmd::GroupClaim {
+        room: room(p)?,
+        group: req_bytes(p, "group")?,
+        consumer: req_bytes(p, "consumer")?,
+        min_idle_ms: opt_u64(p, "min_idle_ms")?.unwrap_or(0),
+        partition: opt_u32(p, "partition")?.unwrap_or(0),
+        offsets: offsets(p)?,
+    }))
 }
 
 /// Any reply as JSON: maps become objects, bytes strings (or base64), nil null.

@@ -25,7 +25,11 @@ fn bulk(s: impl Into<Bytes>) -> Reply {
 impl Conn {
     pub(super) fn admin(&mut self, action: Action, out: &mut Vec<u8>) {
         let reply = match action {
-            Action::Engine(..) | Action::QueueConsumeBlock(..) | Action::Subscription(..) | Action::Reset => {
+            Action::Engine(..)
+            | Action::QueueConsumeBlock(..)
+            | Action::StreamBlock(..)
+            | Action::Subscription(..)
+            | Action::Reset => {
                 unreachable!("engine, blocking and subscription commands are executed by the connection")
             }
             Action::Ping(None) => Reply::Status("PONG"),

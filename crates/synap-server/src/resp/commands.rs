@@ -39,6 +39,8 @@ pub enum Action {
     Time,
     /// QCONSUME ... BLOCK ms: wait for messages before answering.
     QueueConsumeBlock(ConsumeArgs, u64),
+    /// XREAD / XREADGROUP ... BLOCK ms: the read, the streams it waits on, the timeout (0 = forever).
+    StreamBlock(Command, Vec<Bytes>, u64),
     /// SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE: kind, subscribe?, names.
     Subscription(synap_core::pubsub::Kind, bool, Vec<Bytes>),
     Reset,
@@ -106,7 +108,99 @@ macro_rules! spec {
     };
 }
 
+use super::streams as xs;
+
 pub static COMMANDS: &[Spec] = &[
+    spec!(
+        "xadd",
+        -5,
+        WF,
+        (1, 1, 1),
+        "stream",
+        "Appends a new message to a stream. Creates the key if it doesn't exist.",
+        xs::parse_xadd
+    ),
+    spec!("xlen", 2, RF, (1, 1, 1), "stream", "Return the number of messages in a stream.", |a| eng(Command::Stream(
+        synap_core::stream::StreamCmd::XLen { key: a[1].clone() }
+    ))),
+    spec!("xrange", -4, R, (1, 1, 1), "stream", "Returns the messages from a stream within a range of IDs.", |a| {
+        xs::parse_xrange(a, false)
+    }),
+    spec!(
+        "xrevrange",
+        -4,
+        R,
+        (1, 1, 1),
+        "stream",
+        "Returns the messages from a stream within a range of IDs in reverse order.",
+        |a| xs::parse_xrange(a, true)
+    ),
+    spec!(
+        "xread",
+        -4,
+        &["readonly", "blocking"],
+        (0, 0, 0),
+        "stream",
+        "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.",
+        xs::parse_xread
+    ),
+    spec!(
+        "xreadgroup",
+        -7,
+        &["write", "blocking"],
+        (0, 0, 0),
+        "stream",
+        "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.",
+        xs::parse_xreadgroup
+    ),
+    spec!("xtrim", -4, W, (1, 1, 1), "stream", "Deletes messages from the beginning of a stream.", xs::parse_xtrim),
+    spec!(
+        "xdel",
+        -3,
+        WD,
+        (1, 1, 1),
+        "stream",
+        "Returns the number of messages after removing them from a stream.",
+        xs::parse_xdel
+    ),
+    spec!("xgroup", -2, W, (2, 2, 1), "stream", "A container for consumer groups commands.", xs::parse_xgroup),
+    spec!(
+        "xack",
+        -4,
+        WD,
+        (1, 1, 1),
+        "stream",
+        "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.",
+        xs::parse_xack
+    ),
+    spec!(
+        "xpending",
+        -3,
+        R,
+        (1, 1, 1),
+        "stream",
+        "Returns the information and entries from a stream consumer group's pending entries list.",
+        xs::parse_xpending
+    ),
+    spec!(
+        "xclaim",
+        -6,
+        WD,
+        (1, 1, 1),
+        "stream",
+        "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.",
+        xs::parse_xclaim
+    ),
+    spec!(
+        "xautoclaim",
+        -6,
+        WD,
+        (1, 1, 1),
+        "stream",
+        "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.",
+        xs::parse_xautoclaim
+    ),
+    spec!("xinfo", -2, R, (2, 2, 1), "stream", "A container for stream introspection commands.", xs::parse_xinfo),
     spec!("get", 2, RF, (1, 1, 1), "string", "Returns the string value of a key.", |a| eng(Command::Get {
         key: a[1].clone()
     })),

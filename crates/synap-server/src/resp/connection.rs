@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use synap_core::pubsub::{Kind, Overflow, PubMessage, Sink};
-use synap_core::{CommandError, ExecCtx, Reply};
+use synap_core::stream::{ReadFrom, StreamCmd, StreamId};
+use synap_core::{Command, CommandError, ExecCtx, Reply};
 use synap_resp::encode::bulk;
 use synap_resp::{Parser, Protocol, encode, error, error_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -185,8 +186,21 @@ pub(super) async fn run(
                 };
                 // While it waits, keep reading (a client that goes away must not be handed messages it
                 // will never ack) and keep delivering pub/sub pushes to a RESP3 subscriber.
-                let waiting = shared.service.consume_wait(args, wait);
-                tokio::pin!(waiting);
+                let waiting: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match args {
+                    Blocked::Queue(args) => Box::pin(shared.service.consume_wait(args, wait)),
+                    Blocked::Stream(cmd, rooms) => {
+                        let wait = (ms > 0).then(|| Duration::from_millis(ms));
+                        let svc = shared.service.clone();
+                        Box::pin(async move {
+                            match svc.stream_wait(cmd, &rooms, wait).await {
+                                // A timed-out stream read answers nil (an empty array means "nothing" too).
+                                Ok(Reply::Array(items)) if items.is_empty() => Ok(Reply::Nil),
+                                other => other,
+                            }
+                        })
+                    }
+                };
+                let mut waiting = waiting;
                 let reply = loop {
                     let sink = conn.sub.clone();
                     tokio::select! {
@@ -317,9 +331,16 @@ fn rewrite_failed_writes(out: &[u8], writes: &[WriteReply], e: &CommandError) ->
     fixed
 }
 
+/// A command that waits before it answers.
+enum Blocked {
+    Queue(ConsumeArgs),
+    /// A stream read and the streams it waits on.
+    Stream(Command, Vec<Bytes>),
+}
+
 impl Conn {
     /// Executes one command into `out`, or hands back a blocking one for the caller to await.
-    fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(ConsumeArgs, u64)> {
+    fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Blocked, u64)> {
         let shared = &self.shared;
         let Some(index) = commands::lookup_index(&args[0]) else {
             error_line(out, &unknown_command(args));
@@ -367,7 +388,24 @@ impl Conn {
                 }
                 Err(e) => error(out, &e),
             },
-            Action::QueueConsumeBlock(args, ms) => return Some((args, ms)),
+            Action::QueueConsumeBlock(args, ms) => return Some((Blocked::Queue(args), ms)),
+            Action::StreamBlock(mut cmd, rooms, ms) => {
+                // `$` means "after the newest event now", fixed before waiting.
+                if let Command::Stream(StreamCmd::XRead { streams, .. }) = &mut cmd {
+                    for (key, from) in streams.iter_mut() {
+                        if *from == ReadFrom::Last {
+                            let last = shared.service.engine.streams().last_id(key).unwrap_or(StreamId::MIN);
+                            *from = ReadFrom::After(last);
+                        }
+                    }
+                }
+                // Answer at once when there is something to read.
+                match shared.service.engine.execute(ctx, cmd.clone()) {
+                    Ok(reply) if !crate::service::stream_reply_empty(&reply) => encode(out, &reply, self.proto),
+                    Ok(_) => return Some((Blocked::Stream(cmd, rooms), ms)),
+                    Err(e) => error(out, &e),
+                }
+            }
             Action::Subscription(kind, on, names) => self.subscription(kind, on, names, out),
             Action::Reset => {
                 if let Some(sink) = self.sub.take() {

@@ -10,6 +10,7 @@
 mod admin;
 pub mod commands;
 mod connection;
+mod streams;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
