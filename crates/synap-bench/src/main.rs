@@ -6,12 +6,14 @@
 //! synap-bench kv --operations 100000 --read-ratio 0.8 --key-size 20 --value-size 100 --connections 10
 //! synap-bench --compare 127.0.0.1:6380 kv --operations 100000
 //! synap-bench --compare 127.0.0.1:5672 --compare-target rabbitmq queue --messages 50000 --workers 5
+//! synap-bench --compare 127.0.0.1:6380 stream --rooms 100 --events-per-room 1000 --subscribers-per-room 50
 //! ```
 
 mod kv;
 mod pubsub;
 mod queue;
 mod report;
+mod stream;
 
 use std::io::IsTerminal;
 
@@ -66,6 +68,9 @@ enum Scenario {
     Queue(queue::QueueArgs),
     /// Pub/Sub fan-out: exact and pattern subscribers, publishers over many topics (Synap or Redis).
     Pubsub(pubsub::PubSubArgs),
+    /// Streams: fan-out to XREAD readers per room, or consumer groups reading and acknowledging (Synap or
+    /// Redis).
+    Stream(stream::StreamArgs),
 }
 
 fn label(t: Target) -> &'static str {
@@ -112,6 +117,13 @@ async fn run_scenario(cli: &Cli, addr: &str, target: Target) -> anyhow::Result<V
                 anyhow::bail!("the pubsub scenario runs against synap or redis");
             }
             let r = pubsub::run(addr, label(target), a, &progress_bar()).await?;
+            Ok(vec![r.publish, r.delivery])
+        }
+        Scenario::Stream(a) => {
+            if target == Target::Rabbitmq {
+                anyhow::bail!("the stream scenario runs against synap or redis");
+            }
+            let r = stream::run(addr, label(target), a, &progress_bar()).await?;
             Ok(vec![r.publish, r.delivery])
         }
     }

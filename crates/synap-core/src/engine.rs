@@ -131,13 +131,25 @@ impl Engine {
             Command::GetDel { key } => Ok(kv.getdel(&key, &mut lsn, now)),
             Command::Del { keys } => {
                 let mut deleted = Vec::new();
-                let r = kv.del(&keys, &mut lsn, now, &mut deleted);
+                let mut r = kv.del(&keys, &mut lsn, now, &mut deleted);
+                // A stream is a key to Redis users: DEL removes it too.
+                if let Reply::Int(n) = &mut r {
+                    for k in &keys {
+                        if let Some(l) = self.streams.delete(k) {
+                            lsn = lsn.max(l);
+                            *n += 1;
+                        }
+                    }
+                }
                 if let Some(Plan::Del(d)) = plan.as_mut() {
                     *d = deleted;
                 }
                 Ok(r)
             }
-            Command::Exists { keys } => Ok(kv.exists(&keys, now)),
+            Command::Exists { keys } => Ok(match kv.exists(&keys, now) {
+                Reply::Int(n) => Reply::Int(n + keys.iter().filter(|k| self.streams.exists(k)).count() as i64),
+                other => other,
+            }),
             Command::MGet { keys } => Ok(kv.mget(&keys, now)),
             Command::MSet { pairs, nx } => kv.mset(&pairs, nx, &mut lsn, now),
             Command::IncrBy { key, by } => kv.incr_by(&key, by, &mut lsn, now),
@@ -148,7 +160,10 @@ impl Engine {
             Command::Ttl { key, unit } => Ok(kv.ttl(&key, unit, now)),
             Command::ExpireTime { key, unit } => Ok(kv.expire_time(&key, unit, now)),
             Command::Persist { key } => Ok(kv.persist(&key, &mut lsn, now)),
-            Command::Type { key } => Ok(kv.key_type(&key, now)),
+            Command::Type { key } => Ok(match kv.key_type(&key, now) {
+                Reply::Status("none") if self.streams.exists(&key) => Reply::Status("stream"),
+                other => other,
+            }),
             Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn, now),
             Command::Keys { pattern } => {
                 Ok(Reply::Array(kv.keys(&pattern, now).into_iter().map(Reply::Bulk).collect()))
@@ -192,6 +207,11 @@ impl Engine {
                     .collect(),
             )),
             Command::PubSubNumPat => Ok(Reply::Int(self.pubsub.numpat() as i64)),
+            Command::Stream(crate::stream::StreamCmd::XAdd { key, .. })
+                if !self.streams.exists(&key) && kv.key_type(&key, now) != Reply::Status("none") =>
+            {
+                Err(crate::CommandError::WrongType)
+            }
             Command::Stream(cmd) => self.streams.execute(cmd, now, &mut lsn),
         };
         ctx.lsn = ctx.lsn.max(lsn);

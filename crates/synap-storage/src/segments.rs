@@ -97,6 +97,8 @@ pub struct FileLog {
     idx_pending: Vec<u8>,
     /// Position of the active segment's last index entry.
     last_indexed: Option<u64>,
+    /// The read buffer, reused.
+    read_buf: Vec<u8>,
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> String {
@@ -130,12 +132,32 @@ fn decode_index(b: &[u8], base: u64) -> Vec<IndexEntry> {
         .collect()
 }
 
-/// Reads records from `pos` of `file` up to `len` bytes; calls `f(offset, pos, body)` for each valid one
-/// until it returns false. Returns the position after the last valid record examined.
-fn scan(file: &File, mut pos: u64, len: u64, mut f: impl FnMut(u64, u64, Bytes) -> bool) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
+/// Largest read of a scan.
+const MAX_CHUNK: usize = 256 * 1024;
+
+/// Reads records from `pos` of `file` up to `len` bytes, in reads that start at `chunk` bytes and grow;
+/// calls `f(offset, pos, body)` for each valid one until it returns false. Returns the position after the
+/// last valid record examined.
+fn scan(file: &File, pos: u64, len: u64, chunk: usize, f: impl FnMut(u64, u64, Bytes) -> bool) -> std::io::Result<u64> {
+    scan_with(&mut Vec::new(), file, pos, len, chunk, f)
+}
+
+/// [`scan`] reading into `buf` (kept by the caller between scans, so that reads allocate nothing).
+fn scan_with(
+    buf: &mut Vec<u8>,
+    file: &File,
+    mut pos: u64,
+    len: u64,
+    chunk: usize,
+    mut f: impl FnMut(u64, u64, Bytes) -> bool,
+) -> std::io::Result<u64> {
+    // `size`: how much this pass reads; it grows when records run past it.
+    let mut size = chunk.clamp(4096, MAX_CHUNK);
     while pos + RECORD_HEADER as u64 <= len {
-        let want = ((len - pos) as usize).min(buf.len());
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        let want = ((len - pos) as usize).min(size);
         file.read_exact_at(&mut buf[..want], pos)?;
         let mut at = 0usize;
         let mut progressed = false;
@@ -145,8 +167,8 @@ fn scan(file: &File, mut pos: u64, len: u64, mut f: impl FnMut(u64, u64, Bytes) 
                 return Ok(pos + at as u64);
             }
             if at + RECORD_HEADER + n > want {
-                if !progressed && RECORD_HEADER + n > buf.len() {
-                    buf.resize(RECORD_HEADER + n, 0);
+                if !progressed && RECORD_HEADER + n > size {
+                    size = RECORD_HEADER + n;
                 }
                 break;
             }
@@ -171,6 +193,7 @@ fn scan(file: &File, mut pos: u64, len: u64, mut f: impl FnMut(u64, u64, Bytes) 
             continue; // the buffer grew for a large record
         }
         pos += at as u64;
+        size = (size * 2).min(MAX_CHUNK).max(size);
     }
     Ok(pos)
 }
@@ -194,6 +217,7 @@ impl FileLog {
             pending: Vec::new(),
             idx_pending: Vec::new(),
             last_indexed: None,
+            read_buf: Vec::new(),
         };
         if bases.is_empty() {
             log.new_segment(0)?;
@@ -241,7 +265,7 @@ impl FileLog {
         let mut new_entries = Vec::new();
         // Records are accepted while their offsets run on without a gap; `end` follows the last one.
         let mut end = from;
-        scan(&seg.file, from, len, |offset, pos, body| {
+        scan(&seg.file, from, len, MAX_CHUNK, |offset, pos, body| {
             if offset != next {
                 return false;
             }
@@ -322,7 +346,7 @@ impl FileLog {
             let from = seg.index.last().map(|e| e.pos).unwrap_or(0);
             self.flush()?;
             let seg = self.segments.last().expect("an active segment");
-            scan(&seg.file, from, seg.bytes, |offset, pos, body| {
+            scan(&seg.file, from, seg.bytes, MAX_CHUNK, |offset, pos, body| {
                 if let Some((ts, id)) = event_header(&body) {
                     last = Some(IndexEntry { offset, pos, ts, id });
                 }
@@ -399,9 +423,13 @@ impl PartitionLog for FileLog {
             }
             let seg = &self.segments[si];
             let ix = seg.index.partition_point(|e| e.offset <= want);
-            let pos = if ix == 0 { 0 } else { seg.index[ix - 1].pos };
+            let (pos, first) = if ix == 0 { (0, seg.base) } else { (seg.index[ix - 1].pos, seg.index[ix - 1].offset) };
+            // Read about what is wanted: the records from the index entry to the last one asked for.
+            let avg = (seg.bytes / (seg.end - seg.base).max(1)).max(32) as usize;
+            let chunk = ((want - first) as usize + (max - n).min(4096)).saturating_mul(avg) + RECORD_HEADER;
             let mut bad = None;
-            scan(&seg.file, pos, seg.bytes, |offset, _, body| {
+            let mut buf = std::mem::take(&mut self.read_buf);
+            let scanned = scan_with(&mut buf, &seg.file, pos, seg.bytes, chunk, |offset, _, body| {
                 if offset < want {
                     return true;
                 }
@@ -414,8 +442,13 @@ impl PartitionLog for FileLog {
                 n += 1;
                 want += 1;
                 n < max && bytes < max_bytes
-            })
-            .map_err(|e| io_err("read", &seg.path, e))?;
+            });
+            if buf.len() > MAX_CHUNK / 4 {
+                buf = Vec::new(); // keep only a small buffer between reads
+            }
+            self.read_buf = buf;
+            let seg = &self.segments[si];
+            scanned.map_err(|e| io_err("read", &seg.path, e))?;
             if let Some(found) = bad {
                 return Err(format!("{}: expected offset {want}, found {found}", seg.path.display()));
             }
@@ -441,7 +474,7 @@ impl PartitionLog for FileLog {
         let ix = seg.index.partition_point(|e| e.id < id);
         let pos = seg.index[ix.saturating_sub(1)].pos;
         let mut found = None;
-        scan(&seg.file, pos, seg.bytes, |offset, _, body| match event_header(&body) {
+        scan(&seg.file, pos, seg.bytes, 8192, |offset, _, body| match event_header(&body) {
             Some((_, eid)) if eid >= id => {
                 found = Some(offset);
                 false

@@ -416,7 +416,7 @@ impl StreamStore {
                 let g = groups.get_mut(&group[..]).ok_or_else(|| no_group(&room, &group))?;
                 let recs: Vec<Rec> = offsets
                     .iter()
-                    .filter(|o| g.pending.remove(&(partition, **o)).is_some())
+                    .filter(|o| g.remove_pending(&(partition, **o)).is_some())
                     .map(|&offset| Rec::Ack { partition, offset })
                     .collect();
                 *lsn = (*lsn).max(self.log_group(&room, &group, &recs));
@@ -575,7 +575,7 @@ impl StreamStore {
                     return Ok(Reply::Int(0));
                 }
                 let before = g.pending.len();
-                g.pending.retain(|_, p| p.consumer != consumer);
+                g.retain_pending(|_, p| p.consumer != consumer);
                 let op = StreamOp::ConsumerDel { group: &group, consumer: &consumer };
                 *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: &key, op }]));
                 Ok(Reply::Int((before - g.pending.len()) as i64))
@@ -608,8 +608,8 @@ impl StreamStore {
                 let Some(g) = groups.get_mut(&group[..]) else { return Ok(Reply::Int(0)) };
                 let mut recs = Vec::new();
                 for id in ids {
-                    if let Some(k) = pending_key(&r, g, id)? {
-                        g.pending.remove(&k);
+                    if let Some(k) = pending_key(g, id) {
+                        g.remove_pending(&k);
                         recs.push(Rec::Ack { partition: k.0, offset: k.1 });
                     }
                 }
@@ -632,7 +632,7 @@ impl StreamStore {
                     let g = groups.get_mut(&args.group[..]).ok_or_else(|| pending_no_group(&args.key, &args.group))?;
                     let mut keys = Vec::new();
                     for &id in &args.ids {
-                        match pending_key(&r, g, id)? {
+                        match pending_key(g, id) {
                             Some(k) => keys.push(k),
                             None if args.force => {
                                 if let Some(offset) = r.parts[0].lock().offset_of(id)? {
@@ -681,7 +681,7 @@ impl StreamStore {
                         }
                         if p.get(k.1)?.is_none() {
                             deleted.push(pe.id);
-                            g.pending.remove(&k);
+                            g.remove_pending(&k);
                             acks.push(Rec::Ack { partition: k.0, offset: k.1 });
                             continue;
                         }
@@ -781,7 +781,7 @@ impl StreamStore {
                         out.push((k.0, e));
                     }
                     None => {
-                        g.pending.remove(&k);
+                        g.remove_pending(&k);
                         g.lost += 1;
                         recs.push(Rec::Ack { partition: k.0, offset: k.1 });
                     }
@@ -810,7 +810,7 @@ impl StreamStore {
             for e in events {
                 g.last[pi] = e.id;
                 if !noack {
-                    g.pending.insert(
+                    g.add_pending(
                         (pi as u32, e.offset),
                         Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: now, count: 1 },
                     );
@@ -902,14 +902,14 @@ impl StreamStore {
             let event = part.lock().get(offset)?;
             let Some(e) = event else {
                 if existing.is_some() {
-                    g.pending.remove(&(partition, offset));
+                    g.remove_pending(&(partition, offset));
                     recs.push(Rec::Ack { partition, offset });
                 }
                 continue;
             };
             let count = retry_count.unwrap_or_else(|| existing.as_ref().map(|p| p.count + 1).unwrap_or(1));
             let at = delivered_at.unwrap_or(now);
-            g.pending.insert(
+            g.add_pending(
                 (partition, offset),
                 Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: at, count },
             );
@@ -1106,14 +1106,8 @@ fn start_position(p: &mut Partition, start: GroupStart) -> Result<(u64, StreamId
 }
 
 /// The pending entry of a single-partition stream's event `id`.
-fn pending_key(r: &Room, g: &Group, id: StreamId) -> Result<Option<(u32, u64)>> {
-    if let Some(offset) = r.parts[0].lock().offset_of(id)?
-        && g.pending.get(&(0, offset)).is_some_and(|p| p.id == id)
-    {
-        return Ok(Some((0, offset)));
-    }
-    // The event may be gone (trimmed): look the id up among the pending entries themselves.
-    Ok(g.pending.iter().find(|(_, p)| p.id == id).map(|(k, _)| *k))
+fn pending_key(g: &Group, id: StreamId) -> Option<(u32, u64)> {
+    g.by_id.get(&(0, id)).map(|&offset| (0, offset))
 }
 
 fn pending_summary(g: &Group) -> Reply {

@@ -245,6 +245,8 @@ pub(crate) struct Group {
     /// Id of the last delivered event, per partition (Redis's last-delivered-id).
     pub last: Vec<StreamId>,
     pub pending: BTreeMap<(u32, u64), Pending>,
+    /// The pending entries' offsets by (partition, id), for commands that name events by id.
+    pub by_id: std::collections::HashMap<(u32, StreamId), u64>,
     pub consumers: BTreeMap<Bytes, ConsumerState>,
     /// Events dropped by retention before the group read them (or while pending).
     pub lost: u64,
@@ -283,6 +285,33 @@ impl Group {
             g.last[i] = StreamId { ms: u(at + 8)?, seq: u(at + 16)? };
         }
         Some(g)
+    }
+
+    pub fn add_pending(&mut self, k: (u32, u64), p: Pending) {
+        let id = p.id;
+        if let Some(old) = self.pending.insert(k, p)
+            && old.id != id
+        {
+            self.by_id.remove(&(k.0, old.id));
+        }
+        self.by_id.insert((k.0, id), k.1);
+    }
+
+    pub fn remove_pending(&mut self, k: &(u32, u64)) -> Option<Pending> {
+        let p = self.pending.remove(k)?;
+        self.by_id.remove(&(k.0, p.id));
+        Some(p)
+    }
+
+    pub fn retain_pending(&mut self, mut keep: impl FnMut(&(u32, u64), &Pending) -> bool) {
+        let by_id = &mut self.by_id;
+        self.pending.retain(|k, p| {
+            let kept = keep(k, p);
+            if !kept {
+                by_id.remove(&(k.0, p.id));
+            }
+            kept
+        });
     }
 
     pub fn pending_of(&self, consumer: &[u8]) -> usize {
@@ -374,6 +403,18 @@ impl StreamStore {
         let r = self.get(room)?;
         let p = r.parts.get(partition as usize)?.lock();
         Some((p.start, p.next()))
+    }
+
+    pub fn exists(&self, room: &[u8]) -> bool {
+        self.rooms.read().contains_key(room)
+    }
+
+    /// Deletes a stream (DEL); the LSN of the logged deletion, `None` when there was none.
+    pub fn delete(&self, room: &[u8]) -> Option<u64> {
+        if !self.exists(room) {
+            return None;
+        }
+        self.remove_room(room, true)
     }
 
     pub fn room_count(&self) -> usize {
@@ -534,12 +575,12 @@ impl StreamStore {
                 if let Some(g) = room.groups.lock().get_mut(group) {
                     let consumer = Bytes::copy_from_slice(consumer);
                     g.consumers.entry(consumer.clone()).or_default();
-                    g.pending.insert((partition, offset), Pending { id, consumer, delivered_at, count });
+                    g.add_pending((partition, offset), Pending { id, consumer, delivered_at, count });
                 }
             }
             StreamOp::Ack { group, partition, offset } => {
                 if let Some(g) = room.groups.lock().get_mut(group) {
-                    g.pending.remove(&(partition, offset));
+                    g.remove_pending(&(partition, offset));
                 }
             }
             StreamOp::Consumer { group, consumer, seen_at } => {
@@ -550,7 +591,7 @@ impl StreamStore {
             StreamOp::ConsumerDel { group, consumer } => {
                 if let Some(g) = room.groups.lock().get_mut(group) {
                     g.consumers.remove(consumer);
-                    g.pending.retain(|_, p| p.consumer != consumer);
+                    g.retain_pending(|_, p| p.consumer != consumer);
                 }
             }
         }

@@ -399,12 +399,9 @@ impl Conn {
                         }
                     }
                 }
-                // Answer at once when there is something to read.
-                match shared.service.engine.execute(ctx, cmd.clone()) {
-                    Ok(reply) if !crate::service::stream_reply_empty(&reply) => encode(out, &reply, self.proto),
-                    Ok(_) => return Some((Blocked::Stream(cmd, rooms), ms)),
-                    Err(e) => error(out, &e),
-                }
+                // The wait reads first (after registering for wake-ups) and answers at once when there is
+                // something to read.
+                return Some((Blocked::Stream(cmd, rooms), ms));
             }
             Action::Subscription(kind, on, names) => self.subscription(kind, on, names, out),
             Action::Reset => {
