@@ -129,6 +129,70 @@ impl HttpClient {
         if status >= 400 { Err(Self::error(status, &v)) } else { Ok(v) }
     }
 
+    /// Creates a stream (`POST /stream/{room}`) with `partitions` and retention (`max_events`,
+    /// `max_bytes`, `max_age_ms`; `None` fields take the server's defaults). False when it exists.
+    pub async fn stream_create(&self, room: &str, partitions: u32, retention: Value) -> Result<bool> {
+        let payload = json!({"room": room, "partitions": partitions, "retention": retention});
+        match self.command("stream.create", payload).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::Http { code, .. }) if code == "CONFLICT" => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes an event; returns `(partition, offset)`.
+    pub async fn stream_publish(&self, room: &str, event: &str, data: &str, key: Option<&str>) -> Result<(u32, u64)> {
+        let v = self.command("stream.publish", json!({"room": room, "event": event, "data": data, "key": key})).await?;
+        match (v["partition"].as_u64(), v["offset"].as_u64()) {
+            (Some(p), Some(o)) => Ok((p as u32, o)),
+            _ => Err(ClientError::Unexpected(format!("stream.publish answered {v}"))),
+        }
+    }
+
+    /// Reads a partition from `from_offset` (`None`: the oldest retained), waiting up to `wait_ms` at the
+    /// end; returns `{events, next_offset, partition}`.
+    pub async fn stream_consume(
+        &self,
+        room: &str,
+        partition: u32,
+        from_offset: Option<u64>,
+        limit: usize,
+        wait_ms: u64,
+    ) -> Result<Value> {
+        let payload = json!({"room": room, "partition": partition, "from_offset": from_offset, "limit": limit, "wait_ms": wait_ms});
+        self.command("stream.consume", payload).await
+    }
+
+    /// Creates a consumer group starting at `start` (`"earliest"`, `"latest"` or an offset).
+    pub async fn stream_group_create(&self, room: &str, group: &str, start: Value) -> Result<()> {
+        self.command("stream.group.create", json!({"room": room, "group": group, "start": start})).await.map(|_| ())
+    }
+
+    /// Delivers up to `count` events of the group to `consumer`, waiting up to `wait_ms` for some.
+    pub async fn stream_group_read(
+        &self,
+        room: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        wait_ms: u64,
+    ) -> Result<Vec<Value>> {
+        let payload = json!({"room": room, "group": group, "consumer": consumer, "count": count, "wait_ms": wait_ms});
+        let v = self.command("stream.group.read", payload).await?;
+        Ok(v["events"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Acknowledges events of one partition; returns how many were pending.
+    pub async fn stream_group_ack(&self, room: &str, group: &str, partition: u32, offsets: &[u64]) -> Result<u64> {
+        let v = self
+            .command(
+                "stream.group.ack",
+                json!({"room": room, "group": group, "partition": partition, "offsets": offsets}),
+            )
+            .await?;
+        v["acked"].as_u64().ok_or_else(|| ClientError::Unexpected(format!("stream.group.ack answered {v}")))
+    }
+
     /// One envelope command (`kv.set`, ...); returns its payload or its error.
     pub async fn command(&self, name: &str, payload: Value) -> Result<Value> {
         let v = self.post("/api/v1/command", json!({"command": name, "payload": payload})).await?;

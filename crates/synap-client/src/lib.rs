@@ -43,6 +43,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Streams: Redis's commands over RESP, offsets over HTTP
+//! ```no_run
+//! # async fn demo() -> Result<(), synap_client::ClientError> {
+//! use synap_client::{Client, HttpClient};
+//! let client = Client::connect("127.0.0.1:6379", 8).await?;
+//! client.stream_group_create("events", "mailer", "$").await?;
+//! client.stream_add("events", &[("kind", b"signup")]).await?;
+//! for e in client.stream_read_group("events", "mailer", "m-1", 10, 5_000).await? {
+//!     client.stream_ack("events", "mailer", &[e.id.as_str()]).await?;
+//! }
+//! let http = HttpClient::new("http://127.0.0.1:15500");
+//! let (partition, offset) = http.stream_publish("chat", "message", "hi", Some("room-1")).await?;
+//! let page = http.stream_consume("chat", partition, Some(offset), 100, 0).await?;
+//! # let _ = page;
+//! # Ok(()) }
+//! ```
+//!
 //! # Key-value over HTTP
 //! ```no_run
 //! # async fn demo() -> Result<(), synap_client::ClientError> {
@@ -62,5 +79,5 @@ mod resp_client;
 pub use connection::Connection;
 pub use error::{ClientError, Result};
 pub use http_client::HttpClient;
-pub use resp_client::{Client, Message, QueueMessage, ScanPage, SetOptions, Subscriber};
+pub use resp_client::{Client, Message, QueueMessage, ScanPage, SetOptions, StreamEntry, Subscriber};
 pub use synap_resp::Value;

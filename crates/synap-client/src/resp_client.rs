@@ -248,6 +248,72 @@ impl Client {
         }
     }
 
+    /// XADD with an auto id: returns the event's id.
+    pub async fn stream_add(&self, key: &str, fields: &[(&str, &[u8])]) -> Result<String> {
+        let mut args: Vec<&[u8]> = vec![b"XADD", key.as_bytes(), b"*"];
+        for (f, v) in fields {
+            args.push(f.as_bytes());
+            args.push(v);
+        }
+        let v = self.command(&args).await?;
+        v.as_text().ok_or_else(|| unexpected(v))
+    }
+
+    /// XLEN.
+    pub async fn stream_len(&self, key: &str) -> Result<i64> {
+        int(self.command(&["XLEN", key]).await?)
+    }
+
+    /// XRANGE `start` `end` (`-`, `+`, ids), at most `count` events.
+    pub async fn stream_range(&self, key: &str, start: &str, end: &str, count: usize) -> Result<Vec<StreamEntry>> {
+        let c = count.to_string();
+        StreamEntry::list(self.command(&["XRANGE", key, start, end, "COUNT", &c]).await?)
+    }
+
+    /// XREAD of one stream after `after` (`$` for only new events), waiting up to `block_ms` (0: no wait).
+    pub async fn stream_read(&self, key: &str, after: &str, count: usize, block_ms: u64) -> Result<Vec<StreamEntry>> {
+        let (c, b) = (count.to_string(), block_ms.to_string());
+        let mut args = vec!["XREAD", "COUNT", &c];
+        if block_ms > 0 {
+            args.extend(["BLOCK", &b]);
+        }
+        args.extend(["STREAMS", key, after]);
+        StreamEntry::from_read(self.command(&args).await?)
+    }
+
+    /// XGROUP CREATE ... MKSTREAM from `start` (`$`: new events only, `0`: all).
+    pub async fn stream_group_create(&self, key: &str, group: &str, start: &str) -> Result<()> {
+        match self.command(&["XGROUP", "CREATE", key, group, start, "MKSTREAM"]).await? {
+            Value::Simple(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// XREADGROUP of new events (`>`) for `consumer`, waiting up to `block_ms` (0: no wait).
+    pub async fn stream_read_group(
+        &self,
+        key: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<StreamEntry>> {
+        let (c, b) = (count.to_string(), block_ms.to_string());
+        let mut args = vec!["XREADGROUP", "GROUP", group, consumer, "COUNT", &c];
+        if block_ms > 0 {
+            args.extend(["BLOCK", &b]);
+        }
+        args.extend(["STREAMS", key, ">"]);
+        StreamEntry::from_read(self.command(&args).await?)
+    }
+
+    /// XACK: how many were acknowledged.
+    pub async fn stream_ack(&self, key: &str, group: &str, ids: &[&str]) -> Result<i64> {
+        let mut args = vec!["XACK", key, group];
+        args.extend_from_slice(ids);
+        int(self.command(&args).await?)
+    }
+
     /// QACK: how many were acknowledged.
     pub async fn queue_ack(&self, queue: &str, ids: &[&str]) -> Result<i64> {
         let mut args = vec!["QACK", queue];
@@ -344,6 +410,60 @@ impl Subscriber {
                 _ => continue, // subscription confirmations and the like
             }
         }
+    }
+}
+
+/// An event of a stream, as Redis's stream commands return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(Bytes, Bytes)>,
+}
+
+impl StreamEntry {
+    fn from_value(v: Value) -> Result<StreamEntry> {
+        let Value::Array(mut pair) = v else { return Err(unexpected(v)) };
+        if pair.len() != 2 {
+            return Err(unexpected(Value::Array(pair)));
+        }
+        let fields = match pair.pop().expect("two items") {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|c| match c {
+                    [Value::Bulk(f), Value::Bulk(v)] => Ok((f.clone(), v.clone())),
+                    _ => Err(ClientError::Unexpected("stream entry fields".into())),
+                })
+                .collect::<Result<_>>()?,
+            Value::Nil => Vec::new(), // a deleted event in a history read
+            other => return Err(unexpected(other)),
+        };
+        let id =
+            pair.pop().and_then(|v| v.as_text()).ok_or_else(|| ClientError::Unexpected("stream entry id".into()))?;
+        Ok(StreamEntry { id, fields })
+    }
+
+    fn list(v: Value) -> Result<Vec<StreamEntry>> {
+        match v {
+            Value::Array(items) => items.into_iter().map(StreamEntry::from_value).collect(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The entries of an XREAD/XREADGROUP reply for one stream (nil: none).
+    fn from_read(v: Value) -> Result<Vec<StreamEntry>> {
+        match v {
+            Value::Nil => Ok(Vec::new()),
+            Value::Array(mut streams) if streams.len() == 1 => match streams.pop().expect("one") {
+                Value::Array(mut kv) if kv.len() == 2 => StreamEntry::list(kv.pop().expect("two")),
+                other => Err(unexpected(other)),
+            },
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The value of the first field named `name`.
+    pub fn field(&self, name: &str) -> Option<&Bytes> {
+        self.fields.iter().find(|(f, _)| f.as_ref() == name.as_bytes()).map(|(_, v)| v)
     }
 }
 

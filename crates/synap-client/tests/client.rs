@@ -137,3 +137,39 @@ async fn pubsub_methods() {
     assert_eq!(m.payload.as_ref(), b"o-1");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn stream_methods_over_resp_and_http() {
+    let (s, _dir) = server().await;
+    let c = Client::connect(s.resp_addr.unwrap().to_string(), 2).await.unwrap();
+    let a = c.stream_add("events", &[("kind", b"signup"), ("user", b"\x00u1")]).await.unwrap();
+    c.stream_group_create("events", "mailer", "0").await.unwrap();
+    let b = c.stream_add("events", &[("kind", b"login")]).await.unwrap();
+    assert_eq!(c.stream_len("events").await.unwrap(), 2);
+    let all = c.stream_range("events", "-", "+", 10).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec![a.as_str(), b.as_str()]);
+    assert_eq!(all[0].field("user").map(|v| v.as_ref()), Some(&b"\x00u1"[..]));
+    assert_eq!(c.stream_read("events", &a, 10, 0).await.unwrap()[0].id, b);
+    assert!(c.stream_read("events", "$", 10, 50).await.unwrap().is_empty(), "nothing new within the wait");
+    let got = c.stream_read_group("events", "mailer", "m1", 10, 0).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(c.stream_ack("events", "mailer", &[a.as_str(), b.as_str()]).await.unwrap(), 2);
+    let err = c.stream_read_group("events", "nope", "m1", 1, 0).await.unwrap_err();
+    assert!(err.to_string().contains("NOGROUP"), "{err}");
+
+    let h = HttpClient::new(format!("http://{}", s.http_addr));
+    assert!(h.stream_create("chat", 2, serde_json::json!({"max_events": 100})).await.unwrap());
+    assert!(!h.stream_create("chat", 2, serde_json::json!({})).await.unwrap());
+    let (p, o) = h.stream_publish("chat", "msg", "hello", Some("room-1")).await.unwrap();
+    assert_eq!(o, 0);
+    let page = h.stream_consume("chat", p, Some(0), 10, 0).await.unwrap();
+    assert_eq!(
+        (page["events"][0]["data"].clone(), page["next_offset"].clone()),
+        (serde_json::json!("hello"), serde_json::json!(1))
+    );
+    h.stream_group_create("chat", "g", serde_json::json!("earliest")).await.unwrap();
+    let events = h.stream_group_read("chat", "g", "c", 10, 0).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(h.stream_group_ack("chat", "g", p, &[0]).await.unwrap(), 1);
+    s.shutdown().await;
+}
