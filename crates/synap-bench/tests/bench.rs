@@ -176,3 +176,48 @@ async fn pubsub_scenario_counts_every_delivery() {
     assert!(reports[1]["operations"].as_u64().unwrap() > 0);
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_scenarios_deliver_everything() {
+    let (s, dir) = server().await;
+    let port = s.resp_addr.unwrap().port().to_string();
+    for workload in ["fanout", "groups"] {
+        let json = dir.path().join(format!("{workload}.json"));
+        let args: Vec<String> = [
+            "--port",
+            &port,
+            "--json",
+            json.to_str().unwrap(),
+            "stream",
+            "--workload",
+            workload,
+            "--rooms",
+            "5",
+            "--events-per-room",
+            "40",
+            "--subscribers-per-room",
+            "4",
+            "--events",
+            "2000",
+            "--consumers",
+            "3",
+            "--pipeline",
+            "8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (ok, _, err) = tokio::task::spawn_blocking(move || bench(args)).await.unwrap();
+        assert!(ok, "{workload}: {err}");
+        let reports: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let (publish, delivery) = (&reports[0], &reports[1]);
+        let expected = if workload == "fanout" { (200, 800) } else { (2000, 2000) };
+        assert_eq!(
+            (publish["operations"].as_u64(), delivery["operations"].as_u64()),
+            (Some(expected.0), Some(expected.1)),
+            "{workload}: {reports}"
+        );
+        assert_eq!((publish["errors"].as_u64(), delivery["errors"].as_u64()), (Some(0), Some(0)), "{workload}");
+    }
+    s.shutdown().await;
+}
