@@ -207,6 +207,11 @@ pub enum Command {
     PubSubNumPat,
     /// A stream command (Synap's or Redis's).
     Stream(StreamCmd),
+    /// A hash, list, set or sorted-set command with its Redis arguments (after the name).
+    Coll {
+        cmd: crate::kv::types::CollCmd,
+        args: Vec<Bytes>,
+    },
 }
 
 impl Command {
@@ -214,6 +219,9 @@ impl Command {
     pub fn is_write(&self) -> bool {
         if let Command::Stream(c) = self {
             return c.is_write();
+        }
+        if let Command::Coll { cmd, .. } = self {
+            return cmd.is_write();
         }
         !matches!(
             self,
@@ -241,6 +249,28 @@ impl Command {
     /// Whether the command may grow memory use, so that it is refused (or evicts) at the memory limit.
     /// Deletions and expiry changes stay allowed at the limit, as in Redis.
     pub fn may_grow(&self) -> bool {
+        if let Command::Coll { cmd, .. } = self {
+            use crate::kv::types::CollCmd::*;
+            return cmd.is_write()
+                && !matches!(
+                    cmd,
+                    HDel | LPop
+                        | RPop
+                        | LRem
+                        | LTrim
+                        | SRem
+                        | SPop
+                        | ZRem
+                        | ZPopMin
+                        | ZPopMax
+                        | ZRemRangeByScore
+                        | ZRemRangeByRank
+                        | BLPop
+                        | BRPop
+                        | BZPopMin
+                        | BZPopMax
+                );
+        }
         matches!(
             self,
             Command::Set(_)

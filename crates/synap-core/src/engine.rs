@@ -55,6 +55,9 @@ pub struct Engine {
     notify: NotifyFlags,
     log: Arc<LogSlot>,
     clock: Arc<dyn Clock>,
+    /// Commands run under the read side; a transaction (EXEC) takes the write side, so that no other
+    /// command interleaves with it. Background passes and snapshot chunks take the read side too.
+    gate: parking_lot::RwLock<()>,
 }
 
 impl Engine {
@@ -83,6 +86,7 @@ impl Engine {
             notify,
             log: slot,
             clock,
+            gate: parking_lot::RwLock::new(()),
         }
     }
 
@@ -114,6 +118,31 @@ impl Engine {
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
+        let _gate = self.gate.read();
+        self.execute_inner(ctx, cmd)
+    }
+
+    /// Runs a transaction (MULTI ... EXEC): every command in order with no other command in between, its
+    /// mutations logged as one record (after a crash it is there whole or not at all). `None` (nothing
+    /// run) when a watched key changed (`watch` set).
+    pub fn exec_transaction(
+        &self,
+        ctx: &mut ExecCtx,
+        cmds: Vec<Command>,
+        watch: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Option<Vec<Result<Reply>>> {
+        let _gate = self.gate.write();
+        if watch.is_some_and(|w| w.load(std::sync::atomic::Ordering::Acquire)) {
+            return None;
+        }
+        self.log.begin_capture();
+        let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c)).collect();
+        let lsn = self.log.end_capture();
+        ctx.lsn = ctx.lsn.max(lsn);
+        Some(replies)
+    }
+
+    fn execute_inner(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
         if cmd.is_write() {
             self.log.check_writable()?;
         }
@@ -126,9 +155,9 @@ impl Engine {
         let mut plan = if self.notify.active() { crate::notify::plan(&cmd) } else { None };
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         let reply = match cmd {
-            Command::Get { key } => Ok(kv.get(&key, now)),
+            Command::Get { key } => kv.get(&key, now),
             Command::Set(args) => kv.set(&args, &mut lsn, now),
-            Command::GetDel { key } => Ok(kv.getdel(&key, &mut lsn, now)),
+            Command::GetDel { key } => kv.getdel(&key, &mut lsn, now),
             Command::Del { keys } => {
                 let mut deleted = Vec::new();
                 let mut r = kv.del(&keys, &mut lsn, now, &mut deleted);
@@ -155,7 +184,7 @@ impl Engine {
             Command::IncrBy { key, by } => kv.incr_by(&key, by, &mut lsn, now),
             Command::IncrByFloat { key, by } => kv.incr_by_float(&key, by, &mut lsn, now),
             Command::Append { key, value } => kv.append(&key, &value, &mut lsn, now),
-            Command::Strlen { key } => Ok(kv.strlen(&key, now)),
+            Command::Strlen { key } => kv.strlen(&key, now),
             Command::Expire { key, ttl, cond, name } => kv.expire(&key, ttl, cond, name, &mut lsn, now),
             Command::Ttl { key, unit } => Ok(kv.ttl(&key, unit, now)),
             Command::ExpireTime { key, unit } => Ok(kv.expire_time(&key, unit, now)),
@@ -213,6 +242,7 @@ impl Engine {
                 Err(crate::CommandError::WrongType)
             }
             Command::Stream(cmd) => self.streams.execute(cmd, now, &mut lsn),
+            Command::Coll { cmd, args } => kv.coll(cmd, &args, &mut lsn, now),
         };
         ctx.lsn = ctx.lsn.max(lsn);
         if let (Some(plan), Ok(r)) = (plan, &reply) {
@@ -286,6 +316,8 @@ impl Engine {
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
     pub fn snapshot_chunk(&self, cursor: &mut EngineCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        // Not in the middle of a transaction: a snapshot must not hold half of one.
+        let _gate = self.gate.read();
         if !cursor.kv_done {
             match self.kv.snapshot_chunk(&mut cursor.kv, max, out) {
                 Some(n) => return Some(n),
@@ -309,16 +341,19 @@ impl Engine {
 
     /// Stream retention by age and size. Returns the LSN it logged up to.
     pub fn stream_sweep(&self) -> u64 {
+        let _gate = self.gate.read();
         self.streams.sweep(self.now_ms())
     }
 
     /// One background maintenance pass (active expiry) within `budget`.
     pub fn maintenance(&self, budget: Duration) -> crate::kv::ExpireReport {
+        let _gate = self.gate.read();
         self.kv.active_expire_pass(budget)
     }
 
     /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.
     pub fn queue_sweep(&self) -> u64 {
+        let _gate = self.gate.read();
         self.queues.sweep(self.now_ms()).1
     }
 }

@@ -28,5 +28,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
 pub use engine::{Engine, EngineConfig, EngineCursor, ExecCtx};
 pub use error::{CommandError, ErrorKind, Result};
-pub use kv::{EvictionPolicy, KvConfig, KvStats, SnapshotCursor};
+pub use kv::{Blockers, EvictionPolicy, KvConfig, KvStats, SnapshotCursor, WatchRegistry};
 pub use mutation::{DecodeError, Mutation, MutationLog, StreamOp, decode_batch, encode_batch, encoded_len};

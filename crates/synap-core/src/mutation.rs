@@ -38,7 +38,7 @@ use crate::error::CommandError;
 use crate::stream::StreamId;
 
 /// One state change. Borrowed so that encoding into the WAL buffer and decoding from it copy nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mutation<'a> {
     Set {
         key: &'a [u8],
@@ -85,6 +85,59 @@ pub enum Mutation<'a> {
     /// The next queue message id (snapshots carry it, so ids are never reused).
     QueueNextId {
         next: u64,
+    },
+    /// Sets a collection key whole: `kind` (1 hash, 2 list, 3 set, 4 zset) and its items (`Coll::encode`).
+    Restore {
+        key: &'a [u8],
+        kind: u8,
+        data: &'a [u8],
+        expire_at: u64,
+    },
+    /// Hash field set (the key is created as a hash when missing).
+    HSet {
+        key: &'a [u8],
+        field: &'a [u8],
+        value: &'a [u8],
+    },
+    /// Hash field removed (an emptied hash is removed).
+    HDel {
+        key: &'a [u8],
+        field: &'a [u8],
+    },
+    /// List element `idx` set to `value`, inserted in idx order when new (pushes and LSET).
+    LPut {
+        key: &'a [u8],
+        idx: i64,
+        value: &'a [u8],
+    },
+    /// List element `idx` removed (pops, LREM).
+    LDel {
+        key: &'a [u8],
+        idx: i64,
+    },
+    /// List keeps only elements with `lo <= idx <= hi` (LTRIM).
+    LKeep {
+        key: &'a [u8],
+        lo: i64,
+        hi: i64,
+    },
+    SAdd {
+        key: &'a [u8],
+        member: &'a [u8],
+    },
+    SRem {
+        key: &'a [u8],
+        member: &'a [u8],
+    },
+    /// Sorted-set member's score set.
+    ZSet {
+        key: &'a [u8],
+        member: &'a [u8],
+        score: f64,
+    },
+    ZRem {
+        key: &'a [u8],
+        member: &'a [u8],
     },
     /// A change to one stream (room).
     Stream {
@@ -218,6 +271,16 @@ const TAG_QUEUE_PURGE: u8 = 11;
 const TAG_QUEUE_NEXT_ID: u8 = 12;
 const TAG_STREAM_FIRST: u8 = 13;
 const TAG_STREAM_LAST: u8 = 25;
+const TAG_RESTORE: u8 = 26;
+const TAG_HSET: u8 = 27;
+const TAG_HDEL: u8 = 28;
+const TAG_LPUT: u8 = 29;
+const TAG_LDEL: u8 = 30;
+const TAG_LKEEP: u8 = 31;
+const TAG_SADD: u8 = 32;
+const TAG_SREM: u8 = 33;
+const TAG_ZSET: u8 = 34;
+const TAG_ZREM: u8 = 35;
 
 /// The largest batch the engine ever produces: commands, dead-lettering and snapshots split or refuse work
 /// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
@@ -227,24 +290,74 @@ pub const MAX_BATCH_BYTES: usize = 1 << 30;
 pub const MAX_VALUE_BYTES: usize = 512 << 20;
 
 /// The engine's slot for its log: empty until recovery is done, then set once. Shared by every service.
+/// During a transaction it captures the batches instead, to log them as one record at the end.
 #[derive(Default)]
-pub struct LogSlot(std::sync::OnceLock<std::sync::Arc<dyn MutationLog>>);
+pub struct LogSlot {
+    log: std::sync::OnceLock<std::sync::Arc<dyn MutationLog>>,
+    capturing: std::sync::atomic::AtomicBool,
+    /// Mutation count and their encodings while capturing.
+    captured: parking_lot::Mutex<(u32, Vec<u8>)>,
+}
 
 impl LogSlot {
     pub fn attach(&self, log: std::sync::Arc<dyn MutationLog>) -> Result<(), std::sync::Arc<dyn MutationLog>> {
-        self.0.set(log)
+        self.log.set(log)
     }
 
     /// Appends a batch; 0 when there is no log (memory only) or nothing to log.
     pub fn append(&self, batch: &[Mutation<'_>]) -> u64 {
-        match self.0.get() {
-            Some(log) if !batch.is_empty() => log.append(batch),
-            _ => 0,
+        if batch.is_empty() {
+            return 0;
+        }
+        if self.capturing.load(std::sync::atomic::Ordering::Acquire) {
+            let mut c = self.captured.lock();
+            c.0 += batch.len() as u32;
+            for m in batch {
+                encode(m, &mut c.1);
+            }
+            return 0;
+        }
+        match self.log.get() {
+            Some(log) => log.append(batch),
+            None => 0,
         }
     }
 
+    /// Starts collecting batches (the caller excludes every other writer).
+    pub fn begin_capture(&self) {
+        *self.captured.lock() = (0, Vec::new());
+        self.capturing.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Logs what was collected as one record (records of at most `MAX_BATCH_BYTES` each, should a
+    /// transaction be larger); returns its LSN.
+    pub fn end_capture(&self) -> u64 {
+        self.capturing.store(false, std::sync::atomic::Ordering::Release);
+        let (count, bytes) = std::mem::take(&mut *self.captured.lock());
+        if count == 0 {
+            return 0;
+        }
+        let mut buf = Vec::with_capacity(4 + bytes.len());
+        buf.extend_from_slice(&count.to_le_bytes());
+        buf.extend_from_slice(&bytes);
+        let batch = decode_batch(&buf).expect("captured mutations decode");
+        let mut lsn = 0;
+        let mut start = 0;
+        let mut size = 4;
+        for (i, m) in batch.iter().enumerate() {
+            let n = encoded_len(std::slice::from_ref(m)) - 4;
+            if size + n > MAX_BATCH_BYTES && i > start {
+                lsn = self.append(&batch[start..i]);
+                start = i;
+                size = 4;
+            }
+            size += n;
+        }
+        lsn.max(self.append(&batch[start..]))
+    }
+
     pub fn check_writable(&self) -> Result<(), CommandError> {
-        match self.0.get() {
+        match self.log.get() {
             Some(log) => log.check_writable(),
             None => Ok(()),
         }
@@ -307,7 +420,17 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::QueueState { queue, consumer, .. } => 4 + queue.len() + 8 + 4 + 16 + 4 + consumer.len(),
                 Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
                 Mutation::QueueNextId { .. } => 8,
-                Mutation::Stream { .. } => {
+                Mutation::Stream { .. }
+                | Mutation::Restore { .. }
+                | Mutation::HSet { .. }
+                | Mutation::HDel { .. }
+                | Mutation::LPut { .. }
+                | Mutation::LDel { .. }
+                | Mutation::LKeep { .. }
+                | Mutation::SAdd { .. }
+                | Mutation::SRem { .. }
+                | Mutation::ZSet { .. }
+                | Mutation::ZRem { .. } => {
                     let mut scratch = Vec::new();
                     encode(m, &mut scratch);
                     scratch.len() - 1
@@ -385,6 +508,56 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&next.to_le_bytes());
         }
         Mutation::Stream { room, op } => encode_stream(room, op, out),
+        Mutation::Restore { key, kind, data, expire_at } => {
+            out.push(TAG_RESTORE);
+            put_bytes(out, key);
+            out.push(*kind);
+            put_bytes(out, data);
+            out.extend_from_slice(&expire_at.to_le_bytes());
+        }
+        Mutation::HSet { key, field, value } => {
+            out.push(TAG_HSET);
+            put_bytes(out, key);
+            put_bytes(out, field);
+            put_bytes(out, value);
+        }
+        Mutation::HDel { key, field } => {
+            out.push(TAG_HDEL);
+            put_bytes(out, key);
+            put_bytes(out, field);
+        }
+        Mutation::LPut { key, idx, value } => {
+            out.push(TAG_LPUT);
+            put_bytes(out, key);
+            out.extend_from_slice(&idx.to_le_bytes());
+            put_bytes(out, value);
+        }
+        Mutation::LDel { key, idx } => {
+            out.push(TAG_LDEL);
+            put_bytes(out, key);
+            out.extend_from_slice(&idx.to_le_bytes());
+        }
+        Mutation::LKeep { key, lo, hi } => {
+            out.push(TAG_LKEEP);
+            put_bytes(out, key);
+            out.extend_from_slice(&lo.to_le_bytes());
+            out.extend_from_slice(&hi.to_le_bytes());
+        }
+        Mutation::SAdd { key, member } | Mutation::SRem { key, member } | Mutation::ZRem { key, member } => {
+            out.push(match m {
+                Mutation::SAdd { .. } => TAG_SADD,
+                Mutation::SRem { .. } => TAG_SREM,
+                _ => TAG_ZREM,
+            });
+            put_bytes(out, key);
+            put_bytes(out, member);
+        }
+        Mutation::ZSet { key, member, score } => {
+            out.push(TAG_ZSET);
+            put_bytes(out, key);
+            put_bytes(out, member);
+            out.extend_from_slice(&score.to_bits().to_le_bytes());
+        }
     }
 }
 
@@ -579,6 +752,16 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
             TAG_QUEUE_NEXT_ID => Mutation::QueueNextId { next: r.u64()? },
             tag @ TAG_STREAM_FIRST..=TAG_STREAM_LAST => decode_stream(tag, &mut r)?,
+            TAG_RESTORE => Mutation::Restore { key: r.bytes()?, kind: r.u8()?, data: r.bytes()?, expire_at: r.u64()? },
+            TAG_HSET => Mutation::HSet { key: r.bytes()?, field: r.bytes()?, value: r.bytes()? },
+            TAG_HDEL => Mutation::HDel { key: r.bytes()?, field: r.bytes()? },
+            TAG_LPUT => Mutation::LPut { key: r.bytes()?, idx: r.u64()? as i64, value: r.bytes()? },
+            TAG_LDEL => Mutation::LDel { key: r.bytes()?, idx: r.u64()? as i64 },
+            TAG_LKEEP => Mutation::LKeep { key: r.bytes()?, lo: r.u64()? as i64, hi: r.u64()? as i64 },
+            TAG_SADD => Mutation::SAdd { key: r.bytes()?, member: r.bytes()? },
+            TAG_SREM => Mutation::SRem { key: r.bytes()?, member: r.bytes()? },
+            TAG_ZSET => Mutation::ZSet { key: r.bytes()?, member: r.bytes()?, score: f64::from_bits(r.u64()?) },
+            TAG_ZREM => Mutation::ZRem { key: r.bytes()?, member: r.bytes()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);
@@ -651,6 +834,16 @@ mod tests {
             Mutation::Stream { room: b"r", op: StreamOp::Ack { group: b"g", partition: 0, offset: 3 } },
             Mutation::Stream { room: b"r", op: StreamOp::Consumer { group: b"g", consumer: b"c", seen_at: 8 } },
             Mutation::Stream { room: b"r", op: StreamOp::ConsumerDel { group: b"g", consumer: b"c" } },
+            Mutation::Restore { key: b"h", kind: 1, data: b"\x01", expire_at: 5 },
+            Mutation::HSet { key: b"h", field: b"f", value: b"v" },
+            Mutation::HDel { key: b"h", field: b"f" },
+            Mutation::LPut { key: b"l", idx: -3, value: b"v" },
+            Mutation::LDel { key: b"l", idx: 7 },
+            Mutation::LKeep { key: b"l", lo: -1, hi: 9 },
+            Mutation::SAdd { key: b"s", member: b"m" },
+            Mutation::SRem { key: b"s", member: b"m" },
+            Mutation::ZSet { key: b"z", member: b"m", score: -1.5 },
+            Mutation::ZRem { key: b"z", member: b"m" },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

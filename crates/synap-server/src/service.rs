@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use synap_core::kv::types::CollCmd;
 use synap_core::queue::ConsumeArgs;
 use synap_core::{Command, CommandError, Engine, ExecCtx, Reply};
 use synap_storage::Persistence;
@@ -130,6 +131,62 @@ impl Service {
                 _ = futures_util::future::select_all(notified) => {}
                 _ = sleep => {}
                 _ = self.stopped() => return Ok(reply),
+            }
+        }
+    }
+
+    /// A blocking pop (BLPOP, BZPOPMIN, BLMOVE, ...): answers at once when one of `keys` has an element,
+    /// else waits (up to `wait`; `None`: until the server stops) in line behind the clients that blocked
+    /// on the same key before it (first come, first served). Answers nil on timeout.
+    pub async fn coll_wait(
+        &self,
+        cmd: CollCmd,
+        args: Vec<bytes::Bytes>,
+        keys: Vec<bytes::Bytes>,
+        wait: Option<Duration>,
+    ) -> Result<Reply, CommandError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let blockers = self.engine.kv().blockers();
+        let notifies = blockers.register(id, &keys);
+        // Leaves the line however this ends (reply, timeout, error, or the client going away).
+        struct Leave<'a>(&'a synap_core::kv::Blockers, u64, &'a [bytes::Bytes]);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.unregister(self.1, self.2);
+            }
+        }
+        let _leave = Leave(blockers, id, &keys);
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            let mut notified: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
+            for n in &mut notified {
+                n.as_mut().enable();
+            }
+            let heads = blockers.heads(id, &keys);
+            if !heads.is_empty() {
+                let try_args = match cmd {
+                    CollCmd::BLMove | CollCmd::BRPopLPush => args.clone(),
+                    _ => heads,
+                };
+                let reply = self.execute(Command::Coll { cmd, args: try_args }).await?;
+                if reply != Reply::Nil {
+                    return Ok(reply);
+                }
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Ok(Reply::Nil);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = futures_util::future::select_all(notified) => {}
+                _ = sleep => return Ok(Reply::Nil),
+                _ = self.stopped() => return Ok(Reply::Nil),
             }
         }
     }

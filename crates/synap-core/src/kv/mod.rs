@@ -16,18 +16,23 @@
 mod evict;
 mod expire;
 pub use expire::ExpireReport;
+pub(crate) mod coll;
 mod scan;
 pub(crate) mod shard;
 mod strings;
+pub mod types;
 pub use strings::{format_f64, parse_f64, parse_i64};
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
 
+pub(crate) use coll::{Coll, Kind};
 pub use evict::EvictionPolicy;
 pub use scan::decode_cursor;
 pub(crate) use shard::{NO_EXPIRE, Shard};
@@ -114,6 +119,113 @@ pub struct Keyspace {
     expire_cursor: AtomicUsize,
     /// Called with ("expired" | "evicted", key) when keys go by themselves (keyspace notifications).
     events: OnceLock<EventHook>,
+    watch: WatchRegistry,
+    blockers: Blockers,
+}
+
+/// WATCHed keys: each watching client has a flag that any change to one of its keys sets.
+#[derive(Default)]
+pub struct WatchRegistry {
+    count: AtomicUsize,
+    keys: Mutex<hashbrown::HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
+}
+
+impl WatchRegistry {
+    fn active(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Registers `flag` for `key`; the flag is set when the key changes (or the keyspace is flushed).
+    pub fn watch(&self, flag: &Arc<AtomicBool>, key: &Bytes) {
+        let mut keys = self.keys.lock();
+        let list = keys.entry(key.clone()).or_default();
+        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
+            list.push(flag.clone());
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    pub fn unwatch(&self, flag: &Arc<AtomicBool>, key: &[u8]) {
+        let mut keys = self.keys.lock();
+        if let Some(list) = keys.get_mut(key) {
+            let before = list.len();
+            list.retain(|f| !Arc::ptr_eq(f, flag));
+            self.count.fetch_sub(before - list.len(), Ordering::AcqRel);
+            if list.is_empty() {
+                keys.remove(key);
+            }
+        }
+    }
+
+    fn touch(&self, key: &[u8]) {
+        if let Some(list) = self.keys.lock().get(key) {
+            list.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
+    }
+
+    fn touch_all(&self) {
+        for list in self.keys.lock().values() {
+            list.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
+    }
+}
+
+/// The clients blocked on one key, in arrival order, and the handle that wakes them.
+type KeyLine = (std::collections::VecDeque<u64>, Arc<tokio::sync::Notify>);
+
+/// Clients blocked on keys, first come first served per key.
+#[derive(Default)]
+pub struct Blockers {
+    count: AtomicUsize,
+    keys: Mutex<hashbrown::HashMap<Bytes, KeyLine>>,
+}
+
+impl Blockers {
+    fn active(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Queues client `id` on `keys`; returns the handles woken when one of them may have data.
+    pub fn register(&self, id: u64, keys: &[Bytes]) -> Vec<Arc<tokio::sync::Notify>> {
+        let mut map = self.keys.lock();
+        self.count.fetch_add(1, Ordering::AcqRel);
+        keys.iter()
+            .map(|k| {
+                let (queue, notify) = map.entry(k.clone()).or_default();
+                if !queue.contains(&id) {
+                    queue.push_back(id);
+                }
+                notify.clone()
+            })
+            .collect()
+    }
+
+    /// The keys on which `id` is first in line (only they may serve it, in Redis's FIFO order).
+    pub fn heads(&self, id: u64, keys: &[Bytes]) -> Vec<Bytes> {
+        let map = self.keys.lock();
+        keys.iter().filter(|k| map.get(&k[..]).is_some_and(|(q, _)| q.front() == Some(&id))).cloned().collect()
+    }
+
+    /// Removes `id` from its keys' queues and wakes the next in line.
+    pub fn unregister(&self, id: u64, keys: &[Bytes]) {
+        let mut map = self.keys.lock();
+        for k in keys {
+            if let Some((queue, notify)) = map.get_mut(&k[..]) {
+                queue.retain(|x| *x != id);
+                notify.notify_waiters();
+                if queue.is_empty() {
+                    map.remove(&k[..]);
+                }
+            }
+        }
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn wake(&self, key: &[u8]) {
+        if let Some((_, notify)) = self.keys.lock().get(key) {
+            notify.notify_waiters();
+        }
+    }
 }
 
 /// Receives keyspace events the keyspace raises by itself (expiry, eviction).
@@ -128,6 +240,11 @@ impl<'a> Locked<'a> {
     pub(crate) fn get(&mut self, shard: usize) -> &mut Shard {
         let i = self.guards.binary_search_by_key(&shard, |(s, _)| *s).expect("shard locked");
         &mut self.guards[i].1
+    }
+
+    pub(crate) fn peek(&self, shard: usize) -> &Shard {
+        let i = self.guards.binary_search_by_key(&shard, |(s, _)| *s).expect("shard locked");
+        &self.guards[i].1
     }
 }
 
@@ -147,6 +264,8 @@ impl Keyspace {
             log,
             expire_cursor: AtomicUsize::new(0),
             events: OnceLock::new(),
+            watch: WatchRegistry::default(),
+            blockers: Blockers::default(),
         }
     }
 
@@ -244,8 +363,64 @@ impl Keyspace {
                     shard.set_expire(pos, expire_at);
                 }
             }
+            Mutation::Restore { key, kind, data, expire_at } => {
+                let coll = Kind::from_u8(kind).and_then(|k| Coll::decode(k, data));
+                match coll {
+                    Some(c) if !c.is_empty() => {
+                        shard.upsert_coll(hash, key, c, expire_at, self.initial_access(now));
+                    }
+                    Some(_) => {
+                        if let Some(pos) = shard.find(hash, key) {
+                            shard.remove_at(pos, hash);
+                        }
+                    }
+                    None => tracing::error!(key = %String::from_utf8_lossy(key), "malformed Restore record skipped"),
+                }
+            }
             Mutation::FlushAll => unreachable!("FlushAll is applied to every shard by the caller"),
-            _ => unreachable!("queue mutations are applied by the queue store"),
+            ref elem => self.apply_element(shard, hash, elem, now),
+        }
+    }
+
+    /// Applies a collection element mutation: creates the collection when the key is missing (or holds
+    /// another type: the log only records changes the commands allowed), and removes it when it empties.
+    fn apply_element(&self, shard: &mut Shard, hash: u64, m: &Mutation<'_>, now: u64) {
+        let (key, kind) = match *m {
+            Mutation::HSet { key, .. } | Mutation::HDel { key, .. } => (key, Kind::Hash),
+            Mutation::LPut { key, .. } | Mutation::LDel { key, .. } | Mutation::LKeep { key, .. } => (key, Kind::List),
+            Mutation::SAdd { key, .. } | Mutation::SRem { key, .. } => (key, Kind::Set),
+            Mutation::ZSet { key, .. } | Mutation::ZRem { key, .. } => (key, Kind::ZSet),
+            _ => unreachable!("queue and stream mutations are applied by their stores"),
+        };
+        let creates =
+            matches!(m, Mutation::HSet { .. } | Mutation::LPut { .. } | Mutation::SAdd { .. } | Mutation::ZSet { .. });
+        let pos = match shard.find(hash, key) {
+            Some(p) if shard.entry(p).kind() == kind => p,
+            Some(_) | None if !creates => return,
+            _ => shard.upsert_coll(hash, key, Coll::empty(kind), NO_EXPIRE, self.initial_access(now)),
+        };
+        shard.with_coll(pos, |c| match (c, m) {
+            (Coll::Hash(h), Mutation::HSet { field, value, .. }) => h.set(field, value),
+            (Coll::Hash(h), Mutation::HDel { field, .. }) => {
+                h.del(field);
+            }
+            (Coll::List(l), Mutation::LPut { idx, value, .. }) => l.put(*idx, value),
+            (Coll::List(l), Mutation::LDel { idx, .. }) => l.del(*idx),
+            (Coll::List(l), Mutation::LKeep { lo, hi, .. }) => l.keep(*lo, *hi),
+            (Coll::Set(s), Mutation::SAdd { member, .. }) => {
+                s.add(member);
+            }
+            (Coll::Set(s), Mutation::SRem { member, .. }) => {
+                s.remove(member);
+            }
+            (Coll::ZSet(z), Mutation::ZSet { member, score, .. }) => z.set(member, *score),
+            (Coll::ZSet(z), Mutation::ZRem { member, .. }) => {
+                z.remove(member);
+            }
+            _ => {}
+        });
+        if shard.entry(pos).coll.as_ref().is_some_and(|c| c.is_empty()) {
+            shard.remove_at(pos, hash);
         }
     }
 
@@ -278,8 +453,41 @@ impl Keyspace {
         self.log_batch(std::slice::from_ref(&m))
     }
 
+    /// [`Self::commit`] for a batch whose mutations all name keys of one locked shard (`hash`'s).
+    pub(crate) fn commit_shard(&self, shard: &mut Shard, hash: u64, batch: &[Mutation<'_>], now: u64) -> u64 {
+        for m in batch {
+            self.apply_local(shard, hash, m, now);
+        }
+        self.log_batch(batch)
+    }
+
     fn log_batch(&self, batch: &[Mutation<'_>]) -> u64 {
+        if self.watch.active() {
+            for m in batch {
+                match m {
+                    Mutation::FlushAll => self.watch.touch_all(),
+                    m => self.watch.touch(single_key(m)),
+                }
+            }
+        }
+        if self.blockers.active() {
+            for m in batch {
+                if let Mutation::LPut { key, .. } | Mutation::ZSet { key, .. } | Mutation::Restore { key, .. } = m {
+                    self.blockers.wake(key);
+                }
+            }
+        }
         self.log.append(batch)
+    }
+
+    /// Clients watching keys (WATCH).
+    pub fn watches(&self) -> &WatchRegistry {
+        &self.watch
+    }
+
+    /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
+    pub fn blockers(&self) -> &Blockers {
+        &self.blockers
     }
 
     /// The replay applier: applies a decoded batch without logging it (recovery, replicas).
@@ -322,14 +530,33 @@ impl Keyspace {
                 continue;
             }
             let mut batch = Vec::with_capacity(max.min(pos));
+            let mut encoded: Vec<(usize, Vec<u8>)> = Vec::new();
             let mut bytes = 0usize;
             while pos > 0 && batch.len() < max && bytes < SNAPSHOT_CHUNK_BYTES {
                 pos -= 1;
                 let e = shard.entry(pos);
                 if !e.is_expired(now) {
-                    bytes += e.key().len() + e.value().len();
-                    batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
+                    match &e.coll {
+                        None => {
+                            bytes += e.key().len() + e.value().len();
+                            batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
+                        }
+                        Some(c) => {
+                            // Placeholder now, the collection's encoding after the loop (it must outlive `batch`).
+                            let data = c.encode();
+                            bytes += e.key().len() + data.len();
+                            encoded.push((batch.len(), data));
+                            batch.push(Mutation::Del { key: e.key() });
+                        }
+                    }
                 }
+            }
+            for (i, data) in &encoded {
+                let e_key = single_key(&batch[*i]);
+                let pos = shard.find(self.hash(e_key), e_key).expect("entry present under the lock");
+                let e = shard.entry(pos);
+                let kind = e.kind() as u8;
+                batch[*i] = Mutation::Restore { key: e.key(), kind, data, expire_at: e.expire_at };
             }
             crate::mutation::encode_batch(&batch, out);
             cursor.remaining = pos;
@@ -377,8 +604,11 @@ impl Keyspace {
             let g = s.lock();
             for e in g.iter().filter(|e| !e.is_expired(now)) {
                 let mut h = fnv1a(FNV_OFFSET, e.key());
-                h = fnv1a(h, &[0xff]);
-                h = fnv1a(h, e.value());
+                h = fnv1a(h, &[0xff, e.kind() as u8]);
+                match &e.coll {
+                    None => h = fnv1a(h, e.value()),
+                    Some(c) => h = fnv1a(h, &c.digest()),
+                }
                 h = fnv1a(h, &e.expire_at.to_le_bytes());
                 sum = sum.wrapping_add(mix(h));
                 count += 1;
@@ -391,6 +621,16 @@ impl Keyspace {
 fn single_key<'a>(m: &Mutation<'a>) -> &'a [u8] {
     match *m {
         Mutation::Set { key, .. } | Mutation::Del { key } | Mutation::SetExpire { key, .. } => key,
+        Mutation::Restore { key, .. }
+        | Mutation::HSet { key, .. }
+        | Mutation::HDel { key, .. }
+        | Mutation::LPut { key, .. }
+        | Mutation::LDel { key, .. }
+        | Mutation::LKeep { key, .. }
+        | Mutation::SAdd { key, .. }
+        | Mutation::SRem { key, .. }
+        | Mutation::ZSet { key, .. }
+        | Mutation::ZRem { key, .. } => key,
         Mutation::FlushAll => unreachable!("not a single-key mutation"),
         _ => unreachable!("queue mutations are applied by the queue store"),
     }

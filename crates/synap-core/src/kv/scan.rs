@@ -23,11 +23,11 @@ fn encode_cursor(shard: usize, remaining: u64) -> u64 {
     ((shard as u64) << 32) | remaining
 }
 
-/// Type names a key can have; `string` is the only one the keyspace holds today.
-fn type_matches(filter: &Option<String>) -> bool {
+/// Whether an entry of `kind` passes SCAN's TYPE filter.
+fn type_matches(filter: &Option<String>, kind: super::Kind) -> bool {
     match filter {
         None => true,
-        Some(t) => t.eq_ignore_ascii_case("string"),
+        Some(t) => t.eq_ignore_ascii_case(kind.name()),
     }
 }
 
@@ -63,7 +63,6 @@ impl Keyspace {
     /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
     pub fn scan(&self, args: &ScanArgs, now: u64) -> (u64, Vec<Bytes>) {
         let filter = Filter { prefix: args.prefix.as_deref().unwrap_or(b""), pattern: args.pattern.as_deref() };
-        let want_type = type_matches(&args.type_filter);
         let mut budget = args.count.max(1);
         let (mut shard_idx, mut remaining) = decode_cursor(args.cursor);
         let mut out = Vec::new();
@@ -74,7 +73,7 @@ impl Keyspace {
                 pos -= 1;
                 budget -= 1;
                 let e = shard.entry(pos as usize);
-                if want_type && !e.is_expired(now) && filter.accepts(e.key()) {
+                if type_matches(&args.type_filter, e.kind()) && !e.is_expired(now) && filter.accepts(e.key()) {
                     out.push(Bytes::copy_from_slice(e.key()));
                 }
             }

@@ -19,12 +19,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
+use super::coll::{Coll, Kind};
+
 /// No expiry.
 pub const NO_EXPIRE: u64 = 0;
 const NOT_VOLATILE: u32 = u32::MAX;
 
 pub(crate) struct Entry {
     blob: Box<[u8]>,
+    /// A collection value (hash, list, set, sorted set); `None` for a string, whose value is in `blob`.
+    pub(crate) coll: Option<Box<Coll>>,
     /// Absolute Unix ms; [`NO_EXPIRE`] when persistent.
     pub(crate) expire_at: u64,
     /// LRU clock (seconds) or LFU state, depending on the eviction policy.
@@ -38,7 +42,11 @@ impl Entry {
         blob.extend_from_slice(&(key.len() as u32).to_le_bytes());
         blob.extend_from_slice(key);
         blob.extend_from_slice(value);
-        Entry { blob: blob.into_boxed_slice(), expire_at, access, vol_idx: NOT_VOLATILE }
+        Entry { blob: blob.into_boxed_slice(), coll: None, expire_at, access, vol_idx: NOT_VOLATILE }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.coll.as_ref().map(|c| c.kind()).unwrap_or(Kind::String)
     }
 
     fn key_len(&self) -> usize {
@@ -59,7 +67,7 @@ impl Entry {
 
     /// Memory charged for this entry: the blob's allocator size class plus the fixed per-entry cost.
     pub(crate) fn charge(&self) -> usize {
-        entry_charge(self.blob.len())
+        entry_charge(self.blob.len()) + self.coll.as_ref().map(|c| c.mem()).unwrap_or(0)
     }
 }
 
@@ -144,7 +152,7 @@ impl Shard {
         match self.find(hash, key) {
             Some(pos) => {
                 let e = &mut self.entries[pos];
-                if e.blob.len() == 4 + key.len() + value.len() {
+                if e.coll.is_none() && e.blob.len() == 4 + key.len() + value.len() {
                     // Same size: overwrite the value in place (no allocation; the charge is unchanged).
                     let at = 4 + key.len();
                     e.blob[at..].copy_from_slice(value);
@@ -152,6 +160,7 @@ impl Shard {
                     let new = Entry::new(key, value, expire_at, access);
                     let (charge, old_charge) = (new.charge(), e.charge());
                     e.blob = new.blob;
+                    e.coll = None;
                     self.account(charge, old_charge);
                 }
                 self.entries[pos].access = access;
@@ -175,6 +184,25 @@ impl Shard {
                 pos
             }
         }
+    }
+
+    /// Inserts or replaces `key` with a collection value; returns the position.
+    pub(crate) fn upsert_coll(&mut self, hash: u64, key: &[u8], coll: Coll, expire_at: u64, access: u32) -> usize {
+        let pos = self.upsert(hash, key, &[], expire_at, access);
+        let old = self.entries[pos].charge();
+        self.entries[pos].coll = Some(Box::new(coll));
+        let new = self.entries[pos].charge();
+        self.account(new, old);
+        pos
+    }
+
+    /// Runs `f` on the collection at `pos` and re-charges the entry for its new size.
+    pub(crate) fn with_coll<R>(&mut self, pos: usize, f: impl FnOnce(&mut Coll) -> R) -> Option<R> {
+        let old = self.entries[pos].charge();
+        let r = f(self.entries[pos].coll.as_deref_mut()?);
+        let new = self.entries[pos].charge();
+        self.account(new, old);
+        Some(r)
     }
 
     /// Sets or clears the expiry of the entry at `pos`, keeping the volatile list in step.

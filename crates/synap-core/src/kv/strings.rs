@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use rand::Rng;
 
-use super::{Keyspace, NO_EXPIRE};
+use super::{Keyspace, NO_EXPIRE, Shard};
 use crate::command::{ExpireCond, Reply, SetArgs, SetCond, TimeUnit, Ttl};
 use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
@@ -74,17 +74,26 @@ impl Keyspace {
         Ok(if at <= now as i64 { None } else { Some(at as u64) })
     }
 
-    pub(crate) fn get(&self, key: &[u8], now: u64) -> Reply {
+    /// Position of a live string `key`; WRONGTYPE when the key holds a collection.
+    pub(crate) fn find_str(&self, shard: &mut Shard, h: u64, key: &[u8], now: u64) -> Result<Option<usize>> {
+        match self.find_live(shard, h, key, now) {
+            Some(pos) if shard.entry(pos).coll.is_some() => Err(CommandError::WrongType),
+            other => Ok(other),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &[u8], now: u64) -> Result<Reply> {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.touch_live(&mut shard, h, key, now) {
+            Some(pos) if shard.entry(pos).coll.is_some() => Err(CommandError::WrongType),
             Some(pos) => {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                Reply::Bulk(Bytes::copy_from_slice(shard.entry(pos).value()))
+                Ok(Reply::Bulk(Bytes::copy_from_slice(shard.entry(pos).value())))
             }
             None => {
                 self.counters.misses.fetch_add(1, Ordering::Relaxed);
-                Reply::Nil
+                Ok(Reply::Nil)
             }
         }
     }
@@ -108,6 +117,9 @@ impl Keyspace {
         let h = self.hash(&args.key);
         let mut shard = self.lock(h);
         let pos = self.find_live(&mut shard, h, &args.key, now);
+        if args.get && pos.is_some_and(|p| shard.entry(p).coll.is_some()) {
+            return Err(CommandError::WrongType);
+        }
         let previous = match pos {
             Some(p) if args.get => Reply::Bulk(Bytes::copy_from_slice(shard.entry(p).value())),
             _ => Reply::Nil,
@@ -136,16 +148,16 @@ impl Keyspace {
         Ok(if args.get { previous } else { Reply::Ok })
     }
 
-    pub(crate) fn getdel(&self, key: &[u8], lsn: &mut u64, now: u64) -> Reply {
+    pub(crate) fn getdel(&self, key: &[u8], lsn: &mut u64, now: u64) -> Result<Reply> {
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        match self.find_live(&mut shard, h, key, now) {
+        match self.find_str(&mut shard, h, key, now)? {
             Some(pos) => {
                 let value = Bytes::copy_from_slice(shard.entry(pos).value());
                 *lsn = self.commit_one(&mut shard, h, Mutation::Del { key }, now);
-                Reply::Bulk(value)
+                Ok(Reply::Bulk(value))
             }
-            None => Reply::Nil,
+            None => Ok(Reply::Nil),
         }
     }
 
@@ -181,7 +193,7 @@ impl Keyspace {
     }
 
     pub(crate) fn mget(&self, keys: &[Bytes], now: u64) -> Reply {
-        Reply::Array(keys.iter().map(|k| self.get(k, now)).collect())
+        Reply::Array(keys.iter().map(|k| self.get(k, now).unwrap_or(Reply::Nil)).collect())
     }
 
     pub(crate) fn mset(&self, pairs: &[(Bytes, Bytes)], nx: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
@@ -214,7 +226,7 @@ impl Keyspace {
         self.check_key(key)?;
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let (current, expire_at) = match self.find_live(&mut shard, h, key, now) {
+        let (current, expire_at) = match self.find_str(&mut shard, h, key, now)? {
             Some(pos) => {
                 let e = shard.entry(pos);
                 (parse_i64(e.value()).ok_or(CommandError::NotInteger)?, e.expire_at)
@@ -235,7 +247,7 @@ impl Keyspace {
         }
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let (current, expire_at) = match self.find_live(&mut shard, h, key, now) {
+        let (current, expire_at) = match self.find_str(&mut shard, h, key, now)? {
             Some(pos) => {
                 let e = shard.entry(pos);
                 (parse_f64(e.value()).ok_or(CommandError::NotFloat)?, e.expire_at)
@@ -255,7 +267,7 @@ impl Keyspace {
         self.check_key(key)?;
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let (mut value, expire_at) = match self.find_live(&mut shard, h, key, now) {
+        let (mut value, expire_at) = match self.find_str(&mut shard, h, key, now)? {
             Some(pos) => (shard.entry(pos).value().to_vec(), shard.entry(pos).expire_at),
             None => (Vec::new(), NO_EXPIRE),
         };
@@ -265,12 +277,12 @@ impl Keyspace {
         Ok(Reply::Int(value.len() as i64))
     }
 
-    pub(crate) fn strlen(&self, key: &[u8], now: u64) -> Reply {
+    pub(crate) fn strlen(&self, key: &[u8], now: u64) -> Result<Reply> {
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        match self.find_live(&mut shard, h, key, now) {
-            Some(pos) => Reply::Int(shard.entry(pos).value().len() as i64),
-            None => Reply::Int(0),
+        match self.find_str(&mut shard, h, key, now)? {
+            Some(pos) => Ok(Reply::Int(shard.entry(pos).value().len() as i64)),
+            None => Ok(Reply::Int(0)),
         }
     }
 
@@ -356,7 +368,7 @@ impl Keyspace {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         match self.find_live(&mut shard, h, key, now) {
-            Some(_) => Reply::Status("string"),
+            Some(pos) => Reply::Status(shard.entry(pos).kind().name()),
             None => Reply::Status("none"),
         }
     }
@@ -375,9 +387,16 @@ impl Keyspace {
             // Physical form: the source goes, the target gets its value and expiry (see `mutation`).
             let src = locked.get(self.shard_of(hf));
             let pos = src.find(hf, from).expect("found above under the same lock");
-            let (value, expire_at) = (src.entry(pos).value().to_vec(), src.entry(pos).expire_at);
-            let batch = [Mutation::Del { key: from }, Mutation::Set { key: to, value: &value, expire_at }];
-            *lsn = self.commit(&mut locked, &batch, now);
+            let e = src.entry(pos);
+            let (kind, value, expire_at) = match &e.coll {
+                None => (None, e.value().to_vec(), e.expire_at),
+                Some(c) => (Some(c.kind() as u8), c.encode(), e.expire_at),
+            };
+            let set = match kind {
+                None => Mutation::Set { key: to, value: &value, expire_at },
+                Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
+            };
+            *lsn = self.commit(&mut locked, &[Mutation::Del { key: from }, set], now);
         }
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }

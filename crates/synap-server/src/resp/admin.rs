@@ -28,6 +28,12 @@ impl Conn {
             Action::Engine(..)
             | Action::QueueConsumeBlock(..)
             | Action::StreamBlock(..)
+            | Action::CollBlock(..)
+            | Action::Multi
+            | Action::Exec
+            | Action::Discard
+            | Action::Watch(..)
+            | Action::Unwatch
             | Action::Subscription(..)
             | Action::Reset => {
                 unreachable!("engine, blocking and subscription commands are executed by the connection")

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
+use synap_core::kv::types::CollCmd;
 use synap_core::pubsub::Kind;
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions, parse_id};
 use synap_core::{Command, CommandError, ExpireCond, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
@@ -41,6 +42,13 @@ pub enum Action {
     QueueConsumeBlock(ConsumeArgs, u64),
     /// XREAD / XREADGROUP ... BLOCK ms: the read, the streams it waits on, the timeout (0 = forever).
     StreamBlock(Command, Vec<Bytes>, u64),
+    /// BLPOP, BZPOPMIN, ...: the command, its arguments without the timeout, the timeout in ms (0 = forever).
+    CollBlock(CollCmd, Vec<Bytes>, u64),
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Bytes>),
+    Unwatch,
     /// SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE: kind, subscribe?, names.
     Subscription(synap_core::pubsub::Kind, bool, Vec<Bytes>),
     Reset,
@@ -91,6 +99,8 @@ const WD: &[&str] = &["write", "fast"];
 const R: &[&str] = &["readonly"];
 const RF: &[&str] = &["readonly", "fast"];
 const ADMIN: &[&str] = &["loading", "stale", "fast"];
+const WB: &[&str] = &["write", "blocking"];
+const TX: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $summary:literal, $parse:expr) => {
@@ -111,6 +121,362 @@ macro_rules! spec {
 use super::streams as xs;
 
 pub static COMMANDS: &[Spec] = &[
+    spec!("multi", 1, TX, (0, 0, 0), "transactions", "Starts a transaction.", |_| Ok(Action::Multi)),
+    spec!(
+        "exec",
+        1,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        (0, 0, 0),
+        "transactions",
+        "Executes all commands in a transaction.",
+        |_| Ok(Action::Exec)
+    ),
+    spec!("discard", 1, TX, (0, 0, 0), "transactions", "Discards a transaction.", |_| Ok(Action::Discard)),
+    spec!(
+        "watch",
+        -2,
+        TX,
+        (1, -1, 1),
+        "transactions",
+        "Monitors changes to keys to determine the execution of a transaction.",
+        |a| Ok(Action::Watch(a[1..].to_vec()))
+    ),
+    spec!("unwatch", 1, TX, (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", |_| Ok(
+        Action::Unwatch
+    )),
+    spec!("hset", -4, WF, (1, 1, 1), "hash", "Sets the values of one or more fields in a hash.", parse_coll),
+    spec!("hmset", -4, WF, (1, 1, 1), "hash", "Sets the values of multiple fields.", parse_coll),
+    spec!(
+        "hsetnx",
+        4,
+        WF,
+        (1, 1, 1),
+        "hash",
+        "Sets the value of a field in a hash only when the field doesn't exist.",
+        parse_coll
+    ),
+    spec!("hget", 3, RF, (1, 1, 1), "hash", "Returns the value of a field in a hash.", parse_coll),
+    spec!("hmget", -3, RF, (1, 1, 1), "hash", "Returns the values of all fields in a hash.", parse_coll),
+    spec!("hgetall", 2, R, (1, 1, 1), "hash", "Returns all fields and values in a hash.", parse_coll),
+    spec!("hdel", -3, WD, (1, 1, 1), "hash", "Deletes one or more fields and their values from a hash.", parse_coll),
+    spec!("hexists", 3, RF, (1, 1, 1), "hash", "Determines whether a field exists in a hash.", parse_coll),
+    spec!("hlen", 2, RF, (1, 1, 1), "hash", "Returns the number of fields in a hash.", parse_coll),
+    spec!("hkeys", 2, R, (1, 1, 1), "hash", "Returns all fields in a hash.", parse_coll),
+    spec!("hvals", 2, R, (1, 1, 1), "hash", "Returns all values in a hash.", parse_coll),
+    spec!(
+        "hincrby",
+        4,
+        WF,
+        (1, 1, 1),
+        "hash",
+        "Increments the integer value of a field in a hash by a number.",
+        parse_coll
+    ),
+    spec!(
+        "hincrbyfloat",
+        4,
+        WF,
+        (1, 1, 1),
+        "hash",
+        "Increments the floating point value of a field by a number.",
+        parse_coll
+    ),
+    spec!("hstrlen", 3, RF, (1, 1, 1), "hash", "Returns the length of the value of a field.", parse_coll),
+    spec!("hrandfield", -2, R, (1, 1, 1), "hash", "Returns one or more random fields from a hash.", parse_coll),
+    spec!("hscan", -3, R, (1, 1, 1), "hash", "Iterates over fields and values of a hash.", parse_coll),
+    spec!("lpush", -3, WF, (1, 1, 1), "list", "Prepends one or more elements to a list.", parse_coll),
+    spec!("rpush", -3, WF, (1, 1, 1), "list", "Appends one or more elements to a list.", parse_coll),
+    spec!(
+        "lpushx",
+        -3,
+        WF,
+        (1, 1, 1),
+        "list",
+        "Prepends one or more elements to a list only when the list exists.",
+        parse_coll
+    ),
+    spec!("rpushx", -3, WF, (1, 1, 1), "list", "Appends an element to a list only when the list exists.", parse_coll),
+    spec!("lpop", -2, WD, (1, 1, 1), "list", "Returns the first elements in a list after removing it.", parse_coll),
+    spec!("rpop", -2, WD, (1, 1, 1), "list", "Returns and removes the last elements of a list.", parse_coll),
+    spec!("llen", 2, RF, (1, 1, 1), "list", "Returns the length of a list.", parse_coll),
+    spec!("lrange", 4, R, (1, 1, 1), "list", "Returns a range of elements from a list.", parse_coll),
+    spec!("lindex", 3, R, (1, 1, 1), "list", "Returns an element from a list by its index.", parse_coll),
+    spec!("lset", 4, W, (1, 1, 1), "list", "Sets the value of an element in a list by its index.", parse_coll),
+    spec!(
+        "linsert",
+        5,
+        W,
+        (1, 1, 1),
+        "list",
+        "Inserts an element before or after another element in a list.",
+        parse_coll
+    ),
+    spec!("lrem", 4, W, (1, 1, 1), "list", "Removes elements from a list.", parse_coll),
+    spec!("ltrim", 4, W, (1, 1, 1), "list", "Removes elements from both ends a list.", parse_coll),
+    spec!("lpos", -3, R, (1, 1, 1), "list", "Returns the index of matching elements in a list.", parse_coll),
+    spec!(
+        "lmove",
+        5,
+        W,
+        (1, 2, 1),
+        "list",
+        "Returns an element after popping it from one list and pushing it to another.",
+        parse_coll
+    ),
+    spec!(
+        "rpoplpush",
+        3,
+        W,
+        (1, 2, 1),
+        "list",
+        "Returns the last element of a list after removing and pushing it to another list.",
+        parse_coll
+    ),
+    spec!(
+        "blpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        "list",
+        "Removes and returns the first element in a list. Blocks until an element is available otherwise.",
+        parse_coll
+    ),
+    spec!(
+        "brpop",
+        -3,
+        WB,
+        (1, -2, 1),
+        "list",
+        "Removes and returns the last element in a list. Blocks until an element is available otherwise.",
+        parse_coll
+    ),
+    spec!(
+        "blmove",
+        6,
+        WB,
+        (1, 2, 1),
+        "list",
+        "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.",
+        parse_coll
+    ),
+    spec!(
+        "brpoplpush",
+        4,
+        WB,
+        (1, 2, 1),
+        "list",
+        "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.",
+        parse_coll
+    ),
+    spec!("sadd", -3, WF, (1, 1, 1), "set", "Adds one or more members to a set.", parse_coll),
+    spec!("srem", -3, WD, (1, 1, 1), "set", "Removes one or more members from a set.", parse_coll),
+    spec!("sismember", 3, RF, (1, 1, 1), "set", "Determines whether a member belongs to a set.", parse_coll),
+    spec!("smismember", -3, RF, (1, 1, 1), "set", "Determines whether multiple members belong to a set.", parse_coll),
+    spec!("smembers", 2, R, (1, 1, 1), "set", "Returns all members of a set.", parse_coll),
+    spec!("scard", 2, RF, (1, 1, 1), "set", "Returns the number of members in a set.", parse_coll),
+    spec!(
+        "spop",
+        -2,
+        WD,
+        (1, 1, 1),
+        "set",
+        "Returns one or more random members from a set after removing them.",
+        parse_coll
+    ),
+    spec!("srandmember", -2, R, (1, 1, 1), "set", "Get one or multiple random members from a set.", parse_coll),
+    spec!("smove", 4, WF, (1, 2, 1), "set", "Moves a member from one set to another.", parse_coll),
+    spec!("sinter", -2, R, (1, -1, 1), "set", "Returns the intersect of multiple sets.", parse_coll),
+    spec!("sunion", -2, R, (1, -1, 1), "set", "Returns the union of multiple sets.", parse_coll),
+    spec!("sdiff", -2, R, (1, -1, 1), "set", "Returns the difference of multiple sets.", parse_coll),
+    spec!("sinterstore", -3, W, (1, -1, 1), "set", "Stores the intersect of multiple sets in a key.", parse_coll),
+    spec!("sunionstore", -3, W, (1, -1, 1), "set", "Stores the union of multiple sets in a key.", parse_coll),
+    spec!("sdiffstore", -3, W, (1, -1, 1), "set", "Stores the difference of multiple sets in a key.", parse_coll),
+    spec!(
+        "sintercard",
+        -3,
+        R,
+        (0, 0, 0),
+        "set",
+        "Returns the number of members of the intersect of multiple sets.",
+        parse_coll
+    ),
+    spec!("sscan", -3, R, (1, 1, 1), "set", "Iterates over members of a set.", parse_coll),
+    spec!(
+        "zadd",
+        -4,
+        WF,
+        (1, 1, 1),
+        "sorted-set",
+        "Adds one or more members to a sorted set, or updates their scores.",
+        parse_coll
+    ),
+    spec!("zrem", -3, WD, (1, 1, 1), "sorted-set", "Removes one or more members from a sorted set.", parse_coll),
+    spec!("zscore", 3, RF, (1, 1, 1), "sorted-set", "Returns the score of a member in a sorted set.", parse_coll),
+    spec!(
+        "zmscore",
+        -3,
+        RF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the score of one or more members in a sorted set.",
+        parse_coll
+    ),
+    spec!("zincrby", 4, WF, (1, 1, 1), "sorted-set", "Increments the score of a member in a sorted set.", parse_coll),
+    spec!("zcard", 2, RF, (1, 1, 1), "sorted-set", "Returns the number of members in a sorted set.", parse_coll),
+    spec!(
+        "zcount",
+        4,
+        RF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the count of members in a sorted set that have scores within a range.",
+        parse_coll
+    ),
+    spec!(
+        "zrange",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a range of indexes.",
+        parse_coll
+    ),
+    spec!(
+        "zrevrange",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a range of indexes in reverse order.",
+        parse_coll
+    ),
+    spec!(
+        "zrangebyscore",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a range of scores.",
+        parse_coll
+    ),
+    spec!(
+        "zrevrangebyscore",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a range of scores in reverse order.",
+        parse_coll
+    ),
+    spec!(
+        "zrangebylex",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a lexicographical range.",
+        parse_coll
+    ),
+    spec!(
+        "zrangestore",
+        -5,
+        W,
+        (1, 2, 1),
+        "sorted-set",
+        "Stores a range of members from sorted set in a key.",
+        parse_coll
+    ),
+    spec!(
+        "zrank",
+        -3,
+        RF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the index of a member in a sorted set ordered by ascending scores.",
+        parse_coll
+    ),
+    spec!(
+        "zrevrank",
+        -3,
+        RF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the index of a member in a sorted set ordered by descending scores.",
+        parse_coll
+    ),
+    spec!(
+        "zpopmin",
+        -2,
+        WF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the lowest-scoring members from a sorted set after removing them.",
+        parse_coll
+    ),
+    spec!(
+        "zpopmax",
+        -2,
+        WF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the highest-scoring members from a sorted set after removing them.",
+        parse_coll
+    ),
+    spec!(
+        "bzpopmin",
+        -3,
+        WB,
+        (1, -2, 1),
+        "sorted-set",
+        "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.",
+        parse_coll
+    ),
+    spec!(
+        "bzpopmax",
+        -3,
+        WB,
+        (1, -2, 1),
+        "sorted-set",
+        "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.",
+        parse_coll
+    ),
+    spec!(
+        "zremrangebyscore",
+        4,
+        W,
+        (1, 1, 1),
+        "sorted-set",
+        "Removes members in a sorted set within a range of scores.",
+        parse_coll
+    ),
+    spec!(
+        "zremrangebyrank",
+        4,
+        W,
+        (1, 1, 1),
+        "sorted-set",
+        "Removes members in a sorted set within a range of indexes.",
+        parse_coll
+    ),
+    spec!(
+        "zunionstore",
+        -4,
+        W,
+        (1, 1, 1),
+        "sorted-set",
+        "Stores the union of multiple sorted sets in a key.",
+        parse_coll
+    ),
+    spec!(
+        "zinterstore",
+        -4,
+        W,
+        (1, 1, 1),
+        "sorted-set",
+        "Stores the intersect of multiple sorted sets in a key.",
+        parse_coll
+    ),
+    spec!("zscan", -3, R, (1, 1, 1), "sorted-set", "Iterates over members and scores of a sorted set.", parse_coll),
     spec!(
         "xadd",
         -5,
@@ -547,6 +913,27 @@ pub fn lookup_index(name: &[u8]) -> Option<usize> {
 
 pub fn arity_error(name: &str) -> CommandError {
     CommandError::Invalid(format!("wrong number of arguments for '{name}' command"))
+}
+
+/// Every hash, list, set and sorted-set command: the engine parses the arguments. A blocking pop's last
+/// argument is its timeout in seconds (a float), taken here.
+fn parse_coll(a: Args<'_>) -> Result<Action, CommandError> {
+    let name = String::from_utf8_lossy(&a[0]).to_ascii_lowercase();
+    let cmd = CollCmd::from_name(&name).ok_or_else(|| CommandError::Invalid(format!("unknown command '{name}'")))?;
+    if cmd.is_blocking() {
+        let t = a.last().expect("arity checked");
+        let secs: f64 = std::str::from_utf8(t)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| CommandError::Invalid("timeout is not a float or out of range".into()))?;
+        if secs < 0.0 {
+            return Err(CommandError::Invalid("timeout is negative".into()));
+        }
+        let ms = (secs * 1000.0).ceil() as u64;
+        return Ok(Action::CollBlock(cmd, a[1..a.len() - 1].to_vec(), ms));
+    }
+    eng(Command::Coll { cmd, args: a[1..].to_vec() })
 }
 
 fn eng(cmd: Command) -> Result<Action, CommandError> {

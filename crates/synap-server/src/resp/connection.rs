@@ -3,10 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use synap_core::kv::types::CollCmd;
 use synap_core::pubsub::{Kind, Overflow, PubMessage, Sink};
 use synap_core::stream::{ReadFrom, StreamCmd, StreamId};
 use synap_core::{Command, CommandError, ExecCtx, Reply};
@@ -37,6 +38,20 @@ pub(super) struct Conn {
     pub sub: Option<Arc<Sink>>,
     /// Channels and patterns subscribed to.
     pub sub_count: usize,
+    /// Commands queued by MULTI, until EXEC or DISCARD.
+    pub multi: Option<Vec<Queued>>,
+    /// A command queued in MULTI was rejected: EXEC aborts.
+    pub multi_failed: bool,
+    /// Set when a WATCHed key changes.
+    pub watch_flag: Arc<AtomicBool>,
+    pub watched: Vec<Bytes>,
+}
+
+/// A command queued inside MULTI.
+pub(super) enum Queued {
+    Engine(Command, Shape),
+    /// A reply known at queue time (PING, ECHO).
+    Static(Reply),
 }
 
 enum Wake {
@@ -109,7 +124,18 @@ pub(super) async fn run(
     });
     shared.clients.lock().insert(id, entry.clone());
     let cfg = shared.service.config.resp.clone();
-    let mut conn = Conn { shared: shared.clone(), entry, proto: Protocol::Resp2, quit: false, sub: None, sub_count: 0 };
+    let mut conn = Conn {
+        shared: shared.clone(),
+        entry,
+        proto: Protocol::Resp2,
+        quit: false,
+        sub: None,
+        sub_count: 0,
+        multi: None,
+        multi_failed: false,
+        watch_flag: Arc::new(AtomicBool::new(false)),
+        watched: Vec::new(),
+    };
     let mut parser = Parser::new(synap_resp::Limits {
         max_args: cfg.max_args,
         max_bulk: cfg.max_bulk_bytes.0 as usize,
@@ -188,6 +214,11 @@ pub(super) async fn run(
                 // will never ack) and keep delivering pub/sub pushes to a RESP3 subscriber.
                 let waiting: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match args {
                     Blocked::Queue(args) => Box::pin(shared.service.consume_wait(args, wait)),
+                    Blocked::Coll(cmd, args, keys) => {
+                        let wait = (ms > 0).then(|| Duration::from_millis(ms));
+                        let svc = shared.service.clone();
+                        Box::pin(async move { svc.coll_wait(cmd, args, keys, wait).await })
+                    }
                     Blocked::Stream(cmd, rooms) => {
                         let wait = (ms > 0).then(|| Duration::from_millis(ms));
                         let svc = shared.service.clone();
@@ -336,6 +367,97 @@ enum Blocked {
     Queue(ConsumeArgs),
     /// A stream read and the streams it waits on.
     Stream(Command, Vec<Bytes>),
+    /// A blocking pop: the command, its arguments (no timeout), the keys it waits on.
+    Coll(CollCmd, Vec<Bytes>, Vec<Bytes>),
+}
+
+impl Conn {
+    fn unwatch_all(&mut self) {
+        let reg = self.shared.service.engine.kv().watches();
+        for k in self.watched.drain(..) {
+            reg.unwatch(&self.watch_flag, &k);
+        }
+        self.watch_flag.store(false, Ordering::Release);
+    }
+
+    /// Inside MULTI: queues a command (+QUEUED), or runs EXEC / DISCARD.
+    fn queue_in_multi(&mut self, action: Action, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
+        let queued = match action {
+            Action::Exec => return self.exec(ctx, out),
+            Action::Discard => {
+                self.multi = None;
+                self.multi_failed = false;
+                self.unwatch_all();
+                out.extend_from_slice(b"+OK\r\n");
+                return;
+            }
+            Action::Multi => {
+                error_line(out, "ERR MULTI calls can not be nested");
+                return;
+            }
+            Action::Watch(_) => {
+                error_line(out, "ERR WATCH inside MULTI is not allowed");
+                return;
+            }
+            Action::Engine(cmd, shape) => Queued::Engine(cmd, shape),
+            // Blocking commands run once, without blocking, inside a transaction (as in Redis).
+            Action::CollBlock(cmd, args, _) => Queued::Engine(Command::Coll { cmd, args }, Shape::AsIs),
+            Action::StreamBlock(cmd, _, _) => Queued::Engine(cmd, Shape::AsIs),
+            Action::QueueConsumeBlock(args, _) => Queued::Engine(Command::QueueConsume(args), Shape::AsIs),
+            Action::Ping(None) => Queued::Static(Reply::Status("PONG")),
+            Action::Ping(Some(m)) | Action::Echo(m) => Queued::Static(Reply::Bulk(m)),
+            Action::Unwatch => Queued::Static(Reply::Ok),
+            _ => {
+                error_line(out, "ERR this command is not allowed inside a transaction");
+                self.multi_failed = true;
+                return;
+            }
+        };
+        self.multi.as_mut().expect("in MULTI").push(queued);
+        out.extend_from_slice(b"+QUEUED\r\n");
+    }
+
+    fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
+        let queued = self.multi.take().unwrap_or_default();
+        if std::mem::take(&mut self.multi_failed) {
+            self.unwatch_all();
+            error_line(out, "EXECABORT Transaction discarded because of previous errors.");
+            return;
+        }
+        let mut cmds = Vec::new();
+        let mut shapes = Vec::new();
+        for q in &queued {
+            if let Queued::Engine(cmd, shape) = q {
+                cmds.push(cmd.clone());
+                shapes.push(*shape);
+            }
+        }
+        let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
+        let result = self.shared.service.engine.exec_transaction(ctx, cmds, watch.as_deref());
+        self.unwatch_all();
+        let Some(replies) = result else {
+            out.extend_from_slice(if self.proto == Protocol::Resp3 { b"_\r\n" } else { b"*-1\r\n" });
+            return;
+        };
+        out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
+        let mut replies = replies.into_iter().zip(shapes);
+        for q in queued {
+            match q {
+                Queued::Static(r) => encode(out, &r, self.proto),
+                Queued::Engine(..) => match replies.next().expect("one reply per command") {
+                    (Ok(r), shape) => {
+                        let r = match (shape, r) {
+                            (Shape::OkAsOne, Reply::Ok) => Reply::Int(1),
+                            (Shape::OkAsOne, Reply::Nil) => Reply::Int(0),
+                            (_, r) => r,
+                        };
+                        encode(out, &r, self.proto);
+                    }
+                    (Err(e), _) => error(out, &e),
+                },
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -367,15 +489,21 @@ impl Conn {
         }
         if !spec.arity_ok(args.len()) {
             error(out, &commands::arity_error(spec.name));
+            self.multi_failed |= self.multi.is_some();
             return None;
         }
         let action = match (spec.parse)(args) {
             Ok(a) => a,
             Err(e) => {
                 error(out, &e);
+                self.multi_failed |= self.multi.is_some();
                 return None;
             }
         };
+        if self.multi.is_some() {
+            self.queue_in_multi(action, ctx, out);
+            return None;
+        }
         match action {
             Action::Engine(cmd, shape) => match shared.service.engine.execute(ctx, cmd) {
                 Ok(reply) => {
@@ -389,6 +517,34 @@ impl Conn {
                 Err(e) => error(out, &e),
             },
             Action::QueueConsumeBlock(args, ms) => return Some((Blocked::Queue(args), ms)),
+            Action::CollBlock(cmd, args, ms) => {
+                let keys = match cmd {
+                    CollCmd::BLMove | CollCmd::BRPopLPush => args[..1].to_vec(),
+                    _ => args.clone(),
+                };
+                return Some((Blocked::Coll(cmd, args, keys), ms));
+            }
+            Action::Multi => {
+                self.multi = Some(Vec::new());
+                self.multi_failed = false;
+                out.extend_from_slice(b"+OK\r\n");
+            }
+            Action::Exec => error_line(out, "ERR EXEC without MULTI"),
+            Action::Discard => error_line(out, "ERR DISCARD without MULTI"),
+            Action::Watch(keys) => {
+                let reg = shared.service.engine.kv().watches();
+                for k in keys {
+                    reg.watch(&self.watch_flag, &k);
+                    if !self.watched.contains(&k) {
+                        self.watched.push(k);
+                    }
+                }
+                out.extend_from_slice(b"+OK\r\n");
+            }
+            Action::Unwatch => {
+                self.unwatch_all();
+                out.extend_from_slice(b"+OK\r\n");
+            }
             Action::StreamBlock(mut cmd, rooms, ms) => {
                 // `$` means "after the newest event now", fixed before waiting.
                 if let Command::Stream(StreamCmd::XRead { streams, .. }) = &mut cmd {
