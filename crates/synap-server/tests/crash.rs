@@ -492,8 +492,7 @@ async fn transactions_are_all_or_nothing_after_kill_9() {
     let mut server = ServerProcess::start(dir.path(), &args);
     let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let (a, b, l): (i64, i64, i64) =
-        redis::pipe().get("a").get("b").llen("l").query_async(&mut c).await.unwrap();
+    let (a, b, l): (i64, i64, i64) = redis::pipe().get("a").get("b").llen("l").query_async(&mut c).await.unwrap();
     let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
     assert!(acked > 100, "enough transactions were acknowledged: {acked}");
     assert_eq!((a, b), (l, l), "counters and list agree: no transaction is torn");

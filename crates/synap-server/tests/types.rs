@@ -84,7 +84,8 @@ async fn hashes_lists_sets_and_sorted_sets() {
 
     // Sorted sets.
     let _: i64 = c.zadd_multiple("z", &[(1.0, "a"), (2.0, "b"), (3.0, "c")]).await.unwrap();
-    let ch: i64 = cmd("ZADD").arg("z").arg("GT").arg("CH").arg(0.5).arg("a").arg(5).arg("b").query_async(&mut c).await.unwrap();
+    let ch: i64 =
+        cmd("ZADD").arg("z").arg("GT").arg("CH").arg(0.5).arg("a").arg(5).arg("b").query_async(&mut c).await.unwrap();
     assert_eq!(ch, 1, "GT: a's lower score is ignored, b's higher one counts");
     let incr: f64 = cmd("ZADD").arg("z").arg("INCR").arg(1.5).arg("a").query_async(&mut c).await.unwrap();
     assert_eq!(incr, 2.5);
@@ -96,13 +97,35 @@ async fn hashes_lists_sets_and_sorted_sets() {
     );
     let r: Vec<(String, f64)> = c.zrange_withscores("z", 0, -1).await.unwrap();
     assert_eq!(r, vec![("a".into(), 2.5), ("c".into(), 3.0), ("b".into(), 5.0)]);
-    let by: Vec<String> =
-        cmd("ZRANGE").arg("z").arg("+inf").arg("(2.5").arg("BYSCORE").arg("REV").arg("LIMIT").arg(0).arg(1).query_async(&mut c).await.unwrap();
+    let by: Vec<String> = cmd("ZRANGE")
+        .arg("z")
+        .arg("+inf")
+        .arg("(2.5")
+        .arg("BYSCORE")
+        .arg("REV")
+        .arg("LIMIT")
+        .arg(0)
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(by, vec!["b"]);
     let rank: (i64, f64) = cmd("ZRANK").arg("z").arg("c").arg("WITHSCORE").query_async(&mut c).await.unwrap();
     assert_eq!(rank, (1, 3.0));
     let _: i64 = c.zadd("w", "a", 10).await.unwrap();
-    let n: i64 = cmd("ZUNIONSTORE").arg("u").arg(2).arg("z").arg("w").arg("WEIGHTS").arg(2).arg(1).arg("AGGREGATE").arg("MAX").query_async(&mut c).await.unwrap();
+    let n: i64 = cmd("ZUNIONSTORE")
+        .arg("u")
+        .arg(2)
+        .arg("z")
+        .arg("w")
+        .arg("WEIGHTS")
+        .arg(2)
+        .arg(1)
+        .arg("AGGREGATE")
+        .arg("MAX")
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert_eq!(n, 3);
     assert_eq!(c.zscore::<_, _, f64>("u", "a").await.unwrap(), 10.0);
     let top: Vec<(String, f64)> = cmd("ZPOPMAX").arg("u").arg(2).query_async(&mut c).await.unwrap();
@@ -119,7 +142,8 @@ async fn hashes_lists_sets_and_sorted_sets() {
     assert_eq!(cmd("TYPE").arg("h").query_async::<String>(&mut c).await.unwrap(), "hash");
     assert!(err(&mut c, cmd("GET").arg("l")).await.starts_with("WRONGTYPE"));
     assert!(err(&mut c, cmd("LPUSH").arg("h").arg("x")).await.starts_with("WRONGTYPE"));
-    let keys: (String, Vec<String>) = cmd("SCAN").arg(0).arg("TYPE").arg("list").arg("COUNT").arg(100000).query_async(&mut c).await.unwrap();
+    let keys: (String, Vec<String>) =
+        cmd("SCAN").arg(0).arg("TYPE").arg("list").arg("COUNT").arg(100000).query_async(&mut c).await.unwrap();
     let mut lists = keys.1;
     lists.sort();
     assert_eq!(lists, vec!["l", "l2"]);
@@ -183,7 +207,8 @@ async fn blocking_pops_time_out_serve_in_order_and_survive_leavers() {
     assert_eq!(z.await.unwrap(), Some(("zq".to_string(), "m".to_string(), 7.0)));
     let mut c3 = conn(&s).await;
     let mv = tokio::spawn(async move {
-        let r: Option<String> = cmd("BLMOVE").arg("src").arg("dst").arg("LEFT").arg("RIGHT").arg(5).query_async(&mut c3).await.unwrap();
+        let r: Option<String> =
+            cmd("BLMOVE").arg("src").arg("dst").arg("LEFT").arg("RIGHT").arg(5).query_async(&mut c3).await.unwrap();
         r
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -209,14 +234,8 @@ async fn transactions_are_atomic_and_watch_aborts() {
     let s = start_with(|_| {}).await;
     let mut c = conn(&s).await;
     let mut other = conn(&s).await;
-    let (a, b, l): (i64, i64, i64) = redis::pipe()
-        .atomic()
-        .incr("a", 1)
-        .incr("b", 2)
-        .rpush("tx-list", "x")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let (a, b, l): (i64, i64, i64) =
+        redis::pipe().atomic().incr("a", 1).incr("b", 2).rpush("tx-list", "x").query_async(&mut c).await.unwrap();
     assert_eq!((a, b, l), (1, 2, 1));
 
     // WATCH: a change by another client aborts EXEC (nil); an untouched watch lets it run.

@@ -35,6 +35,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/kv/{op}/{key}", any(rest_route))
         .route("/queue/{*rest}", any(queue::rest))
         .route("/stream/{*rest}", any(stream::rest))
+        .route("/hash/{*rest}", any(type_route))
+        .route("/list/{*rest}", any(type_route))
+        .route("/set/{*rest}", any(type_route))
+        .route("/zset/{*rest}", any(type_route))
         .route("/pubsub/stats", get(pubsub::stats))
         .route("/pubsub/ws", get(pubsub::ws))
         .route("/pubsub/sse", get(pubsub::sse))
@@ -171,6 +175,56 @@ fn rest_op(method: &Method, op: &str, keyed: bool) -> Option<&'static str> {
 }
 
 /// Every `/kv/...` route: the path is split by hand (see `rest`), so one handler serves both shapes.
+/// `GET|POST /{hash|list|set|zset}/{op}[/{key}]`: the `{type}.{op}` envelope command with the query and
+/// body (and the key from the path) as its payload; answers `{"result": ...}`.
+async fn type_route(
+    State(svc): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let format = response_format(&headers);
+    let result = async {
+        if method != Method::GET && method != Method::POST {
+            return Err(ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "METHOD_NOT_ALLOWED",
+                message: format!("{method} is not allowed on this route"),
+            });
+        }
+        let path = uri.path().trim_start_matches('/');
+        let (kind, rest) = path.split_once('/').unwrap_or((path, ""));
+        let (op_seg, key) = match rest.split_once('/') {
+            Some((op, key)) => (op, Some(percent_decode(key)?)),
+            None => (rest, None),
+        };
+        let name = format!("{kind}.{op_seg}");
+        let op = ops::find_type_op(&name)
+            .ok_or_else(|| ApiError::not_found(format!("no route for {method} {}", uri.path())))?;
+        let body = read_body(body)?;
+        let mut payload = match parse_body(&headers, &body)? {
+            Value::Object(m) => m,
+            _ => return Err(ApiError::bad_request("request body must be a JSON object")),
+        };
+        for (k, v) in query {
+            payload.entry(k).or_insert(Value::String(v));
+        }
+        if let Some(k) = key {
+            payload.insert("key".into(), bytes_to_json(&k));
+        }
+        let payload = Value::Object(payload);
+        let reply = svc.execute(ops::type_command(op, &payload)?).await?;
+        (ops::TYPE_RENDER.render)(&payload, reply)
+    }
+    .await;
+    match result {
+        Ok(v) => respond(format, StatusCode::OK, &v),
+        Err(e) => respond(format, e.status, &e.body()),
+    }
+}
+
 async fn rest_route(
     State(svc): State<AppState>,
     method: Method,
@@ -353,6 +407,9 @@ fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, synap_core::
         item.get("command").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("missing field 'command'"))?;
     if !payload.is_object() {
         return Err(ApiError::bad_request("field 'payload': expected an object"));
+    }
+    if let Some(t) = ops::find_type_op(name) {
+        return Ok((&ops::TYPE_RENDER, ops::type_command(t, payload)?));
     }
     let op = ops::find(name).ok_or_else(|| ApiError::bad_request(format!("unknown command '{name}'")))?;
     Ok((op, (op.parse)(payload)?))

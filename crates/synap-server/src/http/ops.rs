@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use synap_core::kv::types::CollCmd;
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
 use synap_core::stream::{GroupStart, RoomOptions, StreamCmd};
 use synap_core::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
@@ -120,6 +121,184 @@ pub static OPS: &[Op] = &[
 
 pub fn find(name: &str) -> Option<&'static Op> {
     OPS.iter().find(|op| op.name == name)
+}
+
+/// A hash, list, set or sorted-set operation of the envelope and REST routes: its Redis command and how
+/// its payload becomes the command's arguments. Spec tokens, in argument order:
+/// - `name`: required field; `name?`: appended when present; `name[]`: a non-empty array, flattened;
+///   `name{}`: an object, flattened to key, value pairs; `#name[]`: the array's length, then its items
+/// - `WORD:name`: when `name` is `true`, the literal WORD; `WORD=name`: when present, WORD then the value
+/// - `LIMIT=offset,count`: LIMIT and both values when `offset` is present; `=WORD`: the literal WORD
+/// - `pairs:name`: an array of `{member, score}`, flattened to score, member (ZADD)
+pub struct TypeOp {
+    pub name: &'static str,
+    pub cmd: CollCmd,
+    pub spec: &'static [&'static str],
+}
+
+macro_rules! type_ops {
+    ($($name:literal => $cmd:ident [$($tok:literal),*]),* $(,)?) => {
+        pub static TYPE_OPS: &[TypeOp] = &[$(TypeOp { name: $name, cmd: CollCmd::$cmd, spec: &[$($tok),*] }),*];
+    };
+}
+
+type_ops! {
+    "hash.set" => HSet ["key", "fields{}"],
+    "hash.setnx" => HSetNx ["key", "field", "value"],
+    "hash.get" => HGet ["key", "field"],
+    "hash.mget" => HMGet ["key", "fields[]"],
+    "hash.getall" => HGetAll ["key"],
+    "hash.del" => HDel ["key", "fields[]"],
+    "hash.exists" => HExists ["key", "field"],
+    "hash.len" => HLen ["key"],
+    "hash.keys" => HKeys ["key"],
+    "hash.vals" => HVals ["key"],
+    "hash.incrby" => HIncrBy ["key", "field", "by"],
+    "hash.incrbyfloat" => HIncrByFloat ["key", "field", "by"],
+    "hash.strlen" => HStrLen ["key", "field"],
+    "hash.randfield" => HRandField ["key", "count?", "WITHVALUES:withvalues"],
+    "hash.scan" => HScan ["key", "cursor", "MATCH=match", "COUNT=count"],
+    "list.lpush" => LPush ["key", "values[]"],
+    "list.rpush" => RPush ["key", "values[]"],
+    "list.lpushx" => LPushX ["key", "values[]"],
+    "list.rpushx" => RPushX ["key", "values[]"],
+    "list.lpop" => LPop ["key", "count?"],
+    "list.rpop" => RPop ["key", "count?"],
+    "list.len" => LLen ["key"],
+    "list.range" => LRange ["key", "start", "stop"],
+    "list.index" => LIndex ["key", "index"],
+    "list.set" => LSet ["key", "index", "value"],
+    "list.insert" => LInsert ["key", "where", "pivot", "value"],
+    "list.rem" => LRem ["key", "count", "value"],
+    "list.trim" => LTrim ["key", "start", "stop"],
+    "list.pos" => LPos ["key", "value", "RANK=rank", "COUNT=count", "MAXLEN=maxlen"],
+    "list.move" => LMove ["source", "destination", "wherefrom", "whereto"],
+    "set.add" => SAdd ["key", "members[]"],
+    "set.rem" => SRem ["key", "members[]"],
+    "set.ismember" => SIsMember ["key", "member"],
+    "set.mismember" => SMIsMember ["key", "members[]"],
+    "set.members" => SMembers ["key"],
+    "set.card" => SCard ["key"],
+    "set.pop" => SPop ["key", "count?"],
+    "set.randmember" => SRandMember ["key", "count?"],
+    "set.move" => SMove ["source", "destination", "member"],
+    "set.inter" => SInter ["keys[]"],
+    "set.union" => SUnion ["keys[]"],
+    "set.diff" => SDiff ["keys[]"],
+    "set.interstore" => SInterStore ["destination", "keys[]"],
+    "set.unionstore" => SUnionStore ["destination", "keys[]"],
+    "set.diffstore" => SDiffStore ["destination", "keys[]"],
+    "set.intercard" => SInterCard ["#keys[]", "LIMIT=limit"],
+    "set.scan" => SScan ["key", "cursor", "MATCH=match", "COUNT=count"],
+    "zset.add" => ZAdd ["key", "NX:nx", "XX:xx", "GT:gt", "LT:lt", "CH:ch", "INCR:incr", "pairs:members"],
+    "zset.rem" => ZRem ["key", "members[]"],
+    "zset.score" => ZScore ["key", "member"],
+    "zset.mscore" => ZMScore ["key", "members[]"],
+    "zset.incrby" => ZIncrBy ["key", "by", "member"],
+    "zset.card" => ZCard ["key"],
+    "zset.count" => ZCount ["key", "min", "max"],
+    "zset.range" => ZRange ["key", "start", "stop", "BYSCORE:byscore", "BYLEX:bylex", "REV:rev", "LIMIT=offset,count", "WITHSCORES:withscores"],
+    "zset.rangestore" => ZRangeStore ["destination", "key", "start", "stop", "BYSCORE:byscore", "BYLEX:bylex", "REV:rev", "LIMIT=offset,count"],
+    "zset.rank" => ZRank ["key", "member", "WITHSCORE:withscore"],
+    "zset.revrank" => ZRevRank ["key", "member", "WITHSCORE:withscore"],
+    "zset.popmin" => ZPopMin ["key", "count?"],
+    "zset.popmax" => ZPopMax ["key", "count?"],
+    "zset.remrangebyscore" => ZRemRangeByScore ["key", "min", "max"],
+    "zset.remrangebyrank" => ZRemRangeByRank ["key", "start", "stop"],
+    "zset.unionstore" => ZUnionStore ["destination", "#keys[]", "WEIGHTS=weights[]", "AGGREGATE=aggregate"],
+    "zset.interstore" => ZInterStore ["destination", "#keys[]", "WEIGHTS=weights[]", "AGGREGATE=aggregate"],
+    "zset.scan" => ZScan ["key", "cursor", "MATCH=match", "COUNT=count"],
+}
+
+pub fn find_type_op(name: &str) -> Option<&'static TypeOp> {
+    TYPE_OPS.iter().find(|op| op.name == name)
+}
+
+/// The rendering of every type op: `{"result": <reply as JSON>}`.
+pub static TYPE_RENDER: Op = Op {
+    name: "type",
+    parse: |_| Err(ApiError::bad_request("a type op is parsed through its spec")),
+    render: |_, r| Ok(json!({"result": reply_json(r)})),
+};
+
+fn items<'a>(p: &'a Value, name: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+    match field(p, name) {
+        None => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(ApiError::bad_request(format!("field '{name}': expected an array"))),
+    }
+}
+
+/// Builds a type op's command from its payload, following its spec.
+pub fn type_command(op: &TypeOp, p: &Value) -> Result<Command, ApiError> {
+    let mut args: Vec<Bytes> = Vec::new();
+    for tok in op.spec {
+        if let Some(word) = tok.strip_prefix('=') {
+            args.push(Bytes::from_static(word.as_bytes()));
+        } else if let Some(name) = tok.strip_prefix("pairs:") {
+            let list = items(p, name)?.ok_or_else(|| ApiError::bad_request(format!("missing field '{name}'")))?;
+            if list.is_empty() {
+                return Err(ApiError::bad_request(format!("field '{name}': must not be empty")));
+            }
+            for item in list {
+                let score = item.get("score").ok_or_else(|| ApiError::bad_request("each member needs 'score'"))?;
+                let member = item.get("member").ok_or_else(|| ApiError::bad_request("each member needs 'member'"))?;
+                args.push(json_to_bytes(score, "score")?);
+                args.push(json_to_bytes(member, "member")?);
+            }
+        } else if let Some((word, name)) = tok.split_once(':') {
+            if flag(p, name)? {
+                args.push(Bytes::from_static(word.as_bytes()));
+            }
+        } else if let Some((word, names)) = tok.split_once('=') {
+            let names: Vec<&str> = names.split(',').collect();
+            if field(p, names[0].trim_end_matches("[]")).is_none() {
+                continue;
+            }
+            args.push(Bytes::from_static(word.as_bytes()));
+            for n in names {
+                if let Some(arr) = n.strip_suffix("[]") {
+                    for v in items(p, arr)?.into_iter().flatten() {
+                        args.push(json_to_bytes(v, arr)?);
+                    }
+                } else {
+                    args.push(req_bytes(p, n)?);
+                }
+            }
+        } else if let Some(name) = tok.strip_suffix("{}") {
+            let Some(Value::Object(m)) = field(p, name) else {
+                return Err(ApiError::bad_request(format!("field '{name}': expected a non-empty object")));
+            };
+            if m.is_empty() {
+                return Err(ApiError::bad_request(format!("field '{name}': must not be empty")));
+            }
+            for (k, v) in m {
+                args.push(Bytes::copy_from_slice(k.as_bytes()));
+                args.push(json_to_bytes(v, name)?);
+            }
+        } else if let Some(name) = tok.strip_suffix("[]") {
+            let (count, name) = match name.strip_prefix('#') {
+                Some(n) => (true, n),
+                None => (false, name),
+            };
+            let list = items(p, name)?
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| ApiError::bad_request(format!("field '{name}': expected a non-empty array")))?;
+            if count {
+                args.push(Bytes::from(list.len().to_string()));
+            }
+            for v in list {
+                args.push(json_to_bytes(v, name)?);
+            }
+        } else if let Some(name) = tok.strip_suffix('?') {
+            if let Some(v) = field(p, name) {
+                args.push(json_to_bytes(v, name)?);
+            }
+        } else {
+            args.push(req_bytes(p, tok)?);
+        }
+    }
+    Ok(Command::Coll { cmd: op.cmd, args })
 }
 
 // ---- payload readers ----
