@@ -248,6 +248,130 @@ impl Client {
         }
     }
 
+    /// HSET with field/value pairs: how many fields were new.
+    pub async fn hset(&self, key: &str, pairs: &[(&str, &[u8])]) -> Result<i64> {
+        let mut args: Vec<&[u8]> = vec![b"HSET", key.as_bytes()];
+        for (f, v) in pairs {
+            args.push(f.as_bytes());
+            args.push(v);
+        }
+        int(self.command(&args).await?)
+    }
+
+    pub async fn hget(&self, key: &str, field: &str) -> Result<Option<Bytes>> {
+        opt_bytes(self.command(&["HGET", key, field]).await?)
+    }
+
+    /// HGETALL as (field, value) pairs.
+    pub async fn hgetall(&self, key: &str) -> Result<Vec<(Bytes, Bytes)>> {
+        match self.command(&["HGETALL", key]).await? {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|c| match c {
+                    [Value::Bulk(f), Value::Bulk(v)] => Ok((f.clone(), v.clone())),
+                    _ => Err(ClientError::Unexpected("HGETALL pair".into())),
+                })
+                .collect(),
+            Value::Map(pairs) => pairs
+                .into_iter()
+                .map(|p| match p {
+                    (Value::Bulk(f), Value::Bulk(v)) => Ok((f, v)),
+                    _ => Err(ClientError::Unexpected("HGETALL pair".into())),
+                })
+                .collect(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// LPUSH (`left`) or RPUSH: the list's new length.
+    pub async fn push(&self, key: &str, left: bool, values: &[&[u8]]) -> Result<i64> {
+        let mut args: Vec<&[u8]> = vec![if left { b"LPUSH" } else { b"RPUSH" }, key.as_bytes()];
+        args.extend_from_slice(values);
+        int(self.command(&args).await?)
+    }
+
+    /// LPOP (`left`) or RPOP of one element.
+    pub async fn pop(&self, key: &str, left: bool) -> Result<Option<Bytes>> {
+        opt_bytes(self.command(&[if left { "LPOP" } else { "RPOP" }, key]).await?)
+    }
+
+    /// BLPOP over `keys`, waiting up to `timeout_secs` (0: forever): the key and the element.
+    pub async fn blpop(&self, keys: &[&str], timeout_secs: f64) -> Result<Option<(Bytes, Bytes)>> {
+        let t = timeout_secs.to_string();
+        let mut args = vec!["BLPOP"];
+        args.extend_from_slice(keys);
+        args.push(&t);
+        match self.command(&args).await? {
+            Value::Nil => Ok(None),
+            Value::Array(mut kv) if kv.len() == 2 => match (kv.remove(0), kv.remove(0)) {
+                (Value::Bulk(k), Value::Bulk(v)) => Ok(Some((k, v))),
+                other => Err(ClientError::Unexpected(format!("BLPOP answered {other:?}"))),
+            },
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn lrange(&self, key: &str, start: i64, stop: i64) -> Result<Vec<Bytes>> {
+        bytes_list(self.command(&["LRANGE", key, &start.to_string(), &stop.to_string()]).await?)
+    }
+
+    /// SADD: how many members were new.
+    pub async fn sadd(&self, key: &str, members: &[&[u8]]) -> Result<i64> {
+        let mut args: Vec<&[u8]> = vec![b"SADD", key.as_bytes()];
+        args.extend_from_slice(members);
+        int(self.command(&args).await?)
+    }
+
+    pub async fn smembers(&self, key: &str) -> Result<Vec<Bytes>> {
+        bytes_list(self.command(&["SMEMBERS", key]).await?)
+    }
+
+    /// ZADD of (score, member) pairs: how many members were new.
+    pub async fn zadd(&self, key: &str, pairs: &[(f64, &str)]) -> Result<i64> {
+        let mut args = vec!["ZADD".to_string(), key.to_string()];
+        for (s, m) in pairs {
+            args.push(s.to_string());
+            args.push(m.to_string());
+        }
+        int(self.command(&args).await?)
+    }
+
+    /// ZRANGE by rank with scores.
+    pub async fn zrange_withscores(&self, key: &str, start: i64, stop: i64) -> Result<Vec<(Bytes, f64)>> {
+        let v = self.command(&["ZRANGE", key, &start.to_string(), &stop.to_string(), "WITHSCORES"]).await?;
+        let Value::Array(items) = v else { return Err(unexpected(v)) };
+        items
+            .chunks(2)
+            .map(|c| {
+                let m = match &c[0] {
+                    Value::Bulk(m) => m.clone(),
+                    other => return Err(unexpected(other.clone())),
+                };
+                let s = match &c.get(1) {
+                    Some(Value::Double(d)) => *d,
+                    Some(v) => v.as_text().and_then(|t| t.parse().ok()).ok_or_else(|| unexpected((*v).clone()))?,
+                    None => return Err(ClientError::Unexpected("ZRANGE WITHSCORES pair".into())),
+                };
+                Ok((m, s))
+            })
+            .collect()
+    }
+
+    /// MULTI, the commands, EXEC on one connection: one reply per command, or `None` when a WATCHed key
+    /// changed (EXEC answered nil).
+    pub async fn transaction(&self, cmds: Vec<Vec<Vec<u8>>>) -> Result<Option<Vec<Value>>> {
+        let mut all = vec![vec![b"MULTI".to_vec()]];
+        all.extend(cmds);
+        all.push(vec![b"EXEC".to_vec()]);
+        let mut replies = self.pipeline(all).await?;
+        match replies.pop() {
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(Value::Nil) => Ok(None),
+            Some(Value::Error(e)) => Err(ClientError::from_reply(&e)),
+            other => Err(ClientError::Unexpected(format!("EXEC answered {other:?}"))),
+        }
+    }
+
     /// XADD with an auto id: returns the event's id.
     pub async fn stream_add(&self, key: &str, fields: &[(&str, &[u8])]) -> Result<String> {
         let mut args: Vec<&[u8]> = vec![b"XADD", key.as_bytes(), b"*"];
@@ -410,6 +534,19 @@ impl Subscriber {
                 _ => continue, // subscription confirmations and the like
             }
         }
+    }
+}
+
+fn bytes_list(v: Value) -> Result<Vec<Bytes>> {
+    match v {
+        Value::Array(items) | Value::Set(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::Bulk(b) => Ok(b),
+                other => Err(unexpected(other)),
+            })
+            .collect(),
+        other => Err(unexpected(other)),
     }
 }
 

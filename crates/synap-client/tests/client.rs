@@ -173,3 +173,31 @@ async fn stream_methods_over_resp_and_http() {
     assert_eq!(h.stream_group_ack("chat", "g", p, &[0]).await.unwrap(), 1);
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn data_type_methods_and_transactions() {
+    let (s, _dir) = server().await;
+    let c = Client::connect(s.resp_addr.unwrap().to_string(), 2).await.unwrap();
+    assert_eq!(c.hset("h", &[("a", b"1"), ("b", b"\x00")]).await.unwrap(), 2);
+    assert_eq!(c.hget("h", "b").await.unwrap().as_deref(), Some(&b"\x00"[..]));
+    assert_eq!(c.hgetall("h").await.unwrap().len(), 2);
+    assert_eq!(c.push("l", false, &[b"x", b"y"]).await.unwrap(), 2);
+    assert_eq!(c.pop("l", true).await.unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(c.lrange("l", 0, -1).await.unwrap(), vec![bytes::Bytes::from_static(b"y")]);
+    assert_eq!(c.blpop(&["l"], 1.0).await.unwrap().map(|(k, _)| k), Some(bytes::Bytes::from_static(b"l")));
+    assert_eq!(c.blpop(&["l"], 0.05).await.unwrap(), None);
+    assert_eq!(c.sadd("s", &[b"m", b"m", b"n"]).await.unwrap(), 2);
+    assert_eq!(c.smembers("s").await.unwrap().len(), 2);
+    assert_eq!(c.zadd("z", &[(2.0, "b"), (1.0, "a")]).await.unwrap(), 2);
+    let z = c.zrange_withscores("z", 0, -1).await.unwrap();
+    assert_eq!(z, vec![(bytes::Bytes::from_static(b"a"), 1.0), (bytes::Bytes::from_static(b"b"), 2.0)]);
+    let tx = c
+        .transaction(vec![vec![b"INCR".to_vec(), b"n".to_vec()], vec![b"INCR".to_vec(), b"n".to_vec()]])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tx, vec![synap_client::Value::Int(1), synap_client::Value::Int(2)]);
+    let err = c.hset("l2", &[]).await;
+    assert!(err.is_err());
+    s.shutdown().await;
+}

@@ -51,6 +51,20 @@ fn get_varint(b: &[u8], pos: &mut usize) -> usize {
     }
 }
 
+/// The items of a packed buffer with their byte ranges, without allocating.
+fn pack_items(b: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        if pos >= b.len() {
+            return None;
+        }
+        let n = get_varint(b, &mut pos);
+        let start = pos;
+        pos += n;
+        Some((start, &b[start..pos]))
+    })
+}
+
 /// The items of a packed buffer.
 pub(crate) fn unpack(b: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
@@ -109,7 +123,7 @@ fn hash_blob(field: &[u8], value: &[u8]) -> Box<[u8]> {
 impl HashV {
     pub fn len(&self) -> usize {
         match self {
-            HashV::Small(b) => unpack(b).len() / 2,
+            HashV::Small(b) => pack_items(b).count() / 2,
             HashV::Big { table, .. } => table.len(),
         }
     }
@@ -117,8 +131,13 @@ impl HashV {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             HashV::Small(b) => {
-                let items = unpack(b);
-                items.chunks(2).find(|p| p[0] == field).map(|p| p[1])
+                let mut it = pack_items(b);
+                while let (Some((_, f)), Some((_, v))) = (it.next(), it.next()) {
+                    if f == field {
+                        return Some(v);
+                    }
+                }
+                None
             }
             HashV::Big { table, .. } => {
                 table.find(hasher().hash_one(field), |e| field_of(e) == field).map(|e| value_of(e))
@@ -135,6 +154,24 @@ impl HashV {
 
     pub fn set(&mut self, field: &[u8], value: &[u8]) {
         if let HashV::Small(b) = self {
+            // Same-length value over an existing field: overwrite in place.
+            let found = {
+                let mut it = pack_items(b);
+                let mut found = None;
+                while let (Some((_, f)), Some((vs, v))) = (it.next(), it.next()) {
+                    if f == field {
+                        found = Some((vs, v.len()));
+                        break;
+                    }
+                }
+                found
+            };
+            if let Some((vs, len)) = found
+                && len == value.len()
+            {
+                b[vs..vs + len].copy_from_slice(value);
+                return;
+            }
             let items = unpack(b);
             let mut pairs: Vec<(&[u8], &[u8])> = items.chunks(2).map(|p| (p[0], p[1])).collect();
             match pairs.iter_mut().find(|p| p.0 == field) {
@@ -216,7 +253,7 @@ pub(crate) enum SetV {
 impl SetV {
     pub fn len(&self) -> usize {
         match self {
-            SetV::Small(b) => unpack(b).len(),
+            SetV::Small(b) => pack_items(b).count(),
             SetV::Big { items, .. } => items.len(),
         }
     }
@@ -227,7 +264,7 @@ impl SetV {
 
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
-            SetV::Small(b) => unpack(b).contains(&m),
+            SetV::Small(b) => pack_items(b).any(|(_, x)| x == m),
             SetV::Big { items, index, .. } => Self::find(items, index, m).is_some(),
         }
     }
@@ -259,10 +296,10 @@ impl SetV {
 
     pub fn add(&mut self, m: &[u8]) -> bool {
         if let SetV::Small(b) = self {
-            let mut members = unpack(b);
-            if members.contains(&m) {
+            if pack_items(b).any(|(_, x)| x == m) {
                 return false;
             }
+            let mut members = unpack(b);
             members.push(m);
             let longest = members.iter().map(|i| i.len()).max().unwrap_or(0);
             if fits_pack(members.len(), longest) {
@@ -388,6 +425,17 @@ impl ListV {
     /// Sets the element `idx` to `value`, inserting it in idx order when it is new.
     pub fn put(&mut self, idx: i64, value: &[u8]) {
         if let ListV::Big { items, bytes } = self {
+            // Pushes at either end are the common case: O(1), no search.
+            if items.front().is_none_or(|(i, _)| idx < *i) {
+                *bytes += size_class(value.len()) + 24;
+                items.push_front((idx, Box::from(value)));
+                return;
+            }
+            if items.back().is_some_and(|(i, _)| idx > *i) {
+                *bytes += size_class(value.len()) + 24;
+                items.push_back((idx, Box::from(value)));
+                return;
+            }
             match items.binary_search_by_key(&idx, |(i, _)| *i) {
                 Ok(p) => {
                     *bytes = *bytes + size_class(value.len()) - size_class(items[p].1.len());
@@ -418,6 +466,17 @@ impl ListV {
     pub fn del(&mut self, idx: i64) {
         match self {
             ListV::Big { items, bytes } => {
+                let at_end = if items.front().is_some_and(|(i, _)| *i == idx) {
+                    items.pop_front()
+                } else if items.back().is_some_and(|(i, _)| *i == idx) {
+                    items.pop_back()
+                } else {
+                    None
+                };
+                if let Some((_, v)) = at_end {
+                    *bytes -= size_class(v.len()) + 24;
+                    return;
+                }
                 if let Ok(p) = items.binary_search_by_key(&idx, |(i, _)| *i) {
                     let (_, v) = if p == 0 { items.pop_front() } else { items.remove(p) }.expect("found");
                     *bytes -= size_class(v.len()) + 24;
