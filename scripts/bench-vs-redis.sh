@@ -4,6 +4,7 @@
 #
 #   scripts/bench-vs-redis.sh                 # full matrix (memory only, then periodic fsync vs appendfsync everysec)
 #   REQUESTS=50000 TESTS=set,get scripts/bench-vs-redis.sh
+#   TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600 scripts/bench-vs-redis.sh
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools) and a release build of
 # synap-server (built here if missing).
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
-TESTS=${TESTS:-set,get,incr,mset}
+TESTS=${TESTS:-set,get,incr,mset,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600}
 PIPELINES=${PIPELINES:-"1 16"}
 MODES=${MODES:-"memory persistent"}
 ROUNDS=${ROUNDS:-1}

@@ -371,6 +371,13 @@ enum Blocked {
     Coll(CollCmd, Vec<Bytes>, Vec<Bytes>),
 }
 
+impl Drop for Conn {
+    /// A client that goes away stops watching its keys.
+    fn drop(&mut self) {
+        self.unwatch_all();
+    }
+}
+
 impl Conn {
     fn unwatch_all(&mut self) {
         let reg = self.shared.service.engine.kv().watches();
