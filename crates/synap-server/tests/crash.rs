@@ -292,7 +292,7 @@ struct StreamLedger {
     published: std::collections::HashMap<(u64, u64), String>,
     /// Events the group consumer acknowledged (the server answered the ack).
     acked: std::collections::HashSet<(u64, u64)>,
-    /// An ack whose answer never came: these may or may not be acknowledged.
+    /// Acks whose answer never came (one per kill): these may or may not be acknowledged.
     ack_in_flight: Vec<(u64, u64)>,
 }
 
@@ -330,15 +330,15 @@ async fn stream_consumer(base: String, ledger: Arc<Mutex<StreamLedger>>) {
                 continue;
             }
             let pending: Vec<(u64, u64)> = offsets.iter().map(|&o| (p, o)).collect();
-            ledger.lock().ack_in_flight = pending.clone();
+            ledger.lock().ack_in_flight.extend(pending.iter().copied());
             let body = json!({"partition": p, "offsets": offsets});
             match http.post(format!("{base}/stream/events/group/g/ack")).json(&body).send().await {
                 Ok(r) if r.status().is_success() => {
                     let mut l = ledger.lock();
+                    l.ack_in_flight.retain(|at| !pending.contains(at));
                     l.acked.extend(pending);
-                    l.ack_in_flight.clear();
                 }
-                _ => return,
+                _ => return, // the server died: `ack_in_flight` keeps the batch
             }
         }
     }
