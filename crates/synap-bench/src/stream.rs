@@ -206,66 +206,16 @@ async fn fanout(
     let total = a.events_per_room * a.rooms as u64;
     progress.set_length(total);
     let publish_started = Instant::now();
-    let (addr_s, a_s, keys_s, progress_s) = (addr.to_string(), a.clone(), keys.clone(), progress.clone());
-    let publishers = on_own_thread(move || async move {
-        let (addr, a, keys, progress) = (addr_s.as_str(), &a_s, &keys_s, &progress_s);
-        let mut pubs = Vec::new();
-        for p in 0..a.publishers {
-            let (addr, a, keys, progress) = (addr.to_string(), a.clone(), keys.clone(), progress.clone());
-            pubs.push(tokio::spawn(async move {
-                let mut conn = Connection::connect(&addr).await?;
-                let mut h = histogram();
-                let mut errors = 0u64;
-                let payload = vec![b'p'; a.payload_size];
-                // Publisher p takes rooms p, p + P, ...; rounds over its rooms keep every room moving at once.
-                let mine: Vec<&String> = keys.iter().skip(p).step_by(a.publishers).collect();
-                let mut plan = Vec::new();
-                for _ in 0..a.events_per_room {
-                    plan.extend(mine.iter().copied());
-                }
-                let mut buf = Vec::new();
-                // With a rate, this publisher's share of it, as one send time per pipeline batch.
-                let interval =
-                    a.rate.map(|r| Duration::from_secs_f64(a.pipeline as f64 * a.publishers as f64 / r.max(1) as f64));
-                let first = Instant::now();
-                for (i, chunk) in plan.chunks(a.pipeline).enumerate() {
-                    buf.clear();
-                    let t0 = match interval {
-                        Some(iv) => {
-                            let at = first + iv * i as u32;
-                            tokio::time::sleep_until(at.into()).await;
-                            at.duration_since(started).as_micros() as u64
-                        }
-                        None => now_us(started),
-                    };
-                    for k in chunk {
-                        xadd(&mut buf, k.as_bytes(), t0, &payload);
-                    }
-                    conn.send_raw(&buf).await?;
-                    for _ in chunk {
-                        if !matches!(conn.read_value().await?, Value::Bulk(_)) {
-                            errors += 1;
-                        }
-                    }
-                    let rtt = now_us(started).saturating_sub(t0).max(1);
-                    for _ in chunk {
-                        h.record(rtt)?;
-                    }
-                    progress.inc(chunk.len() as u64);
-                }
-                Ok::<_, anyhow::Error>((h, errors))
-            }));
-        }
-        let mut publish = histogram();
-        let mut errors = 0;
-        for p in pubs {
-            let (h, e) = p.await.context("publisher panicked")??;
-            publish.add(&h)?;
-            errors += e;
-        }
-        Ok::<_, anyhow::Error>((publish, errors))
-    });
-    let (publish, errors) = publishers.await?;
+    let plans: Vec<Vec<String>> = (0..a.publishers)
+        .map(|p| {
+            // Publisher p takes rooms p, p + P, ...; rounds over its rooms keep every room moving at once.
+            let mine: Vec<&String> = keys.iter().skip(p).step_by(a.publishers).collect();
+            (0..a.events_per_room).flat_map(|_| mine.iter().map(|k| k.to_string())).collect()
+        })
+        .collect();
+    let (addr_s, a_s, progress_s) = (addr.to_string(), a.clone(), progress.clone());
+    let (publish, errors) =
+        on_own_thread(move || async move { publish_all(&addr_s, plans, &a_s, started, &progress_s).await }).await?;
     let publish_secs = publish_started.elapsed().as_secs_f64();
     let mut delivery = histogram();
     let mut lost = 0;
@@ -287,6 +237,65 @@ async fn fanout(
         publish: Report::new("stream publish", target, addr, &publish, errors, publish_secs, a.rate),
         delivery: Report::new("stream delivery", target, addr, &delivery, lost, delivery_secs, a.rate),
     })
+}
+
+/// One publisher per plan (the stream of each XADD, in order), each on its own connection with `--pipeline`
+/// commands in flight and, with `--rate`, its share of the rate as scheduled send times. Answers the
+/// publish latencies and the number of error replies.
+async fn publish_all(
+    addr: &str,
+    plans: Vec<Vec<String>>,
+    a: &StreamArgs,
+    started: Instant,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(hdrhistogram::Histogram<u64>, u64)> {
+    let mut pubs = Vec::new();
+    let publishers = plans.len();
+    for plan in plans {
+        let (addr, a, progress) = (addr.to_string(), a.clone(), progress.clone());
+        pubs.push(tokio::spawn(async move {
+            let mut conn = Connection::connect(&addr).await?;
+            let (mut h, mut errors, mut buf) = (histogram(), 0u64, Vec::new());
+            let payload = vec![b'p'; a.payload_size];
+            let interval =
+                a.rate.map(|r| Duration::from_secs_f64(a.pipeline as f64 * publishers as f64 / r.max(1) as f64));
+            let first = Instant::now();
+            for (i, chunk) in plan.chunks(a.pipeline).enumerate() {
+                buf.clear();
+                let t0 = match interval {
+                    Some(iv) => {
+                        let at = first + iv * i as u32;
+                        tokio::time::sleep_until(at.into()).await;
+                        at.duration_since(started).as_micros() as u64
+                    }
+                    None => now_us(started),
+                };
+                for k in chunk {
+                    xadd(&mut buf, k.as_bytes(), t0, &payload);
+                }
+                conn.send_raw(&buf).await?;
+                for _ in chunk {
+                    if !matches!(conn.read_value().await?, Value::Bulk(_)) {
+                        errors += 1;
+                    }
+                }
+                let rtt = now_us(started).saturating_sub(t0).max(1);
+                for _ in chunk {
+                    h.record(rtt)?;
+                }
+                progress.inc(chunk.len() as u64);
+            }
+            Ok::<_, anyhow::Error>((h, errors))
+        }));
+    }
+    let mut publish = histogram();
+    let mut errors = 0;
+    for p in pubs {
+        let (h, e) = p.await.context("publisher panicked")??;
+        publish.add(&h)?;
+        errors += e;
+    }
+    Ok((publish, errors))
 }
 
 /// Runs the publishers on a thread and runtime of their own, so that their latencies measure the server,
@@ -381,44 +390,13 @@ async fn groups(
     }
     progress.set_length(total);
     let publish_started = Instant::now();
-    let mut pubs = Vec::new();
-    for p in 0..a.publishers {
-        let n = total / a.publishers as u64 + u64::from((p as u64) < total % a.publishers as u64);
-        let (addr, key, pipeline, payload, progress) =
-            (addr.to_string(), key.clone(), a.pipeline, vec![b'p'; a.payload_size], progress.clone());
-        pubs.push(tokio::spawn(async move {
-            let mut conn = Connection::connect(&addr).await?;
-            let (mut h, mut errors, mut sent, mut buf) = (histogram(), 0u64, 0u64, Vec::new());
-            while sent < n {
-                let batch = (n - sent).min(pipeline as u64);
-                buf.clear();
-                let t0 = now_us(started);
-                for _ in 0..batch {
-                    xadd(&mut buf, key.as_bytes(), t0, &payload);
-                }
-                conn.send_raw(&buf).await?;
-                for _ in 0..batch {
-                    if !matches!(conn.read_value().await?, Value::Bulk(_)) {
-                        errors += 1;
-                    }
-                }
-                let rtt = now_us(started).saturating_sub(t0).max(1);
-                for _ in 0..batch {
-                    h.record(rtt)?;
-                }
-                sent += batch;
-                progress.inc(batch);
-            }
-            Ok::<_, anyhow::Error>((h, errors))
-        }));
-    }
-    let mut publish = histogram();
-    let mut errors = 0;
-    for p in pubs {
-        let (h, e) = p.await.context("publisher panicked")??;
-        publish.add(&h)?;
-        errors += e;
-    }
+    let plans: Vec<Vec<String>> = (0..a.publishers)
+        .map(|p| {
+            let n = total / a.publishers as u64 + u64::from((p as u64) < total % a.publishers as u64);
+            vec![key.clone(); n as usize]
+        })
+        .collect();
+    let (publish, errors) = publish_all(addr, plans, a, started, progress).await?;
     let publish_secs = publish_started.elapsed().as_secs_f64();
     let wait = tokio::time::timeout(Duration::from_secs(60), async {
         while consumed.load(Ordering::Relaxed) < total {

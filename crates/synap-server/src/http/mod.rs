@@ -52,6 +52,39 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {method} {}", uri.path()))
 }
 
+/// The payload a REST route hands its op: the body's JSON object, query parameters for fields the body
+/// does not give, and `fields` from the path (which win).
+pub(crate) fn request_payload(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    query: HashMap<String, String>,
+    fields: impl IntoIterator<Item = (&'static str, Bytes)>,
+) -> Result<Value, ApiError> {
+    let body = read_body(body)?;
+    let mut payload = match parse_body(headers, &body)? {
+        Value::Object(m) => m,
+        _ => return Err(ApiError::bad_request("request body must be a JSON object")),
+    };
+    for (k, v) in query {
+        payload.entry(k).or_insert(Value::String(v));
+    }
+    for (k, v) in fields {
+        payload.insert(k.into(), bytes_to_json(&v));
+    }
+    Ok(Value::Object(payload))
+}
+
+/// The percent-decoded segments of a path under `prefix` (`/queue/`, `/stream/`); an empty segment is
+/// no route.
+pub(crate) fn path_segments(method: &Method, uri: &Uri, prefix: &str) -> Result<Vec<Bytes>, ApiError> {
+    let path = uri.path().strip_prefix(prefix).unwrap_or_default();
+    let segs: Vec<Bytes> = path.split('/').map(percent_decode).collect::<Result<_, _>>()?;
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::not_found(format!("no route for {method} {}", uri.path())));
+    }
+    Ok(segs)
+}
+
 /// A request body, or the matching API error (413 past the limit).
 pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rej| {
@@ -203,18 +236,7 @@ async fn type_route(
         let name = format!("{kind}.{op_seg}");
         let op = ops::find_type_op(&name)
             .ok_or_else(|| ApiError::not_found(format!("no route for {method} {}", uri.path())))?;
-        let body = read_body(body)?;
-        let mut payload = match parse_body(&headers, &body)? {
-            Value::Object(m) => m,
-            _ => return Err(ApiError::bad_request("request body must be a JSON object")),
-        };
-        for (k, v) in query {
-            payload.entry(k).or_insert(Value::String(v));
-        }
-        if let Some(k) = key {
-            payload.insert("key".into(), bytes_to_json(&k));
-        }
-        let payload = Value::Object(payload);
+        let payload = request_payload(&headers, body, query, key.map(|k| ("key", k)))?;
         let reply = svc.execute(ops::type_command(op, &payload)?).await?;
         (ops::TYPE_RENDER.render)(&payload, reply)
     }
@@ -266,19 +288,8 @@ async fn rest(
             },
         );
     };
-    let body = read_body(body)?;
-    let mut payload = match parse_body(&headers, &body)? {
-        Value::Object(m) => m,
-        _ => return Err(ApiError::bad_request("request body must be a JSON object")),
-    };
     // Query parameters fill fields the body does not give (GET routes, raw-body SET).
-    for (k, v) in query {
-        payload.entry(k).or_insert(Value::String(v));
-    }
-    if let Some(k) = key {
-        payload.insert("key".into(), bytes_to_json(&k));
-    }
-    let payload = Value::Object(payload);
+    let payload = request_payload(&headers, body, query, key.map(|k| ("key", k)))?;
     let format = response_format(&headers);
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;

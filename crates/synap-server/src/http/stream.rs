@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use synap_core::stream::StreamCmd;
 use synap_core::{Command, CommandError, Reply};
 
-use super::body::{ApiError, bytes_to_json, parse_body, percent_decode, respond, response_format};
+use super::body::{ApiError, percent_decode, respond, response_format};
 use super::ops::{self, reply_json};
 use crate::service::Service;
 
@@ -115,26 +115,11 @@ async fn handle(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let path = uri.path().strip_prefix("/stream/").unwrap_or_default();
-    let segs: Vec<Bytes> = path.split('/').map(percent_decode).collect::<Result<_, _>>()?;
-    if segs.iter().any(|s| s.is_empty()) {
-        return Err(ApiError::not_found(format!("no route for {method} {}", uri.path())));
-    }
+    let segs = super::path_segments(&method, &uri, "/stream/")?;
     let Some((name, fields)) = route(&method, &segs) else {
         return Err(ApiError::not_found(format!("no route for {method} {}", uri.path())));
     };
-    let body = super::read_body(body)?;
-    let mut payload = match parse_body(&headers, &body)? {
-        Value::Object(m) => m,
-        _ => return Err(ApiError::bad_request("request body must be a JSON object")),
-    };
-    for (k, v) in query {
-        payload.entry(k).or_insert(Value::String(v));
-    }
-    for (k, v) in fields {
-        payload.insert(k.into(), bytes_to_json(&v));
-    }
-    let payload = Value::Object(payload);
+    let payload = super::request_payload(&headers, body, query, fields)?;
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
     let reply = read_maybe_wait(&svc, cmd, &payload).await?;
