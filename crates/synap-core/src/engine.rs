@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Monotonic, SystemClock};
 use crate::command::{Command, Reply};
 use crate::error::Result;
 use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
@@ -63,6 +63,7 @@ pub struct Engine {
 impl Engine {
     /// An engine that logs every mutation batch to `log` (or to nothing).
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>, log: Option<Arc<dyn MutationLog>>) -> Engine {
+        let clock: Arc<dyn Clock> = Arc::new(Monotonic::new(clock));
         let slot = Arc::new(LogSlot::default());
         if let Some(log) = log {
             let _ = slot.attach(log);
@@ -135,10 +136,9 @@ impl Engine {
         if watch.is_some_and(|w| w.load(std::sync::atomic::Ordering::Acquire)) {
             return None;
         }
-        self.log.begin_capture();
+        let capture = self.log.capture();
         let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c)).collect();
-        let lsn = self.log.end_capture();
-        ctx.lsn = ctx.lsn.max(lsn);
+        ctx.lsn = ctx.lsn.max(capture.finish());
         Some(replies)
     }
 

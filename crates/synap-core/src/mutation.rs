@@ -323,15 +323,18 @@ impl LogSlot {
         }
     }
 
-    /// Starts collecting batches (the caller excludes every other writer).
-    pub fn begin_capture(&self) {
+    /// Starts collecting batches (the caller excludes every other writer) until the returned guard ends
+    /// the capture: by [`Capture::finish`], or by being dropped, panics included. Either way what was
+    /// collected is logged (it was applied to memory) and later writes go to the log again.
+    pub fn capture(&self) -> Capture<'_> {
         *self.captured.lock() = (0, Vec::new());
         self.capturing.store(true, std::sync::atomic::Ordering::Release);
+        Capture { slot: self, done: false }
     }
 
     /// Logs what was collected as one record (records of at most `MAX_BATCH_BYTES` each, should a
     /// transaction be larger); returns its LSN.
-    pub fn end_capture(&self) -> u64 {
+    fn end_capture(&self) -> u64 {
         self.capturing.store(false, std::sync::atomic::Ordering::Release);
         let (count, bytes) = std::mem::take(&mut *self.captured.lock());
         if count == 0 {
@@ -360,6 +363,28 @@ impl LogSlot {
         match self.log.get() {
             Some(log) => log.check_writable(),
             None => Ok(()),
+        }
+    }
+}
+
+/// A capture in progress (see [`LogSlot::capture`]).
+pub struct Capture<'a> {
+    slot: &'a LogSlot,
+    done: bool,
+}
+
+impl Capture<'_> {
+    /// Ends the capture and logs what was collected as one record; returns its LSN (0: nothing).
+    pub fn finish(mut self) -> u64 {
+        self.done = true;
+        self.slot.end_capture()
+    }
+}
+
+impl Drop for Capture<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.end_capture();
         }
     }
 }
@@ -849,6 +874,47 @@ mod tests {
         encode_batch(&batch, &mut buf);
         assert_eq!(buf.len(), encoded_len(&batch));
         assert_eq!(decode_batch(&buf).unwrap(), batch);
+    }
+
+    #[derive(Default)]
+    struct Counting(parking_lot::Mutex<Vec<Vec<u8>>>);
+
+    impl MutationLog for Counting {
+        fn check_writable(&self) -> Result<(), CommandError> {
+            Ok(())
+        }
+        fn append(&self, batch: &[Mutation<'_>]) -> u64 {
+            let mut buf = Vec::new();
+            encode_batch(batch, &mut buf);
+            let mut v = self.0.lock();
+            v.push(buf);
+            v.len() as u64
+        }
+    }
+
+    /// A panic inside a transaction still ends the capture: what it applied is logged, and later writes
+    /// reach the log instead of a capture nobody will end.
+    #[test]
+    fn a_capture_ends_even_when_the_transaction_panics() {
+        let log = std::sync::Arc::new(Counting::default());
+        let slot = LogSlot::default();
+        assert!(slot.attach(log.clone()).is_ok());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _capture = slot.capture();
+            slot.append(&[Mutation::Del { key: b"in-tx" }]);
+            panic!("inside EXEC");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(slot.append(&[Mutation::Del { key: b"after" }]), 2);
+        let logged: Vec<Vec<u8>> = log.0.lock().clone();
+        assert_eq!(decode_batch(&logged[0]).unwrap(), vec![Mutation::Del { key: b"in-tx" }]);
+        assert_eq!(decode_batch(&logged[1]).unwrap(), vec![Mutation::Del { key: b"after" }]);
+        // And a finished capture logs its batches as one record.
+        let capture = slot.capture();
+        slot.append(&[Mutation::Del { key: b"a" }]);
+        slot.append(&[Mutation::Del { key: b"b" }]);
+        assert_eq!(capture.finish(), 3);
+        assert_eq!(decode_batch(&log.0.lock()[2]).unwrap().len(), 2);
     }
 
     #[test]

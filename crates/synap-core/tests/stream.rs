@@ -374,3 +374,115 @@ proptest! {
         prop_assert_eq!(replica.digest(), f.engine.digest());
     }
 }
+
+/// Stream storage whose reads fail while `fail` is set (a disk error under a group read).
+struct FlakyStorage {
+    inner: MemoryStorage,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct FlakyLog {
+    inner: Box<dyn synap_core::stream::PartitionLog>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl synap_core::stream::PartitionLog for FlakyLog {
+    fn start(&self) -> u64 {
+        self.inner.start()
+    }
+    fn next(&self) -> u64 {
+        self.inner.next()
+    }
+    fn append(&mut self, offset: u64, body: &[u8]) -> synap_core::stream::StorageResult<()> {
+        self.inner.append(offset, body)
+    }
+    fn read(
+        &mut self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        out: &mut Vec<(u64, Bytes)>,
+    ) -> synap_core::stream::StorageResult<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("injected read failure".into());
+        }
+        self.inner.read(from, max, max_bytes, out)
+    }
+    fn seek_id(&mut self, id: StreamId) -> synap_core::stream::StorageResult<u64> {
+        self.inner.seek_id(id)
+    }
+    fn segments(&self) -> Vec<synap_core::stream::SegmentInfo> {
+        self.inner.segments()
+    }
+    fn drop_before(&mut self, offset: u64) -> synap_core::stream::StorageResult<()> {
+        self.inner.drop_before(offset)
+    }
+    fn sync(&mut self) -> synap_core::stream::StorageResult<()> {
+        self.inner.sync()
+    }
+}
+
+impl synap_core::stream::StreamStorage for FlakyStorage {
+    fn open(
+        &self,
+        room: &[u8],
+        partition: u32,
+    ) -> synap_core::stream::StorageResult<Box<dyn synap_core::stream::PartitionLog>> {
+        Ok(Box::new(FlakyLog { inner: self.inner.open(room, partition)?, fail: self.fail.clone() }))
+    }
+    fn remove(&self, room: &[u8]) -> synap_core::stream::StorageResult<()> {
+        self.inner.remove(room)
+    }
+    fn in_memory(&self) -> bool {
+        true
+    }
+}
+
+/// A group read, claim or history read that hits a storage error changes nothing: no position, no
+/// pending entry, no consumer that the log does not have.
+#[test]
+fn a_group_command_that_fails_on_storage_changes_nothing() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storage = StreamBackend(Arc::new(FlakyStorage { inner: MemoryStorage::new(2048), fail: fail.clone() }));
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let log = Arc::new(RecordingLog::default());
+    let f = Fixture { engine: Engine::new(config(&storage), clock.clone(), Some(log.clone())), clock, log, storage };
+    for i in 0..6 {
+        f.xadd("s", XAddId::Auto, &i.to_string()).unwrap();
+    }
+    let create = StreamCmd::GroupCreate { room: b("s"), group: b("g"), start: GroupStart::Earliest, redeliver_ms: 100 };
+    f.run(create).unwrap();
+    let read = |c: &str, n| f.run(StreamCmd::GroupRead { room: b("s"), group: b("g"), consumer: b(c), count: n });
+    assert!(matches!(read("a", 3), Ok(Reply::Array(v)) if v.len() == 3));
+    f.clock.advance(500);
+    let before = f.engine.digest();
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(read("newcomer", 10).is_err(), "the redelivery read fails");
+    let history = StreamCmd::XReadGroup {
+        group: b("g"),
+        consumer: b("other"),
+        count: None,
+        noack: false,
+        streams: vec![(b("s"), Some(StreamId::MIN))],
+    };
+    assert_eq!(f.run(history), Ok(Reply::Array(vec![Reply::Array(vec![Reply::Bulk(b("s")), Reply::Array(vec![])])])));
+    let claim = StreamCmd::XAutoClaim {
+        key: b("s"),
+        group: b("g"),
+        consumer: b("claimer"),
+        min_idle_ms: 0,
+        start: StreamId::MIN,
+        count: 10,
+        just_id: false,
+    };
+    assert!(f.run(claim).is_err(), "the claim fails");
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let replica = Engine::new(config(&f.storage), f.clock.clone(), None);
+    for batch in f.log.batches.lock().iter() {
+        replica.apply_batch(&decode_batch(batch).unwrap());
+    }
+    assert_eq!(replica.digest(), f.engine.digest(), "memory holds nothing the log lacks");
+    assert_ne!(before, f.engine.digest(), "the history read created its consumer (logged)");
+    // The failed reads left everything in place: the three pending events and the three new ones.
+    assert!(matches!(read("b", 10), Ok(Reply::Array(v)) if v.len() == 6));
+}

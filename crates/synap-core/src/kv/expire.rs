@@ -5,8 +5,9 @@
 //! sample was expired it samples that shard again. The pass stops when its time budget is spent, so the
 //! cost per pass is bounded whatever the keyspace size, and there is never a full scan.
 //!
-//! Removals here are not logged: records carry absolute expiry times, so a replayed key that expired is
-//! still expired after replay and is reclaimed the same way.
+//! Every removal is logged as a `Del` (see [`Keyspace::expire_entry`]): replay and replicas apply it and
+//! never decide by their own clock that a key is gone. A keyspace that does not reclaim expired keys
+//! (a replica, or a failed log) skips the pass.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ impl Keyspace {
         let mut report = ExpireReport::default();
         let mut rng = rand::rng();
         let now = self.now();
+        if !self.reclaims_expired() {
+            return report;
+        }
         for i in 0..shards {
             if started.elapsed() >= budget {
                 report.out_of_time = true;
@@ -63,15 +67,13 @@ impl Keyspace {
                     let pos = shard.volatile_pos(rng.random_range(0..n));
                     if shard.entry(pos).is_expired(now) {
                         let hash = self.hash(shard.entry(pos).key());
-                        let entry = shard.remove_at(pos, hash);
-                        self.emit("expired", entry.key());
+                        self.expire_entry(&mut shard, pos, hash);
                         expired += 1;
                     }
                 }
                 drop(shard);
                 report.sampled += samples;
                 report.expired += expired;
-                self.counters.expired.fetch_add(expired as u64, Ordering::Relaxed);
                 if expired * 100 <= samples * REPEAT_PERCENT || started.elapsed() >= budget {
                     break;
                 }

@@ -121,6 +121,8 @@ pub struct Keyspace {
     events: OnceLock<EventHook>,
     watch: WatchRegistry,
     blockers: Blockers,
+    /// Expired keys are hidden but not removed (see [`Keyspace::reclaims_expired`]).
+    passive_expiry: AtomicBool,
 }
 
 /// WATCHed keys: each watching client has a flag that any change to one of its keys sets.
@@ -266,6 +268,7 @@ impl Keyspace {
             events: OnceLock::new(),
             watch: WatchRegistry::default(),
             blockers: Blockers::default(),
+            passive_expiry: AtomicBool::new(false),
         }
     }
 
@@ -327,16 +330,39 @@ impl Keyspace {
         self.config.eviction.initial_access(now)
     }
 
-    /// Position of a live `key`; an expired entry is removed on the way (lazy expiry) and reported absent.
+    /// Position of a live `key`; an expired entry is reported absent and, when this keyspace reclaims
+    /// expired keys, removed on the way (lazy expiry) with a logged `Del`.
     pub(crate) fn find_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u64) -> Option<usize> {
         let pos = shard.find(hash, key)?;
         if shard.entry(pos).is_expired(now) {
-            let entry = shard.remove_at(pos, hash);
-            self.counters.expired.fetch_add(1, Ordering::Relaxed);
-            self.emit("expired", entry.key());
+            if self.reclaims_expired() {
+                self.expire_entry(shard, pos, hash);
+            }
             return None;
         }
         Some(pos)
+    }
+
+    /// Whether expired keys are removed here. A removal is a mutation like any other (a `Del` in the log,
+    /// as Redis propagates a DEL to its AOF and replicas), so it happens only where the log takes writes,
+    /// and never on a keyspace that follows another's log (a replica): there an expired key is hidden
+    /// from reads until the record of its removal arrives.
+    pub(crate) fn reclaims_expired(&self) -> bool {
+        !self.passive_expiry.load(Ordering::Acquire) && self.log.check_writable().is_ok()
+    }
+
+    /// Stops (or resumes) reclaiming expired keys by this keyspace's own clock (replicas).
+    pub fn set_passive_expiry(&self, passive: bool) {
+        self.passive_expiry.store(passive, Ordering::Release);
+    }
+
+    /// Removes the expired entry at `pos` through the write path: the removal is applied and logged as a
+    /// `Del`, so that replay and replicas never find the old value under a key re-created later.
+    pub(crate) fn expire_entry(&self, shard: &mut Shard, pos: usize, hash: u64) {
+        let entry = shard.remove_at(pos, hash);
+        self.log_batch(&[Mutation::Del { key: entry.key() }]);
+        self.counters.expired.fetch_add(1, Ordering::Relaxed);
+        self.emit("expired", entry.key());
     }
 
     /// Like [`Self::find_live`], and records the access for LRU/LFU.

@@ -6,19 +6,11 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::cmd::*;
-use super::store::{Group, MAX_ROOM_NAME, Partition, Pending, Room, StreamStore};
+use super::store::{Group, MAX_ROOM_NAME, Partition, Rec, Room, StreamStore};
 use super::{Event, RoomConfig, StreamId, encode_event, partition_for_key};
 use crate::command::Reply;
 use crate::error::{CommandError, Result};
 use crate::mutation::{Mutation, StreamOp};
-
-/// A group change to log, owned until the batch is written.
-enum Rec {
-    Pos { partition: u32, pos: u64, last: StreamId },
-    Pending { partition: u32, offset: u64, id: StreamId, consumer: Bytes, delivered_at: u64, count: u32 },
-    Ack { partition: u32, offset: u64 },
-    Consumer { consumer: Bytes, seen_at: u64 },
-}
 
 fn bulk(s: &'static str) -> Reply {
     Reply::Bulk(Bytes::from_static(s.as_bytes()))
@@ -196,29 +188,12 @@ impl StreamStore {
         Ok(self.create_in_memory(name, config, Some(lsn)))
     }
 
-    fn log_group(&self, room: &[u8], group: &[u8], recs: &[Rec]) -> u64 {
-        let batch: Vec<Mutation<'_>> = recs
-            .iter()
-            .map(|r| {
-                let op = match r {
-                    Rec::Pos { partition, pos, last } => {
-                        StreamOp::GroupPos { group, partition: *partition, pos: *pos, last: *last }
-                    }
-                    Rec::Pending { partition, offset, id, consumer, delivered_at, count } => StreamOp::Pending {
-                        group,
-                        partition: *partition,
-                        offset: *offset,
-                        id: *id,
-                        consumer,
-                        delivered_at: *delivered_at,
-                        count: *count,
-                    },
-                    Rec::Ack { partition, offset } => StreamOp::Ack { group, partition: *partition, offset: *offset },
-                    Rec::Consumer { consumer, seen_at } => StreamOp::Consumer { group, consumer, seen_at: *seen_at },
-                };
-                Mutation::Stream { room, op }
-            })
-            .collect();
+    /// Applies decided group changes and logs them, in one step (see [`Rec`]).
+    fn commit_group(&self, room: &[u8], group: &[u8], g: &mut Group, recs: &[Rec]) -> u64 {
+        for rec in recs {
+            g.apply(rec);
+        }
+        let batch: Vec<Mutation<'_>> = recs.iter().map(|r| Mutation::Stream { room, op: r.op(group) }).collect();
         self.log.append(&batch)
     }
 
@@ -414,12 +389,15 @@ impl StreamStore {
                 let r = self.room(&room)?;
                 let mut groups = r.groups.lock();
                 let g = groups.get_mut(&group[..]).ok_or_else(|| no_group(&room, &group))?;
+                let mut offsets = offsets;
+                offsets.sort_unstable();
+                offsets.dedup();
                 let recs: Vec<Rec> = offsets
-                    .iter()
-                    .filter(|o| g.remove_pending(&(partition, **o)).is_some())
-                    .map(|&offset| Rec::Ack { partition, offset })
+                    .into_iter()
+                    .filter(|o| g.pending_entry(&(partition, *o)).is_some())
+                    .map(|offset| Rec::Ack { partition, offset })
                     .collect();
-                *lsn = (*lsn).max(self.log_group(&room, &group, &recs));
+                *lsn = (*lsn).max(self.commit_group(&room, &group, g, &recs));
                 Ok(Reply::Int(recs.len() as i64))
             }
             StreamCmd::GroupClaim { room, group, consumer, min_idle_ms, partition, offsets } => {
@@ -548,12 +526,8 @@ impl StreamStore {
                 let r = self.redis_room(&key)?.ok_or_else(requires_key)?;
                 let mut groups = r.groups.lock();
                 let g = groups.get_mut(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
-                let mut p = r.parts[0].lock();
-                let (pos, last) = start_position(&mut p, start)?;
-                g.pos[0] = pos;
-                g.last[0] = last;
-                drop(p);
-                *lsn = (*lsn).max(self.log_group(&key, &group, &[Rec::Pos { partition: 0, pos, last }]));
+                let (pos, last) = start_position(&mut r.parts[0].lock(), start)?;
+                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::Pos { partition: 0, pos, last }]));
                 Ok(Reply::Ok)
             }
             StreamCmd::XGroupCreateConsumer { key, group, consumer } => {
@@ -563,22 +537,19 @@ impl StreamStore {
                 if g.consumers.contains_key(&consumer[..]) {
                     return Ok(Reply::Int(0));
                 }
-                g.consumers.entry(consumer.clone()).or_default().seen_at = now;
-                *lsn = (*lsn).max(self.log_group(&key, &group, &[Rec::Consumer { consumer, seen_at: now }]));
+                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::Consumer { consumer, seen_at: now }]));
                 Ok(Reply::Int(1))
             }
             StreamCmd::XGroupDelConsumer { key, group, consumer } => {
                 let r = self.redis_room(&key)?.ok_or_else(requires_key)?;
                 let mut groups = r.groups.lock();
                 let g = groups.get_mut(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
-                if g.consumers.remove(&consumer[..]).is_none() {
+                if !g.consumers.contains_key(&consumer[..]) {
                     return Ok(Reply::Int(0));
                 }
-                let before = g.pending.len();
-                g.retain_pending(|_, p| p.consumer != consumer);
-                let op = StreamOp::ConsumerDel { group: &group, consumer: &consumer };
-                *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: &key, op }]));
-                Ok(Reply::Int((before - g.pending.len()) as i64))
+                let pending = g.pending_count_of(&consumer);
+                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::ConsumerDel { consumer }]));
+                Ok(Reply::Int(pending as i64))
             }
             StreamCmd::XReadGroup { group, consumer, count, noack, streams } => {
                 let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read.max(1_000_000));
@@ -606,14 +577,12 @@ impl StreamStore {
                 let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Int(0)) };
                 let mut groups = r.groups.lock();
                 let Some(g) = groups.get_mut(&group[..]) else { return Ok(Reply::Int(0)) };
-                let mut recs = Vec::new();
-                for id in ids {
-                    if let Some(k) = pending_key(g, id) {
-                        g.remove_pending(&k);
-                        recs.push(Rec::Ack { partition: k.0, offset: k.1 });
-                    }
-                }
-                *lsn = (*lsn).max(self.log_group(&key, &group, &recs));
+                let mut keys: Vec<(u32, u64)> = ids.into_iter().filter_map(|id| g.pending_by_id(0, id)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let recs: Vec<Rec> =
+                    keys.into_iter().map(|(partition, offset)| Rec::Ack { partition, offset }).collect();
+                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &recs));
                 Ok(Reply::Int(recs.len() as i64))
             }
             StreamCmd::XPending { key, group, range } => {
@@ -632,7 +601,7 @@ impl StreamStore {
                     let g = groups.get_mut(&args.group[..]).ok_or_else(|| pending_no_group(&args.key, &args.group))?;
                     let mut keys = Vec::new();
                     for &id in &args.ids {
-                        match pending_key(g, id) {
+                        match g.pending_by_id(0, id) {
                             Some(k) => keys.push(k),
                             None if args.force => {
                                 if let Some(offset) = r.parts[0].lock().offset_of(id)? {
@@ -668,11 +637,15 @@ impl StreamStore {
                     let mut deleted = Vec::new();
                     let mut acks = Vec::new();
                     let mut cursor = StreamId::MIN;
-                    let candidates: Vec<_> =
-                        g.pending.iter().filter(|(_, p)| p.id >= start).map(|(k, p)| (*k, p.clone())).collect();
                     let mut p = r.parts[0].lock();
-                    for (scanned, (k, pe)) in candidates.into_iter().enumerate() {
-                        if keys.len() >= count || scanned >= count * 10 {
+                    // Pending entries are ordered by offset, and ids grow with offsets: start at `start`'s.
+                    let from = match p.seek_id(start)? {
+                        at if at <= p.start => 0,
+                        at => at,
+                    };
+                    let candidates = g.pending().range((0, from)..).filter(|(_, pe)| pe.id >= start);
+                    for (scanned, (&k, pe)) in candidates.enumerate() {
+                        if keys.len() >= count || scanned >= count.saturating_mul(10) {
                             cursor = pe.id;
                             break;
                         }
@@ -681,14 +654,13 @@ impl StreamStore {
                         }
                         if p.get(k.1)?.is_none() {
                             deleted.push(pe.id);
-                            g.remove_pending(&k);
                             acks.push(Rec::Ack { partition: k.0, offset: k.1 });
                             continue;
                         }
                         keys.push(k);
                     }
                     drop(p);
-                    *lsn = (*lsn).max(self.log_group(&key, &group, &acks));
+                    *lsn = (*lsn).max(self.commit_group(&key, &group, g, &acks));
                     (keys, deleted, cursor)
                 };
                 let out = self.claim(&r, &group, &consumer, min_idle_ms, &keys, None, None, false, now, lsn)?;
@@ -733,7 +705,8 @@ impl StreamStore {
     }
 
     /// Delivers up to `count` events to `consumer`: idle pending events first (when the group redelivers),
-    /// then new events, taking partitions in turn.
+    /// then new events, taking partitions in turn. Reads first, then commits what it delivered: a read
+    /// that fails (storage) changes nothing.
     #[allow(clippy::too_many_arguments)]
     fn group_read(
         &self,
@@ -752,37 +725,26 @@ impl StreamStore {
             if r.parts.len() == 1 { readgroup_no_group(&r.name, group) } else { no_group(&r.name, group) }
         })?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs = consumer_recs(g, &consumer_b, now);
+        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
         let mut out = Vec::new();
+        let mut lost = 0;
         if g.redeliver_ms > 0 {
-            let due: Vec<_> = g
-                .pending
-                .iter()
-                .filter(|(_, p)| now.saturating_sub(p.delivered_at) >= g.redeliver_ms)
-                .take(count)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in due {
-                let event = r.parts[k.0 as usize].lock().get(k.1)?;
-                match event {
+            let due = g.delivered_before(now.saturating_sub(g.redeliver_ms), count);
+            for (k, pe) in due {
+                match r.parts[k.0 as usize].lock().get(k.1)? {
                     Some(e) => {
-                        let pe = g.pending.get_mut(&k).expect("due entry");
-                        pe.consumer = consumer_b.clone();
-                        pe.delivered_at = now;
-                        pe.count += 1;
                         recs.push(Rec::Pending {
                             partition: k.0,
                             offset: k.1,
                             id: e.id,
                             consumer: consumer_b.clone(),
                             delivered_at: now,
-                            count: pe.count,
+                            count: pe.count.saturating_add(1),
                         });
                         out.push((k.0, e));
                     }
                     None => {
-                        g.remove_pending(&k);
-                        g.lost += 1;
+                        lost += 1;
                         recs.push(Rec::Ack { partition: k.0, offset: k.1 });
                     }
                 }
@@ -798,7 +760,7 @@ impl StreamStore {
             let mut p = r.parts[pi].lock();
             let mut pos = g.pos[pi];
             if pos < p.start {
-                g.lost += p.start - pos;
+                lost += p.start - pos;
                 pos = p.start;
             }
             let (events, after) = p.read(pos, count - out.len())?;
@@ -806,14 +768,10 @@ impl StreamStore {
             if after == g.pos[pi] {
                 continue;
             }
-            g.pos[pi] = after;
+            let mut last = g.last[pi];
             for e in events {
-                g.last[pi] = e.id;
+                last = e.id;
                 if !noack {
-                    g.add_pending(
-                        (pi as u32, e.offset),
-                        Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: now, count: 1 },
-                    );
                     recs.push(Rec::Pending {
                         partition: pi as u32,
                         offset: e.offset,
@@ -825,9 +783,11 @@ impl StreamStore {
                 }
                 out.push((pi as u32, e));
             }
-            recs.push(Rec::Pos { partition: pi as u32, pos: after, last: g.last[pi] });
+            recs.push(Rec::Pos { partition: pi as u32, pos: after, last });
         }
-        *lsn = (*lsn).max(self.log_group(&r.name, group, &recs));
+        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        g.lost += lost;
+        seen(g, &consumer_b, now);
         Ok(out)
     }
 
@@ -845,14 +805,10 @@ impl StreamStore {
     ) -> Result<Vec<Reply>> {
         let mut groups = r.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| readgroup_no_group(&r.name, group))?;
-        let recs = consumer_recs(g, &Bytes::copy_from_slice(consumer), now);
-        let mine: Vec<_> = g
-            .pending
-            .iter()
-            .filter(|(_, p)| p.consumer == consumer && p.id > after)
-            .take(count)
-            .map(|(k, p)| (*k, p.id))
-            .collect();
+        let consumer_b = Bytes::copy_from_slice(consumer);
+        let recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
+        let mine: Vec<_> =
+            g.pending_of(consumer).filter(|(_, p)| p.id > after).take(count).map(|(k, p)| (k, p.id)).collect();
         let mut p = r.parts[0].lock();
         let mut out = Vec::with_capacity(mine.len());
         for ((_, offset), id) in mine {
@@ -862,7 +818,8 @@ impl StreamStore {
             });
         }
         drop(p);
-        *lsn = (*lsn).max(self.log_group(&r.name, group, &recs));
+        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        seen(g, &consumer_b, now);
         Ok(out)
     }
 
@@ -886,44 +843,44 @@ impl StreamStore {
         r.check()?;
         let g = groups.get_mut(group).ok_or_else(|| pending_no_group(&r.name, group))?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs = consumer_recs(g, &consumer_b, now);
+        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
         let mut out = Vec::new();
+        let mut seen_keys = std::collections::HashSet::new();
         for &(partition, offset) in keys {
             let Some(part) = r.parts.get(partition as usize) else { continue };
-            let existing = g.pending.get(&(partition, offset)).cloned();
+            if !seen_keys.insert((partition, offset)) {
+                continue;
+            }
+            let existing = g.pending_entry(&(partition, offset));
             if existing.is_none() && !force {
                 continue;
             }
-            if let Some(pe) = &existing
+            if let Some(pe) = existing
                 && now.saturating_sub(pe.delivered_at) < min_idle_ms
             {
                 continue;
             }
+            let previous = existing.map(|p| p.count);
             let event = part.lock().get(offset)?;
             let Some(e) = event else {
-                if existing.is_some() {
-                    g.remove_pending(&(partition, offset));
+                if previous.is_some() {
                     recs.push(Rec::Ack { partition, offset });
                 }
                 continue;
             };
-            let count = retry_count.unwrap_or_else(|| existing.as_ref().map(|p| p.count + 1).unwrap_or(1));
-            let at = delivered_at.unwrap_or(now);
-            g.add_pending(
-                (partition, offset),
-                Pending { id: e.id, consumer: consumer_b.clone(), delivered_at: at, count },
-            );
+            let count = retry_count.unwrap_or_else(|| previous.map(|c| c.saturating_add(1)).unwrap_or(1));
             recs.push(Rec::Pending {
                 partition,
                 offset,
                 id: e.id,
                 consumer: consumer_b.clone(),
-                delivered_at: at,
+                delivered_at: delivered_at.unwrap_or(now),
                 count,
             });
             out.push((partition, e));
         }
-        *lsn = (*lsn).max(self.log_group(&r.name, group, &recs));
+        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        seen(g, &consumer_b, now);
         Ok(out)
     }
 
@@ -965,9 +922,9 @@ impl StreamStore {
                 Reply::Map(vec![
                     (bulk("name"), Reply::Bulk(name.clone())),
                     (bulk("consumers"), Reply::Int(g.consumers.len() as i64)),
-                    (bulk("pending"), Reply::Int(g.pending.len() as i64)),
+                    (bulk("pending"), Reply::Int(g.pending().len() as i64)),
                     (bulk("undelivered"), Reply::Int(undelivered as i64)),
-                    (bulk("lag"), Reply::Int((undelivered + g.pending.len() as u64) as i64)),
+                    (bulk("lag"), Reply::Int((undelivered + g.pending().len() as u64) as i64)),
                     (bulk("lost"), Reply::Int(lost as i64)),
                     (bulk("positions"), Reply::Array(g.pos.iter().map(|&p| Reply::Int(p as i64)).collect())),
                 ])
@@ -1024,7 +981,7 @@ impl StreamStore {
                                 (bulk("last-delivered-id"), id_reply(g.last[0])),
                                 (bulk("entries-read"), Reply::Int(g.pos[0] as i64)),
                                 (bulk("lag"), Reply::Int(p.next().saturating_sub(g.pos[0].max(p.start)) as i64)),
-                                (bulk("pel-count"), Reply::Int(g.pending.len() as i64)),
+                                (bulk("pel-count"), Reply::Int(g.pending().len() as i64)),
                             ])
                         })
                         .collect();
@@ -1047,7 +1004,7 @@ impl StreamStore {
                             Reply::Map(vec![
                                 (bulk("name"), Reply::Bulk(name.clone())),
                                 (bulk("consumers"), Reply::Int(g.consumers.len() as i64)),
-                                (bulk("pending"), Reply::Int(g.pending.len() as i64)),
+                                (bulk("pending"), Reply::Int(g.pending().len() as i64)),
                                 (bulk("last-delivered-id"), id_reply(g.last[0])),
                                 (bulk("entries-read"), Reply::Int(g.pos[0] as i64)),
                                 (bulk("lag"), Reply::Int(p.next().saturating_sub(g.pos[0].max(p.start)) as i64)),
@@ -1067,7 +1024,7 @@ impl StreamStore {
                             let idle = now.saturating_sub(c.seen_at) as i64;
                             Reply::Map(vec![
                                 (bulk("name"), Reply::Bulk(name.clone())),
-                                (bulk("pending"), Reply::Int(g.pending_of(name) as i64)),
+                                (bulk("pending"), Reply::Int(g.pending_count_of(name) as i64)),
                                 (bulk("idle"), Reply::Int(idle)),
                                 (bulk("inactive"), Reply::Int(idle)),
                             ])
@@ -1079,12 +1036,17 @@ impl StreamStore {
     }
 }
 
-/// Marks `consumer` seen; a new consumer is logged (a known one's last-seen time is kept in memory only,
-/// so that a reader polling an idle stream writes nothing).
-fn consumer_recs(g: &mut Group, consumer: &Bytes, now: u64) -> Vec<Rec> {
-    let new = !g.consumers.contains_key(consumer);
-    g.consumers.entry(consumer.clone()).or_default().seen_at = now;
-    if new { vec![Rec::Consumer { consumer: consumer.clone(), seen_at: now }] } else { Vec::new() }
+/// The record that creates `consumer`, when the group does not know it yet.
+fn new_consumer(g: &Group, consumer: &Bytes, now: u64) -> Option<Rec> {
+    (!g.consumers.contains_key(consumer)).then(|| Rec::Consumer { consumer: consumer.clone(), seen_at: now })
+}
+
+/// Records when a known consumer was last seen: in memory only (a statistic, like Redis's seen-time),
+/// so that a reader polling an idle stream writes nothing.
+fn seen(g: &mut Group, consumer: &Bytes, now: u64) {
+    if let Some(c) = g.consumers.get_mut(consumer) {
+        c.seen_at = now;
+    }
 }
 
 /// The position and last-delivered id a group starts from in one partition.
@@ -1105,23 +1067,18 @@ fn start_position(p: &mut Partition, start: GroupStart) -> Result<(u64, StreamId
     })
 }
 
-/// The pending entry of a single-partition stream's event `id`.
-fn pending_key(g: &Group, id: StreamId) -> Option<(u32, u64)> {
-    g.by_id.get(&(0, id)).map(|&offset| (0, offset))
-}
-
 fn pending_summary(g: &Group) -> Reply {
-    if g.pending.is_empty() {
+    if g.pending().is_empty() {
         return Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::Nil]);
     }
-    let min = g.pending.values().map(|p| p.id).min().expect("non-empty");
-    let max = g.pending.values().map(|p| p.id).max().expect("non-empty");
+    let min = g.pending().values().map(|p| p.id).min().expect("non-empty");
+    let max = g.pending().values().map(|p| p.id).max().expect("non-empty");
     let mut per: std::collections::BTreeMap<&Bytes, u64> = std::collections::BTreeMap::new();
-    for p in g.pending.values() {
+    for p in g.pending().values() {
         *per.entry(&p.consumer).or_default() += 1;
     }
     Reply::Array(vec![
-        Reply::Int(g.pending.len() as i64),
+        Reply::Int(g.pending().len() as i64),
         id_reply(min),
         id_reply(max),
         Reply::Array(
@@ -1142,7 +1099,7 @@ fn pending_range(g: &Group, range: &PendingRange, now: u64) -> Reply {
         IdBound::Excl(id) => id.prev(),
     };
     let mut entries: Vec<_> = g
-        .pending
+        .pending()
         .values()
         .filter(|p| p.id >= lo && p.id <= hi)
         .filter(|p| range.consumer.as_ref().is_none_or(|c| *c == p.consumer))

@@ -236,6 +236,62 @@ pub(crate) struct ConsumerState {
     pub seen_at: u64,
 }
 
+/// One change to a consumer group, as the log records it (`StreamOp::GroupPos`, `Pending`, `Ack`,
+/// `Consumer`, `ConsumerDel`). Commands never change a group directly: they decide the changes first,
+/// then [`StreamStore::commit_group`] applies them through [`Group::apply`] and logs them in one step, so
+/// a command that fails half way (a storage error) has changed nothing, and replay runs the same code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rec {
+    Pos { partition: u32, pos: u64, last: StreamId },
+    Pending { partition: u32, offset: u64, id: StreamId, consumer: Bytes, delivered_at: u64, count: u32 },
+    Ack { partition: u32, offset: u64 },
+    Consumer { consumer: Bytes, seen_at: u64 },
+    ConsumerDel { consumer: Bytes },
+}
+
+impl Rec {
+    /// The record as a logged operation of `group`.
+    pub fn op<'a>(&'a self, group: &'a [u8]) -> StreamOp<'a> {
+        match self {
+            Rec::Pos { partition, pos, last } => {
+                StreamOp::GroupPos { group, partition: *partition, pos: *pos, last: *last }
+            }
+            Rec::Pending { partition, offset, id, consumer, delivered_at, count } => StreamOp::Pending {
+                group,
+                partition: *partition,
+                offset: *offset,
+                id: *id,
+                consumer,
+                delivered_at: *delivered_at,
+                count: *count,
+            },
+            Rec::Ack { partition, offset } => StreamOp::Ack { group, partition: *partition, offset: *offset },
+            Rec::Consumer { consumer, seen_at } => StreamOp::Consumer { group, consumer, seen_at: *seen_at },
+            Rec::ConsumerDel { consumer } => StreamOp::ConsumerDel { group, consumer },
+        }
+    }
+
+    /// The group change a logged operation carries (`None` for operations that are not group changes).
+    pub fn from_op(op: &StreamOp<'_>) -> Option<(Bytes, Rec)> {
+        let b = Bytes::copy_from_slice;
+        Some(match *op {
+            StreamOp::GroupPos { group, partition, pos, last } => (b(group), Rec::Pos { partition, pos, last }),
+            StreamOp::Pending { group, partition, offset, id, consumer, delivered_at, count } => {
+                (b(group), Rec::Pending { partition, offset, id, consumer: b(consumer), delivered_at, count })
+            }
+            StreamOp::Ack { group, partition, offset } => (b(group), Rec::Ack { partition, offset }),
+            StreamOp::Consumer { group, consumer, seen_at } => {
+                (b(group), Rec::Consumer { consumer: b(consumer), seen_at })
+            }
+            StreamOp::ConsumerDel { group, consumer } => (b(group), Rec::ConsumerDel { consumer: b(consumer) }),
+            _ => return None,
+        })
+    }
+}
+
+/// A consumer group. The pending entries are indexed three ways, kept in step by [`Group::apply`]: by
+/// event (the map), by id (commands that name events by id), by delivery time (redelivery of idle
+/// entries without a scan) and by consumer (a consumer's own entries without a scan).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Group {
     /// Redelivery of idle pending events on read (0: only by claim, as Redis).
@@ -244,9 +300,13 @@ pub(crate) struct Group {
     pub pos: Vec<u64>,
     /// Id of the last delivered event, per partition (Redis's last-delivered-id).
     pub last: Vec<StreamId>,
-    pub pending: BTreeMap<(u32, u64), Pending>,
-    /// The pending entries' offsets by (partition, id), for commands that name events by id.
-    pub by_id: std::collections::HashMap<(u32, StreamId), u64>,
+    pending: BTreeMap<(u32, u64), Pending>,
+    /// The pending entries' offsets by (partition, id).
+    by_id: std::collections::HashMap<(u32, StreamId), u64>,
+    /// The pending entries by (delivered_at, partition, offset).
+    by_time: BTreeSet<(u64, u32, u64)>,
+    /// Each consumer's pending entries.
+    by_consumer: std::collections::HashMap<Bytes, BTreeSet<(u32, u64)>>,
     pub consumers: BTreeMap<Bytes, ConsumerState>,
     /// Events dropped by retention before the group read them (or while pending).
     pub lost: u64,
@@ -274,7 +334,7 @@ impl Group {
     pub fn decode_config(b: &[u8], partitions: usize) -> Option<Group> {
         let u = |i: usize| b.get(i..i + 8).map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")));
         let n = u32::from_le_bytes(b.get(16..20)?.try_into().ok()?) as usize;
-        if b.len() != 20 + n * 24 {
+        if b.len() != 20usize.checked_add(n.checked_mul(24)?)? {
             return None;
         }
         let mut g = Group::new(partitions, u(0)?);
@@ -287,35 +347,87 @@ impl Group {
         Some(g)
     }
 
-    pub fn add_pending(&mut self, k: (u32, u64), p: Pending) {
-        let id = p.id;
-        if let Some(old) = self.pending.insert(k, p)
-            && old.id != id
-        {
-            self.by_id.remove(&(k.0, old.id));
+    /// The one applier of group changes (commands and replay).
+    pub fn apply(&mut self, rec: &Rec) {
+        match rec {
+            Rec::Pos { partition, pos, last } => {
+                if let (Some(p), Some(l)) =
+                    (self.pos.get_mut(*partition as usize), self.last.get_mut(*partition as usize))
+                {
+                    *p = *pos;
+                    *l = *last;
+                }
+            }
+            Rec::Pending { partition, offset, id, consumer, delivered_at, count } => {
+                self.consumers.entry(consumer.clone()).or_default();
+                let p = Pending { id: *id, consumer: consumer.clone(), delivered_at: *delivered_at, count: *count };
+                self.add_pending((*partition, *offset), p);
+            }
+            Rec::Ack { partition, offset } => {
+                self.remove_pending(&(*partition, *offset));
+            }
+            Rec::Consumer { consumer, seen_at } => {
+                self.consumers.entry(consumer.clone()).or_default().seen_at = *seen_at;
+            }
+            Rec::ConsumerDel { consumer } => {
+                self.consumers.remove(consumer);
+                for k in self.by_consumer.remove(consumer).unwrap_or_default() {
+                    self.remove_pending(&k);
+                }
+            }
         }
-        self.by_id.insert((k.0, id), k.1);
     }
 
-    pub fn remove_pending(&mut self, k: &(u32, u64)) -> Option<Pending> {
+    fn add_pending(&mut self, k: (u32, u64), p: Pending) {
+        self.remove_pending(&k);
+        self.by_id.insert((k.0, p.id), k.1);
+        self.by_time.insert((p.delivered_at, k.0, k.1));
+        self.by_consumer.entry(p.consumer.clone()).or_default().insert(k);
+        self.pending.insert(k, p);
+    }
+
+    fn remove_pending(&mut self, k: &(u32, u64)) -> Option<Pending> {
         let p = self.pending.remove(k)?;
         self.by_id.remove(&(k.0, p.id));
+        self.by_time.remove(&(p.delivered_at, k.0, k.1));
+        if let Some(set) = self.by_consumer.get_mut(&p.consumer) {
+            set.remove(k);
+            if set.is_empty() {
+                self.by_consumer.remove(&p.consumer);
+            }
+        }
         Some(p)
     }
 
-    pub fn retain_pending(&mut self, mut keep: impl FnMut(&(u32, u64), &Pending) -> bool) {
-        let by_id = &mut self.by_id;
-        self.pending.retain(|k, p| {
-            let kept = keep(k, p);
-            if !kept {
-                by_id.remove(&(k.0, p.id));
-            }
-            kept
-        });
+    pub fn pending(&self) -> &BTreeMap<(u32, u64), Pending> {
+        &self.pending
     }
 
-    pub fn pending_of(&self, consumer: &[u8]) -> usize {
-        self.pending.values().filter(|p| p.consumer == consumer).count()
+    pub fn pending_entry(&self, k: &(u32, u64)) -> Option<&Pending> {
+        self.pending.get(k)
+    }
+
+    /// The pending entry of event `id` in `partition`.
+    pub fn pending_by_id(&self, partition: u32, id: StreamId) -> Option<(u32, u64)> {
+        self.by_id.get(&(partition, id)).map(|&offset| (partition, offset))
+    }
+
+    /// Up to `max` pending entries delivered at or before `at`, oldest delivery first.
+    pub fn delivered_before(&self, at: u64, max: usize) -> Vec<((u32, u64), &Pending)> {
+        self.by_time
+            .range(..=(at, u32::MAX, u64::MAX))
+            .take(max)
+            .filter_map(|&(_, p, o)| self.pending.get(&(p, o)).map(|pe| ((p, o), pe)))
+            .collect()
+    }
+
+    /// `consumer`'s pending entries, in event order.
+    pub fn pending_of(&self, consumer: &[u8]) -> impl Iterator<Item = ((u32, u64), &Pending)> {
+        self.by_consumer.get(consumer).into_iter().flatten().filter_map(|k| self.pending.get(k).map(|pe| (*k, pe)))
+    }
+
+    pub fn pending_count_of(&self, consumer: &[u8]) -> usize {
+        self.by_consumer.get(consumer).map(|s| s.len()).unwrap_or(0)
     }
 }
 
@@ -563,35 +675,11 @@ impl StreamStore {
             StreamOp::GroupDestroy { group } => {
                 room.groups.lock().remove(group);
             }
-            StreamOp::GroupPos { group, partition, pos, last } => {
-                if let Some(g) = room.groups.lock().get_mut(group)
-                    && (partition as usize) < g.pos.len()
+            ref op => {
+                if let Some((group, rec)) = Rec::from_op(op)
+                    && let Some(g) = room.groups.lock().get_mut(&group[..])
                 {
-                    g.pos[partition as usize] = pos;
-                    g.last[partition as usize] = last;
-                }
-            }
-            StreamOp::Pending { group, partition, offset, id, consumer, delivered_at, count } => {
-                if let Some(g) = room.groups.lock().get_mut(group) {
-                    let consumer = Bytes::copy_from_slice(consumer);
-                    g.consumers.entry(consumer.clone()).or_default();
-                    g.add_pending((partition, offset), Pending { id, consumer, delivered_at, count });
-                }
-            }
-            StreamOp::Ack { group, partition, offset } => {
-                if let Some(g) = room.groups.lock().get_mut(group) {
-                    g.remove_pending(&(partition, offset));
-                }
-            }
-            StreamOp::Consumer { group, consumer, seen_at } => {
-                if let Some(g) = room.groups.lock().get_mut(group) {
-                    g.consumers.entry(Bytes::copy_from_slice(consumer)).or_default().seen_at = seen_at;
-                }
-            }
-            StreamOp::ConsumerDel { group, consumer } => {
-                if let Some(g) = room.groups.lock().get_mut(group) {
-                    g.consumers.remove(consumer);
-                    g.retain_pending(|_, p| p.consumer != consumer);
+                    g.apply(&rec);
                 }
             }
         }
@@ -640,7 +728,7 @@ impl StreamStore {
             for (c, state) in &g.consumers {
                 push(StreamOp::Consumer { group: gname, consumer: c, seen_at: state.seen_at });
             }
-            for (&(partition, offset), pe) in &g.pending {
+            for (&(partition, offset), pe) in g.pending() {
                 push(StreamOp::Pending {
                     group: gname,
                     partition,
@@ -722,7 +810,7 @@ impl StreamStore {
             }
             for (name, g) in groups.iter() {
                 (name, &g.pos, &g.last).hash(&mut h);
-                for (k, v) in &g.pending {
+                for (k, v) in g.pending() {
                     (k, v.id, &v.consumer, v.delivered_at, v.count).hash(&mut h);
                 }
                 for c in g.consumers.keys() {
