@@ -29,6 +29,8 @@
 //!  11 QueuePurge   queue:bytes
 //!  12 QueueNextId  next:u64
 //!  13..=25 stream mutations: tag room:bytes body (see [`StreamOp`] and `docs/format.md`)
+//!  26..=35 collection mutations (see `docs/format.md`)
+//!  36 stream Delete of one instance: room:bytes instance:u64
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -154,7 +156,11 @@ pub enum StreamOp<'a> {
     Create {
         config: &'a [u8],
     },
-    Delete,
+    /// Deletes the stream; with `instance`, only that instance of it (see `stream::StreamStorage`), so
+    /// that replay over a snapshot that already holds a newer stream of the same name leaves it alone.
+    Delete {
+        instance: Option<u64>,
+    },
     /// One event at `offset` of `partition`; `body` is the event record (`stream::encode_event`).
     Append {
         partition: u32,
@@ -281,6 +287,8 @@ const TAG_SADD: u8 = 32;
 const TAG_SREM: u8 = 33;
 const TAG_ZSET: u8 = 34;
 const TAG_ZREM: u8 = 35;
+/// A stream mutation outside the 13..=25 range: `Delete` of one instance.
+const TAG_STREAM_DELETE_INSTANCE: u8 = 36;
 
 /// The largest batch the engine ever produces: commands, dead-lettering and snapshots split or refuse work
 /// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
@@ -597,7 +605,8 @@ fn encode_stream(room: &[u8], op: &StreamOp<'_>, out: &mut Vec<u8>) {
     let tag = TAG_STREAM_FIRST
         + match op {
             StreamOp::Create { .. } => 0,
-            StreamOp::Delete => 1,
+            StreamOp::Delete { instance: None } => 1,
+            StreamOp::Delete { instance: Some(_) } => TAG_STREAM_DELETE_INSTANCE - TAG_STREAM_FIRST,
             StreamOp::Append { .. } => 2,
             StreamOp::Trim { .. } => 3,
             StreamOp::Tombstone { .. } => 4,
@@ -614,7 +623,11 @@ fn encode_stream(room: &[u8], op: &StreamOp<'_>, out: &mut Vec<u8>) {
     put_bytes(out, room);
     match *op {
         StreamOp::Create { config } => put_bytes(out, config),
-        StreamOp::Delete => {}
+        StreamOp::Delete { instance } => {
+            if let Some(i) = instance {
+                u64_(out, i);
+            }
+        }
         StreamOp::Append { partition, offset, body } => {
             u32_(out, partition);
             u64_(out, offset);
@@ -674,7 +687,8 @@ fn decode_stream<'a>(tag: u8, r: &mut Reader<'a>) -> Result<Mutation<'a>, Decode
     let id = |r: &mut Reader<'a>| -> Result<StreamId, DecodeError> { Ok(StreamId { ms: r.u64()?, seq: r.u64()? }) };
     let op = match tag - TAG_STREAM_FIRST {
         0 => StreamOp::Create { config: r.bytes()? },
-        1 => StreamOp::Delete,
+        1 => StreamOp::Delete { instance: None },
+        t if t == TAG_STREAM_DELETE_INSTANCE - TAG_STREAM_FIRST => StreamOp::Delete { instance: Some(r.u64()?) },
         2 => StreamOp::Append { partition: r.u32()?, offset: r.u64()?, body: r.bytes()? },
         3 => StreamOp::Trim { partition: r.u32()?, start: r.u64()? },
         4 => StreamOp::Tombstone { partition: r.u32()?, offset: r.u64()? },
@@ -776,7 +790,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_QUEUE_REMOVE => Mutation::QueueRemove { queue: r.bytes()?, id: r.u64()? },
             TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
             TAG_QUEUE_NEXT_ID => Mutation::QueueNextId { next: r.u64()? },
-            tag @ TAG_STREAM_FIRST..=TAG_STREAM_LAST => decode_stream(tag, &mut r)?,
+            tag @ (TAG_STREAM_FIRST..=TAG_STREAM_LAST | TAG_STREAM_DELETE_INSTANCE) => decode_stream(tag, &mut r)?,
             TAG_RESTORE => Mutation::Restore { key: r.bytes()?, kind: r.u8()?, data: r.bytes()?, expire_at: r.u64()? },
             TAG_HSET => Mutation::HSet { key: r.bytes()?, field: r.bytes()?, value: r.bytes()? },
             TAG_HDEL => Mutation::HDel { key: r.bytes()?, field: r.bytes()? },
@@ -830,7 +844,8 @@ mod tests {
             Mutation::QueuePurge { queue: b"q" },
             Mutation::QueueNextId { next: 99 },
             Mutation::Stream { room: b"r", op: StreamOp::Create { config: b"c" } },
-            Mutation::Stream { room: b"r", op: StreamOp::Delete },
+            Mutation::Stream { room: b"r", op: StreamOp::Delete { instance: None } },
+            Mutation::Stream { room: b"r", op: StreamOp::Delete { instance: Some(7) } },
             Mutation::Stream { room: b"r", op: StreamOp::Append { partition: 1, offset: 2, body: b"b" } },
             Mutation::Stream { room: b"r", op: StreamOp::Trim { partition: 1, start: 5 } },
             Mutation::Stream { room: b"r", op: StreamOp::Tombstone { partition: 1, offset: 3 } },

@@ -417,7 +417,7 @@ impl synap_core::stream::PartitionLog for FlakyLog {
     fn drop_before(&mut self, offset: u64) -> synap_core::stream::StorageResult<()> {
         self.inner.drop_before(offset)
     }
-    fn sync(&mut self) -> synap_core::stream::StorageResult<()> {
+    fn sync(&mut self) -> synap_core::stream::StorageResult<synap_core::stream::SyncJob> {
         self.inner.sync()
     }
 }
@@ -426,12 +426,13 @@ impl synap_core::stream::StreamStorage for FlakyStorage {
     fn open(
         &self,
         room: &[u8],
+        instance: u64,
         partition: u32,
     ) -> synap_core::stream::StorageResult<Box<dyn synap_core::stream::PartitionLog>> {
-        Ok(Box::new(FlakyLog { inner: self.inner.open(room, partition)?, fail: self.fail.clone() }))
+        Ok(Box::new(FlakyLog { inner: self.inner.open(room, instance, partition)?, fail: self.fail.clone() }))
     }
-    fn remove(&self, room: &[u8]) -> synap_core::stream::StorageResult<()> {
-        self.inner.remove(room)
+    fn remove(&self, room: &[u8], instance: u64, lsn: u64) -> synap_core::stream::StorageResult<()> {
+        self.inner.remove(room, instance, lsn)
     }
     fn in_memory(&self) -> bool {
         true

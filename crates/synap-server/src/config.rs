@@ -300,6 +300,9 @@ pub struct StreamSection {
     pub max_wait_ms: u64,
     /// How often retention by age and size runs.
     pub retention_interval_ms: u64,
+    /// Most stream segment files open at once (files are opened when read or written and closed when
+    /// this many are open).
+    pub max_open_files: usize,
 }
 
 impl Default for StreamSection {
@@ -320,6 +323,7 @@ impl Default for StreamSection {
             group_redeliver_ms: s.group_redeliver_ms,
             max_wait_ms: 60_000,
             retention_interval_ms: 1000,
+            max_open_files: 256,
         }
     }
 }
@@ -447,6 +451,10 @@ impl Config {
             st.segment_bytes.0 >= 4096 && st.segment_bytes.0 <= 1 << 31,
             "stream.segment_bytes: must be between 4kb and 2gb"
         );
+        anyhow::ensure!(
+            st.max_open_files >= 16 && st.max_open_files <= 1_000_000,
+            "stream.max_open_files: must be between 16 and 1000000"
+        );
         anyhow::ensure!(st.max_read >= 1 && st.max_read <= 1_000_000, "stream.max_read: must be between 1 and 1000000");
         anyhow::ensure!(
             st.retention_interval_ms >= 10 && st.retention_interval_ms <= 3_600_000,
@@ -523,7 +531,11 @@ impl Config {
             },
             stream_storage: if self.persistence.enabled {
                 let dir = self.data_dir.join("streams");
-                StreamBackend(Arc::new(synap_storage::FileStreamStorage::new(dir, self.stream.segment_bytes.0)))
+                StreamBackend(Arc::new(synap_storage::FileStreamStorage::new(
+                    dir,
+                    self.stream.segment_bytes.0,
+                    self.stream.max_open_files,
+                )))
             } else {
                 StreamBackend(Arc::new(synap_core::stream::MemoryStorage::new(
                     self.stream.segment_bytes.0.min(4 << 20),

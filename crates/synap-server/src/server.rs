@@ -97,7 +97,7 @@ impl RunningServer {
         };
         tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
         tasks.push(spawn_queue_sweep(engine.clone(), &config, shutdown_rx.clone()));
-        tasks.push(spawn_stream_retention(engine.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_stream_retention(engine.clone(), persistence.clone(), &config, shutdown_rx.clone()));
         if let Some(p) = &persistence {
             tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
         }
@@ -165,11 +165,19 @@ fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, stop: watch::Receiver
     })
 }
 
-/// Stream retention by age and size.
-fn spawn_stream_retention(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Stream retention by age and size, and removal of deleted streams' files once their deletion is durable.
+fn spawn_stream_retention(
+    engine: Arc<Engine>,
+    persistence: Option<Arc<Persistence>>,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let period = Duration::from_millis(config.stream.retention_interval_ms);
     spawn_periodic(period, stop, move || {
         engine.stream_sweep();
+        if let Some(p) = &persistence {
+            p.purge_stream_files();
+        }
     })
 }
 

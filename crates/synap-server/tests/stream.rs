@@ -461,3 +461,43 @@ async fn restarts_keep_events_and_groups_and_reads_beyond_the_cache_come_from_di
     assert_eq!((st, r["error"]["code"].clone()), (400, json!("OFFSET_OUT_OF_RANGE")));
     s.stop().await;
 }
+
+/// A stream deleted and created again at once gets its own directory; the old one goes only once the
+/// deletion is durable, and the new stream's events survive restarts (with and without a snapshot).
+#[tokio::test]
+async fn a_stream_deleted_and_created_again_keeps_its_own_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |c: &mut synap_server::Config| {
+        c.stream.retention_interval_ms = 50;
+        c.persistence.snapshot.on_shutdown = false;
+    };
+    let s = restart(&dir, cfg).await;
+    let streams_dir = dir.path().join("streams");
+    let dirs = || std::fs::read_dir(&streams_dir).map(|d| d.count()).unwrap_or(0);
+    for i in 0..50 {
+        s.post("/stream/s/publish", json!({"data": format!("old-{i}")})).await;
+    }
+    assert_eq!(dirs(), 1);
+    assert_eq!(s.delete("/stream/s").await.0, 200);
+    for i in 0..5 {
+        let (st, r) = s.post("/stream/s/publish", json!({"data": format!("new-{i}")})).await;
+        assert_eq!((st, r["offset"].clone()), (200, json!(i)));
+    }
+    assert_eq!(dirs(), 2, "the new stream has a directory of its own");
+    // The old directory goes once the deletion is durable (the periodic fsync, then the purge pass).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while dirs() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the old stream's files were never removed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+    for _ in 0..2 {
+        let s = restart(&dir, cfg).await;
+        let (st, r) = s.get("/stream/s/consume/x?from_offset=0&limit=100").await;
+        assert_eq!(st, 200, "{r}");
+        let data: Vec<&str> = r["events"].as_array().unwrap().iter().map(|e| e["data"].as_str().unwrap()).collect();
+        assert_eq!(data, vec!["new-0", "new-1", "new-2", "new-3", "new-4"]);
+        assert_eq!(dirs(), 1);
+        s.stop().await;
+    }
+}

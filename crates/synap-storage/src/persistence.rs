@@ -46,6 +46,9 @@ impl Persistence {
         storage.create_dir_all(&snap_dir).ctx("create directory", &snap_dir)?;
         storage.create_dir_all(&wal_dir).ctx("create directory", &wal_dir)?;
         let report = recover(&*storage, &snap_dir, &wal_dir, &engine, cfg.recover)?;
+        // Stream files the recovered state does not name: streams whose deletion was durable before their
+        // files went, or whose creation never was.
+        engine.streams().retain_files();
         let wal_cfg = WalConfig {
             dir: wal_dir,
             fsync: cfg.fsync,
@@ -113,5 +116,11 @@ impl Persistence {
             tracing::error!(error = %e, "flushing stream segments at shutdown failed");
         }
         self.wal.shutdown();
+        self.purge_stream_files();
+    }
+
+    /// Removes the files of deleted streams whose deletion the log has made durable.
+    pub fn purge_stream_files(&self) -> usize {
+        self.engine.streams().purge_files(self.wal.durable_lsn())
     }
 }

@@ -1,6 +1,6 @@
 //! Stream partitions on disk: segment files with a sparse offset index, as Kafka lays them out.
 //!
-//! `streams/<room as hex>/<partition>/<base offset:020>.log` holds records
+//! `streams/<room as hex>.<instance:016x>/<partition>/<base offset:020>.log` holds records
 //! `len:u32 crc32c:u32 offset:u64 body[len]` (the CRC covers offset and body); the `.idx` file beside it
 //! holds entries `rel_offset:u32 position:u32 timestamp:u64 id_ms:u64 id_seq:u64`: the first record, one
 //! record every `INDEX_INTERVAL` bytes, and, once the segment is sealed, its last record. Opening a
@@ -9,14 +9,27 @@
 //! segment is cut off: the WAL still holds every event a snapshot has not covered, and recovery appends
 //! them again. Before a snapshot claims an LSN every partition is fsynced ([`PartitionLog::sync`]).
 //! See `docs/format.md`.
+//!
+//! Each stream instance has its own directory (streams written before instances existed keep
+//! `<room as hex>`), and a deleted instance's directory is removed only once the log record of the
+//! deletion is durable ([`FileStreamStorage::purge`]), so a crash never finds a stream whose files are gone.
+//!
+//! File descriptors are bounded: segment files are opened when read or written, through one cache of at
+//! most `max_open_files` open files shared by every partition ([`FileCache`]), and closed when it needs
+//! room. Nothing here fsyncs while a partition's lock is held: rolling to a new segment only creates the
+//! file, and [`PartitionLog::sync`] hands back the fsyncs (of the segments written since the last sync,
+//! their indexes and the directories that gained files) for the caller to run after unlocking.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use synap_core::stream::{PartitionLog, SegmentInfo, StorageResult, StreamId, StreamStorage, event_header};
+use parking_lot::Mutex;
+use synap_core::stream::{PartitionLog, SegmentInfo, StorageResult, StreamId, StreamStorage, SyncJob, event_header};
 
 /// An index entry every this many bytes of log.
 pub const INDEX_INTERVAL: u64 = 4096;
@@ -27,37 +40,171 @@ const MAX_RECORD: usize = 64 << 20;
 /// Appends are buffered up to this many bytes before they are written to the file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
+/// The open segment files, at most `cap` of them; the least recently used is closed to make room.
+/// A file is closed once the cache and every reader have let go of it.
+pub struct FileCache {
+    cap: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    files: HashMap<PathBuf, (Arc<File>, u64)>,
+    tick: u64,
+}
+
+impl FileCache {
+    pub fn new(cap: usize) -> FileCache {
+        FileCache { cap: cap.max(2), inner: Mutex::new(CacheInner::default()) }
+    }
+
+    /// The open file at `path` (read and write), opening it on a miss.
+    fn get(&self, path: &Path) -> std::io::Result<Arc<File>> {
+        let mut c = self.inner.lock();
+        c.tick += 1;
+        let tick = c.tick;
+        if let Some((f, t)) = c.files.get_mut(path) {
+            *t = tick;
+            return Ok(f.clone());
+        }
+        let f = Arc::new(OpenOptions::new().read(true).write(true).open(path)?);
+        self.insert(&mut c, path, f.clone(), tick);
+        Ok(f)
+    }
+
+    /// Creates (or truncates) the file at `path` and keeps it open.
+    fn create(&self, path: &Path) -> std::io::Result<Arc<File>> {
+        let f = Arc::new(OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?);
+        let mut c = self.inner.lock();
+        c.tick += 1;
+        let tick = c.tick;
+        self.insert(&mut c, path, f.clone(), tick);
+        Ok(f)
+    }
+
+    fn insert(&self, c: &mut CacheInner, path: &Path, f: Arc<File>, tick: u64) {
+        while c.files.len() >= self.cap {
+            let Some(oldest) = c.files.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone()) else { break };
+            c.files.remove(&oldest);
+        }
+        c.files.insert(path.to_path_buf(), (f, tick));
+    }
+
+    /// Closes the file at `path` (it is being removed).
+    fn forget(&self, path: &Path) {
+        self.inner.lock().files.remove(path);
+    }
+
+    /// Closes every file under `dir`.
+    fn forget_under(&self, dir: &Path) {
+        self.inner.lock().files.retain(|p, _| !p.starts_with(dir));
+    }
+
+    /// Files open now.
+    pub fn open_files(&self) -> usize {
+        self.inner.lock().files.len()
+    }
+}
+
 /// Stream storage in a directory.
-#[derive(Debug)]
 pub struct FileStreamStorage {
     dir: PathBuf,
     segment_bytes: u64,
+    files: Arc<FileCache>,
+    /// Directories of deleted instances, with the LSN of the record that deleted them.
+    removals: Mutex<Vec<(u64, PathBuf)>>,
+}
+
+impl std::fmt::Debug for FileStreamStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStreamStorage").field("dir", &self.dir).field("segment_bytes", &self.segment_bytes).finish()
+    }
+}
+
+fn hex(room: &[u8]) -> String {
+    room.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl FileStreamStorage {
-    pub fn new(dir: impl Into<PathBuf>, segment_bytes: u64) -> FileStreamStorage {
-        FileStreamStorage { dir: dir.into(), segment_bytes: segment_bytes.max(4096) }
+    pub fn new(dir: impl Into<PathBuf>, segment_bytes: u64, max_open_files: usize) -> FileStreamStorage {
+        FileStreamStorage {
+            dir: dir.into(),
+            segment_bytes: segment_bytes.max(4096),
+            files: Arc::new(FileCache::new(max_open_files)),
+            removals: Mutex::new(Vec::new()),
+        }
     }
 
-    fn room_dir(&self, room: &[u8]) -> PathBuf {
-        let hex: String = room.iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(hex)
-    }
-}
-
-impl StreamStorage for FileStreamStorage {
-    fn open(&self, room: &[u8], partition: u32) -> StorageResult<Box<dyn PartitionLog>> {
-        let dir = self.room_dir(room).join(partition.to_string());
-        Ok(Box::new(FileLog::open(dir, self.segment_bytes)?))
+    /// The shared cache of open segment files.
+    pub fn files(&self) -> &Arc<FileCache> {
+        &self.files
     }
 
-    fn remove(&self, room: &[u8]) -> StorageResult<()> {
-        let dir = self.room_dir(room);
-        match fs::remove_dir_all(&dir) {
+    fn instance_dir(&self, room: &[u8], instance: u64) -> PathBuf {
+        if instance == 0 { self.dir.join(hex(room)) } else { self.dir.join(format!("{}.{instance:016x}", hex(room))) }
+    }
+
+    fn remove_dir(&self, dir: &Path) -> StorageResult<()> {
+        self.files.forget_under(dir);
+        match fs::remove_dir_all(dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("remove {}: {e}", dir.display())),
         }
+    }
+
+    /// Directories removed waiting for their deletion to be durable.
+    pub fn pending_removals(&self) -> usize {
+        self.removals.lock().len()
+    }
+}
+
+impl StreamStorage for FileStreamStorage {
+    fn open(&self, room: &[u8], instance: u64, partition: u32) -> StorageResult<Box<dyn PartitionLog>> {
+        let dir = self.instance_dir(room, instance).join(partition.to_string());
+        Ok(Box::new(FileLog::open(dir, self.segment_bytes, self.files.clone())?))
+    }
+
+    fn remove(&self, room: &[u8], instance: u64, lsn: u64) -> StorageResult<()> {
+        let dir = self.instance_dir(room, instance);
+        if lsn == 0 {
+            return self.remove_dir(&dir);
+        }
+        self.removals.lock().push((lsn, dir));
+        Ok(())
+    }
+
+    fn purge(&self, durable_lsn: u64) -> StorageResult<usize> {
+        let due: Vec<PathBuf> = {
+            let mut r = self.removals.lock();
+            let (due, keep): (Vec<_>, Vec<_>) = r.drain(..).partition(|(lsn, _)| *lsn <= durable_lsn);
+            *r = keep;
+            due.into_iter().map(|(_, d)| d).collect()
+        };
+        for dir in &due {
+            self.remove_dir(dir)?;
+        }
+        Ok(due.len())
+    }
+
+    fn retain(&self, live: &[(Bytes, u64)]) -> StorageResult<usize> {
+        let keep: std::collections::HashSet<PathBuf> =
+            live.iter().map(|(room, instance)| self.instance_dir(room, *instance)).collect();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("list", &self.dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) && !keep.contains(&path) {
+                tracing::info!(dir = %path.display(), "removing files of a stream that no longer exists");
+                self.remove_dir(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn in_memory(&self) -> bool {
@@ -81,7 +228,6 @@ struct Segment {
     bytes: u64,
     max_ts: u64,
     index: Vec<IndexEntry>,
-    file: File,
     path: PathBuf,
     idx_path: PathBuf,
 }
@@ -90,6 +236,7 @@ struct Segment {
 pub struct FileLog {
     dir: PathBuf,
     segment_bytes: u64,
+    files: Arc<FileCache>,
     segments: Vec<Segment>,
     /// Appends not yet written to the active segment's file.
     pending: Vec<u8>,
@@ -99,6 +246,11 @@ pub struct FileLog {
     last_indexed: Option<u64>,
     /// The read buffer, reused.
     read_buf: Vec<u8>,
+    /// Files written since the last sync that are not the active segment's (sealed segments, indexes).
+    unsynced: Vec<PathBuf>,
+    /// Directories that gained or lost entries since the last sync (the partition's, and on creation its
+    /// parents).
+    dirs_unsynced: Vec<PathBuf>,
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> String {
@@ -199,7 +351,8 @@ fn scan_with(
 }
 
 impl FileLog {
-    pub fn open(dir: PathBuf, segment_bytes: u64) -> StorageResult<FileLog> {
+    pub fn open(dir: PathBuf, segment_bytes: u64, files: Arc<FileCache>) -> StorageResult<FileLog> {
+        let existed = dir.exists();
         fs::create_dir_all(&dir).map_err(|e| io_err("create directory", &dir, e))?;
         let mut bases: Vec<u64> = fs::read_dir(&dir)
             .map_err(|e| io_err("list", &dir, e))?
@@ -213,27 +366,33 @@ impl FileLog {
         let mut log = FileLog {
             dir: dir.clone(),
             segment_bytes,
+            files,
             segments: Vec::new(),
             pending: Vec::new(),
             idx_pending: Vec::new(),
             last_indexed: None,
             read_buf: Vec::new(),
+            unsynced: Vec::new(),
+            dirs_unsynced: Vec::new(),
         };
+        if !existed {
+            // A new partition: its directory and the instance directory above it are new entries too.
+            log.dirs_unsynced.extend(dir.ancestors().skip(1).take(2).map(Path::to_path_buf));
+        }
         if bases.is_empty() {
             log.new_segment(0)?;
             return Ok(log);
         }
         for (i, &base) in bases.iter().enumerate() {
             let (path, idx_path) = seg_paths(&dir, base);
-            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err("open", &path, e))?;
-            let len = file.metadata().map_err(|e| io_err("stat", &path, e))?.len();
+            let len = fs::metadata(&path).map_err(|e| io_err("stat", &path, e))?.len();
             let mut index = match fs::read(&idx_path) {
                 Ok(b) => decode_index(&b[..b.len() - b.len() % INDEX_ENTRY], base),
                 Err(_) => Vec::new(),
             };
             index.retain(|e| e.pos < len && e.offset >= base);
             let sealed = i + 1 < bases.len();
-            let mut seg = Segment { base, end: base, bytes: len, max_ts: 0, index, file, path, idx_path };
+            let mut seg = Segment { base, end: base, bytes: len, max_ts: 0, index, path, idx_path };
             if sealed && !seg.index.is_empty() {
                 let last = *seg.index.last().expect("non-empty");
                 seg.end = bases[i + 1];
@@ -252,10 +411,15 @@ impl FileLog {
         Ok(log)
     }
 
+    fn file(&self, path: &Path) -> StorageResult<Arc<File>> {
+        self.files.get(path).map_err(|e| io_err("open", path, e))
+    }
+
     /// Scans a segment from its last index entry to the end: finds its end offset and newest timestamp,
     /// indexes what it passes, and (for the active segment) cuts off a torn or corrupt tail.
     fn scan_tail(&self, seg: &mut Segment, active: bool) -> StorageResult<()> {
-        let len = seg.file.metadata().map_err(|e| io_err("stat", &seg.path, e))?.len();
+        let file = self.file(&seg.path)?;
+        let len = file.metadata().map_err(|e| io_err("stat", &seg.path, e))?.len();
         let (from, mut next) = match seg.index.last() {
             Some(e) => (e.pos, e.offset),
             None => (0, seg.base),
@@ -265,7 +429,7 @@ impl FileLog {
         let mut new_entries = Vec::new();
         // Records are accepted while their offsets run on without a gap; `end` follows the last one.
         let mut end = from;
-        scan(&seg.file, from, len, MAX_CHUNK, |offset, pos, body| {
+        scan(&file, from, len, MAX_CHUNK, |offset, pos, body| {
             if offset != next {
                 return false;
             }
@@ -286,7 +450,7 @@ impl FileLog {
         if end < len {
             if active {
                 tracing::warn!(file = %seg.path.display(), at = end, len, "cutting a torn stream segment tail");
-                seg.file.set_len(end).map_err(|e| io_err("truncate", &seg.path, e))?;
+                file.set_len(end).map_err(|e| io_err("truncate", &seg.path, e))?;
             } else {
                 tracing::error!(file = %seg.path.display(), at = end, "stream segment is corrupt past this position");
             }
@@ -303,30 +467,27 @@ impl FileLog {
         Ok(())
     }
 
+    /// Starts a segment at `base`: creates its files (no fsync here: the next sync covers them and the
+    /// directory entry).
     fn new_segment(&mut self, base: u64) -> StorageResult<()> {
         let (path, idx_path) = seg_paths(&self.dir, base);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| io_err("create", &path, e))?;
+        self.files.create(&path).map_err(|e| io_err("create", &path, e))?;
         File::create(&idx_path).map_err(|e| io_err("create", &idx_path, e))?;
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
+        if !self.dirs_unsynced.contains(&self.dir) {
+            self.dirs_unsynced.push(self.dir.clone());
         }
-        self.segments.push(Segment { base, end: base, bytes: 0, max_ts: 0, index: Vec::new(), file, path, idx_path });
+        self.segments.push(Segment { base, end: base, bytes: 0, max_ts: 0, index: Vec::new(), path, idx_path });
         self.last_indexed = None;
         Ok(())
     }
 
     /// Writes buffered records and index entries of the active segment to its files.
     fn flush(&mut self) -> StorageResult<()> {
-        let seg = self.segments.last_mut().expect("an active segment");
+        let seg = self.segments.last().expect("an active segment");
         if !self.pending.is_empty() {
             let at = seg.bytes - self.pending.len() as u64;
-            seg.file.write_all_at(&self.pending, at).map_err(|e| io_err("write", &seg.path, e))?;
+            let file = self.file(&seg.path)?;
+            file.write_all_at(&self.pending, at).map_err(|e| io_err("write", &seg.path, e))?;
             self.pending.clear();
         }
         if !self.idx_pending.is_empty() {
@@ -338,7 +499,8 @@ impl FileLog {
         Ok(())
     }
 
-    /// Seals the active segment: writes its last record's index entry and fsyncs both files.
+    /// Seals the active segment: writes its last record's index entry and everything buffered. Its
+    /// fsyncs are left to the next sync.
     fn seal(&mut self) -> StorageResult<()> {
         let seg = self.segments.last().expect("an active segment");
         if seg.end > seg.base && seg.index.last().is_none_or(|e| e.offset + 1 != seg.end) {
@@ -346,7 +508,8 @@ impl FileLog {
             let from = seg.index.last().map(|e| e.pos).unwrap_or(0);
             self.flush()?;
             let seg = self.segments.last().expect("an active segment");
-            scan(&seg.file, from, seg.bytes, MAX_CHUNK, |offset, pos, body| {
+            let file = self.file(&seg.path)?;
+            scan(&file, from, seg.bytes, MAX_CHUNK, |offset, pos, body| {
                 if let Some((ts, id)) = event_header(&body) {
                     last = Some(IndexEntry { offset, pos, ts, id });
                 }
@@ -359,12 +522,40 @@ impl FileLog {
                 self.segments.last_mut().expect("active").index.push(e);
             }
         }
-        self.sync()
+        self.flush()?;
+        let seg = self.segments.last().expect("an active segment");
+        let (path, idx_path) = (seg.path.clone(), seg.idx_path.clone());
+        self.unsynced.push(path);
+        self.unsynced.push(idx_path);
+        Ok(())
     }
 
     fn locate(&self, offset: u64) -> Option<usize> {
         let i = self.segments.partition_point(|s| s.end <= offset);
         (i < self.segments.len() && offset >= self.segments[i].base).then_some(i)
+    }
+
+    /// Removes a dropped segment's files.
+    fn remove_segment(&mut self, seg: Segment) -> StorageResult<()> {
+        self.files.forget(&seg.path);
+        fs::remove_file(&seg.path).map_err(|e| io_err("remove", &seg.path, e))?;
+        let _ = fs::remove_file(&seg.idx_path);
+        self.unsynced.retain(|p| *p != seg.path && *p != seg.idx_path);
+        if !self.dirs_unsynced.contains(&self.dir) {
+            self.dirs_unsynced.push(self.dir.clone());
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs a file by path; one removed meanwhile (retention) has nothing left to make durable.
+fn sync_path(files: &FileCache, path: &Path, is_dir: bool) -> StorageResult<()> {
+    let result =
+        if is_dir { File::open(path).and_then(|d| d.sync_all()) } else { files.get(path).and_then(|f| f.sync_data()) };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("fsync", path, e)),
     }
 }
 
@@ -412,9 +603,6 @@ impl PartitionLog for FileLog {
 
     fn read(&mut self, from: u64, max: usize, max_bytes: usize, out: &mut Vec<(u64, Bytes)>) -> StorageResult<()> {
         let Some(mut si) = self.locate(from) else { return Ok(()) };
-        if si + 1 == self.segments.len() && !self.pending.is_empty() {
-            self.flush()?;
-        }
         let (mut n, mut bytes) = (0usize, 0usize);
         let mut want = from;
         while n < max && bytes < max_bytes && si < self.segments.len() {
@@ -422,6 +610,7 @@ impl PartitionLog for FileLog {
                 self.flush()?;
             }
             let seg = &self.segments[si];
+            let file = self.file(&seg.path)?;
             let ix = seg.index.partition_point(|e| e.offset <= want);
             let (pos, first) = if ix == 0 { (0, seg.base) } else { (seg.index[ix - 1].pos, seg.index[ix - 1].offset) };
             // Read about what is wanted: the records from the index entry to the last one asked for.
@@ -429,7 +618,7 @@ impl PartitionLog for FileLog {
             let chunk = ((want - first) as usize + (max - n).min(4096)).saturating_mul(avg) + RECORD_HEADER;
             let mut bad = None;
             let mut buf = std::mem::take(&mut self.read_buf);
-            let scanned = scan_with(&mut buf, &seg.file, pos, seg.bytes, chunk, |offset, _, body| {
+            let scanned = scan_with(&mut buf, &file, pos, seg.bytes, chunk, |offset, _, body| {
                 if offset < want {
                     return true;
                 }
@@ -471,10 +660,11 @@ impl PartitionLog for FileLog {
             self.flush()?;
         }
         let seg = &self.segments[si];
+        let file = self.file(&seg.path)?;
         let ix = seg.index.partition_point(|e| e.id < id);
         let pos = seg.index[ix.saturating_sub(1)].pos;
         let mut found = None;
-        scan(&seg.file, pos, seg.bytes, 8192, |offset, _, body| match event_header(&body) {
+        scan(&file, pos, seg.bytes, 8192, |offset, _, body| match event_header(&body) {
             Some((_, eid)) if eid >= id => {
                 found = Some(offset);
                 false
@@ -495,8 +685,7 @@ impl PartitionLog for FileLog {
     fn drop_before(&mut self, offset: u64) -> StorageResult<()> {
         while self.segments.len() > 1 && self.segments[0].end <= offset {
             let seg = self.segments.remove(0);
-            fs::remove_file(&seg.path).map_err(|e| io_err("remove", &seg.path, e))?;
-            let _ = fs::remove_file(&seg.idx_path);
+            self.remove_segment(seg)?;
         }
         // Everything is below `offset`: start a fresh active segment at the end.
         let last = self.segments.last().expect("an active segment");
@@ -505,20 +694,28 @@ impl PartitionLog for FileLog {
             self.flush()?;
             self.new_segment(next)?;
             let old = self.segments.remove(0);
-            fs::remove_file(&old.path).map_err(|e| io_err("remove", &old.path, e))?;
-            let _ = fs::remove_file(&old.idx_path);
+            self.remove_segment(old)?;
         }
         Ok(())
     }
 
-    fn sync(&mut self) -> StorageResult<()> {
+    fn sync(&mut self) -> StorageResult<SyncJob> {
         self.flush()?;
         let seg = self.segments.last().expect("an active segment");
-        seg.file.sync_data().map_err(|e| io_err("fsync", &seg.path, e))?;
-        if let Ok(f) = File::open(&seg.idx_path) {
-            f.sync_data().map_err(|e| io_err("fsync", &seg.idx_path, e))?;
-        }
-        Ok(())
+        let mut files = std::mem::take(&mut self.unsynced);
+        files.push(seg.path.clone());
+        files.push(seg.idx_path.clone());
+        let dirs = std::mem::take(&mut self.dirs_unsynced);
+        let cache = self.files.clone();
+        Ok(Box::new(move || {
+            for f in &files {
+                sync_path(&cache, f, false)?;
+            }
+            for d in &dirs {
+                sync_path(&cache, d, true)?;
+            }
+            Ok(())
+        }))
     }
 }
 
@@ -534,6 +731,11 @@ mod tests {
         b
     }
 
+    /// A cache smaller than a partition's segments, so that files are closed and reopened.
+    fn cache() -> Arc<FileCache> {
+        Arc::new(FileCache::new(3))
+    }
+
     fn read_all(log: &mut FileLog) -> Vec<(u64, Bytes)> {
         let mut out = Vec::new();
         let start = log.start();
@@ -545,7 +747,7 @@ mod tests {
     fn append_roll_reopen_read_seek_and_drop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p");
-        let mut log = FileLog::open(path.clone(), 8192).unwrap();
+        let mut log = FileLog::open(path.clone(), 8192, cache()).unwrap();
         for i in 0..500 {
             log.append(i, &body(i, 100 + (i as usize % 50))).unwrap();
         }
@@ -555,9 +757,9 @@ mod tests {
         for (i, (o, b)) in all.iter().enumerate() {
             assert_eq!((*o, &b[..]), (i as u64, &body(i as u64, 100 + i % 50)[..]));
         }
-        log.sync().unwrap();
+        log.sync().unwrap()().unwrap();
         drop(log);
-        let mut log = FileLog::open(path.clone(), 8192).unwrap();
+        let mut log = FileLog::open(path.clone(), 8192, cache()).unwrap();
         assert_eq!((log.start(), log.next()), (0, 500));
         assert_eq!(read_all(&mut log), all);
         let mut out = Vec::new();
@@ -576,7 +778,7 @@ mod tests {
         assert!(fs::read_dir(&path).unwrap().count() < files_before);
         log.append(500, &body(500, 10)).unwrap();
         drop(log);
-        let log = FileLog::open(path, 8192).unwrap();
+        let log = FileLog::open(path, 8192, cache()).unwrap();
         assert_eq!((log.start(), log.next()), (500, 500), "an unsynced buffered append is gone after a crash");
     }
 
@@ -584,27 +786,27 @@ mod tests {
     fn torn_and_corrupt_tails_are_cut() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p");
-        let mut log = FileLog::open(path.clone(), 1 << 20).unwrap();
+        let mut log = FileLog::open(path.clone(), 1 << 20, cache()).unwrap();
         for i in 0..100 {
             log.append(i, &body(i, 64)).unwrap();
         }
-        log.sync().unwrap();
+        log.sync().unwrap()().unwrap();
         drop(log);
         let seg = path.join(format!("{:020}.log", 0));
         let len = fs::metadata(&seg).unwrap().len();
         // Cut the last record short.
         OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 7).unwrap();
-        let mut log = FileLog::open(path.clone(), 1 << 20).unwrap();
+        let mut log = FileLog::open(path.clone(), 1 << 20, cache()).unwrap();
         assert_eq!(log.next(), 99);
         log.append(99, &body(99, 64)).unwrap();
-        log.sync().unwrap();
+        log.sync().unwrap()().unwrap();
         drop(log);
         // A flipped byte in the tail (past the last index entry) is cut off at open.
         let mut data = fs::read(&seg).unwrap();
         let rec = 16 + body(0, 64).len();
         data[98 * rec + 20] ^= 0xff;
         fs::write(&seg, &data).unwrap();
-        let mut log = FileLog::open(path.clone(), 1 << 20).unwrap();
+        let mut log = FileLog::open(path.clone(), 1 << 20, cache()).unwrap();
         assert_eq!(log.next(), 98);
         assert_eq!(read_all(&mut log).len(), 98);
         drop(log);
@@ -612,9 +814,61 @@ mod tests {
         let mut data = fs::read(&seg).unwrap();
         data[10 * rec + 20] ^= 0xff;
         fs::write(&seg, &data).unwrap();
-        let mut log = FileLog::open(path, 1 << 20).unwrap();
+        let mut log = FileLog::open(path, 1 << 20, cache()).unwrap();
         let mut out = Vec::new();
         let err = log.read(0, usize::MAX, usize::MAX, &mut out).unwrap_err();
         assert!(err.contains("unreadable"), "{err}");
+    }
+
+    /// However many partitions and segments, no more files are open than the cache allows, and every
+    /// partition reads back what it was given.
+    #[test]
+    fn open_files_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Arc::new(FileCache::new(8));
+        let mut logs: Vec<FileLog> =
+            (0..40).map(|p| FileLog::open(dir.path().join(p.to_string()), 4096, files.clone()).unwrap()).collect();
+        for i in 0..60u64 {
+            for log in logs.iter_mut() {
+                log.append(i, &body(i, 200)).unwrap();
+            }
+        }
+        assert!(logs[0].segments().len() > 3);
+        assert!(files.open_files() <= 8, "{} open", files.open_files());
+        for log in logs.iter_mut() {
+            let all = read_all(log);
+            assert_eq!(all.len(), 60);
+            assert_eq!(&all[59].1[..], &body(59, 200)[..]);
+            log.sync().unwrap()().unwrap();
+        }
+        assert!(files.open_files() <= 8);
+    }
+
+    /// A deleted instance's files stay until its deletion is durable; a new instance of the same name
+    /// has its own; leftovers not in the recovered state are removed.
+    #[test]
+    fn instances_have_their_own_files_removed_once_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FileStreamStorage::new(dir.path(), 4096, 16);
+        let mut old = storage.open(b"room", 1, 0).unwrap();
+        old.append(0, &body(0, 10)).unwrap();
+        old.sync().unwrap()().unwrap();
+        let old_dir = storage.instance_dir(b"room", 1);
+        storage.remove(b"room", 1, 42).unwrap();
+        let mut new = storage.open(b"room", 2, 0).unwrap();
+        assert_eq!(new.next(), 0, "the new instance starts empty");
+        new.append(0, &body(7, 10)).unwrap();
+        assert_eq!(storage.purge(41).unwrap(), 0);
+        assert!(old_dir.exists(), "not removed before the deletion is durable");
+        assert_eq!(storage.purge(42).unwrap(), 1);
+        assert!(!old_dir.exists());
+        let mut out = Vec::new();
+        new.read(0, 10, usize::MAX, &mut out).unwrap();
+        assert_eq!(&out[0].1[..], &body(7, 10)[..]);
+        // Leftovers: an instance whose creation was never logged.
+        storage.open(b"ghost", 9, 0).unwrap().sync().unwrap()().unwrap();
+        assert_eq!(storage.retain(&[(Bytes::from_static(b"room"), 2)]).unwrap(), 1);
+        assert!(!storage.instance_dir(b"ghost", 9).exists());
+        assert!(storage.instance_dir(b"room", 2).exists());
     }
 }

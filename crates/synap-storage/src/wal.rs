@@ -206,6 +206,12 @@ impl Wal {
         self.shared.progress.borrow().clone()
     }
 
+    /// The LSN up to which records survive a power failure (`never`: up to which the OS has them).
+    pub fn durable_lsn(&self) -> u64 {
+        let p = self.shared.progress.borrow();
+        if self.shared.policy == FsyncPolicy::Never { p.written } else { p.synced }
+    }
+
     pub fn policy(&self) -> FsyncPolicy {
         self.shared.policy
     }

@@ -124,6 +124,28 @@ impl RoomConfig {
         out
     }
 
+    /// The `Create` record's config: this configuration and the stream instance (see [`StreamStorage`]).
+    pub fn encode_with_instance(&self, instance: u64) -> Vec<u8> {
+        let mut out = self.encode();
+        out[0] = 2;
+        out.extend_from_slice(&instance.to_le_bytes());
+        out
+    }
+
+    /// Decodes a `Create` record's config: version 1 (no instance: 0) or 2 (with the instance).
+    pub fn decode_with_instance(b: &[u8]) -> Option<(RoomConfig, u64)> {
+        match b.first() {
+            Some(1) => Some((RoomConfig::decode(b)?, 0)),
+            Some(2) if b.len() == 37 => {
+                let mut v1 = b[..29].to_vec();
+                v1[0] = 1;
+                let instance = u64::from_le_bytes(b[29..37].try_into().ok()?);
+                Some((RoomConfig::decode(&v1)?, instance))
+            }
+            _ => None,
+        }
+    }
+
     pub fn decode(b: &[u8]) -> Option<RoomConfig> {
         if b.len() != 29 || b[0] != 1 {
             return None;
@@ -265,8 +287,9 @@ pub trait PartitionLog: Send {
     fn segments(&self) -> Vec<SegmentInfo>;
     /// Drops whole segments that end at or below `offset` (never the active one).
     fn drop_before(&mut self, offset: u64) -> StorageResult<()>;
-    /// Makes every appended event durable (flush and fsync).
-    fn sync(&mut self) -> StorageResult<()>;
+    /// Hands every appended event to the OS and returns the job that makes them durable (the fsyncs),
+    /// which the caller runs after releasing the partition's lock, so appends never wait on a disk sync.
+    fn sync(&mut self) -> StorageResult<SyncJob>;
     /// The id of the newest stored event.
     fn last_id(&mut self) -> StorageResult<Option<StreamId>> {
         let next = self.next();
@@ -279,12 +302,32 @@ pub trait PartitionLog: Send {
     }
 }
 
-/// Where partitions live.
+/// The fsyncs that make a partition's appended events durable (see [`PartitionLog::sync`]).
+pub type SyncJob = Box<dyn FnOnce() -> StorageResult<()> + Send>;
+
+/// A job with nothing to do.
+pub fn no_sync() -> SyncJob {
+    Box::new(|| Ok(()))
+}
+
+/// Where partitions live. Each stream *instance* (a name and a random id given at creation and recorded in
+/// its `Create` record) has its own partitions, so a stream deleted and created again under the same name
+/// never shares files with the old one, whose files may still be waiting for removal.
 pub trait StreamStorage: Send + Sync {
-    /// Opens a partition of `room`, creating it empty when it does not exist.
-    fn open(&self, room: &[u8], partition: u32) -> StorageResult<Box<dyn PartitionLog>>;
-    /// Removes every partition of `room`.
-    fn remove(&self, room: &[u8]) -> StorageResult<()>;
+    /// Opens a partition of the stream instance `(room, instance)`, creating it empty when missing.
+    fn open(&self, room: &[u8], instance: u64, partition: u32) -> StorageResult<Box<dyn PartitionLog>>;
+    /// Removes every partition of the instance once the log record of its deletion, `lsn`, is durable
+    /// (see [`StreamStorage::purge`]); `lsn` 0 removes them now (the record is durable, or there is none).
+    fn remove(&self, room: &[u8], instance: u64, lsn: u64) -> StorageResult<()>;
+    /// Carries out the removals whose record is durable (LSN at most `durable_lsn`); returns how many.
+    fn purge(&self, _durable_lsn: u64) -> StorageResult<usize> {
+        Ok(0)
+    }
+    /// Removes every stored instance that is not in `live` (leftovers of streams whose deletion was
+    /// durable, or whose creation never was); run once recovery has replayed the whole log.
+    fn retain(&self, _live: &[(Bytes, u64)]) -> StorageResult<usize> {
+        Ok(0)
+    }
     /// Whether events are held in memory anyway (no tail cache needed).
     fn in_memory(&self) -> bool;
 }
@@ -294,7 +337,7 @@ type SharedLog = Arc<Mutex<MemoryLog>>;
 /// Stream storage kept in memory: segments of about `segment_bytes`, dropped whole like files.
 pub struct MemoryStorage {
     segment_bytes: u64,
-    rooms: Mutex<hashbrown::HashMap<(Bytes, u32), SharedLog>>,
+    rooms: Mutex<hashbrown::HashMap<(Bytes, u64, u32), SharedLog>>,
 }
 
 impl MemoryStorage {
@@ -316,18 +359,19 @@ impl fmt::Debug for MemoryStorage {
 }
 
 impl StreamStorage for MemoryStorage {
-    fn open(&self, room: &[u8], partition: u32) -> StorageResult<Box<dyn PartitionLog>> {
+    fn open(&self, room: &[u8], instance: u64, partition: u32) -> StorageResult<Box<dyn PartitionLog>> {
         let log = self
             .rooms
             .lock()
-            .entry((Bytes::copy_from_slice(room), partition))
+            .entry((Bytes::copy_from_slice(room), instance, partition))
             .or_insert_with(|| Arc::new(Mutex::new(MemoryLog::new(self.segment_bytes))))
             .clone();
         Ok(Box::new(SharedMemoryLog(log)))
     }
 
-    fn remove(&self, room: &[u8]) -> StorageResult<()> {
-        self.rooms.lock().retain(|(r, _), _| r != room);
+    /// Memory is gone with the process anyway: removed at once.
+    fn remove(&self, room: &[u8], instance: u64, _lsn: u64) -> StorageResult<()> {
+        self.rooms.lock().retain(|(r, i, _), _| !(r == room && *i == instance));
         Ok(())
     }
 
@@ -438,8 +482,8 @@ impl PartitionLog for MemoryLog {
         Ok(())
     }
 
-    fn sync(&mut self) -> StorageResult<()> {
-        Ok(())
+    fn sync(&mut self) -> StorageResult<SyncJob> {
+        Ok(no_sync())
     }
 }
 
@@ -469,8 +513,8 @@ impl PartitionLog for SharedMemoryLog {
     fn drop_before(&mut self, offset: u64) -> StorageResult<()> {
         self.0.lock().drop_before(offset)
     }
-    fn sync(&mut self) -> StorageResult<()> {
-        Ok(())
+    fn sync(&mut self) -> StorageResult<SyncJob> {
+        Ok(no_sync())
     }
 }
 

@@ -185,7 +185,7 @@ impl StreamStore {
         if self.room_count() >= self.settings.max_rooms {
             return Err(CommandError::Invalid(format!("too many streams (limit {})", self.settings.max_rooms)));
         }
-        Ok(self.create_in_memory(name, config, Some(lsn)))
+        Ok(self.create_in_memory(name, config, None, Some(lsn)))
     }
 
     /// Applies decided group changes and logs them, in one step (see [`Rec`]).

@@ -433,6 +433,8 @@ impl Group {
 
 pub(crate) struct Room {
     pub name: Bytes,
+    /// Tells this stream apart from earlier ones of the same name (its files are its own).
+    pub instance: u64,
     pub config: Mutex<RoomConfig>,
     pub parts: Vec<Mutex<Partition>>,
     pub groups: Mutex<BTreeMap<Bytes, Group>>,
@@ -533,17 +535,26 @@ impl StreamStore {
         self.rooms.read().len()
     }
 
-    /// Creates a room in memory (commands and the applier); returns it and whether it is new.
-    /// With `lsn`, a new room's creation is logged under the map lock (before any append to it can be).
-    pub(crate) fn create_in_memory(&self, name: &[u8], config: RoomConfig, lsn: Option<&mut u64>) -> (Arc<Room>, bool) {
-        let mut map = self.rooms.write();
-        if let Some(r) = map.get(name) {
-            return (r.clone(), false);
+    /// Creates a room in memory (commands and the applier); returns it and whether it is new. A command
+    /// gives `lsn` (the creation is logged, under the map lock, before any append to the room can be) and
+    /// no instance (a new one is drawn); the applier gives the instance its record names. The partitions
+    /// are opened before the map lock is taken: opening touches the disk, and the map lock is on every
+    /// command's path.
+    pub(crate) fn create_in_memory(
+        &self,
+        name: &[u8],
+        config: RoomConfig,
+        instance: Option<u64>,
+        lsn: Option<&mut u64>,
+    ) -> (Arc<Room>, bool) {
+        if let Some(r) = self.get(name) {
+            return (r, false);
         }
+        let instance = instance.unwrap_or_else(|| rand::random::<u64>().max(1));
         let cache = if self.storage.in_memory() { 0 } else { self.settings.tail_cache_bytes };
         let parts = (0..config.partitions)
             .map(|p| {
-                let part = match self.storage.open(name, p) {
+                let part = match self.storage.open(name, instance, p) {
                     Ok(log) => Partition::open(log, cache),
                     Err(e) => {
                         tracing::error!(error = %e, "opening a stream partition failed");
@@ -557,6 +568,7 @@ impl StreamStore {
             .collect();
         let room = Arc::new(Room {
             name: Bytes::copy_from_slice(name),
+            instance,
             config: Mutex::new(config),
             parts,
             groups: Mutex::new(BTreeMap::new()),
@@ -566,9 +578,19 @@ impl StreamStore {
             published: AtomicU64::new(0),
             created_at: self.clock.now_ms(),
         });
+        let mut map = self.rooms.write();
+        if let Some(r) = map.get(name) {
+            // Created by someone else meanwhile: theirs stands, the partitions opened here go.
+            let existing = r.clone();
+            drop(map);
+            if let Err(e) = self.storage.remove(name, instance, 0) {
+                tracing::error!(error = %e, "removing an unused stream instance failed");
+            }
+            return (existing, false);
+        }
         map.insert(room.name.clone(), room.clone());
         if let Some(lsn) = lsn {
-            let config = config.encode();
+            let config = config.encode_with_instance(instance);
             *lsn = (*lsn)
                 .max(self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]));
         }
@@ -577,36 +599,66 @@ impl StreamStore {
         (room, true)
     }
 
-    /// Removes a room: marks it deleted under all its locks, so no command writes to it afterwards.
+    /// Removes a room: marks it deleted under all its locks, so no command writes to it afterwards. Its
+    /// files go once the deletion is durable (`log`), or at once when replaying a record that is.
     pub(crate) fn remove_room(&self, name: &[u8], log: bool) -> Option<u64> {
         let room = self.rooms.write().remove(name)?;
         let groups = room.groups.lock();
         let parts: Vec<_> = room.parts.iter().map(|p| p.lock()).collect();
         room.deleted.store(true, Ordering::Release);
-        let lsn = if log { self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Delete }]) } else { 0 };
+        let op = StreamOp::Delete { instance: Some(room.instance) };
+        let lsn = if log { self.log.append(&[Mutation::Stream { room: name, op }]) } else { 0 };
         drop(parts);
         drop(groups);
-        if let Err(e) = self.storage.remove(name) {
+        if let Err(e) = self.storage.remove(name, room.instance, lsn) {
             tracing::error!(error = %e, "removing stream files failed");
         }
         room.notify.notify_waiters();
         Some(lsn)
     }
 
+    /// Removes the files of deleted streams whose deletion is durable up to `durable_lsn` (the server
+    /// calls it as the log makes progress). Returns how many streams' files went.
+    pub fn purge_files(&self, durable_lsn: u64) -> usize {
+        self.storage.purge(durable_lsn).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "removing files of deleted streams failed");
+            0
+        })
+    }
+
+    /// After recovery: removes stored stream instances the recovered state does not hold.
+    pub fn retain_files(&self) -> usize {
+        let live: Vec<(Bytes, u64)> = self.all().iter().map(|r| (r.name.clone(), r.instance)).collect();
+        self.storage.retain(&live).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "removing leftover stream files failed");
+            0
+        })
+    }
+
     /// The replay applier for stream mutations.
     pub fn apply(&self, m: &Mutation<'_>) {
         let Mutation::Stream { room: name, op } = m else { return };
         if let StreamOp::Create { config } = op {
-            let config = RoomConfig::decode(config).unwrap_or(self.settings.defaults);
-            let (room, created) = self.create_in_memory(name, config, None);
+            let (config, instance) = RoomConfig::decode_with_instance(config).unwrap_or((self.settings.defaults, 0));
+            let (room, created) = self.create_in_memory(name, config, Some(instance), None);
             if !created {
                 let mut c = room.config.lock();
                 *c = RoomConfig { partitions: c.partitions, ..config };
             }
             return;
         }
-        if let StreamOp::Delete = op {
-            self.remove_room(name, false);
+        if let StreamOp::Delete { instance } = *op {
+            match (self.get(name), instance) {
+                (Some(r), Some(i)) if r.instance != i => {
+                    // A newer stream of the same name (a fuzzy snapshot caught it): only the old files go.
+                    if let Err(e) = self.storage.remove(name, i, 0) {
+                        tracing::error!(error = %e, "removing stream files failed");
+                    }
+                }
+                _ => {
+                    self.remove_room(name, false);
+                }
+            }
             return;
         }
         let Some(room) = self.get(name) else {
@@ -615,7 +667,7 @@ impl StreamStore {
         };
         let part = |p: u32| room.parts.get(p as usize);
         match *op {
-            StreamOp::Create { .. } | StreamOp::Delete => {}
+            StreamOp::Create { .. } | StreamOp::Delete { .. } => {}
             StreamOp::Append { partition, offset, body } => {
                 let Some(p) = part(partition) else { return };
                 let mut p = p.lock();
@@ -711,7 +763,7 @@ impl StreamStore {
             encode_one(&Mutation::Stream { room: name, op }, &mut rec);
             out.push_back(rec);
         };
-        let config = room.config.lock().encode();
+        let config = room.config.lock().encode_with_instance(room.instance);
         push(StreamOp::Create { config: &config });
         let groups = room.groups.lock();
         for (i, p) in room.parts.iter().enumerate() {
@@ -742,11 +794,13 @@ impl StreamStore {
         }
     }
 
-    /// Flushes and fsyncs every partition: called before a snapshot claims the events it covers.
+    /// Flushes and fsyncs every partition: called before a snapshot claims the events it covers. Each
+    /// partition's lock is held only to hand its buffered events to the OS; the fsyncs run without it.
     pub fn sync(&self) -> std::result::Result<(), String> {
         for room in self.all() {
             for p in &room.parts {
-                p.lock().log.sync()?;
+                let job = p.lock().log.sync()?;
+                job()?;
             }
         }
         Ok(())
