@@ -101,11 +101,32 @@ pub struct HttpConfig {
     pub max_body_bytes: ByteSize,
     /// Most commands in one envelope pipeline.
     pub max_pipeline: usize,
+    /// Most simultaneous HTTP connections (WebSocket and SSE included); more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's head, and longest a keep-alive connection may sit
+    /// idle between requests (slowloris), in seconds.
+    pub header_timeout_secs: u64,
+    /// Longest a request body may pause between two reads, in seconds.
+    pub body_timeout_secs: u64,
+    /// Origins (`https://app.example.com`, or `*`) whose browser pages may call the API: cross-origin
+    /// requests and WebSocket upgrades from any other origin are refused (403).
+    pub cors_origins: Vec<String>,
+    /// Host names accepted in the `Host` header besides loopback ones, when the listener is bound to
+    /// loopback (a defence against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: ByteSize(16 << 20), max_pipeline: 10_000 }
+        HttpConfig {
+            max_body_bytes: ByteSize(16 << 20),
+            max_pipeline: 10_000,
+            max_connections: 10_000,
+            header_timeout_secs: 30,
+            body_timeout_secs: 30,
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
     }
 }
 
@@ -417,6 +438,18 @@ impl Config {
             "kv.max_value_bytes: must be between 1 and 512mb"
         );
         anyhow::ensure!(self.http.max_body_bytes.0 >= 1024, "http.max_body_bytes: must be at least 1kb");
+        anyhow::ensure!(self.http.max_connections >= 1, "http.max_connections: must be at least 1");
+        anyhow::ensure!(self.resp.max_connections >= 1, "resp.max_connections: must be at least 1");
+        anyhow::ensure!(
+            (1..=3600).contains(&self.http.header_timeout_secs) && (1..=3600).contains(&self.http.body_timeout_secs),
+            "http.header_timeout_secs and http.body_timeout_secs: must be between 1 and 3600"
+        );
+        for o in &self.http.cors_origins {
+            anyhow::ensure!(
+                o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/')),
+                "http.cors_origins: '{o}' is not an origin (scheme://host[:port], no path) or '*'"
+            );
+        }
         anyhow::ensure!(
             self.persistence.fsync_interval_ms >= 1 && self.persistence.fsync_interval_ms <= 60_000,
             "persistence.fsync_interval_ms: must be between 1 and 60000"

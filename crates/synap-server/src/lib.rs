@@ -2,12 +2,14 @@
 //!
 //! Layout:
 //! - [`config`]  defaults, YAML file, `SYNAP_*` environment, flags
+//! - [`fdlimit`] the open-file limit, raised at start, and the caps fitted under it
 //! - [`server`]  binding listeners, background tasks (active expiry), orderly shutdown
 //! - [`service`] the handle front ends share: execute commands, wait for durability
 //! - [`http`]    REST routes and the command envelope
 //! - [`resp`]    the Redis protocol front end
 
 pub mod config;
+pub mod fdlimit;
 pub mod http;
 pub mod resp;
 pub mod server;

@@ -34,7 +34,13 @@ impl RunningServer {
     }
 
     /// Like [`RunningServer::start`], persisting through `storage` (tests inject failures this way).
-    pub async fn start_with_storage(config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<RunningServer> {
+    pub async fn start_with_storage(mut config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<RunningServer> {
+        if let Some(limit) = crate::fdlimit::raise_nofile_limit() {
+            let notes = crate::fdlimit::fit(&mut config, limit);
+            if !notes.is_empty() {
+                tracing::warn!(limit, lowered = ?notes, "open-file limit too low for the configured caps; lowered them");
+            }
+        }
         let config = Arc::new(config);
         let engine = Arc::new(Engine::new(config.engine_config(), Arc::new(SystemClock), None));
         let persistence = if config.persistence.enabled {
@@ -65,17 +71,17 @@ impl RunningServer {
             .with_context(|| format!("cannot bind HTTP listener on {}", config.http_addr))?;
         let http_addr = listener.local_addr()?;
         let app = http::router(service.clone());
-        let mut rx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
+        let limits = http::serve::Limits {
+            max_connections: config.http.max_connections,
+            header_timeout: Duration::from_secs(config.http.header_timeout_secs),
+        };
+        tasks.push(tokio::spawn(http::serve::serve(
+            listener,
+            app,
+            limits,
+            service.http_stats.clone(),
+            shutdown_rx.clone(),
+        )));
 
         let resp_addr = if config.resp.enabled {
             let listener = TcpListener::bind(config.resp_addr)

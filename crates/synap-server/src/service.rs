@@ -15,6 +15,7 @@ pub struct Service {
     pub config: Arc<Config>,
     pub persistence: Option<Arc<Persistence>>,
     pub started: Instant,
+    pub http_stats: Arc<crate::http::serve::HttpStats>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -25,7 +26,7 @@ impl Service {
         persistence: Option<Arc<Persistence>>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Service {
-        Service { engine, config, persistence, started: Instant::now(), stop }
+        Service { engine, config, persistence, started: Instant::now(), http_stats: Default::default(), stop }
     }
 
     /// Resolves when the server shuts down: long-lived sessions (SSE, WebSocket, long polls) end then,

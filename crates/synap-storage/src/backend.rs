@@ -6,13 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A file open for appending.
-pub trait WriteFile: Send {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+/// A file open for appending. Shared (`&self`): the WAL fsyncs through the writer's own handle from
+/// another thread while the writer goes on, without a second file descriptor.
+pub trait WriteFile: Send + Sync {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
-    fn sync(&mut self) -> io::Result<()>;
-    /// A second handle on the same file, to fsync it without holding the writer.
-    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>>;
+    fn sync(&self) -> io::Result<()>;
 }
 
 /// The file operations persistence needs.
@@ -40,14 +39,11 @@ pub struct FsStorage;
 struct FsFile(File);
 
 impl WriteFile for FsFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        (&self.0).write_all(buf)
     }
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
-    }
-    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>> {
-        Ok(Box::new(FsFile(self.0.try_clone()?)))
     }
 }
 
@@ -101,6 +97,8 @@ impl Storage for FsStorage {
 pub struct FaultPlan {
     pub writes: AtomicU64,
     pub syncs: AtomicU64,
+    /// While set, creating a file fails as when the process is out of file descriptors (EMFILE).
+    pub fail_creates: std::sync::atomic::AtomicBool,
     pub fail_write_at: AtomicU64,
     pub fail_sync_at: AtomicU64,
 }
@@ -110,6 +108,7 @@ impl FaultPlan {
         Arc::new(FaultPlan {
             writes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            fail_creates: std::sync::atomic::AtomicBool::new(false),
             fail_write_at: AtomicU64::new(u64::MAX),
             fail_sync_at: AtomicU64::new(u64::MAX),
         })
@@ -138,22 +137,19 @@ fn injected(what: &str) -> io::Error {
 }
 
 impl WriteFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         let n = self.plan.writes.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.plan.fail_write_at.load(Ordering::SeqCst) {
             return Err(injected("write"));
         }
         self.inner.write_all(buf)
     }
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         let n = self.plan.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.plan.fail_sync_at.load(Ordering::SeqCst) {
             return Err(injected("fsync"));
         }
         self.inner.sync()
-    }
-    fn try_clone(&self) -> io::Result<Box<dyn WriteFile>> {
-        Ok(Box::new(FaultyFile { inner: self.inner.try_clone()?, plan: self.plan.clone() }))
     }
 }
 
@@ -165,6 +161,9 @@ impl Storage for FaultyStorage {
         FsStorage.list(dir)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
+        if self.plan.fail_creates.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE
+        }
         Ok(Box::new(FaultyFile { inner: FsStorage.create(path)?, plan: self.plan.clone() }))
     }
     fn append(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {

@@ -52,7 +52,7 @@ pub fn write_snapshot(
     storage.create_dir_all(dir).ctx("create directory", dir)?;
     let final_path = dir.join(snapshot_name(lsn));
     let tmp_path = dir.join(format!("{}.tmp", snapshot_name(lsn)));
-    let mut file = storage.create(&tmp_path).ctx("create", &tmp_path)?;
+    let file = storage.create(&tmp_path).ctx("create", &tmp_path)?;
     let mut crc = 0u32;
     let mut bytes = 0u64;
     let mut header = Vec::with_capacity(HEADER_LEN as usize);

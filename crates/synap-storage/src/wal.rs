@@ -13,6 +13,14 @@
 //!   (flush combining, no thread hop); the background thread fsyncs every interval, even when idle
 //!   (`periodic`), and writes records nobody waits for (evictions).
 //!
+//! Front ends only ever `write`: every fsync, file creation and directory sync runs on the background
+//! thread. The periodic fsync goes through the writer's own file handle (shared, no second descriptor)
+//! without holding the writer. A segment that reached `segment_bytes` asks the background thread to
+//! rotate: it fsyncs the segment, creates the next one (header, fsync, directory fsync) and swaps it in
+//! under the writer lock; writers meanwhile wait without blocking a worker. A next segment that cannot be
+//! created (out of file descriptors, say) is not a durability failure: the current segment grows and the
+//! rotation is retried later.
+//!
 //! A front end acknowledges a write only once `wait(lsn)` returns: once the record is in the OS
 //! (`periodic`, `never`: nothing is lost when the process dies) or on disk (`always`).
 //!
@@ -123,6 +131,8 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// The current segment is full: the background thread rotates.
+    rotate: AtomicBool,
     /// The open segment. Lock order: `file` -> `pending`; the engine only ever takes `pending`.
     file: Mutex<Writer>,
     progress: watch::Sender<Progress>,
@@ -144,7 +154,9 @@ pub struct Wal {
 struct Writer {
     storage: Arc<dyn Storage>,
     cfg: WalConfig,
-    file: Box<dyn WriteFile>,
+    file: Arc<dyn WriteFile>,
+    /// A failed rotation is not retried before this.
+    retry_rotation: Instant,
     segment_first: u64,
     segment_len: u64,
     written: u64,
@@ -157,11 +169,7 @@ impl Wal {
     /// Starts a log whose next record gets `next_lsn`, in a fresh segment named after it.
     pub fn start(storage: Arc<dyn Storage>, cfg: WalConfig, next_lsn: u64) -> Result<Wal, StorageError> {
         storage.create_dir_all(&cfg.dir).ctx("create directory", &cfg.dir)?;
-        let path = cfg.dir.join(segment_name(next_lsn));
-        let mut file = storage.create(&path).ctx("create", &path)?;
-        file.write_all(&segment_header(next_lsn)).ctx("write", &path)?;
-        file.sync().ctx("fsync", &path)?;
-        storage.sync_dir(&cfg.dir).ctx("fsync directory", &cfg.dir)?;
+        let file = create_segment(&*storage, &cfg.dir, next_lsn)?;
         let last = next_lsn - 1;
         let (progress, _) = watch::channel(Progress { written: last, synced: last, failed: None });
         let policy = cfg.fsync;
@@ -170,6 +178,7 @@ impl Wal {
             storage,
             cfg,
             file,
+            retry_rotation: Instant::now(),
             segment_first: next_lsn,
             segment_len: SEGMENT_HEADER_LEN as u64,
             written: last,
@@ -179,6 +188,7 @@ impl Wal {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending { data: Vec::with_capacity(64 * 1024), next_lsn, shutdown: false }),
             wake: Condvar::new(),
+            rotate: AtomicBool::new(false),
             file: Mutex::new(writer),
             progress,
             acked: AtomicU64::new(last),
@@ -339,6 +349,12 @@ fn background(shared: Arc<Shared>) {
                 let sync = shared.policy == FsyncPolicy::Always || shutdown;
                 shared.file.lock().flush(&shared, sync);
             }
+            if shared.rotate.load(Ordering::Acquire) && !shutdown {
+                let mut w = shared.file.lock();
+                if Instant::now() >= w.retry_rotation {
+                    w.rotate(&shared);
+                }
+            }
         }
         if shutdown {
             let p = shared.pending.lock();
@@ -352,16 +368,15 @@ fn background(shared: Arc<Shared>) {
 /// The periodic fsync: writes what is pending, then fsyncs through a second handle *without* holding the
 /// writer, so that front ends flushing inline never wait behind an fsync.
 fn periodic_sync(shared: &Shared) {
-    let (handle, upto, path) = {
+    let (file, upto, path) = {
         let mut w = shared.file.lock();
         w.flush(shared, false);
         if w.synced >= w.written || shared.failed.load(Ordering::Acquire) {
             return;
         }
-        let path = w.path();
-        (w.file.try_clone().ctx("dup", &path), w.written, path)
+        (w.file.clone(), w.written, w.path())
     };
-    let result = handle.and_then(|mut h| h.sync().ctx("fsync", &path));
+    let result = file.sync().ctx("fsync", &path);
     let mut w = shared.file.lock();
     match result {
         // A rotation in between fsynced the old segment itself, so `upto` is durable either way.
@@ -429,8 +444,8 @@ impl Writer {
         if shared.policy == FsyncPolicy::Always {
             self.sync(shared)?;
         }
-        if self.segment_len >= self.cfg.segment_bytes {
-            self.rotate(shared, last_lsn + 1)?;
+        if self.segment_len >= self.cfg.segment_bytes && !shared.rotate.swap(true, Ordering::AcqRel) {
+            shared.wake.notify_one();
         }
         Ok(())
     }
@@ -443,21 +458,43 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the current segment (durably) and starts the next at `first_lsn`.
-    fn rotate(&mut self, shared: &Shared, first_lsn: u64) -> Result<(), StorageError> {
-        if self.synced < self.written {
-            self.sync(shared)?;
+    /// Closes the current segment (durably) and starts the next one (background thread only). An fsync
+    /// failure of the current segment fails the log; failing to create the next one only postpones the
+    /// rotation.
+    fn rotate(&mut self, shared: &Shared) {
+        self.flush(shared, false);
+        if shared.failed.load(Ordering::Acquire) {
+            return;
         }
-        let path = self.cfg.dir.join(segment_name(first_lsn));
-        let mut file = self.storage.create(&path).ctx("create", &path)?;
-        file.write_all(&segment_header(first_lsn)).ctx("write", &path)?;
-        file.sync().ctx("fsync", &path)?;
-        self.storage.sync_dir(&self.cfg.dir).ctx("fsync directory", &self.cfg.dir)?;
-        self.file = file;
-        self.segment_first = first_lsn;
-        self.segment_len = SEGMENT_HEADER_LEN as u64;
-        shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        if self.synced < self.written
+            && let Err(e) = self.sync(shared)
+        {
+            self.fail(shared, e);
+            self.publish(shared);
+            return;
+        }
+        let first_lsn = self.written + 1;
+        match create_segment(&*self.storage, &self.cfg.dir, first_lsn) {
+            Ok(file) => {
+                self.file = file;
+                self.segment_first = first_lsn;
+                self.segment_len = SEGMENT_HEADER_LEN as u64;
+                shared.rotate.store(false, Ordering::Release);
+                shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the next log segment; the current one grows, retrying in 1 s");
+                self.retry_rotation = Instant::now() + Duration::from_secs(1);
+                // A half-made segment must not stay: recovery would take it for the log's continuation.
+                let path = self.cfg.dir.join(segment_name(first_lsn));
+                if self.storage.len(&path).is_ok()
+                    && let Err(e) = self.storage.remove(&path)
+                {
+                    self.fail(shared, StorageError::Io { op: "remove", path, source: e });
+                }
+            }
+        }
+        self.publish(shared);
     }
 
     fn publish(&self, shared: &Shared) {
@@ -473,6 +510,16 @@ impl Writer {
             *p = Progress { written: self.written, synced: self.synced, failed: failed.clone() };
         });
     }
+}
+
+/// Creates the segment that starts at `first_lsn`: header written and fsynced, directory fsynced.
+fn create_segment(storage: &dyn Storage, dir: &Path, first_lsn: u64) -> Result<Arc<dyn WriteFile>, StorageError> {
+    let path = dir.join(segment_name(first_lsn));
+    let file: Arc<dyn WriteFile> = Arc::from(storage.create(&path).ctx("create", &path)?);
+    file.write_all(&segment_header(first_lsn)).ctx("write", &path)?;
+    file.sync().ctx("fsync", &path)?;
+    storage.sync_dir(dir).ctx("fsync directory", dir)?;
+    Ok(file)
 }
 
 /// Paths of the segments in `dir`, by first LSN.

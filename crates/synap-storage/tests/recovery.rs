@@ -389,3 +389,41 @@ async fn a_damaged_length_with_good_records_behind_it_is_corruption_not_a_torn_t
     };
     assert!(err.contains("valid records follow") && err.contains(&format!("byte {fourth}")), "{err}");
 }
+
+/// A next segment that cannot be created (out of file descriptors) is not a durability failure: the log
+/// keeps taking writes in the current segment, rotates once it can, and recovery finds every record.
+#[tokio::test]
+async fn a_rotation_that_cannot_create_its_file_does_not_fail_the_log() {
+    for policy in [FsyncPolicy::Always, FsyncPolicy::Periodic] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let storage: Arc<dyn Storage> = Arc::new(FaultyStorage { plan: plan.clone() });
+        let e = engine();
+        let mut cfg = config(dir.path(), policy);
+        cfg.segment_bytes = 2048;
+        let (p, _) = Persistence::open(cfg.clone(), storage, e.clone()).unwrap();
+        let segments = || list_segments(&FsStorage, &dir.path().join("wal")).unwrap().len();
+        plan.fail_creates.store(true, std::sync::atomic::Ordering::SeqCst);
+        for i in 0..200 {
+            set(&p, &e, &format!("k{i}"), &"v".repeat(40)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(p.wal().check_writable().is_ok(), "{policy:?}: the log still takes writes");
+        assert_eq!(segments(), 1, "{policy:?}: no half-made segment was left behind");
+        plan.fail_creates.store(false, std::sync::atomic::Ordering::SeqCst);
+        for i in 200..400 {
+            set(&p, &e, &format!("k{i}"), &"v".repeat(40)).await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while segments() < 3 {
+            assert!(std::time::Instant::now() < deadline, "{policy:?}: rotation resumed");
+            set(&p, &e, "more", "x").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let digest = e.digest();
+        p.shutdown();
+        drop(p);
+        let (_p, e2, _) = open(cfg).unwrap();
+        assert_eq!(e2.digest(), digest, "{policy:?}");
+    }
+}

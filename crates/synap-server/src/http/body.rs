@@ -94,17 +94,46 @@ pub fn respond(format: Format, status: StatusCode, value: &Value) -> Response {
     }
 }
 
-/// Parses a request body by its `Content-Type`: JSON (default), MessagePack, or raw bytes (returned as the
-/// `value` field of an object). An empty body is an empty object.
+/// A request body's encoding, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyType {
+    Json,
+    MsgPack,
+    Raw,
+}
+
+/// The body type a `Content-Type` names. Only these three: the types a browser page may send to another
+/// origin without asking first (`text/plain`, forms) are refused, so a web page cannot drive the API.
+fn body_type(headers: &HeaderMap) -> Result<BodyType, ApiError> {
+    let ctype = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?")).unwrap_or("");
+    let mime = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(BodyType::Json),
+        m if m.starts_with("application/") && m.ends_with("+json") => Ok(BodyType::Json),
+        "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => Ok(BodyType::MsgPack),
+        OCTET => Ok(BodyType::Raw),
+        _ => Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: format!(
+                "a request body needs Content-Type application/json, application/msgpack or application/octet-stream{}",
+                if ctype.is_empty() { String::new() } else { format!(" (got '{ctype}')") }
+            ),
+        }),
+    }
+}
+
+/// Parses a request body by its `Content-Type`: JSON, MessagePack, or raw bytes (returned as the `value`
+/// field of an object); any other type is refused (415). An empty body is an empty object.
 pub fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ctype.starts_with(OCTET) {
+    let kind = if body.is_empty() { body_type(headers).unwrap_or(BodyType::Json) } else { body_type(headers)? };
+    if kind == BodyType::Raw {
         return Ok(json!({"value": bytes_to_json(body)}));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    if ctype.starts_with(MSGPACK) {
+    if kind == BodyType::MsgPack {
         let mut rd = &body[..];
         let v = rmpv::decode::read_value(&mut rd)
             .map_err(|e| ApiError::bad_request(format!("malformed MessagePack body: {e}")))?;

@@ -2,9 +2,11 @@
 //! the engine. Every route names an entry of [`ops::OPS`] and builds its payload from path, query and body.
 
 pub mod body;
+mod guard;
 pub mod ops;
 mod pubsub;
 mod queue;
+pub mod serve;
 mod stream;
 
 use std::collections::HashMap;
@@ -26,7 +28,10 @@ type AppState = Arc<Service>;
 
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.config.http.max_body_bytes.0 as usize;
-    Router::new()
+    let body_timeout = std::time::Duration::from_secs(service.config.http.body_timeout_secs);
+    let guard = Arc::new(guard::Guard::new(&service.config));
+    let cors = guard.cors();
+    let routes = Router::new()
         .route("/health", get(health))
         .route("/snapshot", post(snapshot))
         .route("/kv/stats", get(kv_stats))
@@ -45,7 +50,14 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/pubsub/{topic}/publish", post(pubsub::publish))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(service)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .with_state(service);
+    // The guard runs first (outermost), then CORS headers for the origins it let through.
+    let routes = match cors {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(axum::middleware::from_fn_with_state(guard, guard::guard))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

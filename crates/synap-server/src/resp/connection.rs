@@ -471,6 +471,13 @@ impl Conn {
     /// Executes one command into `out`, or hands back a blocking one for the caller to await.
     fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Blocked, u64)> {
         let shared = &self.shared;
+        if args[0].eq_ignore_ascii_case(b"post") || args[0].eq_ignore_ascii_case(b"host:") {
+            // HTTP sent to the RESP port, as a web page can (cross-protocol scripting): close without a
+            // reply, as Redis does.
+            tracing::warn!(client = %self.entry.addr, "possible security attack: HTTP sent to the RESP port; connection closed");
+            self.quit = true;
+            return None;
+        }
         let Some(index) = commands::lookup_index(&args[0]) else {
             error_line(out, &unknown_command(args));
             return None;

@@ -14,7 +14,18 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary with `args` on loopback port 0 and waits for its "listening" line.
     pub fn start(data_dir: &Path, args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_synap-server"))
+        ServerProcess::spawn(Command::new(env!("CARGO_BIN_EXE_synap-server")), data_dir, args)
+    }
+
+    /// Like [`ServerProcess::start`], with the soft and hard open-file limits set to `nofile` (`ulimit -n`).
+    pub fn start_with_nofile(data_dir: &Path, args: &[&str], nofile: u64) -> ServerProcess {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_synap-server")]);
+        ServerProcess::spawn(sh, data_dir, args)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, args: &[&str]) -> ServerProcess {
+        let mut child = command
             .args(["--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0", "--log-level", "warn"])
             .arg("--data-dir")
             .arg(data_dir)

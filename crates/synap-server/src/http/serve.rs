@@ -1,0 +1,110 @@
+//! Serving HTTP/1.1 connections with limits: at most `http.max_connections` at once (more are answered
+//! 503 and closed), a request head must arrive within `http.header_timeout_secs` of the connection
+//! opening or of the previous response (slowloris, idle keep-alive connections), and a body may not pause
+//! longer than `http.body_timeout_secs` between reads. WebSocket upgrades keep their permit until they
+//! close.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::{debug, warn};
+
+/// Counters for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+/// The limits a listener applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+}
+
+/// Accepts connections until `stop` turns true, then lets the open ones finish their requests (at most
+/// 30 seconds).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    stats: Arc<HttpStats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let max = limits.max_connections.clamp(1, u32::MAX as usize);
+    let permits = Arc::new(Semaphore::new(max));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stopped(&mut stop) => break,
+        };
+        let (socket, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: log, back off briefly, go on.
+                warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        let _ = socket.set_nodelay(true);
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            debug!(%addr, "HTTP connection refused: http.max_connections reached");
+            tokio::spawn(refuse(socket));
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(socket), service).with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(%addr, error = %e, "HTTP connection ended with an error");
+                    }
+                }
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Wait for open connections to finish (long-lived ones end when the server stops).
+    let _ = tokio::time::timeout(Duration::from_secs(30), permits.acquire_many(max as u32)).await;
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse(mut socket: tokio::net::TcpStream) {
+    let body =
+        r#"{"error":{"code":"TOO_MANY_CONNECTIONS","message":"too many HTTP connections (http.max_connections)"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = socket.write_all(response.as_bytes()).await;
+        let _ = socket.shutdown().await;
+    })
+    .await;
+}
