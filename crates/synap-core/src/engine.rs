@@ -119,6 +119,14 @@ impl Engine {
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
+        // Walks of the whole keyspace take the gate shard by shard: a transaction never waits for a walk
+        // to finish, and commands never wait behind a transaction waiting for one.
+        let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
+        match &cmd {
+            Command::Keys { pattern } => return Ok(keys_reply(self.kv.keys(pattern, now, Some(&self.gate)))),
+            Command::Scan(args) => return Ok(scan_reply(self.kv.scan(args, now, Some(&self.gate)))),
+            _ => {}
+        }
         let _gate = self.gate.read();
         self.execute_inner(ctx, cmd)
     }
@@ -194,16 +202,8 @@ impl Engine {
                 other => other,
             }),
             Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn, now),
-            Command::Keys { pattern } => {
-                Ok(Reply::Array(kv.keys(&pattern, now).into_iter().map(Reply::Bulk).collect()))
-            }
-            Command::Scan(args) => {
-                let (cursor, keys) = kv.scan(&args, now);
-                Ok(Reply::Array(vec![
-                    Reply::bulk(cursor.to_string()),
-                    Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
-                ]))
-            }
+            Command::Keys { pattern } => Ok(keys_reply(kv.keys(&pattern, now, None))),
+            Command::Scan(args) => Ok(scan_reply(kv.scan(&args, now, None))),
             Command::RandomKey => Ok(kv.random_key(now)),
             Command::DbSize => Ok(Reply::Int(kv.len() as i64)),
             Command::FlushAll => Ok(kv.flush_all(&mut lsn, now)),
@@ -341,21 +341,26 @@ impl Engine {
 
     /// Stream retention by age and size. Returns the LSN it logged up to.
     pub fn stream_sweep(&self) -> u64 {
-        let _gate = self.gate.read();
-        self.streams.sweep(self.now_ms())
+        self.streams.sweep(self.now_ms(), &self.gate)
     }
 
     /// One background maintenance pass (active expiry) within `budget`.
     pub fn maintenance(&self, budget: Duration) -> crate::kv::ExpireReport {
-        let _gate = self.gate.read();
-        self.kv.active_expire_pass(budget)
+        self.kv.active_expire_pass(budget, &self.gate)
     }
 
     /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.
     pub fn queue_sweep(&self) -> u64 {
-        let _gate = self.gate.read();
-        self.queues.sweep(self.now_ms()).1
+        self.queues.sweep(self.now_ms(), &self.gate).1
     }
+}
+
+fn keys_reply(keys: Vec<bytes::Bytes>) -> Reply {
+    Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
+}
+
+fn scan_reply((cursor, keys): (u64, Vec<bytes::Bytes>)) -> Reply {
+    Reply::Array(vec![Reply::bulk(cursor.to_string()), keys_reply(keys)])
 }
 
 /// Publishes one keyspace notification on the channels the flags ask for.

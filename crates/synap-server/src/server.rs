@@ -150,6 +150,7 @@ fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiv
                     if by_time || by_count {
                         let p = p.clone();
                         match tokio::task::spawn_blocking(move || p.snapshot()).await {
+                            Ok(Err(synap_storage::StorageError::SnapshotInProgress)) => {}
                             Ok(Err(e)) => tracing::error!(error = %e, "scheduled snapshot failed"),
                             Err(e) => tracing::error!(error = %e, "snapshot task panicked"),
                             Ok(Ok(_)) => {}

@@ -88,3 +88,39 @@ async fn fsync_failure_makes_the_server_refuse_writes_and_say_so() {
     assert!(health["persistence"]["failed"].as_str().unwrap().contains("injected fsync failure"));
     server.shutdown().await;
 }
+
+/// A snapshot asked for while one is written answers 409 at once; INFO and writes do not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_snapshot_request_is_a_conflict_and_nothing_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let cfg = test_config(&dir);
+    let server = RunningServer::start_with_storage(cfg, Arc::new(FaultyStorage { plan: plan.clone() })).await.unwrap();
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    for i in 0..50 {
+        post(&http, format!("{base}/kv/set"), json!({"key": format!("k{i}"), "value": "v"})).await;
+    }
+    plan.sync_delay_ms.store(800, std::sync::atomic::Ordering::SeqCst);
+    let first = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
+        async move { post(&http, format!("{base}/snapshot"), json!({})).await }
+    });
+    let p = server.service.persistence.clone().unwrap();
+    while !p.snapshot_in_progress() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = post(&http, format!("{base}/snapshot"), json!({})).await;
+    assert_eq!((status, body["error"]["code"].clone()), (409, json!("SNAPSHOT_IN_PROGRESS")));
+    let resp = server.resp_addr.unwrap();
+    let mut c =
+        redis::Client::open(format!("redis://{resp}/")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("persistence").query_async(&mut c).await.unwrap();
+    assert!(info.contains("rdb_bgsave_in_progress:1"), "{info}");
+    assert_eq!(post(&http, format!("{base}/kv/set"), json!({"key": "during", "value": "v"})).await.0, 200);
+    assert!(started.elapsed() < Duration::from_millis(500), "none of it waited: {:?}", started.elapsed());
+    assert_eq!(first.await.unwrap().0, 200);
+    plan.sync_delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    server.shutdown().await;
+}

@@ -501,3 +501,31 @@ async fn a_stream_deleted_and_created_again_keeps_its_own_files() {
         s.stop().await;
     }
 }
+
+/// Stored data never crashes a reader: an event name with line breaks (XADD accepts any bytes) is sent as
+/// `event: message` with the name in the data, to every reader and every reconnecting one; a
+/// Last-Event-ID with no offset after it is a 400, not an overflow.
+#[tokio::test]
+async fn hostile_event_names_and_last_event_ids_do_not_break_the_tail() {
+    let s = start_with(|_| {}).await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut c =
+        redis::Client::open(format!("redis://{addr}/")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: String = c.xadd("s", "*", &[("event", "a\nb"), ("data", "x")]).await.unwrap();
+    let _: String = c.xadd("s", "*", &[("event", "c\r"), ("data", "y")]).await.unwrap();
+    let _: String = c.xadd("s", "*", &[("event", "fine"), ("data", "z")]).await.unwrap();
+    for _ in 0..2 {
+        let mut sse = s.http.get(s.url("/stream/s/sse?from_offset=0")).send().await.unwrap();
+        assert_eq!(sse.status(), 200);
+        let mut acc = String::new();
+        let got = sse_read(&mut sse, &mut acc, 3).await;
+        assert_eq!(got[0].1["event"], "a\nb");
+        assert_eq!(got[1].1["event"], "c\r");
+        assert!(acc.contains("event: message\n") && acc.contains("event: fine\n"), "{acc}");
+    }
+    let r = s.http.get(s.url("/stream/s/sse")).header("Last-Event-ID", u64::MAX.to_string()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = s.http.get(s.url("/stream/s/sse")).header("Last-Event-ID", "1").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}

@@ -99,6 +99,8 @@ pub struct FaultPlan {
     pub syncs: AtomicU64,
     /// While set, creating a file fails as when the process is out of file descriptors (EMFILE).
     pub fail_creates: std::sync::atomic::AtomicBool,
+    /// Every fsync takes at least this long (a slow disk).
+    pub sync_delay_ms: AtomicU64,
     pub fail_write_at: AtomicU64,
     pub fail_sync_at: AtomicU64,
 }
@@ -109,6 +111,7 @@ impl FaultPlan {
             writes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             fail_creates: std::sync::atomic::AtomicBool::new(false),
+            sync_delay_ms: AtomicU64::new(0),
             fail_write_at: AtomicU64::new(u64::MAX),
             fail_sync_at: AtomicU64::new(u64::MAX),
         })
@@ -148,6 +151,10 @@ impl WriteFile for FaultyFile {
         let n = self.plan.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.plan.fail_sync_at.load(Ordering::SeqCst) {
             return Err(injected("fsync"));
+        }
+        let delay = self.plan.sync_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         self.inner.sync()
     }

@@ -24,6 +24,8 @@ pub enum StorageError {
     Gap { snapshot_lsn: u64, wal_first: u64 },
     #[error("persistence has failed earlier and refuses writes: {0}")]
     Failed(String),
+    #[error("a snapshot is being written already")]
+    SnapshotInProgress,
 }
 
 pub(crate) trait IoContext<T> {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use synap_core::Engine;
 
 use crate::backend::Storage;
@@ -31,8 +32,11 @@ pub struct Persistence {
     cfg: PersistenceConfig,
     wal: Arc<Wal>,
     engine: Arc<Engine>,
-    /// One snapshot at a time; holds the LSN of the last one.
-    snapshot_lock: Mutex<u64>,
+    /// Set while a snapshot is written (one at a time; a second one is refused, never queued).
+    snapshotting: AtomicBool,
+    /// LSN of the last snapshot (or of the recovery point). Read without a lock by INFO and the
+    /// scheduler, which must never wait for a snapshot to finish.
+    last_snapshot: AtomicU64,
 }
 
 impl Persistence {
@@ -59,7 +63,14 @@ impl Persistence {
         if engine.attach_log(wal.clone()).is_err() {
             return Err(StorageError::Failed("the engine already has a mutation log".into()));
         }
-        let p = Persistence { storage, cfg, wal, engine, snapshot_lock: Mutex::new(report.snapshot_lsn) };
+        let p = Persistence {
+            storage,
+            cfg,
+            wal,
+            engine,
+            snapshotting: AtomicBool::new(false),
+            last_snapshot: AtomicU64::new(report.snapshot_lsn),
+        };
         Ok((p, report))
     }
 
@@ -69,13 +80,28 @@ impl Persistence {
 
     /// Writes committed since the last snapshot (or recovery point).
     pub fn writes_since_snapshot(&self) -> u64 {
-        self.wal.last_lsn().saturating_sub(*self.snapshot_lock.lock())
+        self.wal.last_lsn().saturating_sub(self.last_snapshot.load(Ordering::Acquire))
+    }
+
+    /// Whether a snapshot is being written now.
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.snapshotting.load(Ordering::Acquire)
     }
 
     /// Takes a snapshot now (blocking: call from a blocking thread), then removes old snapshots and the
-    /// WAL segments the kept snapshots cover.
+    /// WAL segments the kept snapshots cover. Refused with [`StorageError::SnapshotInProgress`] while
+    /// another one is being written.
     pub fn snapshot(&self) -> Result<SnapshotInfo, StorageError> {
-        let mut last = self.snapshot_lock.lock();
+        if self.snapshotting.swap(true, Ordering::AcqRel) {
+            return Err(StorageError::SnapshotInProgress);
+        }
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _done = Done(&self.snapshotting);
         if let Some(msg) = self.wal.failure() {
             return Err(StorageError::Failed(msg));
         }
@@ -85,7 +111,7 @@ impl Persistence {
         self.engine.sync_streams().map_err(StorageError::Failed)?;
         let snap_dir = self.cfg.data_dir.join("snapshots");
         let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn)?;
-        *last = lsn;
+        self.last_snapshot.store(lsn, Ordering::Release);
         self.cleanup()?;
         tracing::info!(lsn, entries = info.entries, bytes = info.bytes, millis = info.millis, "snapshot written");
         Ok(info)

@@ -427,3 +427,37 @@ async fn a_rotation_that_cannot_create_its_file_does_not_fail_the_log() {
         assert_eq!(e2.digest(), digest, "{policy:?}");
     }
 }
+
+/// One snapshot at a time: a second one asked for while the first is written is refused at once, and
+/// reading the snapshot state (INFO, the scheduler) never waits for the running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_snapshot_is_refused_and_nobody_waits_for_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let storage: Arc<dyn Storage> = Arc::new(FaultyStorage { plan: plan.clone() });
+    let e = engine();
+    let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Periodic), storage, e.clone()).unwrap();
+    for i in 0..100 {
+        set(&p, &e, &format!("k{i}"), "v").await;
+    }
+    let p = Arc::new(p);
+    plan.sync_delay_ms.store(600, std::sync::atomic::Ordering::SeqCst);
+    let first = {
+        let p = p.clone();
+        std::thread::spawn(move || p.snapshot())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !p.snapshot_in_progress() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    assert!(matches!(p.snapshot(), Err(StorageError::SnapshotInProgress)));
+    assert!(p.writes_since_snapshot() > 0);
+    assert!(started.elapsed() < Duration::from_millis(200), "answered without waiting: {:?}", started.elapsed());
+    let info = first.join().unwrap().unwrap();
+    assert_eq!(info.entries, 100);
+    assert!(!p.snapshot_in_progress());
+    plan.sync_delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert!(p.snapshot().is_ok(), "the next one runs");
+}

@@ -31,8 +31,8 @@ pub struct ExpireReport {
 }
 
 impl Keyspace {
-    /// Runs one active-expiry pass within `budget`.
-    pub fn active_expire_pass(&self, budget: Duration) -> ExpireReport {
+    /// Runs one active-expiry pass within `budget`, taking `gate`'s read side per shard round.
+    pub fn active_expire_pass(&self, budget: Duration, gate: &parking_lot::RwLock<()>) -> ExpireReport {
         let started = Instant::now();
         let shards = self.shard_count();
         let start = self.expire_cursor.load(Ordering::Relaxed) % shards;
@@ -52,6 +52,7 @@ impl Keyspace {
             report.shards_visited += 1;
             // Bounded re-sampling of one shard: at most 16 rounds under one lock hold each.
             for _ in 0..16 {
+                let _gate = gate.read();
                 let mut shard = self.lock_index(idx);
                 let n = shard.volatile_len();
                 if n == 0 {

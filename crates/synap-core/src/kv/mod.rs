@@ -450,9 +450,16 @@ impl Keyspace {
         }
     }
 
+    /// Empties every shard. The entries are freed on a thread of their own (as Redis's lazy free), so a
+    /// large keyspace is not freed under the shard locks or on the caller's thread.
     fn apply_flush(&self, locked: &mut Locked<'_>) {
-        for (_, shard) in locked.guards.iter_mut() {
-            shard.clear();
+        let garbage: Vec<Vec<shard::Entry>> = locked.guards.iter_mut().map(|(_, shard)| shard.clear()).collect();
+        let entries: usize = garbage.iter().map(Vec::len).sum();
+        if entries < 10_000 {
+            drop(garbage);
+        } else if let Err(e) = std::thread::Builder::new().name("synap-free".into()).spawn(move || drop(garbage)) {
+            // Freed here after all, once the thread could not start.
+            tracing::warn!(error = %e, "cannot start a thread to free the flushed keyspace");
         }
     }
 

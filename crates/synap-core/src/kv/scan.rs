@@ -43,12 +43,14 @@ impl Filter<'_> {
 }
 
 impl Keyspace {
-    /// KEYS: every live key matching `pattern`.
-    pub fn keys(&self, pattern: &[u8], now: u64) -> Vec<Bytes> {
+    /// KEYS: every live key matching `pattern`. With `gate`, its read side is taken per shard (not for the
+    /// whole walk), so that a transaction waiting for the write side waits for one shard, not the keyspace.
+    pub fn keys(&self, pattern: &[u8], now: u64, gate: Option<&parking_lot::RwLock<()>>) -> Vec<Bytes> {
         let all = pattern == b"*";
         let prefix = literal_prefix(pattern);
         let mut out = Vec::new();
         for i in 0..self.shard_count() {
+            let _gate = gate.map(|g| g.read());
             let shard = self.lock_index(i);
             for e in shard.iter() {
                 let k = e.key();
@@ -61,12 +63,14 @@ impl Keyspace {
     }
 
     /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
-    pub fn scan(&self, args: &ScanArgs, now: u64) -> (u64, Vec<Bytes>) {
+    /// `gate` as for [`Keyspace::keys`].
+    pub fn scan(&self, args: &ScanArgs, now: u64, gate: Option<&parking_lot::RwLock<()>>) -> (u64, Vec<Bytes>) {
         let filter = Filter { prefix: args.prefix.as_deref().unwrap_or(b""), pattern: args.pattern.as_deref() };
         let mut budget = args.count.max(1);
         let (mut shard_idx, mut remaining) = decode_cursor(args.cursor);
         let mut out = Vec::new();
         while shard_idx < self.shard_count() {
+            let _gate = gate.map(|g| g.read());
             let shard = self.lock_index(shard_idx);
             let mut pos = remaining.min(shard.len() as u64);
             while pos > 0 && budget > 0 {

@@ -258,11 +258,12 @@ impl Shard {
         Self::hash_key(&self.hasher, self.entries[pos].key())
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.entries = Vec::new();
+    /// Empties the shard and hands back its entries, for the caller to free where it costs nobody a wait.
+    pub(crate) fn clear(&mut self) -> Vec<Entry> {
         self.index = HashTable::new();
         self.volatile = Vec::new();
         self.account(0, self.used);
+        std::mem::take(&mut self.entries)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {

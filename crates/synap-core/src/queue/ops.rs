@@ -467,11 +467,14 @@ impl QueueStore {
 
     /// The background pass: delayed messages whose time came become ready, in-flight messages past their
     /// deadline are delivered again (or dead-lettered once their retries are spent), expired messages are
-    /// dead-lettered. One queue lock at a time; never a lock over every queue.
-    pub fn sweep(&self, now: u64) -> (SweepReport, u64) {
+    /// dead-lettered. One queue lock at a time; never a lock over every queue. `gate` is the engine's
+    /// transaction gate, taken per queue.
+    pub fn sweep(&self, now: u64, gate: &parking_lot::RwLock<()>) -> (SweepReport, u64) {
         let mut report = SweepReport::default();
         let mut lsn = 0;
         for qa in self.all() {
+            // The engine's gate per queue, not for the whole pass (see `Engine::execute`).
+            let _gate = gate.read();
             let mut dead = Vec::new();
             {
                 let mut q = qa.lock();

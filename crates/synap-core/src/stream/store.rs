@@ -808,9 +808,11 @@ impl StreamStore {
 
     /// Retention by age and size: moves partition starts up and drops whole segments. Returns the LSN of
     /// the last trim it logged.
-    pub fn sweep(&self, now: u64) -> u64 {
+    pub fn sweep(&self, now: u64, gate: &RwLock<()>) -> u64 {
         let mut lsn = 0;
         for room in self.all() {
+            // The engine's transaction gate per stream, not for the whole pass.
+            let _gate = gate.read();
             let config = *room.config.lock();
             if config.max_bytes == 0 && config.max_age_ms == 0 {
                 continue;

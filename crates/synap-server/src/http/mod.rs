@@ -159,6 +159,10 @@ async fn snapshot(State(svc): State<AppState>) -> Response {
             })),
         )
             .into_response(),
+        Ok(Err(e @ synap_storage::StorageError::SnapshotInProgress)) => {
+            ApiError { status: StatusCode::CONFLICT, code: "SNAPSHOT_IN_PROGRESS", message: e.to_string() }
+                .into_response()
+        }
         Ok(Err(e)) => {
             ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "PERSISTENCE_FAILED", message: e.to_string() }
                 .into_response()

@@ -146,7 +146,11 @@ fn tail_start(
     };
     let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|s| !s.is_empty());
     let from = match (last_event, query.get("from_offset")) {
-        (Some(id), _) => Some(num("Last-Event-ID", id)? + 1),
+        (Some(id), _) => Some(
+            num("Last-Event-ID", id)?
+                .checked_add(1)
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID: no event follows this offset"))?,
+        ),
         (None, Some(o)) => Some(num("from_offset", o)?),
         (None, None) => None,
     };
@@ -207,7 +211,12 @@ fn sse(svc: AppState, room: Bytes, (partition, from): (u32, u64)) -> Response {
             match next_batch(&svc, &room, partition, &mut from).await {
                 Ok(Some(events)) => {
                     for e in events.iter().rev() {
-                        let name = e["event"].as_str().filter(|s| !s.is_empty()).unwrap_or("message");
+                        // Event names come from clients (XADD fields): one that cannot be an SSE `event:`
+                        // line (a line break) is sent as "message"; the data carries it anyway.
+                        let name = e["event"]
+                            .as_str()
+                            .filter(|s| !s.is_empty() && !s.contains(['\n', '\r']))
+                            .unwrap_or("message");
                         let id = e["offset"].as_u64().unwrap_or(0).to_string();
                         pending.push(SseEvent::default().event(name).id(id).data(e.to_string()));
                     }

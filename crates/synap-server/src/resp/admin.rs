@@ -281,7 +281,8 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
                 let st = wal.stats();
                 let _ = write!(
                     s,
-                    "aof_enabled:1\r\nwal_fsync:{:?}\r\nwal_last_lsn:{}\r\nwal_written_lsn:{}\r\nwal_synced_lsn:{}\r\nwal_records:{}\r\nwal_bytes:{}\r\nwal_batches:{}\r\nwal_fsyncs:{}\r\nchanges_since_last_snapshot:{}\r\naof_last_write_status:{}\r\n",
+                    "aof_enabled:1\r\nrdb_bgsave_in_progress:{}\r\nwal_fsync:{:?}\r\nwal_last_lsn:{}\r\nwal_written_lsn:{}\r\nwal_synced_lsn:{}\r\nwal_records:{}\r\nwal_bytes:{}\r\nwal_batches:{}\r\nwal_fsyncs:{}\r\nchanges_since_last_snapshot:{}\r\naof_last_write_status:{}\r\n",
+                    p.snapshot_in_progress() as u8,
                     wal.policy(),
                     wal.last_lsn(),
                     progress.written,
