@@ -179,9 +179,17 @@ fn limits_prefetch_and_missing_queues() {
     let f = fixture();
     f.create(
         "small",
-        QueueOptions { max_depth: Some(2), prefetch: Some(2), max_message_bytes: Some(10), ..Default::default() },
+        QueueOptions { max_depth: Some(2), prefetch: Some(2), max_message_bytes: Some(20), ..Default::default() },
     );
     f.publish("small", "1", 0, 0, 0).unwrap();
+    // Headers count toward the size: a 1-byte payload with a 20-byte header is too large.
+    let big_headers = PublishArgs {
+        queue: Bytes::from("small"),
+        payload: Bytes::from("x"),
+        headers: vec![(Bytes::from("k"), Bytes::from("v".repeat(20)))],
+        ..Default::default()
+    };
+    assert!(matches!(f.run(Command::QueuePublish(big_headers)), Err(CommandError::ValueTooLarge { .. })));
     f.publish("small", "2", 0, 0, 0).unwrap();
     assert!(matches!(f.publish("small", "3", 0, 0, 0), Err(CommandError::QueueFull(_))));
     assert!(matches!(f.publish("small", "this is too long", 0, 0, 0), Err(CommandError::ValueTooLarge { .. })));
@@ -195,6 +203,14 @@ fn limits_prefetch_and_missing_queues() {
     assert_eq!(f.consume("big", "w2", 10).len(), 3);
     assert!(matches!(f.publish("nope", "x", 0, 0, 0), Err(CommandError::NotFound(_))));
     assert!(matches!(f.publish("big", "x", 10, 0, 0), Err(CommandError::Invalid(_))));
+    // Consumer names are whatever clients send: the ones a queue remembers for its stats are bounded.
+    for i in 0..25_000 {
+        f.consume("big", &format!("c{i}"), 0);
+    }
+    assert!(f.stat("big", "consumers") <= 10_000, "{}", f.stat("big", "consumers"));
+    f.clock.advance(61_000);
+    f.consume("big", "late", 0);
+    assert_eq!(f.stat("big", "consumers"), 3, "the idle names were forgotten: w1 and w2 (in flight) and late");
 }
 
 #[test]

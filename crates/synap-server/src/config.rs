@@ -243,6 +243,10 @@ pub struct RespSection {
     pub max_pending_bytes: ByteSize,
     /// Most reply bytes pending for one client before it is disconnected.
     pub max_output_bytes: ByteSize,
+    /// Most commands one MULTI may queue (their bytes count toward `max_pending_bytes`).
+    pub max_multi_commands: usize,
+    /// Most keys one client may WATCH at once.
+    pub max_watched_keys: usize,
 }
 
 impl Default for RespSection {
@@ -256,6 +260,8 @@ impl Default for RespSection {
             max_inline_bytes: ByteSize(64 << 10),
             max_pending_bytes: ByteSize(1 << 30),
             max_output_bytes: ByteSize(1 << 30),
+            max_multi_commands: 1_000_000,
+            max_watched_keys: 1_000_000,
         }
     }
 }
@@ -356,8 +362,14 @@ pub struct PubSubSection {
     pub resp_max_pending_messages: usize,
     /// Messages queued for one WebSocket/SSE subscriber; beyond, the oldest are dropped and counted.
     pub web_max_pending_messages: usize,
-    /// Most topics in one WebSocket/SSE subscription request.
+    /// Bytes queued for one RESP subscriber before it is disconnected (Redis's pubsub hard limit).
+    pub resp_max_pending_bytes: ByteSize,
+    /// Bytes queued for one WebSocket/SSE subscriber; beyond, the oldest are dropped and counted.
+    pub web_max_pending_bytes: ByteSize,
+    /// Most topics one WebSocket/SSE subscriber holds (in its request and later subscribe frames).
     pub max_topics_per_subscriber: usize,
+    /// Most channels and patterns one RESP client subscribes to.
+    pub max_subscriptions_per_client: usize,
     /// Keyspace notifications, as Redis's `notify-keyspace-events` (`KEA`, `Kx`, ...; empty = off).
     pub notify_keyspace_events: String,
 }
@@ -367,7 +379,10 @@ impl Default for PubSubSection {
         PubSubSection {
             resp_max_pending_messages: 65_536,
             web_max_pending_messages: 1024,
+            resp_max_pending_bytes: ByteSize(32 << 20),
+            web_max_pending_bytes: ByteSize(8 << 20),
             max_topics_per_subscriber: 1000,
+            max_subscriptions_per_client: 100_000,
             notify_keyspace_events: String::new(),
         }
     }
@@ -466,6 +481,14 @@ impl Config {
         anyhow::ensure!(
             self.pubsub.resp_max_pending_messages >= 1 && self.pubsub.web_max_pending_messages >= 1,
             "pubsub: pending message limits must be at least 1"
+        );
+        anyhow::ensure!(
+            self.pubsub.resp_max_pending_bytes.0 >= 1024 && self.pubsub.web_max_pending_bytes.0 >= 1024,
+            "pubsub: pending byte limits must be at least 1kb"
+        );
+        anyhow::ensure!(
+            self.pubsub.max_topics_per_subscriber >= 1 && self.pubsub.max_subscriptions_per_client >= 1,
+            "pubsub: subscription limits must be at least 1"
         );
         let st = &self.stream;
         anyhow::ensure!(

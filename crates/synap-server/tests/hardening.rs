@@ -258,3 +258,38 @@ fn write_config(dir: &std::path::Path, yaml: &str) -> String {
     std::fs::write(&path, yaml).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+/// MULTI queues and WATCH sets are bounded per client: past the limit the command is refused (and the
+/// transaction aborts at EXEC), and the queued bytes count toward the query buffer limit.
+#[tokio::test]
+async fn multi_queues_and_watched_keys_are_bounded() {
+    let s = start_with(|c| {
+        c.resp.max_multi_commands = 3;
+        c.resp.max_watched_keys = 4;
+        c.resp.max_pending_bytes = synap_server::config::ByteSize(64 * 1024);
+    })
+    .await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        b"WATCH a b c\r\nWATCH c d e\r\nWATCH d\r\nMULTI\r\nSET a 1\r\nSET b 2\r\nSET c 3\r\nSET d 4\r\nEXEC\r\n",
+    )
+    .await
+    .unwrap();
+    let (answer, _) = read_until_closed(&mut c, Duration::from_millis(500)).await;
+    let text = String::from_utf8_lossy(&answer);
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "+OK");
+    assert!(lines[1].starts_with("-ERR too many watched keys"), "{text}");
+    assert_eq!(&lines[2..7], ["+OK", "+OK", "+QUEUED", "+QUEUED", "+QUEUED"], "{text}");
+    assert!(lines[7].starts_with("-ERR too many commands in MULTI"), "{text}");
+    assert!(lines[8].starts_with("-EXECABORT"), "{text}");
+    // A transaction whose queued commands outgrow the query buffer limit closes the connection.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let value = "v".repeat(30_000);
+    let input = format!("MULTI\r\nSET a {value}\r\nSET b {value}\r\nSET c {value}\r\n");
+    c.write_all(input.as_bytes()).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut c, Duration::from_secs(2)).await;
+    assert!(closed, "{}", String::from_utf8_lossy(&answer));
+    s.stop().await;
+}

@@ -139,22 +139,36 @@ impl WatchRegistry {
 
     /// Registers `flag` for `key`; the flag is set when the key changes (or the keyspace is flushed).
     pub fn watch(&self, flag: &Arc<AtomicBool>, key: &Bytes) {
-        let mut keys = self.keys.lock();
-        let list = keys.entry(key.clone()).or_default();
-        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
-            list.push(flag.clone());
-            self.count.fetch_add(1, Ordering::AcqRel);
+        self.watch_many(flag, std::slice::from_ref(key));
+    }
+
+    /// [`WatchRegistry::watch`] for many keys under one lock hold.
+    pub fn watch_many(&self, flag: &Arc<AtomicBool>, keys: &[Bytes]) {
+        let mut map = self.keys.lock();
+        for key in keys {
+            let list = map.entry(key.clone()).or_default();
+            if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
+                list.push(flag.clone());
+                self.count.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
 
     pub fn unwatch(&self, flag: &Arc<AtomicBool>, key: &[u8]) {
-        let mut keys = self.keys.lock();
-        if let Some(list) = keys.get_mut(key) {
-            let before = list.len();
-            list.retain(|f| !Arc::ptr_eq(f, flag));
-            self.count.fetch_sub(before - list.len(), Ordering::AcqRel);
-            if list.is_empty() {
-                keys.remove(key);
+        self.unwatch_many(flag, std::iter::once(Bytes::copy_from_slice(key)));
+    }
+
+    /// Removes `flag` from every key of `keys`, under one lock hold.
+    pub fn unwatch_many(&self, flag: &Arc<AtomicBool>, keys: impl IntoIterator<Item = Bytes>) {
+        let mut map = self.keys.lock();
+        for key in keys {
+            if let Some(list) = map.get_mut(&key[..]) {
+                let before = list.len();
+                list.retain(|f| !Arc::ptr_eq(f, flag));
+                self.count.fetch_sub(before - list.len(), Ordering::AcqRel);
+                if list.is_empty() {
+                    map.remove(&key[..]);
+                }
             }
         }
     }

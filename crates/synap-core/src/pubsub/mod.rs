@@ -46,12 +46,21 @@ pub struct PubMessage {
     pub payload: Bytes,
 }
 
-/// A subscriber's bounded queue.
+impl PubMessage {
+    /// Bytes the message holds (what a subscriber's queue is charged for it).
+    fn size(&self) -> usize {
+        self.channel.len() + self.payload.len() + self.pattern.as_ref().map_or(0, |p| p.len()) + 48
+    }
+}
+
+/// A subscriber's queue, bounded by messages and by bytes.
 pub struct Sink {
     pub id: SubId,
-    queue: Mutex<VecDeque<PubMessage>>,
+    /// Queued messages and the bytes they hold.
+    queue: Mutex<(VecDeque<PubMessage>, usize)>,
     notify: Notify,
     cap: usize,
+    max_bytes: usize,
     overflow: Overflow,
     closed: AtomicBool,
     close_notify: Notify,
@@ -65,11 +74,14 @@ impl Sink {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
+        let size = m.size();
         let mut q = self.queue.lock();
-        if q.len() >= self.cap {
+        while !q.0.is_empty() && (q.0.len() >= self.cap || q.1 + size > self.max_bytes) {
             match self.overflow {
                 Overflow::DropOldest => {
-                    q.pop_front();
+                    if let Some(old) = q.0.pop_front() {
+                        q.1 -= old.size();
+                    }
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                     self.missed.fetch_add(1, Ordering::Relaxed);
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -84,7 +96,8 @@ impl Sink {
                 }
             }
         }
-        q.push_back(m);
+        q.0.push_back(m);
+        q.1 += size;
         drop(q);
         self.notify.notify_one();
         true
@@ -93,8 +106,15 @@ impl Sink {
     /// Takes up to `max` queued messages.
     pub fn drain(&self, max: usize) -> Vec<PubMessage> {
         let mut q = self.queue.lock();
-        let n = q.len().min(max);
-        q.drain(..n).collect()
+        let n = q.0.len().min(max);
+        let out: Vec<PubMessage> = q.0.drain(..n).collect();
+        q.1 -= out.iter().map(PubMessage::size).sum::<usize>();
+        out
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().1
     }
 
     /// Messages dropped since the last call (reported to WebSocket/SSE clients).
@@ -122,7 +142,7 @@ impl Sink {
     /// Waits until a message may be waiting (or the sink closed).
     pub async fn ready(&self) {
         let notified = self.notify.notified();
-        if !self.queue.lock().is_empty() || self.is_closed() {
+        if !self.queue.lock().0.is_empty() || self.is_closed() {
             return;
         }
         notified.await;
@@ -142,8 +162,10 @@ pub struct Counters {
 struct State {
     channels: HashMap<Bytes, HashSet<SubId>>,
     topics: Trie,
-    /// Topic patterns per subscriber (to unsubscribe on close).
-    globs: Vec<(Bytes, SubId)>,
+    /// Glob patterns and their subscribers.
+    globs: HashMap<Bytes, HashSet<SubId>>,
+    /// Glob subscriptions in all (a pattern counts once per subscriber).
+    glob_count: usize,
     sinks: HashMap<SubId, Arc<Sink>>,
     /// What each subscriber is subscribed to: (kind, name).
     subs: HashMap<SubId, HashSet<(Kind, Bytes)>>,
@@ -160,7 +182,41 @@ pub enum Kind {
     Glob,
 }
 
+impl State {
+    /// Removes one subscription from the routing tables (not from `subs`).
+    fn remove(&mut self, id: SubId, kind: Kind, name: &[u8]) {
+        match kind {
+            Kind::Channel => {
+                if let Some(set) = self.channels.get_mut(name) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.channels.remove(name);
+                    }
+                }
+            }
+            Kind::Topic => {
+                self.topics.remove(std::str::from_utf8(name).unwrap_or_default(), id);
+                self.generation += 1;
+            }
+            Kind::Glob => {
+                if let Some(set) = self.globs.get_mut(name) {
+                    if set.remove(&id) {
+                        self.glob_count -= 1;
+                    }
+                    if set.is_empty() {
+                        self.globs.remove(name);
+                    }
+                }
+                self.generation += 1;
+            }
+        }
+    }
+}
+
 const CACHE_CAP: usize = 4096;
+/// Channels longer than this are matched against the glob patterns without being cached (a cache of
+/// huge names would hold their bytes).
+const CACHE_MAX_CHANNEL: usize = 256;
 
 /// The glob subscriptions (pattern, subscriber) matching one channel.
 type GlobHits = Arc<Vec<(Bytes, SubId)>>;
@@ -198,14 +254,16 @@ pub struct PubSubStats {
 }
 
 impl PubSub {
-    /// A new subscriber with a queue of at most `cap` messages.
-    pub fn register(&self, cap: usize, overflow: Overflow) -> Arc<Sink> {
+    /// A new subscriber with a queue of at most `cap` messages and `max_bytes` bytes (a message larger
+    /// than that alone is still queued when the queue is empty).
+    pub fn register(&self, cap: usize, max_bytes: usize, overflow: Overflow) -> Arc<Sink> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let sink = Arc::new(Sink {
             id,
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new((VecDeque::new(), 0)),
             notify: Notify::new(),
             cap: cap.max(1),
+            max_bytes: max_bytes.max(1),
             overflow,
             closed: AtomicBool::new(false),
             close_notify: Notify::new(),
@@ -218,18 +276,19 @@ impl PubSub {
         sink
     }
 
-    /// Removes a subscriber and all its subscriptions.
+    /// Removes a subscriber and all its subscriptions (one pass under the lock, each removal O(1)).
     pub fn unregister(&self, id: SubId) {
-        let subs: Vec<(Kind, Bytes)> = {
-            let st = self.state.read();
-            st.subs.get(&id).map(|s| s.iter().cloned().collect()).unwrap_or_default()
-        };
-        for (kind, name) in subs {
-            self.unsubscribe(id, kind, &name);
-        }
         let mut st = self.state.write();
+        let subs = st.subs.remove(&id).unwrap_or_default();
+        for (kind, name) in &subs {
+            st.remove(id, *kind, name);
+        }
         st.sinks.remove(&id);
-        st.subs.remove(&id);
+    }
+
+    /// How many subscriptions a subscriber has.
+    pub fn subscription_count(&self, id: SubId) -> usize {
+        self.state.read().subs.get(&id).map_or(0, |s| s.len())
     }
 
     /// Subscribes; returns the subscriber's subscription count afterwards. A topic without wildcards is
@@ -240,6 +299,14 @@ impl PubSub {
             (Kind::Topic, Ok(t)) if !trie::is_wildcard(t) => Kind::Channel,
             (k, _) => k,
         };
+        let topic = match kind {
+            // Only valid patterns enter the trie (its depth bounds its walks).
+            Kind::Topic => match std::str::from_utf8(&name) {
+                Ok(t) if trie::valid_pattern(t) => Some(t.to_string()),
+                _ => return self.subscription_count(id),
+            },
+            _ => None,
+        };
         let mut st = self.state.write();
         let Some(subs) = st.subs.get_mut(&id) else { return 0 };
         if subs.insert((kind, name.clone())) {
@@ -248,11 +315,13 @@ impl PubSub {
                     st.channels.entry(name).or_default().insert(id);
                 }
                 Kind::Topic => {
-                    st.topics.insert(std::str::from_utf8(&name).unwrap_or_default(), id);
+                    st.topics.insert(topic.as_deref().unwrap_or_default(), id);
                     st.generation += 1;
                 }
                 Kind::Glob => {
-                    st.globs.push((name, id));
+                    if st.globs.entry(name).or_default().insert(id) {
+                        st.glob_count += 1;
+                    }
                     st.generation += 1;
                 }
             }
@@ -269,24 +338,7 @@ impl PubSub {
         let mut st = self.state.write();
         let removed = st.subs.get_mut(&id).map(|s| s.remove(&(kind, Bytes::copy_from_slice(name)))).unwrap_or(false);
         if removed {
-            match kind {
-                Kind::Channel => {
-                    if let Some(set) = st.channels.get_mut(name) {
-                        set.remove(&id);
-                        if set.is_empty() {
-                            st.channels.remove(name);
-                        }
-                    }
-                }
-                Kind::Topic => {
-                    st.topics.remove(std::str::from_utf8(name).unwrap_or_default(), id);
-                    st.generation += 1;
-                }
-                Kind::Glob => {
-                    st.globs.retain(|(p, s)| !(*s == id && &p[..] == name));
-                    st.generation += 1;
-                }
-            }
+            st.remove(id, kind, name);
         }
         st.subs.get(&id).map(|s| s.len()).unwrap_or(0)
     }
@@ -312,7 +364,16 @@ impl PubSub {
         {
             return hit.clone();
         }
-        let found: GlobHits = Arc::new(st.globs.iter().filter(|(p, _)| glob_match(p, channel)).cloned().collect());
+        let found: GlobHits = Arc::new(
+            st.globs
+                .iter()
+                .filter(|(p, _)| glob_match(p, channel))
+                .flat_map(|(p, ids)| ids.iter().map(move |id| (p.clone(), *id)))
+                .collect(),
+        );
+        if channel.len() > CACHE_MAX_CHANNEL {
+            return found;
+        }
         let mut cache = self.cache.lock();
         if cache.len() >= CACHE_CAP {
             cache.clear();
@@ -386,7 +447,7 @@ impl PubSub {
     /// PUBSUB NUMPAT: pattern subscriptions (globs and topic patterns).
     pub fn numpat(&self) -> usize {
         let st = self.state.read();
-        st.globs.len() + st.topics.len()
+        st.glob_count + st.topics.len()
     }
 
     pub fn stats(&self) -> PubSubStats {
@@ -395,7 +456,7 @@ impl PubSub {
             subscribers: st.sinks.len(),
             channels: st.channels.len(),
             topic_patterns: st.topics.len(),
-            glob_patterns: st.globs.len(),
+            glob_patterns: st.glob_count,
             published: self.counters.published.load(Ordering::Relaxed),
             delivered: self.counters.delivered.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
@@ -414,9 +475,9 @@ mod tests {
     #[test]
     fn routes_exact_topic_and_glob_subscriptions() {
         let ps = PubSub::default();
-        let a = ps.register(10, Overflow::DropOldest);
-        let b = ps.register(10, Overflow::DropOldest);
-        let c = ps.register(10, Overflow::Disconnect);
+        let a = ps.register(10, 1 << 20, Overflow::DropOldest);
+        let b = ps.register(10, 1 << 20, Overflow::DropOldest);
+        let c = ps.register(10, 1 << 20, Overflow::Disconnect);
         ps.subscribe(a.id, Kind::Topic, b"orders.*.created");
         ps.subscribe(b.id, Kind::Topic, b"orders.#");
         ps.subscribe(c.id, Kind::Channel, b"orders.eu.created");
@@ -437,8 +498,8 @@ mod tests {
     #[test]
     fn slow_subscribers_drop_oldest_or_disconnect() {
         let ps = PubSub::default();
-        let web = ps.register(3, Overflow::DropOldest);
-        let resp = ps.register(3, Overflow::Disconnect);
+        let web = ps.register(3, 1 << 20, Overflow::DropOldest);
+        let resp = ps.register(3, 1 << 20, Overflow::Disconnect);
         ps.subscribe(web.id, Kind::Channel, b"t");
         ps.subscribe(resp.id, Kind::Channel, b"t");
         for i in 0..5 {
@@ -449,6 +510,66 @@ mod tests {
         assert_eq!(web.take_missed(), 2);
         assert!(resp.is_closed());
         assert_eq!(ps.stats().disconnected, 1);
+    }
+
+    /// Queues are bounded by bytes as well as by messages: a web subscriber drops its oldest messages to
+    /// stay under the byte cap, a RESP one is disconnected.
+    #[test]
+    fn subscriber_queues_are_bounded_by_bytes() {
+        let ps = PubSub::default();
+        let web = ps.register(1000, 10_000, Overflow::DropOldest);
+        let resp = ps.register(1000, 10_000, Overflow::Disconnect);
+        ps.subscribe(web.id, Kind::Channel, b"t");
+        ps.subscribe(resp.id, Kind::Channel, b"t");
+        let big = vec![b'x'; 3000];
+        for _ in 0..3 {
+            ps.publish(b"t", &big);
+        }
+        assert!(!resp.is_closed());
+        ps.publish(b"t", &big);
+        assert!(resp.is_closed(), "over 10,000 bytes queued");
+        assert!(web.queued_bytes() <= 10_000);
+        assert_eq!(web.drain(100).len(), 3);
+        assert_eq!(web.take_missed(), 1);
+        assert_eq!(web.queued_bytes(), 0);
+    }
+
+    /// A topic of any depth is matched without recursing once per level, and patterns deeper than the
+    /// limit are refused (they would make the trie that deep).
+    #[test]
+    fn deep_topics_and_patterns_are_bounded() {
+        let ps = PubSub::default();
+        let s = ps.register(10, 1 << 20, Overflow::DropOldest);
+        assert_eq!(ps.subscribe(s.id, Kind::Topic, b"a.#"), 1);
+        let deep = format!("a{}", ".a".repeat(500_000));
+        assert_eq!(ps.publish(deep.as_bytes(), b"x"), 1);
+        assert!(!valid_pattern(&format!("a{}", ".*".repeat(40))));
+        assert!(!valid_pattern(&"a".repeat(2000)));
+        assert_eq!(ps.subscribe(s.id, Kind::Topic, format!("a{}.#", ".*".repeat(40)).as_bytes()), 1, "refused");
+        ps.unregister(s.id);
+        assert_eq!(ps.stats().topic_patterns, 0);
+    }
+
+    /// Unsubscribing patterns one by one, and dropping a subscriber with many, leaves no trace.
+    #[test]
+    fn glob_unsubscribe_and_unregister_clean_up() {
+        let ps = PubSub::default();
+        let a = ps.register(10, 1 << 20, Overflow::DropOldest);
+        let b = ps.register(10, 1 << 20, Overflow::DropOldest);
+        for i in 0..100 {
+            ps.subscribe(a.id, Kind::Glob, format!("p{i}*").as_bytes());
+            ps.subscribe(b.id, Kind::Glob, format!("p{i}*").as_bytes());
+        }
+        assert_eq!(ps.numpat(), 200);
+        assert_eq!(ps.publish(b"p7x", b"m"), 2);
+        for i in 0..100 {
+            ps.unsubscribe(a.id, Kind::Glob, format!("p{i}*").as_bytes());
+        }
+        assert_eq!(ps.numpat(), 100);
+        assert_eq!(ps.publish(b"p7x", b"m"), 1);
+        ps.unregister(b.id);
+        assert_eq!((ps.numpat(), ps.stats().glob_patterns), (0, 0));
+        assert_eq!(ps.publish(b"p7x", b"m"), 0);
     }
 
     fn level() -> impl Strategy<Value = String> {

@@ -28,8 +28,17 @@ impl Node {
     }
 }
 
-/// Whether `pattern` is a valid topic pattern: non-empty levels, `#` only last, wildcards alone in a level.
+/// Longest topic a WebSocket/SSE subscriber may give, in bytes and in levels: the trie is as deep as its
+/// longest pattern, and its walks recurse once per level.
+pub const MAX_TOPIC_BYTES: usize = 1024;
+pub const MAX_TOPIC_LEVELS: usize = 32;
+
+/// Whether `pattern` is a valid topic pattern: at most [`MAX_TOPIC_BYTES`] and [`MAX_TOPIC_LEVELS`],
+/// non-empty levels, `#` only last, wildcards alone in a level.
 pub fn valid_pattern(pattern: &str) -> bool {
+    if pattern.len() > MAX_TOPIC_BYTES || pattern.split('.').nth(MAX_TOPIC_LEVELS).is_some() {
+        return false;
+    }
     let levels: Vec<&str> = pattern.split('.').collect();
     !pattern.is_empty()
         && levels.iter().enumerate().all(|(i, l)| {
@@ -116,22 +125,28 @@ impl Trie {
         }
     }
 
-    /// Every subscriber whose pattern matches `topic`.
+    /// Every subscriber whose pattern matches `topic`. The topic is split as the walk goes, and the walk
+    /// goes only as deep as the trie (patterns are at most [`MAX_TOPIC_LEVELS`] deep), whatever the
+    /// topic's length.
     pub fn matches(&self, topic: &str, out: &mut Vec<SubId>) {
-        let levels: Vec<&str> = topic.split('.').collect();
-        Self::walk(&self.root, &levels, out);
+        Self::walk(&self.root, Some(topic), out);
     }
 
-    fn walk(node: &Node, levels: &[&str], out: &mut Vec<SubId>) {
+    /// `rest`: the levels not matched yet (`None`: none left).
+    fn walk(node: &Node, rest: Option<&str>, out: &mut Vec<SubId>) {
         out.extend_from_slice(&node.hash); // `#` matches zero or more remaining levels
-        match levels {
-            [] => out.extend_from_slice(&node.here),
-            [first, rest @ ..] => {
-                if let Some(child) = node.children.get(*first) {
-                    Self::walk(child, rest, out);
+        match rest {
+            None => out.extend_from_slice(&node.here),
+            Some(t) => {
+                let (first, tail) = match t.split_once('.') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (t, None),
+                };
+                if let Some(child) = node.children.get(first) {
+                    Self::walk(child, tail, out);
                 }
                 if let Some(star) = &node.star {
-                    Self::walk(star, rest, out);
+                    Self::walk(star, tail, out);
                 }
             }
         }

@@ -106,7 +106,11 @@ impl QueueConfig {
         };
         let max_message_bytes = u64::from_le_bytes(take(8)?.try_into().ok()?);
         let prefetch = u32::from_le_bytes(take(4)?.try_into().ok()?);
-        Some(QueueConfig { max_depth, ack_deadline_ms, max_retries, dead_letter_queue, max_message_bytes, prefetch })
+        let config =
+            QueueConfig { max_depth, ack_deadline_ms, max_retries, dead_letter_queue, max_message_bytes, prefetch };
+        // A record that no command could have written is corrupt.
+        config.validate().ok()?;
+        Some(config)
     }
 
     pub fn validate(&self) -> Result<(), CommandError> {

@@ -109,8 +109,10 @@ pub(crate) struct Queue {
     pub ready_by_priority: [u64; 10],
     /// In-flight count per consumer.
     pub consumers: HashMap<Bytes, u32>,
-    /// When each consumer last asked for messages (Unix ms), for stats.
+    /// When each consumer last asked for messages (Unix ms), for stats: consumers seen in the last
+    /// [`SEEN_WINDOW_MS`], at most [`MAX_SEEN`] of them.
     pub seen: HashMap<Bytes, u64>,
+    seen_pruned: u64,
     pub counters: Counters,
     pub notify: Arc<Notify>,
     /// Set under the lock when the queue is deleted: a command that found the queue just before must not
@@ -118,7 +120,29 @@ pub(crate) struct Queue {
     pub deleted: bool,
 }
 
+/// A consumer counts as active this long after it last asked for messages.
+pub(crate) const SEEN_WINDOW_MS: u64 = 60_000;
+/// Most consumers a queue remembers for its stats (consumer names are whatever clients send).
+pub(crate) const MAX_SEEN: usize = 10_000;
+
 impl Queue {
+    /// Records that `consumer` asked for messages: consumers not seen for [`SEEN_WINDOW_MS`] are forgotten
+    /// when room is needed, and past [`MAX_SEEN`] active ones a new name is not recorded.
+    pub(crate) fn saw(&mut self, consumer: &Bytes, now: u64) {
+        if let Some(t) = self.seen.get_mut(consumer) {
+            *t = now;
+            return;
+        }
+        // At most one pruning walk a second, however many new names arrive.
+        if self.seen.len() >= MAX_SEEN && now.saturating_sub(self.seen_pruned) >= 1000 {
+            self.seen.retain(|_, t| now.saturating_sub(*t) < SEEN_WINDOW_MS);
+            self.seen_pruned = now;
+        }
+        if self.seen.len() < MAX_SEEN {
+            self.seen.insert(consumer.clone(), now);
+        }
+    }
+
     fn new(name: Bytes, config: QueueConfig) -> Queue {
         Queue {
             name,
@@ -131,6 +155,7 @@ impl Queue {
             ready_by_priority: [0; 10],
             consumers: HashMap::new(),
             seen: HashMap::new(),
+            seen_pruned: 0,
             counters: Counters::default(),
             notify: Arc::new(Notify::new()),
             deleted: false,
@@ -335,7 +360,7 @@ impl QueueStore {
             Mutation::QueuePut { queue, ref msg } => {
                 let q =
                     self.get(queue).unwrap_or_else(|| self.create_in_memory(queue, self.settings.defaults.clone()).0);
-                self.next_id.fetch_max(msg.id + 1, Ordering::Relaxed);
+                self.next_id.fetch_max(msg.id.saturating_add(1), Ordering::Relaxed);
                 let m = Message {
                     payload: Bytes::copy_from_slice(msg.payload),
                     headers: Bytes::copy_from_slice(msg.headers),

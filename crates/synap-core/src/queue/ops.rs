@@ -145,7 +145,9 @@ impl QueueStore {
         if q.deleted {
             return Err(not_found(&a.queue));
         }
-        if a.payload.len() as u64 > q.config.max_message_bytes {
+        let headers = super::encode_headers(&a.headers);
+        // Headers count: a message is its payload and its headers.
+        if (a.payload.len() + headers.len()) as u64 > q.config.max_message_bytes {
             return Err(CommandError::ValueTooLarge { limit: q.config.max_message_bytes as usize });
         }
         if q.messages.len() as u64 >= q.config.max_depth {
@@ -154,7 +156,7 @@ impl QueueStore {
         let id = self.alloc_id();
         let m = Message {
             payload: a.payload.clone(),
-            headers: Bytes::from(super::encode_headers(&a.headers)),
+            headers: Bytes::from(headers),
             priority: a.priority,
             attempts: 0,
             published_at: now,
@@ -187,7 +189,7 @@ impl QueueStore {
         let mut dead = Vec::new();
         let reply = {
             let mut q = qa.lock();
-            q.seen.insert(a.consumer.clone(), now);
+            q.saw(&a.consumer, now);
             q.promote(now);
             dead.extend(self.expire_ttl(&mut q, now));
             let inflight = q.consumers.get(&a.consumer).copied().unwrap_or(0);
@@ -197,8 +199,8 @@ impl QueueStore {
             while batch_ids.len() < allowed {
                 let Some(&(_, id)) = q.ready.first() else { break };
                 let Some(m) = q.messages.get(&id) else { break };
-                let attempts = m.attempts + 1;
-                let deadline = now + q.config.ack_deadline_ms;
+                let attempts = m.attempts.saturating_add(1);
+                let deadline = now.saturating_add(q.config.ack_deadline_ms);
                 let (avail, was_redelivery) = (m.available_at, m.attempts > 0);
                 q.set_state(id, attempts, avail, deadline, &a.consumer, now);
                 q.counters.delivered += 1;
@@ -370,7 +372,7 @@ impl QueueStore {
         let q = self.require(name)?;
         let q = q.lock();
         let oldest = q.messages.values().next().map(|m| now.saturating_sub(m.published_at)).unwrap_or(0);
-        let active_consumers = q.seen.values().filter(|&&t| now.saturating_sub(t) < 60_000).count()
+        let active_consumers = q.seen.values().filter(|&&t| now.saturating_sub(t) < super::SEEN_WINDOW_MS).count()
             + q.consumers.keys().filter(|c| !q.seen.contains_key(*c)).count();
         let c = &q.counters;
         let by_priority =

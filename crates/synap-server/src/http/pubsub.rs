@@ -112,7 +112,8 @@ impl Drop for Registration {
 
 fn register(svc: &AppState, list: &[String]) -> Registration {
     let ps = svc.engine.pubsub();
-    let sink = ps.register(svc.config.pubsub.web_max_pending_messages, Overflow::DropOldest);
+    let cfg = &svc.config.pubsub;
+    let sink = ps.register(cfg.web_max_pending_messages, cfg.web_max_pending_bytes.0 as usize, Overflow::DropOldest);
     for t in list {
         ps.subscribe(sink.id, Kind::Topic, t.as_bytes());
     }
@@ -201,7 +202,11 @@ async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>) {
                     Ok(v) => {
                         let names: Vec<String> = v["topics"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
                         let valid = !names.is_empty() && names.iter().all(|t| synap_core::pubsub::trie::valid_pattern(t));
+                        let max = svc.config.pubsub.max_topics_per_subscriber;
                         match (v["type"].as_str(), valid) {
+                            (Some("subscribe"), true) if ps.subscription_count(reg.sink.id) + names.len() > max => {
+                                json!({"type": "error", "error": format!("at most {max} topics per subscriber")})
+                            }
                             (Some("subscribe"), true) => {
                                 let n = names.iter().map(|t| ps.subscribe(reg.sink.id, Kind::Topic, t.as_bytes())).last().unwrap_or(0);
                                 json!({"type": "subscribed", "topics": names, "count": n})

@@ -40,11 +40,13 @@ pub(super) struct Conn {
     pub sub_count: usize,
     /// Commands queued by MULTI, until EXEC or DISCARD.
     pub multi: Option<Vec<Queued>>,
+    /// Bytes the queued commands hold (counted with the query buffer against `resp.max_pending_bytes`).
+    pub multi_bytes: usize,
     /// A command queued in MULTI was rejected: EXEC aborts.
     pub multi_failed: bool,
     /// Set when a WATCHed key changes.
     pub watch_flag: Arc<AtomicBool>,
-    pub watched: Vec<Bytes>,
+    pub watched: std::collections::HashSet<Bytes>,
 }
 
 /// A command queued inside MULTI.
@@ -132,9 +134,10 @@ pub(super) async fn run(
         sub: None,
         sub_count: 0,
         multi: None,
+        multi_bytes: 0,
         multi_failed: false,
         watch_flag: Arc::new(AtomicBool::new(false)),
-        watched: Vec::new(),
+        watched: std::collections::HashSet::new(),
     };
     let mut parser = Parser::new(synap_resp::Limits {
         max_args: cfg.max_args,
@@ -239,7 +242,7 @@ pub(super) async fn run(
                         _ = stop.changed() => break 'conn,
                         r = socket.read_buf(&mut buf) => match r {
                             Ok(0) | Err(_) => break 'conn,
-                            Ok(_) if buf.len() + parser.held_bytes() > max_pending => break 'conn,
+                            Ok(_) if buf.len() + parser.held_bytes() + conn.multi_bytes > max_pending => break 'conn,
                             Ok(_) => {}
                         },
                         _ = async {
@@ -277,7 +280,7 @@ pub(super) async fn run(
                 break;
             }
         }
-        if buf.len() + parser.held_bytes() > max_pending {
+        if buf.len() + parser.held_bytes() + conn.multi_bytes > max_pending {
             debug!(client = id, bytes = buf.len(), "query buffer limit exceeded; closing");
             let mut msg = Vec::new();
             error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
@@ -381,18 +384,17 @@ impl Drop for Conn {
 impl Conn {
     fn unwatch_all(&mut self) {
         let reg = self.shared.service.engine.kv().watches();
-        for k in self.watched.drain(..) {
-            reg.unwatch(&self.watch_flag, &k);
-        }
+        reg.unwatch_many(&self.watch_flag, self.watched.drain());
         self.watch_flag.store(false, Ordering::Release);
     }
 
-    /// Inside MULTI: queues a command (+QUEUED), or runs EXEC / DISCARD.
-    fn queue_in_multi(&mut self, action: Action, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
+    /// Inside MULTI: queues a command (+QUEUED; `size`: the bytes it holds), or runs EXEC / DISCARD.
+    fn queue_in_multi(&mut self, action: Action, size: usize, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
         let queued = match action {
             Action::Exec => return self.exec(ctx, out),
             Action::Discard => {
                 self.multi = None;
+                self.multi_bytes = 0;
                 self.multi_failed = false;
                 self.unwatch_all();
                 out.extend_from_slice(b"+OK\r\n");
@@ -420,12 +422,21 @@ impl Conn {
                 return;
             }
         };
-        self.multi.as_mut().expect("in MULTI").push(queued);
+        let max = self.shared.service.config.resp.max_multi_commands;
+        let queue = self.multi.as_mut().expect("in MULTI");
+        if queue.len() >= max {
+            error_line(out, &format!("ERR too many commands in MULTI (resp.max_multi_commands is {max})"));
+            self.multi_failed = true;
+            return;
+        }
+        queue.push(queued);
+        self.multi_bytes += size;
         out.extend_from_slice(b"+QUEUED\r\n");
     }
 
     fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
         let queued = self.multi.take().unwrap_or_default();
+        self.multi_bytes = 0;
         if std::mem::take(&mut self.multi_failed) {
             self.unwatch_all();
             error_line(out, "EXECABORT Transaction discarded because of previous errors.");
@@ -515,7 +526,8 @@ impl Conn {
             }
         };
         if self.multi.is_some() {
-            self.queue_in_multi(action, ctx, out);
+            let size = args.iter().map(|a| a.len() + 32).sum();
+            self.queue_in_multi(action, size, ctx, out);
             return None;
         }
         match action {
@@ -540,19 +552,21 @@ impl Conn {
             }
             Action::Multi => {
                 self.multi = Some(Vec::new());
+                self.multi_bytes = 0;
                 self.multi_failed = false;
                 out.extend_from_slice(b"+OK\r\n");
             }
             Action::Exec => error_line(out, "ERR EXEC without MULTI"),
             Action::Discard => error_line(out, "ERR DISCARD without MULTI"),
             Action::Watch(keys) => {
-                let reg = shared.service.engine.kv().watches();
-                for k in keys {
-                    reg.watch(&self.watch_flag, &k);
-                    if !self.watched.contains(&k) {
-                        self.watched.push(k);
-                    }
+                let limit = shared.service.config.resp.max_watched_keys;
+                let new: Vec<Bytes> = keys.into_iter().filter(|k| !self.watched.contains(k)).collect();
+                if self.watched.len() + new.len() > limit {
+                    error_line(out, &format!("ERR too many watched keys (resp.max_watched_keys is {limit})"));
+                    return None;
                 }
+                shared.service.engine.kv().watches().watch_many(&self.watch_flag, &new);
+                self.watched.extend(new);
                 out.extend_from_slice(b"+OK\r\n");
             }
             Action::Unwatch => {
@@ -599,9 +613,10 @@ impl Conn {
             (_, true) => b"subscribe",
             (_, false) => b"unsubscribe",
         };
+        let cfg = &self.shared.service.config.pubsub;
         if on && self.sub.is_none() {
-            let cap = self.shared.service.config.pubsub.resp_max_pending_messages;
-            self.sub = Some(pubsub.register(cap, Overflow::Disconnect));
+            let bytes = cfg.resp_max_pending_bytes.0 as usize;
+            self.sub = Some(pubsub.register(cfg.resp_max_pending_messages, bytes, Overflow::Disconnect));
         }
         let Some(sink) = self.sub.clone() else {
             // Unsubscribing without ever subscribing: Redis confirms with a nil name and count 0.
@@ -614,6 +629,16 @@ impl Conn {
             return;
         }
         for name in names {
+            if on && self.sub_count >= cfg.max_subscriptions_per_client {
+                error_line(
+                    out,
+                    &format!(
+                        "ERR too many subscriptions (pubsub.max_subscriptions_per_client is {})",
+                        cfg.max_subscriptions_per_client
+                    ),
+                );
+                return;
+            }
             self.sub_count =
                 if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
             push_confirmation(out, self.proto, word, Some(&name), self.sub_count);
