@@ -25,6 +25,14 @@ pub struct EngineConfig {
     pub notify: NotifyFlags,
 }
 
+impl EngineCursor {
+    /// A cursor whose key-value chunks stop growing past `chunk_bytes` (tests use small ones to exercise
+    /// collections split over several chunks).
+    pub fn with_chunk_bytes(chunk_bytes: usize) -> EngineCursor {
+        EngineCursor { kv: SnapshotCursor::with_chunk_bytes(chunk_bytes), ..Default::default() }
+    }
+}
+
 /// Where a snapshot walk of the whole engine stands.
 #[derive(Debug, Clone, Default)]
 pub struct EngineCursor {

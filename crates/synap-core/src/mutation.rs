@@ -31,6 +31,7 @@
 //!  13..=25 stream mutations: tag room:bytes body (see [`StreamOp`] and `docs/format.md`)
 //!  26..=35 collection mutations (see `docs/format.md`)
 //!  36 stream Delete of one instance: room:bytes instance:u64
+//!  37 SetRange   key:bytes offset:u64 data:bytes            (APPEND)
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -140,6 +141,13 @@ pub enum Mutation<'a> {
     ZRem {
         key: &'a [u8],
         member: &'a [u8],
+    },
+    /// Overwrites a string's bytes from `offset` (extending it, zero-filled, when shorter), keeping its
+    /// expiry: APPEND logs only what it appends. On a missing key it creates the string.
+    SetRange {
+        key: &'a [u8],
+        offset: u64,
+        data: &'a [u8],
     },
     /// A change to one stream (room).
     Stream {
@@ -289,6 +297,7 @@ const TAG_ZSET: u8 = 34;
 const TAG_ZREM: u8 = 35;
 /// A stream mutation outside the 13..=25 range: `Delete` of one instance.
 const TAG_STREAM_DELETE_INSTANCE: u8 = 36;
+const TAG_SET_RANGE: u8 = 37;
 
 /// The largest batch the engine ever produces: commands, dead-lettering and snapshots split or refuse work
 /// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
@@ -296,6 +305,10 @@ pub const MAX_BATCH_BYTES: usize = 1 << 30;
 
 /// The largest value a key or queue message may hold (configured limits are capped here).
 pub const MAX_VALUE_BYTES: usize = 512 << 20;
+
+/// The largest collection a command may write whole (a `Restore`: RENAME, S*STORE, Z*STORE): it must fit
+/// one log record with room to spare. Snapshots split larger collections into element records.
+pub const MAX_RESTORE_BYTES: usize = 512 << 20;
 
 /// The engine's slot for its log: empty until recovery is done, then set once. Shared by every service.
 /// During a transaction it captures the batches instead, to log them as one record at the end.
@@ -453,6 +466,7 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::QueueState { queue, consumer, .. } => 4 + queue.len() + 8 + 4 + 16 + 4 + consumer.len(),
                 Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
                 Mutation::QueueNextId { .. } => 8,
+                Mutation::SetRange { key, data, .. } => 4 + key.len() + 8 + 4 + data.len(),
                 Mutation::Stream { .. }
                 | Mutation::Restore { .. }
                 | Mutation::HSet { .. }
@@ -584,6 +598,12 @@ fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             });
             put_bytes(out, key);
             put_bytes(out, member);
+        }
+        Mutation::SetRange { key, offset, data } => {
+            out.push(TAG_SET_RANGE);
+            put_bytes(out, key);
+            out.extend_from_slice(&offset.to_le_bytes());
+            put_bytes(out, data);
         }
         Mutation::ZSet { key, member, score } => {
             out.push(TAG_ZSET);
@@ -801,6 +821,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_SREM => Mutation::SRem { key: r.bytes()?, member: r.bytes()? },
             TAG_ZSET => Mutation::ZSet { key: r.bytes()?, member: r.bytes()?, score: f64::from_bits(r.u64()?) },
             TAG_ZREM => Mutation::ZRem { key: r.bytes()?, member: r.bytes()? },
+            TAG_SET_RANGE => Mutation::SetRange { key: r.bytes()?, offset: r.u64()?, data: r.bytes()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);
@@ -884,6 +905,7 @@ mod tests {
             Mutation::SRem { key: b"s", member: b"m" },
             Mutation::ZSet { key: b"z", member: b"m", score: -1.5 },
             Mutation::ZRem { key: b"z", member: b"m" },
+            Mutation::SetRange { key: b"s", offset: 3, data: b"xyz" },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

@@ -487,3 +487,22 @@ fn a_group_command_that_fails_on_storage_changes_nothing() {
     // The failed reads left everything in place: the three pending events and the three new ones.
     assert!(matches!(read("b", 10), Ok(Reply::Array(v)) if v.len() == 6));
 }
+
+/// `stream.max_read` caps every read, Redis's commands without COUNT included.
+#[test]
+fn max_read_caps_every_read() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let storage = StreamBackend(Arc::new(MemoryStorage::new(2048)));
+    let mut cfg = config(&storage);
+    cfg.streams.max_read = 5;
+    let f = Fixture { engine: Engine::new(cfg, clock.clone(), None), clock, log: Default::default(), storage };
+    for i in 0..10 {
+        f.xadd("s", XAddId::Auto, &i.to_string()).unwrap();
+    }
+    assert_eq!(f.range_ids("s", IdBound::Incl(StreamId::MIN), IdBound::Incl(StreamId::MAX), false).len(), 5);
+    let read =
+        f.run(StreamCmd::XRead { streams: vec![(b("s"), ReadFrom::After(StreamId::MIN))], count: None }).unwrap();
+    let Reply::Array(streams) = read else { panic!() };
+    let Reply::Array(entry) = &streams[0] else { panic!() };
+    assert!(matches!(&entry[1], Reply::Array(events) if events.len() == 5));
+}

@@ -120,7 +120,7 @@ pub fn recover(
     }
     let segments = list_segments(storage, wal_dir)?;
     report.segments = segments.len();
-    let mut expected = report.snapshot_lsn + 1;
+    let mut expected = report.snapshot_lsn.saturating_add(1);
     // Segments wholly below the snapshot may be skipped; the first segment needed must start at or
     // before the first LSN the snapshot lacks.
     let needed_from = segments.iter().rposition(|(first, _)| *first <= expected).unwrap_or(0);
@@ -224,7 +224,7 @@ fn valid_record_follows(storage: &dyn Storage, path: &Path, offset: u64, expecte
     for at in start..data.len().saturating_sub(RECORD_HEADER_LEN) {
         let h = &data[at..at + RECORD_HEADER_LEN];
         let lsn = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-        if lsn < expected || lsn > expected + (1 << 32) {
+        if lsn < expected || lsn > expected.saturating_add(1 << 32) {
             continue;
         }
         let len = u32::from_le_bytes(h[0..4].try_into().expect("4 bytes")) as usize;

@@ -275,7 +275,7 @@ fn decode_index(b: &[u8], base: u64) -> Vec<IndexEntry> {
             let u32_at = |i: usize| u32::from_le_bytes(c[i..i + 4].try_into().expect("4 bytes")) as u64;
             let u64_at = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().expect("8 bytes"));
             IndexEntry {
-                offset: base + u32_at(0),
+                offset: base.saturating_add(u32_at(0)),
                 pos: u32_at(4),
                 ts: u64_at(8),
                 id: StreamId::new(u64_at(16), u64_at(24)),
@@ -397,7 +397,7 @@ impl FileLog {
                 let last = *seg.index.last().expect("non-empty");
                 seg.end = bases[i + 1];
                 seg.max_ts = last.ts;
-                if last.offset + 1 != seg.end {
+                if last.offset.saturating_add(1) != seg.end {
                     // The index lacks the last record (for example it was never sealed): scan the tail.
                     log.scan_tail(&mut seg, false)?;
                     seg.end = bases[i + 1];
@@ -503,7 +503,7 @@ impl FileLog {
     /// fsyncs are left to the next sync.
     fn seal(&mut self) -> StorageResult<()> {
         let seg = self.segments.last().expect("an active segment");
-        if seg.end > seg.base && seg.index.last().is_none_or(|e| e.offset + 1 != seg.end) {
+        if seg.end > seg.base && seg.index.last().is_none_or(|e| e.offset.saturating_add(1) != seg.end) {
             let mut last = None;
             let from = seg.index.last().map(|e| e.pos).unwrap_or(0);
             self.flush()?;

@@ -96,10 +96,22 @@ fn fits_pack(items: usize, longest: usize) -> bool {
 pub(crate) enum HashV {
     /// field, value, field, value, ...
     Small(Vec<u8>),
-    Big {
-        table: HashTable<Box<[u8]>>,
-        bytes: usize,
-    },
+    /// `[field_len:u32][field][value]` blobs in a dense vector with a hash index of positions: a removal
+    /// moves only the last blob, so a cursor walking positions downwards (HSCAN) never skips a field that
+    /// stays.
+    Big { items: Vec<Box<[u8]>>, index: HashTable<u32>, bytes: usize },
+}
+
+/// A hash field and its value.
+pub(crate) type FieldValue<'a> = (&'a [u8], &'a [u8]);
+
+/// One page of a positional scan (HSCAN, SSCAN, ZSCAN over the general encodings): from `cursor` (0: the
+/// start; otherwise the positions below the cursor not visited yet), walking `count` positions
+/// downwards. Returns the next cursor (0: done) and the positions to report.
+fn scan_positions(len: usize, cursor: u64, count: usize) -> (u64, std::ops::Range<usize>) {
+    let top = if cursor == 0 { len } else { (cursor as usize).min(len) };
+    let bottom = top.saturating_sub(count.max(1));
+    (if bottom == 0 { 0 } else { bottom as u64 }, bottom..top)
 }
 
 fn field_of(blob: &[u8]) -> &[u8] {
@@ -124,8 +136,12 @@ impl HashV {
     pub fn len(&self) -> usize {
         match self {
             HashV::Small(b) => pack_items(b).count() / 2,
-            HashV::Big { table, .. } => table.len(),
+            HashV::Big { items, .. } => items.len(),
         }
+    }
+
+    fn find(items: &[Box<[u8]>], index: &HashTable<u32>, field: &[u8]) -> Option<usize> {
+        index.find(hasher().hash_one(field), |&i| field_of(&items[i as usize]) == field).map(|&i| i as usize)
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
@@ -139,17 +155,35 @@ impl HashV {
                 }
                 None
             }
-            HashV::Big { table, .. } => {
-                table.find(hasher().hash_one(field), |e| field_of(e) == field).map(|e| value_of(e))
-            }
+            HashV::Big { items, index, .. } => Self::find(items, index, field).map(|i| value_of(&items[i])),
         }
     }
 
     pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
         match self {
             HashV::Small(b) => unpack(b).chunks(2).map(|p| (p[0], p[1])).collect(),
-            HashV::Big { table, .. } => table.iter().map(|e| (field_of(e), value_of(e))).collect(),
+            HashV::Big { items, .. } => items.iter().map(|e| (field_of(e), value_of(e))).collect(),
         }
+    }
+
+    /// One HSCAN page: the compact encoding answers whole (as Redis does for its listpacks); the general one
+    /// a page of positions (see [`scan_positions`]).
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<FieldValue<'_>>) {
+        match self {
+            HashV::Small(_) => (0, self.pairs()),
+            HashV::Big { items, .. } => {
+                let (next, range) = scan_positions(items.len(), cursor, count);
+                (next, items[range].iter().rev().map(|e| (field_of(e), value_of(e))).collect())
+            }
+        }
+    }
+
+    fn push_big(items: &mut Vec<Box<[u8]>>, index: &mut HashTable<u32>, bytes: &mut usize, f: &[u8], v: &[u8]) {
+        let blob = hash_blob(f, v);
+        *bytes += size_class(blob.len()) + 20;
+        let pos = items.len() as u32;
+        items.push(blob);
+        index.insert_unique(hasher().hash_one(f), pos, |&i| hasher().hash_one(field_of(&items[i as usize])));
     }
 
     pub fn set(&mut self, field: &[u8], value: &[u8]) {
@@ -183,28 +217,21 @@ impl HashV {
                 *b = pack(pairs.iter().flat_map(|(f, v)| [*f, *v]));
                 return;
             }
-            let mut table = HashTable::with_capacity(pairs.len());
-            let mut bytes = 0;
+            let (mut items, mut index, mut bytes) = (Vec::with_capacity(pairs.len()), HashTable::new(), 0);
             for (f, v) in pairs {
-                let blob = hash_blob(f, v);
-                bytes += size_class(blob.len()) + 24;
-                table.insert_unique(hasher().hash_one(f), blob, |e| hasher().hash_one(field_of(e)));
+                Self::push_big(&mut items, &mut index, &mut bytes, f, v);
             }
-            *self = HashV::Big { table, bytes };
+            *self = HashV::Big { items, index, bytes };
             return;
         }
-        let HashV::Big { table, bytes } = self else { unreachable!() };
-        let blob = hash_blob(field, value);
-        let h = hasher().hash_one(field);
-        match table.find_mut(h, |e| field_of(e) == field) {
-            Some(e) => {
-                *bytes = *bytes + size_class(blob.len()) - size_class(e.len());
-                *e = blob;
+        let HashV::Big { items, index, bytes } = self else { unreachable!() };
+        match Self::find(items, index, field) {
+            Some(i) => {
+                let blob = hash_blob(field, value);
+                *bytes = *bytes + size_class(blob.len()) - size_class(items[i].len());
+                items[i] = blob;
             }
-            None => {
-                *bytes += size_class(blob.len()) + 24;
-                table.insert_unique(h, blob, |e| hasher().hash_one(field_of(e)));
-            }
+            None => Self::push_big(items, index, bytes, field, value),
         }
     }
 
@@ -218,21 +245,27 @@ impl HashV {
                 *b = pack(kept);
                 removed
             }
-            HashV::Big { table, bytes } => match table.find_entry(hasher().hash_one(field), |e| field_of(e) == field) {
-                Ok(entry) => {
-                    let (blob, _) = entry.remove();
-                    *bytes -= size_class(blob.len()) + 24;
-                    true
+            HashV::Big { items, index, bytes } => {
+                let Some(pos) = Self::find(items, index, field) else { return false };
+                let _ = index.find_entry(hasher().hash_one(field), |&i| i as usize == pos).map(|e| e.remove());
+                let last = items.len() - 1;
+                let blob = items.swap_remove(pos);
+                if pos != last {
+                    let moved = hasher().hash_one(field_of(&items[pos]));
+                    if let Some(slot) = index.find_mut(moved, |&i| i as usize == last) {
+                        *slot = pos as u32;
+                    }
                 }
-                Err(_) => false,
-            },
+                *bytes -= size_class(blob.len()) + 20;
+                true
+            }
         }
     }
 
     fn mem(&self) -> usize {
         match self {
             HashV::Small(b) => size_class(b.capacity()),
-            HashV::Big { table, bytes } => bytes + table.capacity() * 17 / 16,
+            HashV::Big { items, index, bytes } => bytes + items.capacity() * 16 + index.capacity() * 5,
         }
     }
 }
@@ -273,6 +306,17 @@ impl SetV {
         match self {
             SetV::Small(b) => unpack(b),
             SetV::Big { items, .. } => items.iter().map(|m| &m[..]).collect(),
+        }
+    }
+
+    /// One SSCAN page (see [`HashV::scan`]).
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<&[u8]>) {
+        match self {
+            SetV::Small(_) => (0, self.members()),
+            SetV::Big { items, .. } => {
+                let (next, range) = scan_positions(items.len(), cursor, count);
+                (next, items[range].iter().rev().map(|m| &m[..]).collect())
+            }
         }
     }
 
@@ -712,8 +756,17 @@ impl ZBig {
         let _ = nodes;
         self.bytes -= size_class(member.len()) + std::mem::size_of::<TNode>() + 5;
         self.nodes[i as usize].member = Box::default();
+        self.nodes[i as usize].size = 0; // free: a live node's subtree holds at least itself
         self.free.push(i);
         true
+    }
+
+    /// One ZSCAN page over the arena's slots: a member keeps its slot while it stays, so a scan never
+    /// skips one (see [`scan_positions`]).
+    fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(f64, &[u8])>) {
+        let (next, range) = scan_positions(self.nodes.len(), cursor, count);
+        let page = self.nodes[range].iter().rev().filter(|n| n.size > 0).map(|n| (n.score, &n.member[..])).collect();
+        (next, page)
     }
 
     /// Number of elements ordered before `key` (or before-or-equal when `inclusive`).
@@ -805,6 +858,14 @@ pub(crate) enum ZSetV {
 }
 
 impl ZSetV {
+    /// One ZSCAN page (see [`HashV::scan`]).
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(f64, &[u8])>) {
+        match self {
+            ZSetV::Small(b) => (0, Self::small_items(b)),
+            ZSetV::Big(z) => z.scan(cursor, count),
+        }
+    }
+
     fn small_items(b: &[u8]) -> Vec<(f64, &[u8])> {
         unpack(b)
             .chunks(2)
@@ -1040,8 +1101,12 @@ impl Coll {
         out
     }
 
-    /// Rebuilds a value from [`Coll::encode`]'s output; `None` when malformed.
+    /// Rebuilds a value from [`Coll::encode`]'s output; `None` when malformed (odd pairs, a string kind,
+    /// list indexes out of order).
     pub fn decode(kind: Kind, b: &[u8]) -> Option<Coll> {
+        if kind == Kind::String {
+            return None;
+        }
         let mut items = Vec::new();
         let mut pos = 0;
         while pos < b.len() {
@@ -1064,9 +1129,13 @@ impl Coll {
                 if items.len() % 2 != 0 {
                     return None;
                 }
-                let mut list = Vec::with_capacity(items.len() / 2);
+                let mut list: Vec<(i64, &[u8])> = Vec::with_capacity(items.len() / 2);
                 for p in items.chunks(2) {
-                    list.push((i64::from_le_bytes(p[0].try_into().ok()?), p[1]));
+                    let idx = i64::from_le_bytes(p[0].try_into().ok()?);
+                    if list.last().is_some_and(|(last, _)| *last >= idx) {
+                        return None;
+                    }
+                    list.push((idx, p[1]));
                 }
                 *l = ListV::from_items(list);
             }

@@ -38,7 +38,7 @@ pub use scan::decode_cursor;
 pub(crate) use shard::{NO_EXPIRE, Shard};
 
 use crate::clock::Clock;
-use crate::mutation::{LogSlot, Mutation};
+use crate::mutation::{LogSlot, MAX_VALUE_BYTES, Mutation};
 
 /// Keyspace settings.
 #[derive(Debug, Clone)]
@@ -70,17 +70,68 @@ impl Default for KvConfig {
 /// A snapshot chunk stops growing past this many payload bytes (chunks must stay far below a record's cap).
 pub(crate) const SNAPSHOT_CHUNK_BYTES: usize = 64 << 20;
 
-/// Where a snapshot walk stands: a shard and the number of positions below the cursor not yet written.
+/// Where a snapshot walk stands: a shard and the number of positions below the cursor not yet written,
+/// and the batches of a large collection still to hand out.
 #[derive(Debug, Clone)]
 pub struct SnapshotCursor {
     shard: usize,
     remaining: usize,
+    /// Encoded batches (count, mutations) of collections too large for one record.
+    queued: std::collections::VecDeque<(u32, Vec<u8>)>,
+    /// A chunk's size limit; a collection larger than this is written as its elements.
+    chunk_bytes: usize,
 }
 
 impl Default for SnapshotCursor {
     fn default() -> Self {
-        SnapshotCursor { shard: 0, remaining: usize::MAX }
+        SnapshotCursor::with_chunk_bytes(SNAPSHOT_CHUNK_BYTES)
     }
+}
+
+impl SnapshotCursor {
+    /// A cursor whose chunks stop growing past `chunk_bytes` (tests use small ones).
+    pub fn with_chunk_bytes(chunk_bytes: usize) -> SnapshotCursor {
+        SnapshotCursor { shard: 0, remaining: usize::MAX, queued: Default::default(), chunk_bytes: chunk_bytes.max(1) }
+    }
+}
+
+/// A collection too large for one record, as batches of element records: `Del` first (the value starts
+/// from nothing), its elements, then its expiry. Replayed in order they rebuild it; over a fuzzy snapshot
+/// each element record is idempotent, as every other record is.
+fn collection_batches(key: &[u8], c: &Coll, expire_at: u64, max_bytes: usize) -> Vec<(u32, Vec<u8>)> {
+    struct Batches {
+        out: Vec<(u32, Vec<u8>)>,
+        buf: Vec<u8>,
+        n: u32,
+        max: usize,
+    }
+    impl Batches {
+        fn add(&mut self, m: Mutation<'_>) {
+            crate::mutation::encode_one(&m, &mut self.buf);
+            self.n += 1;
+            if self.buf.len() >= self.max {
+                self.out.push((self.n, std::mem::take(&mut self.buf)));
+                self.n = 0;
+            }
+        }
+    }
+    let mut b = Batches { out: Vec::new(), buf: Vec::new(), n: 0, max: max_bytes };
+    b.add(Mutation::Del { key });
+    match c {
+        Coll::Hash(h) => h.pairs().into_iter().for_each(|(field, value)| b.add(Mutation::HSet { key, field, value })),
+        Coll::List(l) => l.items().into_iter().for_each(|(idx, value)| b.add(Mutation::LPut { key, idx, value })),
+        Coll::Set(s) => s.members().into_iter().for_each(|member| b.add(Mutation::SAdd { key, member })),
+        Coll::ZSet(z) => {
+            z.range(0, z.len()).into_iter().for_each(|(score, member)| b.add(Mutation::ZSet { key, member, score }))
+        }
+    }
+    if expire_at != NO_EXPIRE {
+        b.add(Mutation::SetExpire { key, expire_at });
+    }
+    if b.n > 0 {
+        b.out.push((b.n, b.buf));
+    }
+    b.out
 }
 
 /// Counters reported by `/kv/stats` and `INFO`.
@@ -417,6 +468,20 @@ impl Keyspace {
                     None => tracing::error!(key = %String::from_utf8_lossy(key), "malformed Restore record skipped"),
                 }
             }
+            Mutation::SetRange { key, offset, data } => {
+                let Some(end) = (offset as usize).checked_add(data.len()).filter(|&e| e <= MAX_VALUE_BYTES) else {
+                    tracing::error!(key = %String::from_utf8_lossy(key), offset, "SetRange past the largest value skipped");
+                    return;
+                };
+                match shard.find(hash, key) {
+                    Some(pos) if shard.entry(pos).coll.is_none() => shard.set_range(pos, offset as usize, data),
+                    _ => {
+                        let mut value = vec![0u8; end];
+                        value[offset as usize..].copy_from_slice(data);
+                        shard.upsert(hash, key, &value, NO_EXPIRE, self.initial_access(now));
+                    }
+                }
+            }
             Mutation::FlushAll => unreachable!("FlushAll is applied to every shard by the caller"),
             ref elem => self.apply_element(shard, hash, elem, now),
         }
@@ -566,6 +631,11 @@ impl Keyspace {
     /// briefly, so a snapshot never stalls writes for its whole duration. Positions are walked downwards as
     /// SCAN does, so a key present throughout is always written (see `scan`).
     pub fn snapshot_chunk(&self, cursor: &mut SnapshotCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        if let Some((n, batch)) = cursor.queued.pop_front() {
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&batch);
+            return Some(n as usize);
+        }
         let now = self.now();
         while cursor.shard < self.shards.len() {
             let shard = self.shards[cursor.shard].lock();
@@ -579,7 +649,7 @@ impl Keyspace {
             let mut batch = Vec::with_capacity(max.min(pos));
             let mut encoded: Vec<(usize, Vec<u8>)> = Vec::new();
             let mut bytes = 0usize;
-            while pos > 0 && batch.len() < max && bytes < SNAPSHOT_CHUNK_BYTES {
+            while pos > 0 && batch.len() < max && bytes < cursor.chunk_bytes {
                 pos -= 1;
                 let e = shard.entry(pos);
                 if !e.is_expired(now) {
@@ -587,6 +657,10 @@ impl Keyspace {
                         None => {
                             bytes += e.key().len() + e.value().len();
                             batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
+                        }
+                        Some(c) if c.mem() > cursor.chunk_bytes => {
+                            // Too large for one record: its elements follow in chunks of their own.
+                            cursor.queued.extend(collection_batches(e.key(), c, e.expire_at, cursor.chunk_bytes));
                         }
                         Some(c) => {
                             // Placeholder now, the collection's encoding after the loop (it must outlive `batch`).
@@ -667,7 +741,10 @@ impl Keyspace {
 
 fn single_key<'a>(m: &Mutation<'a>) -> &'a [u8] {
     match *m {
-        Mutation::Set { key, .. } | Mutation::Del { key } | Mutation::SetExpire { key, .. } => key,
+        Mutation::Set { key, .. }
+        | Mutation::Del { key }
+        | Mutation::SetExpire { key, .. }
+        | Mutation::SetRange { key, .. } => key,
         Mutation::Restore { key, .. }
         | Mutation::HSet { key, .. }
         | Mutation::HDel { key, .. }

@@ -186,6 +186,26 @@ impl Shard {
         }
     }
 
+    /// Overwrites the string value at `pos` from `offset` with `data`, zero-filling any gap; expiry and
+    /// access stamp stay.
+    pub(crate) fn set_range(&mut self, pos: usize, offset: usize, data: &[u8]) {
+        let e = &mut self.entries[pos];
+        let start = 4 + e.key_len() + offset;
+        let end = start + data.len();
+        if end <= e.blob.len() {
+            e.blob[start..end].copy_from_slice(data);
+            return;
+        }
+        let mut blob = Vec::with_capacity(end);
+        blob.extend_from_slice(&e.blob);
+        blob.resize(end, 0);
+        blob[start..end].copy_from_slice(data);
+        let old = e.charge();
+        e.blob = blob.into_boxed_slice();
+        let new = e.charge();
+        self.account(new, old);
+    }
+
     /// Inserts or replaces `key` with a collection value; returns the position.
     pub(crate) fn upsert_coll(&mut self, hash: u64, key: &[u8], coll: Coll, expire_at: u64, access: u32) -> usize {
         let pos = self.upsert(hash, key, &[], expire_at, access);

@@ -267,14 +267,24 @@ impl Keyspace {
         self.check_key(key)?;
         let h = self.hash(key);
         let mut shard = self.lock(h);
-        let (mut value, expire_at) = match self.find_str(&mut shard, h, key, now)? {
-            Some(pos) => (shard.entry(pos).value().to_vec(), shard.entry(pos).expire_at),
-            None => (Vec::new(), NO_EXPIRE),
+        // Only the appended bytes are logged (a SetRange at the old end), not the whole value again.
+        let m = match self.find_str(&mut shard, h, key, now)? {
+            Some(pos) => {
+                let len = shard.entry(pos).value().len();
+                self.check_value(len + tail.len())?;
+                Mutation::SetRange { key, offset: len as u64, data: tail }
+            }
+            None => {
+                self.check_value(tail.len())?;
+                Mutation::Set { key, value: tail, expire_at: NO_EXPIRE }
+            }
         };
-        self.check_value(value.len() + tail.len())?;
-        value.extend_from_slice(tail);
-        *lsn = self.commit_one(&mut shard, h, Mutation::Set { key, value: &value, expire_at }, now);
-        Ok(Reply::Int(value.len() as i64))
+        let len = match m {
+            Mutation::SetRange { offset, .. } => offset as usize + tail.len(),
+            _ => tail.len(),
+        };
+        *lsn = self.commit_one(&mut shard, h, m, now);
+        Ok(Reply::Int(len as i64))
     }
 
     pub(crate) fn strlen(&self, key: &[u8], now: u64) -> Result<Reply> {
@@ -392,6 +402,13 @@ impl Keyspace {
                 None => (None, e.value().to_vec(), e.expire_at),
                 Some(c) => (Some(c.kind() as u8), c.encode(), e.expire_at),
             };
+            if value.len() > crate::mutation::MAX_RESTORE_BYTES {
+                return Err(CommandError::Invalid(format!(
+                    "RENAME of a value of {} bytes encoded; a value moved whole is limited to {} bytes",
+                    value.len(),
+                    crate::mutation::MAX_RESTORE_BYTES
+                )));
+            }
             let set = match kind {
                 None => Mutation::Set { key: to, value: &value, expire_at },
                 Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },

@@ -165,6 +165,84 @@ fn mutation<'a>(key: &'a [u8], op: &'a Op) -> Mutation<'a> {
     }
 }
 
+/// Spacing of list element indexes: pushes leave this much room between neighbours, so an insert in the
+/// middle (LINSERT) rarely has to move any. 2^63 / 1024 pushes to one end of one list are possible.
+const LIST_STEP: i64 = 1024;
+
+fn index_exhausted() -> CommandError {
+    CommandError::Invalid("the list's index space is exhausted; copy it to a new key".into())
+}
+
+/// The idx of an element pushed at the head (`left`) or tail of a list whose ends are `first`/`last`.
+fn end_slot(first: Option<i64>, last: Option<i64>, left: bool) -> Result<i64> {
+    match (first, last) {
+        (Some(f), _) if left => f.checked_sub(LIST_STEP).ok_or_else(index_exhausted),
+        (_, Some(l)) if !left => l.checked_add(LIST_STEP).ok_or_else(index_exhausted),
+        _ => Ok(0),
+    }
+}
+
+/// Where an element inserted at position `at` of `items` (in idx order) goes: its idx, and the elements
+/// that move to make room, as (position, new idx). Between neighbours with a free idx nothing moves;
+/// otherwise a window around `at` is respaced between two elements that stay, its width doubling until
+/// it has room, so an insert rewrites its neighbourhood, not the list. When no window has room, the
+/// elements from `at` on move past the last one.
+fn insert_slot(items: &[(i64, &[u8])], at: usize) -> Result<(i64, Vec<(usize, i64)>)> {
+    let n = items.len();
+    if at == 0 || at == n {
+        let (first, last) = (items.first().map(|i| i.0), items.last().map(|i| i.0));
+        return Ok((end_slot(first, last, at == 0)?, vec![]));
+    }
+    let (a, b) = (items[at - 1].0 as i128, items[at].0 as i128);
+    if b - a > 1 {
+        return Ok(((a + (b - a) / 2) as i64, vec![]));
+    }
+    // Respace items[lo..hi] and the new element strictly between items[lo - 1] and items[hi].
+    let place = |lo: usize, hi: usize, idx_of: &dyn Fn(usize) -> i64| {
+        let mut moves = Vec::with_capacity(hi - lo);
+        let mut new_idx = 0;
+        for (slot, pos) in (lo..at).chain([usize::MAX]).chain(at..hi).enumerate() {
+            let idx = idx_of(slot);
+            if pos == usize::MAX {
+                new_idx = idx;
+            } else {
+                moves.push((pos, idx));
+            }
+        }
+        (new_idx, moves)
+    };
+    let mut width = 1;
+    loop {
+        let (lo, hi) = (at.saturating_sub(width).max(1), (at + width).min(n - 1));
+        let (low, high) = (items[lo - 1].0 as i128, items[hi].0 as i128);
+        let k = (hi - lo + 1) as i128;
+        if high - low >= 2 * (k + 1) {
+            return Ok(place(lo, hi, &|slot| (low + (high - low) * (slot as i128 + 1) / (k + 1)) as i64));
+        }
+        if lo == 1 && hi == n - 1 {
+            break;
+        }
+        width *= 2;
+    }
+    let base = items[at - 1].0;
+    let top = base.checked_add(LIST_STEP.checked_mul((n - at + 1) as i64).ok_or_else(index_exhausted)?);
+    top.ok_or_else(index_exhausted)?;
+    Ok(place(at, n, &|slot| base + LIST_STEP * (slot as i64 + 1)))
+}
+
+/// A whole-value record of `c`, refused when it would not fit a log record.
+fn restore(kind: Kind, c: &Coll) -> Result<Op> {
+    let data = c.encode();
+    if data.len() > crate::mutation::MAX_RESTORE_BYTES {
+        return Err(CommandError::Invalid(format!(
+            "the result is {} bytes encoded; a value stored whole is limited to {} bytes",
+            data.len(),
+            crate::mutation::MAX_RESTORE_BYTES
+        )));
+    }
+    Ok(Op::Restore(kind, data))
+}
+
 fn syntax() -> CommandError {
     CommandError::Syntax
 }
@@ -264,42 +342,46 @@ fn lex_ranks(z: &ZSetV, min: &LexBound, max: &LexBound) -> (usize, usize) {
     (lo, hi.max(lo))
 }
 
-/// Pages a collection's items for HSCAN/SSCAN/ZSCAN: the cursor is a position in the iteration order.
-fn scan_page<T>(items: Vec<T>, args: &[Bytes], name: impl Fn(&T) -> &[u8]) -> Result<(u64, Vec<T>, bool)> {
-    let cursor: u64 = std::str::from_utf8(&args[0])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CommandError::Invalid("invalid cursor".into()))?;
-    let (mut pattern, mut count, mut novalues) = (None, 10usize, false);
-    let mut i = 1;
-    while i < args.len() {
-        if is(&args[i], "match") && i + 1 < args.len() {
-            pattern = Some(args[i + 1].clone());
-            i += 2;
-        } else if is(&args[i], "count") && i + 1 < args.len() {
-            let n = int_arg(&args[i + 1])?;
-            if n < 1 {
+/// HSCAN/SSCAN/ZSCAN options: cursor, MATCH, COUNT, NOVALUES.
+struct ScanOpts {
+    cursor: u64,
+    pattern: Option<Bytes>,
+    count: usize,
+    novalues: bool,
+}
+
+impl ScanOpts {
+    fn parse(args: &[Bytes]) -> Result<ScanOpts> {
+        let cursor: u64 = std::str::from_utf8(&args[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| CommandError::Invalid("invalid cursor".into()))?;
+        let mut o = ScanOpts { cursor, pattern: None, count: 10, novalues: false };
+        let mut i = 1;
+        while i < args.len() {
+            if is(&args[i], "match") && i + 1 < args.len() {
+                o.pattern = Some(args[i + 1].clone());
+                i += 2;
+            } else if is(&args[i], "count") && i + 1 < args.len() {
+                let n = int_arg(&args[i + 1])?;
+                if n < 1 {
+                    return Err(syntax());
+                }
+                o.count = n as usize;
+                i += 2;
+            } else if is(&args[i], "novalues") {
+                o.novalues = true;
+                i += 1;
+            } else {
                 return Err(syntax());
             }
-            count = n as usize;
-            i += 2;
-        } else if is(&args[i], "novalues") {
-            novalues = true;
-            i += 1;
-        } else {
-            return Err(syntax());
         }
+        Ok(o)
     }
-    let start = cursor as usize;
-    let end = start.saturating_add(count).min(items.len());
-    let next = if end >= items.len() { 0 } else { end as u64 };
-    let page: Vec<T> = items
-        .into_iter()
-        .skip(start)
-        .take(end.saturating_sub(start))
-        .filter(|t| pattern.as_ref().is_none_or(|p| glob_match(p, name(t))))
-        .collect();
-    Ok((next, page, novalues))
+
+    fn matches(&self, name: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| glob_match(p, name))
+    }
 }
 
 fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
@@ -504,11 +586,12 @@ impl Keyspace {
                 Ok((Reply::Array(out), vec![]))
             }),
             HScan => self.one(&key, Kind::Hash, now, lsn, |c| {
-                let pairs = hash_of(c).map(|h| h.pairs()).unwrap_or_default();
-                let (next, page, novalues) = scan_page(pairs, &args[1..], |p| p.0)?;
+                let o = ScanOpts::parse(&args[1..])?;
+                let (next, page) = hash_of(c).map(|h| h.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
                 let out = page
                     .into_iter()
-                    .flat_map(|(f, v)| if novalues { vec![bulk(f)] } else { vec![bulk(f), bulk(v)] })
+                    .filter(|(f, _)| o.matches(f))
+                    .flat_map(|(f, v)| if o.novalues { vec![bulk(f)] } else { vec![bulk(f), bulk(v)] })
                     .collect();
                 Ok((scan_reply(next, out), vec![]))
             }),
@@ -518,28 +601,16 @@ impl Keyspace {
                     return Ok((Reply::Int(0), vec![]));
                 }
                 let left = matches!(cmd, LPush | LPushX);
-                let (mut head, mut tail) = match l {
-                    Some(l) => (l.first_idx().unwrap_or(0), l.last_idx().unwrap_or(-1)),
-                    None => (0, -1),
-                };
-                let ops: Vec<Op> = args[1..]
+                let (mut first, mut last) = (l.and_then(|l| l.first_idx()), l.and_then(|l| l.last_idx()));
+                let ops = args[1..]
                     .iter()
                     .map(|v| {
-                        if left {
-                            head -= 1;
-                            if tail < head {
-                                tail = head;
-                            }
-                            Op::LPut(head, v.clone())
-                        } else {
-                            tail += 1;
-                            if head > tail {
-                                head = tail;
-                            }
-                            Op::LPut(tail, v.clone())
-                        }
+                        let idx = end_slot(first, last, left)?;
+                        first = Some(first.map_or(idx, |f| f.min(idx)));
+                        last = Some(last.map_or(idx, |l| l.max(idx)));
+                        Ok(Op::LPut(idx, v.clone()))
                     })
-                    .collect();
+                    .collect::<Result<Vec<Op>>>()?;
                 let len = l.map(|l| l.len()).unwrap_or(0) + ops.len();
                 Ok((Reply::Int(len as i64), ops))
             }),
@@ -628,35 +699,12 @@ impl Keyspace {
                         return Ok((Reply::Int(-1), vec![]));
                     };
                     let at = if before { p } else { p + 1 };
-                    // Between two neighbours with a free idx, one LPut; otherwise the list is renumbered whole.
-                    let prev = at.checked_sub(1).map(|i| items[i].0);
-                    let next = items.get(at).map(|(i, _)| *i);
-                    let free = match (prev, next) {
-                        (Some(a), Some(b)) if b - a > 1 => Some(a + (b - a) / 2),
-                        (Some(a), None) => Some(a + 1),
-                        (None, Some(b)) => Some(b - 1),
-                        _ => None,
-                    };
-                    let len = items.len() as i64 + 1;
-                    if let Some(idx) = free {
-                        return Ok((Reply::Int(len), vec![Op::LPut(idx, args[3].clone())]));
-                    }
-                    let mut renumbered: Vec<(i64, &[u8])> = Vec::with_capacity(items.len() + 1);
-                    for (j, (_, v)) in items.iter().enumerate() {
-                        if j == at {
-                            renumbered.push((0, &args[3][..]));
-                        }
-                        renumbered.push((0, v));
-                    }
-                    if at == items.len() {
-                        renumbered.push((0, &args[3][..]));
-                    }
-                    // Spread the new indexes so that later inserts find room.
-                    for (j, item) in renumbered.iter_mut().enumerate() {
-                        item.0 = j as i64 * 1024;
-                    }
-                    let data = Coll::List(list_from(&renumbered)).encode();
-                    Ok((Reply::Int(len), vec![Op::Restore(Kind::List, data)]))
+                    let (idx, moves) = insert_slot(&items, at)?;
+                    // Moved neighbours: every removal first, then the puts (a new idx may be an old one).
+                    let mut ops: Vec<Op> = moves.iter().map(|&(pos, _)| Op::LDel(items[pos].0)).collect();
+                    ops.extend(moves.iter().map(|&(pos, new)| Op::LPut(new, Bytes::copy_from_slice(items[pos].1))));
+                    ops.push(Op::LPut(idx, args[3].clone()));
+                    Ok((Reply::Int(items.len() as i64 + 1), ops))
                 })
             }
             LRem => {
@@ -803,9 +851,9 @@ impl Keyspace {
                 self.set_algebra(cmd, args, lsn, now)
             }
             SScan => self.one(&key, Kind::Set, now, lsn, |c| {
-                let members = set_of(c).map(|s| s.members()).unwrap_or_default();
-                let (next, page, _) = scan_page(members, &args[1..], |m| m)?;
-                Ok((scan_reply(next, page.into_iter().map(bulk).collect()), vec![]))
+                let o = ScanOpts::parse(&args[1..])?;
+                let (next, page) = set_of(c).map(|s| s.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
+                Ok((scan_reply(next, page.into_iter().filter(|m| o.matches(m)).map(bulk).collect()), vec![]))
             }),
             ZAdd | ZIncrBy => self.zadd(cmd, args, lsn, now),
             ZRem => self.one(&key, Kind::ZSet, now, lsn, |c| {
@@ -923,9 +971,13 @@ impl Keyspace {
             }
             ZUnionStore | ZInterStore => self.zstore(cmd, args, lsn, now),
             ZScan => self.one(&key, Kind::ZSet, now, lsn, |c| {
-                let items = zset_of(c).map(|z| z.range(0, z.len())).unwrap_or_default();
-                let (next, page, _) = scan_page(items, &args[1..], |p| p.1)?;
-                let out = page.into_iter().flat_map(|(s, m)| [bulk(m), Reply::Bulk(score_text(s))]).collect();
+                let o = ScanOpts::parse(&args[1..])?;
+                let (next, page) = zset_of(c).map(|z| z.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
+                let out = page
+                    .into_iter()
+                    .filter(|(_, m)| o.matches(m))
+                    .flat_map(|(s, m)| [bulk(m), Reply::Bulk(score_text(s))])
+                    .collect();
                 Ok((scan_reply(next, out), vec![]))
             }),
         }
@@ -1019,7 +1071,7 @@ impl Keyspace {
                 Some(d) => (d.first_idx(), d.last_idx()),
                 None => (None, None),
             };
-            let new_idx = if to_left { first.map(|f| f - 1).unwrap_or(0) } else { last.map(|l| l + 1).unwrap_or(0) };
+            let new_idx = end_slot(first, last, to_left)?;
             ops.push((dst.clone(), Op::LPut(new_idx, v.clone())));
             Ok((Reply::Bulk(v), ops))
         })
@@ -1096,7 +1148,7 @@ impl Keyspace {
                             s.add(m);
                         }
                     }
-                    let op = if result.is_empty() { Op::Del } else { Op::Restore(Kind::Set, c.encode()) };
+                    let op = if result.is_empty() { Op::Del } else { restore(Kind::Set, &c)? };
                     let del_first = (d.clone(), Op::Del);
                     Ok((Reply::Int(result.len() as i64), vec![del_first, (d.clone(), op)]))
                 }
@@ -1295,7 +1347,7 @@ impl Keyspace {
                         z.set(m, *s);
                     }
                 }
-                let op = if items.is_empty() { Op::Del } else { Op::Restore(Kind::ZSet, c.encode()) };
+                let op = if items.is_empty() { Op::Del } else { restore(Kind::ZSet, &c)? };
                 return Ok((Reply::Int(items.len() as i64), vec![(d.clone(), Op::Del), (d.clone(), op)]));
             }
             let out = items
@@ -1381,7 +1433,7 @@ impl Keyspace {
                     z.set(m, *s);
                 }
             }
-            let op = if result.is_empty() { Op::Del } else { Op::Restore(Kind::ZSet, c.encode()) };
+            let op = if result.is_empty() { Op::Del } else { restore(Kind::ZSet, &c)? };
             Ok((Reply::Int(result.len() as i64), vec![(dst.clone(), Op::Del), (dst.clone(), op)]))
         })
     }
@@ -1403,14 +1455,6 @@ fn side(b: &[u8]) -> Result<bool> {
     } else {
         Err(syntax())
     }
-}
-
-fn list_from(items: &[(i64, &[u8])]) -> ListV {
-    let mut l = ListV::Small(Vec::new());
-    for (i, v) in items {
-        l.put(*i, v);
-    }
-    l
 }
 
 fn hash_of(c: Option<&Coll>) -> Option<&HashV> {

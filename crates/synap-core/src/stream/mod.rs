@@ -94,6 +94,9 @@ impl fmt::Display for StreamId {
     }
 }
 
+/// The most partitions a stream may have (`stream.max_partitions` is at most this).
+pub const MAX_PARTITIONS: u32 = 4096;
+
 /// A stream's configuration: partitions and retention (0 = no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomConfig {
@@ -152,6 +155,9 @@ impl RoomConfig {
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         let partitions = u32::from_le_bytes(b[1..5].try_into().expect("4 bytes"));
+        if partitions > MAX_PARTITIONS {
+            return None; // more than any configuration allows: corrupt
+        }
         Some(RoomConfig {
             partitions: partitions.max(1),
             max_events: u64_at(5),

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::cmd::*;
-use super::store::{Group, MAX_ROOM_NAME, Partition, Rec, Room, StreamStore};
+use super::store::{Group, MAX_READ_BYTES, MAX_ROOM_NAME, Partition, Rec, Room, StreamStore};
 use super::{Event, RoomConfig, StreamId, encode_event, partition_for_key};
 use crate::command::Reply;
 use crate::error::{CommandError, Result};
@@ -93,15 +93,18 @@ impl Partition {
         Ok(None)
     }
 
-    /// Live events with `lo <= id <= hi`, oldest first (or newest first when `rev`), at most `count`.
+    /// Live events with `lo <= id <= hi`, oldest first (or newest first when `rev`), at most `count` and
+    /// about [`MAX_READ_BYTES`] of them.
     fn range(&mut self, lo: StreamId, hi: StreamId, count: usize, rev: bool) -> Result<Vec<Event>> {
         let mut out = Vec::new();
         if lo > hi || count == 0 {
             return Ok(out);
         }
+        let mut bytes = 0usize;
+        let size = |e: &Event| e.key.len() + e.fields.iter().map(|(f, v)| f.len() + v.len() + 8).sum::<usize>();
         if !rev {
             let mut at = self.seek_id(lo)?;
-            while out.len() < count && at < self.next() {
+            while out.len() < count && at < self.next() && bytes < MAX_READ_BYTES {
                 let (events, after) = self.read(at, (count - out.len()).min(1024))?;
                 if after <= at {
                     break;
@@ -111,6 +114,7 @@ impl Partition {
                     if e.id > hi {
                         return Ok(out);
                     }
+                    bytes += size(&e);
                     out.push(e);
                 }
             }
@@ -120,11 +124,12 @@ impl Partition {
             if hi == StreamId::MAX {
                 end = self.next();
             }
-            while out.len() < count && end > floor {
+            while out.len() < count && end > floor && bytes < MAX_READ_BYTES {
                 let from = end.saturating_sub(256).max(floor);
                 let (events, _) = self.read(from, (end - from) as usize)?;
                 for e in events.into_iter().rev() {
                     if e.offset < end && e.id <= hi && e.id >= lo {
+                        bytes += size(&e);
                         out.push(e);
                         if out.len() >= count {
                             break;
@@ -444,12 +449,12 @@ impl StreamStore {
                     IdBound::Excl(id) if id == StreamId::MIN => return Ok(Reply::Array(vec![])),
                     IdBound::Excl(id) => id.prev(),
                 };
-                let count = count.unwrap_or(usize::MAX).min(self.settings.max_read.max(1_000_000));
+                let count = count.unwrap_or(usize::MAX).min(self.settings.max_read);
                 let events = r.parts[0].lock().range(lo, hi, count, rev)?;
                 Ok(Reply::Array(events.iter().map(redis_entry).collect()))
             }
             StreamCmd::XRead { streams, count } => {
-                let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read.max(1_000_000));
+                let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read);
                 let mut out = Vec::new();
                 for (key, from) in streams {
                     let Some(r) = self.redis_room(&key)? else { continue };
@@ -552,7 +557,7 @@ impl StreamStore {
                 Ok(Reply::Int(pending as i64))
             }
             StreamCmd::XReadGroup { group, consumer, count, noack, streams } => {
-                let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read.max(1_000_000));
+                let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read);
                 let mut out = Vec::new();
                 let mut any_history = false;
                 for (key, from) in streams {
@@ -731,7 +736,8 @@ impl StreamStore {
         if g.redeliver_ms > 0 {
             let due = g.delivered_before(now.saturating_sub(g.redeliver_ms), count);
             for (k, pe) in due {
-                match r.parts[k.0 as usize].lock().get(k.1)? {
+                let Some(part) = r.parts.get(k.0 as usize) else { continue };
+                match part.lock().get(k.1)? {
                     Some(e) => {
                         recs.push(Rec::Pending {
                             partition: k.0,

@@ -359,6 +359,9 @@ impl Group {
                 }
             }
             Rec::Pending { partition, offset, id, consumer, delivered_at, count } => {
+                if *partition as usize >= self.pos.len() {
+                    return; // a record for a partition the stream does not have (corrupt)
+                }
                 self.consumers.entry(consumer.clone()).or_default();
                 let p = Pending { id: *id, consumer: consumer.clone(), delivered_at: *delivered_at, count: *count };
                 self.add_pending((*partition, *offset), p);
