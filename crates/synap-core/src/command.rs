@@ -246,9 +246,13 @@ impl Command {
         )
     }
 
-    /// Whether the command may grow memory use, so that it is refused (or evicts) at the memory limit.
-    /// Deletions and expiry changes stay allowed at the limit, as in Redis.
+    /// Whether the command may grow memory use, so that it is refused (or evicts keys) at the memory limit,
+    /// which counts queues and streams as well as keys. Deletions and expiry changes stay allowed at the
+    /// limit, as in Redis.
     pub fn may_grow(&self) -> bool {
+        if let Command::Stream(c) = self {
+            return c.may_grow();
+        }
         if let Command::Coll { cmd, .. } = self {
             use crate::kv::types::CollCmd::*;
             return cmd.is_write()
@@ -278,6 +282,8 @@ impl Command {
                 | Command::IncrBy { .. }
                 | Command::IncrByFloat { .. }
                 | Command::Append { .. }
+                | Command::QueueCreate { .. }
+                | Command::QueuePublish(_)
         )
     }
 }

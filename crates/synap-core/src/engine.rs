@@ -124,6 +124,11 @@ impl Engine {
         &self.pubsub
     }
 
+    /// Memory the data holds, as counted against the memory limit: keys, queues and streams.
+    pub fn used_memory(&self) -> usize {
+        self.kv.used_memory() + self.queues.used_memory() + self.streams.used_memory()
+    }
+
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
@@ -131,7 +136,7 @@ impl Engine {
         // to finish, and commands never wait behind a transaction waiting for one.
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         match &cmd {
-            Command::Keys { pattern } => return Ok(keys_reply(self.kv.keys(pattern, now, Some(&self.gate)))),
+            Command::Keys { pattern } => return Ok(keys_reply(self.kv.keys(pattern, now, Some(&self.gate))?)),
             Command::Scan(args) => return Ok(scan_reply(self.kv.scan(args, now, Some(&self.gate)))),
             _ => {}
         }
@@ -163,7 +168,7 @@ impl Engine {
             self.log.check_writable()?;
         }
         if cmd.may_grow() {
-            let lsn = self.kv.ensure_memory()?;
+            let lsn = self.kv.ensure_memory(self.queues.used_memory() + self.streams.used_memory())?;
             ctx.lsn = ctx.lsn.max(lsn);
         }
         let mut lsn = 0;
@@ -210,7 +215,7 @@ impl Engine {
                 other => other,
             }),
             Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn, now),
-            Command::Keys { pattern } => Ok(keys_reply(kv.keys(&pattern, now, None))),
+            Command::Keys { pattern } => kv.keys(&pattern, now, None).map(keys_reply),
             Command::Scan(args) => Ok(scan_reply(kv.scan(&args, now, None))),
             Command::RandomKey => Ok(kv.random_key(now)),
             Command::DbSize => Ok(Reply::Int(kv.len() as i64)),

@@ -72,6 +72,10 @@ pub enum CommandError {
     OffsetOutOfRange { requested: u64, oldest: u64 },
     #[error("ERR event exceeds the maximum event size ({limit} bytes)")]
     EventTooLarge { limit: usize },
+    #[error(
+        "ERR the reply would be about {bytes} bytes, more than the output limit of {limit}; ask for less (a range, SCAN)"
+    )]
+    ReplyTooLarge { bytes: usize, limit: usize },
 }
 
 impl CommandError {
@@ -92,6 +96,7 @@ impl CommandError {
             CommandError::NoGroup(_) => "NOGROUP",
             CommandError::BusyGroup => "BUSYGROUP",
             CommandError::OffsetOutOfRange { .. } | CommandError::EventTooLarge { .. } => "ERR",
+            CommandError::ReplyTooLarge { .. } => "ERR",
         }
     }
 
@@ -114,7 +119,7 @@ impl CommandError {
             CommandError::NoGroup(_) => "NOT_FOUND",
             CommandError::BusyGroup => "CONFLICT",
             CommandError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
-            CommandError::EventTooLarge { .. } => "TOO_LARGE",
+            CommandError::EventTooLarge { .. } | CommandError::ReplyTooLarge { .. } => "TOO_LARGE",
         }
     }
 
@@ -126,7 +131,7 @@ impl CommandError {
             CommandError::QueueFull(_) => ErrorKind::Limit,
             CommandError::NoGroup(_) => ErrorKind::NotFound,
             CommandError::BusyGroup => ErrorKind::Conflict,
-            CommandError::EventTooLarge { .. } => ErrorKind::TooLarge,
+            CommandError::EventTooLarge { .. } | CommandError::ReplyTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::OutOfMemory => ErrorKind::Limit,
             CommandError::Persistence(_) => ErrorKind::Unavailable,

@@ -290,3 +290,33 @@ proptest! {
         prop_assert_eq!(replica.digest(), f.engine.digest());
     }
 }
+
+/// Queues count toward the memory limit: publishing past it fails with OOM under `noeviction`, and the
+/// memory comes back as messages are acked, purged, or their queue deleted.
+#[test]
+fn queues_count_toward_the_memory_limit() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let mut cfg = EngineConfig::default();
+    cfg.kv.max_memory = 200_000;
+    let f = Fixture { engine: Engine::new(cfg, clock.clone(), None), clock, log: Default::default() };
+    f.create("q", QueueOptions::default());
+    let payload = "x".repeat(1000);
+    let mut published = 0;
+    let oom = loop {
+        match f.publish("q", &payload, 0, 0, 0) {
+            Ok(_) => published += 1,
+            Err(e) => break e,
+        }
+        assert!(published < 1000, "the limit was never reached");
+    };
+    assert_eq!(oom, CommandError::OutOfMemory);
+    assert!(f.engine.queues().used_memory() >= 150_000, "{}", f.engine.queues().used_memory());
+    let ids: Vec<u64> = f.consume("q", "w", 10).into_iter().map(|(id, _, _)| id).collect();
+    f.ack("q", &ids);
+    f.publish("q", &payload, 0, 0, 0).expect("room again after acks");
+    f.run(Command::QueuePurge { queue: Bytes::from("q") }).unwrap();
+    assert_eq!(f.engine.queues().used_memory(), 0);
+    f.publish("q", &payload, 0, 0, 0).unwrap();
+    f.run(Command::QueueDelete { name: Bytes::from("q") }).unwrap();
+    assert_eq!(f.engine.queues().used_memory(), 0);
+}

@@ -506,3 +506,59 @@ fn max_read_caps_every_read() {
     let Reply::Array(entry) = &streams[0] else { panic!() };
     assert!(matches!(&entry[1], Reply::Array(events) if events.len() == 5));
 }
+
+/// Streams held in memory count toward the memory limit too, and give it back when deleted.
+#[test]
+fn in_memory_streams_count_toward_the_memory_limit() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let storage = StreamBackend(Arc::new(MemoryStorage::new(2048)));
+    let mut cfg = config(&storage);
+    cfg.kv.max_memory = 200_000;
+    let f = Fixture { engine: Engine::new(cfg, clock.clone(), None), clock, log: Default::default(), storage };
+    let value = "v".repeat(1000);
+    let mut n = 0;
+    let err = loop {
+        match f.xadd("s", XAddId::Auto, &value) {
+            Ok(_) => n += 1,
+            Err(e) => break e,
+        }
+        assert!(n < 1000, "the limit was never reached");
+    };
+    assert_eq!(err, CommandError::OutOfMemory);
+    assert!(f.engine.streams().used_memory() >= 150_000);
+    f.engine.execute(&mut ExecCtx::default(), Command::Del { keys: vec![b("s")] }).unwrap();
+    assert_eq!(f.engine.streams().used_memory(), 0);
+    f.xadd("s", XAddId::Auto, &value).expect("room again");
+}
+
+/// Consumer names and group names are client input: both sets are bounded per stream.
+#[test]
+fn groups_and_consumers_are_bounded() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let storage = StreamBackend(Arc::new(MemoryStorage::new(2048)));
+    let mut cfg = config(&storage);
+    cfg.streams.max_groups = 1;
+    cfg.streams.max_consumers = 2;
+    let f = Fixture { engine: Engine::new(cfg, clock.clone(), None), clock, log: Default::default(), storage };
+    f.xadd("s", XAddId::Auto, "v").unwrap();
+    let create = |g: &str| {
+        f.run(StreamCmd::XGroupCreate { key: b("s"), group: b(g), start: GroupStart::Earliest, mkstream: false })
+    };
+    create("g").unwrap();
+    assert!(matches!(create("h"), Err(CommandError::Invalid(m)) if m.contains("max_groups_per_stream")));
+    let read = |c: &str| {
+        f.run(StreamCmd::XReadGroup {
+            group: b("g"),
+            consumer: b(c),
+            count: None,
+            noack: false,
+            streams: vec![(b("s"), None)],
+        })
+    };
+    read("a").unwrap();
+    read("b").unwrap();
+    assert!(matches!(read("c"), Err(CommandError::Invalid(m)) if m.contains("max_consumers_per_group")));
+    read("a").unwrap();
+    let create_consumer = StreamCmd::XGroupCreateConsumer { key: b("s"), group: b("g"), consumer: b("z") };
+    assert!(f.run(create_consumer).is_err());
+}

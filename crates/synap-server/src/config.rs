@@ -330,6 +330,10 @@ pub struct StreamSection {
     /// Most stream segment files open at once (files are opened when read or written and closed when
     /// this many are open).
     pub max_open_files: usize,
+    /// Most consumer groups one stream has.
+    pub max_groups_per_stream: usize,
+    /// Most consumers one group remembers.
+    pub max_consumers_per_group: usize,
 }
 
 impl Default for StreamSection {
@@ -351,6 +355,8 @@ impl Default for StreamSection {
             max_wait_ms: 60_000,
             retention_interval_ms: 1000,
             max_open_files: 256,
+            max_groups_per_stream: s.max_groups,
+            max_consumers_per_group: s.max_consumers,
         }
     }
 }
@@ -511,6 +517,10 @@ impl Config {
             st.max_open_files >= 16 && st.max_open_files <= 1_000_000,
             "stream.max_open_files: must be between 16 and 1000000"
         );
+        anyhow::ensure!(
+            st.max_groups_per_stream >= 1 && st.max_consumers_per_group >= 1,
+            "stream.max_groups_per_stream and stream.max_consumers_per_group: must be at least 1"
+        );
         anyhow::ensure!(st.max_read >= 1 && st.max_read <= 1_000_000, "stream.max_read: must be between 1 and 1000000");
         anyhow::ensure!(
             st.retention_interval_ms >= 10 && st.retention_interval_ms <= 3_600_000,
@@ -584,6 +594,8 @@ impl Config {
                 max_read: self.stream.max_read,
                 auto_create: self.stream.auto_create,
                 group_redeliver_ms: self.stream.group_redeliver_ms,
+                max_groups: self.stream.max_groups_per_stream,
+                max_consumers: self.stream.max_consumers_per_group,
             },
             stream_storage: if self.persistence.enabled {
                 let dir = self.data_dir.join("streams");
@@ -604,6 +616,8 @@ impl Config {
                 eviction_samples: self.kv.eviction_samples,
                 max_key_bytes: self.kv.max_key_bytes.0 as usize,
                 max_value_bytes: self.kv.max_value_bytes.0 as usize,
+                // A reply the RESP front end would close the connection for is refused before it is built.
+                max_reply_bytes: self.resp.max_output_bytes.0 as usize,
             },
         }
     }

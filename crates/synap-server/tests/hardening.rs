@@ -293,3 +293,32 @@ async fn multi_queues_and_watched_keys_are_bounded() {
     assert!(closed, "{}", String::from_utf8_lossy(&answer));
     s.stop().await;
 }
+
+/// A reply past the output limit is refused before it is built (whole collections, KEYS), and a SCAN
+/// whose COUNT would overflow it stops early with a cursor to go on from.
+#[tokio::test]
+async fn replies_past_the_output_limit_are_refused_before_they_are_built() {
+    let s = start_with(|c| c.resp.max_output_bytes = synap_server::config::ByteSize(100 * 1024)).await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut c =
+        redis::Client::open(format!("redis://{addr}/")).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("SADD").arg("big").arg(format!("member-{i:020}")).ignore();
+        pipe.cmd("SET").arg(format!("key-{i:020}")).arg("v").ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    let err = redis::cmd("SMEMBERS").arg("big").query_async::<Vec<String>>(&mut c).await.unwrap_err();
+    assert!(err.to_string().contains("output limit"), "{err}");
+    let err = redis::cmd("KEYS").arg("*").query_async::<Vec<String>>(&mut c).await.unwrap_err();
+    assert!(err.to_string().contains("output limit"), "{err}");
+    let (cursor, keys): (u64, Vec<String>) =
+        redis::cmd("SCAN").arg(0).arg("COUNT").arg(1_000_000).query_async(&mut c).await.unwrap();
+    assert!(cursor != 0 && !keys.is_empty() && keys.len() < 5001, "cursor {cursor}, {} keys", keys.len());
+    // The connection is still usable, and small replies pass.
+    let n: i64 = redis::cmd("SCARD").arg("big").query_async(&mut c).await.unwrap();
+    assert_eq!(n, 5000);
+    let some: Vec<String> = redis::cmd("SRANDMEMBER").arg("big").arg(10).query_async(&mut c).await.unwrap();
+    assert_eq!(some.len(), 10);
+    s.stop().await;
+}

@@ -150,9 +150,12 @@ const MAX_EVICTIONS_PER_CALL: usize = 4096;
 impl Keyspace {
     /// Makes room before a write that may grow memory: evicts under the policy while usage is above the
     /// limit, or refuses with OOM. Returns the log sequence number of the last eviction logged (or 0).
-    pub(crate) fn ensure_memory(&self) -> Result<u64> {
+    /// `other` is the memory the other services hold (queues, streams): it counts toward the limit, but
+    /// only keys can be evicted.
+    pub(crate) fn ensure_memory(&self, other: usize) -> Result<u64> {
         let limit = self.config.max_memory;
-        if limit == 0 || self.used_memory() <= limit {
+        let over = || self.used_memory() + other > limit;
+        if limit == 0 || !over() {
             return Ok(0);
         }
         if self.config.eviction == EvictionPolicy::NoEviction {
@@ -160,7 +163,7 @@ impl Keyspace {
         }
         let mut lsn = 0;
         for _ in 0..MAX_EVICTIONS_PER_CALL {
-            if self.used_memory() <= limit {
+            if !over() {
                 return Ok(lsn);
             }
             match self.evict_one() {
@@ -168,7 +171,7 @@ impl Keyspace {
                 None => break,
             }
         }
-        if self.used_memory() <= limit { Ok(lsn) } else { Err(CommandError::OutOfMemory) }
+        if over() { Err(CommandError::OutOfMemory) } else { Ok(lsn) }
     }
 
     /// One eviction round; `None` when no candidate was found.

@@ -52,6 +52,9 @@ pub struct KvConfig {
     pub eviction_samples: usize,
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
+    /// Largest reply a command may build (whole collections, KEYS, large SCAN counts): refused before it
+    /// is built. 0 = no limit.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for KvConfig {
@@ -63,6 +66,7 @@ impl Default for KvConfig {
             eviction_samples: 5,
             max_key_bytes: 64 * 1024,
             max_value_bytes: 64 * 1024 * 1024,
+            max_reply_bytes: 1 << 30,
         }
     }
 }
@@ -406,6 +410,15 @@ impl Keyspace {
             return None;
         }
         Some(pos)
+    }
+
+    /// Refuses a reply of about `bytes` past [`KvConfig::max_reply_bytes`], before it is built.
+    pub(crate) fn reply_fits(&self, bytes: usize) -> crate::error::Result<()> {
+        let limit = self.config.max_reply_bytes;
+        if limit > 0 && bytes > limit {
+            return Err(crate::error::CommandError::ReplyTooLarge { bytes, limit });
+        }
+        Ok(())
     }
 
     /// Whether expired keys are removed here. A removal is a mutation like any other (a `Del` in the log,

@@ -45,21 +45,29 @@ impl Filter<'_> {
 impl Keyspace {
     /// KEYS: every live key matching `pattern`. With `gate`, its read side is taken per shard (not for the
     /// whole walk), so that a transaction waiting for the write side waits for one shard, not the keyspace.
-    pub fn keys(&self, pattern: &[u8], now: u64, gate: Option<&parking_lot::RwLock<()>>) -> Vec<Bytes> {
+    pub fn keys(
+        &self,
+        pattern: &[u8],
+        now: u64,
+        gate: Option<&parking_lot::RwLock<()>>,
+    ) -> crate::error::Result<Vec<Bytes>> {
         let all = pattern == b"*";
         let prefix = literal_prefix(pattern);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for i in 0..self.shard_count() {
             let _gate = gate.map(|g| g.read());
             let shard = self.lock_index(i);
             for e in shard.iter() {
                 let k = e.key();
                 if !e.is_expired(now) && (all || (k.starts_with(prefix) && glob_match(pattern, k))) {
+                    bytes += k.len() + 16;
+                    self.reply_fits(bytes)?;
                     out.push(Bytes::copy_from_slice(k));
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
@@ -69,6 +77,7 @@ impl Keyspace {
         let mut budget = args.count.max(1);
         let (mut shard_idx, mut remaining) = decode_cursor(args.cursor);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         while shard_idx < self.shard_count() {
             let _gate = gate.map(|g| g.read());
             let shard = self.lock_index(shard_idx);
@@ -79,6 +88,12 @@ impl Keyspace {
                 let e = shard.entry(pos as usize);
                 if type_matches(&args.type_filter, e.kind()) && !e.is_expired(now) && filter.accepts(e.key()) {
                     out.push(Bytes::copy_from_slice(e.key()));
+                    bytes += e.key().len() + 16;
+                    if self.config.max_reply_bytes > 0 && bytes >= self.config.max_reply_bytes {
+                        // A COUNT that would overflow the reply: answer what was found, with the cursor
+                        // where the walk stopped.
+                        budget = 0;
+                    }
                 }
             }
             drop(shard);

@@ -509,6 +509,7 @@ impl Keyspace {
             }),
             HGetAll => self.one(&key, Kind::Hash, now, lsn, |c| {
                 let pairs = hash_of(c).map(|h| h.pairs()).unwrap_or_default();
+                self.reply_fits(pairs.iter().map(|(f, v)| f.len() + v.len() + 32).sum())?;
                 Ok((Reply::Map(pairs.into_iter().map(|(f, v)| (bulk(f), bulk(v))).collect()), vec![]))
             }),
             HDel => self.one(&key, Kind::Hash, now, lsn, |c| {
@@ -528,6 +529,7 @@ impl Keyspace {
                 .one(&key, Kind::Hash, now, lsn, |c| Ok((Reply::Int(c.map(|c| c.len()).unwrap_or(0) as i64), vec![]))),
             HKeys | HVals => self.one(&key, Kind::Hash, now, lsn, |c| {
                 let pairs = hash_of(c).map(|h| h.pairs()).unwrap_or_default();
+                self.reply_fits(pairs.iter().map(|(f, v)| if cmd == HKeys { f.len() } else { v.len() } + 16).sum())?;
                 let out = pairs.into_iter().map(|(f, v)| bulk(if cmd == HKeys { f } else { v })).collect();
                 Ok((Reply::Array(out), vec![]))
             }),
@@ -579,6 +581,7 @@ impl Keyspace {
                     ));
                 };
                 let picked = random_pick(&pairs, int_arg(count)?);
+                self.reply_fits(picked.iter().map(|(f, v)| f.len() + v.len() + 32).sum())?;
                 let out = picked
                     .into_iter()
                     .flat_map(|(f, v)| if withvalues { vec![bulk(f), bulk(v)] } else { vec![bulk(f)] })
@@ -656,10 +659,12 @@ impl Keyspace {
                 let (start, stop) = (int_arg(&args[1])?, int_arg(&args[2])?);
                 self.one(&key, Kind::List, now, lsn, |c| {
                     let Some(l) = list_of(c) else { return Ok((Reply::Array(vec![]), vec![])) };
-                    let out = match index_range(start, stop, l.len()) {
-                        Some((s, e)) => l.range(s, e).into_iter().map(|(_, v)| bulk(v)).collect(),
+                    let items = match index_range(start, stop, l.len()) {
+                        Some((s, e)) => l.range(s, e),
                         None => vec![],
                     };
+                    self.reply_fits(items.iter().map(|(_, v)| v.len() + 16).sum())?;
+                    let out = items.into_iter().map(|(_, v)| bulk(v)).collect();
                     Ok((Reply::Array(out), vec![]))
                 })
             }
@@ -790,10 +795,9 @@ impl Keyspace {
                 ))
             }),
             SMembers => self.one(&key, Kind::Set, now, lsn, |c| {
-                Ok((
-                    Reply::Array(set_of(c).map(|s| s.members()).unwrap_or_default().into_iter().map(bulk).collect()),
-                    vec![],
-                ))
+                let members = set_of(c).map(|s| s.members()).unwrap_or_default();
+                self.reply_fits(members.iter().map(|m| m.len() + 16).sum())?;
+                Ok((Reply::Array(members.into_iter().map(bulk).collect()), vec![]))
             }),
             SCard => self
                 .one(&key, Kind::Set, now, lsn, |c| Ok((Reply::Int(c.map(|c| c.len()).unwrap_or(0) as i64), vec![]))),
@@ -823,6 +827,7 @@ impl Keyspace {
                                 .collect()
                         }
                     };
+                    self.reply_fits(picked.iter().map(|m| m.len() + 16).sum())?;
                     let ops = if cmd == SPop {
                         picked.iter().map(|m| Op::SRem(Bytes::copy_from_slice(m))).collect()
                     } else {
@@ -1152,7 +1157,10 @@ impl Keyspace {
                     let del_first = (d.clone(), Op::Del);
                     Ok((Reply::Int(result.len() as i64), vec![del_first, (d.clone(), op)]))
                 }
-                _ => Ok((Reply::Array(result.into_iter().map(bulk).collect()), vec![])),
+                _ => {
+                    self.reply_fits(result.iter().map(|m| m.len() + 16).sum())?;
+                    Ok((Reply::Array(result.into_iter().map(bulk).collect()), vec![]))
+                }
             }
         })
     }
@@ -1350,6 +1358,7 @@ impl Keyspace {
                 let op = if items.is_empty() { Op::Del } else { restore(Kind::ZSet, &c)? };
                 return Ok((Reply::Int(items.len() as i64), vec![(d.clone(), Op::Del), (d.clone(), op)]));
             }
+            self.reply_fits(items.iter().map(|(_, m)| m.len() + 40).sum())?;
             let out = items
                 .into_iter()
                 .flat_map(|(s, m)| if withscores { vec![bulk(m), score_reply(s)] } else { vec![bulk(m)] })

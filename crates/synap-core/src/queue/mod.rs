@@ -26,7 +26,7 @@ mod ops;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -99,6 +99,10 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Queue {
+    /// Bytes charged for the messages (payload, headers, consumer, indexes), also added to `used`.
+    pub bytes: usize,
+    /// The store-wide total of every queue's `bytes`.
+    used: Arc<AtomicUsize>,
     pub name: Bytes,
     pub config: QueueConfig,
     pub messages: BTreeMap<u64, Message>,
@@ -143,8 +147,10 @@ impl Queue {
         }
     }
 
-    fn new(name: Bytes, config: QueueConfig) -> Queue {
+    fn new(name: Bytes, config: QueueConfig, used: Arc<AtomicUsize>) -> Queue {
         Queue {
+            bytes: 0,
+            used,
             name,
             config,
             messages: BTreeMap::new(),
@@ -159,6 +165,20 @@ impl Queue {
             counters: Counters::default(),
             notify: Arc::new(Notify::new()),
             deleted: false,
+        }
+    }
+
+    /// Memory charged for a message: its bytes plus the map and index entries it takes.
+    fn charge(m: &Message) -> usize {
+        m.payload.len() + m.headers.len() + m.consumer.len() + MESSAGE_OVERHEAD
+    }
+
+    fn account(&mut self, add: usize, sub: usize) {
+        self.bytes = self.bytes + add - sub;
+        if add >= sub {
+            self.used.fetch_add(add - sub, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(sub - add, Ordering::Relaxed);
         }
     }
 
@@ -203,8 +223,10 @@ impl Queue {
     pub(crate) fn put(&mut self, id: u64, m: Message, now: u64) {
         if let Some(old) = self.messages.remove(&id) {
             self.unindex(id, &old);
+            self.account(0, Self::charge(&old));
         }
         self.index(id, &m, now);
+        self.account(Self::charge(&m), 0);
         self.messages.insert(id, m);
     }
 
@@ -220,11 +242,13 @@ impl Queue {
     ) {
         let Some(mut m) = self.messages.remove(&id) else { return };
         self.unindex(id, &m);
+        let before = Self::charge(&m);
         m.attempts = attempts;
         m.available_at = available_at;
         m.deadline = deadline;
         m.consumer = if deadline == 0 { Bytes::new() } else { Bytes::copy_from_slice(consumer) };
         self.index(id, &m, now);
+        self.account(Self::charge(&m), before);
         self.messages.insert(id, m);
     }
 
@@ -232,11 +256,14 @@ impl Queue {
     pub(crate) fn remove(&mut self, id: u64) -> Option<Message> {
         let m = self.messages.remove(&id)?;
         self.unindex(id, &m);
+        self.account(0, Self::charge(&m));
         Some(m)
     }
 
     pub(crate) fn purge(&mut self) -> usize {
         let n = self.messages.len();
+        let bytes = self.bytes;
+        self.account(0, bytes);
         self.messages.clear();
         self.ready.clear();
         self.delayed.clear();
@@ -266,8 +293,21 @@ impl Queue {
     }
 }
 
+impl Drop for Queue {
+    /// A deleted queue's messages stop counting once the last handle on it goes.
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Bytes a message costs besides its payload, headers and consumer: the message itself, its map entry and
+/// its index entries.
+const MESSAGE_OVERHEAD: usize = 256;
+
 /// All queues.
 pub struct QueueStore {
+    /// Bytes every queue's messages take (see [`Queue::charge`]).
+    used: Arc<AtomicUsize>,
     queues: RwLock<BTreeMap<Bytes, Arc<Mutex<Queue>>>>,
     next_id: AtomicU64,
     log: Arc<LogSlot>,
@@ -285,7 +325,19 @@ pub struct QueueCursor {
 
 impl QueueStore {
     pub fn new(settings: QueueSettings, clock: Arc<dyn Clock>, log: Arc<LogSlot>) -> QueueStore {
-        QueueStore { queues: RwLock::new(BTreeMap::new()), next_id: AtomicU64::new(1), log, clock, settings }
+        QueueStore {
+            used: Arc::new(AtomicUsize::new(0)),
+            queues: RwLock::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            log,
+            clock,
+            settings,
+        }
+    }
+
+    /// Bytes the queues' messages take.
+    pub fn used_memory(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -324,7 +376,7 @@ impl QueueStore {
             return (q.clone(), false);
         }
         let name = Bytes::copy_from_slice(name);
-        let q = Arc::new(Mutex::new(Queue::new(name.clone(), config)));
+        let q = Arc::new(Mutex::new(Queue::new(name.clone(), config, self.used.clone())));
         map.insert(name, q.clone());
         (q, true)
     }

@@ -263,4 +263,19 @@ impl StreamCmd {
                 | StreamCmd::XInfo(_)
         )
     }
+
+    /// Whether the command adds data (refused at the memory limit, as Redis's `denyoom` commands): new
+    /// streams, groups, consumers and events. Reads that deliver (and so add pending entries) stay
+    /// allowed, as XREADGROUP does in Redis: consumers must be able to drain a full server.
+    pub fn may_grow(&self) -> bool {
+        matches!(
+            self,
+            StreamCmd::Create { .. }
+                | StreamCmd::Publish { .. }
+                | StreamCmd::XAdd { .. }
+                | StreamCmd::GroupCreate { .. }
+                | StreamCmd::XGroupCreate { .. }
+                | StreamCmd::XGroupCreateConsumer { .. }
+        )
+    }
 }

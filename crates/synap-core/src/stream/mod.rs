@@ -296,6 +296,10 @@ pub trait PartitionLog: Send {
     /// Hands every appended event to the OS and returns the job that makes them durable (the fsyncs),
     /// which the caller runs after releasing the partition's lock, so appends never wait on a disk sync.
     fn sync(&mut self) -> StorageResult<SyncJob>;
+    /// Bytes of events this log holds in memory (an in-memory log; files hold theirs on disk).
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
     /// The id of the newest stored event.
     fn last_id(&mut self) -> StorageResult<Option<StreamId>> {
         let next = self.next();
@@ -397,13 +401,15 @@ struct MemSegment {
 pub struct MemoryLog {
     segment_bytes: u64,
     segments: VecDeque<MemSegment>,
+    /// Bytes of every segment.
+    bytes: u64,
 }
 
 impl MemoryLog {
     pub fn new(segment_bytes: u64) -> MemoryLog {
         let mut segments = VecDeque::new();
         segments.push_back(MemSegment { base: 0, events: Vec::new(), bytes: 0, max_timestamp: 0 });
-        MemoryLog { segment_bytes, segments }
+        MemoryLog { segment_bytes, segments, bytes: 0 }
     }
 
     fn locate(&self, offset: u64) -> Option<(usize, usize)> {
@@ -434,6 +440,7 @@ impl PartitionLog for MemoryLog {
         let seg = self.segments.back_mut().expect("a segment");
         seg.events.push((id, Bytes::copy_from_slice(body)));
         seg.bytes += body.len() as u64 + 16;
+        self.bytes += body.len() as u64 + 16;
         seg.max_timestamp = seg.max_timestamp.max(ts);
         Ok(())
     }
@@ -478,14 +485,21 @@ impl PartitionLog for MemoryLog {
 
     fn drop_before(&mut self, offset: u64) -> StorageResult<()> {
         while self.segments.len() > 1 && self.segments[0].base + self.segments[0].events.len() as u64 <= offset {
-            self.segments.pop_front();
+            if let Some(s) = self.segments.pop_front() {
+                self.bytes -= s.bytes;
+            }
         }
         // An emptied partition keeps its position in a fresh active segment.
         if self.segments.len() == 1 && self.next() <= offset && !self.segments[0].events.is_empty() {
             let next = self.next();
+            self.bytes -= self.segments[0].bytes;
             self.segments[0] = MemSegment { base: next, events: Vec::new(), bytes: 0, max_timestamp: 0 };
         }
         Ok(())
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn sync(&mut self) -> StorageResult<SyncJob> {
@@ -521,6 +535,9 @@ impl PartitionLog for SharedMemoryLog {
     }
     fn sync(&mut self) -> StorageResult<SyncJob> {
         Ok(no_sync())
+    }
+    fn memory_bytes(&self) -> u64 {
+        self.0.lock().memory_bytes()
     }
 }
 

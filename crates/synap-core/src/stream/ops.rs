@@ -504,6 +504,7 @@ impl StreamStore {
                         deleted.push(e.offset);
                     }
                 }
+                p.recharge();
                 let batch: Vec<_> = deleted
                     .iter()
                     .map(|&offset| Mutation::Stream { room: &key, op: StreamOp::Tombstone { partition: 0, offset } })
@@ -539,10 +540,10 @@ impl StreamStore {
                 let r = self.redis_room(&key)?.ok_or_else(requires_key)?;
                 let mut groups = r.groups.lock();
                 let g = groups.get_mut(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
-                if g.consumers.contains_key(&consumer[..]) {
+                let Some(rec) = new_consumer(g, &consumer, now, self.settings.max_consumers)? else {
                     return Ok(Reply::Int(0));
-                }
-                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::Consumer { consumer, seen_at: now }]));
+                };
+                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[rec]));
                 Ok(Reply::Int(1))
             }
             StreamCmd::XGroupDelConsumer { key, group, consumer } => {
@@ -686,7 +687,14 @@ impl StreamStore {
         if groups.contains_key(group) {
             return Err(CommandError::BusyGroup);
         }
+        if groups.len() >= self.settings.max_groups {
+            return Err(CommandError::Invalid(format!(
+                "the stream has {} consumer groups (stream.max_groups_per_stream)",
+                self.settings.max_groups
+            )));
+        }
         let mut g = Group::new(r.parts.len(), redeliver_ms);
+        g.attach(&self.used);
         for (i, p) in r.parts.iter().enumerate() {
             let (pos, last) = start_position(&mut p.lock(), start)?;
             g.pos[i] = pos;
@@ -730,7 +738,7 @@ impl StreamStore {
             if r.parts.len() == 1 { readgroup_no_group(&r.name, group) } else { no_group(&r.name, group) }
         })?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
+        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?.into_iter().collect();
         let mut out = Vec::new();
         let mut lost = 0;
         if g.redeliver_ms > 0 {
@@ -812,7 +820,7 @@ impl StreamStore {
         let mut groups = r.groups.lock();
         let g = groups.get_mut(group).ok_or_else(|| readgroup_no_group(&r.name, group))?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
+        let recs: Vec<Rec> = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?.into_iter().collect();
         let mine: Vec<_> =
             g.pending_of(consumer).filter(|(_, p)| p.id > after).take(count).map(|(k, p)| (k, p.id)).collect();
         let mut p = r.parts[0].lock();
@@ -849,7 +857,7 @@ impl StreamStore {
         r.check()?;
         let g = groups.get_mut(group).ok_or_else(|| pending_no_group(&r.name, group))?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now).into_iter().collect();
+        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?.into_iter().collect();
         let mut out = Vec::new();
         let mut seen_keys = std::collections::HashSet::new();
         for &(partition, offset) in keys {
@@ -1042,9 +1050,17 @@ impl StreamStore {
     }
 }
 
-/// The record that creates `consumer`, when the group does not know it yet.
-fn new_consumer(g: &Group, consumer: &Bytes, now: u64) -> Option<Rec> {
-    (!g.consumers.contains_key(consumer)).then(|| Rec::Consumer { consumer: consumer.clone(), seen_at: now })
+/// The record that creates `consumer`, when the group does not know it yet; refused past `max` consumers.
+fn new_consumer(g: &Group, consumer: &Bytes, now: u64, max: usize) -> Result<Option<Rec>> {
+    if g.consumers.contains_key(consumer) {
+        return Ok(None);
+    }
+    if g.consumers.len() >= max {
+        return Err(CommandError::Invalid(format!(
+            "the group has {max} consumers (stream.max_consumers_per_group); delete idle ones with XGROUP DELCONSUMER"
+        )));
+    }
+    Ok(Some(Rec::Consumer { consumer: consumer.clone(), seen_at: now }))
 }
 
 /// Records when a known consumer was last seen: in memory only (a statistic, like Redis's seen-time),

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -35,6 +35,10 @@ pub struct StreamSettings {
     pub auto_create: bool,
     /// Redelivery delay of pending events for groups created through Synap's API without one.
     pub group_redeliver_ms: u64,
+    /// Most consumer groups one stream has.
+    pub max_groups: usize,
+    /// Most consumers one group remembers (consumer names are whatever clients send).
+    pub max_consumers: usize,
 }
 
 impl Default for StreamSettings {
@@ -48,6 +52,8 @@ impl Default for StreamSettings {
             max_read: 10_000,
             auto_create: true,
             group_redeliver_ms: 30_000,
+            max_groups: 1000,
+            max_consumers: 10_000,
         }
     }
 }
@@ -72,6 +78,17 @@ pub(crate) struct Partition {
     cache_limit: usize,
     /// The first storage failure, reported to readers and writers.
     pub failed: Option<String>,
+    /// Bytes held in memory (tail cache, an in-memory log, tombstones), charged to `used`.
+    charged: usize,
+    used: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if let Some(used) = &self.used {
+            used.fetch_sub(self.charged, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Partition {
@@ -86,6 +103,8 @@ impl Partition {
             cache_bytes: 0,
             cache_limit,
             failed: None,
+            charged: 0,
+            used: None,
         };
         match p.log.last_id() {
             Ok(Some(id)) => p.last = id,
@@ -97,6 +116,25 @@ impl Partition {
 
     pub fn next(&self) -> u64 {
         self.log.next()
+    }
+
+    /// Starts charging this partition's memory to `used`.
+    fn attach(&mut self, used: &Arc<AtomicUsize>) {
+        self.used = Some(used.clone());
+        self.recharge();
+    }
+
+    /// Re-charges the partition for what it holds in memory.
+    pub fn recharge(&mut self) {
+        let bytes = self.cache_bytes + self.log.memory_bytes() as usize + self.tombstones.len() * 24;
+        if let Some(used) = &self.used {
+            if bytes >= self.charged {
+                used.fetch_add(bytes - self.charged, Ordering::Relaxed);
+            } else {
+                used.fetch_sub(self.charged - bytes, Ordering::Relaxed);
+            }
+        }
+        self.charged = bytes;
     }
 
     /// Live events (appended, retained, not deleted).
@@ -129,6 +167,7 @@ impl Partition {
                 self.cache_bytes -= b.len();
             }
         }
+        self.recharge();
     }
 
     /// Moves the start up (never down), dropping the segments and tombstones below it.
@@ -146,6 +185,7 @@ impl Partition {
         if let Err(e) = self.log.drop_before(start) {
             tracing::error!(error = %e, "dropping stream segments failed");
         }
+        self.recharge();
     }
 
     /// Reads up to `max` live events from `from` (raised to `start`). Returns the events and the offset
@@ -292,8 +332,12 @@ impl Rec {
 /// A consumer group. The pending entries are indexed three ways, kept in step by [`Group::apply`]: by
 /// event (the map), by id (commands that name events by id), by delivery time (redelivery of idle
 /// entries without a scan) and by consumer (a consumer's own entries without a scan).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Group {
+    /// Bytes charged for the pending entries and consumers, and the store-wide total it is part of (set
+    /// once the group is in a stream: [`Group::attach`]).
+    weight: usize,
+    used: Option<Arc<AtomicUsize>>,
     /// Redelivery of idle pending events on read (0: only by claim, as Redis).
     pub redeliver_ms: u64,
     /// Next offset to deliver, per partition.
@@ -314,7 +358,11 @@ pub(crate) struct Group {
 
 impl Group {
     pub fn new(partitions: usize, redeliver_ms: u64) -> Group {
-        Group { redeliver_ms, pos: vec![0; partitions], last: vec![StreamId::MIN; partitions], ..Default::default() }
+        let mut g = Group::default();
+        g.redeliver_ms = redeliver_ms;
+        g.pos = vec![0; partitions];
+        g.last = vec![StreamId::MIN; partitions];
+        g
     }
 
     /// `redeliver_ms lost count (pos last_ms last_seq)*`
@@ -347,8 +395,32 @@ impl Group {
         Some(g)
     }
 
+    /// Starts charging this group's memory to `used`.
+    pub fn attach(&mut self, used: &Arc<AtomicUsize>) {
+        used.fetch_add(self.weight, Ordering::Relaxed);
+        self.used = Some(used.clone());
+    }
+
+    /// Re-charges the group for its pending entries and consumers.
+    fn recharge(&mut self) {
+        let weight = self.pending.len() * PENDING_BYTES + self.consumers.len() * CONSUMER_BYTES;
+        if let Some(used) = &self.used {
+            if weight >= self.weight {
+                used.fetch_add(weight - self.weight, Ordering::Relaxed);
+            } else {
+                used.fetch_sub(self.weight - weight, Ordering::Relaxed);
+            }
+        }
+        self.weight = weight;
+    }
+
     /// The one applier of group changes (commands and replay).
     pub fn apply(&mut self, rec: &Rec) {
+        self.apply_one(rec);
+        self.recharge();
+    }
+
+    fn apply_one(&mut self, rec: &Rec) {
         match rec {
             Rec::Pos { partition, pos, last } => {
                 if let (Some(p), Some(l)) =
@@ -434,6 +506,18 @@ impl Group {
     }
 }
 
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(used) = &self.used {
+            used.fetch_sub(self.weight, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Bytes charged per pending entry (the entry and its three index entries) and per consumer.
+const PENDING_BYTES: usize = 160;
+const CONSUMER_BYTES: usize = 96;
+
 pub(crate) struct Room {
     pub name: Bytes,
     /// Tells this stream apart from earlier ones of the same name (its files are its own).
@@ -466,6 +550,8 @@ pub struct StreamCursor {
 }
 
 pub struct StreamStore {
+    /// Bytes the streams hold in memory: tail caches, in-memory logs, tombstones, pending entries.
+    pub(crate) used: Arc<AtomicUsize>,
     pub(crate) rooms: RwLock<BTreeMap<Bytes, Arc<Room>>>,
     pub(crate) storage: Arc<dyn StreamStorage>,
     pub(crate) log: Arc<LogSlot>,
@@ -483,6 +569,7 @@ impl StreamStore {
         log: Arc<LogSlot>,
     ) -> StreamStore {
         StreamStore {
+            used: Arc::new(AtomicUsize::new(0)),
             rooms: RwLock::new(BTreeMap::new()),
             storage,
             log,
@@ -494,6 +581,11 @@ impl StreamStore {
 
     pub(crate) fn get(&self, name: &[u8]) -> Option<Arc<Room>> {
         self.rooms.read().get(name).cloned()
+    }
+
+    /// Bytes the streams hold in memory.
+    pub fn used_memory(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Room>> {
@@ -566,6 +658,8 @@ impl StreamStore {
                         part
                     }
                 };
+                let mut part = part;
+                part.attach(&self.used);
                 Mutex::new(part)
             })
             .collect();
@@ -703,6 +797,7 @@ impl StreamStore {
                     let mut p = p.lock();
                     if offset >= p.start && offset < p.next() {
                         p.tombstones.insert(offset);
+                        p.recharge();
                     }
                 }
             }
@@ -724,7 +819,8 @@ impl StreamStore {
             }
             StreamOp::GroupCreate { group, config } => {
                 let n = room.parts.len();
-                let g = Group::decode_config(config, n).unwrap_or_else(|| Group::new(n, 0));
+                let mut g = Group::decode_config(config, n).unwrap_or_else(|| Group::new(n, 0));
+                g.attach(&self.used);
                 room.groups.lock().insert(Bytes::copy_from_slice(group), g);
             }
             StreamOp::GroupDestroy { group } => {

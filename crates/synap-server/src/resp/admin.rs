@@ -261,14 +261,17 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
     }
     if want("memory") {
         let (allocated, resident) = allocator_bytes();
+        let used = svc.engine.used_memory();
         let _ = write!(
             s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{used}\r\nused_memory_allocator:{allocated}\r\nused_memory_rss:{resident}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
-            human(kv.used_memory as u64),
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{used}\r\nused_memory_keys:{}\r\nused_memory_queues:{}\r\nused_memory_streams:{}\r\nused_memory_allocator:{allocated}\r\nused_memory_rss:{resident}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
+            human(used as u64),
+            kv.used_memory,
+            svc.engine.queues().used_memory(),
+            svc.engine.streams().used_memory(),
             human(resident),
             human(kv.max_memory as u64),
             kv.eviction.name(),
-            used = kv.used_memory,
             max = kv.max_memory,
         );
     }
