@@ -501,3 +501,39 @@ async fn transactions_are_all_or_nothing_after_kill_9() {
     assert!(a <= acked + 8, "{a} applied, {acked} acknowledged");
     server.kill9();
 }
+
+/// The report's reproduction: a collection re-created on an expired key, then `kill -9`. After the
+/// restart each key holds the new collection alone (before the fix it was empty: the new elements were
+/// replayed onto the old, expired value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_recreated_after_expiry_survives_kill_9() {
+    use redis::cmd;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &["--fsync", "always"]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = cmd("HSET").arg("h").arg("a").arg("1").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("RPUSH").arg("l").arg("old").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("SADD").arg("s").arg("old").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("ZADD").arg("z").arg(1).arg("old").query_async(&mut c).await.unwrap();
+    for k in ["h", "l", "s", "z"] {
+        let _: i64 = cmd("PEXPIRE").arg(k).arg(100).query_async(&mut c).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _: i64 = cmd("HSET").arg("h").arg("b").arg("2").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("RPUSH").arg("l").arg("new").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("SADD").arg("s").arg("new").query_async(&mut c).await.unwrap();
+    let _: i64 = cmd("ZADD").arg("z").arg(2).arg("new").query_async(&mut c).await.unwrap();
+    server.kill9();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let h: HashMap<String, String> = cmd("HGETALL").arg("h").query_async(&mut c).await.unwrap();
+    assert_eq!(h, HashMap::from([("b".to_string(), "2".to_string())]));
+    let l: Vec<String> = cmd("LRANGE").arg("l").arg(0).arg(-1).query_async(&mut c).await.unwrap();
+    assert_eq!(l, vec!["new"]);
+    let s: Vec<String> = cmd("SMEMBERS").arg("s").query_async(&mut c).await.unwrap();
+    assert_eq!(s, vec!["new"]);
+    let z: Vec<String> = cmd("ZRANGE").arg("z").arg(0).arg(-1).query_async(&mut c).await.unwrap();
+    assert_eq!(z, vec!["new"]);
+}
