@@ -789,7 +789,7 @@ async fn round(dir: &Path, fsync: &str, writers: &[Arc<Mutex<Writer>>], seed: u6
                 candidates = states.clone();
             }
             let results: Vec<Option<bool>> = candidates.iter().map(|s| matches_slot(s, &val, pttl, t0, t1)).collect();
-            if results.iter().any(|r| *r == Some(true)) {
+            if results.contains(&Some(true)) {
                 // Continue from what is there: the matching candidate, with the read-back value.
                 let found = candidates[results.iter().position(|r| *r == Some(true)).unwrap()].clone();
                 *slot = found.at(t0, t1).unwrap_or(found);
