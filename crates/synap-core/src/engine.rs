@@ -31,6 +31,11 @@ impl EngineCursor {
     pub fn with_chunk_bytes(chunk_bytes: usize) -> EngineCursor {
         EngineCursor { kv: SnapshotCursor::with_chunk_bytes(chunk_bytes), ..Default::default() }
     }
+
+    /// The walk of a snapshot that covers the log up to `lsn` (streams created after it are left out).
+    pub fn at_lsn(lsn: u64) -> EngineCursor {
+        EngineCursor { streams: StreamCursor::at_lsn(lsn), ..Default::default() }
+    }
 }
 
 /// Where a snapshot walk of the whole engine stands.
@@ -159,7 +164,11 @@ impl Engine {
         }
         let capture = self.log.capture();
         let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c)).collect();
-        ctx.lsn = ctx.lsn.max(capture.finish());
+        let lsn = capture.finish();
+        // Streams created or deleted inside learn the LSN that makes them durable (the gate is still held:
+        // no snapshot chunk sees them unsettled).
+        self.streams.settle(lsn);
+        ctx.lsn = ctx.lsn.max(lsn);
         Some(replies)
     }
 

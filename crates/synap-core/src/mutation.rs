@@ -303,6 +303,10 @@ const TAG_SET_RANGE: u8 = 37;
 /// so that no record exceeds it (the WAL rejects records above 2 GiB as corrupt).
 pub const MAX_BATCH_BYTES: usize = 1 << 30;
 
+/// The LSN a change gets while a transaction captures it, until the transaction's record is written
+/// (`Engine::exec_transaction` then settles it).
+pub const PENDING_LSN: u64 = u64::MAX;
+
 /// The largest value a key or queue message may hold (configured limits are capped here).
 pub const MAX_VALUE_BYTES: usize = 512 << 20;
 
@@ -378,6 +382,11 @@ impl LogSlot {
             size += n;
         }
         lsn.max(self.append(&batch[start..]))
+    }
+
+    /// Whether a transaction is collecting batches now (their LSN is known only when it ends).
+    pub fn is_capturing(&self) -> bool {
+        self.capturing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn check_writable(&self) -> Result<(), CommandError> {

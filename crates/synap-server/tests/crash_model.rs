@@ -779,28 +779,39 @@ async fn round(dir: &Path, fsync: &str, writers: &[Arc<Mutex<Writer>>], seed: u6
     for (wi, w) in writers.iter().enumerate() {
         let mut w = w.lock().clone_state();
         for (key, slot) in w.slots.iter_mut() {
-            let t0 = now_ms();
-            let (val, pttl) = read_slot(&mut c, key).await;
-            let t1 = now_ms();
             let mut candidates = vec![slot.clone()];
             if let Some((k, states)) = &w.in_flight
                 && k == key
             {
                 candidates = states.clone();
             }
-            let results: Vec<Option<bool>> = candidates.iter().map(|s| matches_slot(s, &val, pttl, t0, t1)).collect();
-            if results.contains(&Some(true)) {
-                // Continue from what is there: the matching candidate, with the read-back value.
-                let found = candidates[results.iter().position(|r| *r == Some(true)).unwrap()].clone();
-                *slot = found.at(t0, t1).unwrap_or(found);
-            } else if results.iter().all(|r| r.is_none()) {
-                // Every candidate was ambiguous (an expiry right now): take what is there.
-                *slot = Slot { val: val.clone(), expiry: if pttl > 0 { Expiry::Long } else { Expiry::None } };
-                if pttl > 0 && pttl < 1000 {
-                    let t = now_ms();
-                    slot.expiry = Expiry::Short { lo: t0 + pttl as u64 - 5, hi: t + pttl as u64 };
+            // A candidate whose expiry falls on the read is ambiguous: read again once it has passed.
+            let mut attempt = 0;
+            loop {
+                let t0 = now_ms();
+                let (val, pttl) = read_slot(&mut c, key).await;
+                let t1 = now_ms();
+                let results: Vec<Option<bool>> =
+                    candidates.iter().map(|s| matches_slot(s, &val, pttl, t0, t1)).collect();
+                if let Some(i) = results.iter().position(|r| *r == Some(true)) {
+                    // Continue from what is there.
+                    let found = candidates[i].clone();
+                    *slot = found.at(t0, t1).unwrap_or(found);
+                    break;
                 }
-            } else {
+                if results.contains(&None) && attempt < 5 {
+                    let until = candidates
+                        .iter()
+                        .filter_map(|s| match s.expiry {
+                            Expiry::Short { hi, .. } => Some(hi),
+                            _ => None,
+                        })
+                        .max()
+                        .unwrap_or(t1);
+                    tokio::time::sleep(Duration::from_millis(until.saturating_sub(now_ms()) + 20)).await;
+                    attempt += 1;
+                    continue;
+                }
                 panic!(
                     "{fsync} round {round} (seed {seed}), writer {wi}, key {key}: found {val:?} (pttl {pttl}), \
                      expected one of {candidates:?}"

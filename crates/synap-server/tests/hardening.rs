@@ -125,7 +125,7 @@ async fn http_sent_to_the_resp_port_closes_the_connection() {
 #[tokio::test]
 async fn slow_and_surplus_http_clients_are_cut() {
     let s = start_with(|c| {
-        c.http.header_timeout_secs = 1;
+        c.http.header_timeout_secs = 2;
         c.http.max_connections = 4;
     })
     .await;
@@ -134,7 +134,7 @@ async fn slow_and_surplus_http_clients_are_cut() {
     let started = Instant::now();
     let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
     let mut closed = false;
-    for i in 0..100 {
+    for i in 0..200 {
         if slow.write_all(&head[i % head.len()..i % head.len() + 1]).await.is_err() {
             closed = true;
             break;
@@ -146,19 +146,19 @@ async fn slow_and_surplus_http_clients_are_cut() {
         }
     }
     assert!(closed, "the slow client was cut");
-    assert!(started.elapsed() < Duration::from_secs(5), "within the header timeout: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(8), "within the header timeout: {:?}", started.elapsed());
     // Idle keep-alive connections are cut too, and free their place.
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(addr).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut surplus = TcpStream::connect(addr).await.unwrap();
     let (answer, closed) = read_until_closed(&mut surplus, Duration::from_secs(2)).await;
     assert!(closed && answer.starts_with(b"HTTP/1.1 503"), "{}", String::from_utf8_lossy(&answer));
     assert!(String::from_utf8_lossy(&answer).contains("TOO_MANY_CONNECTIONS"));
     for c in idle.iter_mut() {
-        let (_, closed) = read_until_closed(c, Duration::from_secs(3)).await;
+        let (_, closed) = read_until_closed(c, Duration::from_secs(6)).await;
         assert!(closed, "an idle connection is closed after the header timeout");
     }
     assert_eq!(s.get("/health").await.0, 200, "places are free again");
@@ -276,9 +276,16 @@ async fn multi_queues_and_watched_keys_are_bounded() {
     )
     .await
     .unwrap();
-    let (answer, _) = read_until_closed(&mut c, Duration::from_millis(500)).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answer.iter().filter(|&&b| b == b'\n').count() < 9 {
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
     let text = String::from_utf8_lossy(&answer);
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 9, "{text}");
     assert_eq!(lines[0], "+OK");
     assert!(lines[1].starts_with("-ERR too many watched keys"), "{text}");
     assert_eq!(&lines[2..7], ["+OK", "+OK", "+QUEUED", "+QUEUED", "+QUEUED"], "{text}");
@@ -320,5 +327,25 @@ async fn replies_past_the_output_limit_are_refused_before_they_are_built() {
     assert_eq!(n, 5000);
     let some: Vec<String> = redis::cmd("SRANDMEMBER").arg("big").arg(10).query_async(&mut c).await.unwrap();
     assert_eq!(some.len(), 10);
+    s.stop().await;
+}
+
+/// WebSocket sessions keep their connection's place under `http.max_connections` after the upgrade.
+#[tokio::test]
+async fn websocket_sessions_count_toward_the_connection_limit() {
+    let s = start_with(|c| c.http.max_connections = 2).await;
+    let addr = s.server.as_ref().unwrap().http_addr;
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/pubsub/ws?topics=a")).await.unwrap();
+        sessions.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut surplus = TcpStream::connect(addr).await.unwrap();
+    let (answer, closed) = read_until_closed(&mut surplus, Duration::from_secs(2)).await;
+    assert!(closed && answer.starts_with(b"HTTP/1.1 503"), "{}", String::from_utf8_lossy(&answer));
+    drop(sessions);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.get("/health").await.0, 200, "the places are free once the sessions close");
     s.stop().await;
 }

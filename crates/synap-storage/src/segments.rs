@@ -40,8 +40,9 @@ const MAX_RECORD: usize = 64 << 20;
 /// Appends are buffered up to this many bytes before they are written to the file.
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// The open segment files, at most `cap` of them; the least recently used is closed to make room.
-/// A file is closed once the cache and every reader have let go of it.
+/// The open segment files, at most `cap` of them; the least recently used is closed to make room (an
+/// O(log n) order, so a cache of many files costs no scan). A file is opened outside the cache's lock,
+/// and closed once the cache and every reader have let go of it.
 pub struct FileCache {
     cap: usize,
     inner: Mutex<CacheInner>,
@@ -50,7 +51,42 @@ pub struct FileCache {
 #[derive(Default)]
 struct CacheInner {
     files: HashMap<PathBuf, (Arc<File>, u64)>,
+    /// Last use -> path, oldest first.
+    order: std::collections::BTreeMap<u64, PathBuf>,
     tick: u64,
+}
+
+impl CacheInner {
+    fn touch(&mut self, path: &Path) -> Option<Arc<File>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (f, t) = self.files.get_mut(path)?;
+        self.order.remove(t);
+        *t = tick;
+        let f = f.clone();
+        self.order.insert(tick, path.to_path_buf());
+        Some(f)
+    }
+
+    fn insert(&mut self, cap: usize, path: &Path, f: Arc<File>) -> Arc<File> {
+        if let Some(existing) = self.touch(path) {
+            return existing; // opened by someone else meanwhile
+        }
+        while self.files.len() >= cap {
+            let Some((_, oldest)) = self.order.pop_first() else { break };
+            self.files.remove(&oldest);
+        }
+        self.tick += 1;
+        self.files.insert(path.to_path_buf(), (f.clone(), self.tick));
+        self.order.insert(self.tick, path.to_path_buf());
+        f
+    }
+
+    fn remove(&mut self, path: &Path) {
+        if let Some((_, t)) = self.files.remove(path) {
+            self.order.remove(&t);
+        }
+    }
 }
 
 impl FileCache {
@@ -60,44 +96,33 @@ impl FileCache {
 
     /// The open file at `path` (read and write), opening it on a miss.
     fn get(&self, path: &Path) -> std::io::Result<Arc<File>> {
-        let mut c = self.inner.lock();
-        c.tick += 1;
-        let tick = c.tick;
-        if let Some((f, t)) = c.files.get_mut(path) {
-            *t = tick;
-            return Ok(f.clone());
+        if let Some(f) = self.inner.lock().touch(path) {
+            return Ok(f);
         }
         let f = Arc::new(OpenOptions::new().read(true).write(true).open(path)?);
-        self.insert(&mut c, path, f.clone(), tick);
-        Ok(f)
+        Ok(self.inner.lock().insert(self.cap, path, f))
     }
 
     /// Creates (or truncates) the file at `path` and keeps it open.
     fn create(&self, path: &Path) -> std::io::Result<Arc<File>> {
         let f = Arc::new(OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?);
-        let mut c = self.inner.lock();
-        c.tick += 1;
-        let tick = c.tick;
-        self.insert(&mut c, path, f.clone(), tick);
-        Ok(f)
-    }
-
-    fn insert(&self, c: &mut CacheInner, path: &Path, f: Arc<File>, tick: u64) {
-        while c.files.len() >= self.cap {
-            let Some(oldest) = c.files.iter().min_by_key(|(_, (_, t))| *t).map(|(p, _)| p.clone()) else { break };
-            c.files.remove(&oldest);
-        }
-        c.files.insert(path.to_path_buf(), (f, tick));
+        let mut inner = self.inner.lock();
+        inner.remove(path);
+        Ok(inner.insert(self.cap, path, f))
     }
 
     /// Closes the file at `path` (it is being removed).
     fn forget(&self, path: &Path) {
-        self.inner.lock().files.remove(path);
+        self.inner.lock().remove(path);
     }
 
     /// Closes every file under `dir`.
     fn forget_under(&self, dir: &Path) {
-        self.inner.lock().files.retain(|p, _| !p.starts_with(dir));
+        let mut inner = self.inner.lock();
+        let gone: Vec<PathBuf> = inner.files.keys().filter(|p| p.starts_with(dir)).cloned().collect();
+        for p in gone {
+            inner.remove(&p);
+        }
     }
 
     /// Files open now.
@@ -172,6 +197,14 @@ impl StreamStorage for FileStreamStorage {
         }
         self.removals.lock().push((lsn, dir));
         Ok(())
+    }
+
+    fn settle(&self, lsn: u64) {
+        for (l, _) in self.removals.lock().iter_mut() {
+            if *l == synap_core::mutation::PENDING_LSN {
+                *l = lsn;
+            }
+        }
     }
 
     fn purge(&self, durable_lsn: u64) -> StorageResult<usize> {

@@ -63,7 +63,7 @@ pub fn write_snapshot(
     header.extend_from_slice(&engine.now_ms().to_le_bytes());
     let mut out = header;
     let mut entries = 0u64;
-    let mut cursor = EngineCursor::default();
+    let mut cursor = EngineCursor::at_lsn(lsn);
     let mut chunk = Vec::with_capacity(64 * 1024);
     loop {
         chunk.clear();

@@ -107,11 +107,32 @@ pub(crate) type FieldValue<'a> = (&'a [u8], &'a [u8]);
 
 /// One page of a positional scan (HSCAN, SSCAN, ZSCAN over the general encodings): from `cursor` (0: the
 /// start; otherwise the positions below the cursor not visited yet), walking `count` positions
-/// downwards. Returns the next cursor (0: done) and the positions to report.
-fn scan_positions(len: usize, cursor: u64, count: usize) -> (u64, std::ops::Range<usize>) {
+/// downwards, and stopping early once the page holds `max_bytes` (as `size` counts them). Returns the
+/// next cursor (0: done) and the page.
+fn scan_positions<T>(
+    len: usize,
+    cursor: u64,
+    count: usize,
+    max_bytes: usize,
+    item: impl Fn(usize) -> Option<T>,
+    size: impl Fn(&T) -> usize,
+) -> (u64, Vec<T>) {
     let top = if cursor == 0 { len } else { (cursor as usize).min(len) };
     let bottom = top.saturating_sub(count.max(1));
-    (if bottom == 0 { 0 } else { bottom as u64 }, bottom..top)
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    let mut pos = top;
+    while pos > bottom {
+        pos -= 1;
+        if let Some(t) = item(pos) {
+            bytes += size(&t);
+            page.push(t);
+        }
+        if max_bytes > 0 && bytes >= max_bytes {
+            break;
+        }
+    }
+    (pos as u64, page)
 }
 
 fn field_of(blob: &[u8]) -> &[u8] {
@@ -168,13 +189,17 @@ impl HashV {
 
     /// One HSCAN page: the compact encoding answers whole (as Redis does for its listpacks); the general one
     /// a page of positions (see [`scan_positions`]).
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<FieldValue<'_>>) {
+    pub fn scan(&self, cursor: u64, count: usize, max_bytes: usize) -> (u64, Vec<FieldValue<'_>>) {
         match self {
             HashV::Small(_) => (0, self.pairs()),
-            HashV::Big { items, .. } => {
-                let (next, range) = scan_positions(items.len(), cursor, count);
-                (next, items[range].iter().rev().map(|e| (field_of(e), value_of(e))).collect())
-            }
+            HashV::Big { items, .. } => scan_positions(
+                items.len(),
+                cursor,
+                count,
+                max_bytes,
+                |i| Some((field_of(&items[i]), value_of(&items[i]))),
+                |(f, v)| f.len() + v.len() + 32,
+            ),
         }
     }
 
@@ -310,12 +335,11 @@ impl SetV {
     }
 
     /// One SSCAN page (see [`HashV::scan`]).
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<&[u8]>) {
+    pub fn scan(&self, cursor: u64, count: usize, max_bytes: usize) -> (u64, Vec<&[u8]>) {
         match self {
             SetV::Small(_) => (0, self.members()),
             SetV::Big { items, .. } => {
-                let (next, range) = scan_positions(items.len(), cursor, count);
-                (next, items[range].iter().rev().map(|m| &m[..]).collect())
+                scan_positions(items.len(), cursor, count, max_bytes, |i| Some(&items[i][..]), |m| m.len() + 16)
             }
         }
     }
@@ -763,10 +787,16 @@ impl ZBig {
 
     /// One ZSCAN page over the arena's slots: a member keeps its slot while it stays, so a scan never
     /// skips one (see [`scan_positions`]).
-    fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(f64, &[u8])>) {
-        let (next, range) = scan_positions(self.nodes.len(), cursor, count);
-        let page = self.nodes[range].iter().rev().filter(|n| n.size > 0).map(|n| (n.score, &n.member[..])).collect();
-        (next, page)
+    fn scan(&self, cursor: u64, count: usize, max_bytes: usize) -> (u64, Vec<(f64, &[u8])>) {
+        let nodes = &self.nodes;
+        scan_positions(
+            nodes.len(),
+            cursor,
+            count,
+            max_bytes,
+            |i| (nodes[i].size > 0).then(|| (nodes[i].score, &nodes[i].member[..])),
+            |(_, m)| m.len() + 40,
+        )
     }
 
     /// Number of elements ordered before `key` (or before-or-equal when `inclusive`).
@@ -859,10 +889,10 @@ pub(crate) enum ZSetV {
 
 impl ZSetV {
     /// One ZSCAN page (see [`HashV::scan`]).
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(f64, &[u8])>) {
+    pub fn scan(&self, cursor: u64, count: usize, max_bytes: usize) -> (u64, Vec<(f64, &[u8])>) {
         match self {
             ZSetV::Small(b) => (0, Self::small_items(b)),
-            ZSetV::Big(z) => z.scan(cursor, count),
+            ZSetV::Big(z) => z.scan(cursor, count, max_bytes),
         }
     }
 

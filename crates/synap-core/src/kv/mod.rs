@@ -672,8 +672,10 @@ impl Keyspace {
                             batch.push(Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at });
                         }
                         Some(c) if c.mem() > cursor.chunk_bytes => {
-                            // Too large for one record: its elements follow in chunks of their own.
+                            // Too large for one record: its elements follow in chunks of their own, and
+                            // this call stops here, so one call encodes at most one such collection.
                             cursor.queued.extend(collection_batches(e.key(), c, e.expire_at, cursor.chunk_bytes));
+                            break;
                         }
                         Some(c) => {
                             // Placeholder now, the collection's encoding after the loop (it must outlive `batch`).

@@ -590,7 +590,8 @@ impl Keyspace {
             }),
             HScan => self.one(&key, Kind::Hash, now, lsn, |c| {
                 let o = ScanOpts::parse(&args[1..])?;
-                let (next, page) = hash_of(c).map(|h| h.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
+                let (next, page) =
+                    hash_of(c).map(|h| h.scan(o.cursor, o.count, self.config.max_reply_bytes)).unwrap_or((0, vec![]));
                 let out = page
                     .into_iter()
                     .filter(|(f, _)| o.matches(f))
@@ -857,7 +858,8 @@ impl Keyspace {
             }
             SScan => self.one(&key, Kind::Set, now, lsn, |c| {
                 let o = ScanOpts::parse(&args[1..])?;
-                let (next, page) = set_of(c).map(|s| s.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
+                let (next, page) =
+                    set_of(c).map(|s| s.scan(o.cursor, o.count, self.config.max_reply_bytes)).unwrap_or((0, vec![]));
                 Ok((scan_reply(next, page.into_iter().filter(|m| o.matches(m)).map(bulk).collect()), vec![]))
             }),
             ZAdd | ZIncrBy => self.zadd(cmd, args, lsn, now),
@@ -977,7 +979,8 @@ impl Keyspace {
             ZUnionStore | ZInterStore => self.zstore(cmd, args, lsn, now),
             ZScan => self.one(&key, Kind::ZSet, now, lsn, |c| {
                 let o = ScanOpts::parse(&args[1..])?;
-                let (next, page) = zset_of(c).map(|z| z.scan(o.cursor, o.count)).unwrap_or((0, vec![]));
+                let (next, page) =
+                    zset_of(c).map(|z| z.scan(o.cursor, o.count, self.config.max_reply_bytes)).unwrap_or((0, vec![]));
                 let out = page
                     .into_iter()
                     .filter(|(_, m)| o.matches(m))

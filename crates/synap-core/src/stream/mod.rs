@@ -329,6 +329,8 @@ pub trait StreamStorage: Send + Sync {
     /// Removes every partition of the instance once the log record of its deletion, `lsn`, is durable
     /// (see [`StreamStorage::purge`]); `lsn` 0 removes them now (the record is durable, or there is none).
     fn remove(&self, room: &[u8], instance: u64, lsn: u64) -> StorageResult<()>;
+    /// Gives removals queued with `PENDING_LSN` (inside a transaction) the transaction's LSN.
+    fn settle(&self, _lsn: u64) {}
     /// Carries out the removals whose record is durable (LSN at most `durable_lsn`); returns how many.
     fn purge(&self, _durable_lsn: u64) -> StorageResult<usize> {
         Ok(0)

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use super::{Event, PartitionLog, RoomConfig, StreamId, StreamStorage, event_header};
 use crate::clock::Clock;
 use crate::error::{CommandError, Result};
-use crate::mutation::{LogSlot, Mutation, StreamOp, encode_one};
+use crate::mutation::{LogSlot, Mutation, PENDING_LSN, StreamOp, encode_one};
 
 /// Store-wide stream settings.
 #[derive(Debug, Clone)]
@@ -530,6 +530,11 @@ pub(crate) struct Room {
     pub deleted: AtomicBool,
     pub published: AtomicU64,
     pub created_at: u64,
+    /// LSN of the record that created this stream (0: created by replay, older than any snapshot to
+    /// come; `PENDING_LSN` inside a transaction until it is logged). A snapshot leaves out streams
+    /// created after its LSN: their whole history is in the log it keeps, and a stream of the same name
+    /// deleted meanwhile must not have its records replayed onto the new one.
+    pub created_lsn: AtomicU64,
 }
 
 impl Room {
@@ -542,16 +547,33 @@ impl Room {
 }
 
 /// Where a snapshot walk of the streams stands.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StreamCursor {
     names: Option<Vec<Bytes>>,
     next_room: usize,
     queued: VecDeque<Vec<u8>>,
+    /// The snapshot's LSN: streams created after it are left to the log.
+    lsn: u64,
+}
+
+impl Default for StreamCursor {
+    fn default() -> Self {
+        StreamCursor::at_lsn(u64::MAX - 1)
+    }
+}
+
+impl StreamCursor {
+    /// A walk for a snapshot at `lsn`.
+    pub fn at_lsn(lsn: u64) -> StreamCursor {
+        StreamCursor { names: None, next_room: 0, queued: VecDeque::new(), lsn }
+    }
 }
 
 pub struct StreamStore {
     /// Bytes the streams hold in memory: tail caches, in-memory logs, tombstones, pending entries.
     pub(crate) used: Arc<AtomicUsize>,
+    /// Replay met a stream record it could not read.
+    replay_errors: AtomicBool,
     pub(crate) rooms: RwLock<BTreeMap<Bytes, Arc<Room>>>,
     pub(crate) storage: Arc<dyn StreamStorage>,
     pub(crate) log: Arc<LogSlot>,
@@ -570,6 +592,7 @@ impl StreamStore {
     ) -> StreamStore {
         StreamStore {
             used: Arc::new(AtomicUsize::new(0)),
+            replay_errors: AtomicBool::new(false),
             rooms: RwLock::new(BTreeMap::new()),
             storage,
             log,
@@ -674,6 +697,7 @@ impl StreamStore {
             deleted: AtomicBool::new(false),
             published: AtomicU64::new(0),
             created_at: self.clock.now_ms(),
+            created_lsn: AtomicU64::new(0),
         });
         let mut map = self.rooms.write();
         if let Some(r) = map.get(name) {
@@ -688,8 +712,9 @@ impl StreamStore {
         map.insert(room.name.clone(), room.clone());
         if let Some(lsn) = lsn {
             let config = config.encode_with_instance(instance);
-            *lsn = (*lsn)
-                .max(self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]));
+            let l = self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]);
+            room.created_lsn.store(if self.log.is_capturing() { PENDING_LSN } else { l }, Ordering::Release);
+            *lsn = (*lsn).max(l);
         }
         drop(map);
         self.created.notify_waiters();
@@ -707,11 +732,21 @@ impl StreamStore {
         let lsn = if log { self.log.append(&[Mutation::Stream { room: name, op }]) } else { 0 };
         drop(parts);
         drop(groups);
-        if let Err(e) = self.storage.remove(name, room.instance, lsn) {
+        // Inside a transaction the deletion's LSN comes when the transaction is logged: the files wait.
+        let durable_at = if log && self.log.is_capturing() { PENDING_LSN } else { lsn };
+        if let Err(e) = self.storage.remove(name, room.instance, durable_at) {
             tracing::error!(error = %e, "removing stream files failed");
         }
         room.notify.notify_waiters();
         Some(lsn)
+    }
+
+    /// A transaction was logged at `lsn`: streams it created and deleted get that LSN.
+    pub(crate) fn settle(&self, lsn: u64) {
+        for room in self.all() {
+            let _ = room.created_lsn.compare_exchange(PENDING_LSN, lsn, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        self.storage.settle(lsn);
     }
 
     /// Removes the files of deleted streams whose deletion is durable up to `durable_lsn` (the server
@@ -723,8 +758,13 @@ impl StreamStore {
         })
     }
 
-    /// After recovery: removes stored stream instances the recovered state does not hold.
+    /// After recovery: removes stored stream instances the recovered state does not hold (not after a
+    /// replay that skipped records it could not read: their streams' files are kept for inspection).
     pub fn retain_files(&self) -> usize {
+        if self.replay_errors.load(Ordering::Acquire) {
+            tracing::warn!("stream records were skipped during recovery; leftover stream files are kept");
+            return 0;
+        }
         let live: Vec<(Bytes, u64)> = self.all().iter().map(|r| (r.name.clone(), r.instance)).collect();
         self.storage.retain(&live).unwrap_or_else(|e| {
             tracing::error!(error = %e, "removing leftover stream files failed");
@@ -736,7 +776,12 @@ impl StreamStore {
     pub fn apply(&self, m: &Mutation<'_>) {
         let Mutation::Stream { room: name, op } = m else { return };
         if let StreamOp::Create { config } = op {
-            let (config, instance) = RoomConfig::decode_with_instance(config).unwrap_or((self.settings.defaults, 0));
+            let Some((config, instance)) = RoomConfig::decode_with_instance(config) else {
+                // Guessing the instance would let `retain_files` remove the real one's files.
+                tracing::error!(room = %String::from_utf8_lossy(name), "undecodable stream Create record skipped");
+                self.replay_errors.store(true, Ordering::Release);
+                return;
+            };
             let (room, created) = self.create_in_memory(name, config, Some(instance), None);
             if !created {
                 let mut c = room.config.lock();
@@ -843,7 +888,9 @@ impl StreamStore {
         while cursor.queued.is_empty() {
             let name = names.get(cursor.next_room)?.clone();
             cursor.next_room += 1;
-            if let Some(room) = self.get(&name) {
+            if let Some(room) = self.get(&name)
+                && room.created_lsn.load(Ordering::Acquire) <= cursor.lsn
+            {
                 Self::room_records(&room, &mut cursor.queued);
             }
         }

@@ -160,6 +160,7 @@ pub async fn sse(State(svc): State<AppState>, Query(query): Query<HashMap<String
 pub async fn ws(
     State(svc): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
+    permit: Option<axum::Extension<super::serve::ConnPermit>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let list = match topics(&svc, &query) {
@@ -167,7 +168,10 @@ pub async fn ws(
         Err(e) => return e.into_response(),
     };
     let max = svc.config.http.max_body_bytes.0 as usize;
-    upgrade.max_message_size(max).on_upgrade(move |socket| ws_session(svc, socket, list))
+    upgrade.max_message_size(max).on_upgrade(move |socket| async move {
+        let _place = permit; // held for the session's life (http.max_connections)
+        ws_session(svc, socket, list).await
+    })
 }
 
 async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>) {

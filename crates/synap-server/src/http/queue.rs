@@ -41,12 +41,14 @@ fn route(method: &Method, segs: &[Bytes]) -> Option<(&'static str, Vec<(&'static
     })
 }
 
+#[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn rest(
     State(svc): State<AppState>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    permit: Option<axum::Extension<super::serve::ConnPermit>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -57,7 +59,7 @@ pub async fn rest(
             return ApiError::bad_request("invalid percent-encoding in path").into_response();
         };
         return match upgrade {
-            Ok(u) => ws(svc, queue, consumer, query, u),
+            Ok(u) => ws(svc, queue, consumer, query, u, permit),
             Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
         };
     }
@@ -106,13 +108,17 @@ fn ws(
     consumer: Bytes,
     query: HashMap<String, String>,
     upgrade: WebSocketUpgrade,
+    permit: Option<axum::Extension<super::serve::ConnPermit>>,
 ) -> Response {
     let prefetch: usize = query.get("prefetch").and_then(|p| p.parse().ok()).unwrap_or(10).clamp(1, 10_000);
     if svc.engine.queues().waiter(&queue).is_none() {
         return ApiError::not_found(format!("queue '{}' not found", String::from_utf8_lossy(&queue))).into_response();
     }
     let max_frame = svc.config.http.max_body_bytes.0 as usize;
-    upgrade.max_message_size(max_frame).on_upgrade(move |socket| push_consumer(svc, socket, queue, consumer, prefetch))
+    upgrade.max_message_size(max_frame).on_upgrade(move |socket| async move {
+        let _place = permit; // the connection's place under http.max_connections, for the session's life
+        push_consumer(svc, socket, queue, consumer, prefetch).await
+    })
 }
 
 async fn push_consumer(svc: AppState, mut socket: WebSocket, queue: Bytes, consumer: Bytes, prefetch: usize) {

@@ -1,8 +1,8 @@
 //! Serving HTTP/1.1 connections with limits: at most `http.max_connections` at once (more are answered
 //! 503 and closed), a request head must arrive within `http.header_timeout_secs` of the connection
 //! opening or of the previous response (slowloris, idle keep-alive connections), and a body may not pause
-//! longer than `http.body_timeout_secs` between reads. WebSocket upgrades keep their permit until they
-//! close.
+//! longer than `http.body_timeout_secs` between reads. A WebSocket session keeps its connection's place
+//! until it closes ([`ConnPermit`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,11 +11,15 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, warn};
+
+/// A connection's place under `http.max_connections`, in every request's extensions: hyper lets go of a
+/// connection once it is upgraded, so a WebSocket session holds a clone to keep the place taken.
+#[derive(Clone)]
+pub struct ConnPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 /// Counters for INFO and metrics.
 #[derive(Debug, Default)]
@@ -64,7 +68,13 @@ pub async fn serve(
             tokio::spawn(refuse(socket));
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        let permit = ConnPermit(Arc::new(permit));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(permit.clone());
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await }
+        });
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let mut builder = http1::Builder::new();
@@ -82,7 +92,6 @@ pub async fn serve(
                     let _ = conn.await;
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);

@@ -61,6 +61,7 @@ pub async fn rest(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    permit: Option<axum::Extension<super::serve::ConnPermit>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -77,7 +78,10 @@ pub async fn rest(
             return sse(svc, room, start);
         }
         return match upgrade {
-            Ok(u) => u.on_upgrade(move |socket| ws_session(svc, socket, room, start)),
+            Ok(u) => u.on_upgrade(move |socket| async move {
+                let _place = permit; // held for the session's life (http.max_connections)
+                ws_session(svc, socket, room, start).await
+            }),
             Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
         };
     }

@@ -47,6 +47,16 @@ pub(super) struct Conn {
     /// Set when a WATCHed key changes.
     pub watch_flag: Arc<AtomicBool>,
     pub watched: std::collections::HashSet<Bytes>,
+    /// Bytes the client's watched keys and subscription names hold; with `multi_bytes` they count toward
+    /// `resp.max_pending_bytes`, as the query buffer does.
+    pub held_bytes: usize,
+}
+
+impl Conn {
+    /// Everything the client holds in the server besides its query buffer.
+    fn held(&self) -> usize {
+        self.multi_bytes + self.held_bytes
+    }
 }
 
 /// A command queued inside MULTI.
@@ -138,6 +148,7 @@ pub(super) async fn run(
         multi_failed: false,
         watch_flag: Arc::new(AtomicBool::new(false)),
         watched: std::collections::HashSet::new(),
+        held_bytes: 0,
     };
     let mut parser = Parser::new(synap_resp::Limits {
         max_args: cfg.max_args,
@@ -242,7 +253,7 @@ pub(super) async fn run(
                         _ = stop.changed() => break 'conn,
                         r = socket.read_buf(&mut buf) => match r {
                             Ok(0) | Err(_) => break 'conn,
-                            Ok(_) if buf.len() + parser.held_bytes() + conn.multi_bytes > max_pending => break 'conn,
+                            Ok(_) if buf.len() + parser.held_bytes() + conn.held() > max_pending => break 'conn,
                             Ok(_) => {}
                         },
                         _ = async {
@@ -280,7 +291,7 @@ pub(super) async fn run(
                 break;
             }
         }
-        if buf.len() + parser.held_bytes() + conn.multi_bytes > max_pending {
+        if buf.len() + parser.held_bytes() + conn.held() > max_pending {
             debug!(client = id, bytes = buf.len(), "query buffer limit exceeded; closing");
             let mut msg = Vec::new();
             error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
@@ -384,6 +395,9 @@ impl Drop for Conn {
 impl Conn {
     fn unwatch_all(&mut self) {
         let reg = self.shared.service.engine.kv().watches();
+        for k in &self.watched {
+            self.held_bytes = self.held_bytes.saturating_sub(k.len() + 32);
+        }
         reg.unwatch_many(&self.watch_flag, self.watched.drain());
         self.watch_flag.store(false, Ordering::Release);
     }
@@ -566,6 +580,7 @@ impl Conn {
                     return None;
                 }
                 shared.service.engine.kv().watches().watch_many(&self.watch_flag, &new);
+                self.held_bytes += new.iter().map(|k| k.len() + 32).sum::<usize>();
                 self.watched.extend(new);
                 out.extend_from_slice(b"+OK\r\n");
             }
@@ -592,6 +607,12 @@ impl Conn {
                 if let Some(sink) = self.sub.take() {
                     shared.service.engine.pubsub().unregister(sink.id);
                 }
+                // As Redis's RESET: out of MULTI, nothing watched, nothing subscribed.
+                self.multi = None;
+                self.multi_bytes = 0;
+                self.multi_failed = false;
+                self.unwatch_all();
+                self.held_bytes = 0;
                 self.sub_count = 0;
                 self.proto = Protocol::Resp2;
                 self.entry.resp.store(2, Ordering::Relaxed);
@@ -639,8 +660,15 @@ impl Conn {
                 );
                 return;
             }
+            let before = self.sub_count;
             self.sub_count =
                 if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
+            // Names held by the router count toward the client's pending bytes.
+            if self.sub_count > before {
+                self.held_bytes += name.len() + 64;
+            } else if self.sub_count < before {
+                self.held_bytes = self.held_bytes.saturating_sub(name.len() + 64);
+            }
             push_confirmation(out, self.proto, word, Some(&name), self.sub_count);
         }
     }
