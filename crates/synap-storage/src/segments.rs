@@ -419,11 +419,11 @@ impl FileLog {
         for (i, &base) in bases.iter().enumerate() {
             let (path, idx_path) = seg_paths(&dir, base);
             let len = fs::metadata(&path).map_err(|e| io_err("stat", &path, e))?.len();
-            let mut index = match fs::read(&idx_path) {
+            let index = match fs::read(&idx_path) {
                 Ok(b) => decode_index(&b[..b.len() - b.len() % INDEX_ENTRY], base),
                 Err(_) => Vec::new(),
             };
-            index.retain(|e| e.pos < len && e.offset >= base);
+            let index = log.usable_index(&path, index, base, len)?;
             let sealed = i + 1 < bases.len();
             let mut seg = Segment { base, end: base, bytes: len, max_ts: 0, index, path, idx_path };
             if sealed && !seg.index.is_empty() {
@@ -442,6 +442,40 @@ impl FileLog {
         }
         log.last_indexed = log.segments.last().and_then(|s| s.index.last()).map(|e| e.pos);
         Ok(log)
+    }
+
+    /// The part of an index file that can be trusted: entries that start at the segment's first record
+    /// and grow in offset and position, up to the last one that points at a record with its offset (an
+    /// index damaged or written ahead of its data must not place reads or the segment's end).
+    fn usable_index(&self, path: &Path, index: Vec<IndexEntry>, base: u64, len: u64) -> StorageResult<Vec<IndexEntry>> {
+        let mut clean: Vec<IndexEntry> = Vec::with_capacity(index.len());
+        for e in index {
+            let ok = match clean.last() {
+                None => e.offset == base && e.pos == 0,
+                Some(prev) => e.offset > prev.offset && e.pos > prev.pos,
+            };
+            if !ok || e.pos >= len {
+                break;
+            }
+            clean.push(e);
+        }
+        if clean.is_empty() {
+            return Ok(clean);
+        }
+        let file = self.file(path)?;
+        while let Some(last) = clean.last() {
+            let mut found = None;
+            scan(&file, last.pos, len, 4096, |offset, _, _| {
+                found = Some(offset);
+                false
+            })
+            .map_err(|e| io_err("read", path, e))?;
+            if found == Some(last.offset) {
+                break;
+            }
+            clean.pop();
+        }
+        Ok(clean)
     }
 
     fn file(&self, path: &Path) -> StorageResult<Arc<File>> {
@@ -851,6 +885,40 @@ mod tests {
         let mut out = Vec::new();
         let err = log.read(0, usize::MAX, usize::MAX, &mut out).unwrap_err();
         assert!(err.contains("unreadable"), "{err}");
+    }
+
+    /// A damaged index (entries pointing at the wrong place, or at offsets the data does not hold) does not
+    /// place the segment's end or reads: it is trusted only up to the last entry that points at its record.
+    #[test]
+    fn a_damaged_index_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let mut log = FileLog::open(path.clone(), 1 << 20, cache()).unwrap();
+        for i in 0..200 {
+            log.append(i, &body(i, 100)).unwrap();
+        }
+        log.sync().unwrap()().unwrap();
+        drop(log);
+        let idx = path.join(format!("{:020}.idx", 0));
+        let mut data = fs::read(&idx).unwrap();
+        assert!(data.len() >= 3 * INDEX_ENTRY);
+        // The last entry claims a far offset; one before it a wrong position.
+        let last = data.len() - INDEX_ENTRY;
+        data[last..last + 4].copy_from_slice(&5000u32.to_le_bytes());
+        let prev = last - INDEX_ENTRY;
+        data[prev + 4..prev + 8].copy_from_slice(&7u32.to_le_bytes());
+        fs::write(&idx, &data).unwrap();
+        let mut log = FileLog::open(path.clone(), 1 << 20, cache()).unwrap();
+        assert_eq!((log.start(), log.next()), (0, 200));
+        log.append(200, &body(200, 10)).unwrap();
+        let mut out = Vec::new();
+        log.read(195, 10, usize::MAX, &mut out).unwrap();
+        assert_eq!(out.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![195, 196, 197, 198, 199, 200]);
+        // Garbage for an index: the segment is scanned from its start.
+        drop(log);
+        fs::write(&idx, vec![0xab; 5 * INDEX_ENTRY]).unwrap();
+        let log = FileLog::open(path, 1 << 20, cache()).unwrap();
+        assert_eq!(log.next(), 201);
     }
 
     /// However many partitions and segments, no more files are open than the cache allows, and every
