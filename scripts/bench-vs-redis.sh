@@ -5,6 +5,7 @@
 #   scripts/bench-vs-redis.sh                 # full matrix (memory only, then periodic fsync vs appendfsync everysec)
 #   REQUESTS=50000 TESTS=set,get scripts/bench-vs-redis.sh
 #   TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600 scripts/bench-vs-redis.sh
+#   SYNAP_BIN=/path/to/older/synap-server scripts/bench-vs-redis.sh
 #
 # Needs redis-server and redis-benchmark (Debian: redis-server, redis-tools) and a release build of
 # synap-server (built here if missing).
@@ -21,8 +22,8 @@ ROUNDS=${ROUNDS:-1}
 for tool in redis-server redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
-cargo build --release -q -p synap-server
-SYNAP=target/release/synap-server
+# SYNAP_BIN: another synap-server binary (for example an earlier build, to compare before and after).
+if [ -n "${SYNAP_BIN:-}" ]; then SYNAP=$SYNAP_BIN; else cargo build --release -q -p synap-server; SYNAP=target/release/synap-server; fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 work=$(mktemp -d)

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use divan::Bencher;
+use synap_core::command::KvCmd;
 use synap_core::{Command, Engine, EngineConfig, ExecCtx, SetArgs};
 
 const KEYS: usize = 1_000_000;
@@ -22,7 +23,7 @@ fn engine() -> &'static Arc<Engine> {
         let value = Bytes::from(vec![b'v'; 100]);
         let mut ctx = ExecCtx::default();
         for i in 0..KEYS {
-            engine.execute(&mut ctx, Command::Set(SetArgs::new(key(i), value.clone()))).unwrap();
+            engine.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new(key(i), value.clone())))).unwrap();
         }
         engine
     })
@@ -42,7 +43,7 @@ fn get_hit(b: Bencher) {
     })
     .bench_local_values(|k| {
         let mut ctx = ExecCtx::default();
-        engine.execute(&mut ctx, Command::Get { key: k }).unwrap()
+        engine.execute(&mut ctx, Command::Kv(KvCmd::Get { key: k })).unwrap()
     });
 }
 
@@ -50,7 +51,7 @@ fn get_hit(b: Bencher) {
 fn get_miss(b: Bencher) {
     let engine = engine();
     b.with_inputs(|| Bytes::from_static(b"missing:key:000000"))
-        .bench_local_values(|k| engine.execute(&mut ExecCtx::default(), Command::Get { key: k }).unwrap());
+        .bench_local_values(|k| engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Get { key: k })).unwrap());
 }
 
 #[divan::bench]
@@ -60,7 +61,7 @@ fn set_overwrite(b: Bencher) {
     let mut i = 0usize;
     b.with_inputs(|| {
         i = (i + 7919) % KEYS;
-        Command::Set(SetArgs::new(key(i), value.clone()))
+        Command::Kv(KvCmd::Set(SetArgs::new(key(i), value.clone())))
     })
     .bench_local_values(|cmd| engine.execute(&mut ExecCtx::default(), cmd).unwrap());
 }
@@ -68,6 +69,7 @@ fn set_overwrite(b: Bencher) {
 #[divan::bench(threads = [1, 2])]
 fn incr_contended_shards(b: Bencher) {
     let engine = engine();
-    b.with_inputs(|| Bytes::from_static(b"counter"))
-        .bench_values(|k| engine.execute(&mut ExecCtx::default(), Command::IncrBy { key: k, by: 1 }).unwrap());
+    b.with_inputs(|| Bytes::from_static(b"counter")).bench_values(|k| {
+        engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::IncrBy { key: k, by: 1 })).unwrap()
+    });
 }

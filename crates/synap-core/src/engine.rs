@@ -1,17 +1,22 @@
-//! The engine: owns the data services and executes [`Command`]s.
+//! The engine: owns the data services and executes [`Command`]s. Its dispatch is one arm per service; the
+//! checks every command passes (a failed log refuses writes, the memory limit refuses growth) read the
+//! command's row of the table.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::blocking::Blockers;
 use crate::clock::{Clock, Monotonic, SystemClock};
-use crate::command::{Command, Reply};
-use crate::error::Result;
+use crate::command::table::Spec;
+use crate::command::{Command, KeysCmd, PubSubCmd, Reply, StreamCmd};
+use crate::error::{CommandError, Result};
 use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
-use crate::mutation::{LogSlot, Mutation, MutationLog};
-use crate::notify::{NotifyFlags, Plan};
+use crate::multi::WatchRegistry;
+use crate::mutation::{LogSlot, Mutation, MutationLog, StreamOp};
+use crate::notify::{Notifier, NotifyFlags};
 use crate::pubsub::PubSub;
 use crate::queue::{QueueCursor, QueueSettings, QueueStore};
-use crate::stream::{StreamBackend, StreamCursor, StreamSettings, StreamStore};
+use crate::stream::{RoomConfig, StreamBackend, StreamCursor, StreamSettings, StreamStore};
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
@@ -63,9 +68,10 @@ pub struct ExecCtx {
 pub struct Engine {
     kv: Keyspace,
     queues: QueueStore,
-    streams: StreamStore,
+    streams: Arc<StreamStore>,
     pubsub: Arc<PubSub>,
-    notify: NotifyFlags,
+    watch: Arc<WatchRegistry>,
+    blockers: Arc<Blockers>,
     log: Arc<LogSlot>,
     clock: Arc<dyn Clock>,
     /// Commands run under the read side; a transaction (EXEC) takes the write side, so that no other
@@ -82,22 +88,27 @@ impl Engine {
             let _ = slot.attach(log);
         }
         let pubsub = Arc::new(PubSub::default());
-        let kv = Keyspace::new(config.kv, clock.clone(), slot.clone());
-        let notify = config.notify;
-        if notify.active() && (notify.expired || notify.evicted) {
-            let ps = pubsub.clone();
-            kv.set_event_hook(Arc::new(move |event, key| {
-                if notify.wants(event) {
-                    send_notification(&ps, notify, event, key);
-                }
-            }));
-        }
+        let notifier = Arc::new(Notifier::new(config.notify, pubsub.clone()));
+        let watch = Arc::new(WatchRegistry::default());
+        let blockers = Arc::new(Blockers::default());
+        let kv =
+            Keyspace::new(config.kv, clock.clone(), slot.clone(), notifier.clone(), watch.clone(), blockers.clone());
+        let streams = Arc::new(StreamStore::new(
+            config.streams,
+            config.stream_storage.0,
+            clock.clone(),
+            slot.clone(),
+            notifier,
+            watch.clone(),
+        ));
+        kv.set_streams(streams.clone());
         Engine {
             kv,
             queues: QueueStore::new(config.queues, clock.clone(), slot.clone()),
-            streams: StreamStore::new(config.streams, config.stream_storage.0, clock.clone(), slot.clone()),
+            streams,
             pubsub,
-            notify,
+            watch,
+            blockers,
             log: slot,
             clock,
             gate: parking_lot::RwLock::new(()),
@@ -129,6 +140,16 @@ impl Engine {
         &self.pubsub
     }
 
+    /// Clients watching keys (WATCH).
+    pub fn watches(&self) -> &WatchRegistry {
+        &self.watch
+    }
+
+    /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
+    pub fn blockers(&self) -> &Blockers {
+        &self.blockers
+    }
+
     /// Memory the data holds, as counted against the memory limit: keys, queues and streams.
     pub fn used_memory(&self) -> usize {
         self.kv.used_memory() + self.queues.used_memory() + self.streams.used_memory()
@@ -137,16 +158,28 @@ impl Engine {
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
     /// memory first make room under the memory limit (or fail with OOM).
     pub fn execute(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
+        self.execute_as(ctx, cmd.spec(), cmd)
+    }
+
+    /// [`Engine::execute`] with the command's row already at hand (a front end that looked it up to
+    /// parse the command).
+    pub fn execute_as(&self, ctx: &mut ExecCtx, spec: &'static Spec, cmd: Command) -> Result<Reply> {
         // Walks of the whole keyspace take the gate shard by shard: a transaction never waits for a walk
         // to finish, and commands never wait behind a transaction waiting for one.
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         match &cmd {
-            Command::Keys { pattern } => return Ok(keys_reply(self.kv.keys(pattern, now, Some(&self.gate))?)),
-            Command::Scan(args) => return Ok(scan_reply(self.kv.scan(args, now, Some(&self.gate)))),
+            Command::Keys(KeysCmd::Keys { pattern }) => {
+                let keys = self.kv.keys(pattern, now, Some(&self.gate))?;
+                return Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()));
+            }
+            Command::Keys(KeysCmd::Scan(args)) => {
+                let (cursor, keys) = self.kv.scan(args, now, Some(&self.gate));
+                return Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() });
+            }
             _ => {}
         }
         let _gate = self.gate.read();
-        self.execute_inner(ctx, cmd)
+        self.execute_inner(ctx, spec, cmd)
     }
 
     /// Runs a transaction (MULTI ... EXEC): every command in order with no other command in between, its
@@ -163,7 +196,7 @@ impl Engine {
             return None;
         }
         let capture = self.log.capture();
-        let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c)).collect();
+        let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c.spec(), c)).collect();
         let lsn = capture.finish();
         // Streams created or deleted inside learn the LSN that makes them durable (the gate is still held:
         // no snapshot chunk sees them unsettled).
@@ -172,83 +205,92 @@ impl Engine {
         Some(replies)
     }
 
-    fn execute_inner(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
-        if cmd.is_write() {
+    fn execute_inner(&self, ctx: &mut ExecCtx, spec: &Spec, cmd: Command) -> Result<Reply> {
+        if spec.is_write() {
             self.log.check_writable()?;
         }
-        if cmd.may_grow() {
+        if spec.may_grow() {
             let lsn = self.kv.ensure_memory(self.queues.used_memory() + self.streams.used_memory())?;
             ctx.lsn = ctx.lsn.max(lsn);
         }
         let mut lsn = 0;
-        let kv = &self.kv;
-        let mut plan = if self.notify.active() { crate::notify::plan(&cmd) } else { None };
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         let reply = match cmd {
-            Command::Get { key } => kv.get(&key, now),
-            Command::Set(args) => kv.set(&args, &mut lsn, now),
-            Command::GetDel { key } => kv.getdel(&key, &mut lsn, now),
-            Command::Del { keys } => {
-                let mut deleted = Vec::new();
-                let mut r = kv.del(&keys, &mut lsn, now, &mut deleted);
-                // A stream is a key to Redis users: DEL removes it too.
-                if let Reply::Int(n) = &mut r {
-                    for k in &keys {
-                        if let Some(l) = self.streams.delete(k) {
-                            lsn = lsn.max(l);
-                            *n += 1;
-                        }
+            Command::Kv(c) => self.kv.string_cmd(c, &mut lsn, now),
+            Command::Keys(c) => self.kv.keys_cmd(c, &mut lsn, now),
+            Command::Hash(c) => self.kv.hash_cmd(c, &mut lsn, now),
+            Command::List(c) => self.kv.list_cmd(c, &mut lsn, now),
+            Command::Set(c) => self.kv.set_cmd(c, &mut lsn, now),
+            Command::ZSet(c) => self.kv.zset_cmd(c, &mut lsn, now),
+            Command::Stream(c) => self.stream(c, &mut lsn, now),
+            Command::Queue(c) => self.queues.execute(c, now, &mut lsn),
+            Command::PubSub(c) => Ok(self.pubsub_cmd(c)),
+            Command::Server(c) => {
+                Err(CommandError::Invalid(format!("'{}' is answered by the connection, not the engine", c.name())))
+            }
+        };
+        ctx.lsn = ctx.lsn.max(lsn);
+        reply
+    }
+
+    /// A stream command: a stream is a key, so its name must hold a stream or nothing (WRONGTYPE
+    /// otherwise), and a command that creates its stream creates it through the keyspace.
+    fn stream(&self, cmd: StreamCmd, lsn: &mut u64, now: u64) -> Result<Reply> {
+        let defaults = self.streams.settings.defaults;
+        match &cmd {
+            StreamCmd::Create { room, options } => {
+                return if self.ensure_stream(room, options.resolve(&defaults), lsn, now)? {
+                    Ok(Reply::Int(1))
+                } else {
+                    Err(CommandError::AlreadyExists(format!(
+                        "stream '{}' already exists",
+                        String::from_utf8_lossy(room)
+                    )))
+                };
+            }
+            StreamCmd::Delete { room } => return Ok(Reply::Int(self.kv.delete_stream(room, lsn, now) as i64)),
+            StreamCmd::Publish { room, .. } if self.streams.settings.auto_create => {
+                self.ensure_stream(room, defaults, lsn, now)?;
+            }
+            _ => match cmd.creates() {
+                Some(key) => {
+                    self.ensure_stream(key, RoomConfig { partitions: 1, ..defaults }, lsn, now)?;
+                }
+                None => {
+                    for key in cmd.keys() {
+                        self.kv.check_stream_key(key, now)?;
                     }
                 }
-                if let Some(Plan::Del(d)) = plan.as_mut() {
-                    *d = deleted;
-                }
-                Ok(r)
+            },
+        }
+        self.streams.execute(cmd, now, lsn)
+    }
+
+    /// Makes sure `key` holds a stream: creates one with `config` when it holds nothing (its partitions
+    /// are opened outside every lock, then it is installed with the key's shard locked). `Ok(true)` when
+    /// created; WRONGTYPE when the key holds another type.
+    fn ensure_stream(&self, key: &bytes::Bytes, config: RoomConfig, lsn: &mut u64, now: u64) -> Result<bool> {
+        if self.kv.check_stream_key(key, now)? {
+            return Ok(false);
+        }
+        let mut prepared = Some(self.streams.prepare(key, config)?);
+        let created = self.kv.create_stream_key(key, now, || {
+            let (_, l) = self.streams.install(prepared.take().expect("installed once"));
+            *lsn = (*lsn).max(l);
+        });
+        if let Some(p) = prepared {
+            self.streams.discard(p);
+        }
+        created
+    }
+
+    fn pubsub_cmd(&self, cmd: PubSubCmd) -> Reply {
+        match cmd {
+            PubSubCmd::Publish { channel, payload } => Reply::Int(self.pubsub.publish(&channel, &payload) as i64),
+            PubSubCmd::Channels { pattern } => {
+                Reply::Array(self.pubsub.channels(pattern.as_deref()).into_iter().map(Reply::Bulk).collect())
             }
-            Command::Exists { keys } => Ok(match kv.exists(&keys, now) {
-                Reply::Int(n) => Reply::Int(n + keys.iter().filter(|k| self.streams.exists(k)).count() as i64),
-                other => other,
-            }),
-            Command::MGet { keys } => Ok(kv.mget(&keys, now)),
-            Command::MSet { pairs, nx } => kv.mset(&pairs, nx, &mut lsn, now),
-            Command::IncrBy { key, by } => kv.incr_by(&key, by, &mut lsn, now),
-            Command::IncrByFloat { key, by } => kv.incr_by_float(&key, by, &mut lsn, now),
-            Command::Append { key, value } => kv.append(&key, &value, &mut lsn, now),
-            Command::Strlen { key } => kv.strlen(&key, now),
-            Command::Expire { key, ttl, cond, name } => kv.expire(&key, ttl, cond, name, &mut lsn, now),
-            Command::Ttl { key, unit } => Ok(kv.ttl(&key, unit, now)),
-            Command::ExpireTime { key, unit } => Ok(kv.expire_time(&key, unit, now)),
-            Command::Persist { key } => Ok(kv.persist(&key, &mut lsn, now)),
-            Command::Type { key } => Ok(match kv.key_type(&key, now) {
-                Reply::Status("none") if self.streams.exists(&key) => Reply::Status("stream"),
-                other => other,
-            }),
-            Command::Rename { from, to, nx } => kv.rename(&from, &to, nx, &mut lsn, now),
-            Command::Keys { pattern } => kv.keys(&pattern, now, None).map(keys_reply),
-            Command::Scan(args) => Ok(scan_reply(kv.scan(&args, now, None))),
-            Command::RandomKey => Ok(kv.random_key(now)),
-            Command::DbSize => Ok(Reply::Int(kv.len() as i64)),
-            Command::FlushAll => Ok(kv.flush_all(&mut lsn, now)),
-            Command::QueueCreate { name, options } => {
-                let (config, explicit_dlq) = options.resolve(&self.queues.settings.defaults);
-                self.queues.create(&name, config, explicit_dlq, &mut lsn)
-            }
-            Command::QueueDelete { name } => Ok(self.queues.delete(&name, &mut lsn)),
-            Command::QueueList => Ok(self.queues.list()),
-            Command::QueuePublish(args) => self.queues.publish(&args, now, &mut lsn),
-            Command::QueueConsume(args) => self.queues.consume(&args, now, &mut lsn),
-            Command::QueueAck { queue, ids } => self.queues.ack(&queue, &ids, &mut lsn),
-            Command::QueueNack { queue, id, requeue } => self.queues.nack(&queue, id, requeue, now, &mut lsn),
-            Command::QueueStats { queue } => self.queues.stats(&queue, now),
-            Command::QueuePurge { queue } => self.queues.purge(&queue, &mut lsn),
-            Command::QueueDlqList { queue, max } => self.queues.dlq_list(&queue, max),
-            Command::QueueRedrive { queue, max } => self.queues.redrive(&queue, max, now, &mut lsn),
-            Command::QueueDlqPurge { queue } => self.queues.dlq_purge(&queue, &mut lsn),
-            Command::Publish { channel, payload } => Ok(Reply::Int(self.pubsub.publish(&channel, &payload) as i64)),
-            Command::PubSubChannels { pattern } => {
-                Ok(Reply::Array(self.pubsub.channels(pattern.as_deref()).into_iter().map(Reply::Bulk).collect()))
-            }
-            Command::PubSubNumSub { channels } => Ok(Reply::Array(
+            PubSubCmd::NumSub { channels } => Reply::Array(
                 channels
                     .into_iter()
                     .flat_map(|c| {
@@ -256,51 +298,8 @@ impl Engine {
                         [Reply::Bulk(c), Reply::Int(n)]
                     })
                     .collect(),
-            )),
-            Command::PubSubNumPat => Ok(Reply::Int(self.pubsub.numpat() as i64)),
-            Command::Stream(crate::stream::StreamCmd::XAdd { key, .. })
-                if !self.streams.exists(&key) && kv.key_type(&key, now) != Reply::Status("none") =>
-            {
-                Err(crate::CommandError::WrongType)
-            }
-            Command::Stream(cmd) => self.streams.execute(cmd, now, &mut lsn),
-            Command::Coll { cmd, args } => kv.coll(cmd, &args, &mut lsn, now),
-        };
-        ctx.lsn = ctx.lsn.max(lsn);
-        if let (Some(plan), Ok(r)) = (plan, &reply) {
-            self.notify_plan(plan, r);
-        }
-        reply
-    }
-
-    fn notify_plan(&self, plan: Plan, reply: &Reply) {
-        let send = |event: &'static str, key: &[u8]| {
-            if self.notify.wants(event) {
-                send_notification(&self.pubsub, self.notify, event, key);
-            }
-        };
-        match plan {
-            Plan::Keys("set?", keys) => {
-                // SET ... NX|XX GET: a nil reply may mean "set, no previous value" or "not set"; notify
-                // only when a previous value proves the condition held (XX).
-                if matches!(reply, Reply::Bulk(_)) {
-                    keys.iter().for_each(|k| send("set", k));
-                }
-            }
-            Plan::Keys(event, keys) => {
-                if event == "set!" {
-                    keys.iter().for_each(|k| send("set", k));
-                } else if crate::notify::acted(reply) {
-                    keys.iter().for_each(|k| send(event, k));
-                }
-            }
-            Plan::Del(keys) => keys.iter().for_each(|k| send("del", k)),
-            Plan::Rename(from, to) => {
-                if crate::notify::acted(reply) {
-                    send("rename_from", &from);
-                    send("rename_to", &to);
-                }
-            }
+            ),
+            PubSubCmd::NumPat => Reply::Int(self.pubsub.numpat() as i64),
         }
     }
 
@@ -310,7 +309,8 @@ impl Engine {
     }
 
     /// The one applier for recorded mutations (recovery, replicas): applies without logging. Runs of
-    /// key-value mutations are applied together, so a batch's keys change at once.
+    /// key-value mutations are applied together, so a batch's keys change at once. A stream's creation,
+    /// deletion and rename also place, remove and move its entry in the keyspace.
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
         let mut start = 0;
         for (i, m) in batch.iter().enumerate() {
@@ -321,13 +321,24 @@ impl Engine {
                 if m.is_queue() {
                     self.queues.apply(m);
                 } else {
-                    self.streams.apply(m);
+                    self.apply_stream(m);
                 }
                 start = i + 1;
             }
         }
         if start < batch.len() {
             self.kv.apply_batch(&batch[start..]);
+        }
+    }
+
+    fn apply_stream(&self, m: &Mutation<'_>) {
+        self.streams.apply(m);
+        let Mutation::Stream { room, op } = m else { return };
+        match op {
+            StreamOp::Create { .. } if self.streams.exists(room) => self.kv.stream_created(room),
+            StreamOp::Delete { .. } if !self.streams.exists(room) => self.kv.stream_deleted(room),
+            StreamOp::Rename { to, .. } if self.streams.exists(to) => self.kv.stream_renamed(room, to),
+            _ => {}
         }
     }
 
@@ -352,7 +363,7 @@ impl Engine {
                 None => cursor.queues_done = true,
             }
         }
-        self.streams.snapshot_chunk(&mut cursor.streams, max, out)
+        self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv.expiry_of(key))
     }
 
     /// Makes every stream event durable in its segment files; a snapshot calls it before it claims an
@@ -374,26 +385,5 @@ impl Engine {
     /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.
     pub fn queue_sweep(&self) -> u64 {
         self.queues.sweep(self.now_ms(), &self.gate).1
-    }
-}
-
-fn keys_reply(keys: Vec<bytes::Bytes>) -> Reply {
-    Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
-}
-
-fn scan_reply((cursor, keys): (u64, Vec<bytes::Bytes>)) -> Reply {
-    Reply::Array(vec![Reply::bulk(cursor.to_string()), keys_reply(keys)])
-}
-
-/// Publishes one keyspace notification on the channels the flags ask for.
-fn send_notification(ps: &PubSub, flags: NotifyFlags, event: &str, key: &[u8]) {
-    if flags.keyspace {
-        let mut ch = b"__keyspace@0__:".to_vec();
-        ch.extend_from_slice(key);
-        ps.publish(&ch, event.as_bytes());
-    }
-    if flags.keyevent {
-        let ch = format!("__keyevent@0__:{event}");
-        ps.publish(ch.as_bytes(), key);
     }
 }

@@ -1,19 +1,48 @@
 //! Keyspace notifications, as Redis's `notify-keyspace-events`: on `__keyspace@0__:<key>` (the event
-//! name as payload) and `__keyevent@0__:<event>` (the key as payload), through pub/sub.
+//! name as payload) and `__keyevent@0__:<event>` (the key as payload), through pub/sub. They are raised
+//! where a change is committed (`Keyspace::log_batch`, the stream store's commits), for every type.
 
-use bytes::Bytes;
+use std::sync::Arc;
 
-use crate::command::{Command, Reply, SetCond};
+use crate::pubsub::PubSub;
 
-/// Which notifications are on. Parsed from Redis's flag string: `K` keyspace channel, `E` keyevent
-/// channel, `g` generic (del, expire, persist, rename), `$` string commands, `x` expired, `e` evicted,
-/// `A` = `g$xe`. Empty: off (the default).
+/// The class of an event: the flag that turns it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// `g`: DEL, EXPIRE, RENAME, ... (commands on keys of any type).
+    Generic,
+    /// `$`
+    String,
+    /// `l`
+    List,
+    /// `s`
+    Set,
+    /// `h`
+    Hash,
+    /// `z`
+    ZSet,
+    /// `t`
+    Stream,
+    /// `x`: a key expired.
+    Expired,
+    /// `e`: a key was evicted.
+    Evicted,
+}
+
+/// Which notifications are on. Parsed from Redis's flag string: `K` keyspace channel, `E` keyevent channel,
+/// `g` generic, `$` string, `l` list, `s` set, `h` hash, `z` sorted set, `t` stream, `x` expired, `e`
+/// evicted, `A` all of these classes. Empty: off (the default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NotifyFlags {
     pub keyspace: bool,
     pub keyevent: bool,
     pub generic: bool,
     pub string: bool,
+    pub list: bool,
+    pub set: bool,
+    pub hash: bool,
+    pub zset: bool,
+    pub stream: bool,
     pub expired: bool,
     pub evicted: bool,
 }
@@ -27,17 +56,31 @@ impl NotifyFlags {
                 'E' => f.keyevent = true,
                 'g' => f.generic = true,
                 '$' => f.string = true,
+                'l' => f.list = true,
+                's' => f.set = true,
+                'h' => f.hash = true,
+                'z' => f.zset = true,
+                't' => f.stream = true,
                 'x' => f.expired = true,
                 'e' => f.evicted = true,
                 'A' => {
                     f.generic = true;
                     f.string = true;
+                    f.list = true;
+                    f.set = true;
+                    f.hash = true;
+                    f.zset = true;
+                    f.stream = true;
                     f.expired = true;
                     f.evicted = true;
                 }
-                // Types Synap's keyspace does not hold yet: accepted, nothing to notify.
-                'l' | 's' | 'h' | 'z' | 't' | 'm' | 'd' | 'n' => {}
-                other => return Err(format!("unknown keyspace event flag '{other}' (use K, E, g, $, x, e, A)")),
+                // Classes Synap has no events of (module, key miss, new key): accepted, nothing to send.
+                'd' | 'm' | 'n' => {}
+                other => {
+                    return Err(format!(
+                        "unknown keyspace event flag '{other}' (use K, E, g, $, l, s, h, z, t, x, e, A)"
+                    ));
+                }
             }
         }
         Ok(f)
@@ -45,55 +88,65 @@ impl NotifyFlags {
 
     /// Whether anything can be sent at all.
     pub fn active(&self) -> bool {
-        (self.keyspace || self.keyevent) && (self.generic || self.string || self.expired || self.evicted)
+        (self.keyspace || self.keyevent)
+            && (self.generic
+                || self.string
+                || self.list
+                || self.set
+                || self.hash
+                || self.zset
+                || self.stream
+                || self.expired
+                || self.evicted)
     }
 
-    pub(crate) fn wants(&self, event: &str) -> bool {
-        match event {
-            "expired" => self.expired,
-            "evicted" => self.evicted,
-            "set" | "incrby" | "incrbyfloat" | "append" => self.string,
-            _ => self.generic,
+    pub fn wants(&self, class: Class) -> bool {
+        match class {
+            Class::Generic => self.generic,
+            Class::String => self.string,
+            Class::List => self.list,
+            Class::Set => self.set,
+            Class::Hash => self.hash,
+            Class::ZSet => self.zset,
+            Class::Stream => self.stream,
+            Class::Expired => self.expired,
+            Class::Evicted => self.evicted,
         }
     }
 }
 
-/// What a command may notify, noted before it runs (the command itself is consumed by execution).
-pub(crate) enum Plan {
-    /// One event per key, when the reply says the command acted.
-    Keys(&'static str, Vec<Bytes>),
-    Del(Vec<Bytes>),
-    Rename(Bytes, Bytes),
+/// Sends the notifications the flags ask for.
+#[derive(Default)]
+pub struct Notifier {
+    flags: NotifyFlags,
+    pubsub: Option<Arc<PubSub>>,
 }
 
-pub(crate) fn plan(cmd: &Command) -> Option<Plan> {
-    Some(match cmd {
-        Command::Set(a) => Plan::Keys(
-            match (a.get, a.cond) {
-                (false, _) => "set",
-                (true, SetCond::Always) => "set!",
-                (true, _) => "set?",
-            },
-            vec![a.key.clone()],
-        ),
-        Command::MSet { pairs, .. } => Plan::Keys("set", pairs.iter().map(|(k, _)| k.clone()).collect()),
-        Command::IncrBy { key, .. } => Plan::Keys("incrby", vec![key.clone()]),
-        Command::IncrByFloat { key, .. } => Plan::Keys("incrbyfloat", vec![key.clone()]),
-        Command::Append { key, .. } => Plan::Keys("append", vec![key.clone()]),
-        Command::GetDel { key } => Plan::Keys("del", vec![key.clone()]),
-        Command::Del { .. } => Plan::Del(Vec::new()),
-        Command::Expire { key, .. } => Plan::Keys("expire", vec![key.clone()]),
-        Command::Persist { key } => Plan::Keys("persist", vec![key.clone()]),
-        Command::Rename { from, to, .. } => Plan::Rename(from.clone(), to.clone()),
-        _ => return None,
-    })
-}
+impl Notifier {
+    pub fn new(flags: NotifyFlags, pubsub: Arc<PubSub>) -> Notifier {
+        Notifier { flags, pubsub: flags.active().then_some(pubsub) }
+    }
 
-/// Whether the reply says the command changed something.
-pub(crate) fn acted(reply: &Reply) -> bool {
-    match reply {
-        Reply::Ok | Reply::Bulk(_) | Reply::Double(_) => true,
-        Reply::Int(n) => *n != 0,
-        _ => false,
+    /// Publishes one event about `key`, if its class is on (checked inline: every write calls this).
+    #[inline]
+    pub fn emit(&self, class: Class, event: &str, key: &[u8]) {
+        if let Some(ps) = &self.pubsub
+            && self.flags.wants(class)
+        {
+            self.publish(ps, event, key);
+        }
+    }
+
+    #[cold]
+    fn publish(&self, ps: &PubSub, event: &str, key: &[u8]) {
+        if self.flags.keyspace {
+            let mut ch = b"__keyspace@0__:".to_vec();
+            ch.extend_from_slice(key);
+            ps.publish(&ch, event.as_bytes());
+        }
+        if self.flags.keyevent {
+            let ch = format!("__keyevent@0__:{event}");
+            ps.publish(ch.as_bytes(), key);
+        }
     }
 }

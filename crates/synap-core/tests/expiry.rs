@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::RecordingLog;
 use proptest::prelude::*;
-use synap_core::kv::types::CollCmd;
+use synap_core::command::{KeysCmd, KvCmd};
 use synap_core::{
     Command, CommandError, Engine, EngineConfig, ExecCtx, ExpireCond, ManualClock, Mutation, MutationLog, Reply,
     SetArgs, Ttl, decode_batch,
@@ -37,17 +37,16 @@ impl Primary {
     }
 
     fn coll(&self, name: &str, args: &[&str]) -> Result<Reply, CommandError> {
-        let cmd = CollCmd::from_name(name).unwrap();
-        self.exec(Command::Coll { cmd, args: args.iter().map(|a| Bytes::from(a.to_string())).collect() })
+        self.exec(common::parse(name, args)?)
     }
 
     fn pexpire(&self, key: &str, ms: i64) {
-        let cmd = Command::Expire {
+        let cmd = Command::Keys(KeysCmd::Expire {
             key: Bytes::from(key.to_string()),
             ttl: Ttl::In(ms),
             cond: ExpireCond::Always,
             name: "pexpire",
-        };
+        });
         assert_eq!(self.exec(cmd), Ok(Reply::Int(1)), "pexpire {key}");
     }
 
@@ -77,9 +76,7 @@ impl Primary {
 }
 
 fn read(engine: &Engine, name: &str, args: &[&str]) -> Reply {
-    let cmd = CollCmd::from_name(name).unwrap();
-    let args = args.iter().map(|a| Bytes::from(a.to_string())).collect();
-    engine.execute(&mut ExecCtx::default(), Command::Coll { cmd, args }).unwrap()
+    engine.execute(&mut ExecCtx::default(), common::parse(name, args).unwrap()).unwrap()
 }
 
 fn bulks(items: &[&str]) -> Reply {
@@ -125,9 +122,9 @@ fn active_expiry_logs_its_removals() {
     for i in 0..200 {
         let mut args = SetArgs::new(format!("k{i}"), "v");
         args.ttl = Some(Ttl::In(50));
-        p.exec(Command::Set(args)).unwrap();
+        p.exec(Command::Kv(KvCmd::Set(args))).unwrap();
     }
-    p.exec(Command::Set(SetArgs::new("stays", "v"))).unwrap();
+    p.exec(Command::Kv(KvCmd::Set(SetArgs::new("stays", "v")))).unwrap();
     p.clock.advance(100);
     let mut expired = 0;
     for _ in 0..100 {
@@ -150,9 +147,9 @@ fn a_passive_keyspace_hides_expired_keys_and_waits_for_the_record() {
     p.engine.kv().set_passive_expiry(true);
     let mut args = SetArgs::new("k", "v");
     args.ttl = Some(Ttl::In(10));
-    p.exec(Command::Set(args)).unwrap();
+    p.exec(Command::Kv(KvCmd::Set(args))).unwrap();
     p.clock.advance(20);
-    assert_eq!(p.exec(Command::Get { key: Bytes::from("k") }), Ok(Reply::Nil));
+    assert_eq!(p.exec(Command::Kv(KvCmd::Get { key: Bytes::from("k") })), Ok(Reply::Nil));
     assert_eq!(p.engine.maintenance(Duration::from_secs(1)).expired, 0);
     assert_eq!(p.engine.kv().len(), 1, "still stored");
     assert_eq!(p.logged_dels(b"k"), 0, "and nothing logged");
@@ -167,11 +164,11 @@ fn a_clock_stepped_back_does_not_resurrect_keys() {
     p.engine.kv().set_passive_expiry(true); // keep the entry stored, so only the clock decides
     let mut args = SetArgs::new("k", "v");
     args.ttl = Some(Ttl::In(100));
-    p.exec(Command::Set(args)).unwrap();
+    p.exec(Command::Kv(KvCmd::Set(args))).unwrap();
     p.clock.advance(200);
-    assert_eq!(p.exec(Command::Get { key: Bytes::from("k") }), Ok(Reply::Nil));
+    assert_eq!(p.exec(Command::Kv(KvCmd::Get { key: Bytes::from("k") })), Ok(Reply::Nil));
     p.clock.set(T0);
-    assert_eq!(p.exec(Command::Get { key: Bytes::from("k") }), Ok(Reply::Nil));
+    assert_eq!(p.exec(Command::Kv(KvCmd::Get { key: Bytes::from("k") })), Ok(Reply::Nil));
 }
 
 /// A log that refuses writes (after an fsync failure).
@@ -193,11 +190,14 @@ fn expired_keys_are_only_hidden_while_the_log_is_failed() {
     let engine = Engine::new(EngineConfig::default(), clock.clone(), None);
     let mut args = SetArgs::new("k", "v");
     args.ttl = Some(Ttl::In(10));
-    engine.execute(&mut ExecCtx::default(), Command::Set(args)).unwrap();
+    engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Set(args))).unwrap();
     let log = Arc::new(FailedLog(RecordingLog::default()));
     assert!(engine.attach_log(log.clone()).is_ok());
     clock.advance(20);
-    assert_eq!(engine.execute(&mut ExecCtx::default(), Command::Get { key: Bytes::from("k") }), Ok(Reply::Nil));
+    assert_eq!(
+        engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Get { key: Bytes::from("k") })),
+        Ok(Reply::Nil)
+    );
     assert_eq!(engine.maintenance(Duration::from_secs(1)).expired, 0);
     assert!(log.0.batches.lock().is_empty());
     assert_eq!(engine.kv().len(), 1);
@@ -216,13 +216,14 @@ enum Op {
 fn write_cmd(k: u8, v: u8) -> Command {
     let key = format!("k{k}");
     let (name, args): (&str, Vec<String>) = match k % 5 {
-        0 => return Command::Set(SetArgs::new(key, format!("v{v}"))),
+        0 => return Command::Kv(KvCmd::Set(SetArgs::new(key, format!("v{v}")))),
         1 => ("hset", vec![key, format!("f{}", v % 4), format!("{v}")]),
         2 => ("rpush", vec![key, format!("{v}")]),
         3 => ("sadd", vec![key, format!("m{}", v % 6)]),
         _ => ("zadd", vec![key, format!("{v}"), format!("m{}", v % 6)]),
     };
-    Command::Coll { cmd: CollCmd::from_name(name).unwrap(), args: args.into_iter().map(Bytes::from).collect() }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::parse(name, &args).unwrap()
 }
 
 proptest! {
@@ -243,17 +244,17 @@ proptest! {
             match op {
                 Op::Write(k, v) => { p.exec(write_cmd(k, v)).unwrap(); }
                 Op::Expire(k, ms) => {
-                    let cmd = Command::Expire { key: Bytes::from(format!("k{k}")), ttl: Ttl::In(ms as i64), cond: ExpireCond::Always, name: "pexpire" };
+                    let cmd = Command::Keys(KeysCmd::Expire { key: Bytes::from(format!("k{k}")), ttl: Ttl::In(ms as i64), cond: ExpireCond::Always, name: "pexpire" });
                     p.exec(cmd).unwrap();
                 }
-                Op::Read(k) => { p.exec(Command::Type { key: Bytes::from(format!("k{k}")) }).unwrap(); }
+                Op::Read(k) => { p.exec(Command::Keys(KeysCmd::Type { key: Bytes::from(format!("k{k}")) })).unwrap(); }
                 Op::Advance(ms) => p.clock.advance(ms as u64),
                 Op::Active => { p.engine.maintenance(Duration::from_millis(50)); }
             }
         }
         // Reclaim every expired key (lazily), then replay on clocks at the start and now.
         let keys: Vec<Bytes> = (0..10).map(|k| Bytes::from(format!("k{k}"))).collect();
-        p.exec(Command::Exists { keys }).unwrap();
+        p.exec(Command::Keys(KeysCmd::Exists { keys })).unwrap();
         let now = synap_core::Clock::now_ms(&*p.clock);
         for at in [T0, now] {
             prop_assert_eq!(p.replay_at(at).digest(), p.engine.digest(), "replica clock {}", at);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::RecordingLog;
 use proptest::prelude::*;
+use synap_core::command::{Expiry, KeysCmd, KvCmd};
 use synap_core::{
     Command, CommandError, Engine, EngineConfig, ExecCtx, ExpireCond, ManualClock, Reply, SetArgs, SetCond, TimeUnit,
     Ttl, decode_batch,
@@ -157,11 +158,11 @@ impl Model {
                 }
                 _ => Reply::Int(0),
             },
-            Op::Ttl(k) => match self.live(&key(*k), now) {
-                None => Reply::Int(-2),
-                Some((_, 0)) => Reply::Int(-1),
-                Some((_, at)) => Reply::Int((*at - now) as i64),
-            },
+            Op::Ttl(k) => Reply::Expiry(match self.live(&key(*k), now) {
+                None => Expiry::Missing,
+                Some((_, 0)) => Expiry::Persistent,
+                Some((_, at)) => Expiry::Remaining { ms: *at - now, unit: TimeUnit::Millis },
+            }),
             Op::Rename(a, b) => {
                 let (a, b) = (key(*a), key(*b));
                 let Some(e) = self.live(&a, now).cloned() else {
@@ -186,27 +187,31 @@ impl Model {
 
 fn command(op: &Op) -> Option<Command> {
     Some(match op {
-        Op::Set { k, v, ttl_ms, cond, keep_ttl } => Command::Set(SetArgs {
+        Op::Set { k, v, ttl_ms, cond, keep_ttl } => Command::Kv(KvCmd::Set(SetArgs {
             ttl: ttl_ms.map(Ttl::In),
             keep_ttl: *keep_ttl && ttl_ms.is_none(),
             cond: [SetCond::Always, SetCond::IfAbsent, SetCond::IfPresent][*cond as usize],
             ..SetArgs::new(key(*k), v.clone())
+        })),
+        Op::Get(k) => Command::Kv(KvCmd::Get { key: key(*k) }),
+        Op::Del(ks) => Command::Keys(KeysCmd::Del { keys: ks.iter().map(|k| key(*k)).collect() }),
+        Op::Incr(k, by) => Command::Kv(KvCmd::IncrBy { key: key(*k), by: *by }),
+        Op::Append(k, v) => Command::Kv(KvCmd::Append { key: key(*k), value: Bytes::from(v.clone()) }),
+        Op::Expire(k, ms) => Command::Keys(KeysCmd::Expire {
+            key: key(*k),
+            ttl: Ttl::In(*ms),
+            cond: ExpireCond::Always,
+            name: "pexpire",
         }),
-        Op::Get(k) => Command::Get { key: key(*k) },
-        Op::Del(ks) => Command::Del { keys: ks.iter().map(|k| key(*k)).collect() },
-        Op::Incr(k, by) => Command::IncrBy { key: key(*k), by: *by },
-        Op::Append(k, v) => Command::Append { key: key(*k), value: Bytes::from(v.clone()) },
-        Op::Expire(k, ms) => {
-            Command::Expire { key: key(*k), ttl: Ttl::In(*ms), cond: ExpireCond::Always, name: "pexpire" }
-        }
-        Op::Persist(k) => Command::Persist { key: key(*k) },
-        Op::Ttl(k) => Command::Ttl { key: key(*k), unit: TimeUnit::Millis },
-        Op::Rename(a, b) => Command::Rename { from: key(*a), to: key(*b), nx: false },
-        Op::MSet(pairs) => {
-            Command::MSet { pairs: pairs.iter().map(|(k, v)| (key(*k), Bytes::from(v.clone()))).collect(), nx: false }
-        }
-        Op::Exists(k) => Command::Exists { keys: vec![key(*k)] },
-        Op::Strlen(k) => Command::Strlen { key: key(*k) },
+        Op::Persist(k) => Command::Keys(KeysCmd::Persist { key: key(*k) }),
+        Op::Ttl(k) => Command::Keys(KeysCmd::Ttl { key: key(*k), unit: TimeUnit::Millis }),
+        Op::Rename(a, b) => Command::Keys(KeysCmd::Rename { from: key(*a), to: key(*b), nx: false }),
+        Op::MSet(pairs) => Command::Kv(KvCmd::MSet {
+            pairs: pairs.iter().map(|(k, v)| (key(*k), Bytes::from(v.clone()))).collect(),
+            nx: false,
+        }),
+        Op::Exists(k) => Command::Keys(KeysCmd::Exists { keys: vec![key(*k)] }),
+        Op::Strlen(k) => Command::Kv(KvCmd::Strlen { key: key(*k) }),
         Op::Advance(_) => return None,
     })
 }
@@ -238,7 +243,7 @@ proptest! {
         let mut model_keys: Vec<Bytes> =
             model.map.iter().filter(|(_, (_, at))| *at == 0 || *at > now).map(|(k, _)| k.clone()).collect();
         model_keys.sort();
-        let mut keys: Vec<Bytes> = match engine.execute(&mut ctx, Command::Keys { pattern: Bytes::from("*") }).unwrap() {
+        let mut keys: Vec<Bytes> = match engine.execute(&mut ctx, Command::Keys(KeysCmd::Keys { pattern: Bytes::from("*") })).unwrap() {
             Reply::Array(items) => items.into_iter().map(|r| match r { Reply::Bulk(b) => b, other => panic!("{other:?}") }).collect(),
             other => panic!("{other:?}"),
         };
@@ -269,10 +274,10 @@ fn digest_differs_when_state_differs() {
     let a = Engine::new(EngineConfig::default(), clock.clone(), None);
     let b = Engine::new(EngineConfig::default(), clock.clone(), None);
     let mut ctx = ExecCtx::default();
-    a.execute(&mut ctx, Command::Set(SetArgs::new("k", "v"))).unwrap();
-    b.execute(&mut ctx, Command::Set(SetArgs::new("k", "w"))).unwrap();
+    a.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("k", "v")))).unwrap();
+    b.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("k", "w")))).unwrap();
     assert_ne!(a.digest(), b.digest());
-    b.execute(&mut ctx, Command::Set(SetArgs::new("k", "v"))).unwrap();
+    b.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("k", "v")))).unwrap();
     assert_eq!(a.digest(), b.digest());
 }
 
@@ -286,14 +291,19 @@ fn append_logs_only_the_appended_bytes() {
     let mut ctx = ExecCtx::default();
     let mut args = SetArgs::new("k", vec![b'a'; 1 << 20]);
     args.ttl = Some(Ttl::In(60_000));
-    engine.execute(&mut ctx, Command::Set(args)).unwrap();
+    engine.execute(&mut ctx, Command::Kv(KvCmd::Set(args))).unwrap();
     let before: usize = log.batches.lock().iter().map(|b| b.len()).sum();
     for _ in 0..100 {
-        engine.execute(&mut ctx, Command::Append { key: Bytes::from("k"), value: Bytes::from("b") }).unwrap();
+        engine
+            .execute(&mut ctx, Command::Kv(KvCmd::Append { key: Bytes::from("k"), value: Bytes::from("b") }))
+            .unwrap();
     }
     let appended: usize = log.batches.lock().iter().map(|b| b.len()).sum::<usize>() - before;
     assert!(appended < 100 * 64, "{appended} bytes logged for 100 one-byte appends");
-    assert_eq!(engine.execute(&mut ctx, Command::Strlen { key: Bytes::from("k") }), Ok(Reply::Int((1 << 20) + 100)));
+    assert_eq!(
+        engine.execute(&mut ctx, Command::Kv(KvCmd::Strlen { key: Bytes::from("k") })),
+        Ok(Reply::Int((1 << 20) + 100))
+    );
     let replica = Engine::new(EngineConfig::default(), clock.clone(), None);
     for buf in log.batches.lock().iter() {
         replica.apply_batch(&decode_batch(buf).unwrap());

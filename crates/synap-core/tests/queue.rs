@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::RecordingLog;
 use proptest::prelude::*;
+use synap_core::command::QueueCmd;
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
 use synap_core::{
     Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch,
@@ -30,7 +31,7 @@ impl Fixture {
         self.engine.execute(&mut ExecCtx::default(), cmd)
     }
     fn create(&self, name: &str, options: QueueOptions) {
-        self.run(Command::QueueCreate { name: Bytes::from(name.to_string()), options }).unwrap();
+        self.run(Command::Queue(QueueCmd::Create { name: Bytes::from(name.to_string()), options })).unwrap();
     }
     fn publish(&self, q: &str, payload: &str, priority: u8, delay_ms: u64, ttl_ms: u64) -> Result<u64, CommandError> {
         let args = PublishArgs {
@@ -41,7 +42,7 @@ impl Fixture {
             delay_ms,
             ttl_ms,
         };
-        match self.run(Command::QueuePublish(args))? {
+        match self.run(Command::Queue(QueueCmd::Publish(args)))? {
             Reply::Bulk(id) => Ok(std::str::from_utf8(&id).unwrap().parse().unwrap()),
             other => panic!("{other:?}"),
         }
@@ -49,22 +50,23 @@ impl Fixture {
     /// (id, payload, attempt) of each delivered message.
     fn consume(&self, q: &str, consumer: &str, max: usize) -> Vec<(u64, String, i64)> {
         let args = ConsumeArgs { queue: Bytes::from(q.to_string()), consumer: Bytes::from(consumer.to_string()), max };
-        match self.run(Command::QueueConsume(args)).unwrap() {
+        match self.run(Command::Queue(QueueCmd::Consume { args, wait_ms: None })).unwrap() {
             Reply::Array(msgs) => msgs.into_iter().map(field_triple).collect(),
             other => panic!("{other:?}"),
         }
     }
     fn ack(&self, q: &str, ids: &[u64]) -> i64 {
-        match self.run(Command::QueueAck { queue: Bytes::from(q.to_string()), ids: ids.to_vec() }).unwrap() {
+        match self.run(Command::Queue(QueueCmd::Ack { queue: Bytes::from(q.to_string()), ids: ids.to_vec() })).unwrap()
+        {
             Reply::Int(n) => n,
             other => panic!("{other:?}"),
         }
     }
     fn nack(&self, q: &str, id: u64, requeue: bool) {
-        self.run(Command::QueueNack { queue: Bytes::from(q.to_string()), id, requeue }).unwrap();
+        self.run(Command::Queue(QueueCmd::Nack { queue: Bytes::from(q.to_string()), id, requeue })).unwrap();
     }
     fn stat(&self, q: &str, field: &str) -> i64 {
-        match self.run(Command::QueueStats { queue: Bytes::from(q.to_string()) }).unwrap() {
+        match self.run(Command::Queue(QueueCmd::Stats { queue: Bytes::from(q.to_string()) })).unwrap() {
             Reply::Map(pairs) => pairs
                 .into_iter()
                 .find_map(|(k, v)| match (k, v) {
@@ -143,11 +145,11 @@ fn ack_nack_requeue_position_retries_and_dead_letters() {
     f.nack("q", c, false);
     assert_eq!(f.stat("q.dlq", "depth"), 2);
     // The dead letters can be listed, redriven, consumed.
-    match f.run(Command::QueueDlqList { queue: Bytes::from("q"), max: 10 }).unwrap() {
+    match f.run(Command::Queue(QueueCmd::DlqList { queue: Bytes::from("q"), max: 10 })).unwrap() {
         Reply::Array(items) => assert_eq!(items.len(), 2),
         other => panic!("{other:?}"),
     }
-    assert_eq!(f.run(Command::QueueRedrive { queue: Bytes::from("q"), max: 10 }).unwrap(), Reply::Int(2));
+    assert_eq!(f.run(Command::Queue(QueueCmd::Redrive { queue: Bytes::from("q"), max: 10 })).unwrap(), Reply::Int(2));
     let back: Vec<(u64, String, i64)> = f.consume("q", "w", 10);
     assert_eq!(back.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), vec!["a", "c"]);
     assert!(back.iter().all(|m| m.2 == 1), "redriven messages start their attempts again");
@@ -189,7 +191,7 @@ fn limits_prefetch_and_missing_queues() {
         headers: vec![(Bytes::from("k"), Bytes::from("v".repeat(20)))],
         ..Default::default()
     };
-    assert!(matches!(f.run(Command::QueuePublish(big_headers)), Err(CommandError::ValueTooLarge { .. })));
+    assert!(matches!(f.run(Command::Queue(QueueCmd::Publish(big_headers))), Err(CommandError::ValueTooLarge { .. })));
     f.publish("small", "2", 0, 0, 0).unwrap();
     assert!(matches!(f.publish("small", "3", 0, 0, 0), Err(CommandError::QueueFull(_))));
     assert!(matches!(f.publish("small", "this is too long", 0, 0, 0), Err(CommandError::ValueTooLarge { .. })));
@@ -279,8 +281,8 @@ proptest! {
                 Op::Nack(i, r) => if let Some((q, id)) = delivered.get(*i) { f.nack(q, *id, *r); },
                 Op::Advance(ms) => f.clock.advance(*ms),
                 Op::Sweep => { f.engine.queue_sweep(); }
-                Op::Redrive => { f.run(Command::QueueRedrive { queue: Bytes::from("q0"), max: 5 }).unwrap(); }
-                Op::Purge => { f.run(Command::QueuePurge { queue: Bytes::from("q1") }).unwrap(); }
+                Op::Redrive => { f.run(Command::Queue(QueueCmd::Redrive { queue: Bytes::from("q0"), max: 5 })).unwrap(); }
+                Op::Purge => { f.run(Command::Queue(QueueCmd::Purge { queue: Bytes::from("q1") })).unwrap(); }
             }
         }
         let replica = Engine::new(EngineConfig::default(), f.clock.clone(), None);
@@ -314,9 +316,9 @@ fn queues_count_toward_the_memory_limit() {
     let ids: Vec<u64> = f.consume("q", "w", 10).into_iter().map(|(id, _, _)| id).collect();
     f.ack("q", &ids);
     f.publish("q", &payload, 0, 0, 0).expect("room again after acks");
-    f.run(Command::QueuePurge { queue: Bytes::from("q") }).unwrap();
+    f.run(Command::Queue(QueueCmd::Purge { queue: Bytes::from("q") })).unwrap();
     assert_eq!(f.engine.queues().used_memory(), 0);
     f.publish("q", &payload, 0, 0, 0).unwrap();
-    f.run(Command::QueueDelete { name: Bytes::from("q") }).unwrap();
+    f.run(Command::Queue(QueueCmd::Delete { name: Bytes::from("q") })).unwrap();
     assert_eq!(f.engine.queues().used_memory(), 0);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::RecordingLog;
 use proptest::prelude::*;
-use synap_core::kv::types::CollCmd;
+use synap_core::command::{KeysCmd, KvCmd};
 use synap_core::{
     Command, CommandError, Engine, EngineConfig, EngineCursor, ExecCtx, ManualClock, Reply, decode_batch,
 };
@@ -29,9 +29,8 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn run(&self, name: &str, args: &[&str]) -> Result<Reply, CommandError> {
-        let cmd = CollCmd::from_name(name).unwrap_or_else(|| panic!("{name}"));
-        let args = args.iter().map(|a| Bytes::from(a.to_string())).collect();
-        self.engine.execute(&mut ExecCtx::default(), Command::Coll { cmd, args })
+        let cmd = common::parse(name, args)?;
+        self.engine.execute(&mut ExecCtx::default(), cmd)
     }
 
     fn ok(&self, name: &str, args: &[&str]) -> Reply {
@@ -90,18 +89,21 @@ fn strings(r: Reply) -> Vec<String> {
 #[test]
 fn wrongtype_and_type_and_rename_across_kinds() {
     let f = fixture();
-    f.engine.execute(&mut ExecCtx::default(), Command::Set(synap_core::SetArgs::new("str", "v"))).unwrap();
+    f.engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Set(synap_core::SetArgs::new("str", "v")))).unwrap();
     assert_eq!(f.run("hset", &["str", "f", "v"]), Err(CommandError::WrongType));
     f.ok("lpush", &["l", "a"]);
     assert_eq!(f.run("sadd", &["l", "x"]), Err(CommandError::WrongType));
-    let get = f.engine.execute(&mut ExecCtx::default(), Command::Get { key: Bytes::from("l") });
+    let get = f.engine.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Get { key: Bytes::from("l") }));
     assert_eq!(get, Err(CommandError::WrongType));
-    let ty =
-        |k: &str| f.engine.execute(&mut ExecCtx::default(), Command::Type { key: Bytes::from(k.to_string()) }).unwrap();
+    let ty = |k: &str| {
+        f.engine
+            .execute(&mut ExecCtx::default(), Command::Keys(KeysCmd::Type { key: Bytes::from(k.to_string()) }))
+            .unwrap()
+    };
     assert_eq!(ty("l"), Reply::Status("list"));
     f.ok("zadd", &["z", "1", "a"]);
     assert_eq!(ty("z"), Reply::Status("zset"));
-    let rename = Command::Rename { from: Bytes::from("z"), to: Bytes::from("z2"), nx: false };
+    let rename = Command::Keys(KeysCmd::Rename { from: Bytes::from("z"), to: Bytes::from("z2"), nx: false });
     f.engine.execute(&mut ExecCtx::default(), rename).unwrap();
     assert_eq!(f.ok("zscore", &["z2", "a"]), Reply::Double(1.0));
     // Popping the last element removes the key.
@@ -406,12 +408,8 @@ proptest! {
 
 fn scan_page(f: &Fixture, name: &str, key: &str, cursor: u64, count: usize) -> (u64, Vec<String>) {
     let r = f.ok(name, &[key, &cursor.to_string(), "COUNT", &count.to_string()]);
-    let Reply::Array(parts) = r else { panic!("{r:?}") };
-    let next = match &parts[0] {
-        Reply::Bulk(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
-        o => panic!("{o:?}"),
-    };
-    let items = strings(parts[1].clone());
+    let Reply::Scan { cursor: next, items } = r else { panic!("{r:?}") };
+    let items = strings(Reply::Array(items));
     // Hashes and sorted sets answer (name, value) pairs: keep the names.
     let names = if name == "sscan" { items } else { items.into_iter().step_by(2).collect() };
     (next, names)
@@ -518,12 +516,12 @@ fn large_collections_are_snapshotted_in_pieces() {
         f.ok("sadd", &["s", &format!("m{i}")]);
     }
     for k in ["h", "l", "z", "s"] {
-        let cmd = Command::Expire {
+        let cmd = Command::Keys(KeysCmd::Expire {
             key: Bytes::from(k),
             ttl: synap_core::Ttl::In(60_000),
             cond: synap_core::ExpireCond::Always,
             name: "pexpire",
-        };
+        });
         f.engine.execute(&mut ExecCtx::default(), cmd).unwrap();
     }
     let copy = Engine::new(EngineConfig::default(), f.clock.clone(), None);

@@ -1,5 +1,6 @@
 //! Reply encoding, RESP2 or RESP3 (after `HELLO 3`).
 
+use synap_core::command::args::format_f64;
 use synap_core::{CommandError, Reply};
 
 /// Protocol version of a connection.
@@ -76,6 +77,26 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
                 out.extend_from_slice(b"\r\n");
             }
         },
+        // INCRBYFLOAT answers its value's text in both protocols.
+        Reply::Decimal(v) => bulk(out, format_f64(*v).as_bytes()),
+        Reply::Expiry(e) => header(out, b':', e.redis_value()),
+        Reply::Scan { cursor, items } => {
+            header(out, b'*', 2);
+            let mut b = itoa::Buffer::new();
+            bulk(out, b.format(*cursor).as_bytes());
+            header(out, b'*', items.len() as i64);
+            for item in items {
+                encode(out, item, proto);
+            }
+        }
+        Reply::Read { partition, next_offset, events } => {
+            let map = Reply::Map(vec![
+                (Reply::bulk("events"), Reply::Array(events.clone())),
+                (Reply::bulk("next_offset"), Reply::Int(*next_offset as i64)),
+                (Reply::bulk("partition"), Reply::Int(*partition as i64)),
+            ]);
+            encode(out, &map, proto);
+        }
     }
 }
 
@@ -93,6 +114,7 @@ pub fn error(out: &mut Vec<u8>, e: &CommandError) {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use synap_core::command::{Expiry, TimeUnit};
 
     use super::*;
 
@@ -113,6 +135,14 @@ mod tests {
         assert_eq!(enc(map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(enc(Reply::Double(3.0), Protocol::Resp2), "$1\r\n3\r\n");
+        assert_eq!(enc(Reply::Decimal(10.5), Protocol::Resp3), "$4\r\n10.5\r\n");
+        let ttl = |e| enc(Reply::Expiry(e), Protocol::Resp3);
+        assert_eq!(ttl(Expiry::Missing), ":-2\r\n");
+        assert_eq!(ttl(Expiry::Persistent), ":-1\r\n");
+        assert_eq!(ttl(Expiry::Remaining { ms: 1001, unit: TimeUnit::Seconds }), ":2\r\n");
+        assert_eq!(ttl(Expiry::At { ms: 1999, unit: TimeUnit::Seconds }), ":1\r\n");
+        let scan = Reply::Scan { cursor: 17, items: vec![Reply::bulk("k")] };
+        assert_eq!(enc(scan, Protocol::Resp2), "*2\r\n$2\r\n17\r\n*1\r\n$1\r\nk\r\n");
         let mut out = Vec::new();
         error_line(&mut out, "ERR bad\r\nthing");
         assert_eq!(out, b"-ERR bad  thing\r\n");

@@ -5,6 +5,7 @@
 //! Run: `cargo run --release -p synap-server --example kv_memory -- [keys] [value_size]`
 
 use bytes::Bytes;
+use synap_core::command::KvCmd;
 use synap_core::{Command, Engine, EngineConfig, ExecCtx, SetArgs};
 use tikv_jemalloc_ctl::{epoch, stats};
 
@@ -27,7 +28,7 @@ fn main() {
     for i in 0..n {
         // Keys like redis-benchmark's `key:000000000042` (16 bytes).
         let key = Bytes::from(format!("key:{i:012}"));
-        engine.execute(&mut ctx, Command::Set(SetArgs::new(key, value.clone()))).expect("set");
+        engine.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new(key, value.clone())))).expect("set");
     }
     let after = allocated();
     let used = engine.kv().used_memory();

@@ -1,12 +1,15 @@
-//! The handle every front end holds: the engine plus what makes a reply safe to send (durability).
+//! The handle every front end holds: the engine plus what makes a reply safe to send (durability), and
+//! the one wait every long poll and blocking command goes through.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use synap_core::kv::types::CollCmd;
-use synap_core::queue::ConsumeArgs;
-use synap_core::{Command, CommandError, Engine, ExecCtx, Reply};
+use bytes::Bytes;
+use synap_core::command::{Block, Command, StreamCmd, WaitOn};
+use synap_core::stream::{ReadFrom, StreamId};
+use synap_core::{Blockers, CommandError, Engine, ExecCtx, Reply};
 use synap_storage::Persistence;
+use tokio::sync::Notify;
 
 use crate::config::Config;
 
@@ -18,6 +21,10 @@ pub struct Service {
     pub http_stats: Arc<crate::http::serve::HttpStats>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
+
+/// A queue consume with a wait re-reads at least this often: delayed messages become due without a
+/// publish to wake it.
+const QUEUE_RECHECK: Duration = Duration::from_millis(250);
 
 impl Service {
     pub fn new(
@@ -67,129 +74,106 @@ impl Service {
         self.persistence.as_ref().and_then(|p| p.wal().failure())
     }
 
-    /// QCONSUME with a wait: delivers what is there, or waits (at most `wait`, capped by
-    /// `queue.max_wait_ms`) for messages to arrive. Answers an empty array when nothing came.
-    pub async fn consume_wait(&self, args: ConsumeArgs, wait: Duration) -> Result<Reply, CommandError> {
-        let wait = wait.min(Duration::from_millis(self.config.queue.max_wait_ms));
-        let deadline = tokio::time::Instant::now() + wait;
+    /// Runs a command that may wait: a blocking command (BLPOP, XREAD BLOCK, QCONSUME BLOCK, ...) or a
+    /// long poll. It is tried at once; while its attempt finds nothing, the wait goes on until something
+    /// may have arrived on what it waits for (then it is tried again), its timeout passes (`None`: as long
+    /// as the server runs; a queue's wait is capped by `queue.max_wait_ms`), or the server stops. Answers
+    /// the last attempt (nil for a blocking pop that never got its turn).
+    ///
+    /// Blocked pops queue per key, first come first served (an attempt takes only the keys on which the
+    /// client is first in line). Every wake-up handle is registered before the attempt, so a change in
+    /// between is not missed.
+    pub async fn wait(&self, cmd: Command, block: Block) -> Result<Reply, CommandError> {
+        let cmd = self.fix_last_ids(cmd);
+        let timeout = match &block.on {
+            WaitOn::Queue(_) => {
+                let cap = Duration::from_millis(self.config.queue.max_wait_ms);
+                Some(block.timeout_ms.map_or(cap, |ms| Duration::from_millis(ms).min(cap)))
+            }
+            _ => block.timeout_ms.map(Duration::from_millis),
+        };
+        // A timeout too far to represent is no timeout.
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let line = match &block.on {
+            WaitOn::Keys(keys) => Some(Line::join(self.engine.blockers(), keys.clone())),
+            _ => None,
+        };
         loop {
-            let waiter = self.engine.queues().waiter(&args.queue);
-            let reply = match &waiter {
-                Some(w) => {
-                    // Register for wake-ups before looking, so a publish in between is not missed.
-                    let notified = w.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    let reply = self.execute(Command::QueueConsume(args.clone())).await?;
-                    if !is_empty(&reply) || tokio::time::Instant::now() >= deadline {
-                        return Ok(reply);
-                    }
-                    // Re-check now and then as well: delayed messages become due without a publish.
-                    let nap = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
-                    tokio::select! {
-                        _ = notified => {}
-                        _ = tokio::time::sleep_until(nap) => {}
-                        _ = self.stopped() => return Ok(reply),
-                    }
-                    continue;
+            let (waiters, recheck) = match &block.on {
+                WaitOn::Keys(_) => (line.as_ref().map(|l| l.notifies.clone()).unwrap_or_default(), None),
+                WaitOn::Streams(rooms) => {
+                    let streams = self.engine.streams();
+                    let w = rooms.iter().map(|r| streams.waiter(r).unwrap_or_else(|| streams.creation_waiter()));
+                    (w.collect(), None)
                 }
-                None => self.execute(Command::QueueConsume(args.clone())).await?,
+                // A missing queue: the attempt answers its error at once.
+                WaitOn::Queue(q) => match self.engine.queues().waiter(q) {
+                    Some(w) => (vec![w], Some(QUEUE_RECHECK)),
+                    None => return self.execute(cmd).await,
+                },
             };
-            return Ok(reply);
-        }
-    }
-
-    /// A stream read with a wait: answers at once when it finds events, else waits (up to `wait`; `None`
-    /// waits until the server stops) for an append to one of `rooms` and reads again. Answers the empty
-    /// reply when nothing came.
-    pub async fn stream_wait(
-        &self,
-        cmd: Command,
-        rooms: &[bytes::Bytes],
-        wait: Option<Duration>,
-    ) -> Result<Reply, CommandError> {
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
-        loop {
-            let streams = self.engine.streams();
-            let waiters: Vec<_> =
-                rooms.iter().map(|r| streams.waiter(r).unwrap_or_else(|| streams.creation_waiter())).collect();
-            // Register for wake-ups before reading, so an append in between is not missed.
             let mut notified: Vec<_> = waiters.iter().map(|w| Box::pin(w.notified())).collect();
             for n in &mut notified {
                 n.as_mut().enable();
             }
-            let reply = self.execute(cmd.clone()).await?;
-            if !stream_reply_empty(&reply) || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return Ok(reply);
+            let attempt = match &line {
+                Some(line) => {
+                    let heads = line.heads();
+                    (!heads.is_empty()).then(|| cmd.only_keys(heads))
+                }
+                None => Some(cmd.clone()),
+            };
+            let reply = match attempt {
+                Some(c) => Some(self.execute(c).await?),
+                None => None,
+            };
+            if let Some(r) = &reply
+                && !r.is_nothing()
+            {
+                return Ok(reply.expect("checked"));
             }
+            let now = tokio::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(reply.unwrap_or(Reply::Nil));
+            }
+            let wake_at = match (deadline, recheck) {
+                (Some(d), Some(r)) => Some(d.min(now + r)),
+                (Some(d), None) => Some(d),
+                (None, Some(r)) => Some(now + r),
+                (None, None) => None,
+            };
             let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
                     None => std::future::pending().await,
                 }
             };
+            let any = async {
+                if notified.is_empty() {
+                    std::future::pending::<()>().await
+                } else {
+                    futures_util::future::select_all(notified).await;
+                }
+            };
             tokio::select! {
-                _ = futures_util::future::select_all(notified) => {}
+                _ = any => {}
                 _ = sleep => {}
-                _ = self.stopped() => return Ok(reply),
+                _ = self.stopped() => return Ok(reply.unwrap_or(Reply::Nil)),
             }
         }
     }
 
-    /// A blocking pop (BLPOP, BZPOPMIN, BLMOVE, ...): answers at once when one of `keys` has an element,
-    /// else waits (up to `wait`; `None`: until the server stops) in line behind the clients that blocked
-    /// on the same key before it (first come, first served). Answers nil on timeout.
-    pub async fn coll_wait(
-        &self,
-        cmd: CollCmd,
-        args: Vec<bytes::Bytes>,
-        keys: Vec<bytes::Bytes>,
-        wait: Option<Duration>,
-    ) -> Result<Reply, CommandError> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let blockers = self.engine.kv().blockers();
-        let notifies = blockers.register(id, &keys);
-        // Leaves the line however this ends (reply, timeout, error, or the client going away).
-        struct Leave<'a>(&'a synap_core::kv::Blockers, u64, &'a [bytes::Bytes]);
-        impl Drop for Leave<'_> {
-            fn drop(&mut self) {
-                self.0.unregister(self.1, self.2);
-            }
-        }
-        let _leave = Leave(blockers, id, &keys);
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
-        loop {
-            let mut notified: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
-            for n in &mut notified {
-                n.as_mut().enable();
-            }
-            let heads = blockers.heads(id, &keys);
-            if !heads.is_empty() {
-                let try_args = match cmd {
-                    CollCmd::BLMove | CollCmd::BRPopLPush => args.clone(),
-                    _ => heads,
-                };
-                let reply = self.execute(Command::Coll { cmd, args: try_args }).await?;
-                if reply != Reply::Nil {
-                    return Ok(reply);
+    /// XREAD's `$` means "after the newest event now", fixed once before the wait.
+    fn fix_last_ids(&self, mut cmd: Command) -> Command {
+        if let Command::Stream(StreamCmd::XRead { streams, .. }) = &mut cmd {
+            for (key, from) in streams.iter_mut() {
+                if *from == ReadFrom::Last {
+                    let last = self.engine.streams().last_id(key).unwrap_or(StreamId::MIN);
+                    *from = ReadFrom::After(last);
                 }
             }
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return Ok(Reply::Nil);
-            }
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = futures_util::future::select_all(notified) => {}
-                _ = sleep => return Ok(Reply::Nil),
-                _ = self.stopped() => return Ok(Reply::Nil),
-            }
         }
+        cmd
     }
 
     pub fn uptime_secs(&self) -> u64 {
@@ -197,18 +181,31 @@ impl Service {
     }
 }
 
-/// Whether a stream read found nothing (REST read: no events; group read: empty; XREAD/XREADGROUP: nil).
-pub fn stream_reply_empty(reply: &Reply) -> bool {
-    match reply {
-        Reply::Nil => true,
-        Reply::Array(items) => items.is_empty(),
-        Reply::Map(fields) => fields.iter().any(|(k, v)| {
-            matches!(k, Reply::Bulk(b) if &b[..] == b"events") && matches!(v, Reply::Array(e) if e.is_empty())
-        }),
-        _ => false,
+/// A blocked client's place in the lines of the keys it waits on; it leaves them however the wait ends
+/// (reply, timeout, error, or the client going away).
+struct Line<'a> {
+    blockers: &'a Blockers,
+    id: u64,
+    keys: Vec<Bytes>,
+    notifies: Vec<Arc<Notify>>,
+}
+
+impl<'a> Line<'a> {
+    fn join(blockers: &'a Blockers, keys: Vec<Bytes>) -> Line<'a> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let notifies = blockers.register(id, &keys);
+        Line { blockers, id, keys, notifies }
+    }
+
+    /// The keys on which this client is first in line.
+    fn heads(&self) -> Vec<Bytes> {
+        self.blockers.heads(self.id, &self.keys)
     }
 }
 
-fn is_empty(reply: &Reply) -> bool {
-    matches!(reply, Reply::Array(items) if items.is_empty())
+impl Drop for Line<'_> {
+    fn drop(&mut self) {
+        self.blockers.unregister(self.id, &self.keys);
+    }
 }

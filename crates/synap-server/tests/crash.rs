@@ -537,3 +537,77 @@ async fn a_collection_recreated_after_expiry_survives_kill_9() {
     let z: Vec<String> = cmd("ZRANGE").arg("z").arg(0).arg(-1).query_async(&mut c).await.unwrap();
     assert_eq!(z, vec!["new"]);
 }
+
+/// Streams are keys, durably: a RENAME of a stream (onto a string it replaces, with its group), an
+/// expired stream, a stream re-created after DEL and a FLUSHALL'd one come back as they were left after
+/// `kill -9`, twice (the second restart replays over the first one's recovery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_as_keys_survive_kill_9() {
+    use redis::cmd;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &["--fsync", "always"]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let q = |args: &[&str]| {
+        let mut command = cmd(args[0]);
+        for a in &args[1..] {
+            command.arg(*a);
+        }
+        command
+    };
+    let _: String = q(&["XADD", "a", "1-1", "f", "1"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "a", "2-1", "f", "2"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XGROUP", "CREATE", "a", "g", "0"]).query_async(&mut c).await.unwrap();
+    let _: () = q(&["SET", "b", "string"]).query_async(&mut c).await.unwrap();
+    let _: () = q(&["RENAME", "a", "b"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "b", "3-1", "f", "3"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "gone", "1-1", "f", "1"]).query_async(&mut c).await.unwrap();
+    let _: i64 = q(&["PEXPIRE", "gone", "100"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "again", "1-1", "f", "old"]).query_async(&mut c).await.unwrap();
+    let _: i64 = q(&["DEL", "again"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "again", "5-1", "f", "new"]).query_async(&mut c).await.unwrap();
+    let _: String = q(&["XADD", "kept", "1-1", "f", "1"]).query_async(&mut c).await.unwrap();
+    let _: i64 = q(&["EXPIRE", "kept", "1000"]).query_async(&mut c).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The expired stream is removed (by a read here, or by active expiry) before the kill.
+    let gone: i64 = q(&["EXISTS", "gone"]).query_async(&mut c).await.unwrap();
+    assert_eq!(gone, 0);
+    server.kill9();
+    for _ in 0..2 {
+        let mut server = ServerProcess::start(dir.path(), &[]);
+        let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let t: String = q(&["TYPE", "b"]).query_async(&mut c).await.unwrap();
+        assert_eq!(t, "stream");
+        let ids: Vec<(String, Vec<(String, String)>)> =
+            q(&["XRANGE", "b", "-", "+"]).query_async(&mut c).await.unwrap();
+        assert_eq!(ids.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["1-1", "2-1", "3-1"]);
+        let groups: Vec<redis::Value> = q(&["XINFO", "GROUPS", "b"]).query_async(&mut c).await.unwrap();
+        assert_eq!(groups.len(), 1, "the group moved with the stream");
+        let exists: i64 = q(&["EXISTS", "a", "gone"]).query_async(&mut c).await.unwrap();
+        assert_eq!(exists, 0);
+        let again: Vec<(String, Vec<(String, String)>)> =
+            q(&["XRANGE", "again", "-", "+"]).query_async(&mut c).await.unwrap();
+        assert_eq!(again, vec![("5-1".to_string(), vec![("f".to_string(), "new".to_string())])]);
+        let ttl: i64 = q(&["TTL", "kept"]).query_async(&mut c).await.unwrap();
+        assert!((990..=1000).contains(&ttl), "{ttl}");
+        let mut keys: Vec<String> = q(&["KEYS", "*"]).query_async(&mut c).await.unwrap();
+        keys.sort();
+        assert_eq!(keys, ["again", "b", "kept"]);
+        server.kill9();
+    }
+    // FLUSHALL removes streams for good.
+    let mut server = ServerProcess::start(dir.path(), &["--fsync", "always"]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = q(&["FLUSHALL"]).query_async(&mut c).await.unwrap();
+    server.kill9();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let n: i64 = q(&["DBSIZE"]).query_async(&mut c).await.unwrap();
+    assert_eq!(n, 0);
+    let e: i64 = q(&["XLEN", "b"]).query_async(&mut c).await.unwrap();
+    assert_eq!(e, 0);
+    server.kill9();
+}

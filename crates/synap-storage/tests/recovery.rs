@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use synap_core::command::{KeysCmd, KvCmd, QueueCmd};
 use synap_core::{Command, Engine, EngineConfig, ExecCtx, MutationLog, Reply, SetArgs};
 use synap_storage::wal::{SEGMENT_HEADER_LEN, list_segments};
 use synap_storage::{
@@ -35,12 +36,13 @@ fn open(cfg: PersistenceConfig) -> Result<(Persistence, Arc<Engine>, synap_stora
 
 async fn set(p: &Persistence, e: &Engine, k: &str, v: &str) {
     let mut ctx = ExecCtx::default();
-    e.execute(&mut ctx, Command::Set(SetArgs::new(Bytes::from(k.to_string()), Bytes::from(v.to_string())))).unwrap();
+    e.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new(Bytes::from(k.to_string()), Bytes::from(v.to_string())))))
+        .unwrap();
     p.wal().wait(ctx.lsn).await.unwrap();
 }
 
 fn get(e: &Engine, k: &str) -> Option<Bytes> {
-    match e.execute(&mut ExecCtx::default(), Command::Get { key: Bytes::from(k.to_string()) }).unwrap() {
+    match e.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Get { key: Bytes::from(k.to_string()) })).unwrap() {
         Reply::Bulk(b) => Some(b),
         _ => None,
     }
@@ -68,7 +70,7 @@ async fn round_trip_through_wal_and_snapshot() {
         for i in 100..150 {
             set(&p, &e, &format!("k{i}"), &format!("v{i}")).await;
         }
-        e.execute(&mut ExecCtx::default(), Command::Del { keys: vec![Bytes::from("k3")] }).unwrap();
+        e.execute(&mut ExecCtx::default(), Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("k3")] })).unwrap();
         p.shutdown();
         e.digest()
     };
@@ -246,11 +248,11 @@ async fn fsync_failure_refuses_writes_and_never_acknowledges_the_failed_one() {
     set(&p, &e, "before", "ok").await;
     plan.fail_sync_after(1);
     let mut ctx = ExecCtx::default();
-    e.execute(&mut ctx, Command::Set(SetArgs::new("lost", "x"))).unwrap();
+    e.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("lost", "x")))).unwrap();
     let err = p.wal().wait(ctx.lsn).await.unwrap_err();
     assert!(err.to_string().contains("injected fsync failure"), "{err}");
     // Sticky: the next write is refused before it touches memory; reads go on.
-    let err = e.execute(&mut ExecCtx::default(), Command::Set(SetArgs::new("after", "x"))).unwrap_err();
+    let err = e.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::Set(SetArgs::new("after", "x")))).unwrap_err();
     assert!(err.to_string().starts_with("MISCONF"), "{err}");
     assert!(p.wal().check_writable().is_err());
     assert_eq!(get(&e, "before").as_deref(), Some(&b"ok"[..]));
@@ -267,9 +269,9 @@ async fn write_failure_is_sticky_too() {
     let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Periodic), storage, e.clone()).unwrap();
     plan.fail_write_after(1);
     let mut ctx = ExecCtx::default();
-    e.execute(&mut ctx, Command::Set(SetArgs::new("k", "v"))).unwrap();
+    e.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("k", "v")))).unwrap();
     assert!(p.wal().wait(ctx.lsn).await.is_err());
-    assert!(e.execute(&mut ExecCtx::default(), Command::IncrBy { key: Bytes::from("n"), by: 1 }).is_err());
+    assert!(e.execute(&mut ExecCtx::default(), Command::Kv(KvCmd::IncrBy { key: Bytes::from("n"), by: 1 })).is_err());
 }
 
 #[tokio::test]
@@ -278,7 +280,7 @@ async fn periodic_mode_writes_and_fsyncs_on_its_own_when_idle() {
     let (p, e, _) = open(config(dir.path(), FsyncPolicy::Periodic)).unwrap();
     // A write nobody waits for (as an eviction is): the timer must still write and fsync it.
     let mut ctx = ExecCtx::default();
-    e.execute(&mut ctx, Command::Set(SetArgs::new("idle", "v"))).unwrap();
+    e.execute(&mut ctx, Command::Kv(KvCmd::Set(SetArgs::new("idle", "v")))).unwrap();
     let mut synced = 0;
     for _ in 0..200 {
         synced = p.wal().progress().synced;
@@ -333,11 +335,11 @@ async fn queue_message_ids_are_never_reused_after_a_restart() {
     let publish = |e: &Engine| match e
         .execute(
             &mut ExecCtx::default(),
-            Command::QueuePublish(PublishArgs {
+            Command::Queue(QueueCmd::Publish(PublishArgs {
                 queue: Bytes::from("q"),
                 payload: Bytes::from("x"),
                 ..Default::default()
-            }),
+            })),
         )
         .unwrap()
     {
@@ -348,16 +350,20 @@ async fn queue_message_ids_are_never_reused_after_a_restart() {
         let (p, e, _) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
         e.execute(
             &mut ExecCtx::default(),
-            Command::QueueCreate { name: Bytes::from("q"), options: QueueOptions::default() },
+            Command::Queue(QueueCmd::Create { name: Bytes::from("q"), options: QueueOptions::default() }),
         )
         .unwrap();
         let id = publish(&e);
         e.execute(
             &mut ExecCtx::default(),
-            Command::QueueConsume(ConsumeArgs { queue: Bytes::from("q"), consumer: Bytes::from("c"), max: 1 }),
+            Command::Queue(QueueCmd::Consume {
+                args: ConsumeArgs { queue: Bytes::from("q"), consumer: Bytes::from("c"), max: 1 },
+                wait_ms: None,
+            }),
         )
         .unwrap();
-        e.execute(&mut ExecCtx::default(), Command::QueueAck { queue: Bytes::from("q"), ids: vec![id] }).unwrap();
+        e.execute(&mut ExecCtx::default(), Command::Queue(QueueCmd::Ack { queue: Bytes::from("q"), ids: vec![id] }))
+            .unwrap();
         // The snapshot covers everything and the log behind it is gone: only the snapshot remembers ids.
         p.snapshot().unwrap();
         p.shutdown();
@@ -524,7 +530,8 @@ async fn a_stream_deleted_inside_a_transaction_keeps_its_files_until_that_is_dur
     p.wal().wait(lsn).await.unwrap();
     assert_eq!(stream_dirs(dir.path()), 1);
     let mut ctx = ExecCtx::default();
-    let replies = e.exec_transaction(&mut ctx, vec![Command::Del { keys: vec![Bytes::from("s")] }], None).unwrap();
+    let replies =
+        e.exec_transaction(&mut ctx, vec![Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("s")] })], None).unwrap();
     assert_eq!(replies, vec![Ok(Reply::Int(1))]);
     assert_eq!(stream_dirs(dir.path()), 1, "not removed before the transaction's record is durable");
     assert_eq!(p.purge_stream_files(), 0, "nor by a purge before then");
@@ -548,7 +555,7 @@ async fn a_stream_recreated_during_a_snapshot_is_not_mixed_with_the_old_one() {
         }
         p.wal().wait(last).await.unwrap();
         let snapshot_lsn = p.wal().last_lsn() - 3; // taken after the first three appends
-        e.execute(&mut ExecCtx::default(), Command::Del { keys: vec![Bytes::from("s")] }).unwrap();
+        e.execute(&mut ExecCtx::default(), Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("s")] })).unwrap();
         for i in 0..2 {
             last = xadd(&e, "s", &format!("new{i}"));
         }

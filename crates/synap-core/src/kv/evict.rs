@@ -19,6 +19,7 @@ use rand::Rng;
 use super::{Keyspace, NO_EXPIRE};
 use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
+use crate::notify::Class;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EvictionPolicy {
@@ -77,6 +78,16 @@ impl EvictionPolicy {
         } else {
             lru_clock(now_ms)
         }
+    }
+
+    /// Seconds since the last access (OBJECT IDLETIME); `None` under an LFU policy, which does not track it.
+    pub(crate) fn idle_secs(self, access: u32, now_ms: u64) -> Option<u64> {
+        (!self.is_lfu()).then(|| lru_clock(now_ms).wrapping_sub(access) as u64)
+    }
+
+    /// The logarithmic access counter (OBJECT FREQ); `None` unless an LFU policy tracks it.
+    pub(crate) fn freq(self, access: u32, now_ms: u64) -> Option<u32> {
+        self.is_lfu().then(|| lfu_decayed(access, now_ms))
     }
 
     /// Eviction preference of an entry: higher is evicted first.
@@ -219,9 +230,9 @@ impl Keyspace {
                 return Some(0);
             }
         }
-        let lsn = self.commit_one(&mut shard, hash, Mutation::Del { key: &cand.key }, now);
+        let event = (Class::Evicted, "evicted", &cand.key[..]);
+        let lsn = self.commit_one(&mut shard, hash, Mutation::Del { key: &cand.key }, now, Some(event));
         self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-        self.emit("evicted", &cand.key);
         Some(lsn)
     }
 }
@@ -253,7 +264,7 @@ mod tests {
 
     #[test]
     fn size_classes_round_up() {
-        use super::super::shard::size_class;
+        use super::super::value::size_class;
         assert_eq!(size_class(1), 8);
         assert_eq!(size_class(124), 128);
         assert_eq!(size_class(129), 160);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
-use super::coll::{Coll, Kind};
+use super::value::{Coll, Kind, size_class};
 
 /// No expiry.
 pub const NO_EXPIRE: u64 = 0;
@@ -77,19 +77,6 @@ pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 8;
 
 pub(crate) fn entry_charge(blob_len: usize) -> usize {
     size_class(blob_len) + ENTRY_OVERHEAD
-}
-
-/// The size class a jemalloc-like allocator rounds a request up to (4 classes per doubling past 128).
-pub(crate) fn size_class(n: usize) -> usize {
-    if n <= 8 {
-        return 8;
-    }
-    if n <= 128 {
-        return n.div_ceil(16) * 16;
-    }
-    let shift = usize::BITS - (n - 1).leading_zeros(); // 2^shift >= n
-    let step = 1usize << (shift - 3);
-    n.div_ceil(step) * step
 }
 
 pub(crate) struct Shard {

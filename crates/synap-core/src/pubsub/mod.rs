@@ -172,15 +172,8 @@ struct State {
     generation: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// An exact channel (RESP SUBSCRIBE, or a topic without wildcards).
-    Channel,
-    /// A dot-separated topic pattern with `*` / `#`.
-    Topic,
-    /// A Redis glob pattern (PSUBSCRIBE).
-    Glob,
-}
+/// What a subscription names (the command layer's [`crate::command::SubKind`]).
+pub use crate::command::SubKind as Kind;
 
 impl State {
     /// Removes one subscription from the routing tables (not from `subs`).

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::command::queue::QueueOptions;
 use crate::error::CommandError;
 
 /// Options a queue is created with.
@@ -32,17 +33,6 @@ impl Default for QueueConfig {
             prefetch: 1000,
         }
     }
-}
-
-/// Options as a client gives them: what is not given comes from the store's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueOptions {
-    pub max_depth: Option<u64>,
-    pub ack_deadline_ms: Option<u64>,
-    pub max_retries: Option<u32>,
-    pub dead_letter_queue: Option<Bytes>,
-    pub max_message_bytes: Option<u64>,
-    pub prefetch: Option<u32>,
 }
 
 impl QueueOptions {

@@ -32,8 +32,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-pub use config::{QueueConfig, QueueOptions, decode_headers, default_dlq, encode_headers};
-pub use ops::{ConsumeArgs, PublishArgs, SweepReport, parse_id};
+pub use config::{QueueConfig, decode_headers, default_dlq, encode_headers};
+pub use ops::SweepReport;
+
+pub use crate::command::queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions, parse_id};
 
 use crate::clock::Clock;
 use crate::mutation::{LogSlot, Mutation, QueueMessage};

@@ -8,27 +8,9 @@ use parking_lot::Mutex;
 
 use super::{Message, Queue, QueueConfig, QueueStore, decode_headers, default_dlq};
 use crate::command::Reply;
+use crate::command::queue::{ConsumeArgs, MAX_BATCH, PublishArgs, QueueCmd};
 use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PublishArgs {
-    pub queue: Bytes,
-    pub payload: Bytes,
-    /// 0..=9, 9 highest.
-    pub priority: u8,
-    pub headers: Vec<(Bytes, Bytes)>,
-    pub delay_ms: u64,
-    /// Per-message time to live (0: none); an expired message is dead-lettered, not dropped.
-    pub ttl_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConsumeArgs {
-    pub queue: Bytes,
-    pub consumer: Bytes,
-    pub max: usize,
-}
 
 /// What a sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +49,37 @@ fn message_reply(queue: &[u8], id: u64, m: &Message) -> Reply {
     ])
 }
 
-/// Parses a message id as clients send it (decimal).
-pub fn parse_id(id: &[u8]) -> Option<u64> {
-    std::str::from_utf8(id).ok()?.parse().ok()
-}
-
 impl QueueStore {
+    /// Runs a queue command.
+    pub fn execute(&self, cmd: QueueCmd, now: u64, lsn: &mut u64) -> Result<Reply> {
+        match cmd {
+            QueueCmd::Create { name, options } => {
+                let (config, explicit_dlq) = options.resolve(&self.settings.defaults);
+                self.create(&name, config, explicit_dlq, lsn)
+            }
+            QueueCmd::Delete { name } => Ok(self.delete(&name, lsn)),
+            QueueCmd::List => Ok(self.list()),
+            QueueCmd::Publish(args) => {
+                if args.priority > 9 {
+                    return Err(CommandError::Invalid("PRIORITY must be between 0 and 9".into()));
+                }
+                self.publish(&args, now, lsn)
+            }
+            // Front ends check batch sizes with `command::queue::batch_size`; the store caps them.
+            QueueCmd::Consume { mut args, .. } => {
+                args.max = args.max.min(MAX_BATCH);
+                self.consume(&args, now, lsn)
+            }
+            QueueCmd::Ack { queue, ids } => self.ack(&queue, &ids, lsn),
+            QueueCmd::Nack { queue, id, requeue } => self.nack(&queue, id, requeue, now, lsn),
+            QueueCmd::Stats { queue } => self.stats(&queue, now),
+            QueueCmd::Purge { queue } => self.purge(&queue, lsn),
+            QueueCmd::DlqList { queue, max } => self.dlq_list(&queue, max.min(MAX_BATCH)),
+            QueueCmd::Redrive { queue, max } => self.redrive(&queue, max.min(MAX_BATCH), now, lsn),
+            QueueCmd::DlqPurge { queue } => self.dlq_purge(&queue, lsn),
+        }
+    }
+
     fn require(&self, name: &[u8]) -> Result<Arc<Mutex<Queue>>> {
         self.get(name).ok_or_else(|| not_found(name))
     }

@@ -10,8 +10,10 @@
 //! Every event has a dense per-partition `offset` and a Redis stream id (`ms-seq`, increasing within the
 //! partition), so both Kafka-style and Redis-style readers address the same events.
 
-mod cmd;
+mod group;
+mod info;
 mod ops;
+mod partition;
 mod store;
 
 use std::collections::VecDeque;
@@ -21,78 +23,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-pub use cmd::{
-    ClaimArgs, GroupStart, IdBound, PendingRange, ReadFrom, StreamCmd, TrimSpec, TrimStrategy, XAddId, XInfo,
+pub use crate::command::stream::{
+    ClaimArgs, GroupStart, IdBound, PendingRange, ReadFrom, RoomOptions, StreamCmd, StreamId, TrimSpec, TrimStrategy,
+    XAddId, XInfo,
 };
 pub use store::{MAX_ROOM_NAME, StreamCursor, StreamSettings, StreamStore};
-
-/// A Redis stream id: milliseconds and a sequence number. Ordered as Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct StreamId {
-    pub ms: u64,
-    pub seq: u64,
-}
-
-impl StreamId {
-    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
-    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
-
-    pub fn new(ms: u64, seq: u64) -> StreamId {
-        StreamId { ms, seq }
-    }
-
-    /// The next id after this one (saturating at the maximum).
-    pub fn next(self) -> StreamId {
-        if self.seq < u64::MAX {
-            StreamId { ms: self.ms, seq: self.seq + 1 }
-        } else if self.ms < u64::MAX {
-            StreamId { ms: self.ms + 1, seq: 0 }
-        } else {
-            self
-        }
-    }
-
-    /// The id before this one (saturating at 0-0).
-    pub fn prev(self) -> StreamId {
-        if self.seq > 0 {
-            StreamId { ms: self.ms, seq: self.seq - 1 }
-        } else if self.ms > 0 {
-            StreamId { ms: self.ms - 1, seq: u64::MAX }
-        } else {
-            self
-        }
-    }
-
-    /// Parses `ms-seq`, or `ms` alone with `seq_default` as its sequence. `None` when malformed.
-    pub fn parse(s: &[u8], seq_default: u64) -> Option<StreamId> {
-        let s = std::str::from_utf8(s).ok()?;
-        let (ms, seq) = match s.split_once('-') {
-            Some((ms, seq)) => (ms, Some(seq)),
-            None => (s, None),
-        };
-        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-        if !digits(ms) {
-            return None;
-        }
-        let ms = ms.parse().ok()?;
-        let seq = match seq {
-            Some(q) if digits(q) => q.parse().ok()?,
-            Some(_) => return None,
-            None => seq_default,
-        };
-        Some(StreamId { ms, seq })
-    }
-
-    pub fn to_bytes(self) -> Bytes {
-        Bytes::from(self.to_string())
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
 
 /// The most partitions a stream may have (`stream.max_partitions` is at most this).
 pub const MAX_PARTITIONS: u32 = 4096;
@@ -135,6 +70,34 @@ impl RoomConfig {
         out
     }
 
+    /// The `Create` record's config of stream `name` whose files are under `storage` (its first name:
+    /// a renamed stream keeps its files): version 2, or 3 when the names differ.
+    pub fn encode_create(&self, instance: u64, name: &[u8], storage: &[u8]) -> Vec<u8> {
+        let mut out = self.encode_with_instance(instance);
+        if name != storage {
+            out[0] = 3;
+            out.extend_from_slice(&(storage.len() as u32).to_le_bytes());
+            out.extend_from_slice(storage);
+        }
+        out
+    }
+
+    /// Decodes a `Create` record's config: the configuration, the instance, and the name its files are
+    /// under when it is not the stream's (version 3).
+    pub fn decode_create(b: &[u8]) -> Option<(RoomConfig, u64, Option<&[u8]>)> {
+        match b.first() {
+            Some(3) if b.len() >= 41 => {
+                let mut v2 = b[..37].to_vec();
+                v2[0] = 2;
+                let (config, instance) = RoomConfig::decode_with_instance(&v2)?;
+                let n = u32::from_le_bytes(b[37..41].try_into().ok()?) as usize;
+                let storage = b.get(41..41 + n).filter(|s| 41 + n == b.len() && !s.is_empty())?;
+                Some((config, instance, Some(storage)))
+            }
+            _ => RoomConfig::decode_with_instance(b).map(|(c, i)| (c, i, None)),
+        }
+    }
+
     /// Decodes a `Create` record's config: version 1 (no instance: 0) or 2 (with the instance).
     pub fn decode_with_instance(b: &[u8]) -> Option<(RoomConfig, u64)> {
         match b.first() {
@@ -165,15 +128,6 @@ impl RoomConfig {
             max_age_ms: u64_at(21),
         })
     }
-}
-
-/// Retention and partitions as a client gives them; what is missing comes from the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoomOptions {
-    pub partitions: Option<u32>,
-    pub max_events: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub max_age_ms: Option<u64>,
 }
 
 impl RoomOptions {

@@ -5,18 +5,22 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::cmd::*;
-use super::store::{Group, MAX_READ_BYTES, MAX_ROOM_NAME, Partition, Rec, Room, StreamStore};
-use super::{Event, RoomConfig, StreamId, encode_event, partition_for_key};
+use super::group::{Group, Rec};
+use super::info::{pending_range, pending_summary};
+use super::partition::Partition;
+use super::store::{Room, StreamStore};
+use super::*;
+
 use crate::command::Reply;
 use crate::error::{CommandError, Result};
 use crate::mutation::{Mutation, StreamOp};
+use crate::notify::Class;
 
-fn bulk(s: &'static str) -> Reply {
+pub(super) fn bulk(s: &'static str) -> Reply {
     Reply::Bulk(Bytes::from_static(s.as_bytes()))
 }
 
-fn id_reply(id: StreamId) -> Reply {
+pub(super) fn id_reply(id: StreamId) -> Reply {
     Reply::Bulk(id.to_bytes())
 }
 
@@ -33,7 +37,7 @@ fn no_group(room: &[u8], group: &[u8]) -> CommandError {
 }
 
 /// Redis's entry shape: `[id, [field, value, ...]]`.
-fn redis_entry(e: &Event) -> Reply {
+pub(super) fn redis_entry(e: &Event) -> Reply {
     let fields = e.fields.iter().flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())]).collect();
     Reply::Array(vec![id_reply(e.id), Reply::Array(fields)])
 }
@@ -59,111 +63,13 @@ pub(crate) fn event_map(partition: u32, e: &Event) -> Reply {
     ])
 }
 
-impl Partition {
-    /// The start offset that leaves at most `n` live events.
-    fn start_for_len(&self, n: u64) -> u64 {
-        if self.len() <= n {
-            return self.start;
-        }
-        let next = self.next();
-        let mut s = next.saturating_sub(n);
-        loop {
-            let t = self.tombstones.range(s..).count() as u64;
-            let cand = next.saturating_sub(n + t).max(self.start);
-            if cand >= s {
-                return s.max(self.start);
-            }
-            s = cand;
-        }
-    }
-
-    fn first_live(&mut self) -> Result<Option<Event>> {
-        let start = self.start;
-        Ok(self.read(start, 1)?.0.into_iter().next())
-    }
-
-    fn last_live(&mut self) -> Result<Option<Event>> {
-        let (start, mut end) = (self.start, self.next());
-        while end > start {
-            if !self.tombstones.contains(&(end - 1)) {
-                return self.get(end - 1);
-            }
-            end -= 1;
-        }
-        Ok(None)
-    }
-
-    /// Live events with `lo <= id <= hi`, oldest first (or newest first when `rev`), at most `count` and
-    /// about [`MAX_READ_BYTES`] of them.
-    fn range(&mut self, lo: StreamId, hi: StreamId, count: usize, rev: bool) -> Result<Vec<Event>> {
-        let mut out = Vec::new();
-        if lo > hi || count == 0 {
-            return Ok(out);
-        }
-        let mut bytes = 0usize;
-        let size = |e: &Event| e.key.len() + e.fields.iter().map(|(f, v)| f.len() + v.len() + 8).sum::<usize>();
-        if !rev {
-            let mut at = self.seek_id(lo)?;
-            while out.len() < count && at < self.next() && bytes < MAX_READ_BYTES {
-                let (events, after) = self.read(at, (count - out.len()).min(1024))?;
-                if after <= at {
-                    break;
-                }
-                at = after;
-                for e in events {
-                    if e.id > hi {
-                        return Ok(out);
-                    }
-                    bytes += size(&e);
-                    out.push(e);
-                }
-            }
-        } else {
-            let floor = self.seek_id(lo)?;
-            let mut end = self.seek_id(hi.next())?;
-            if hi == StreamId::MAX {
-                end = self.next();
-            }
-            while out.len() < count && end > floor && bytes < MAX_READ_BYTES {
-                let from = end.saturating_sub(256).max(floor);
-                let (events, _) = self.read(from, (end - from) as usize)?;
-                for e in events.into_iter().rev() {
-                    if e.offset < end && e.id <= hi && e.id >= lo {
-                        bytes += size(&e);
-                        out.push(e);
-                        if out.len() >= count {
-                            break;
-                        }
-                    }
-                }
-                end = from;
-            }
-        }
-        Ok(out)
-    }
-
-    /// The offset of the event with `id`, deleted or not (as long as it is retained).
-    fn offset_of(&mut self, id: StreamId) -> Result<Option<u64>> {
-        let at = self.seek_id(id)?;
-        if at >= self.next() {
-            return Ok(None);
-        }
-        let was = self.tombstones.remove(&at);
-        let e = self.get(at);
-        if was {
-            self.tombstones.insert(at);
-        }
-        Ok(e?.filter(|e| e.id == id).map(|e| e.offset))
-    }
-}
-
 impl StreamStore {
     fn room(&self, name: &[u8]) -> Result<Arc<Room>> {
         self.get(name).ok_or_else(|| not_found(name))
     }
 
     /// A stream as Redis commands see it: absent, or a single-partition stream.
-    fn redis_room(&self, key: &[u8]) -> Result<Option<Arc<Room>>> {
+    pub(super) fn redis_room(&self, key: &[u8]) -> Result<Option<Arc<Room>>> {
         match self.get(key) {
             Some(r) if r.parts.len() > 1 => Err(CommandError::Invalid(format!(
                 "stream '{}' has {} partitions; Redis stream commands work on single-partition streams",
@@ -174,32 +80,19 @@ impl StreamStore {
         }
     }
 
-    fn create_room(&self, name: &[u8], config: RoomConfig, lsn: &mut u64) -> Result<(Arc<Room>, bool)> {
-        if let Some(r) = self.get(name) {
-            return Ok((r, false));
-        }
-        if name.is_empty() || name.len() > MAX_ROOM_NAME {
-            return Err(CommandError::Invalid(format!("stream names must be 1 to {MAX_ROOM_NAME} bytes long")));
-        }
-        if config.partitions == 0 || config.partitions > self.settings.max_partitions {
-            return Err(CommandError::Invalid(format!(
-                "partitions must be between 1 and {}",
-                self.settings.max_partitions
-            )));
-        }
-        if self.room_count() >= self.settings.max_rooms {
-            return Err(CommandError::Invalid(format!("too many streams (limit {})", self.settings.max_rooms)));
-        }
-        Ok(self.create_in_memory(name, config, None, Some(lsn)))
-    }
-
     /// Applies decided group changes and logs them, in one step (see [`Rec`]).
-    fn commit_group(&self, room: &[u8], group: &[u8], g: &mut Group, recs: &[Rec]) -> u64 {
+    /// Refused when the stream was deleted or renamed meanwhile (the caller holds its groups' lock, under
+    /// which that is decided), so that no group record follows the stream's `Delete` in the log.
+    fn commit_group(&self, r: &Room, group: &[u8], g: &mut Group, recs: &[Rec]) -> Result<u64> {
+        r.check()?;
+        let room = &r.name[..];
         for rec in recs {
             g.apply(rec);
         }
         let batch: Vec<Mutation<'_>> = recs.iter().map(|r| Mutation::Stream { room, op: r.op(group) }).collect();
-        self.log.append(&batch)
+        // A consumer the command creates (XGROUP CREATECONSUMER, or a first read or claim) is an event.
+        let created = recs.iter().any(|r| matches!(r, Rec::Consumer { .. }));
+        Ok(self.logged(room, &batch, created.then_some("xgroup-createconsumer")))
     }
 
     /// Appends one event under its partition's lock and logs it (with the trim retention asks for).
@@ -280,9 +173,11 @@ impl StreamStore {
         let l = if new_start > p.start {
             p.trim_to(new_start);
             let trim = Mutation::Stream { room: &room.name, op: StreamOp::Trim { partition, start: new_start } };
-            self.log.append(&[append, trim])
+            let l = self.logged(&room.name, &[append, trim], Some("xadd"));
+            self.notifier.emit(Class::Stream, "xtrim", &room.name);
+            l
         } else {
-            self.log.append(&[append])
+            self.logged(&room.name, &[append], Some("xadd"))
         };
         *lsn = (*lsn).max(l);
         drop(p);
@@ -299,39 +194,21 @@ impl StreamStore {
         let before = p.len();
         p.trim_to(start);
         let op = StreamOp::Trim { partition, start };
-        *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: &room.name, op }]));
+        *lsn = (*lsn).max(self.logged(&room.name, &[Mutation::Stream { room: &room.name, op }], Some("xtrim")));
         before - p.len()
     }
 
     /// Executes a stream command.
     pub fn execute(&self, cmd: StreamCmd, now: u64, lsn: &mut u64) -> Result<Reply> {
         match cmd {
-            StreamCmd::Create { room, options } => {
-                let config = options.resolve(&self.settings.defaults);
-                let (_, created) = self.create_room(&room, config, lsn)?;
-                if !created {
-                    return Err(CommandError::AlreadyExists(format!(
-                        "stream '{}' already exists",
-                        String::from_utf8_lossy(&room)
-                    )));
-                }
-                Ok(Reply::Int(1))
+            // Created and deleted through the keyspace (see `Engine::stream`).
+            StreamCmd::Create { .. } | StreamCmd::Delete { .. } => {
+                Err(CommandError::Internal("stream creation and deletion go through the keyspace".into()))
             }
-            StreamCmd::Delete { room } => match self.remove_room(&room, true) {
-                Some(l) => {
-                    *lsn = (*lsn).max(l);
-                    Ok(Reply::Int(1))
-                }
-                None => Ok(Reply::Int(0)),
-            },
             StreamCmd::List => Ok(Reply::Array(self.rooms.read().keys().map(|k| Reply::Bulk(k.clone())).collect())),
             StreamCmd::Stats { room } => self.stats(&*self.room(&room)?),
             StreamCmd::Publish { room, key, partition, fields } => {
-                let r = match self.get(&room) {
-                    Some(r) => r,
-                    None if self.settings.auto_create => self.create_room(&room, self.settings.defaults, lsn)?.0,
-                    None => return Err(not_found(&room)),
-                };
+                let r = self.room(&room)?;
                 let n = r.parts.len() as u32;
                 let partition = match partition {
                     Some(p) if p >= n => {
@@ -368,11 +245,11 @@ impl StreamStore {
                     )));
                 }
                 let (events, next) = p.read(from, limit.clamp(1, self.settings.max_read))?;
-                Ok(Reply::Map(vec![
-                    (bulk("events"), Reply::Array(events.iter().map(|e| event_map(partition, e)).collect())),
-                    (bulk("next_offset"), Reply::Int(next as i64)),
-                    (bulk("partition"), Reply::Int(partition as i64)),
-                ]))
+                Ok(Reply::Read {
+                    partition,
+                    next_offset: next,
+                    events: events.iter().map(|e| event_map(partition, e)).collect(),
+                })
             }
             StreamCmd::GroupCreate { room, group, start, redeliver_ms } => {
                 let r = self.room(&room)?;
@@ -402,7 +279,7 @@ impl StreamStore {
                     .filter(|o| g.pending_entry(&(partition, *o)).is_some())
                     .map(|offset| Rec::Ack { partition, offset })
                     .collect();
-                *lsn = (*lsn).max(self.commit_group(&room, &group, g, &recs));
+                *lsn = (*lsn).max(self.commit_group(&r, &group, g, &recs)?);
                 Ok(Reply::Int(recs.len() as i64))
             }
             StreamCmd::GroupClaim { room, group, consumer, min_idle_ms, partition, offsets } => {
@@ -423,13 +300,11 @@ impl StreamStore {
                 Ok(Reply::Int(removed as i64))
             }
             StreamCmd::XAdd { key, id, fields, nomkstream, trim } => {
+                // Without NOMKSTREAM the stream was created already (see `Engine::stream`).
                 let r = match self.redis_room(&key)? {
                     Some(r) => r,
                     None if nomkstream => return Ok(Reply::Nil),
-                    None => {
-                        let config = RoomConfig { partitions: 1, ..self.settings.defaults };
-                        self.create_room(&key, config, lsn)?.0
-                    }
+                    None => return Err(not_found(&key)),
                 };
                 let (_, id) = self.append(&r, 0, b"", &fields, id, trim, now, lsn)?;
                 Ok(id_reply(id))
@@ -453,7 +328,7 @@ impl StreamStore {
                 let events = r.parts[0].lock().range(lo, hi, count, rev)?;
                 Ok(Reply::Array(events.iter().map(redis_entry).collect()))
             }
-            StreamCmd::XRead { streams, count } => {
+            StreamCmd::XRead { streams, count, .. } => {
                 let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read);
                 let mut out = Vec::new();
                 for (key, from) in streams {
@@ -509,18 +384,14 @@ impl StreamStore {
                     .iter()
                     .map(|&offset| Mutation::Stream { room: &key, op: StreamOp::Tombstone { partition: 0, offset } })
                     .collect();
-                *lsn = (*lsn).max(self.log.append(&batch));
+                if !batch.is_empty() {
+                    *lsn = (*lsn).max(self.logged(&key, &batch, Some("xdel")));
+                }
                 Ok(Reply::Int(deleted.len() as i64))
             }
-            StreamCmd::XGroupCreate { key, group, start, mkstream } => {
-                let r = match self.redis_room(&key)? {
-                    Some(r) => r,
-                    None if mkstream => {
-                        let config = RoomConfig { partitions: 1, ..self.settings.defaults };
-                        self.create_room(&key, config, lsn)?.0
-                    }
-                    None => return Err(requires_key()),
-                };
+            StreamCmd::XGroupCreate { key, group, start, .. } => {
+                // MKSTREAM created the stream already (see `Engine::stream`).
+                let r = self.redis_room(&key)?.ok_or_else(requires_key)?;
                 self.group_create(&r, &group, start, 0, lsn)?;
                 Ok(Reply::Ok)
             }
@@ -533,7 +404,8 @@ impl StreamStore {
                 let mut groups = r.groups.lock();
                 let g = groups.get_mut(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
                 let (pos, last) = start_position(&mut r.parts[0].lock(), start)?;
-                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::Pos { partition: 0, pos, last }]));
+                *lsn = (*lsn).max(self.commit_group(&r, &group, g, &[Rec::Pos { partition: 0, pos, last }])?);
+                self.notifier.emit(Class::Stream, "xgroup-setid", &key);
                 Ok(Reply::Ok)
             }
             StreamCmd::XGroupCreateConsumer { key, group, consumer } => {
@@ -543,7 +415,7 @@ impl StreamStore {
                 let Some(rec) = new_consumer(g, &consumer, now, self.settings.max_consumers)? else {
                     return Ok(Reply::Int(0));
                 };
-                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[rec]));
+                *lsn = (*lsn).max(self.commit_group(&r, &group, g, &[rec])?);
                 Ok(Reply::Int(1))
             }
             StreamCmd::XGroupDelConsumer { key, group, consumer } => {
@@ -554,10 +426,11 @@ impl StreamStore {
                     return Ok(Reply::Int(0));
                 }
                 let pending = g.pending_count_of(&consumer);
-                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &[Rec::ConsumerDel { consumer }]));
+                *lsn = (*lsn).max(self.commit_group(&r, &group, g, &[Rec::ConsumerDel { consumer }])?);
+                self.notifier.emit(Class::Stream, "xgroup-delconsumer", &key);
                 Ok(Reply::Int(pending as i64))
             }
-            StreamCmd::XReadGroup { group, consumer, count, noack, streams } => {
+            StreamCmd::XReadGroup { group, consumer, count, noack, streams, .. } => {
                 let count = count.unwrap_or(usize::MAX).clamp(1, self.settings.max_read);
                 let mut out = Vec::new();
                 let mut any_history = false;
@@ -588,7 +461,7 @@ impl StreamStore {
                 keys.dedup();
                 let recs: Vec<Rec> =
                     keys.into_iter().map(|(partition, offset)| Rec::Ack { partition, offset }).collect();
-                *lsn = (*lsn).max(self.commit_group(&key, &group, g, &recs));
+                *lsn = (*lsn).max(self.commit_group(&r, &group, g, &recs)?);
                 Ok(Reply::Int(recs.len() as i64))
             }
             StreamCmd::XPending { key, group, range } => {
@@ -666,7 +539,7 @@ impl StreamStore {
                         keys.push(k);
                     }
                     drop(p);
-                    *lsn = (*lsn).max(self.commit_group(&key, &group, g, &acks));
+                    *lsn = (*lsn).max(self.commit_group(&r, &group, g, &acks)?);
                     (keys, deleted, cursor)
                 };
                 let out = self.claim(&r, &group, &consumer, min_idle_ms, &keys, None, None, false, now, lsn)?;
@@ -702,18 +575,18 @@ impl StreamStore {
         }
         let config = g.encode_config();
         let op = StreamOp::GroupCreate { group, config: &config };
-        *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: &r.name, op }]));
+        *lsn = (*lsn).max(self.logged(&r.name, &[Mutation::Stream { room: &r.name, op }], Some("xgroup-create")));
         groups.insert(Bytes::copy_from_slice(group), g);
         Ok(())
     }
 
     fn group_destroy(&self, r: &Room, group: &[u8], lsn: &mut u64) -> bool {
         let mut groups = r.groups.lock();
-        if groups.remove(group).is_none() {
+        if r.check().is_err() || groups.remove(group).is_none() {
             return false;
         }
         let op = StreamOp::GroupDestroy { group };
-        *lsn = (*lsn).max(self.log.append(&[Mutation::Stream { room: &r.name, op }]));
+        *lsn = (*lsn).max(self.logged(&r.name, &[Mutation::Stream { room: &r.name, op }], Some("xgroup-destroy")));
         true
     }
 
@@ -799,7 +672,7 @@ impl StreamStore {
             }
             recs.push(Rec::Pos { partition: pi as u32, pos: after, last });
         }
-        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        *lsn = (*lsn).max(self.commit_group(r, group, g, &recs)?);
         g.lost += lost;
         seen(g, &consumer_b, now);
         Ok(out)
@@ -832,7 +705,7 @@ impl StreamStore {
             });
         }
         drop(p);
-        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        *lsn = (*lsn).max(self.commit_group(r, group, g, &recs)?);
         seen(g, &consumer_b, now);
         Ok(out)
     }
@@ -893,160 +766,9 @@ impl StreamStore {
             });
             out.push((partition, e));
         }
-        *lsn = (*lsn).max(self.commit_group(&r.name, group, g, &recs));
+        *lsn = (*lsn).max(self.commit_group(r, group, g, &recs)?);
         seen(g, &consumer_b, now);
         Ok(out)
-    }
-
-    fn stats(&self, r: &Room) -> Result<Reply> {
-        let config = *r.config.lock();
-        let groups = r.groups.lock();
-        let mut parts = Vec::new();
-        let (mut events, mut bytes, mut segments) = (0u64, 0u64, 0usize);
-        let mut bounds = Vec::new();
-        for (i, p) in r.parts.iter().enumerate() {
-            let p = p.lock();
-            let segs = p.log.segments();
-            let b: u64 = segs.iter().map(|s| s.bytes).sum();
-            events += p.len();
-            bytes += b;
-            segments += segs.len();
-            bounds.push((p.start, p.next()));
-            parts.push(Reply::Map(vec![
-                (bulk("partition"), Reply::Int(i as i64)),
-                (bulk("start_offset"), Reply::Int(p.start as i64)),
-                (bulk("next_offset"), Reply::Int(p.next() as i64)),
-                (bulk("events"), Reply::Int(p.len() as i64)),
-                (bulk("bytes"), Reply::Int(b as i64)),
-                (bulk("segments"), Reply::Int(segs.len() as i64)),
-                (bulk("last_id"), id_reply(p.last)),
-            ]));
-        }
-        let group_stats = groups
-            .iter()
-            .map(|(name, g)| {
-                let (mut undelivered, mut lost) = (0u64, g.lost);
-                for (i, &(start, next)) in bounds.iter().enumerate() {
-                    let pos = g.pos[i];
-                    if pos < start {
-                        lost += start - pos;
-                    }
-                    undelivered += next.saturating_sub(pos.max(start));
-                }
-                Reply::Map(vec![
-                    (bulk("name"), Reply::Bulk(name.clone())),
-                    (bulk("consumers"), Reply::Int(g.consumers.len() as i64)),
-                    (bulk("pending"), Reply::Int(g.pending().len() as i64)),
-                    (bulk("undelivered"), Reply::Int(undelivered as i64)),
-                    (bulk("lag"), Reply::Int((undelivered + g.pending().len() as u64) as i64)),
-                    (bulk("lost"), Reply::Int(lost as i64)),
-                    (bulk("positions"), Reply::Array(g.pos.iter().map(|&p| Reply::Int(p as i64)).collect())),
-                ])
-            })
-            .collect();
-        Ok(Reply::Map(vec![
-            (bulk("name"), Reply::Bulk(r.name.clone())),
-            (bulk("partitions"), Reply::Int(r.parts.len() as i64)),
-            (bulk("created_at"), Reply::Int(r.created_at as i64)),
-            (
-                bulk("retention"),
-                Reply::Map(vec![
-                    (bulk("max_events"), Reply::Int(config.max_events as i64)),
-                    (bulk("max_bytes"), Reply::Int(config.max_bytes as i64)),
-                    (bulk("max_age_ms"), Reply::Int(config.max_age_ms as i64)),
-                ]),
-            ),
-            (bulk("events"), Reply::Int(events as i64)),
-            (bulk("published"), Reply::Int(r.published.load(Ordering::Relaxed) as i64)),
-            (bulk("bytes"), Reply::Int(bytes as i64)),
-            (bulk("segments"), Reply::Int(segments as i64)),
-            (bulk("partition_stats"), Reply::Array(parts)),
-            (bulk("groups"), Reply::Array(group_stats)),
-        ]))
-    }
-
-    fn xinfo(&self, info: XInfo, now: u64) -> Result<Reply> {
-        match info {
-            XInfo::Stream { key, full, count } => {
-                let r = self.redis_room(&key)?.ok_or(CommandError::NoSuchKey)?;
-                let groups = r.groups.lock();
-                let mut p = r.parts[0].lock();
-                let first = p.first_live()?;
-                let last = p.last_live()?;
-                let first_id = first.as_ref().map(|e| e.id).unwrap_or(StreamId::MIN);
-                let mut fields = vec![
-                    (bulk("length"), Reply::Int(p.len() as i64)),
-                    (bulk("radix-tree-keys"), Reply::Int(1)),
-                    (bulk("radix-tree-nodes"), Reply::Int(1)),
-                    (bulk("last-generated-id"), id_reply(p.last)),
-                    (bulk("max-deleted-entry-id"), id_reply(p.max_deleted)),
-                    (bulk("entries-added"), Reply::Int(p.next() as i64)),
-                    (bulk("recorded-first-entry-id"), id_reply(first_id)),
-                ];
-                if full {
-                    let start = p.start;
-                    let (entries, _) = p.read(start, if count == 0 { usize::MAX } else { count }.min(1_000_000))?;
-                    fields.push((bulk("entries"), Reply::Array(entries.iter().map(redis_entry).collect())));
-                    let gs = groups
-                        .iter()
-                        .map(|(name, g)| {
-                            Reply::Map(vec![
-                                (bulk("name"), Reply::Bulk(name.clone())),
-                                (bulk("last-delivered-id"), id_reply(g.last[0])),
-                                (bulk("entries-read"), Reply::Int(g.pos[0] as i64)),
-                                (bulk("lag"), Reply::Int(p.next().saturating_sub(g.pos[0].max(p.start)) as i64)),
-                                (bulk("pel-count"), Reply::Int(g.pending().len() as i64)),
-                            ])
-                        })
-                        .collect();
-                    fields.push((bulk("groups"), Reply::Array(gs)));
-                } else {
-                    fields.push((bulk("groups"), Reply::Int(groups.len() as i64)));
-                    fields.push((bulk("first-entry"), first.as_ref().map(redis_entry).unwrap_or(Reply::Nil)));
-                    fields.push((bulk("last-entry"), last.as_ref().map(redis_entry).unwrap_or(Reply::Nil)));
-                }
-                Ok(Reply::Map(fields))
-            }
-            XInfo::Groups { key } => {
-                let r = self.redis_room(&key)?.ok_or(CommandError::NoSuchKey)?;
-                let groups = r.groups.lock();
-                let p = r.parts[0].lock();
-                Ok(Reply::Array(
-                    groups
-                        .iter()
-                        .map(|(name, g)| {
-                            Reply::Map(vec![
-                                (bulk("name"), Reply::Bulk(name.clone())),
-                                (bulk("consumers"), Reply::Int(g.consumers.len() as i64)),
-                                (bulk("pending"), Reply::Int(g.pending().len() as i64)),
-                                (bulk("last-delivered-id"), id_reply(g.last[0])),
-                                (bulk("entries-read"), Reply::Int(g.pos[0] as i64)),
-                                (bulk("lag"), Reply::Int(p.next().saturating_sub(g.pos[0].max(p.start)) as i64)),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-            XInfo::Consumers { key, group } => {
-                let r = self.redis_room(&key)?.ok_or(CommandError::NoSuchKey)?;
-                let groups = r.groups.lock();
-                let g = groups.get(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
-                Ok(Reply::Array(
-                    g.consumers
-                        .iter()
-                        .map(|(name, c)| {
-                            let idle = now.saturating_sub(c.seen_at) as i64;
-                            Reply::Map(vec![
-                                (bulk("name"), Reply::Bulk(name.clone())),
-                                (bulk("pending"), Reply::Int(g.pending_count_of(name) as i64)),
-                                (bulk("idle"), Reply::Int(idle)),
-                                (bulk("inactive"), Reply::Int(idle)),
-                            ])
-                        })
-                        .collect(),
-                ))
-            }
-        }
     }
 }
 
@@ -1089,61 +811,6 @@ fn start_position(p: &mut Partition, start: GroupStart) -> Result<(u64, StreamId
     })
 }
 
-fn pending_summary(g: &Group) -> Reply {
-    if g.pending().is_empty() {
-        return Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::Nil]);
-    }
-    let min = g.pending().values().map(|p| p.id).min().expect("non-empty");
-    let max = g.pending().values().map(|p| p.id).max().expect("non-empty");
-    let mut per: std::collections::BTreeMap<&Bytes, u64> = std::collections::BTreeMap::new();
-    for p in g.pending().values() {
-        *per.entry(&p.consumer).or_default() += 1;
-    }
-    Reply::Array(vec![
-        Reply::Int(g.pending().len() as i64),
-        id_reply(min),
-        id_reply(max),
-        Reply::Array(
-            per.into_iter()
-                .map(|(c, n)| Reply::Array(vec![Reply::Bulk(c.clone()), Reply::Bulk(Bytes::from(n.to_string()))]))
-                .collect(),
-        ),
-    ])
-}
-
-fn pending_range(g: &Group, range: &PendingRange, now: u64) -> Reply {
-    let lo = match range.start {
-        IdBound::Incl(id) => id,
-        IdBound::Excl(id) => id.next(),
-    };
-    let hi = match range.end {
-        IdBound::Incl(id) => id,
-        IdBound::Excl(id) => id.prev(),
-    };
-    let mut entries: Vec<_> = g
-        .pending()
-        .values()
-        .filter(|p| p.id >= lo && p.id <= hi)
-        .filter(|p| range.consumer.as_ref().is_none_or(|c| *c == p.consumer))
-        .filter(|p| now.saturating_sub(p.delivered_at) >= range.min_idle_ms)
-        .collect();
-    entries.sort_by_key(|p| p.id);
-    Reply::Array(
-        entries
-            .into_iter()
-            .take(range.count)
-            .map(|p| {
-                Reply::Array(vec![
-                    id_reply(p.id),
-                    Reply::Bulk(p.consumer.clone()),
-                    Reply::Int(now.saturating_sub(p.delivered_at) as i64),
-                    Reply::Int(p.count as i64),
-                ])
-            })
-            .collect(),
-    )
-}
-
 fn requires_key() -> CommandError {
     CommandError::Invalid(
         "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM \
@@ -1152,7 +819,7 @@ fn requires_key() -> CommandError {
     )
 }
 
-fn setid_no_group(key: &[u8], group: &[u8]) -> CommandError {
+pub(super) fn setid_no_group(key: &[u8], group: &[u8]) -> CommandError {
     CommandError::NoGroup(format!(
         "No such consumer group '{}' for key name '{}'",
         String::from_utf8_lossy(group),

@@ -1,10 +1,15 @@
-//! The stream store: rooms, partitions, consumer groups, the applier, snapshots and retention.
+//! The stream store: streams ("rooms") by name, their creation, deletion and renaming, the applier,
+//! snapshots and retention. Partitions are in `partition`, consumer groups in `group`, commands in `ops`.
 //!
-//! Locks: the room map, then a room's groups, then one of its partitions (never the other way round). An
-//! append holds only its partition's lock while it takes the offset, writes the event and logs the
-//! mutation, so the log order of one partition's events is their offset order.
+//! Every stream is also a key: the keyspace holds an entry for it (its name, type and expiry). A stream
+//! is created, deleted and renamed with that key's shard locked (by the engine, or by the keyspace through
+//! [`StreamKeys`]), so that a name is a stream in both or in neither.
+//!
+//! Locks: keyspace shard, then the room map, then a room's groups, then one of its partitions (never the
+//! other way round). An append holds only its partition's lock while it takes the offset, writes the event
+//! and logs the mutation, so the log order of one partition's events is their offset order.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -13,10 +18,15 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
-use super::{Event, PartitionLog, RoomConfig, StreamId, StreamStorage, event_header};
+use super::group::{Group, Rec};
+use super::partition::Partition;
+use super::{RoomConfig, StreamId, StreamStorage, event_header};
 use crate::clock::Clock;
 use crate::error::{CommandError, Result};
+use crate::kv::StreamKeys;
+use crate::multi::WatchRegistry;
 use crate::mutation::{LogSlot, Mutation, PENDING_LSN, StreamOp, encode_one};
+use crate::notify::{Class, Notifier};
 
 /// Store-wide stream settings.
 #[derive(Debug, Clone)]
@@ -63,463 +73,10 @@ pub(crate) const MAX_READ_BYTES: usize = 16 << 20;
 /// Longest stream name (names become directory names on disk, hex encoded).
 pub const MAX_ROOM_NAME: usize = 120;
 
-pub(crate) struct Partition {
-    pub log: Box<dyn PartitionLog>,
-    /// First readable offset (at least the log's first stored one).
-    pub start: u64,
-    /// Id of the newest event ever appended (survives trimming, as Redis's last-generated-id).
-    pub last: StreamId,
-    /// Deleted events (XDEL) at or above `start`.
-    pub tombstones: BTreeSet<u64>,
-    /// Largest id deleted by XDEL.
-    pub max_deleted: StreamId,
-    cache: VecDeque<(u64, Bytes)>,
-    cache_bytes: usize,
-    cache_limit: usize,
-    /// The first storage failure, reported to readers and writers.
-    pub failed: Option<String>,
-    /// Bytes held in memory (tail cache, an in-memory log, tombstones), charged to `used`.
-    charged: usize,
-    used: Option<Arc<AtomicUsize>>,
-}
-
-impl Drop for Partition {
-    fn drop(&mut self) {
-        if let Some(used) = &self.used {
-            used.fetch_sub(self.charged, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Partition {
-    fn open(log: Box<dyn PartitionLog>, cache_limit: usize) -> Partition {
-        let mut p = Partition {
-            start: log.start(),
-            log,
-            last: StreamId::MIN,
-            tombstones: BTreeSet::new(),
-            max_deleted: StreamId::MIN,
-            cache: VecDeque::new(),
-            cache_bytes: 0,
-            cache_limit,
-            failed: None,
-            charged: 0,
-            used: None,
-        };
-        match p.log.last_id() {
-            Ok(Some(id)) => p.last = id,
-            Ok(None) => {}
-            Err(e) => p.failed = Some(e),
-        }
-        p
-    }
-
-    pub fn next(&self) -> u64 {
-        self.log.next()
-    }
-
-    /// Starts charging this partition's memory to `used`.
-    fn attach(&mut self, used: &Arc<AtomicUsize>) {
-        self.used = Some(used.clone());
-        self.recharge();
-    }
-
-    /// Re-charges the partition for what it holds in memory.
-    pub fn recharge(&mut self) {
-        let bytes = self.cache_bytes + self.log.memory_bytes() as usize + self.tombstones.len() * 24;
-        if let Some(used) = &self.used {
-            if bytes >= self.charged {
-                used.fetch_add(bytes - self.charged, Ordering::Relaxed);
-            } else {
-                used.fetch_sub(self.charged - bytes, Ordering::Relaxed);
-            }
-        }
-        self.charged = bytes;
-    }
-
-    /// Live events (appended, retained, not deleted).
-    pub fn len(&self) -> u64 {
-        self.next().saturating_sub(self.start).saturating_sub(self.tombstones.len() as u64)
-    }
-
-    pub fn check(&self) -> Result<()> {
-        match &self.failed {
-            Some(e) => Err(CommandError::Internal(format!("stream storage failed: {e}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// Appends at `offset` (the next one) in storage and the tail cache.
-    pub fn push(&mut self, offset: u64, body: &[u8]) {
-        if let Err(e) = self.log.append(offset, body) {
-            tracing::error!(error = %e, "stream append failed");
-            self.failed.get_or_insert(e);
-            return;
-        }
-        if let Some((_, id)) = event_header(body) {
-            self.last = self.last.max(id);
-        }
-        if self.cache_limit > 0 {
-            self.cache.push_back((offset, Bytes::copy_from_slice(body)));
-            self.cache_bytes += body.len();
-            while self.cache_bytes > self.cache_limit {
-                let Some((_, b)) = self.cache.pop_front() else { break };
-                self.cache_bytes -= b.len();
-            }
-        }
-        self.recharge();
-    }
-
-    /// Moves the start up (never down), dropping the segments and tombstones below it.
-    pub fn trim_to(&mut self, start: u64) {
-        let start = start.min(self.next());
-        if start <= self.start {
-            return;
-        }
-        self.start = start;
-        self.tombstones = self.tombstones.split_off(&start);
-        while self.cache.front().is_some_and(|(o, _)| *o < start) {
-            let (_, b) = self.cache.pop_front().expect("front");
-            self.cache_bytes -= b.len();
-        }
-        if let Err(e) = self.log.drop_before(start) {
-            tracing::error!(error = %e, "dropping stream segments failed");
-        }
-        self.recharge();
-    }
-
-    /// Reads up to `max` live events from `from` (raised to `start`). Returns the events and the offset
-    /// after the last one examined.
-    pub fn read(&mut self, from: u64, max: usize) -> Result<(Vec<Event>, u64)> {
-        self.check()?;
-        let mut at = from.max(self.start);
-        let next = self.next();
-        let mut events = Vec::new();
-        let mut bytes = 0usize;
-        let mut raw = Vec::new();
-        while events.len() < max && at < next && bytes < MAX_READ_BYTES {
-            raw.clear();
-            let want = (max - events.len()).min(1024);
-            match self.cache.front() {
-                Some(&(first, _)) if at >= first => {
-                    let i = (at - first) as usize;
-                    raw.extend(self.cache.range(i..).take(want).cloned());
-                }
-                _ => {
-                    let limit = self.cache.front().map(|(o, _)| *o).unwrap_or(next);
-                    self.log
-                        .read(at, want.min((limit - at) as usize), MAX_READ_BYTES - bytes, &mut raw)
-                        .map_err(|e| CommandError::Internal(format!("stream read failed: {e}")))?;
-                }
-            }
-            if raw.is_empty() {
-                break;
-            }
-            for (offset, body) in raw.drain(..) {
-                at = offset + 1;
-                if self.tombstones.contains(&offset) {
-                    continue;
-                }
-                bytes += body.len();
-                match Event::decode(offset, &body) {
-                    Some(e) => events.push(e),
-                    None => return Err(CommandError::Internal(format!("stream event at offset {offset} is corrupt"))),
-                }
-                if events.len() >= max {
-                    break;
-                }
-            }
-        }
-        Ok((events, at))
-    }
-
-    /// One event, if live.
-    pub fn get(&mut self, offset: u64) -> Result<Option<Event>> {
-        if offset < self.start || offset >= self.next() || self.tombstones.contains(&offset) {
-            return Ok(None);
-        }
-        let (events, _) = self.read(offset, 1)?;
-        Ok(events.into_iter().next().filter(|e| e.offset == offset))
-    }
-
-    /// The first offset (at least `start`) whose id is at least `id`.
-    pub fn seek_id(&mut self, id: StreamId) -> Result<u64> {
-        if id <= StreamId::MIN {
-            return Ok(self.start);
-        }
-        if id > self.last {
-            return Ok(self.next());
-        }
-        let cached_first = self.cache.front().and_then(|(o, b)| event_header(b).map(|(_, i)| (*o, i)));
-        let offset = match cached_first {
-            Some((first, first_id)) if first_id <= id => {
-                let i = self.cache.partition_point(|(_, b)| event_header(b).is_some_and(|(_, e)| e < id));
-                first + i as u64
-            }
-            _ => self.log.seek_id(id).map_err(|e| CommandError::Internal(format!("stream seek failed: {e}")))?,
-        };
-        Ok(offset.max(self.start))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub id: StreamId,
-    pub consumer: Bytes,
-    pub delivered_at: u64,
-    pub count: u32,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ConsumerState {
-    /// Last time the consumer read or claimed (Unix ms).
-    pub seen_at: u64,
-}
-
-/// One change to a consumer group, as the log records it (`StreamOp::GroupPos`, `Pending`, `Ack`,
-/// `Consumer`, `ConsumerDel`). Commands never change a group directly: they decide the changes first,
-/// then [`StreamStore::commit_group`] applies them through [`Group::apply`] and logs them in one step, so
-/// a command that fails half way (a storage error) has changed nothing, and replay runs the same code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Rec {
-    Pos { partition: u32, pos: u64, last: StreamId },
-    Pending { partition: u32, offset: u64, id: StreamId, consumer: Bytes, delivered_at: u64, count: u32 },
-    Ack { partition: u32, offset: u64 },
-    Consumer { consumer: Bytes, seen_at: u64 },
-    ConsumerDel { consumer: Bytes },
-}
-
-impl Rec {
-    /// The record as a logged operation of `group`.
-    pub fn op<'a>(&'a self, group: &'a [u8]) -> StreamOp<'a> {
-        match self {
-            Rec::Pos { partition, pos, last } => {
-                StreamOp::GroupPos { group, partition: *partition, pos: *pos, last: *last }
-            }
-            Rec::Pending { partition, offset, id, consumer, delivered_at, count } => StreamOp::Pending {
-                group,
-                partition: *partition,
-                offset: *offset,
-                id: *id,
-                consumer,
-                delivered_at: *delivered_at,
-                count: *count,
-            },
-            Rec::Ack { partition, offset } => StreamOp::Ack { group, partition: *partition, offset: *offset },
-            Rec::Consumer { consumer, seen_at } => StreamOp::Consumer { group, consumer, seen_at: *seen_at },
-            Rec::ConsumerDel { consumer } => StreamOp::ConsumerDel { group, consumer },
-        }
-    }
-
-    /// The group change a logged operation carries (`None` for operations that are not group changes).
-    pub fn from_op(op: &StreamOp<'_>) -> Option<(Bytes, Rec)> {
-        let b = Bytes::copy_from_slice;
-        Some(match *op {
-            StreamOp::GroupPos { group, partition, pos, last } => (b(group), Rec::Pos { partition, pos, last }),
-            StreamOp::Pending { group, partition, offset, id, consumer, delivered_at, count } => {
-                (b(group), Rec::Pending { partition, offset, id, consumer: b(consumer), delivered_at, count })
-            }
-            StreamOp::Ack { group, partition, offset } => (b(group), Rec::Ack { partition, offset }),
-            StreamOp::Consumer { group, consumer, seen_at } => {
-                (b(group), Rec::Consumer { consumer: b(consumer), seen_at })
-            }
-            StreamOp::ConsumerDel { group, consumer } => (b(group), Rec::ConsumerDel { consumer: b(consumer) }),
-            _ => return None,
-        })
-    }
-}
-
-/// A consumer group. The pending entries are indexed three ways, kept in step by [`Group::apply`]: by
-/// event (the map), by id (commands that name events by id), by delivery time (redelivery of idle
-/// entries without a scan) and by consumer (a consumer's own entries without a scan).
-#[derive(Debug, Default)]
-pub(crate) struct Group {
-    /// Bytes charged for the pending entries and consumers, and the store-wide total it is part of (set
-    /// once the group is in a stream: [`Group::attach`]).
-    weight: usize,
-    used: Option<Arc<AtomicUsize>>,
-    /// Redelivery of idle pending events on read (0: only by claim, as Redis).
-    pub redeliver_ms: u64,
-    /// Next offset to deliver, per partition.
-    pub pos: Vec<u64>,
-    /// Id of the last delivered event, per partition (Redis's last-delivered-id).
-    pub last: Vec<StreamId>,
-    pending: BTreeMap<(u32, u64), Pending>,
-    /// The pending entries' offsets by (partition, id).
-    by_id: std::collections::HashMap<(u32, StreamId), u64>,
-    /// The pending entries by (delivered_at, partition, offset).
-    by_time: BTreeSet<(u64, u32, u64)>,
-    /// Each consumer's pending entries.
-    by_consumer: std::collections::HashMap<Bytes, BTreeSet<(u32, u64)>>,
-    pub consumers: BTreeMap<Bytes, ConsumerState>,
-    /// Events dropped by retention before the group read them (or while pending).
-    pub lost: u64,
-}
-
-impl Group {
-    pub fn new(partitions: usize, redeliver_ms: u64) -> Group {
-        let mut g = Group::default();
-        g.redeliver_ms = redeliver_ms;
-        g.pos = vec![0; partitions];
-        g.last = vec![StreamId::MIN; partitions];
-        g
-    }
-
-    /// `redeliver_ms lost count (pos last_ms last_seq)*`
-    pub fn encode_config(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(20 + self.pos.len() * 24);
-        out.extend_from_slice(&self.redeliver_ms.to_le_bytes());
-        out.extend_from_slice(&self.lost.to_le_bytes());
-        out.extend_from_slice(&(self.pos.len() as u32).to_le_bytes());
-        for (p, l) in self.pos.iter().zip(&self.last) {
-            for v in [*p, l.ms, l.seq] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
-    }
-
-    pub fn decode_config(b: &[u8], partitions: usize) -> Option<Group> {
-        let u = |i: usize| b.get(i..i + 8).map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")));
-        let n = u32::from_le_bytes(b.get(16..20)?.try_into().ok()?) as usize;
-        if b.len() != 20usize.checked_add(n.checked_mul(24)?)? {
-            return None;
-        }
-        let mut g = Group::new(partitions, u(0)?);
-        g.lost = u(8)?;
-        for i in 0..n.min(partitions) {
-            let at = 20 + i * 24;
-            g.pos[i] = u(at)?;
-            g.last[i] = StreamId { ms: u(at + 8)?, seq: u(at + 16)? };
-        }
-        Some(g)
-    }
-
-    /// Starts charging this group's memory to `used`.
-    pub fn attach(&mut self, used: &Arc<AtomicUsize>) {
-        used.fetch_add(self.weight, Ordering::Relaxed);
-        self.used = Some(used.clone());
-    }
-
-    /// Re-charges the group for its pending entries and consumers.
-    fn recharge(&mut self) {
-        let weight = self.pending.len() * PENDING_BYTES + self.consumers.len() * CONSUMER_BYTES;
-        if let Some(used) = &self.used {
-            if weight >= self.weight {
-                used.fetch_add(weight - self.weight, Ordering::Relaxed);
-            } else {
-                used.fetch_sub(self.weight - weight, Ordering::Relaxed);
-            }
-        }
-        self.weight = weight;
-    }
-
-    /// The one applier of group changes (commands and replay).
-    pub fn apply(&mut self, rec: &Rec) {
-        self.apply_one(rec);
-        self.recharge();
-    }
-
-    fn apply_one(&mut self, rec: &Rec) {
-        match rec {
-            Rec::Pos { partition, pos, last } => {
-                if let (Some(p), Some(l)) =
-                    (self.pos.get_mut(*partition as usize), self.last.get_mut(*partition as usize))
-                {
-                    *p = *pos;
-                    *l = *last;
-                }
-            }
-            Rec::Pending { partition, offset, id, consumer, delivered_at, count } => {
-                if *partition as usize >= self.pos.len() {
-                    return; // a record for a partition the stream does not have (corrupt)
-                }
-                self.consumers.entry(consumer.clone()).or_default();
-                let p = Pending { id: *id, consumer: consumer.clone(), delivered_at: *delivered_at, count: *count };
-                self.add_pending((*partition, *offset), p);
-            }
-            Rec::Ack { partition, offset } => {
-                self.remove_pending(&(*partition, *offset));
-            }
-            Rec::Consumer { consumer, seen_at } => {
-                self.consumers.entry(consumer.clone()).or_default().seen_at = *seen_at;
-            }
-            Rec::ConsumerDel { consumer } => {
-                self.consumers.remove(consumer);
-                for k in self.by_consumer.remove(consumer).unwrap_or_default() {
-                    self.remove_pending(&k);
-                }
-            }
-        }
-    }
-
-    fn add_pending(&mut self, k: (u32, u64), p: Pending) {
-        self.remove_pending(&k);
-        self.by_id.insert((k.0, p.id), k.1);
-        self.by_time.insert((p.delivered_at, k.0, k.1));
-        self.by_consumer.entry(p.consumer.clone()).or_default().insert(k);
-        self.pending.insert(k, p);
-    }
-
-    fn remove_pending(&mut self, k: &(u32, u64)) -> Option<Pending> {
-        let p = self.pending.remove(k)?;
-        self.by_id.remove(&(k.0, p.id));
-        self.by_time.remove(&(p.delivered_at, k.0, k.1));
-        if let Some(set) = self.by_consumer.get_mut(&p.consumer) {
-            set.remove(k);
-            if set.is_empty() {
-                self.by_consumer.remove(&p.consumer);
-            }
-        }
-        Some(p)
-    }
-
-    pub fn pending(&self) -> &BTreeMap<(u32, u64), Pending> {
-        &self.pending
-    }
-
-    pub fn pending_entry(&self, k: &(u32, u64)) -> Option<&Pending> {
-        self.pending.get(k)
-    }
-
-    /// The pending entry of event `id` in `partition`.
-    pub fn pending_by_id(&self, partition: u32, id: StreamId) -> Option<(u32, u64)> {
-        self.by_id.get(&(partition, id)).map(|&offset| (partition, offset))
-    }
-
-    /// Up to `max` pending entries delivered at or before `at`, oldest delivery first.
-    pub fn delivered_before(&self, at: u64, max: usize) -> Vec<((u32, u64), &Pending)> {
-        self.by_time
-            .range(..=(at, u32::MAX, u64::MAX))
-            .take(max)
-            .filter_map(|&(_, p, o)| self.pending.get(&(p, o)).map(|pe| ((p, o), pe)))
-            .collect()
-    }
-
-    /// `consumer`'s pending entries, in event order.
-    pub fn pending_of(&self, consumer: &[u8]) -> impl Iterator<Item = ((u32, u64), &Pending)> {
-        self.by_consumer.get(consumer).into_iter().flatten().filter_map(|k| self.pending.get(k).map(|pe| (*k, pe)))
-    }
-
-    pub fn pending_count_of(&self, consumer: &[u8]) -> usize {
-        self.by_consumer.get(consumer).map(|s| s.len()).unwrap_or(0)
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        if let Some(used) = &self.used {
-            used.fetch_sub(self.weight, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Bytes charged per pending entry (the entry and its three index entries) and per consumer.
-const PENDING_BYTES: usize = 160;
-const CONSUMER_BYTES: usize = 96;
-
 pub(crate) struct Room {
     pub name: Bytes,
+    /// The name its files are stored under (its first name: a renamed stream keeps its files).
+    pub storage: Bytes,
     /// Tells this stream apart from earlier ones of the same name (its files are its own).
     pub instance: u64,
     pub config: Mutex<RoomConfig>,
@@ -549,7 +106,10 @@ impl Room {
 /// Where a snapshot walk of the streams stands.
 #[derive(Debug, Clone)]
 pub struct StreamCursor {
-    names: Option<Vec<Bytes>>,
+    /// The streams as the walk began: names and instances.
+    names: Option<Vec<(Bytes, u64)>>,
+    /// Instances written so far (a stream renamed during the walk is written once, under its new name).
+    written: HashSet<u64>,
     next_room: usize,
     queued: VecDeque<Vec<u8>>,
     /// The snapshot's LSN: streams created after it are left to the log.
@@ -565,7 +125,7 @@ impl Default for StreamCursor {
 impl StreamCursor {
     /// A walk for a snapshot at `lsn`.
     pub fn at_lsn(lsn: u64) -> StreamCursor {
-        StreamCursor { names: None, next_room: 0, queued: VecDeque::new(), lsn }
+        StreamCursor { names: None, written: HashSet::new(), next_room: 0, queued: VecDeque::new(), lsn }
     }
 }
 
@@ -581,6 +141,13 @@ pub struct StreamStore {
     pub settings: StreamSettings,
     /// Woken when a stream is created (readers blocked on a missing stream).
     pub(crate) created: Arc<Notify>,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) watch: Arc<WatchRegistry>,
+}
+
+/// A stream whose partitions are open, not yet in the store ([`StreamStore::prepare`]).
+pub(crate) struct Prepared {
+    room: Room,
 }
 
 impl StreamStore {
@@ -589,6 +156,8 @@ impl StreamStore {
         storage: Arc<dyn StreamStorage>,
         clock: Arc<dyn Clock>,
         log: Arc<LogSlot>,
+        notifier: Arc<Notifier>,
+        watch: Arc<WatchRegistry>,
     ) -> StreamStore {
         StreamStore {
             used: Arc::new(AtomicUsize::new(0)),
@@ -599,7 +168,22 @@ impl StreamStore {
             clock,
             settings,
             created: Arc::new(Notify::new()),
+            notifier,
+            watch,
         }
+    }
+
+    /// Logs a command's change to stream `room`: watchers of the key are told, and `event` (when given)
+    /// is raised. Returns the LSN.
+    pub(crate) fn logged(&self, room: &[u8], batch: &[Mutation<'_>], event: Option<&'static str>) -> u64 {
+        if self.watch.active() {
+            self.watch.touch(room);
+        }
+        let lsn = self.log.append(batch);
+        if let Some(e) = event {
+            self.notifier.emit(Class::Stream, e, room);
+        }
+        lsn
     }
 
     pub(crate) fn get(&self, name: &[u8]) -> Option<Arc<Room>> {
@@ -641,38 +225,36 @@ impl StreamStore {
         self.rooms.read().contains_key(room)
     }
 
-    /// Deletes a stream (DEL); the LSN of the logged deletion, `None` when there was none.
-    pub fn delete(&self, room: &[u8]) -> Option<u64> {
-        if !self.exists(room) {
-            return None;
-        }
-        self.remove_room(room, true)
-    }
-
     pub fn room_count(&self) -> usize {
         self.rooms.read().len()
     }
 
-    /// Creates a room in memory (commands and the applier); returns it and whether it is new. A command
-    /// gives `lsn` (the creation is logged, under the map lock, before any append to the room can be) and
-    /// no instance (a new one is drawn); the applier gives the instance its record names. The partitions
-    /// are opened before the map lock is taken: opening touches the disk, and the map lock is on every
-    /// command's path.
-    pub(crate) fn create_in_memory(
-        &self,
-        name: &[u8],
-        config: RoomConfig,
-        instance: Option<u64>,
-        lsn: Option<&mut u64>,
-    ) -> (Arc<Room>, bool) {
-        if let Some(r) = self.get(name) {
-            return (r, false);
+    /// Checks a new stream's name and configuration and opens its partitions, outside every lock of the
+    /// store (opening touches the disk). [`StreamStore::install`] puts it in the store.
+    pub(crate) fn prepare(&self, name: &[u8], config: RoomConfig) -> Result<Prepared> {
+        if name.is_empty() || name.len() > MAX_ROOM_NAME {
+            return Err(CommandError::Invalid(format!("stream names must be 1 to {MAX_ROOM_NAME} bytes long")));
         }
-        let instance = instance.unwrap_or_else(|| rand::random::<u64>().max(1));
+        if config.partitions == 0 || config.partitions > self.settings.max_partitions {
+            return Err(CommandError::Invalid(format!(
+                "partitions must be between 1 and {}",
+                self.settings.max_partitions
+            )));
+        }
+        if self.room_count() >= self.settings.max_rooms {
+            return Err(CommandError::Invalid(format!("too many streams (limit {})", self.settings.max_rooms)));
+        }
+        let instance = rand::random::<u64>().max(1);
+        Ok(Prepared { room: self.open_room(name, name, config, instance) })
+    }
+
+    /// A room with its partitions opened (a partition that cannot be opened is failed: its commands
+    /// report the error).
+    fn open_room(&self, name: &[u8], storage: &[u8], config: RoomConfig, instance: u64) -> Room {
         let cache = if self.storage.in_memory() { 0 } else { self.settings.tail_cache_bytes };
         let parts = (0..config.partitions)
             .map(|p| {
-                let part = match self.storage.open(name, instance, p) {
+                let mut part = match self.storage.open(storage, instance, p) {
                     Ok(log) => Partition::open(log, cache),
                     Err(e) => {
                         tracing::error!(error = %e, "opening a stream partition failed");
@@ -681,13 +263,13 @@ impl StreamStore {
                         part
                     }
                 };
-                let mut part = part;
                 part.attach(&self.used);
                 Mutex::new(part)
             })
             .collect();
-        let room = Arc::new(Room {
+        Room {
             name: Bytes::copy_from_slice(name),
+            storage: Bytes::copy_from_slice(storage),
             instance,
             config: Mutex::new(config),
             parts,
@@ -698,27 +280,62 @@ impl StreamStore {
             published: AtomicU64::new(0),
             created_at: self.clock.now_ms(),
             created_lsn: AtomicU64::new(0),
-        });
+        }
+    }
+
+    /// Puts a prepared stream in the store and logs its creation (the caller holds its key's shard lock
+    /// and saw no stream there). Returns the stream, or the one already there and the LSN 0.
+    pub(crate) fn install(&self, prepared: Prepared) -> (Arc<Room>, u64) {
+        let room = Arc::new(prepared.room);
         let mut map = self.rooms.write();
-        if let Some(r) = map.get(name) {
-            // Created by someone else meanwhile: theirs stands, the partitions opened here go.
+        if let Some(r) = map.get(&room.name[..]) {
             let existing = r.clone();
             drop(map);
-            if let Err(e) = self.storage.remove(name, instance, 0) {
-                tracing::error!(error = %e, "removing an unused stream instance failed");
-            }
-            return (existing, false);
+            self.discard_instance(room.storage.clone(), room.instance);
+            return (existing, 0);
         }
         map.insert(room.name.clone(), room.clone());
-        if let Some(lsn) = lsn {
-            let config = config.encode_with_instance(instance);
-            let l = self.log.append(&[Mutation::Stream { room: name, op: StreamOp::Create { config: &config } }]);
-            room.created_lsn.store(if self.log.is_capturing() { PENDING_LSN } else { l }, Ordering::Release);
-            *lsn = (*lsn).max(l);
-        }
+        let config = room.config.lock().encode_create(room.instance, &room.name, &room.storage);
+        let lsn = self.logged(
+            &room.name,
+            &[Mutation::Stream { room: &room.name, op: StreamOp::Create { config: &config } }],
+            None,
+        );
+        room.created_lsn.store(if self.log.is_capturing() { PENDING_LSN } else { lsn }, Ordering::Release);
         drop(map);
         self.created.notify_waiters();
-        (room, true)
+        (room, lsn)
+    }
+
+    /// Removes the files of a prepared stream that was not installed.
+    pub(crate) fn discard(&self, prepared: Prepared) {
+        self.discard_instance(prepared.room.storage.clone(), prepared.room.instance);
+    }
+
+    fn discard_instance(&self, name: Bytes, instance: u64) {
+        if let Err(e) = self.storage.remove(&name, instance, 0) {
+            tracing::error!(error = %e, "removing an unused stream instance failed");
+        }
+    }
+
+    /// The replay of a `Create` record: the stream as the record describes it (or its configuration
+    /// updated, when it is there).
+    fn create_replayed(&self, name: &[u8], storage: &[u8], config: RoomConfig, instance: u64) {
+        if let Some(r) = self.get(name)
+            && r.instance == instance
+        {
+            let mut c = r.config.lock();
+            *c = RoomConfig { partitions: c.partitions, ..config };
+            return;
+        }
+        // Another instance under the name (a snapshot that met a stream renamed over it) is replaced; its
+        // files are left to `retain_files`.
+        let room = Arc::new(self.open_room(name, storage, config, instance));
+        if let Some(old) = self.rooms.write().insert(room.name.clone(), room) {
+            old.deleted.store(true, Ordering::Release);
+            old.notify.notify_waiters();
+        }
+        self.created.notify_waiters();
     }
 
     /// Removes a room: marks it deleted under all its locks, so no command writes to it afterwards. Its
@@ -729,16 +346,84 @@ impl StreamStore {
         let parts: Vec<_> = room.parts.iter().map(|p| p.lock()).collect();
         room.deleted.store(true, Ordering::Release);
         let op = StreamOp::Delete { instance: Some(room.instance) };
-        let lsn = if log { self.log.append(&[Mutation::Stream { room: name, op }]) } else { 0 };
+        let lsn = if log { self.logged(name, &[Mutation::Stream { room: name, op }], None) } else { 0 };
         drop(parts);
         drop(groups);
         // Inside a transaction the deletion's LSN comes when the transaction is logged: the files wait.
         let durable_at = if log && self.log.is_capturing() { PENDING_LSN } else { lsn };
-        if let Err(e) = self.storage.remove(name, room.instance, durable_at) {
+        if let Err(e) = self.storage.remove(&room.storage, room.instance, durable_at) {
             tracing::error!(error = %e, "removing stream files failed");
         }
         room.notify.notify_waiters();
         Some(lsn)
+    }
+
+    /// Renames a room: a new room takes its partitions, groups and counters under all the old one's
+    /// locks, and the old one is marked deleted (a command that holds it finds it gone). Its files stay
+    /// where they are. A stream under `to` is replaced: deleted, its files removed once the rename is
+    /// durable. `log`: a command's rename (one logged record, under the locks), else a replay's.
+    pub(crate) fn rename_room(&self, from: &[u8], to: &[u8], log: bool) -> Result<u64> {
+        let mut map = self.rooms.write();
+        let old = map
+            .get(from)
+            .cloned()
+            .ok_or_else(|| CommandError::NotFound(format!("stream '{}' not found", String::from_utf8_lossy(from))))?;
+        let replaced = map.get(to).cloned();
+        let replaced_locks =
+            replaced.as_ref().map(|r| (r.groups.lock(), r.parts.iter().map(|p| p.lock()).collect::<Vec<_>>()));
+        if let Some(r) = &replaced {
+            r.deleted.store(true, Ordering::Release);
+        }
+        let mut groups = old.groups.lock();
+        let mut parts: Vec<_> = old.parts.iter().map(|p| p.lock()).collect();
+        old.deleted.store(true, Ordering::Release);
+        let moved = parts.iter_mut().map(|p| Mutex::new(std::mem::replace(&mut **p, Partition::moved()))).collect();
+        let room = Arc::new(Room {
+            name: Bytes::copy_from_slice(to),
+            storage: old.storage.clone(),
+            instance: old.instance,
+            config: Mutex::new(*old.config.lock()),
+            parts: moved,
+            groups: Mutex::new(std::mem::take(&mut *groups)),
+            rr: AtomicU32::new(old.rr.load(Ordering::Relaxed)),
+            notify: Arc::new(Notify::new()),
+            deleted: AtomicBool::new(false),
+            published: AtomicU64::new(old.published.load(Ordering::Relaxed)),
+            created_at: old.created_at,
+            created_lsn: AtomicU64::new(old.created_lsn.load(Ordering::Acquire)),
+        });
+        let lsn = if log {
+            let m = Mutation::Stream { room: from, op: StreamOp::Rename { to, instance: old.instance } };
+            if self.watch.active() {
+                self.watch.touch(to);
+            }
+            self.logged(from, &[m], None)
+        } else {
+            0
+        };
+        map.remove(from);
+        map.insert(room.name.clone(), room);
+        drop(parts);
+        drop(groups);
+        drop(replaced_locks);
+        drop(map);
+        if let Some(r) = replaced {
+            // Inside a transaction the rename's LSN comes when the transaction is logged: the files wait.
+            let durable_at = if log && self.log.is_capturing() { PENDING_LSN } else { lsn };
+            if let Err(e) = self.storage.remove(&r.storage, r.instance, durable_at) {
+                tracing::error!(error = %e, "removing stream files failed");
+            }
+            r.notify.notify_waiters();
+        }
+        old.notify.notify_waiters();
+        self.created.notify_waiters();
+        Ok(lsn)
+    }
+
+    /// Every stream goes (FLUSHALL); the LSN of the last logged deletion.
+    pub(crate) fn flush_all(&self, log: bool) -> u64 {
+        let names: Vec<Bytes> = self.rooms.read().keys().cloned().collect();
+        names.iter().filter_map(|n| self.remove_room(n, log)).max().unwrap_or(0)
     }
 
     /// A transaction was logged at `lsn`: streams it created and deleted get that LSN.
@@ -765,7 +450,7 @@ impl StreamStore {
             tracing::warn!("stream records were skipped during recovery; leftover stream files are kept");
             return 0;
         }
-        let live: Vec<(Bytes, u64)> = self.all().iter().map(|r| (r.name.clone(), r.instance)).collect();
+        let live: Vec<(Bytes, u64)> = self.all().iter().map(|r| (r.storage.clone(), r.instance)).collect();
         self.storage.retain(&live).unwrap_or_else(|e| {
             tracing::error!(error = %e, "removing leftover stream files failed");
             0
@@ -776,16 +461,23 @@ impl StreamStore {
     pub fn apply(&self, m: &Mutation<'_>) {
         let Mutation::Stream { room: name, op } = m else { return };
         if let StreamOp::Create { config } = op {
-            let Some((config, instance)) = RoomConfig::decode_with_instance(config) else {
+            let Some((config, instance, storage)) = RoomConfig::decode_create(config) else {
                 // Guessing the instance would let `retain_files` remove the real one's files.
                 tracing::error!(room = %String::from_utf8_lossy(name), "undecodable stream Create record skipped");
                 self.replay_errors.store(true, Ordering::Release);
                 return;
             };
-            let (room, created) = self.create_in_memory(name, config, Some(instance), None);
-            if !created {
-                let mut c = room.config.lock();
-                *c = RoomConfig { partitions: c.partitions, ..config };
+            self.create_replayed(name, storage.unwrap_or(name), config, instance);
+            return;
+        }
+        if let StreamOp::Rename { to, instance } = *op {
+            match self.get(name) {
+                Some(r) if r.instance == instance => {
+                    let _ = self.rename_room(name, to, false);
+                }
+                // A snapshot taken after the rename already holds the stream under `to`.
+                _ if self.get(to).is_some_and(|r| r.instance == instance) => {}
+                _ => tracing::debug!(room = %String::from_utf8_lossy(name), "stream rename of a stream no longer held"),
             }
             return;
         }
@@ -809,7 +501,7 @@ impl StreamStore {
         };
         let part = |p: u32| room.parts.get(p as usize);
         match *op {
-            StreamOp::Create { .. } | StreamOp::Delete { .. } => {}
+            StreamOp::Create { .. } | StreamOp::Delete { .. } | StreamOp::Rename { .. } => {}
             StreamOp::Append { partition, offset, body } => {
                 let Some(p) = part(partition) else { return };
                 let mut p = p.lock();
@@ -883,15 +575,35 @@ impl StreamStore {
 
     /// Encodes the next chunk of a snapshot: stream configurations, partition counters, tombstones and
     /// group state. Events stay in the segment files (see [`StreamStore::sync`]).
-    pub fn snapshot_chunk(&self, cursor: &mut StreamCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
-        let names = cursor.names.get_or_insert_with(|| self.rooms.read().keys().cloned().collect());
+    /// `expiry` gives a stream key's expiry (0: none), written after its creation.
+    pub fn snapshot_chunk(
+        &self,
+        cursor: &mut StreamCursor,
+        max: usize,
+        out: &mut Vec<u8>,
+        expiry: &dyn Fn(&[u8]) -> u64,
+    ) -> Option<usize> {
+        let names = cursor
+            .names
+            .get_or_insert_with(|| self.rooms.read().iter().map(|(n, r)| (n.clone(), r.instance)).collect());
+        let mut renamed: Option<HashMap<u64, Arc<Room>>> = None;
         while cursor.queued.is_empty() {
-            let name = names.get(cursor.next_room)?.clone();
+            let (name, instance) = names.get(cursor.next_room)?.clone();
             cursor.next_room += 1;
-            if let Some(room) = self.get(&name)
+            let room = match self.get(&name) {
+                Some(r) if r.instance == instance => Some(r),
+                // Gone since the walk began: deleted, or renamed (then it is found by its instance and
+                // written under its new name, as the log's rename record expects).
+                _ => renamed
+                    .get_or_insert_with(|| self.all().into_iter().map(|r| (r.instance, r)).collect())
+                    .get(&instance)
+                    .cloned(),
+            };
+            if let Some(room) = room
                 && room.created_lsn.load(Ordering::Acquire) <= cursor.lsn
+                && cursor.written.insert(instance)
             {
-                Self::room_records(&room, &mut cursor.queued);
+                Self::room_records(&room, expiry(&room.name), &mut cursor.queued);
             }
         }
         let n = cursor.queued.len().min(max.max(1));
@@ -902,15 +614,20 @@ impl StreamStore {
         Some(n)
     }
 
-    fn room_records(room: &Room, out: &mut VecDeque<Vec<u8>>) {
+    fn room_records(room: &Room, expire_at: u64, out: &mut VecDeque<Vec<u8>>) {
         let name = &room.name[..];
-        let mut push = |op: StreamOp<'_>| {
+        fn record(out: &mut VecDeque<Vec<u8>>, m: Mutation<'_>) {
             let mut rec = Vec::new();
-            encode_one(&Mutation::Stream { room: name, op }, &mut rec);
+            encode_one(&m, &mut rec);
             out.push_back(rec);
-        };
-        let config = room.config.lock().encode_with_instance(room.instance);
-        push(StreamOp::Create { config: &config });
+        }
+        let config = room.config.lock().encode_create(room.instance, &room.name, &room.storage);
+        record(out, Mutation::Stream { room: name, op: StreamOp::Create { config: &config } });
+        if expire_at != 0 {
+            // The key's expiry: a keyspace record (the engine's applier routes it there).
+            record(out, Mutation::SetExpire { key: name, expire_at });
+        }
+        let mut push = |op: StreamOp<'_>| record(out, Mutation::Stream { room: name, op });
         let groups = room.groups.lock();
         for (i, p) in room.parts.iter().enumerate() {
             let p = p.lock();
@@ -1021,5 +738,19 @@ impl StreamStore {
             }
         }
         h.finish()
+    }
+}
+
+impl StreamKeys for StreamStore {
+    fn remove(&self, key: &[u8], log: bool) -> u64 {
+        self.remove_room(key, log).unwrap_or(0)
+    }
+
+    fn flush(&self, log: bool) -> u64 {
+        self.flush_all(log)
+    }
+
+    fn rename(&self, from: &[u8], to: &[u8]) -> Result<u64> {
+        self.rename_room(from, to, true)
     }
 }

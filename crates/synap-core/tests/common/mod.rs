@@ -21,3 +21,14 @@ impl MutationLog for RecordingLog {
         b.len() as u64
     }
 }
+
+/// A command from its Redis name and arguments, through the command table's parser (as RESP parses it).
+#[allow(dead_code)]
+pub fn parse(name: &str, args: &[&str]) -> Result<synap_core::Command, CommandError> {
+    let mut argv = vec![bytes::Bytes::from(name.to_string())];
+    argv.extend(args.iter().map(|a| bytes::Bytes::from(a.to_string())));
+    match synap_core::command::table::parse(&argv)? {
+        Some((_, cmd)) => Ok(cmd),
+        None => panic!("unknown command {name}"),
+    }
+}

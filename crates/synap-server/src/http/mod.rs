@@ -8,6 +8,7 @@ mod pubsub;
 mod queue;
 pub mod serve;
 mod stream;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+
+use synap_core::command::{Block, QueueCmd, StreamCmd, WaitOn};
+use synap_core::{Command, Reply};
 
 use self::body::{ApiError, Format, bytes_to_json, parse_body, percent_decode, respond, response_format};
 use crate::service::Service;
@@ -250,11 +254,12 @@ async fn type_route(
             None => (rest, None),
         };
         let name = format!("{kind}.{op_seg}");
-        let op = ops::find_type_op(&name)
+        let op = ops::find(&name)
+            .filter(|op| op.name.starts_with(kind))
             .ok_or_else(|| ApiError::not_found(format!("no route for {method} {}", uri.path())))?;
         let payload = request_payload(&headers, body, query, key.map(|k| ("key", k)))?;
-        let reply = svc.execute(ops::type_command(op, &payload)?).await?;
-        (ops::TYPE_RENDER.render)(&payload, reply)
+        let reply = svc.execute((op.parse)(&payload)?).await?;
+        (op.render)(&payload, reply)
     }
     .await;
     match result {
@@ -370,14 +375,7 @@ async fn long_poll(svc: &Service, item: Value) -> Value {
     let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let outcome = async {
         let (op, cmd) = plan(&item, &payload)?;
-        if let synap_core::Command::Stream(_) = cmd {
-            let reply = stream::read_maybe_wait(svc, cmd, &payload).await?;
-            return (op.render)(&payload, reply);
-        }
-        let wait = payload["wait_ms"].as_u64().or_else(|| payload["wait_ms"].as_str().and_then(|s| s.parse().ok()));
-        let wait = wait.ok_or_else(|| ApiError::bad_request("field 'wait_ms': expected a non-negative integer"))?;
-        let synap_core::Command::QueueConsume(args) = cmd else { unreachable!("checked by is_long_poll") };
-        let reply = svc.consume_wait(args, std::time::Duration::from_millis(wait)).await?;
+        let reply = long_poll_reply(svc, cmd, &payload).await?;
         (op.render)(&payload, reply)
     }
     .await;
@@ -385,6 +383,32 @@ async fn long_poll(svc: &Service, item: Value) -> Value {
         Ok(payload) => json!({"success": true, "request_id": request_id, "payload": payload}),
         Err(e) => json!({"success": false, "request_id": request_id, "error": e.body()["error"]}),
     }
+}
+
+/// A read that waits when the payload asks for it (`wait_ms`) and nothing is there yet: a queue consume
+/// (capped by `queue.max_wait_ms`) or a stream read (by `stream.max_wait_ms`), through the service's one
+/// wait.
+pub(crate) async fn long_poll_reply(svc: &Service, cmd: Command, payload: &Value) -> Result<Reply, ApiError> {
+    let Some(w) = payload.get("wait_ms").filter(|v| !v.is_null()) else { return Ok(svc.execute(cmd).await?) };
+    let ms = w
+        .as_u64()
+        .or_else(|| w.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| ApiError::bad_request("field 'wait_ms': expected a non-negative integer"))?;
+    let on = match &cmd {
+        Command::Queue(QueueCmd::Consume { args, .. }) => WaitOn::Queue(args.queue.clone()),
+        Command::Stream(StreamCmd::Read { room, .. } | StreamCmd::GroupRead { room, .. }) => {
+            if ms == 0 {
+                return Ok(svc.execute(cmd).await?);
+            }
+            WaitOn::Streams(vec![room.clone()])
+        }
+        _ => return Ok(svc.execute(cmd).await?),
+    };
+    let timeout_ms = match on {
+        WaitOn::Streams(_) => ms.min(svc.config.stream.max_wait_ms),
+        _ => ms,
+    };
+    Ok(svc.wait(cmd, Block { on, timeout_ms: Some(timeout_ms) }).await?)
 }
 
 struct Planned {
@@ -429,14 +453,11 @@ async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
-fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, synap_core::Command), ApiError> {
+fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, Command), ApiError> {
     let name =
         item.get("command").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("missing field 'command'"))?;
     if !payload.is_object() {
         return Err(ApiError::bad_request("field 'payload': expected an object"));
-    }
-    if let Some(t) = ops::find_type_op(name) {
-        return Ok((&ops::TYPE_RENDER, ops::type_command(t, payload)?));
     }
     let op = ops::find(name).ok_or_else(|| ApiError::bad_request(format!("unknown command '{name}'")))?;
     Ok((op, (op.parse)(payload)?))

@@ -1,10 +1,13 @@
-//! The HTTP codec's table: one entry per envelope command name (`kv.set`, ...). Each entry turns a JSON
-//! payload into an engine [`Command`] and renders the engine's [`Reply`] back to JSON. REST routes build
-//! the same payload from path, query and body and go through the same entries, so both speak one mapping.
+//! The HTTP codec's table: one entry per envelope command name (`kv.set`, `hash.get`, ...). Each entry
+//! turns a JSON payload into the engine's typed [`Command`] (the same commands RESP parses into, so every
+//! check past reading JSON lives in the engine once) and renders the typed [`Reply`] back to JSON. REST
+//! routes build the same payload from path, query and body and go through the same entries.
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use synap_core::kv::types::CollCmd;
+use synap_core::command::args::format_f64;
+use synap_core::command::queue::batch_size;
+use synap_core::command::{Expiry, KeysCmd, KvCmd, PubSubCmd, QueueCmd};
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
 use synap_core::stream::{GroupStart, RoomOptions, StreamCmd};
 use synap_core::{Command, ExpireCond, Reply, ScanArgs, SetArgs, SetCond, TimeUnit, Ttl};
@@ -35,57 +38,73 @@ pub static OPS: &[Op] = &[
     Op { name: "kv.append", parse: kv_append, render: |_, r| Ok(json!({"length": int(r)?})) },
     Op {
         name: "kv.strlen",
-        parse: |p| Ok(Command::Strlen { key: key(p)? }),
+        parse: |p| Ok(Command::Kv(KvCmd::Strlen { key: key(p)? })),
         render: |_, r| Ok(json!({"length": int(r)?})),
     },
     Op { name: "kv.expire", parse: kv_expire, render: |_, r| Ok(json!({"updated": int(r)? == 1})) },
     Op {
         name: "kv.persist",
-        parse: |p| Ok(Command::Persist { key: key(p)? }),
+        parse: |p| Ok(Command::Keys(KeysCmd::Persist { key: key(p)? })),
         render: |_, r| Ok(json!({"updated": int(r)? == 1})),
     },
-    Op { name: "kv.ttl", parse: |p| Ok(Command::Ttl { key: key(p)?, unit: TimeUnit::Millis }), render: render_ttl },
-    Op { name: "kv.type", parse: |p| Ok(Command::Type { key: key(p)? }), render: render_type },
+    Op {
+        name: "kv.ttl",
+        parse: |p| Ok(Command::Keys(KeysCmd::Ttl { key: key(p)?, unit: TimeUnit::Millis })),
+        render: render_ttl,
+    },
+    Op { name: "kv.type", parse: |p| Ok(Command::Keys(KeysCmd::Type { key: key(p)? })), render: render_type },
     Op { name: "kv.rename", parse: kv_rename, render: render_rename },
     Op { name: "kv.keys", parse: kv_keys, render: |_, r| Ok(json!({"keys": list(r)?})) },
     Op { name: "kv.scan", parse: kv_scan, render: render_scan },
-    Op { name: "kv.randomkey", parse: |_| Ok(Command::RandomKey), render: |_, r| Ok(json!({"key": opt_value(r)?})) },
-    Op { name: "kv.dbsize", parse: |_| Ok(Command::DbSize), render: |_, r| Ok(json!({"size": int(r)?})) },
-    Op { name: "kv.flushall", parse: |_| Ok(Command::FlushAll), render: |_, _| Ok(json!({"ok": true})) },
+    Op {
+        name: "kv.randomkey",
+        parse: |_| Ok(Command::Keys(KeysCmd::RandomKey)),
+        render: |_, r| Ok(json!({"key": opt_value(r)?})),
+    },
+    Op {
+        name: "kv.dbsize",
+        parse: |_| Ok(Command::Keys(KeysCmd::DbSize)),
+        render: |_, r| Ok(json!({"size": int(r)?})),
+    },
+    Op { name: "kv.flushall", parse: |_| Ok(Command::Keys(KeysCmd::FlushAll)), render: |_, _| Ok(json!({"ok": true})) },
     Op { name: "queue.create", parse: queue_create, render: |_, r| Ok(json!({"created": int(r)? == 1})) },
     Op {
         name: "queue.delete",
-        parse: |p| Ok(Command::QueueDelete { name: queue_name(p)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::Delete { name: queue_name(p)? })),
         render: |_, r| Ok(json!({"deleted": int(r)? == 1})),
     },
-    Op { name: "queue.list", parse: |_| Ok(Command::QueueList), render: |_, r| Ok(json!({"queues": list(r)?})) },
+    Op {
+        name: "queue.list",
+        parse: |_| Ok(Command::Queue(QueueCmd::List)),
+        render: |_, r| Ok(json!({"queues": list(r)?})),
+    },
     Op { name: "queue.publish", parse: queue_publish, render: |_, r| Ok(json!({"message_id": opt_value(r)?})) },
     Op { name: "queue.consume", parse: queue_consume, render: |_, r| Ok(json!({"messages": reply_json(r)})) },
     Op { name: "queue.ack", parse: queue_ack, render: |_, r| Ok(json!({"acked": int(r)?})) },
     Op { name: "queue.nack", parse: queue_nack, render: |_, r| Ok(json!({"nacked": int(r)? == 1})) },
     Op {
         name: "queue.stats",
-        parse: |p| Ok(Command::QueueStats { queue: queue_name(p)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::Stats { queue: queue_name(p)? })),
         render: |_, r| Ok(reply_json(r)),
     },
     Op {
         name: "queue.purge",
-        parse: |p| Ok(Command::QueuePurge { queue: queue_name(p)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::Purge { queue: queue_name(p)? })),
         render: |_, r| Ok(json!({"purged": int(r)?})),
     },
     Op {
         name: "queue.dlq",
-        parse: |p| Ok(Command::QueueDlqList { queue: queue_name(p)?, max: max_of(p, 100)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::DlqList { queue: queue_name(p)?, max: max_of(p, 100)? })),
         render: |_, r| Ok(json!({"messages": reply_json(r)})),
     },
     Op {
         name: "queue.redrive",
-        parse: |p| Ok(Command::QueueRedrive { queue: queue_name(p)?, max: max_of(p, 1000)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::Redrive { queue: queue_name(p)?, max: max_of(p, 1000)? })),
         render: |_, r| Ok(json!({"redriven": int(r)?})),
     },
     Op {
         name: "queue.dlq_purge",
-        parse: |p| Ok(Command::QueueDlqPurge { queue: queue_name(p)? }),
+        parse: |p| Ok(Command::Queue(QueueCmd::DlqPurge { queue: queue_name(p)? })),
         render: |_, r| Ok(json!({"purged": int(r)?})),
     },
     Op { name: "stream.create", parse: stream_create, render: |_, r| Ok(json!({"created": int(r)? == 1})) },
@@ -119,204 +138,28 @@ pub static OPS: &[Op] = &[
     Op { name: "pubsub.publish", parse: pubsub_publish, render: |_, r| Ok(json!({"subscribers_matched": int(r)?})) },
 ];
 
+/// The entry of an envelope command name, among the key-value, queue, stream and pub/sub entries and the
+/// hash, list, set and sorted-set ones (`types`).
 pub fn find(name: &str) -> Option<&'static Op> {
-    OPS.iter().find(|op| op.name == name)
-}
-
-/// A hash, list, set or sorted-set operation of the envelope and REST routes: its Redis command and how
-/// its payload becomes the command's arguments. Spec tokens, in argument order:
-/// - `name`: required field; `name?`: appended when present; `name[]`: a non-empty array, flattened;
-///   `name{}`: an object, flattened to key, value pairs; `#name[]`: the array's length, then its items
-/// - `WORD:name`: when `name` is `true`, the literal WORD; `WORD=name`: when present, WORD then the value
-/// - `LIMIT=offset,count`: LIMIT and both values when `offset` is present; `=WORD`: the literal WORD
-/// - `pairs:name`: an array of `{member, score}`, flattened to score, member (ZADD)
-pub struct TypeOp {
-    pub name: &'static str,
-    pub cmd: CollCmd,
-    pub spec: &'static [&'static str],
-}
-
-macro_rules! type_ops {
-    ($($name:literal => $cmd:ident [$($tok:literal),*]),* $(,)?) => {
-        pub static TYPE_OPS: &[TypeOp] = &[$(TypeOp { name: $name, cmd: CollCmd::$cmd, spec: &[$($tok),*] }),*];
-    };
-}
-
-type_ops! {
-    "hash.set" => HSet ["key", "fields{}"],
-    "hash.setnx" => HSetNx ["key", "field", "value"],
-    "hash.get" => HGet ["key", "field"],
-    "hash.mget" => HMGet ["key", "fields[]"],
-    "hash.getall" => HGetAll ["key"],
-    "hash.del" => HDel ["key", "fields[]"],
-    "hash.exists" => HExists ["key", "field"],
-    "hash.len" => HLen ["key"],
-    "hash.keys" => HKeys ["key"],
-    "hash.vals" => HVals ["key"],
-    "hash.incrby" => HIncrBy ["key", "field", "by"],
-    "hash.incrbyfloat" => HIncrByFloat ["key", "field", "by"],
-    "hash.strlen" => HStrLen ["key", "field"],
-    "hash.randfield" => HRandField ["key", "count?", "WITHVALUES:withvalues"],
-    "hash.scan" => HScan ["key", "cursor", "MATCH=match", "COUNT=count"],
-    "list.lpush" => LPush ["key", "values[]"],
-    "list.rpush" => RPush ["key", "values[]"],
-    "list.lpushx" => LPushX ["key", "values[]"],
-    "list.rpushx" => RPushX ["key", "values[]"],
-    "list.lpop" => LPop ["key", "count?"],
-    "list.rpop" => RPop ["key", "count?"],
-    "list.len" => LLen ["key"],
-    "list.range" => LRange ["key", "start", "stop"],
-    "list.index" => LIndex ["key", "index"],
-    "list.set" => LSet ["key", "index", "value"],
-    "list.insert" => LInsert ["key", "where", "pivot", "value"],
-    "list.rem" => LRem ["key", "count", "value"],
-    "list.trim" => LTrim ["key", "start", "stop"],
-    "list.pos" => LPos ["key", "value", "RANK=rank", "COUNT=count", "MAXLEN=maxlen"],
-    "list.move" => LMove ["source", "destination", "wherefrom", "whereto"],
-    "set.add" => SAdd ["key", "members[]"],
-    "set.rem" => SRem ["key", "members[]"],
-    "set.ismember" => SIsMember ["key", "member"],
-    "set.mismember" => SMIsMember ["key", "members[]"],
-    "set.members" => SMembers ["key"],
-    "set.card" => SCard ["key"],
-    "set.pop" => SPop ["key", "count?"],
-    "set.randmember" => SRandMember ["key", "count?"],
-    "set.move" => SMove ["source", "destination", "member"],
-    "set.inter" => SInter ["keys[]"],
-    "set.union" => SUnion ["keys[]"],
-    "set.diff" => SDiff ["keys[]"],
-    "set.interstore" => SInterStore ["destination", "keys[]"],
-    "set.unionstore" => SUnionStore ["destination", "keys[]"],
-    "set.diffstore" => SDiffStore ["destination", "keys[]"],
-    "set.intercard" => SInterCard ["#keys[]", "LIMIT=limit"],
-    "set.scan" => SScan ["key", "cursor", "MATCH=match", "COUNT=count"],
-    "zset.add" => ZAdd ["key", "NX:nx", "XX:xx", "GT:gt", "LT:lt", "CH:ch", "INCR:incr", "pairs:members"],
-    "zset.rem" => ZRem ["key", "members[]"],
-    "zset.score" => ZScore ["key", "member"],
-    "zset.mscore" => ZMScore ["key", "members[]"],
-    "zset.incrby" => ZIncrBy ["key", "by", "member"],
-    "zset.card" => ZCard ["key"],
-    "zset.count" => ZCount ["key", "min", "max"],
-    "zset.range" => ZRange ["key", "start", "stop", "BYSCORE:byscore", "BYLEX:bylex", "REV:rev", "LIMIT=offset,count", "WITHSCORES:withscores"],
-    "zset.rangestore" => ZRangeStore ["destination", "key", "start", "stop", "BYSCORE:byscore", "BYLEX:bylex", "REV:rev", "LIMIT=offset,count"],
-    "zset.rank" => ZRank ["key", "member", "WITHSCORE:withscore"],
-    "zset.revrank" => ZRevRank ["key", "member", "WITHSCORE:withscore"],
-    "zset.popmin" => ZPopMin ["key", "count?"],
-    "zset.popmax" => ZPopMax ["key", "count?"],
-    "zset.remrangebyscore" => ZRemRangeByScore ["key", "min", "max"],
-    "zset.remrangebyrank" => ZRemRangeByRank ["key", "start", "stop"],
-    "zset.unionstore" => ZUnionStore ["destination", "#keys[]", "WEIGHTS=weights[]", "AGGREGATE=aggregate"],
-    "zset.interstore" => ZInterStore ["destination", "#keys[]", "WEIGHTS=weights[]", "AGGREGATE=aggregate"],
-    "zset.scan" => ZScan ["key", "cursor", "MATCH=match", "COUNT=count"],
-}
-
-pub fn find_type_op(name: &str) -> Option<&'static TypeOp> {
-    TYPE_OPS.iter().find(|op| op.name == name)
-}
-
-/// The rendering of every type op: `{"result": <reply as JSON>}`.
-pub static TYPE_RENDER: Op = Op {
-    name: "type",
-    parse: |_| Err(ApiError::bad_request("a type op is parsed through its spec")),
-    render: |_, r| Ok(json!({"result": reply_json(r)})),
-};
-
-fn items<'a>(p: &'a Value, name: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
-    match field(p, name) {
-        None => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
-        Some(_) => Err(ApiError::bad_request(format!("field '{name}': expected an array"))),
-    }
-}
-
-/// Builds a type op's command from its payload, following its spec.
-pub fn type_command(op: &TypeOp, p: &Value) -> Result<Command, ApiError> {
-    let mut args: Vec<Bytes> = Vec::new();
-    for tok in op.spec {
-        if let Some(word) = tok.strip_prefix('=') {
-            args.push(Bytes::from_static(word.as_bytes()));
-        } else if let Some(name) = tok.strip_prefix("pairs:") {
-            let list = items(p, name)?.ok_or_else(|| ApiError::bad_request(format!("missing field '{name}'")))?;
-            if list.is_empty() {
-                return Err(ApiError::bad_request(format!("field '{name}': must not be empty")));
-            }
-            for item in list {
-                let score = item.get("score").ok_or_else(|| ApiError::bad_request("each member needs 'score'"))?;
-                let member = item.get("member").ok_or_else(|| ApiError::bad_request("each member needs 'member'"))?;
-                args.push(json_to_bytes(score, "score")?);
-                args.push(json_to_bytes(member, "member")?);
-            }
-        } else if let Some((word, name)) = tok.split_once(':') {
-            if flag(p, name)? {
-                args.push(Bytes::from_static(word.as_bytes()));
-            }
-        } else if let Some((word, names)) = tok.split_once('=') {
-            let names: Vec<&str> = names.split(',').collect();
-            if field(p, names[0].trim_end_matches("[]")).is_none() {
-                continue;
-            }
-            args.push(Bytes::from_static(word.as_bytes()));
-            for n in names {
-                if let Some(arr) = n.strip_suffix("[]") {
-                    for v in items(p, arr)?.into_iter().flatten() {
-                        args.push(json_to_bytes(v, arr)?);
-                    }
-                } else {
-                    args.push(req_bytes(p, n)?);
-                }
-            }
-        } else if let Some(name) = tok.strip_suffix("{}") {
-            let Some(Value::Object(m)) = field(p, name) else {
-                return Err(ApiError::bad_request(format!("field '{name}': expected a non-empty object")));
-            };
-            if m.is_empty() {
-                return Err(ApiError::bad_request(format!("field '{name}': must not be empty")));
-            }
-            for (k, v) in m {
-                args.push(Bytes::copy_from_slice(k.as_bytes()));
-                args.push(json_to_bytes(v, name)?);
-            }
-        } else if let Some(name) = tok.strip_suffix("[]") {
-            let (count, name) = match name.strip_prefix('#') {
-                Some(n) => (true, n),
-                None => (false, name),
-            };
-            let list = items(p, name)?
-                .filter(|l| !l.is_empty())
-                .ok_or_else(|| ApiError::bad_request(format!("field '{name}': expected a non-empty array")))?;
-            if count {
-                args.push(Bytes::from(list.len().to_string()));
-            }
-            for v in list {
-                args.push(json_to_bytes(v, name)?);
-            }
-        } else if let Some(name) = tok.strip_suffix('?') {
-            if let Some(v) = field(p, name) {
-                args.push(json_to_bytes(v, name)?);
-            }
-        } else {
-            args.push(req_bytes(p, tok)?);
-        }
-    }
-    Ok(Command::Coll { cmd: op.cmd, args })
+    OPS.iter().chain(super::types::TYPE_OPS).find(|op| op.name == name)
 }
 
 // ---- payload readers ----
 
-fn field<'a>(p: &'a Value, name: &str) -> Option<&'a Value> {
+pub(super) fn field<'a>(p: &'a Value, name: &str) -> Option<&'a Value> {
     p.get(name).filter(|v| !v.is_null())
 }
 
-fn req_bytes(p: &Value, name: &str) -> Result<Bytes, ApiError> {
+pub(super) fn req_bytes(p: &Value, name: &str) -> Result<Bytes, ApiError> {
     let v = field(p, name).ok_or_else(|| ApiError::bad_request(format!("missing field '{name}'")))?;
     json_to_bytes(v, name)
 }
 
-fn key(p: &Value) -> Result<Bytes, ApiError> {
+pub(super) fn key(p: &Value) -> Result<Bytes, ApiError> {
     req_bytes(p, "key")
 }
 
-fn opt_i64(p: &Value, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn opt_i64(p: &Value, name: &str) -> Result<Option<i64>, ApiError> {
     match field(p, name) {
         None => Ok(None),
         Some(Value::Number(n)) => {
@@ -329,7 +172,7 @@ fn opt_i64(p: &Value, name: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn opt_f64(p: &Value, name: &str) -> Result<Option<f64>, ApiError> {
+pub(super) fn opt_f64(p: &Value, name: &str) -> Result<Option<f64>, ApiError> {
     match field(p, name) {
         None => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
@@ -340,7 +183,7 @@ fn opt_f64(p: &Value, name: &str) -> Result<Option<f64>, ApiError> {
     }
 }
 
-fn flag(p: &Value, name: &str) -> Result<bool, ApiError> {
+pub(super) fn flag(p: &Value, name: &str) -> Result<bool, ApiError> {
     match field(p, name) {
         None => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -394,7 +237,7 @@ fn kv_set(p: &Value) -> Result<Command, ApiError> {
     if keep_ttl && ttl.is_some() {
         return Err(ApiError::bad_request("'keepttl' excludes 'ttl'"));
     }
-    Ok(Command::Set(SetArgs {
+    Ok(Command::Kv(KvCmd::Set(SetArgs {
         ttl,
         keep_ttl,
         cond: if nx {
@@ -406,31 +249,31 @@ fn kv_set(p: &Value) -> Result<Command, ApiError> {
         },
         get: flag(p, "get")?,
         ..SetArgs::new(key(p)?, req_bytes(p, "value")?)
-    }))
+    })))
 }
 
 fn kv_get(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::Get { key: key(p)? })
+    Ok(Command::Kv(KvCmd::Get { key: key(p)? }))
 }
 
 fn kv_getdel(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::GetDel { key: key(p)? })
+    Ok(Command::Kv(KvCmd::GetDel { key: key(p)? }))
 }
 
 fn kv_getset(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::Set(SetArgs { get: true, ..SetArgs::new(key(p)?, req_bytes(p, "value")?) }))
+    Ok(Command::Kv(KvCmd::Set(SetArgs { get: true, ..SetArgs::new(key(p)?, req_bytes(p, "value")?) })))
 }
 
 fn kv_del(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::Del { keys: key_list(p)? })
+    Ok(Command::Keys(KeysCmd::Del { keys: key_list(p)? }))
 }
 
 fn kv_exists(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::Exists { keys: key_list(p)? })
+    Ok(Command::Keys(KeysCmd::Exists { keys: key_list(p)? }))
 }
 
 fn kv_mget(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::MGet { keys: key_list(p)? })
+    Ok(Command::Kv(KvCmd::MGet { keys: key_list(p)? }))
 }
 
 fn kv_mset(p: &Value) -> Result<Command, ApiError> {
@@ -450,22 +293,22 @@ fn kv_mset(p: &Value) -> Result<Command, ApiError> {
     if pairs.is_empty() {
         return Err(ApiError::bad_request("field 'pairs': must not be empty"));
     }
-    Ok(Command::MSet { pairs, nx: flag(p, "nx")? })
+    Ok(Command::Kv(KvCmd::MSet { pairs, nx: flag(p, "nx")? }))
 }
 
 fn kv_incr(p: &Value, sign: i64) -> Result<Command, ApiError> {
     let by = opt_i64(p, "by")?.unwrap_or(1);
     let by = by.checked_mul(sign).ok_or_else(|| ApiError::bad_request("field 'by': out of range"))?;
-    Ok(Command::IncrBy { key: key(p)?, by })
+    Ok(Command::Kv(KvCmd::IncrBy { key: key(p)?, by }))
 }
 
 fn kv_incr_float(p: &Value) -> Result<Command, ApiError> {
     let by = opt_f64(p, "by")?.ok_or_else(|| ApiError::bad_request("missing field 'by'"))?;
-    Ok(Command::IncrByFloat { key: key(p)?, by })
+    Ok(Command::Kv(KvCmd::IncrByFloat { key: key(p)?, by }))
 }
 
 fn kv_append(p: &Value) -> Result<Command, ApiError> {
-    Ok(Command::Append { key: key(p)?, value: req_bytes(p, "value")? })
+    Ok(Command::Kv(KvCmd::Append { key: key(p)?, value: req_bytes(p, "value")? }))
 }
 
 fn kv_expire(p: &Value) -> Result<Command, ApiError> {
@@ -486,12 +329,12 @@ fn kv_expire(p: &Value) -> Result<Command, ApiError> {
             cond = c;
         }
     }
-    Ok(Command::Expire { key: key(p)?, ttl, cond, name: "expire" })
+    Ok(Command::Keys(KeysCmd::Expire { key: key(p)?, ttl, cond, name: "expire" }))
 }
 
 fn kv_rename(p: &Value) -> Result<Command, ApiError> {
     let from = if field(p, "from").is_some() { req_bytes(p, "from")? } else { key(p)? };
-    Ok(Command::Rename { from, to: req_bytes(p, "to")?, nx: flag(p, "nx")? })
+    Ok(Command::Keys(KeysCmd::Rename { from, to: req_bytes(p, "to")?, nx: flag(p, "nx")? }))
 }
 
 fn kv_keys(p: &Value) -> Result<Command, ApiError> {
@@ -499,7 +342,7 @@ fn kv_keys(p: &Value) -> Result<Command, ApiError> {
         Some(v) => json_to_bytes(v, "pattern")?,
         None => Bytes::from_static(b"*"),
     };
-    Ok(Command::Keys { pattern })
+    Ok(Command::Keys(KeysCmd::Keys { pattern }))
 }
 
 fn kv_scan(p: &Value) -> Result<Command, ApiError> {
@@ -515,16 +358,16 @@ fn kv_scan(p: &Value) -> Result<Command, ApiError> {
     if !(1..=100_000).contains(&count) {
         return Err(ApiError::bad_request("field 'count': must be between 1 and 100000"));
     }
-    Ok(Command::Scan(ScanArgs {
+    Ok(Command::Keys(KeysCmd::Scan(ScanArgs {
         cursor,
         pattern: field(p, "match").map(|v| json_to_bytes(v, "match")).transpose()?,
         prefix: field(p, "prefix").map(|v| json_to_bytes(v, "prefix")).transpose()?,
         count: count as usize,
         type_filter: field(p, "type").and_then(Value::as_str).map(str::to_string),
-    }))
+    })))
 }
 
-fn opt_u64(p: &Value, name: &str) -> Result<Option<u64>, ApiError> {
+pub(super) fn opt_u64(p: &Value, name: &str) -> Result<Option<u64>, ApiError> {
     match opt_i64(p, name)? {
         Some(n) if n < 0 => Err(ApiError::bad_request(format!("field '{name}': must not be negative"))),
         other => Ok(other.map(|n| n as u64)),
@@ -544,15 +387,12 @@ pub fn queue_name(p: &Value) -> Result<Bytes, ApiError> {
 
 fn max_of(p: &Value, default: u64) -> Result<usize, ApiError> {
     let n = opt_u64(p, "max")?.unwrap_or(default);
-    if !(1..=10_000).contains(&n) {
-        return Err(ApiError::bad_request("field 'max': must be between 1 and 10000"));
-    }
-    Ok(n as usize)
+    batch_size(n).map_err(|e| ApiError::bad_request(format!("field 'max': {}", e.message())))
 }
 
 fn pubsub_publish(p: &Value) -> Result<Command, ApiError> {
     let channel = if field(p, "topic").is_some() { req_bytes(p, "topic")? } else { req_bytes(p, "channel")? };
-    Ok(Command::Publish { channel, payload: req_bytes(p, "payload")? })
+    Ok(Command::PubSub(PubSubCmd::Publish { channel, payload: req_bytes(p, "payload")? }))
 }
 
 fn queue_create(p: &Value) -> Result<Command, ApiError> {
@@ -564,7 +404,7 @@ fn queue_create(p: &Value) -> Result<Command, ApiError> {
         max_message_bytes: opt_u64(p, "max_message_bytes")?,
         prefetch: opt_u32(p, "prefetch")?,
     };
-    Ok(Command::QueueCreate { name: queue_name(p)?, options })
+    Ok(Command::Queue(QueueCmd::Create { name: queue_name(p)?, options }))
 }
 
 fn queue_publish(p: &Value) -> Result<Command, ApiError> {
@@ -580,20 +420,23 @@ fn queue_publish(p: &Value) -> Result<Command, ApiError> {
             .collect::<Result<_, ApiError>>()?,
         Some(_) => return Err(ApiError::bad_request("field 'headers': expected an object")),
     };
-    Ok(Command::QueuePublish(PublishArgs {
+    Ok(Command::Queue(QueueCmd::Publish(PublishArgs {
         queue: queue_name(p)?,
         payload: req_bytes(p, "payload")?,
         priority: priority as u8,
         headers,
         delay_ms: opt_u64(p, "delay_ms")?.unwrap_or(0),
         ttl_ms: opt_u64(p, "ttl_ms")?.unwrap_or(0),
-    }))
+    })))
 }
 
 fn queue_consume(p: &Value) -> Result<Command, ApiError> {
     let consumer =
         if field(p, "consumer_id").is_some() { req_bytes(p, "consumer_id")? } else { req_bytes(p, "consumer")? };
-    Ok(Command::QueueConsume(ConsumeArgs { queue: queue_name(p)?, consumer, max: max_of(p, 1)? }))
+    Ok(Command::Queue(QueueCmd::Consume {
+        args: ConsumeArgs { queue: queue_name(p)?, consumer, max: max_of(p, 1)? },
+        wait_ms: None,
+    }))
 }
 
 fn message_id(v: &Value, name: &str) -> Result<u64, ApiError> {
@@ -609,7 +452,7 @@ fn queue_ack(p: &Value) -> Result<Command, ApiError> {
         (None, Some(v)) => vec![message_id(v, "message_id")?],
         _ => return Err(ApiError::bad_request("give 'message_id' or a non-empty 'message_ids'")),
     };
-    Ok(Command::QueueAck { queue: queue_name(p)?, ids })
+    Ok(Command::Queue(QueueCmd::Ack { queue: queue_name(p)?, ids }))
 }
 
 fn queue_nack(p: &Value) -> Result<Command, ApiError> {
@@ -621,7 +464,7 @@ fn queue_nack(p: &Value) -> Result<Command, ApiError> {
         None => true,
         Some(_) => flag(p, "requeue")?,
     };
-    Ok(Command::QueueNack { queue: queue_name(p)?, id, requeue })
+    Ok(Command::Queue(QueueCmd::Nack { queue: queue_name(p)?, id, requeue }))
 }
 
 /// The stream name: `room` or `name`.
@@ -762,7 +605,16 @@ pub fn reply_json(r: Reply) -> Value {
         Reply::Nil => Value::Null,
         Reply::Int(n) => json!(n),
         Reply::Bulk(b) => bytes_to_json(&b),
-        Reply::Double(d) => json!(d),
+        Reply::Double(d) | Reply::Decimal(d) => json!(d),
+        Reply::Expiry(e) => json!(e.redis_value()),
+        Reply::Scan { cursor, items } => {
+            json!([cursor.to_string(), Value::Array(items.into_iter().map(reply_json).collect())])
+        }
+        Reply::Read { partition, next_offset, events } => json!({
+            "events": Value::Array(events.into_iter().map(reply_json).collect()),
+            "next_offset": next_offset,
+            "partition": partition,
+        }),
         Reply::Array(items) => Value::Array(items.into_iter().map(reply_json).collect()),
         Reply::Map(pairs) => {
             let mut m = serde_json::Map::new();
@@ -847,20 +699,17 @@ fn render_mset(p: &Value, r: Reply) -> Result<Value, ApiError> {
 
 fn render_float(_: &Value, r: Reply) -> Result<Value, ApiError> {
     match r {
-        Reply::Bulk(b) => {
-            let text = String::from_utf8_lossy(&b).to_string();
-            let n: f64 = text.parse().map_err(|_| unexpected(Reply::Bulk(b.clone())))?;
-            Ok(json!({"value": n, "text": text}))
-        }
+        Reply::Decimal(v) => Ok(json!({"value": v, "text": format_f64(v)})),
         other => Err(unexpected(other)),
     }
 }
 
 fn render_ttl(_: &Value, r: Reply) -> Result<Value, ApiError> {
-    match int(r)? {
-        -2 => Err(ApiError::not_found("key not found")),
-        -1 => Ok(json!({"ttl": null, "ttl_ms": null})),
-        ms => Ok(json!({"ttl": (ms as u64).div_ceil(1000), "ttl_ms": ms})),
+    match r {
+        Reply::Expiry(Expiry::Missing) => Err(ApiError::not_found("key not found")),
+        Reply::Expiry(Expiry::Persistent) => Ok(json!({"ttl": null, "ttl_ms": null})),
+        Reply::Expiry(Expiry::Remaining { ms, .. }) => Ok(json!({"ttl": ms.div_ceil(1000), "ttl_ms": ms})),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -881,13 +730,9 @@ fn render_rename(_: &Value, r: Reply) -> Result<Value, ApiError> {
 
 fn render_scan(_: &Value, r: Reply) -> Result<Value, ApiError> {
     match r {
-        Reply::Array(mut parts) if parts.len() == 2 => {
-            let keys = list(parts.pop().expect("two parts"))?;
-            let cursor = match parts.pop() {
-                Some(Reply::Bulk(c)) => String::from_utf8_lossy(&c).to_string(),
-                other => return Err(unexpected(other.unwrap_or(Reply::Nil))),
-            };
-            Ok(json!({"cursor": cursor, "keys": keys}))
+        Reply::Scan { cursor, items } => {
+            let keys = list(Reply::Array(items))?;
+            Ok(json!({"cursor": cursor.to_string(), "keys": keys}))
         }
         other => Err(unexpected(other)),
     }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use synap_core::Command;
+use synap_core::command::PubSubCmd;
 use synap_core::pubsub::{Kind, Overflow, PubMessage, PubSub, Sink};
 
 use super::body::{ApiError, bytes_to_json, parse_body, percent_decode, respond, response_format};
@@ -43,7 +44,7 @@ pub async fn publish(
                 None => return Err(ApiError::bad_request("missing field 'payload'")),
             },
         };
-        let reply = svc.execute(Command::Publish { channel: topic, payload }).await?;
+        let reply = svc.execute(Command::PubSub(PubSubCmd::Publish { channel: topic, payload })).await?;
         let n = match reply {
             synap_core::Reply::Int(n) => n,
             _ => 0,

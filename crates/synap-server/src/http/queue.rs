@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use synap_core::command::QueueCmd;
 use synap_core::queue::{ConsumeArgs, parse_id};
 use synap_core::{Command, Reply};
 
@@ -82,17 +83,11 @@ async fn handle(
     let format = response_format(&headers);
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
-    let reply = match cmd {
-        Command::QueueConsume(args) => {
-            let wait = payload.get("wait_ms").and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64()));
-            let reply = svc.consume_wait(args, Duration::from_millis(wait.unwrap_or(0))).await?;
-            if matches!(&reply, Reply::Array(m) if m.is_empty()) {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            }
-            reply
-        }
-        cmd => svc.execute(cmd).await?,
-    };
+    let consume = matches!(cmd, Command::Queue(QueueCmd::Consume { .. }));
+    let reply = super::long_poll_reply(&svc, cmd, &payload).await?;
+    if consume && reply.is_nothing() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let out = (op.render)(&payload, reply)?;
     let status =
         if name == "queue.create" && out["created"] == json!(true) { StatusCode::CREATED } else { StatusCode::OK };
@@ -127,7 +122,7 @@ async fn push_consumer(svc: AppState, mut socket: WebSocket, queue: Bytes, consu
         // Fill the window.
         if unacked.len() < prefetch {
             let args = ConsumeArgs { queue: queue.clone(), consumer: consumer.clone(), max: prefetch - unacked.len() };
-            match svc.execute(Command::QueueConsume(args)).await {
+            match svc.execute(Command::Queue(QueueCmd::Consume { args, wait_ms: None })).await {
                 Ok(Reply::Array(msgs)) => {
                     for m in msgs {
                         let mut frame = reply_json(m);
@@ -190,9 +185,9 @@ async fn control(svc: &Service, queue: &Bytes, text: &str, unacked: &mut HashSet
         .or(v["message_id"].as_u64())
         .ok_or("frame needs a 'message_id'")?;
     let cmd = match v["type"].as_str() {
-        Some("ack") => Command::QueueAck { queue: queue.clone(), ids: vec![id] },
+        Some("ack") => Command::Queue(QueueCmd::Ack { queue: queue.clone(), ids: vec![id] }),
         Some("nack") => {
-            Command::QueueNack { queue: queue.clone(), id, requeue: v["requeue"].as_bool().unwrap_or(true) }
+            Command::Queue(QueueCmd::Nack { queue: queue.clone(), id, requeue: v["requeue"].as_bool().unwrap_or(true) })
         }
         other => return Err(format!("unknown frame type {other:?}; expected 'ack' or 'nack'")),
     };
@@ -203,6 +198,6 @@ async fn control(svc: &Service, queue: &Bytes, text: &str, unacked: &mut HashSet
 /// A closed push consumer hands its unacknowledged messages back (RabbitMQ requeues on channel close).
 async fn requeue_all(svc: &Service, queue: &Bytes, unacked: HashSet<u64>) {
     for id in unacked {
-        let _ = svc.execute(Command::QueueNack { queue: queue.clone(), id, requeue: true }).await;
+        let _ = svc.execute(Command::Queue(QueueCmd::Nack { queue: queue.clone(), id, requeue: true })).await;
     }
 }

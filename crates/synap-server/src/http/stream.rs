@@ -13,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use synap_core::command::{Block, WaitOn};
 use synap_core::stream::StreamCmd;
 use synap_core::{Command, CommandError, Reply};
 
@@ -88,29 +89,6 @@ pub async fn rest(
     handle(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// A wait asked for in `wait_ms`, capped by `stream.max_wait_ms`.
-fn wait_of(svc: &Service, payload: &Value) -> Result<Option<Duration>, ApiError> {
-    let Some(w) = payload.get("wait_ms").filter(|v| !v.is_null()) else { return Ok(None) };
-    let ms = w
-        .as_u64()
-        .or_else(|| w.as_str().and_then(|s| s.parse().ok()))
-        .ok_or_else(|| ApiError::bad_request("field 'wait_ms': expected a non-negative integer"))?;
-    Ok(Some(Duration::from_millis(ms.min(svc.config.stream.max_wait_ms))))
-}
-
-/// Runs a stream read, waiting when the payload asks for it (`wait_ms`) and nothing is there yet.
-pub async fn read_maybe_wait(svc: &Service, cmd: Command, payload: &Value) -> Result<Reply, ApiError> {
-    let wait = wait_of(svc, payload)?;
-    let room = match &cmd {
-        Command::Stream(StreamCmd::Read { room, .. } | StreamCmd::GroupRead { room, .. }) => Some(room.clone()),
-        _ => None,
-    };
-    match (wait, room) {
-        (Some(w), Some(room)) if !w.is_zero() => Ok(svc.stream_wait(cmd, &[room], Some(w)).await?),
-        _ => Ok(svc.execute(cmd).await?),
-    }
-}
-
 async fn handle(
     svc: AppState,
     method: Method,
@@ -126,7 +104,7 @@ async fn handle(
     let payload = super::request_payload(&headers, body, query, fields)?;
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
-    let reply = read_maybe_wait(&svc, cmd, &payload).await?;
+    let reply = super::long_poll_reply(&svc, cmd, &payload).await?;
     let out = (op.render)(&payload, reply)?;
     let created = name.ends_with(".create") && out["created"] == json!(true);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -180,23 +158,17 @@ async fn next_batch(
     from: &mut u64,
 ) -> Result<Option<Vec<Value>>, CommandError> {
     let cmd = Command::Stream(StreamCmd::Read { room: room.clone(), partition, from: Some(*from), limit: TAIL_BATCH });
+    let block = Block { on: WaitOn::Streams(vec![room.clone()]), timeout_ms: None };
     let reply = tokio::select! {
-        r = svc.stream_wait(cmd, std::slice::from_ref(room), None) => r?,
+        r = svc.wait(cmd, block) => r?,
         _ = svc.stopped() => return Ok(None),
     };
     // A deleted stream wakes its waiters: the read above then fails with NOT_FOUND.
-    let Reply::Map(fields) = reply else { return Ok(Some(Vec::new())) };
-    let mut events = Vec::new();
-    for (k, v) in fields {
-        match (k, v) {
-            (Reply::Bulk(k), Reply::Int(n)) if &k[..] == b"next_offset" => *from = n as u64,
-            (Reply::Bulk(k), Reply::Array(items)) if &k[..] == b"events" => {
-                events = items.into_iter().map(reply_json).collect();
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(events))
+    let Reply::Read { next_offset, events, .. } = reply else {
+        return Err(CommandError::Internal(format!("a stream read answered {reply:?}")));
+    };
+    *from = next_offset;
+    Ok(Some(events.into_iter().map(reply_json).collect()))
 }
 
 /// `GET /stream/{room}/sse?from_offset=&partition=`: `event: <event name or "message">`, `id: <offset>`,

@@ -1,5 +1,6 @@
 //! Connection and server commands: PING ECHO HELLO AUTH SELECT QUIT INFO CONFIG CLIENT COMMAND TIME.
-//! They answer from server state, not from the engine's data, so they live in the front end.
+//! They answer from server state, not from the engine's data, so they live in the front end; COMMAND
+//! answers from the command table.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -7,10 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use synap_core::Reply;
+use synap_core::command::table::{self, Spec};
+use synap_core::command::{ClientOp, CommandOp, ConfigOp, ServerCmd};
 use synap_core::glob::glob_match;
 use synap_resp::{Protocol, encode, error_line};
 
-use super::commands::{Action, COMMANDS, ClientOp, Spec};
 use super::connection::Conn;
 use super::{ClientEntry, RespShared};
 use crate::config::FsyncMode;
@@ -23,24 +25,12 @@ fn bulk(s: impl Into<Bytes>) -> Reply {
 }
 
 impl Conn {
-    pub(super) fn admin(&mut self, action: Action, out: &mut Vec<u8>) {
-        let reply = match action {
-            Action::Engine(..)
-            | Action::QueueConsumeBlock(..)
-            | Action::StreamBlock(..)
-            | Action::CollBlock(..)
-            | Action::Multi
-            | Action::Exec
-            | Action::Discard
-            | Action::Watch(..)
-            | Action::Unwatch
-            | Action::Subscription(..)
-            | Action::Reset => {
-                unreachable!("engine, blocking and subscription commands are executed by the connection")
-            }
-            Action::Ping(None) => Reply::Status("PONG"),
-            Action::Ping(Some(msg)) | Action::Echo(msg) => Reply::Bulk(msg),
-            Action::Hello { proto, auth, setname } => {
+    /// A server or connection command that needs no more than its reply.
+    pub(super) fn admin(&mut self, cmd: ServerCmd, out: &mut Vec<u8>) {
+        let reply = match cmd {
+            ServerCmd::Ping(None) => Reply::Status("PONG"),
+            ServerCmd::Ping(Some(msg)) | ServerCmd::Echo(msg) => Reply::Bulk(msg),
+            ServerCmd::Hello { proto, auth, setname } => {
                 match proto {
                     None | Some(2) | Some(3) => {}
                     Some(_) => return error_line(out, "NOPROTO unsupported protocol version"),
@@ -67,20 +57,20 @@ impl Conn {
                     (bulk("modules"), Reply::Array(vec![])),
                 ])
             }
-            Action::Auth => {
+            ServerCmd::Auth => {
                 return error_line(
                     out,
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 );
             }
-            Action::Select(0) => Reply::Ok,
-            Action::Select(_) => return error_line(out, "ERR DB index is out of range"),
-            Action::Quit => {
+            ServerCmd::Select(0) => Reply::Ok,
+            ServerCmd::Select(_) => return error_line(out, "ERR DB index is out of range"),
+            ServerCmd::Quit => {
                 self.quit = true;
                 Reply::Ok
             }
-            Action::Info(sections) => bulk(info(&self.shared, &sections)),
-            Action::ConfigGet(patterns) => {
+            ServerCmd::Info(sections) => bulk(info(&self.shared, &sections)),
+            ServerCmd::Config(ConfigOp::Get(patterns)) => {
                 let params = config_params(&self.shared);
                 let mut pairs = Vec::new();
                 for (name, value) in params {
@@ -90,14 +80,14 @@ impl Conn {
                 }
                 Reply::Map(pairs)
             }
-            Action::ConfigSet => {
+            ServerCmd::Config(ConfigOp::Set) => {
                 return error_line(out, "ERR CONFIG SET is not supported: set the value in the configuration file");
             }
-            Action::ConfigResetStat => {
+            ServerCmd::Config(ConfigOp::ResetStat) => {
                 self.shared.reset_stats();
                 Reply::Ok
             }
-            Action::Client(op) => match op {
+            ServerCmd::Client(op) => match op {
                 ClientOp::SetName(name) => {
                     *self.entry.name.lock() = if name.is_empty() { None } else { Some(name) };
                     Reply::Ok
@@ -116,23 +106,33 @@ impl Conn {
                 ClientOp::Info => bulk(client_line(&self.entry) + "\n"),
                 ClientOp::SetInfo | ClientOp::NoEvict => Reply::Ok,
             },
-            Action::CommandCount => Reply::Int(COMMANDS.len() as i64),
-            Action::CommandList => Reply::Array(COMMANDS.iter().map(command_info).collect()),
-            Action::CommandInfo(names) => Reply::Array(
-                names.iter().map(|n| super::commands::lookup(n).map(command_info).unwrap_or(Reply::Nil)).collect(),
-            ),
-            Action::CommandDocs(names) => {
-                let specs: Vec<&Spec> = if names.is_empty() {
-                    COMMANDS.iter().collect()
-                } else {
-                    names.iter().filter_map(|n| super::commands::lookup(n)).collect()
-                };
-                Reply::Map(specs.into_iter().map(|s| (bulk(s.name), command_doc(s))).collect())
-            }
-            Action::Time => {
+            ServerCmd::Command(op) => match op {
+                CommandOp::Count => Reply::Int(table::resp_commands().count() as i64),
+                CommandOp::List => Reply::Array(table::resp_commands().map(command_info).collect()),
+                CommandOp::Info(names) => Reply::Array(
+                    names.iter().map(|n| table::lookup(n).map(command_info).unwrap_or(Reply::Nil)).collect(),
+                ),
+                CommandOp::Docs(names) => {
+                    let specs: Vec<&Spec> = if names.is_empty() {
+                        table::resp_commands().collect()
+                    } else {
+                        names.iter().filter_map(|n| table::lookup(n)).collect()
+                    };
+                    Reply::Map(specs.into_iter().map(|s| (bulk(s.name), command_doc(s))).collect())
+                }
+            },
+            ServerCmd::Time => {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                 Reply::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())])
             }
+            ServerCmd::Multi
+            | ServerCmd::Exec
+            | ServerCmd::Discard
+            | ServerCmd::Watch(_)
+            | ServerCmd::Unwatch
+            | ServerCmd::Subscribe { .. }
+            | ServerCmd::Unsubscribe { .. }
+            | ServerCmd::Reset => unreachable!("session commands are answered by `dispatch`"),
         };
         encode(out, &reply, self.proto);
     }
@@ -142,7 +142,7 @@ fn client_line(c: &ClientEntry) -> String {
     let name = c.name.lock().clone().map(|n| String::from_utf8_lossy(&n).to_string()).unwrap_or_default();
     let age = c.created.elapsed().as_secs();
     let idle_ms = (c.created.elapsed().as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
-    let cmd = COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
+    let cmd = table::COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
     format!(
         "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
@@ -156,30 +156,30 @@ fn client_line(c: &ClientEntry) -> String {
     )
 }
 
+/// COMMAND INFO's entry: name, arity, flags, key positions, ACL categories, tips, key specs, subcommands.
 fn command_info(s: &Spec) -> Reply {
     Reply::Array(vec![
         bulk(s.name),
         Reply::Int(s.arity as i64),
-        Reply::Array(s.flags.iter().map(|f| Reply::Status(f)).collect()),
-        Reply::Int(s.first_key as i64),
-        Reply::Int(s.last_key as i64),
-        Reply::Int(s.step as i64),
-        Reply::Array(vec![Reply::Status(match s.group {
-            "string" => "@string",
-            "generic" => "@keyspace",
-            "connection" => "@connection",
-            "queue" => "@queue",
-            "pubsub" => "@pubsub",
-            _ => "@admin",
-        })]),
+        Reply::Array(s.flags.names().map(Reply::Status).collect()),
+        Reply::Int(s.keys.first as i64),
+        Reply::Int(s.keys.last as i64),
+        Reply::Int(s.keys.step as i64),
+        Reply::Array(s.categories().into_iter().map(Reply::Status).collect()),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        Reply::Array(table::subcommands(s.name).map(command_info).collect()),
     ])
 }
 
 fn command_doc(s: &Spec) -> Reply {
-    Reply::Map(vec![(bulk("summary"), bulk(s.summary)), (bulk("since"), bulk("1.0.0")), (bulk("group"), bulk(s.group))])
+    let mut doc =
+        vec![(bulk("summary"), bulk(s.summary)), (bulk("since"), bulk("1.0.0")), (bulk("group"), bulk(s.group))];
+    let subs: Vec<(Reply, Reply)> = table::subcommands(s.name).map(|c| (bulk(c.name), command_doc(c))).collect();
+    if !subs.is_empty() {
+        doc.push((bulk("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(doc)
 }
 
 /// The CONFIG GET parameters a Redis client may ask for, with Synap's values.

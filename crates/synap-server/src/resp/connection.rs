@@ -1,5 +1,6 @@
-//! One RESP client: read, parse every complete command in the buffer, execute them in order, wait once
-//! for the durability of the batch's writes, answer with one write.
+//! One RESP client's I/O: read, parse every complete command in the buffer, execute them in order
+//! (`dispatch`), wait once for the durability of the batch's writes, answer with one write; deliver
+//! pub/sub pushes; hold a blocking command's wait while still reading and pushing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,10 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use synap_core::kv::types::CollCmd;
-use synap_core::pubsub::{Kind, Overflow, PubMessage, Sink};
-use synap_core::stream::{ReadFrom, StreamCmd, StreamId};
-use synap_core::{Command, CommandError, ExecCtx, Reply};
+use synap_core::command::{Block, Command};
+use synap_core::pubsub::{PubMessage, Sink};
+use synap_core::{CommandError, ExecCtx, Reply};
 use synap_resp::encode::bulk;
 use synap_resp::{Parser, Protocol, encode, error, error_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,9 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
-use synap_core::queue::ConsumeArgs;
-
-use super::commands::{self, Action, Shape};
+use super::multi::Queued;
 use super::{ClientEntry, RespShared};
 
 /// Most commands executed before the replies are flushed (keeps latency and memory bounded on deep
@@ -28,7 +26,10 @@ use super::{ClientEntry, RespShared};
 const BATCH_COMMANDS: usize = 1024;
 /// Flush early once this much output is pending.
 const BATCH_OUTPUT: usize = 256 * 1024;
+/// Pushes taken from a subscriber's queue per write.
+const PUSH_BATCH: usize = 256;
 
+/// A client's session state.
 pub(super) struct Conn {
     pub shared: Arc<RespShared>,
     pub entry: Arc<ClientEntry>,
@@ -59,20 +60,43 @@ impl Conn {
     }
 }
 
-/// A command queued inside MULTI.
-pub(super) enum Queued {
-    Engine(Command, Shape),
-    /// A reply known at queue time (PING, ECHO).
-    Static(Reply),
+/// Why a connection ends.
+enum End {
+    Closed,
 }
 
-enum Wake {
-    Read(Option<std::io::Result<usize>>),
-    Messages,
+type Step = Result<(), End>;
+
+/// The socket and the buffers around it.
+struct Io {
+    socket: TcpStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+    parser: Parser,
+    max_pending: usize,
+    max_output: usize,
+}
+
+impl Io {
+    async fn flush(&mut self) -> Step {
+        if !self.out.is_empty() {
+            self.socket.write_all(&self.out).await.map_err(|_| End::Closed)?;
+            self.out.clear();
+            if self.out.capacity() > 1 << 20 {
+                self.out = Vec::with_capacity(16 * 1024);
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes the client holds in the server: query buffer, parser state, and `held`.
+    fn pending(&self, held: usize) -> usize {
+        self.buf.len() + self.parser.held_bytes() + held
+    }
 }
 
 /// Writes an array (RESP2) or push (RESP3) header.
-fn push_header(out: &mut Vec<u8>, proto: Protocol, n: usize) {
+pub(super) fn push_header(out: &mut Vec<u8>, proto: Protocol, n: usize) {
     out.push(if proto == Protocol::Resp3 { b'>' } else { b'*' });
     out.extend_from_slice(n.to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -94,21 +118,6 @@ fn push_message(out: &mut Vec<u8>, proto: Protocol, m: &PubMessage) {
     bulk(out, &m.payload);
 }
 
-/// A subscribe/unsubscribe confirmation: `[kind, name or nil, count]`.
-fn push_confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[u8]>, count: usize) {
-    push_header(out, proto, 3);
-    bulk(out, kind);
-    match name {
-        Some(n) => bulk(out, n),
-        None => encode(out, &Reply::Nil, proto),
-    }
-    encode(out, &Reply::Int(count as i64), proto);
-}
-
-/// Commands a RESP2 client may send while subscribed.
-const SUBSCRIBED_ALLOWED: &[&str] =
-    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
-
 /// A reply range in the output buffer that belongs to a write; rewritten to an error if the batch's
 /// durability wait fails.
 struct WriteReply {
@@ -116,12 +125,7 @@ struct WriteReply {
     end: usize,
 }
 
-pub(super) async fn run(
-    mut socket: TcpStream,
-    addr: SocketAddr,
-    shared: Arc<RespShared>,
-    mut stop: watch::Receiver<bool>,
-) {
+pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespShared>, mut stop: watch::Receiver<bool>) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let laddr = socket.local_addr().unwrap_or(shared.bound);
     let entry = Arc::new(ClientEntry {
@@ -150,39 +154,70 @@ pub(super) async fn run(
         watched: std::collections::HashSet::new(),
         held_bytes: 0,
     };
-    let mut parser = Parser::new(synap_resp::Limits {
-        max_args: cfg.max_args,
-        max_bulk: cfg.max_bulk_bytes.0 as usize,
-        max_inline: cfg.max_inline_bytes.0 as usize,
-    });
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut io = Io {
+        socket,
+        buf: BytesMut::with_capacity(16 * 1024),
+        out: Vec::with_capacity(16 * 1024),
+        parser: Parser::new(synap_resp::Limits {
+            max_args: cfg.max_args,
+            max_bulk: cfg.max_bulk_bytes.0 as usize,
+            max_inline: cfg.max_inline_bytes.0 as usize,
+        }),
+        max_pending: cfg.max_pending_bytes.0 as usize,
+        max_output: cfg.max_output_bytes.0 as usize,
+    };
     let idle = (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
-    let max_pending = cfg.max_pending_bytes.0 as usize;
-    let max_output = cfg.max_output_bytes.0 as usize;
+    loop {
+        if conn.run_buffered(&mut io, &mut stop).await.is_err() {
+            break;
+        }
+        if io.pending(conn.held()) > io.max_pending {
+            debug!(client = id, bytes = io.buf.len(), "query buffer limit exceeded; closing");
+            let mut msg = Vec::new();
+            error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
+            let _ = io.socket.write_all(&msg).await;
+            break;
+        }
+        if conn.wait_input(&mut io, &mut stop, idle).await.is_err() {
+            break;
+        }
+    }
+    if let Some(sink) = conn.sub.take() {
+        shared.service.engine.pubsub().unregister(sink.id);
+    }
+    let _ = io.socket.shutdown().await;
+    shared.clients.lock().remove(&id);
+}
 
-    'conn: loop {
-        // Execute everything complete in the buffer, in bounded batches.
+impl Conn {
+    /// Executes everything complete in the buffer, in bounded batches; a blocking command is answered
+    /// after its wait.
+    async fn run_buffered(&mut self, io: &mut Io, stop: &mut watch::Receiver<bool>) -> Step {
         loop {
+            let shared = self.shared.clone();
             let mut ctx = ExecCtx { now_ms: shared.service.engine.now_ms(), ..ExecCtx::default() };
             let mut writes: Vec<WriteReply> = Vec::new();
             let mut n = 0;
             let mut fatal: Option<String> = None;
-            let mut blocking = None;
-            while n < BATCH_COMMANDS && out.len() < BATCH_OUTPUT && !conn.quit && blocking.is_none() {
-                match parser.parse(&mut buf) {
+            let mut blocked = None;
+            while n < BATCH_COMMANDS && io.out.len() < BATCH_OUTPUT && !self.quit && blocked.is_none() {
+                match io.parser.parse(&mut io.buf) {
                     Ok(Some(args)) => {
                         n += 1;
                         let before = ctx.lsn;
-                        let start = out.len();
-                        blocking = conn.execute(&args, &mut ctx, &mut out);
+                        let start = io.out.len();
+                        blocked = self.execute(&args, &mut ctx, &mut io.out);
                         if ctx.lsn > before {
-                            writes.push(WriteReply { start, end: out.len() });
+                            writes.push(WriteReply { start, end: io.out.len() });
                         }
-                        if out.len() > max_output {
+                        if io.out.len() > io.max_output {
                             shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
-                            debug!(client = id, bytes = out.len(), "output buffer limit exceeded; closing");
-                            break 'conn;
+                            debug!(
+                                client = self.entry.id,
+                                bytes = io.out.len(),
+                                "output buffer limit exceeded; closing"
+                            );
+                            return Err(End::Closed);
                         }
                     }
                     Ok(None) => break,
@@ -195,172 +230,129 @@ pub(super) async fn run(
             }
             if n > 0 {
                 shared.stats.commands_processed.fetch_add(n as u64, Ordering::Relaxed);
-                conn.entry.last_active_ms.store(conn.entry.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+                self.entry.last_active_ms.store(self.entry.created.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             if ctx.lsn > 0
                 && let Err(e) = shared.service.wait_durable(ctx.lsn).await
             {
-                out = rewrite_failed_writes(&out, &writes, &e);
+                io.out = rewrite_failed_writes(&io.out, &writes, &e);
             }
             if let Some(msg) = &fatal {
-                error_line(&mut out, &format!("ERR {msg}"));
+                error_line(&mut io.out, &format!("ERR {msg}"));
             }
-            if !out.is_empty() {
-                if socket.write_all(&out).await.is_err() {
-                    break 'conn;
-                }
-                out.clear();
-                if out.capacity() > 1 << 20 {
-                    out = Vec::with_capacity(16 * 1024);
-                }
+            io.flush().await?;
+            if fatal.is_some() || self.quit {
+                return Err(End::Closed);
             }
-            if fatal.is_some() || conn.quit {
-                break 'conn;
-            }
-            if let Some((args, ms)) = blocking {
-                // A blocking consume: everything before it is answered; now wait, then answer it.
-                let wait = if ms == 0 {
-                    Duration::from_millis(shared.service.config.queue.max_wait_ms)
-                } else {
-                    Duration::from_millis(ms)
-                };
-                // While it waits, keep reading (a client that goes away must not be handed messages it
-                // will never ack) and keep delivering pub/sub pushes to a RESP3 subscriber.
-                let waiting: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = match args {
-                    Blocked::Queue(args) => Box::pin(shared.service.consume_wait(args, wait)),
-                    Blocked::Coll(cmd, args, keys) => {
-                        let wait = (ms > 0).then(|| Duration::from_millis(ms));
-                        let svc = shared.service.clone();
-                        Box::pin(async move { svc.coll_wait(cmd, args, keys, wait).await })
-                    }
-                    Blocked::Stream(cmd, rooms) => {
-                        let wait = (ms > 0).then(|| Duration::from_millis(ms));
-                        let svc = shared.service.clone();
-                        Box::pin(async move {
-                            match svc.stream_wait(cmd, &rooms, wait).await {
-                                // A timed-out stream read answers nil (an empty array means "nothing" too).
-                                Ok(Reply::Array(items)) if items.is_empty() => Ok(Reply::Nil),
-                                other => other,
-                            }
-                        })
-                    }
-                };
-                let mut waiting = waiting;
-                let reply = loop {
-                    let sink = conn.sub.clone();
-                    tokio::select! {
-                        r = &mut waiting => break r,
-                        _ = stop.changed() => break 'conn,
-                        r = socket.read_buf(&mut buf) => match r {
-                            Ok(0) | Err(_) => break 'conn,
-                            Ok(_) if buf.len() + parser.held_bytes() + conn.held() > max_pending => break 'conn,
-                            Ok(_) => {}
-                        },
-                        _ = async {
-                            match &sink {
-                                Some(s) => s.ready().await,
-                                None => std::future::pending().await,
-                            }
-                        } => {
-                            let Some(sink) = sink else { continue };
-                            if sink.is_closed() {
-                                break 'conn;
-                            }
-                            for m in sink.drain(256) {
-                                push_message(&mut out, conn.proto, &m);
-                            }
-                            if socket.write_all(&out).await.is_err() {
-                                break 'conn;
-                            }
-                            out.clear();
-                        }
-                    }
-                };
+            if let Some((cmd, block)) = blocked {
+                // Everything before it is answered; now wait, then answer it.
+                let reply = self.wait_blocked(io, stop, cmd, block).await?;
                 match reply {
-                    Ok(Reply::Array(items)) if items.is_empty() => encode(&mut out, &Reply::Nil, conn.proto),
-                    Ok(r) => encode(&mut out, &r, conn.proto),
-                    Err(e) => error(&mut out, &e),
+                    // A wait that found nothing answers nil, as Redis's blocking commands do.
+                    Ok(r) if r.is_nothing() => encode(&mut io.out, &Reply::Nil, self.proto),
+                    Ok(r) => encode(&mut io.out, &r, self.proto),
+                    Err(e) => error(&mut io.out, &e),
                 }
-                if socket.write_all(&out).await.is_err() {
-                    break 'conn;
-                }
-                out.clear();
+                io.flush().await?;
                 continue;
             }
             if n == 0 {
-                break;
+                return Ok(());
             }
         }
-        if buf.len() + parser.held_bytes() + conn.held() > max_pending {
-            debug!(client = id, bytes = buf.len(), "query buffer limit exceeded; closing");
-            let mut msg = Vec::new();
-            error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
-            let _ = socket.write_all(&msg).await;
-            break;
+    }
+
+    /// Waits for a blocking command, reading meanwhile (a client that goes away must not be handed
+    /// messages it will never take) and delivering pub/sub pushes to a RESP3 subscriber.
+    async fn wait_blocked(
+        &mut self,
+        io: &mut Io,
+        stop: &mut watch::Receiver<bool>,
+        cmd: Command,
+        block: Block,
+    ) -> Result<Result<Reply, CommandError>, End> {
+        let svc = self.shared.service.clone();
+        let waiting = svc.wait(cmd, block);
+        tokio::pin!(waiting);
+        loop {
+            let sink = self.sub.clone();
+            tokio::select! {
+                r = &mut waiting => return Ok(r),
+                _ = stop.changed() => return Err(End::Closed),
+                r = io.socket.read_buf(&mut io.buf) => match r {
+                    Ok(0) | Err(_) => return Err(End::Closed),
+                    Ok(_) if io.pending(self.held()) > io.max_pending => return Err(End::Closed),
+                    Ok(_) => {}
+                },
+                _ = ready(&sink) => self.deliver(io, sink).await?,
+            }
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+    }
+
+    /// Waits for input, pub/sub pushes to deliver (which keep a subscriber from counting as idle), an idle
+    /// timeout, or shutdown.
+    async fn wait_input(&mut self, io: &mut Io, stop: &mut watch::Receiver<bool>, idle: Option<Duration>) -> Step {
+        if io.buf.capacity() - io.buf.len() < 4096 {
+            io.buf.reserve(16 * 1024);
         }
-        let sink = conn.sub.clone();
-        // A subscribed client is not idle while messages flow to it.
+        let sink = self.sub.clone();
         let idle = if sink.is_some() { None } else { idle };
-        let read = socket.read_buf(&mut buf);
-        let result = tokio::select! {
+        let read = io.socket.read_buf(&mut io.buf);
+        tokio::select! {
             r = async {
                 match idle {
                     Some(t) => tokio::time::timeout(t, read).await.ok(),
                     None => Some(read.await),
                 }
-            } => Wake::Read(r),
-            _ = async {
-                match &sink {
-                    Some(s) => s.ready().await,
-                    None => std::future::pending().await,
-                }
-            } => Wake::Messages,
-            _ = stop.changed() => Wake::Read(None),
-        };
-        match result {
-            Wake::Read(Some(Ok(0)) | Some(Err(_)) | None) => break, // closed, failed, idle too long, or shutting down
-            Wake::Read(Some(Ok(_))) => {}
-            Wake::Messages => {
-                let Some(sink) = sink else { continue };
-                if sink.is_closed() {
-                    // Over its pub/sub output limit, as Redis's client-output-buffer-limit pubsub.
-                    shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
-                    debug!(client = id, "pub/sub subscriber too slow; closing");
-                    break;
-                }
-                loop {
-                    let msgs = sink.drain(256);
-                    if msgs.is_empty() {
-                        break;
-                    }
-                    for m in &msgs {
-                        push_message(&mut out, conn.proto, m);
-                    }
-                    // A client too slow to take its messages is dropped as soon as its queue overflows,
-                    // even while this write waits on it.
-                    let written = tokio::select! {
-                        r = socket.write_all(&out) => r.is_ok(),
-                        _ = sink.closed() => false,
-                    };
-                    if !written {
-                        if sink.is_closed() {
-                            shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
-                        }
-                        break 'conn;
-                    }
-                    out.clear();
-                }
-            }
+            } => match r {
+                Some(Ok(n)) if n > 0 => Ok(()),
+                // Closed, failed, or idle too long.
+                _ => Err(End::Closed),
+            },
+            _ = ready(&sink) => self.deliver(io, sink).await,
+            _ = stop.changed() => Err(End::Closed),
         }
     }
-    if let Some(sink) = conn.sub.take() {
-        shared.service.engine.pubsub().unregister(sink.id);
+
+    /// Writes the subscriber's queued messages. A client over its pub/sub output limit is dropped (as
+    /// Redis's client-output-buffer-limit pubsub), even while a write waits on it.
+    async fn deliver(&mut self, io: &mut Io, sink: Option<Arc<Sink>>) -> Step {
+        let Some(sink) = sink else { return Ok(()) };
+        let stats = &self.shared.stats;
+        if sink.is_closed() {
+            stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+            debug!(client = self.entry.id, "pub/sub subscriber too slow; closing");
+            return Err(End::Closed);
+        }
+        loop {
+            let msgs = sink.drain(PUSH_BATCH);
+            if msgs.is_empty() {
+                return Ok(());
+            }
+            for m in &msgs {
+                push_message(&mut io.out, self.proto, m);
+            }
+            let written = tokio::select! {
+                r = io.socket.write_all(&io.out) => r.is_ok(),
+                _ = sink.closed() => false,
+            };
+            if !written {
+                if sink.is_closed() {
+                    stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(End::Closed);
+            }
+            io.out.clear();
+        }
     }
-    let _ = socket.shutdown().await;
-    shared.clients.lock().remove(&id);
+}
+
+/// Resolves when a subscriber has messages (never without a subscription).
+async fn ready(sink: &Option<Arc<Sink>>) {
+    match sink {
+        Some(s) => s.ready().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Replaces the replies of a batch's writes with the durability error (they were not made durable).
@@ -376,311 +368,9 @@ fn rewrite_failed_writes(out: &[u8], writes: &[WriteReply], e: &CommandError) ->
     fixed
 }
 
-/// A command that waits before it answers.
-enum Blocked {
-    Queue(ConsumeArgs),
-    /// A stream read and the streams it waits on.
-    Stream(Command, Vec<Bytes>),
-    /// A blocking pop: the command, its arguments (no timeout), the keys it waits on.
-    Coll(CollCmd, Vec<Bytes>, Vec<Bytes>),
-}
-
 impl Drop for Conn {
     /// A client that goes away stops watching its keys.
     fn drop(&mut self) {
         self.unwatch_all();
     }
-}
-
-impl Conn {
-    fn unwatch_all(&mut self) {
-        let reg = self.shared.service.engine.kv().watches();
-        for k in &self.watched {
-            self.held_bytes = self.held_bytes.saturating_sub(k.len() + 32);
-        }
-        reg.unwatch_many(&self.watch_flag, self.watched.drain());
-        self.watch_flag.store(false, Ordering::Release);
-    }
-
-    /// Inside MULTI: queues a command (+QUEUED; `size`: the bytes it holds), or runs EXEC / DISCARD.
-    fn queue_in_multi(&mut self, action: Action, size: usize, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
-        let queued = match action {
-            Action::Exec => return self.exec(ctx, out),
-            Action::Discard => {
-                self.multi = None;
-                self.multi_bytes = 0;
-                self.multi_failed = false;
-                self.unwatch_all();
-                out.extend_from_slice(b"+OK\r\n");
-                return;
-            }
-            Action::Multi => {
-                error_line(out, "ERR MULTI calls can not be nested");
-                return;
-            }
-            Action::Watch(_) => {
-                error_line(out, "ERR WATCH inside MULTI is not allowed");
-                return;
-            }
-            Action::Engine(cmd, shape) => Queued::Engine(cmd, shape),
-            // Blocking commands run once, without blocking, inside a transaction (as in Redis).
-            Action::CollBlock(cmd, args, _) => Queued::Engine(Command::Coll { cmd, args }, Shape::AsIs),
-            Action::StreamBlock(cmd, _, _) => Queued::Engine(cmd, Shape::AsIs),
-            Action::QueueConsumeBlock(args, _) => Queued::Engine(Command::QueueConsume(args), Shape::AsIs),
-            Action::Ping(None) => Queued::Static(Reply::Status("PONG")),
-            Action::Ping(Some(m)) | Action::Echo(m) => Queued::Static(Reply::Bulk(m)),
-            Action::Unwatch => Queued::Static(Reply::Ok),
-            _ => {
-                error_line(out, "ERR this command is not allowed inside a transaction");
-                self.multi_failed = true;
-                return;
-            }
-        };
-        let max = self.shared.service.config.resp.max_multi_commands;
-        let queue = self.multi.as_mut().expect("in MULTI");
-        if queue.len() >= max {
-            error_line(out, &format!("ERR too many commands in MULTI (resp.max_multi_commands is {max})"));
-            self.multi_failed = true;
-            return;
-        }
-        queue.push(queued);
-        self.multi_bytes += size;
-        out.extend_from_slice(b"+QUEUED\r\n");
-    }
-
-    fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
-        let queued = self.multi.take().unwrap_or_default();
-        self.multi_bytes = 0;
-        if std::mem::take(&mut self.multi_failed) {
-            self.unwatch_all();
-            error_line(out, "EXECABORT Transaction discarded because of previous errors.");
-            return;
-        }
-        let mut cmds = Vec::new();
-        let mut shapes = Vec::new();
-        for q in &queued {
-            if let Queued::Engine(cmd, shape) = q {
-                cmds.push(cmd.clone());
-                shapes.push(*shape);
-            }
-        }
-        let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
-        let result = self.shared.service.engine.exec_transaction(ctx, cmds, watch.as_deref());
-        self.unwatch_all();
-        let Some(replies) = result else {
-            out.extend_from_slice(if self.proto == Protocol::Resp3 { b"_\r\n" } else { b"*-1\r\n" });
-            return;
-        };
-        out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
-        let mut replies = replies.into_iter().zip(shapes);
-        for q in queued {
-            match q {
-                Queued::Static(r) => encode(out, &r, self.proto),
-                Queued::Engine(..) => match replies.next().expect("one reply per command") {
-                    (Ok(r), shape) => {
-                        let r = match (shape, r) {
-                            (Shape::OkAsOne, Reply::Ok) => Reply::Int(1),
-                            (Shape::OkAsOne, Reply::Nil) => Reply::Int(0),
-                            (_, r) => r,
-                        };
-                        encode(out, &r, self.proto);
-                    }
-                    (Err(e), _) => error(out, &e),
-                },
-            }
-        }
-    }
-}
-
-impl Conn {
-    /// Executes one command into `out`, or hands back a blocking one for the caller to await.
-    fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Blocked, u64)> {
-        let shared = &self.shared;
-        if args[0].eq_ignore_ascii_case(b"post") || args[0].eq_ignore_ascii_case(b"host:") {
-            // HTTP sent to the RESP port, as a web page can (cross-protocol scripting): close without a
-            // reply, as Redis does.
-            tracing::warn!(client = %self.entry.addr, "possible security attack: HTTP sent to the RESP port; connection closed");
-            self.quit = true;
-            return None;
-        }
-        let Some(index) = commands::lookup_index(&args[0]) else {
-            error_line(out, &unknown_command(args));
-            return None;
-        };
-        let spec = &commands::COMMANDS[index];
-        self.entry.last_cmd.store(index as u64, Ordering::Relaxed);
-        if self.sub_count > 0 && self.proto == Protocol::Resp2 && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
-            error_line(
-                out,
-                &format!(
-                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                    spec.name
-                ),
-            );
-            return None;
-        }
-        if self.sub_count > 0 && self.proto == Protocol::Resp2 && spec.name == "ping" && args.len() <= 2 {
-            // In subscribed mode RESP2 answers PING as a push-style array.
-            push_header(out, self.proto, 2);
-            bulk(out, b"pong");
-            bulk(out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
-            return None;
-        }
-        if !spec.arity_ok(args.len()) {
-            error(out, &commands::arity_error(spec.name));
-            self.multi_failed |= self.multi.is_some();
-            return None;
-        }
-        let action = match (spec.parse)(args) {
-            Ok(a) => a,
-            Err(e) => {
-                error(out, &e);
-                self.multi_failed |= self.multi.is_some();
-                return None;
-            }
-        };
-        if self.multi.is_some() {
-            let size = args.iter().map(|a| a.len() + 32).sum();
-            self.queue_in_multi(action, size, ctx, out);
-            return None;
-        }
-        match action {
-            Action::Engine(cmd, shape) => match shared.service.engine.execute(ctx, cmd) {
-                Ok(reply) => {
-                    let reply = match (shape, reply) {
-                        (Shape::OkAsOne, Reply::Ok) => Reply::Int(1),
-                        (Shape::OkAsOne, Reply::Nil) => Reply::Int(0),
-                        (_, r) => r,
-                    };
-                    encode(out, &reply, self.proto);
-                }
-                Err(e) => error(out, &e),
-            },
-            Action::QueueConsumeBlock(args, ms) => return Some((Blocked::Queue(args), ms)),
-            Action::CollBlock(cmd, args, ms) => {
-                let keys = match cmd {
-                    CollCmd::BLMove | CollCmd::BRPopLPush => args[..1].to_vec(),
-                    _ => args.clone(),
-                };
-                return Some((Blocked::Coll(cmd, args, keys), ms));
-            }
-            Action::Multi => {
-                self.multi = Some(Vec::new());
-                self.multi_bytes = 0;
-                self.multi_failed = false;
-                out.extend_from_slice(b"+OK\r\n");
-            }
-            Action::Exec => error_line(out, "ERR EXEC without MULTI"),
-            Action::Discard => error_line(out, "ERR DISCARD without MULTI"),
-            Action::Watch(keys) => {
-                let limit = shared.service.config.resp.max_watched_keys;
-                let new: Vec<Bytes> = keys.into_iter().filter(|k| !self.watched.contains(k)).collect();
-                if self.watched.len() + new.len() > limit {
-                    error_line(out, &format!("ERR too many watched keys (resp.max_watched_keys is {limit})"));
-                    return None;
-                }
-                shared.service.engine.kv().watches().watch_many(&self.watch_flag, &new);
-                self.held_bytes += new.iter().map(|k| k.len() + 32).sum::<usize>();
-                self.watched.extend(new);
-                out.extend_from_slice(b"+OK\r\n");
-            }
-            Action::Unwatch => {
-                self.unwatch_all();
-                out.extend_from_slice(b"+OK\r\n");
-            }
-            Action::StreamBlock(mut cmd, rooms, ms) => {
-                // `$` means "after the newest event now", fixed before waiting.
-                if let Command::Stream(StreamCmd::XRead { streams, .. }) = &mut cmd {
-                    for (key, from) in streams.iter_mut() {
-                        if *from == ReadFrom::Last {
-                            let last = shared.service.engine.streams().last_id(key).unwrap_or(StreamId::MIN);
-                            *from = ReadFrom::After(last);
-                        }
-                    }
-                }
-                // The wait reads first (after registering for wake-ups) and answers at once when there is
-                // something to read.
-                return Some((Blocked::Stream(cmd, rooms), ms));
-            }
-            Action::Subscription(kind, on, names) => self.subscription(kind, on, names, out),
-            Action::Reset => {
-                if let Some(sink) = self.sub.take() {
-                    shared.service.engine.pubsub().unregister(sink.id);
-                }
-                // As Redis's RESET: out of MULTI, nothing watched, nothing subscribed.
-                self.multi = None;
-                self.multi_bytes = 0;
-                self.multi_failed = false;
-                self.unwatch_all();
-                self.held_bytes = 0;
-                self.sub_count = 0;
-                self.proto = Protocol::Resp2;
-                self.entry.resp.store(2, Ordering::Relaxed);
-                *self.entry.name.lock() = None;
-                out.extend_from_slice(b"+RESET\r\n");
-            }
-            other => self.admin(other, out),
-        }
-        None
-    }
-}
-
-impl Conn {
-    fn subscription(&mut self, kind: Kind, on: bool, names: Vec<Bytes>, out: &mut Vec<u8>) {
-        let pubsub = self.shared.service.engine.pubsub();
-        let word: &[u8] = match (kind, on) {
-            (Kind::Glob, true) => b"psubscribe",
-            (Kind::Glob, false) => b"punsubscribe",
-            (_, true) => b"subscribe",
-            (_, false) => b"unsubscribe",
-        };
-        let cfg = &self.shared.service.config.pubsub;
-        if on && self.sub.is_none() {
-            let bytes = cfg.resp_max_pending_bytes.0 as usize;
-            self.sub = Some(pubsub.register(cfg.resp_max_pending_messages, bytes, Overflow::Disconnect));
-        }
-        let Some(sink) = self.sub.clone() else {
-            // Unsubscribing without ever subscribing: Redis confirms with a nil name and count 0.
-            push_confirmation(out, self.proto, word, None, 0);
-            return;
-        };
-        let names = if !on && names.is_empty() { pubsub.subscriptions(sink.id, kind) } else { names };
-        if names.is_empty() {
-            push_confirmation(out, self.proto, word, None, self.sub_count);
-            return;
-        }
-        for name in names {
-            if on && self.sub_count >= cfg.max_subscriptions_per_client {
-                error_line(
-                    out,
-                    &format!(
-                        "ERR too many subscriptions (pubsub.max_subscriptions_per_client is {})",
-                        cfg.max_subscriptions_per_client
-                    ),
-                );
-                return;
-            }
-            let before = self.sub_count;
-            self.sub_count =
-                if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
-            // Names held by the router count toward the client's pending bytes.
-            if self.sub_count > before {
-                self.held_bytes += name.len() + 64;
-            } else if self.sub_count < before {
-                self.held_bytes = self.held_bytes.saturating_sub(name.len() + 64);
-            }
-            push_confirmation(out, self.proto, word, Some(&name), self.sub_count);
-        }
-    }
-}
-
-/// Redis's wording: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.
-fn unknown_command(args: &[Bytes]) -> String {
-    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(&args[0]));
-    for a in args[1..].iter().take(16) {
-        let s = String::from_utf8_lossy(a);
-        let s: String = s.chars().take(128).collect();
-        msg.push_str(&format!("'{s}' "));
-    }
-    msg
 }

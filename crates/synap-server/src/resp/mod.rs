@@ -2,15 +2,18 @@
 //!
 //! Layout:
 //! - `mod`        (this file) listener, connection limit, the client registry and counters
-//! - `connection` one client: read, parse (resumable, bounded), execute a batch, wait once for
-//!   durability, answer with one write
-//! - `commands`   the command table (name, arity, flags) and argument parsers
+//! - `connection` one client's I/O: read, parse (resumable, bounded), execute a batch, wait once for
+//!   durability, answer with one write; pub/sub pushes; blocking waits
+//! - `dispatch`   one command: looked up and parsed through the core's command table, then run
+//! - `multi`      MULTI, EXEC, WATCH
 //! - `admin`      server and connection commands: HELLO, INFO, CLIENT, CONFIG, COMMAND
+//!
+//! Commands are described and parsed once, in `synap_core::command` (its table).
 
 mod admin;
-pub mod commands;
 mod connection;
-mod streams;
+mod dispatch;
+mod multi;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,0 +1,517 @@
+//! String commands ([`KvCmd`]) and commands on keys of any type ([`KeysCmd`]), with their parsers.
+
+use bytes::Bytes;
+
+use super::args::{Args, is, parse_cursor, unknown_subcommand};
+use super::{Command, TimeUnit};
+use crate::error::{CommandError, Result};
+
+/// A time-to-live as given by a client, resolved to an absolute time by the engine's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// Relative, in milliseconds (EX is converted by the parser, with an overflow check).
+    In(i64),
+    /// Absolute Unix time in milliseconds (EXAT/PXAT, EXPIREAT/PEXPIREAT).
+    At(i64),
+}
+
+/// SET's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetCond {
+    #[default]
+    Always,
+    /// Only if the key does not exist (NX).
+    IfAbsent,
+    /// Only if the key exists (XX).
+    IfPresent,
+}
+
+/// EXPIRE's condition (Redis 7: NX XX GT LT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpireCond {
+    #[default]
+    Always,
+    /// Only when the key has no expiry.
+    Nx,
+    /// Only when the key has an expiry.
+    Xx,
+    /// Only when the new expiry is greater (no expiry counts as infinite).
+    Gt,
+    /// Only when the new expiry is less.
+    Lt,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetArgs {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub ttl: Option<Ttl>,
+    pub keep_ttl: bool,
+    pub cond: SetCond,
+    /// Reply with the previous value (SET ... GET, GETSET).
+    pub get: bool,
+}
+
+impl SetArgs {
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        SetArgs { key: key.into(), value: value.into(), ttl: None, keep_ttl: false, cond: SetCond::Always, get: false }
+    }
+}
+
+/// What GETEX does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetExpiry {
+    /// No option: the expiry stays.
+    Keep,
+    /// PERSIST: the key stops expiring.
+    Persist,
+    /// EX, PX, EXAT, PXAT.
+    Set(Ttl),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanArgs {
+    pub cursor: u64,
+    /// Redis glob pattern (MATCH).
+    pub pattern: Option<Bytes>,
+    /// Literal key prefix (HTTP `prefix=`); combined with `pattern` when both are given.
+    pub prefix: Option<Bytes>,
+    /// Roughly how many keys to examine (COUNT, default 10).
+    pub count: usize,
+    /// Only keys of this type (TYPE).
+    pub type_filter: Option<String>,
+}
+
+/// The string commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KvCmd {
+    Get {
+        key: Bytes,
+    },
+    /// SET and the commands that are forms of it (SETEX, PSETEX, GETSET).
+    Set(SetArgs),
+    /// SETNX: sets when absent, answers 1 or 0.
+    SetNx {
+        key: Bytes,
+        value: Bytes,
+    },
+    GetDel {
+        key: Bytes,
+    },
+    GetEx {
+        key: Bytes,
+        expiry: GetExpiry,
+    },
+    MGet {
+        keys: Vec<Bytes>,
+    },
+    /// MSET, or MSETNX when `nx` (all or nothing).
+    MSet {
+        pairs: Vec<(Bytes, Bytes)>,
+        nx: bool,
+    },
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
+    IncrByFloat {
+        key: Bytes,
+        by: f64,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    Strlen {
+        key: Bytes,
+    },
+}
+
+impl KvCmd {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KvCmd::Get { .. } => "get",
+            KvCmd::Set(_) => "set",
+            KvCmd::SetNx { .. } => "setnx",
+            KvCmd::GetDel { .. } => "getdel",
+            KvCmd::GetEx { .. } => "getex",
+            KvCmd::MGet { .. } => "mget",
+            KvCmd::MSet { nx: false, .. } => "mset",
+            KvCmd::MSet { nx: true, .. } => "msetnx",
+            KvCmd::IncrBy { .. } => "incrby",
+            KvCmd::IncrByFloat { .. } => "incrbyfloat",
+            KvCmd::Append { .. } => "append",
+            KvCmd::Strlen { .. } => "strlen",
+        }
+    }
+}
+
+/// What OBJECT reports about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectInfo {
+    Encoding,
+    IdleTime,
+    Freq,
+    RefCount,
+}
+
+/// Commands on keys of any type, and on the keyspace as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeysCmd {
+    Del {
+        keys: Vec<Bytes>,
+    },
+    Exists {
+        keys: Vec<Bytes>,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT (`name` is the one given, for its error message).
+    Expire {
+        key: Bytes,
+        ttl: Ttl,
+        cond: ExpireCond,
+        name: &'static str,
+    },
+    Ttl {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+    ExpireTime {
+        key: Bytes,
+        unit: TimeUnit,
+    },
+    Persist {
+        key: Bytes,
+    },
+    Type {
+        key: Bytes,
+    },
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        nx: bool,
+    },
+    Object {
+        info: ObjectInfo,
+        key: Bytes,
+    },
+    Keys {
+        pattern: Bytes,
+    },
+    Scan(ScanArgs),
+    RandomKey,
+    DbSize,
+    FlushAll,
+}
+
+impl KeysCmd {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeysCmd::Del { .. } => "del",
+            KeysCmd::Exists { .. } => "exists",
+            KeysCmd::Expire { name, .. } => name,
+            KeysCmd::Ttl { unit: TimeUnit::Seconds, .. } => "ttl",
+            KeysCmd::Ttl { unit: TimeUnit::Millis, .. } => "pttl",
+            KeysCmd::ExpireTime { unit: TimeUnit::Seconds, .. } => "expiretime",
+            KeysCmd::ExpireTime { unit: TimeUnit::Millis, .. } => "pexpiretime",
+            KeysCmd::Persist { .. } => "persist",
+            KeysCmd::Type { .. } => "type",
+            KeysCmd::Rename { nx: false, .. } => "rename",
+            KeysCmd::Rename { nx: true, .. } => "renamenx",
+            KeysCmd::Object { info: ObjectInfo::Encoding, .. } => "object|encoding",
+            KeysCmd::Object { info: ObjectInfo::IdleTime, .. } => "object|idletime",
+            KeysCmd::Object { info: ObjectInfo::Freq, .. } => "object|freq",
+            KeysCmd::Object { info: ObjectInfo::RefCount, .. } => "object|refcount",
+            KeysCmd::Keys { .. } => "keys",
+            KeysCmd::Scan(_) => "scan",
+            KeysCmd::RandomKey => "randomkey",
+            KeysCmd::DbSize => "dbsize",
+            KeysCmd::FlushAll => "flushall",
+        }
+    }
+}
+
+fn kv(c: KvCmd) -> Result<Command> {
+    Ok(Command::Kv(c))
+}
+
+fn keys(c: KeysCmd) -> Result<Command> {
+    Ok(Command::Keys(c))
+}
+
+/// A relative or absolute TTL in `unit_ms` milliseconds per unit, checked for overflow and positivity.
+fn ttl_arg(a: &mut Args<'_>, unit_ms: i64, absolute: bool, name: &'static str) -> Result<Ttl> {
+    let n = a.next_int()?;
+    if n <= 0 {
+        return Err(CommandError::InvalidExpire(name));
+    }
+    let ms = n.checked_mul(unit_ms).ok_or(CommandError::InvalidExpire(name))?;
+    Ok(if absolute { Ttl::At(ms) } else { Ttl::In(ms) })
+}
+
+/// `EX s | PX ms | EXAT s | PXAT ms` when the next word is one of them.
+fn ttl_option(a: &mut Args<'_>, name: &'static str) -> Result<Option<Ttl>> {
+    for (word, unit, absolute) in [("ex", 1000, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)] {
+        if a.peek().is_some_and(|w| is(w, word)) && a.peek_at(1).is_some() {
+            a.eat(word);
+            return ttl_arg(a, unit, absolute, name).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+pub(super) fn get(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::Get { key: a.next_bytes()? })
+}
+
+pub(super) fn set(a: &mut Args<'_>) -> Result<Command> {
+    let mut args = SetArgs::new(a.next_bytes()?, a.next_bytes()?);
+    while !a.is_empty() {
+        if args.cond == SetCond::Always && a.eat("nx") {
+            args.cond = SetCond::IfAbsent;
+        } else if args.cond == SetCond::Always && a.eat("xx") {
+            args.cond = SetCond::IfPresent;
+        } else if a.eat("get") {
+            args.get = true;
+        } else if args.ttl.is_none() && a.eat("keepttl") {
+            args.keep_ttl = true;
+        } else if args.ttl.is_none()
+            && !args.keep_ttl
+            && let Some(ttl) = ttl_option(a, "set")?
+        {
+            args.ttl = Some(ttl);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    kv(KvCmd::Set(args))
+}
+
+pub(super) fn setnx(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::SetNx { key: a.next_bytes()?, value: a.next_bytes()? })
+}
+
+fn setex(a: &mut Args<'_>, unit_ms: i64, name: &'static str) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let ttl = ttl_arg(a, unit_ms, false, name)?;
+    kv(KvCmd::Set(SetArgs { ttl: Some(ttl), ..SetArgs::new(key, a.next_bytes()?) }))
+}
+
+pub(super) fn setex_secs(a: &mut Args<'_>) -> Result<Command> {
+    setex(a, 1000, "setex")
+}
+
+pub(super) fn psetex(a: &mut Args<'_>) -> Result<Command> {
+    setex(a, 1, "psetex")
+}
+
+pub(super) fn getset(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::Set(SetArgs { get: true, ..SetArgs::new(a.next_bytes()?, a.next_bytes()?) }))
+}
+
+pub(super) fn getdel(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::GetDel { key: a.next_bytes()? })
+}
+
+pub(super) fn getex(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let expiry = if a.eat("persist") {
+        GetExpiry::Persist
+    } else {
+        match ttl_option(a, "getex")? {
+            Some(ttl) => GetExpiry::Set(ttl),
+            None => GetExpiry::Keep,
+        }
+    };
+    a.finish()?;
+    kv(KvCmd::GetEx { key, expiry })
+}
+
+pub(super) fn mget(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::MGet { keys: a.rest() })
+}
+
+pub(super) fn mset(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::MSet { pairs: a.pairs()?, nx: false })
+}
+
+pub(super) fn msetnx(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::MSet { pairs: a.pairs()?, nx: true })
+}
+
+pub(super) fn incr(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::IncrBy { key: a.next_bytes()?, by: 1 })
+}
+
+pub(super) fn decr(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::IncrBy { key: a.next_bytes()?, by: -1 })
+}
+
+pub(super) fn incrby(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::IncrBy { key: a.next_bytes()?, by: a.next_int()? })
+}
+
+pub(super) fn decrby(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let by = a.next_int()?.checked_neg().ok_or(CommandError::Overflow)?;
+    kv(KvCmd::IncrBy { key, by })
+}
+
+pub(super) fn incrbyfloat(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::IncrByFloat { key: a.next_bytes()?, by: a.next_f64()? })
+}
+
+pub(super) fn append(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::Append { key: a.next_bytes()?, value: a.next_bytes()? })
+}
+
+pub(super) fn strlen(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::Strlen { key: a.next_bytes()? })
+}
+
+pub(super) fn del(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Del { keys: a.rest() })
+}
+
+pub(super) fn exists(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Exists { keys: a.rest() })
+}
+
+fn expire(a: &mut Args<'_>, name: &'static str, absolute: bool, unit_ms: i64) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let n = a.next_int()?;
+    let ms = n.checked_mul(unit_ms).ok_or(CommandError::InvalidExpire(name))?;
+    let ttl = if absolute { Ttl::At(ms) } else { Ttl::In(ms) };
+    let mut cond = ExpireCond::Always;
+    while let Some(opt) = a.peek() {
+        let c = if is(opt, "nx") {
+            ExpireCond::Nx
+        } else if is(opt, "xx") {
+            ExpireCond::Xx
+        } else if is(opt, "gt") {
+            ExpireCond::Gt
+        } else if is(opt, "lt") {
+            ExpireCond::Lt
+        } else {
+            return Err(CommandError::Invalid(format!("Unsupported option {}", String::from_utf8_lossy(opt))));
+        };
+        if cond != ExpireCond::Always && cond != c {
+            let gt_lt = matches!((cond, c), (ExpireCond::Gt, ExpireCond::Lt) | (ExpireCond::Lt, ExpireCond::Gt));
+            return Err(CommandError::Invalid(if gt_lt {
+                "GT and LT options at the same time are not compatible".into()
+            } else {
+                "NX and XX, GT or LT options at the same time are not compatible".into()
+            }));
+        }
+        cond = c;
+        a.next_bytes()?;
+    }
+    keys(KeysCmd::Expire { key, ttl, cond, name })
+}
+
+pub(super) fn expire_secs(a: &mut Args<'_>) -> Result<Command> {
+    expire(a, "expire", false, 1000)
+}
+
+pub(super) fn pexpire(a: &mut Args<'_>) -> Result<Command> {
+    expire(a, "pexpire", false, 1)
+}
+
+pub(super) fn expireat(a: &mut Args<'_>) -> Result<Command> {
+    expire(a, "expireat", true, 1000)
+}
+
+pub(super) fn pexpireat(a: &mut Args<'_>) -> Result<Command> {
+    expire(a, "pexpireat", true, 1)
+}
+
+pub(super) fn ttl(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Ttl { key: a.next_bytes()?, unit: TimeUnit::Seconds })
+}
+
+pub(super) fn pttl(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Ttl { key: a.next_bytes()?, unit: TimeUnit::Millis })
+}
+
+pub(super) fn expiretime(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::ExpireTime { key: a.next_bytes()?, unit: TimeUnit::Seconds })
+}
+
+pub(super) fn pexpiretime(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::ExpireTime { key: a.next_bytes()?, unit: TimeUnit::Millis })
+}
+
+pub(super) fn persist(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Persist { key: a.next_bytes()? })
+}
+
+pub(super) fn key_type(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Type { key: a.next_bytes()? })
+}
+
+pub(super) fn rename(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Rename { from: a.next_bytes()?, to: a.next_bytes()?, nx: false })
+}
+
+pub(super) fn renamenx(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Rename { from: a.next_bytes()?, to: a.next_bytes()?, nx: true })
+}
+
+pub(super) fn object(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let info = if is(&sub, "encoding") {
+        ObjectInfo::Encoding
+    } else if is(&sub, "idletime") {
+        ObjectInfo::IdleTime
+    } else if is(&sub, "freq") {
+        ObjectInfo::Freq
+    } else if is(&sub, "refcount") {
+        ObjectInfo::RefCount
+    } else {
+        return Err(unknown_subcommand(&sub, "object"));
+    };
+    keys(KeysCmd::Object { info, key: a.next_bytes()? })
+}
+
+pub(super) fn keys_cmd(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Keys { pattern: a.next_bytes()? })
+}
+
+pub(super) fn scan(a: &mut Args<'_>) -> Result<Command> {
+    let cursor = parse_cursor(&a.next_bytes()?)?;
+    let mut args = ScanArgs { cursor, count: 10, ..ScanArgs::default() };
+    while !a.is_empty() {
+        if a.remaining() < 2 {
+            return Err(CommandError::Syntax);
+        }
+        if a.eat("match") {
+            args.pattern = Some(a.next_bytes()?);
+        } else if a.eat("count") {
+            let n = a.next_int()?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            args.count = n.min(1 << 20) as usize;
+        } else if a.eat("type") {
+            args.type_filter = Some(String::from_utf8_lossy(&a.next_bytes()?).to_string());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    keys(KeysCmd::Scan(args))
+}
+
+pub(super) fn randomkey(_: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::RandomKey)
+}
+
+pub(super) fn dbsize(_: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::DbSize)
+}
+
+pub(super) fn flushall(a: &mut Args<'_>) -> Result<Command> {
+    if !a.is_empty() && !a.eat("async") && !a.eat("sync") {
+        return Err(CommandError::Syntax);
+    }
+    a.finish()?;
+    keys(KeysCmd::FlushAll)
+}

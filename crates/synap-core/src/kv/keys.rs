@@ -1,0 +1,292 @@
+//! Commands on keys of any type: DEL, EXISTS, EXPIRE and its kin, TYPE, RENAME, OBJECT, KEYS, SCAN,
+//! RANDOMKEY, DBSIZE, FLUSHALL. A stream is a key like any other here: its entry in the keyspace carries its
+//! name, type and expiry, and removing or renaming the entry removes or renames the stream (see `apply`).
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::value::Kind;
+use super::{Keyspace, NO_EXPIRE};
+use crate::command::{ExpireCond, Expiry, KeysCmd, ObjectInfo, Reply, Ttl};
+use crate::error::{CommandError, Result};
+use crate::mutation::Mutation;
+use crate::notify::Class;
+
+impl Keyspace {
+    /// Runs a command on keys. KEYS and SCAN of a whole keyspace go through [`Keyspace::keys`] and
+    /// [`Keyspace::scan`] when the caller walks shard by shard (the engine's gate).
+    pub(crate) fn keys_cmd(&self, cmd: KeysCmd, lsn: &mut u64, now: u64) -> Result<Reply> {
+        match cmd {
+            KeysCmd::Del { keys } => Ok(self.del(&keys, lsn, now)),
+            KeysCmd::Exists { keys } => {
+                let mut n = 0;
+                for k in &keys {
+                    let h = self.hash(k);
+                    let mut shard = self.lock(h);
+                    n += self.find_live(&mut shard, h, k, now).is_some() as i64;
+                }
+                Ok(Reply::Int(n))
+            }
+            KeysCmd::Expire { key, ttl, cond, name } => self.expire(&key, ttl, cond, name, lsn, now),
+            KeysCmd::Ttl { key, unit } => Ok(Reply::Expiry(match self.expire_at(&key, now) {
+                None => Expiry::Missing,
+                Some(NO_EXPIRE) => Expiry::Persistent,
+                Some(at) => Expiry::Remaining { ms: at - now, unit },
+            })),
+            KeysCmd::ExpireTime { key, unit } => Ok(Reply::Expiry(match self.expire_at(&key, now) {
+                None => Expiry::Missing,
+                Some(NO_EXPIRE) => Expiry::Persistent,
+                Some(at) => Expiry::At { ms: at, unit },
+            })),
+            KeysCmd::Persist { key } => {
+                let h = self.hash(&key);
+                let mut shard = self.lock(h);
+                match self.find_live(&mut shard, h, &key, now) {
+                    Some(pos) if shard.entry(pos).expire_at != NO_EXPIRE => {
+                        let m = Mutation::SetExpire { key: &key, expire_at: NO_EXPIRE };
+                        *lsn = self.commit_one(&mut shard, h, m, now, Some((Class::Generic, "persist", &key)));
+                        Ok(Reply::Int(1))
+                    }
+                    _ => Ok(Reply::Int(0)),
+                }
+            }
+            KeysCmd::Type { key } => {
+                let h = self.hash(&key);
+                let mut shard = self.lock(h);
+                Ok(Reply::Status(match self.find_live(&mut shard, h, &key, now) {
+                    Some(pos) => shard.entry(pos).kind().name(),
+                    None => "none",
+                }))
+            }
+            KeysCmd::Rename { from, to, nx } => self.rename(&from, &to, nx, lsn, now),
+            KeysCmd::Object { info, key } => self.object(info, &key, now),
+            KeysCmd::Keys { pattern } => {
+                Ok(Reply::Array(self.keys(&pattern, now, None)?.into_iter().map(Reply::Bulk).collect()))
+            }
+            KeysCmd::Scan(args) => {
+                let (cursor, keys) = self.scan(&args, now, None);
+                Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() })
+            }
+            KeysCmd::RandomKey => Ok(self.random_key(now)),
+            KeysCmd::DbSize => Ok(Reply::Int(self.len() as i64)),
+            KeysCmd::FlushAll => {
+                let mut locked = self.lock_all();
+                *lsn = self.commit(&mut locked, &[Mutation::FlushAll], now, &[]);
+                Ok(Reply::Ok)
+            }
+        }
+    }
+
+    /// A live key's absolute expiry (`NO_EXPIRE`: none); `None` when it is missing.
+    fn expire_at(&self, key: &[u8], now: u64) -> Option<u64> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        self.find_live(&mut shard, h, key, now).map(|pos| shard.entry(pos).expire_at)
+    }
+
+    /// DEL: each live key given goes (a stream with its events), in one batch.
+    fn del(&self, keys: &[Bytes], lsn: &mut u64, now: u64) -> Reply {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
+        let mut locked = self.lock_many(hashes.iter().copied());
+        let mut batch = Vec::new();
+        let mut seen = hashbrown::HashSet::with_capacity(keys.len());
+        for (k, &h) in keys.iter().zip(&hashes) {
+            let shard = locked.get(self.shard_of(h));
+            if seen.insert(&k[..]) && self.find_live(shard, h, k, now).is_some() {
+                batch.push(Mutation::Del { key: k });
+            }
+        }
+        if !batch.is_empty() {
+            let events: Vec<_> = batch.iter().map(|m| (Class::Generic, "del", super::apply::single_key(m))).collect();
+            *lsn = self.commit(&mut locked, &batch, now, &events);
+        }
+        Reply::Int(batch.len() as i64)
+    }
+
+    fn expire(
+        &self,
+        key: &[u8],
+        ttl: Ttl,
+        cond: ExpireCond,
+        name: &'static str,
+        lsn: &mut u64,
+        now: u64,
+    ) -> Result<Reply> {
+        let at = Self::resolve_ttl(ttl, now, name)?;
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let Some(pos) = self.find_live(&mut shard, h, key, now) else {
+            return Ok(Reply::Int(0));
+        };
+        let current = shard.entry(pos).expire_at;
+        let new = at.unwrap_or(now); // in the past: compare as "now"
+        let allowed = match cond {
+            ExpireCond::Always => true,
+            ExpireCond::Nx => current == NO_EXPIRE,
+            ExpireCond::Xx => current != NO_EXPIRE,
+            ExpireCond::Gt => current != NO_EXPIRE && new > current,
+            ExpireCond::Lt => current == NO_EXPIRE || new < current,
+        };
+        if !allowed {
+            return Ok(Reply::Int(0));
+        }
+        let (m, event) = match at {
+            Some(expire_at) => (Mutation::SetExpire { key, expire_at }, "expire"),
+            None => (Mutation::Del { key }, "del"),
+        };
+        *lsn = self.commit_one(&mut shard, h, m, now, Some((Class::Generic, event, key)));
+        Ok(Reply::Int(1))
+    }
+
+    fn rename(&self, from: &[u8], to: &[u8], nx: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
+        self.check_key(to)?;
+        let (hf, ht) = (self.hash(from), self.hash(to));
+        let mut locked = self.lock_many([hf, ht]);
+        let Some(src_pos) = self.find_live(locked.get(self.shard_of(hf)), hf, from, now) else {
+            return Err(CommandError::NoSuchKey);
+        };
+        let dst_exists = self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some();
+        if nx && dst_exists {
+            return Ok(Reply::Int(0));
+        }
+        let done = if nx { Reply::Int(1) } else { Reply::Ok };
+        if from == to {
+            return Ok(done);
+        }
+        let events = [(Class::Generic, "rename_from", from), (Class::Generic, "rename_to", to)];
+        let src = locked.peek(self.shard_of(hf));
+        let e = src.entry(src_pos);
+        if e.kind() == Kind::Stream {
+            // The stream store renames the stream (its record moves the entry on replay); the entry moves
+            // here, with its expiry.
+            // One record: its replay replaces what `to` holds, as this does (a stream under `to` is
+            // replaced by the stream store, any other value by the entry moved below).
+            let expire_at = e.expire_at;
+            let streams = self.streams.get().ok_or_else(|| CommandError::Internal("no stream store".into()))?;
+            *lsn = (*lsn).max(streams.rename(from, to)?);
+            let src = locked.get(self.shard_of(hf));
+            let pos = src.find(hf, from).expect("found above under the same lock");
+            src.remove_at(pos, hf);
+            let dst = locked.get(self.shard_of(ht));
+            dst.upsert_coll(ht, to, super::Coll::Stream, expire_at, self.initial_access(now));
+            self.watch.touch(from);
+            self.watch.touch(to);
+            for (class, event, key) in events {
+                self.notify(class, event, key);
+            }
+            return Ok(done);
+        }
+        // Physical form: the source goes, the target gets its value and expiry (see `mutation`).
+        let (kind, value, expire_at) = match &e.coll {
+            None => (None, e.value().to_vec(), e.expire_at),
+            Some(c) => (Some(c.kind() as u8), c.encode(), e.expire_at),
+        };
+        if value.len() > crate::mutation::MAX_RESTORE_BYTES {
+            return Err(CommandError::Invalid(format!(
+                "RENAME of a value of {} bytes encoded; a value moved whole is limited to {} bytes",
+                value.len(),
+                crate::mutation::MAX_RESTORE_BYTES
+            )));
+        }
+        let set = match kind {
+            None => Mutation::Set { key: to, value: &value, expire_at },
+            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
+        };
+        *lsn = self.commit(&mut locked, &[Mutation::Del { key: from }, set], now, &events);
+        Ok(done)
+    }
+
+    /// OBJECT ENCODING, IDLETIME, FREQ, REFCOUNT; nil for a missing key.
+    fn object(&self, info: ObjectInfo, key: &[u8], now: u64) -> Result<Reply> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let Some(pos) = self.find_live(&mut shard, h, key, now) else { return Ok(Reply::Nil) };
+        let e = shard.entry(pos);
+        let policy = self.config.eviction;
+        Ok(match info {
+            ObjectInfo::Encoding => Reply::bulk(match &e.coll {
+                Some(c) => c.encoding(),
+                None if e.value().len() <= 20 && crate::command::args::parse_i64(e.value()).is_some() => "int",
+                None if e.value().len() <= 44 => "embstr",
+                None => "raw",
+            }),
+            ObjectInfo::RefCount => Reply::Int(1),
+            ObjectInfo::IdleTime => Reply::Int(policy.idle_secs(e.access, now).ok_or_else(|| {
+                CommandError::Invalid(
+                    "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into(),
+                )
+            })? as i64),
+            ObjectInfo::Freq => Reply::Int(policy.freq(e.access, now).ok_or_else(|| {
+                CommandError::Invalid(
+                    "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into(),
+                )
+            })? as i64),
+        })
+    }
+
+    fn random_key(&self, now: u64) -> Reply {
+        let mut rng = rand::rng();
+        let shards = self.shard_count();
+        // A bounded number of tries: an almost empty keyspace of expired keys answers nil.
+        for _ in 0..shards * 4 {
+            let shard = self.lock_index(rng.random_range(0..shards));
+            if shard.len() == 0 {
+                continue;
+            }
+            let e = shard.entry(rng.random_range(0..shard.len()));
+            if !e.is_expired(now) {
+                return Reply::Bulk(Bytes::copy_from_slice(e.key()));
+            }
+        }
+        Reply::Nil
+    }
+
+    /// Whether `key` holds a stream (`false`: nothing); WRONGTYPE when it holds another type.
+    pub fn check_stream_key(&self, key: &[u8], now: u64) -> Result<bool> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        match self.find_live(&mut shard, h, key, now) {
+            None => Ok(false),
+            Some(pos) if shard.entry(pos).kind() == Kind::Stream => Ok(true),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    /// Creates a stream's entry at `key` when it holds nothing: `install` (which puts the stream in the
+    /// stream store and logs its creation) runs with the key's shard locked. `Ok(false)` when a stream is
+    /// there already; WRONGTYPE when another type is.
+    pub(crate) fn create_stream_key(&self, key: &[u8], now: u64, install: impl FnOnce()) -> Result<bool> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        match self.find_live(&mut shard, h, key, now) {
+            Some(pos) if shard.entry(pos).kind() == Kind::Stream => Ok(false),
+            Some(_) => Err(CommandError::WrongType),
+            None => {
+                install();
+                shard.upsert_coll(h, key, super::Coll::Stream, NO_EXPIRE, self.initial_access(now));
+                Ok(true)
+            }
+        }
+    }
+
+    /// Deletes the stream at `key` (Synap's stream delete): `false` when the key holds no stream.
+    pub(crate) fn delete_stream(&self, key: &[u8], lsn: &mut u64, now: u64) -> bool {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        match self.find_live(&mut shard, h, key, now) {
+            Some(pos) if shard.entry(pos).kind() == Kind::Stream => {
+                let event = (Class::Generic, "del", key);
+                *lsn = (*lsn).max(self.commit_one(&mut shard, h, Mutation::Del { key }, now, Some(event)));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A key's absolute expiry as stored (0: none, or no such key), expired or not.
+    pub fn expiry_of(&self, key: &[u8]) -> u64 {
+        let h = self.hash(key);
+        let shard = self.lock(h);
+        shard.find(h, key).map(|pos| shard.entry(pos).expire_at).unwrap_or(NO_EXPIRE)
+    }
+}

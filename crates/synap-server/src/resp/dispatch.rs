@@ -1,0 +1,187 @@
+//! One command of a RESP client: looked up and parsed through the command table, queued when the client
+//! is in MULTI, answered by the connection when it is a server command, run by the engine otherwise (a
+//! blocking one is handed back for the connection to wait on).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use synap_core::command::{Block, Command, ServerCmd, SubKind, table};
+use synap_core::pubsub::Overflow;
+use synap_core::{ExecCtx, Reply};
+use synap_resp::encode::bulk;
+use synap_resp::{Protocol, encode, error, error_line};
+
+use super::connection::{Conn, push_header};
+
+/// Commands a RESP2 client may send while subscribed.
+const SUBSCRIBED_ALLOWED: &[&str] =
+    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
+
+impl Conn {
+    /// Executes one command into `out`, or hands back a blocking one (and its wait) for the caller.
+    pub(super) fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Command, Block)> {
+        if args[0].eq_ignore_ascii_case(b"post") || args[0].eq_ignore_ascii_case(b"host:") {
+            // HTTP sent to the RESP port, as a web page can (cross-protocol scripting): close without a
+            // reply, as Redis does.
+            tracing::warn!(client = %self.entry.addr, "possible security attack: HTTP sent to the RESP port; connection closed");
+            self.quit = true;
+            return None;
+        }
+        let Some(row) = table::row(&args[0]) else {
+            error_line(out, &unknown_command(args));
+            return None;
+        };
+        let spec = row.spec;
+        self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
+        let subscribed = self.sub_count > 0 && self.proto == Protocol::Resp2;
+        if subscribed && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
+            let msg = format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            );
+            error_line(out, &msg);
+            return None;
+        }
+        if subscribed && spec.name == "ping" && args.len() <= 2 {
+            // In subscribed mode RESP2 answers PING as a push-style array.
+            push_header(out, self.proto, 2);
+            bulk(out, b"pong");
+            bulk(out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
+            return None;
+        }
+        let cmd = match row.parse(args) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                error(out, &e);
+                self.multi_failed |= self.multi.is_some();
+                return None;
+            }
+        };
+        if self.multi.is_some() {
+            let size = args.iter().map(|a| a.len() + 32).sum();
+            self.queue_in_multi(spec, cmd, size, ctx, out);
+            return None;
+        }
+        match cmd {
+            Command::Server(c) => self.server(c, out),
+            cmd => {
+                if let Some(block) = cmd.block() {
+                    return Some((cmd, block));
+                }
+                match self.shared.service.engine.execute_as(ctx, spec, cmd) {
+                    Ok(reply) => encode(out, &reply, self.proto),
+                    Err(e) => error(out, &e),
+                }
+            }
+        }
+        None
+    }
+
+    /// A command the connection answers itself.
+    fn server(&mut self, cmd: ServerCmd, out: &mut Vec<u8>) {
+        match cmd {
+            ServerCmd::Multi => {
+                self.multi = Some(Vec::new());
+                self.multi_bytes = 0;
+                self.multi_failed = false;
+                out.extend_from_slice(b"+OK\r\n");
+            }
+            ServerCmd::Exec => error_line(out, "ERR EXEC without MULTI"),
+            ServerCmd::Discard => error_line(out, "ERR DISCARD without MULTI"),
+            ServerCmd::Watch(keys) => self.watch(keys, out),
+            ServerCmd::Unwatch => {
+                self.unwatch_all();
+                out.extend_from_slice(b"+OK\r\n");
+            }
+            ServerCmd::Subscribe { kind, names } => self.subscription(kind, true, names, out),
+            ServerCmd::Unsubscribe { kind, names } => self.subscription(kind, false, names, out),
+            ServerCmd::Reset => self.reset(out),
+            other => self.admin(other, out),
+        }
+    }
+
+    /// As Redis's RESET: out of MULTI, nothing watched, nothing subscribed, RESP2, no name.
+    fn reset(&mut self, out: &mut Vec<u8>) {
+        if let Some(sink) = self.sub.take() {
+            self.shared.service.engine.pubsub().unregister(sink.id);
+        }
+        self.multi = None;
+        self.multi_bytes = 0;
+        self.multi_failed = false;
+        self.unwatch_all();
+        self.held_bytes = 0;
+        self.sub_count = 0;
+        self.proto = Protocol::Resp2;
+        self.entry.resp.store(2, Ordering::Relaxed);
+        *self.entry.name.lock() = None;
+        out.extend_from_slice(b"+RESET\r\n");
+    }
+
+    /// SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE: a confirmation per name.
+    fn subscription(&mut self, kind: SubKind, on: bool, names: Vec<Bytes>, out: &mut Vec<u8>) {
+        let pubsub = self.shared.service.engine.pubsub();
+        let word: &[u8] = match (kind, on) {
+            (SubKind::Glob, true) => b"psubscribe",
+            (SubKind::Glob, false) => b"punsubscribe",
+            (_, true) => b"subscribe",
+            (_, false) => b"unsubscribe",
+        };
+        let cfg = &self.shared.service.config.pubsub;
+        if on && self.sub.is_none() {
+            let bytes = cfg.resp_max_pending_bytes.0 as usize;
+            self.sub = Some(pubsub.register(cfg.resp_max_pending_messages, bytes, Overflow::Disconnect));
+        }
+        let Some(sink) = self.sub.clone() else {
+            // Unsubscribing without ever subscribing: Redis confirms with a nil name and count 0.
+            confirmation(out, self.proto, word, None, 0);
+            return;
+        };
+        let names = if !on && names.is_empty() { pubsub.subscriptions(sink.id, kind) } else { names };
+        if names.is_empty() {
+            confirmation(out, self.proto, word, None, self.sub_count);
+            return;
+        }
+        for name in names {
+            if on && self.sub_count >= cfg.max_subscriptions_per_client {
+                let limit = cfg.max_subscriptions_per_client;
+                error_line(
+                    out,
+                    &format!("ERR too many subscriptions (pubsub.max_subscriptions_per_client is {limit})"),
+                );
+                return;
+            }
+            let before = self.sub_count;
+            self.sub_count =
+                if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
+            // Names held by the router count toward the client's pending bytes.
+            if self.sub_count > before {
+                self.held_bytes += name.len() + 64;
+            } else if self.sub_count < before {
+                self.held_bytes = self.held_bytes.saturating_sub(name.len() + 64);
+            }
+            confirmation(out, self.proto, word, Some(&name), self.sub_count);
+        }
+    }
+}
+
+/// A subscribe/unsubscribe confirmation: `[kind, name or nil, count]`.
+fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[u8]>, count: usize) {
+    push_header(out, proto, 3);
+    bulk(out, kind);
+    match name {
+        Some(n) => bulk(out, n),
+        None => encode(out, &Reply::Nil, proto),
+    }
+    encode(out, &Reply::Int(count as i64), proto);
+}
+
+/// Redis's wording: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.
+fn unknown_command(args: &[Bytes]) -> String {
+    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(&args[0]));
+    for a in args[1..].iter().take(16) {
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(128).collect();
+        msg.push_str(&format!("'{s}' "));
+    }
+    msg
+}

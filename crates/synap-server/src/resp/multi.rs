@@ -1,0 +1,124 @@
+//! Transactions on a RESP connection: MULTI queues commands (bounded), EXEC runs them as one transaction
+//! of the engine (one log record, nothing interleaved), WATCH registers keys whose change aborts EXEC.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use synap_core::command::table::Spec;
+use synap_core::command::{Command, ServerCmd};
+use synap_core::{ExecCtx, Reply};
+use synap_resp::{Protocol, encode, error, error_line};
+
+use super::connection::Conn;
+
+/// A command queued inside MULTI.
+pub(super) enum Queued {
+    Engine(Command),
+    /// A reply known at queue time (PING, ECHO).
+    Static(Reply),
+}
+
+impl Conn {
+    /// Inside MULTI: queues a command (+QUEUED; `size`: the bytes it holds), or runs EXEC / DISCARD.
+    /// Blocking commands are queued too: inside a transaction they run once, without blocking (as in
+    /// Redis).
+    pub(super) fn queue_in_multi(
+        &mut self,
+        _spec: &'static Spec,
+        cmd: Command,
+        size: usize,
+        ctx: &mut ExecCtx,
+        out: &mut Vec<u8>,
+    ) {
+        let queued = match cmd {
+            Command::Server(ServerCmd::Exec) => return self.exec(ctx, out),
+            Command::Server(ServerCmd::Discard) => {
+                self.multi = None;
+                self.multi_bytes = 0;
+                self.multi_failed = false;
+                self.unwatch_all();
+                out.extend_from_slice(b"+OK\r\n");
+                return;
+            }
+            Command::Server(ServerCmd::Multi) => return error_line(out, "ERR MULTI calls can not be nested"),
+            Command::Server(ServerCmd::Watch(_)) => return error_line(out, "ERR WATCH inside MULTI is not allowed"),
+            Command::Server(ServerCmd::Ping(None)) => Queued::Static(Reply::Status("PONG")),
+            Command::Server(ServerCmd::Ping(Some(m)) | ServerCmd::Echo(m)) => Queued::Static(Reply::Bulk(m)),
+            Command::Server(ServerCmd::Unwatch) => Queued::Static(Reply::Ok),
+            Command::Server(_) => {
+                error_line(out, "ERR Command not allowed inside a transaction");
+                self.multi_failed = true;
+                return;
+            }
+            cmd => Queued::Engine(cmd),
+        };
+        let max = self.shared.service.config.resp.max_multi_commands;
+        let queue = self.multi.as_mut().expect("in MULTI");
+        if queue.len() >= max {
+            error_line(out, &format!("ERR too many commands in MULTI (resp.max_multi_commands is {max})"));
+            self.multi_failed = true;
+            return;
+        }
+        queue.push(queued);
+        self.multi_bytes += size;
+        out.extend_from_slice(b"+QUEUED\r\n");
+    }
+
+    fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
+        let queued = self.multi.take().unwrap_or_default();
+        self.multi_bytes = 0;
+        if std::mem::take(&mut self.multi_failed) {
+            self.unwatch_all();
+            error_line(out, "EXECABORT Transaction discarded because of previous errors.");
+            return;
+        }
+        let cmds: Vec<Command> = queued
+            .iter()
+            .filter_map(|q| match q {
+                Queued::Engine(cmd) => Some(cmd.clone()),
+                Queued::Static(_) => None,
+            })
+            .collect();
+        let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
+        let result = self.shared.service.engine.exec_transaction(ctx, cmds, watch.as_deref());
+        self.unwatch_all();
+        let Some(replies) = result else {
+            out.extend_from_slice(if self.proto == Protocol::Resp3 { b"_\r\n" } else { b"*-1\r\n" });
+            return;
+        };
+        out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
+        let mut replies = replies.into_iter();
+        for q in queued {
+            match q {
+                Queued::Static(r) => encode(out, &r, self.proto),
+                Queued::Engine(_) => match replies.next().expect("one reply per command") {
+                    Ok(r) => encode(out, &r, self.proto),
+                    Err(e) => error(out, &e),
+                },
+            }
+        }
+    }
+
+    /// WATCH: the keys not watched yet join the client's set, up to `resp.max_watched_keys`.
+    pub(super) fn watch(&mut self, keys: Vec<Bytes>, out: &mut Vec<u8>) {
+        let limit = self.shared.service.config.resp.max_watched_keys;
+        let new: Vec<Bytes> = keys.into_iter().filter(|k| !self.watched.contains(k)).collect();
+        if self.watched.len() + new.len() > limit {
+            error_line(out, &format!("ERR too many watched keys (resp.max_watched_keys is {limit})"));
+            return;
+        }
+        self.shared.service.engine.watches().watch_many(&self.watch_flag, &new);
+        self.held_bytes += new.iter().map(|k| k.len() + 32).sum::<usize>();
+        self.watched.extend(new);
+        out.extend_from_slice(b"+OK\r\n");
+    }
+
+    pub(super) fn unwatch_all(&mut self) {
+        let reg = self.shared.service.engine.watches();
+        for k in &self.watched {
+            self.held_bytes = self.held_bytes.saturating_sub(k.len() + 32);
+        }
+        reg.unwatch_many(&self.watch_flag, self.watched.drain());
+        self.watch_flag.store(false, Ordering::Release);
+    }
+}
