@@ -20,6 +20,9 @@ impl Keyspace {
     /// value of another type. A command's removal is logged by the stream store before the mutation that
     /// caused it; a replay's is not (the log holds that record already, or this mutation implies it).
     fn drop_stream_entry(&self, shard: &Shard, hash: u64, key: &[u8], mode: Mode) -> u64 {
+        if !shard.has_streams() {
+            return 0;
+        }
         match shard.find(hash, key) {
             Some(pos) if shard.entry(pos).kind() == Kind::Stream => {
                 self.streams.get().map(|s| s.remove(key, mode == Mode::Command)).unwrap_or(0)

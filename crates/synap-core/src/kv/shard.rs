@@ -88,11 +88,13 @@ pub(crate) struct Shard {
     volatile: Vec<u32>,
     /// Bytes charged to this shard's entries.
     pub(crate) used: usize,
+    /// Entries that are streams: while there are none, a write need not look for a stream to replace.
+    streams: u32,
 }
 
 impl Shard {
     pub(crate) fn new(hasher: FixedState, total: Arc<AtomicUsize>) -> Shard {
-        Shard { hasher, total, entries: Vec::new(), index: HashTable::new(), volatile: Vec::new(), used: 0 }
+        Shard { hasher, total, entries: Vec::new(), index: HashTable::new(), volatile: Vec::new(), used: 0, streams: 0 }
     }
 
     fn account(&mut self, add: usize, sub: usize) {
@@ -134,11 +136,19 @@ impl Shard {
         self.index.find(hash, |&p| entries[p as usize].key() == key).map(|&p| p as usize)
     }
 
+    /// Whether any entry is a stream.
+    pub(crate) fn has_streams(&self) -> bool {
+        self.streams > 0
+    }
+
     /// Inserts or replaces `key`; returns the position.
     pub(crate) fn upsert(&mut self, hash: u64, key: &[u8], value: &[u8], expire_at: u64, access: u32) -> usize {
         match self.find(hash, key) {
             Some(pos) => {
                 let e = &mut self.entries[pos];
+                if e.kind() == Kind::Stream {
+                    self.streams -= 1;
+                }
                 if e.coll.is_none() && e.blob.len() == 4 + key.len() + value.len() {
                     // Same size: overwrite the value in place (no allocation; the charge is unchanged).
                     let at = 4 + key.len();
@@ -196,6 +206,9 @@ impl Shard {
     /// Inserts or replaces `key` with a collection value; returns the position.
     pub(crate) fn upsert_coll(&mut self, hash: u64, key: &[u8], coll: Coll, expire_at: u64, access: u32) -> usize {
         let pos = self.upsert(hash, key, &[], expire_at, access);
+        if coll.kind() == Kind::Stream {
+            self.streams += 1;
+        }
         let old = self.entries[pos].charge();
         self.entries[pos].coll = Some(Box::new(coll));
         let new = self.entries[pos].charge();
@@ -247,6 +260,9 @@ impl Shard {
         }
         let last = self.entries.len() - 1;
         let entry = self.entries.swap_remove(pos);
+        if entry.kind() == Kind::Stream {
+            self.streams -= 1;
+        }
         if pos != last {
             // The former last entry now lives at `pos`: repoint its index slot and volatile slot.
             let moved_hash = self.hash_of(pos);
@@ -269,6 +285,7 @@ impl Shard {
     pub(crate) fn clear(&mut self) -> Vec<Entry> {
         self.index = HashTable::new();
         self.volatile = Vec::new();
+        self.streams = 0;
         self.account(0, self.used);
         std::mem::take(&mut self.entries)
     }
