@@ -119,8 +119,8 @@ fn xadd_id_rules_ranges_deletes_and_trims() {
     // XREAD after an id, `+`, and nothing new.
     let read = |from| f.run(StreamCmd::XRead { streams: vec![(b("s"), from)], count: None, block: None }).unwrap();
     assert_eq!(read(ReadFrom::After(id(2000000, 6))), Reply::Nil);
-    assert!(matches!(read(ReadFrom::LastEntry), Reply::Array(v) if v.len() == 1));
-    assert!(matches!(read(ReadFrom::After(StreamId::MIN)), Reply::Array(v) if v.len() == 1));
+    assert!(matches!(read(ReadFrom::LastEntry), Reply::Keyed(v) if v.len() == 1));
+    assert!(matches!(read(ReadFrom::After(StreamId::MIN)), Reply::Keyed(v) if v.len() == 1));
 }
 
 #[test]
@@ -146,11 +146,8 @@ fn consumer_groups_pending_ack_claim() {
     let entries = |r: Reply| -> usize {
         match r {
             Reply::Nil => 0,
-            Reply::Array(streams) => match &streams[0] {
-                Reply::Array(kv) => match &kv[1] {
-                    Reply::Array(e) => e.len(),
-                    o => panic!("{o:?}"),
-                },
+            Reply::Keyed(streams) => match &streams[0].1 {
+                Reply::Array(e) => e.len(),
                 o => panic!("{o:?}"),
             },
             o => panic!("{o:?}"),
@@ -471,7 +468,7 @@ fn a_group_command_that_fails_on_storage_changes_nothing() {
         streams: vec![(b("s"), Some(StreamId::MIN))],
         block: None,
     };
-    assert_eq!(f.run(history), Ok(Reply::Array(vec![Reply::Array(vec![Reply::Bulk(b("s")), Reply::Array(vec![])])])));
+    assert_eq!(f.run(history), Ok(Reply::Keyed(vec![(Reply::Bulk(b("s")), Reply::Array(vec![]))])));
     let claim = StreamCmd::XAutoClaim {
         key: b("s"),
         group: b("g"),
@@ -508,9 +505,8 @@ fn max_read_caps_every_read() {
     let read = f
         .run(StreamCmd::XRead { streams: vec![(b("s"), ReadFrom::After(StreamId::MIN))], count: None, block: None })
         .unwrap();
-    let Reply::Array(streams) = read else { panic!() };
-    let Reply::Array(entry) = &streams[0] else { panic!() };
-    assert!(matches!(&entry[1], Reply::Array(events) if events.len() == 5));
+    let Reply::Keyed(streams) = read else { panic!() };
+    assert!(matches!(&streams[0].1, Reply::Array(events) if events.len() == 5));
 }
 
 /// Streams held in memory count toward the memory limit too, and give it back when deleted.

@@ -73,7 +73,7 @@ fn b(s: &str) -> Reply {
 
 fn strings(r: Reply) -> Vec<String> {
     match r {
-        Reply::Array(items) => items
+        Reply::Array(items) | Reply::Set(items) => items
             .into_iter()
             .map(|i| match i {
                 Reply::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),

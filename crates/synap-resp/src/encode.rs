@@ -69,6 +69,42 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
                 encode(out, v, proto);
             }
         }
+        Reply::Set(items) => {
+            header(out, if proto == Protocol::Resp3 { b'~' } else { b'*' }, items.len() as i64);
+            for item in items {
+                encode(out, item, proto);
+            }
+        }
+        Reply::Pairs(pairs) => match proto {
+            Protocol::Resp2 => {
+                header(out, b'*', 2 * pairs.len() as i64);
+                for (a, b) in pairs {
+                    encode(out, a, proto);
+                    encode(out, b, proto);
+                }
+            }
+            Protocol::Resp3 => {
+                header(out, b'*', pairs.len() as i64);
+                for (a, b) in pairs {
+                    header(out, b'*', 2);
+                    encode(out, a, proto);
+                    encode(out, b, proto);
+                }
+            }
+        },
+        Reply::Keyed(pairs) => {
+            match proto {
+                Protocol::Resp2 => header(out, b'*', pairs.len() as i64),
+                Protocol::Resp3 => header(out, b'%', pairs.len() as i64),
+            }
+            for (k, v) in pairs {
+                if proto == Protocol::Resp2 {
+                    header(out, b'*', 2);
+                }
+                encode(out, k, proto);
+                encode(out, v, proto);
+            }
+        }
         Reply::Double(v) => match proto {
             Protocol::Resp2 => bulk(out, format_double(*v).as_bytes()),
             Protocol::Resp3 => {

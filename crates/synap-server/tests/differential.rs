@@ -166,8 +166,7 @@ impl Drop for Redis {
     }
 }
 
-/// `~` before a line: compare its reply with element order ignored. `2` before a line: compare its reply in
-/// RESP2 only (its RESP3 shape, a map or a set, is still an array in Synap). `sleep N`: wait N ms on both.
+/// `~` before a line: compare its reply with element order ignored. `sleep N`: wait N ms on both.
 const SCRIPT: &[&str] = &[
     // Streams are keys.
     "XADD s 1-1 f v",
@@ -206,7 +205,9 @@ const SCRIPT: &[&str] = &[
     "EXISTS t",
     "XADD u 1-1 f v",
     "XGROUP CREATE u g 0",
-    "2XREADGROUP GROUP g c COUNT 1 STREAMS u >",
+    "XREADGROUP GROUP g c COUNT 1 STREAMS u >",
+    "XREAD STREAMS u 0",
+    "XREAD STREAMS u nosuch 0 0",
     "XDEL u 1-1",
     "XADD u 2-1 f v",
     "XTRIM u MAXLEN 0",
@@ -216,6 +217,10 @@ const SCRIPT: &[&str] = &[
     "EXISTS u",
     // Notifications from every type, at the point of change.
     "HSET h a 1 b 2",
+    "~SMEMBERS h",
+    "HGETALL h",
+    "~HRANDFIELD h 2 WITHVALUES",
+    "~HRANDFIELD h 2",
     "HINCRBY h a 5",
     "HDEL h a b",
     "EXISTS h",
@@ -227,15 +232,30 @@ const SCRIPT: &[&str] = &[
     "EXISTS l",
     "SADD s1 a b",
     "SADD s2 b c",
+    "~SMEMBERS s1",
+    "~SINTER s1 s2",
+    "~SUNION s1 s2",
+    "~SDIFF s1 s2",
+    "SMEMBERS nosuch",
     "SINTERSTORE s3 s1 s2",
     "SREM s1 a b",
-    "2~SPOP s2 2",
+    "~SPOP s2 2",
     "SADD s2 c",
     "SMOVE s2 s3 c",
     "ZADD z 1 a 2 b",
+    "ZRANGE z 0 -1 WITHSCORES",
+    "ZREVRANGE z 0 -1 WITHSCORES",
+    "ZRANGEBYSCORE z -inf +inf WITHSCORES",
+    "ZRANGE z 0 -1",
+    "ZSCORE z a",
+    "ZMSCORE z a nosuch",
     "ZINCRBY z 2 a",
     "ZREM z a",
     "ZPOPMIN z",
+    "ZADD z 1 a 2 b 3 c",
+    "ZPOPMIN z 1",
+    "ZPOPMAX z 5",
+    "ZPOPMIN z 1",
     "ZADD z 1 a",
     "ZREMRANGEBYSCORE z 0 5",
     "SET k 10",
@@ -274,22 +294,12 @@ async fn run(port: u16, resp3: bool) -> (Vec<V>, Vec<(String, String)>) {
             tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
             continue;
         }
-        let (resp2_only, line) = match line.strip_prefix('2') {
+        let (sorted, line) = match line.strip_prefix('~') {
             Some(l) => (true, l),
             None => (false, *line),
         };
-        let (sorted, line) = match line.strip_prefix('~') {
-            Some(l) => (true, l),
-            None => (false, line),
-        };
         let v = c.call(line).await;
-        replies.push(if resp3 && resp2_only {
-            V::Null
-        } else if sorted {
-            v.sorted()
-        } else {
-            v
-        });
+        replies.push(if sorted { v.sorted() } else { v });
     }
     // The events up to the last command's (SET end: `set` on `end`).
     let mut events = Vec::new();

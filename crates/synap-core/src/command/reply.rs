@@ -51,6 +51,13 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// Key-value pairs (a RESP3 map; a flat array in RESP2).
     Map(Vec<(Reply, Reply)>),
+    /// Elements in no promised order (a RESP3 set; an array in RESP2): SMEMBERS, SINTER, SPOP with a count.
+    Set(Vec<Reply>),
+    /// Element-value pairs (RESP3: an array of `[element, value]` arrays; RESP2: a flat array): ZRANGE
+    /// WITHSCORES, ZPOPMIN with a count, HRANDFIELD WITHVALUES.
+    Pairs(Vec<(Reply, Reply)>),
+    /// Per-key results (RESP3: a map; RESP2: an array of `[key, value]` arrays): XREAD, XREADGROUP.
+    Keyed(Vec<(Reply, Reply)>),
     /// A floating-point number (RESP3 double; a bulk string in RESP2): scores.
     Double(f64),
     /// A number Redis answers as its text in both protocols (INCRBYFLOAT, HINCRBYFLOAT); a number in JSON.
@@ -80,7 +87,8 @@ impl Reply {
     pub fn is_nothing(&self) -> bool {
         match self {
             Reply::Nil => true,
-            Reply::Array(items) => items.is_empty(),
+            Reply::Array(items) | Reply::Set(items) => items.is_empty(),
+            Reply::Pairs(pairs) | Reply::Keyed(pairs) => pairs.is_empty(),
             Reply::Read { events, .. } => events.is_empty(),
             _ => false,
         }

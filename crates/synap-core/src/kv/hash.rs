@@ -167,11 +167,11 @@ impl Keyspace {
                 };
                 let picked = random_pick(&pairs, count);
                 self.reply_fits(picked.iter().map(|(f, v)| f.len() + v.len() + 32).sum())?;
-                let out = picked
-                    .into_iter()
-                    .flat_map(|(f, v)| if with_values { vec![bulk(f), bulk(v)] } else { vec![bulk(f)] })
-                    .collect();
-                Ok(Change::read(Reply::Array(out)))
+                Ok(Change::read(if with_values {
+                    Reply::Pairs(picked.into_iter().map(|(f, v)| (bulk(f), bulk(v))).collect())
+                } else {
+                    Reply::Array(picked.into_iter().map(|(f, _)| bulk(f)).collect())
+                }))
             }),
             HashCmd::Scan { key, scan } => self.one(&key, Kind::Hash, HSET, now, lsn, |c| {
                 let (cursor, page) = hash_of(c)

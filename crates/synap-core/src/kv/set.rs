@@ -57,7 +57,7 @@ impl Keyspace {
             SetCmd::Members { key } => self.one(&key, Kind::Set, READ, now, lsn, |c| {
                 let members = set_of(c).map(|s| s.members()).unwrap_or_default();
                 self.reply_fits(members.iter().map(|m| m.len() + 16).sum())?;
-                Ok(Change::read(Reply::Array(members.into_iter().map(bulk).collect())))
+                Ok(Change::read(Reply::Set(members.into_iter().map(bulk).collect())))
             }),
             SetCmd::Card { key } => self.one(&key, Kind::Set, READ, now, lsn, |c| {
                 Ok(Change::read(Reply::Int(c.map(|c| c.len()).unwrap_or(0) as i64)))
@@ -112,6 +112,8 @@ impl Keyspace {
             let ops = if pop { picked.iter().map(|m| Op::SRem(Bytes::copy_from_slice(m))).collect() } else { vec![] };
             let reply = match count {
                 None => picked.first().map(|m| bulk(m)).unwrap_or(Reply::Nil),
+                // SPOP's members are a set; SRANDMEMBER's may repeat, an array.
+                Some(_) if pop => Reply::Set(picked.iter().map(|m| bulk(m)).collect()),
                 Some(_) => Reply::Array(picked.iter().map(|m| bulk(m)).collect()),
             };
             Ok(Change::write(reply, ops))
@@ -181,7 +183,7 @@ impl Keyspace {
                 }
                 None => {
                     self.reply_fits(result.iter().map(|m| m.len() + 16).sum())?;
-                    Ok(Changes::read(Reply::Array(result.into_iter().map(bulk).collect())))
+                    Ok(Changes::read(Reply::Set(result.into_iter().map(bulk).collect())))
                 }
             }
         })

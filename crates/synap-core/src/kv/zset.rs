@@ -111,8 +111,12 @@ impl Keyspace {
                         z.range(0, n)
                     };
                     let ops = picked.iter().map(|(_, m)| Op::ZRem(Bytes::copy_from_slice(m))).collect();
-                    let out = picked.iter().flat_map(|(s, m)| [bulk(m), score_reply(*s)]).collect();
-                    Ok(Change::write(Reply::Array(out), ops))
+                    // With a count, pairs (RESP3 nests them); without, the one member and its score.
+                    let reply = match count {
+                        Some(_) => Reply::Pairs(picked.iter().map(|(s, m)| (bulk(m), score_reply(*s))).collect()),
+                        None => Reply::Array(picked.iter().flat_map(|(s, m)| [bulk(m), score_reply(*s)]).collect()),
+                    };
+                    Ok(Change::write(reply, ops))
                 })
             }
             ZSetCmd::BPop { keys, max, .. } => {
@@ -266,11 +270,11 @@ impl Keyspace {
                 return Ok(ch);
             }
             self.reply_fits(items.iter().map(|(_, m)| m.len() + 40).sum())?;
-            let out = items
-                .into_iter()
-                .flat_map(|(s, m)| if with_scores { vec![bulk(m), score_reply(s)] } else { vec![bulk(m)] })
-                .collect();
-            Ok(Changes::read(Reply::Array(out)))
+            Ok(Changes::read(if with_scores {
+                Reply::Pairs(items.into_iter().map(|(s, m)| (bulk(m), score_reply(s))).collect())
+            } else {
+                Reply::Array(items.into_iter().map(|(_, m)| bulk(m)).collect())
+            }))
         })
     }
 

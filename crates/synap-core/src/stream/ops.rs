@@ -347,13 +347,10 @@ impl StreamStore {
                         }
                     };
                     if !events.is_empty() {
-                        out.push(Reply::Array(vec![
-                            Reply::Bulk(key),
-                            Reply::Array(events.iter().map(redis_entry).collect()),
-                        ]));
+                        out.push((Reply::Bulk(key), Reply::Array(events.iter().map(redis_entry).collect())));
                     }
                 }
-                Ok(if out.is_empty() { Reply::Nil } else { Reply::Array(out) })
+                Ok(if out.is_empty() { Reply::Nil } else { Reply::Keyed(out) })
             }
             StreamCmd::XTrim { key, trim } => {
                 let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Int(0)) };
@@ -447,10 +444,10 @@ impl StreamStore {
                         }
                     };
                     if !entries.is_empty() || from.is_some() {
-                        out.push(Reply::Array(vec![Reply::Bulk(key), Reply::Array(entries)]));
+                        out.push((Reply::Bulk(key), Reply::Array(entries)));
                     }
                 }
-                Ok(if out.is_empty() && !any_history { Reply::Nil } else { Reply::Array(out) })
+                Ok(if out.is_empty() && !any_history { Reply::Nil } else { Reply::Keyed(out) })
             }
             StreamCmd::XAck { key, group, ids } => {
                 let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Int(0)) };

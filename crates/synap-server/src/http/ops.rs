@@ -615,8 +615,12 @@ pub fn reply_json(r: Reply) -> Value {
             "next_offset": next_offset,
             "partition": partition,
         }),
-        Reply::Array(items) => Value::Array(items.into_iter().map(reply_json).collect()),
-        Reply::Map(pairs) => {
+        Reply::Array(items) | Reply::Set(items) => Value::Array(items.into_iter().map(reply_json).collect()),
+        // Flat, as HTTP has answered ZRANGE ... WITHSCORES from the start: [member, score, ...].
+        Reply::Pairs(pairs) => {
+            Value::Array(pairs.into_iter().flat_map(|(a, b)| [reply_json(a), reply_json(b)]).collect())
+        }
+        Reply::Map(pairs) | Reply::Keyed(pairs) => {
             let mut m = serde_json::Map::new();
             for (k, v) in pairs {
                 let key = match k {
