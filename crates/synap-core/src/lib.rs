@@ -15,6 +15,7 @@
 pub mod blocking;
 pub mod clock;
 pub mod command;
+pub mod decimal;
 pub mod engine;
 pub mod error;
 pub mod glob;

@@ -81,7 +81,7 @@ fn strings(r: Reply) -> Vec<String> {
                 o => panic!("{o:?}"),
             })
             .collect(),
-        Reply::Nil => vec![],
+        Reply::Nil | Reply::NullArray => vec![],
         o => panic!("{o:?}"),
     }
 }

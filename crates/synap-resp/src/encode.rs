@@ -1,6 +1,5 @@
 //! Reply encoding, RESP2 or RESP3 (after `HELLO 3`).
 
-use synap_core::command::args::format_f64;
 use synap_core::{CommandError, Reply};
 
 /// Protocol version of a connection.
@@ -26,16 +25,7 @@ pub fn bulk(out: &mut Vec<u8>, data: &[u8]) {
 
 /// Formats a double as Redis does in replies (`inf`, `-inf`, `nan`, shortest round trip otherwise).
 pub fn format_double(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
-    } else if v == v.trunc() && v.abs() < 1e17 {
-        format!("{}", v as i64)
-    } else {
-        let mut b = ryu::Buffer::new();
-        b.format(v).to_string()
-    }
+    synap_core::command::args::format_g17(v)
 }
 
 /// Appends one reply.
@@ -49,6 +39,10 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
         }
         Reply::Nil => match proto {
             Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
+        Reply::NullArray => match proto {
+            Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
         },
         Reply::Int(n) => header(out, b':', *n),
@@ -114,7 +108,7 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
             }
         },
         // INCRBYFLOAT answers its value's text in both protocols.
-        Reply::Decimal(v) => bulk(out, format_f64(*v).as_bytes()),
+        Reply::Decimal(text) => bulk(out, text),
         Reply::Expiry(e) => header(out, b':', e.redis_value()),
         Reply::Scan { cursor, items } => {
             header(out, b'*', 2);
@@ -171,7 +165,7 @@ mod tests {
         assert_eq!(enc(map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
         assert_eq!(enc(Reply::Double(3.0), Protocol::Resp2), "$1\r\n3\r\n");
-        assert_eq!(enc(Reply::Decimal(10.5), Protocol::Resp3), "$4\r\n10.5\r\n");
+        assert_eq!(enc(Reply::Decimal("10.5".into()), Protocol::Resp3), "$4\r\n10.5\r\n");
         let ttl = |e| enc(Reply::Expiry(e), Protocol::Resp3);
         assert_eq!(ttl(Expiry::Missing), ":-2\r\n");
         assert_eq!(ttl(Expiry::Persistent), ":-1\r\n");

@@ -191,6 +191,32 @@ pub fn format_f64(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
+/// Formats a double as Redis 7.0 replies with one (scores): C's `%.17g` (17 significant digits, an
+/// exponent below 1e-4 and from 1e17), with `inf`, `-inf`, `nan`.
+pub fn format_g17(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{v:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent");
+    let trim = |s: &str| -> String {
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        trim(&format!("{:.*}", (16 - exp) as usize, v))
+    }
+}
+
 /// A cursor argument (SCAN and its kin): an unsigned integer, else `invalid cursor`.
 pub fn parse_cursor(b: &[u8]) -> Result<u64> {
     std::str::from_utf8(b)
@@ -236,6 +262,14 @@ mod tests {
     #[test]
     fn floats_format_without_exponent() {
         assert_eq!(format_f64(10.5), "10.5");
+        // Expected texts are redis-server 7.0.15's ZSCORE replies.
+        assert_eq!(format_g17(1e-5), "1.0000000000000001e-05");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1.5), "1.5");
+        assert_eq!(format_g17(3.0), "3");
+        assert_eq!(format_g17(1e17), "1e+17");
+        assert_eq!(format_g17(123456789.5), "123456789.5");
+        assert_eq!(format_g17(-2.5e-7), "-2.4999999999999999e-07");
         assert_eq!(format_f64(3000.0), "3000");
         assert_eq!(format_f64(1e30), "1000000000000000000000000000000");
         assert_eq!(parse_f64(b"nan"), None);

@@ -88,10 +88,11 @@ pub enum HashCmd {
         field: Bytes,
         by: i64,
     },
+    /// `by` is a long double, as Redis computes HINCRBYFLOAT (see [`crate::decimal`]).
     IncrByFloat {
         key: Bytes,
         field: Bytes,
-        by: f64,
+        by: crate::decimal::LongDouble,
     },
     StrLen {
         key: Bytes,
@@ -216,7 +217,11 @@ pub(super) fn hincrby(a: &mut Args<'_>) -> Result<Command> {
 
 pub(super) fn hincrbyfloat(a: &mut Args<'_>) -> Result<Command> {
     let (key, field) = key_field(a)?;
-    hash(HashCmd::IncrByFloat { key, field, by: a.next_f64()? })
+    let by = crate::decimal::LongDouble::parse(&a.next_bytes()?).ok_or(CommandError::NotFloat)?;
+    if !by.is_finite() {
+        return Err(CommandError::Invalid("value is NaN or Infinity".into()));
+    }
+    hash(HashCmd::IncrByFloat { key, field, by })
 }
 
 pub(super) fn hstrlen(a: &mut Args<'_>) -> Result<Command> {

@@ -114,9 +114,10 @@ pub enum KvCmd {
         key: Bytes,
         by: i64,
     },
+    /// `by` as given: read (as a long double, see [`crate::decimal`]) after the key, as Redis does.
     IncrByFloat {
         key: Bytes,
-        by: f64,
+        by: Bytes,
     },
     Append {
         key: Bytes,
@@ -125,6 +126,59 @@ pub enum KvCmd {
     Strlen {
         key: Bytes,
     },
+    /// SETRANGE: overwrites from `offset`, zero-padding a shorter value.
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    /// GETRANGE and SUBSTR (inclusive indexes, negative from the end).
+    GetRange {
+        key: Bytes,
+        start: i64,
+        end: i64,
+    },
+    /// LCS: the longest common subsequence of two strings.
+    Lcs {
+        a: Bytes,
+        b: Bytes,
+        /// The options as given: Redis reads them after it has looked the keys up.
+        options: Vec<Bytes>,
+    },
+    SetBit {
+        key: Bytes,
+        offset: u64,
+        bit: bool,
+    },
+    GetBit {
+        key: Bytes,
+        offset: u64,
+    },
+    /// BITCOUNT and BITPOS: `range` is what follows the key (and BITPOS's bit), read after the key is
+    /// looked up, in Redis's order (a missing key answers before its range is checked).
+    BitCount {
+        key: Bytes,
+        range: Vec<Bytes>,
+    },
+    BitPos {
+        key: Bytes,
+        bit: bool,
+        range: Vec<Bytes>,
+    },
+    BitOp {
+        op: BitOp,
+        dest: Bytes,
+        keys: Vec<Bytes>,
+    },
+}
+
+/// BITOP's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitOp {
+    And,
+    Or,
+    Xor,
+    Not,
 }
 
 impl KvCmd {
@@ -142,6 +196,14 @@ impl KvCmd {
             KvCmd::IncrByFloat { .. } => "incrbyfloat",
             KvCmd::Append { .. } => "append",
             KvCmd::Strlen { .. } => "strlen",
+            KvCmd::SetRange { .. } => "setrange",
+            KvCmd::GetRange { .. } => "getrange",
+            KvCmd::Lcs { .. } => "lcs",
+            KvCmd::SetBit { .. } => "setbit",
+            KvCmd::GetBit { .. } => "getbit",
+            KvCmd::BitCount { .. } => "bitcount",
+            KvCmd::BitPos { .. } => "bitpos",
+            KvCmd::BitOp { .. } => "bitop",
         }
     }
 }
@@ -201,6 +263,16 @@ pub enum KeysCmd {
     RandomKey,
     DbSize,
     FlushAll,
+    /// COPY: the value and expiry of `from` under `to` as well.
+    Copy {
+        from: Bytes,
+        to: Bytes,
+        replace: bool,
+    },
+    /// TOUCH: how many of the keys exist (their access time is updated).
+    Touch {
+        keys: Vec<Bytes>,
+    },
 }
 
 impl KeysCmd {
@@ -226,6 +298,8 @@ impl KeysCmd {
             KeysCmd::RandomKey => "randomkey",
             KeysCmd::DbSize => "dbsize",
             KeysCmd::FlushAll => "flushall",
+            KeysCmd::Copy { .. } => "copy",
+            KeysCmd::Touch { .. } => "touch",
         }
     }
 }
@@ -352,12 +426,12 @@ pub(super) fn incrby(a: &mut Args<'_>) -> Result<Command> {
 
 pub(super) fn decrby(a: &mut Args<'_>) -> Result<Command> {
     let key = a.next_bytes()?;
-    let by = a.next_int()?.checked_neg().ok_or(CommandError::Overflow)?;
+    let by = a.next_int()?.checked_neg().ok_or_else(|| CommandError::Invalid("decrement would overflow".into()))?;
     kv(KvCmd::IncrBy { key, by })
 }
 
 pub(super) fn incrbyfloat(a: &mut Args<'_>) -> Result<Command> {
-    kv(KvCmd::IncrByFloat { key: a.next_bytes()?, by: a.next_f64()? })
+    kv(KvCmd::IncrByFloat { key: a.next_bytes()?, by: a.next_bytes()? })
 }
 
 pub(super) fn append(a: &mut Args<'_>) -> Result<Command> {
@@ -514,4 +588,105 @@ pub(super) fn flushall(a: &mut Args<'_>) -> Result<Command> {
     }
     a.finish()?;
     keys(KeysCmd::FlushAll)
+}
+
+pub(super) fn setrange(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let offset = a.next_int()?;
+    let offset = u64::try_from(offset).map_err(|_| CommandError::Invalid("offset is out of range".into()))?;
+    kv(KvCmd::SetRange { key, offset, value: a.next_bytes()? })
+}
+
+pub(super) fn getrange(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::GetRange { key: a.next_bytes()?, start: a.next_int()?, end: a.next_int()? })
+}
+
+pub(super) fn lcs(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::Lcs { a: a.next_bytes()?, b: a.next_bytes()?, options: a.rest() })
+}
+
+/// The largest bit offset: the last bit of a 512 MB string, as in Redis.
+const MAX_BIT_OFFSET: i64 = (512 << 20) * 8 - 1;
+
+fn bit_offset(a: &mut Args<'_>) -> Result<u64> {
+    let bad = || CommandError::Invalid("bit offset is not an integer or out of range".into());
+    let n = a.next_int_or(bad)?;
+    if !(0..=MAX_BIT_OFFSET).contains(&n) {
+        return Err(bad());
+    }
+    Ok(n as u64)
+}
+
+pub(super) fn setbit(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let offset = bit_offset(a)?;
+    let bad = || CommandError::Invalid("bit is not an integer or out of range".into());
+    let bit = match a.next_int_or(bad)? {
+        0 => false,
+        1 => true,
+        _ => return Err(bad()),
+    };
+    kv(KvCmd::SetBit { key, offset, bit })
+}
+
+pub(super) fn getbit(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::GetBit { key: a.next_bytes()?, offset: bit_offset(a)? })
+}
+
+pub(super) fn bitcount(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::BitCount { key: a.next_bytes()?, range: a.rest() })
+}
+
+pub(super) fn bitpos(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let bit = match a.next_int()? {
+        0 => false,
+        1 => true,
+        _ => return Err(CommandError::Invalid("The bit argument must be 1 or 0.".into())),
+    };
+    kv(KvCmd::BitPos { key, bit, range: a.rest() })
+}
+
+pub(super) fn bitop(a: &mut Args<'_>) -> Result<Command> {
+    let word = a.next_bytes()?;
+    let op = if is(&word, "and") {
+        BitOp::And
+    } else if is(&word, "or") {
+        BitOp::Or
+    } else if is(&word, "xor") {
+        BitOp::Xor
+    } else if is(&word, "not") {
+        BitOp::Not
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    let dest = a.next_bytes()?;
+    let keys = a.rest();
+    if op == BitOp::Not && keys.len() != 1 {
+        return Err(CommandError::Invalid("BITOP NOT must be called with a single source key.".into()));
+    }
+    kv(KvCmd::BitOp { op, dest, keys })
+}
+
+pub(super) fn copy(a: &mut Args<'_>) -> Result<Command> {
+    let (from, to) = (a.next_bytes()?, a.next_bytes()?);
+    let mut replace = false;
+    while !a.is_empty() {
+        if a.eat("replace") {
+            replace = true;
+        } else if a.eat("db") {
+            // One database until SELECT gets more: DB 0 is this one.
+            let db = a.next_int()?;
+            if db != 0 {
+                return Err(CommandError::Invalid("DB index is out of range".into()));
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    keys(KeysCmd::Copy { from, to, replace })
+}
+
+pub(super) fn touch(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Touch { keys: a.rest() })
 }

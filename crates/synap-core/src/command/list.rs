@@ -75,6 +75,14 @@ pub enum ListCmd {
         left: bool,
         timeout_ms: Option<u64>,
     },
+    /// LMPOP (`block` None) and BLMPOP (`block` Some(timeout), None waiting forever): up to `count`
+    /// elements from the first non-empty key.
+    MPop {
+        keys: Vec<Bytes>,
+        left: bool,
+        count: usize,
+        block: Option<Option<u64>>,
+    },
     /// BLMOVE, BRPOPLPUSH.
     BMove {
         src: Bytes,
@@ -106,6 +114,8 @@ impl ListCmd {
             ListCmd::BPop { left: true, .. } => "blpop",
             ListCmd::BPop { left: false, .. } => "brpop",
             ListCmd::BMove { .. } => "blmove",
+            ListCmd::MPop { block: None, .. } => "lmpop",
+            ListCmd::MPop { block: Some(_), .. } => "blmpop",
         }
     }
 }
@@ -269,4 +279,15 @@ pub(super) fn brpoplpush(a: &mut Args<'_>) -> Result<Command> {
     let (src, dst) = (a.next_bytes()?, a.next_bytes()?);
     let timeout_ms = timeout_secs(&a.next_bytes()?)?;
     list(ListCmd::BMove { src, dst, from_left: false, to_left: true, timeout_ms })
+}
+
+pub(super) fn lmpop(a: &mut Args<'_>) -> Result<Command> {
+    let (keys, right, count) = super::zset::mpop_args(a, ["left", "right"])?;
+    list(ListCmd::MPop { keys, left: !right, count, block: None })
+}
+
+pub(super) fn blmpop(a: &mut Args<'_>) -> Result<Command> {
+    let timeout = timeout_secs(&a.next_bytes()?)?;
+    let (keys, right, count) = super::zset::mpop_args(a, ["left", "right"])?;
+    list(ListCmd::MPop { keys, left: !right, count, block: Some(timeout) })
 }

@@ -29,7 +29,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use hash::{CollScan, HashCmd};
-pub use kv::{ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, ScanArgs, SetArgs, SetCond, Ttl};
+pub use kv::{BitOp, ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, ScanArgs, SetArgs, SetCond, Ttl};
 pub use list::ListCmd;
 pub use pubsub::{PubSubCmd, SubKind};
 pub use queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions};
@@ -117,6 +117,8 @@ impl Command {
             Command::List(ListCmd::BPop { keys, timeout_ms, .. }) => (WaitOn::Keys(keys.clone()), *timeout_ms),
             Command::List(ListCmd::BMove { src, timeout_ms, .. }) => (WaitOn::Keys(vec![src.clone()]), *timeout_ms),
             Command::ZSet(ZSetCmd::BPop { keys, timeout_ms, .. }) => (WaitOn::Keys(keys.clone()), *timeout_ms),
+            Command::List(ListCmd::MPop { keys, block: Some(t), .. }) => (WaitOn::Keys(keys.clone()), *t),
+            Command::ZSet(ZSetCmd::MPop { keys, block: Some(t), .. }) => (WaitOn::Keys(keys.clone()), *t),
             Command::Stream(StreamCmd::XRead { streams, block: Some(ms), .. }) => {
                 (WaitOn::Streams(streams.iter().map(|(k, _)| k.clone()).collect()), (*ms > 0).then_some(*ms))
             }
@@ -139,6 +141,12 @@ impl Command {
             }
             Command::ZSet(ZSetCmd::BPop { max, timeout_ms, .. }) => {
                 Command::ZSet(ZSetCmd::BPop { keys, max: *max, timeout_ms: *timeout_ms })
+            }
+            Command::List(ListCmd::MPop { left, count, block, .. }) => {
+                Command::List(ListCmd::MPop { keys, left: *left, count: *count, block: *block })
+            }
+            Command::ZSet(ZSetCmd::MPop { max, count, block, .. }) => {
+                Command::ZSet(ZSetCmd::MPop { keys, max: *max, count: *count, block: *block })
             }
             other => other.clone(),
         }

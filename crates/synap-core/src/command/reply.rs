@@ -46,6 +46,9 @@ pub enum Reply {
     Status(&'static str),
     /// Absent value (null bulk string; RESP3 null).
     Nil,
+    /// Absent array (RESP2 `*-1`; RESP3 null): XREAD and the blocking pops when nothing came, LPOP with
+    /// a count on a missing key.
+    NullArray,
     Int(i64),
     Bulk(Bytes),
     Array(Vec<Reply>),
@@ -60,8 +63,9 @@ pub enum Reply {
     Keyed(Vec<(Reply, Reply)>),
     /// A floating-point number (RESP3 double; a bulk string in RESP2): scores.
     Double(f64),
-    /// A number Redis answers as its text in both protocols (INCRBYFLOAT, HINCRBYFLOAT); a number in JSON.
-    Decimal(f64),
+    /// A number Redis answers as its text in both protocols (INCRBYFLOAT, HINCRBYFLOAT: see
+    /// [`crate::decimal`]); a number in JSON.
+    Decimal(Bytes),
     /// A key's expiry.
     Expiry(Expiry),
     /// One page of a cursor walk (SCAN, HSCAN, SSCAN, ZSCAN): RESP `[cursor, items]`; 0 ends the walk.
@@ -86,7 +90,7 @@ impl Reply {
     /// and blocking commands wait while their attempt answers this.
     pub fn is_nothing(&self) -> bool {
         match self {
-            Reply::Nil => true,
+            Reply::Nil | Reply::NullArray => true,
             Reply::Array(items) | Reply::Set(items) => items.is_empty(),
             Reply::Pairs(pairs) | Reply::Keyed(pairs) => pairs.is_empty(),
             Reply::Read { events, .. } => events.is_empty(),

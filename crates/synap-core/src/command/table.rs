@@ -323,6 +323,24 @@ pub static COMMANDS: &[Spec] = &[
         list::brpop
     ),
     resp!(
+        "lmpop",
+        -4,
+        WO,
+        (0, 0, 0),
+        "list",
+        "Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
+        list::lmpop
+    ),
+    resp!(
+        "blmpop",
+        -5,
+        WB,
+        (0, 0, 0),
+        "list",
+        "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
+        list::blmpop
+    ),
+    resp!(
         "blmove",
         6,
         WDB,
@@ -466,6 +484,42 @@ pub static COMMANDS: &[Spec] = &[
         zset::zrangebylex
     ),
     resp!(
+        "zrevrangebylex",
+        -4,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns members in a sorted set within a lexicographical range in reverse order.",
+        zset::zrevrangebylex
+    ),
+    resp!(
+        "zlexcount",
+        4,
+        RF,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns the number of members in a sorted set within a lexicographical range.",
+        zset::zlexcount
+    ),
+    resp!(
+        "zremrangebylex",
+        4,
+        WO,
+        (1, 1, 1),
+        "sorted-set",
+        "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
+        zset::zremrangebylex
+    ),
+    resp!(
+        "zrandmember",
+        -2,
+        R,
+        (1, 1, 1),
+        "sorted-set",
+        "Returns one or more random members from a sorted set.",
+        zset::zrandmember
+    ),
+    resp!(
         "zrangestore",
         -5,
         W,
@@ -563,6 +617,45 @@ pub static COMMANDS: &[Spec] = &[
         "sorted-set",
         "Stores the intersect of multiple sorted sets in a key.",
         zset::zinterstore
+    ),
+    resp!(
+        "zdiffstore",
+        -4,
+        W,
+        (1, 1, 1),
+        "sorted-set",
+        "Stores the difference of multiple sorted sets in a key.",
+        zset::zdiffstore
+    ),
+    resp!("zunion", -3, R, (0, 0, 0), "sorted-set", "Returns the union of multiple sorted sets.", zset::zunion),
+    resp!("zinter", -3, R, (0, 0, 0), "sorted-set", "Returns the intersect of multiple sorted sets.", zset::zinter),
+    resp!("zdiff", -3, R, (0, 0, 0), "sorted-set", "Returns the difference between multiple sorted sets.", zset::zdiff),
+    resp!(
+        "zintercard",
+        -3,
+        R,
+        (0, 0, 0),
+        "sorted-set",
+        "Returns the number of members of the intersect of multiple sorted sets.",
+        zset::zintercard
+    ),
+    resp!(
+        "zmpop",
+        -4,
+        WO,
+        (0, 0, 0),
+        "sorted-set",
+        "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
+        zset::zmpop
+    ),
+    resp!(
+        "bzmpop",
+        -5,
+        WB,
+        (0, 0, 0),
+        "sorted-set",
+        "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+        zset::bzmpop
     ),
     resp!("zscan", -3, R, (1, 1, 1), "sorted-set", "Iterates over members and scores of a sorted set.", zset::zscan),
     resp!(
@@ -744,6 +837,47 @@ pub static COMMANDS: &[Spec] = &[
     ),
     resp!("append", 3, WF, (1, 1, 1), "string", "Appends a string to the value of a key.", kv::append),
     resp!("strlen", 2, RF, (1, 1, 1), "string", "Returns the length of a string value.", kv::strlen),
+    resp!(
+        "setrange",
+        4,
+        W,
+        (1, 1, 1),
+        "string",
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        kv::setrange
+    ),
+    resp!("getrange", 4, R, (1, 1, 1), "string", "Returns a substring of the string stored at a key.", kv::getrange),
+    resp!("substr", 4, R, (1, 1, 1), "string", "Returns a substring from a string value.", kv::getrange),
+    resp!("lcs", -3, R, (1, 2, 1), "string", "Finds the longest common substring.", kv::lcs),
+    resp!(
+        "setbit",
+        4,
+        W,
+        (1, 1, 1),
+        "bitmap",
+        "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.",
+        kv::setbit
+    ),
+    resp!("getbit", 3, RF, (1, 1, 1), "bitmap", "Returns a bit value by offset.", kv::getbit),
+    resp!(
+        "bitcount",
+        -2,
+        R,
+        (1, 1, 1),
+        "bitmap",
+        "Counts the number of set bits (population counting) in a string.",
+        kv::bitcount
+    ),
+    resp!("bitpos", -3, R, (1, 1, 1), "bitmap", "Finds the first set (1) or clear (0) bit in a string.", kv::bitpos),
+    resp!(
+        "bitop",
+        -4,
+        W,
+        (2, -1, 1),
+        "bitmap",
+        "Performs bitwise operations on multiple strings, and stores the result.",
+        kv::bitop
+    ),
     resp!("expire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", kv::expire_secs),
     resp!("pexpire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", kv::pexpire),
     resp!(
@@ -786,6 +920,16 @@ pub static COMMANDS: &[Spec] = &[
     ),
     resp!("persist", 2, WD, (1, 1, 1), "generic", "Removes the expiration time of a key.", kv::persist),
     resp!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", kv::key_type),
+    resp!("copy", -3, W, (1, 2, 1), "generic", "Copies the value of a key to a new key.", kv::copy),
+    resp!(
+        "touch",
+        -2,
+        RF,
+        (1, -1, 1),
+        "generic",
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        kv::touch
+    ),
     resp!("object", -2, R, (2, 2, 1), "generic", "A container for object introspection commands.", kv::object),
     resp!("rename", 3, WO, (1, 2, 1), "generic", "Renames a key and overwrites the destination.", kv::rename),
     resp!(
@@ -1101,4 +1245,12 @@ fn subcommand(container: &Spec, sub: &[u8]) -> Option<&'static Spec> {
 pub fn parse(args: &[bytes::Bytes]) -> Result<Option<(&'static Spec, Command)>> {
     let Some(row) = row(&args[0]) else { return Ok(None) };
     Ok(Some((row.spec, row.parse(args)?)))
+}
+
+/// Whether a parse error is one Redis gives when a command is queued in MULTI (and that then aborts
+/// EXEC): a wrong number of arguments or an unknown subcommand. Other argument errors are found when
+/// EXEC runs the command.
+pub fn refused_at_queue_time(e: &crate::error::CommandError) -> bool {
+    matches!(e, crate::error::CommandError::Invalid(m)
+        if m.starts_with("wrong number of arguments") || m.starts_with("unknown subcommand"))
 }

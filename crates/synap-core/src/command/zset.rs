@@ -126,7 +126,8 @@ impl ZRange {
         if o.by_score && o.by_lex {
             return Err(CommandError::Syntax);
         }
-        if o.limit.is_some() && !o.by_score && !o.by_lex {
+        // As Redis 7.0 checks it: a LIMIT whose count is -1 (all) passes with ranks, and is ignored.
+        if o.limit.is_some_and(|(_, count)| count != -1) && !o.by_score && !o.by_lex {
             return Err(CommandError::Invalid(
                 "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX".into(),
             ));
@@ -146,7 +147,8 @@ impl ZRange {
             let start = super::args::parse_i64(lo).ok_or(CommandError::NotInteger)?;
             ZRangeBy::Rank(start, super::args::parse_i64(hi).ok_or(CommandError::NotInteger)?)
         };
-        Ok(ZRange { key, by, rev: o.rev, limit: o.limit, with_scores: o.with_scores, store, form })
+        let limit = if o.by_score || o.by_lex { o.limit } else { None };
+        Ok(ZRange { key, by, rev: o.rev, limit, with_scores: o.with_scores, store, form })
     }
 
     /// A plain `ZRANGE key start stop`.
@@ -163,11 +165,12 @@ impl ZRange {
     }
 }
 
-/// ZUNIONSTORE/ZINTERSTORE.
+/// ZUNION, ZINTER, ZDIFF and their STORE forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZStoreOp {
     Union,
     Inter,
+    Diff,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -240,12 +243,44 @@ pub enum ZSetCmd {
         start: i64,
         stop: i64,
     },
+    /// ZUNION/ZINTER/ZDIFF (`dst` None: the result is the reply) and their STORE forms.
     Store {
         op: ZStoreOp,
-        dst: Bytes,
+        dst: Option<Bytes>,
         keys: Vec<Bytes>,
         weights: Vec<f64>,
         aggregate: Aggregate,
+        with_scores: bool,
+    },
+    /// ZINTERCARD: the size of the intersection, counting up to `limit` (0: no limit).
+    InterCard {
+        keys: Vec<Bytes>,
+        limit: usize,
+    },
+    LexCount {
+        key: Bytes,
+        min: LexBound,
+        max: LexBound,
+    },
+    RemRangeByLex {
+        key: Bytes,
+        min: LexBound,
+        max: LexBound,
+    },
+    /// ZRANDMEMBER: one member without a count; with one, distinct members (positive) or picks that may
+    /// repeat (negative).
+    RandMember {
+        key: Bytes,
+        count: Option<i64>,
+        with_scores: bool,
+    },
+    /// ZMPOP (`block` None) and BZMPOP (`block` Some(timeout), None waiting forever): up to `count`
+    /// members from the first non-empty key.
+    MPop {
+        keys: Vec<Bytes>,
+        max: bool,
+        count: usize,
+        block: Option<Option<u64>>,
     },
     Scan {
         key: Bytes,
@@ -272,8 +307,18 @@ impl ZSetCmd {
             ZSetCmd::BPop { max: true, .. } => "bzpopmax",
             ZSetCmd::RemRangeByScore { .. } => "zremrangebyscore",
             ZSetCmd::RemRangeByRank { .. } => "zremrangebyrank",
-            ZSetCmd::Store { op: ZStoreOp::Union, .. } => "zunionstore",
-            ZSetCmd::Store { op: ZStoreOp::Inter, .. } => "zinterstore",
+            ZSetCmd::Store { op: ZStoreOp::Union, dst: Some(_), .. } => "zunionstore",
+            ZSetCmd::Store { op: ZStoreOp::Inter, dst: Some(_), .. } => "zinterstore",
+            ZSetCmd::Store { op: ZStoreOp::Diff, dst: Some(_), .. } => "zdiffstore",
+            ZSetCmd::Store { op: ZStoreOp::Union, dst: None, .. } => "zunion",
+            ZSetCmd::Store { op: ZStoreOp::Inter, dst: None, .. } => "zinter",
+            ZSetCmd::Store { op: ZStoreOp::Diff, dst: None, .. } => "zdiff",
+            ZSetCmd::InterCard { .. } => "zintercard",
+            ZSetCmd::LexCount { .. } => "zlexcount",
+            ZSetCmd::RemRangeByLex { .. } => "zremrangebylex",
+            ZSetCmd::RandMember { .. } => "zrandmember",
+            ZSetCmd::MPop { block: None, .. } => "zmpop",
+            ZSetCmd::MPop { block: Some(_), .. } => "bzmpop",
             ZSetCmd::Scan { .. } => "zscan",
         }
     }
@@ -359,6 +404,11 @@ fn zrange_form(a: &mut Args<'_>, form: &'static str) -> Result<Command> {
             std::mem::swap(&mut lo, &mut hi);
         }
         "zrangebylex" => by_lex = true,
+        "zrevrangebylex" => {
+            by_lex = true;
+            rev = true;
+            std::mem::swap(&mut lo, &mut hi);
+        }
         _ => {}
     }
     let mut limit = None;
@@ -369,7 +419,7 @@ fn zrange_form(a: &mut Args<'_>, form: &'static str) -> Result<Command> {
             by_lex = true;
         } else if general && is(w, "rev") {
             rev = true;
-        } else if is(w, "withscores") && form != "zrangestore" && form != "zrangebylex" {
+        } else if is(w, "withscores") && !matches!(form, "zrangestore" | "zrangebylex" | "zrevrangebylex") {
             with_scores = true;
         } else if is(w, "limit") && a.remaining() > 2 {
             a.next_bytes()?;
@@ -402,6 +452,10 @@ pub(super) fn zrevrangebyscore(a: &mut Args<'_>) -> Result<Command> {
 
 pub(super) fn zrangebylex(a: &mut Args<'_>) -> Result<Command> {
     zrange_form(a, "zrangebylex")
+}
+
+pub(super) fn zrevrangebylex(a: &mut Args<'_>) -> Result<Command> {
+    zrange_form(a, "zrevrangebylex")
 }
 
 pub(super) fn zrangestore(a: &mut Args<'_>) -> Result<Command> {
@@ -463,8 +517,9 @@ pub(super) fn zremrangebyrank(a: &mut Args<'_>) -> Result<Command> {
     zset(ZSetCmd::RemRangeByRank { key: a.next_bytes()?, start: a.next_int()?, stop: a.next_int()? })
 }
 
-fn store(a: &mut Args<'_>, op: ZStoreOp) -> Result<Command> {
-    let dst = a.next_bytes()?;
+/// ZUNION, ZINTER, ZDIFF and their STORE forms (`store`: a destination comes first).
+fn store(a: &mut Args<'_>, op: ZStoreOp, store: bool) -> Result<Command> {
+    let dst = if store { Some(a.next_bytes()?) } else { None };
     let name = a.name();
     let keys = super::set::numkeys(a, || {
         CommandError::Invalid(format!("at least 1 input key is needed for '{name}' command"))
@@ -472,13 +527,17 @@ fn store(a: &mut Args<'_>, op: ZStoreOp) -> Result<Command> {
     let n = keys.len();
     let mut weights = vec![1.0; n];
     let mut aggregate = Aggregate::Sum;
+    let mut with_scores = false;
+    let diff = op == ZStoreOp::Diff;
     while !a.is_empty() {
-        if a.remaining() > n && a.eat("weights") {
+        if !store && a.eat("withscores") {
+            with_scores = true;
+        } else if !diff && a.remaining() > n && a.eat("weights") {
             for w in weights.iter_mut() {
                 *w = parse_score(&a.next_bytes()?)
                     .ok_or_else(|| CommandError::Invalid("weight value is not a float".into()))?;
             }
-        } else if a.remaining() >= 2 && a.eat("aggregate") {
+        } else if !diff && a.remaining() >= 2 && a.eat("aggregate") {
             aggregate = if a.eat("sum") {
                 Aggregate::Sum
             } else if a.eat("min") {
@@ -492,15 +551,115 @@ fn store(a: &mut Args<'_>, op: ZStoreOp) -> Result<Command> {
             return Err(CommandError::Syntax);
         }
     }
-    zset(ZSetCmd::Store { op, dst, keys, weights, aggregate })
+    zset(ZSetCmd::Store { op, dst, keys, weights, aggregate, with_scores })
 }
 
 pub(super) fn zunionstore(a: &mut Args<'_>) -> Result<Command> {
-    store(a, ZStoreOp::Union)
+    store(a, ZStoreOp::Union, true)
 }
 
 pub(super) fn zinterstore(a: &mut Args<'_>) -> Result<Command> {
-    store(a, ZStoreOp::Inter)
+    store(a, ZStoreOp::Inter, true)
+}
+
+pub(super) fn zdiffstore(a: &mut Args<'_>) -> Result<Command> {
+    store(a, ZStoreOp::Diff, true)
+}
+
+pub(super) fn zunion(a: &mut Args<'_>) -> Result<Command> {
+    store(a, ZStoreOp::Union, false)
+}
+
+pub(super) fn zinter(a: &mut Args<'_>) -> Result<Command> {
+    store(a, ZStoreOp::Inter, false)
+}
+
+pub(super) fn zdiff(a: &mut Args<'_>) -> Result<Command> {
+    store(a, ZStoreOp::Diff, false)
+}
+
+pub(super) fn zintercard(a: &mut Args<'_>) -> Result<Command> {
+    let keys = super::set::numkeys(a, || {
+        CommandError::Invalid("at least 1 input key is needed for 'zintercard' command".into())
+    })?;
+    let mut limit = 0;
+    while !a.is_empty() {
+        if a.remaining() >= 2 && a.eat("limit") {
+            let l = a.next_int()?;
+            limit = usize::try_from(l).map_err(|_| CommandError::Invalid("LIMIT can't be negative".into()))?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    zset(ZSetCmd::InterCard { keys, limit })
+}
+
+fn lex_pair(a: &mut Args<'_>) -> Result<(Bytes, LexBound, LexBound)> {
+    let key = a.next_bytes()?;
+    let min = LexBound::parse(&a.next_bytes()?)?;
+    Ok((key, min, LexBound::parse(&a.next_bytes()?)?))
+}
+
+pub(super) fn zlexcount(a: &mut Args<'_>) -> Result<Command> {
+    let (key, min, max) = lex_pair(a)?;
+    zset(ZSetCmd::LexCount { key, min, max })
+}
+
+pub(super) fn zremrangebylex(a: &mut Args<'_>) -> Result<Command> {
+    let (key, min, max) = lex_pair(a)?;
+    zset(ZSetCmd::RemRangeByLex { key, min, max })
+}
+
+pub(super) fn zrandmember(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let count = if a.is_empty() { None } else { Some(a.next_int()?) };
+    let with_scores = a.eat("withscores");
+    a.finish()?;
+    if with_scores && count.is_some_and(|c| !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&c)) {
+        return Err(CommandError::Invalid("value is out of range".into()));
+    }
+    zset(ZSetCmd::RandMember { key, count, with_scores })
+}
+
+/// `numkeys key... MIN|MAX [COUNT n]` of ZMPOP and BZMPOP, with Redis's checks in Redis's order.
+pub(super) fn mpop_args(a: &mut Args<'_>, ends: [&str; 2]) -> Result<(Vec<Bytes>, bool, usize)> {
+    let n = a.next_int_or(|| CommandError::Invalid("numkeys should be greater than 0".into()))?;
+    if n <= 0 {
+        return Err(CommandError::Invalid("numkeys should be greater than 0".into()));
+    }
+    if a.remaining() <= n as usize {
+        return Err(CommandError::Syntax);
+    }
+    let keys = a.take(n as usize)?;
+    let second = if a.eat(ends[0]) {
+        false
+    } else if a.eat(ends[1]) {
+        true
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    let mut count = None;
+    while !a.is_empty() {
+        if count.is_none() && a.remaining() >= 2 && a.eat("count") {
+            let bad = || CommandError::Invalid("count should be greater than 0".into());
+            let c = a.next_int_or(bad)?;
+            count = Some(usize::try_from(c).ok().filter(|&c| c > 0).ok_or_else(bad)?);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok((keys, second, count.unwrap_or(1)))
+}
+
+pub(super) fn zmpop(a: &mut Args<'_>) -> Result<Command> {
+    let (keys, max, count) = mpop_args(a, ["min", "max"])?;
+    zset(ZSetCmd::MPop { keys, max, count, block: None })
+}
+
+pub(super) fn bzmpop(a: &mut Args<'_>) -> Result<Command> {
+    let timeout = super::args::timeout_secs(&a.next_bytes()?)?;
+    let (keys, max, count) = mpop_args(a, ["min", "max"])?;
+    zset(ZSetCmd::MPop { keys, max, count, block: Some(timeout) })
 }
 
 pub(super) fn zscan(a: &mut Args<'_>) -> Result<Command> {

@@ -141,6 +141,18 @@ impl Keyspace {
         self.many_then_store(keys, kinds, None, now, lsn, f)
     }
 
+    /// Whether the source of a move (LMOVE, SMOVE) is missing; WRONGTYPE when it holds another type.
+    /// Redis answers a missing source before it looks at the destination.
+    pub(super) fn source_missing(&self, key: &[u8], kind: Kind, now: u64) -> Result<bool> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        match self.find_live(&mut shard, h, key, now) {
+            None => Ok(true),
+            Some(p) if shard.entry(p).kind() != kind => Err(CommandError::WrongType),
+            Some(_) => Ok(false),
+        }
+    }
+
     /// [`Self::many`] with a destination key (`store`) that is overwritten whatever it holds, as the
     /// STORE commands do; `f` sees the sources only.
     pub(super) fn many_then_store<R>(

@@ -6,8 +6,9 @@ use rand::Rng;
 use super::Keyspace;
 use super::access::{Change, Op};
 use super::value::{Coll, HashV, Kind};
-use crate::command::args::{format_f64, parse_f64, parse_i64};
+use crate::command::args::parse_i64;
 use crate::command::{CollScan, HashCmd, Reply};
+use crate::decimal::LongDouble;
 use crate::error::{CommandError, Result};
 use crate::glob::glob_match;
 use crate::notify::Class;
@@ -25,7 +26,7 @@ fn hash_of(c: Option<&Coll>) -> Option<&HashV> {
 
 /// HRANDFIELD/SRANDMEMBER with a count: positive = distinct items (at most all), negative = `|n|` picks
 /// that may repeat.
-pub(super) fn random_pick<'a>(items: &[(&'a [u8], &'a [u8])], n: i64) -> Vec<(&'a [u8], &'a [u8])> {
+pub(super) fn random_pick<T: Copy>(items: &[T], n: i64) -> Vec<T> {
     let mut rng = rand::rng();
     if items.is_empty() || n == 0 {
         return vec![];
@@ -144,17 +145,13 @@ impl Keyspace {
                 self.check_sizes(&key, field.len() + 40)?;
                 self.one(&key, Kind::Hash, (Class::Hash, "hincrbyfloat"), now, lsn, |c| {
                     let cur = match hash_of(c).and_then(|h| h.get(&field)) {
-                        Some(v) => {
-                            parse_f64(v).ok_or_else(|| CommandError::Invalid("hash value is not a float".into()))?
-                        }
-                        None => 0.0,
+                        Some(v) => LongDouble::parse(v)
+                            .ok_or_else(|| CommandError::Invalid("hash value is not a float".into()))?,
+                        None => LongDouble::ZERO,
                     };
-                    let next = cur + by;
-                    if !next.is_finite() {
-                        return Err(CommandError::NanOrInfinity);
-                    }
-                    let text = Bytes::from(format_f64(next));
-                    Ok(Change::write(Reply::Decimal(next), vec![Op::HSet(field, text)]))
+                    let next = cur.checked_add(by).ok_or(CommandError::NanOrInfinity)?;
+                    let text = Bytes::from(next.to_text());
+                    Ok(Change::write(Reply::Decimal(text.clone()), vec![Op::HSet(field, text)]))
                 })
             }
             HashCmd::RandField { key, count, with_values } => self.one(&key, Kind::Hash, HSET, now, lsn, |c| {

@@ -74,7 +74,64 @@ impl Keyspace {
                 *lsn = self.commit(&mut locked, &[Mutation::FlushAll], now, &[]);
                 Ok(Reply::Ok)
             }
+            KeysCmd::Copy { from, to, replace } => self.copy(&from, &to, replace, lsn, now),
+            KeysCmd::Touch { keys } => {
+                let mut n = 0;
+                for k in &keys {
+                    let h = self.hash(k);
+                    let mut shard = self.lock(h);
+                    n += self.touch_live(&mut shard, h, k, now).is_some() as i64;
+                }
+                Ok(Reply::Int(n))
+            }
         }
+    }
+
+    /// A key's value in the form a record moves it whole: a string's bytes (`None` kind) or a
+    /// collection's encoding; refused past what one record may carry.
+    fn whole_value(e: &super::shard::Entry, what: &str) -> Result<(Option<u8>, Vec<u8>)> {
+        let (kind, value) = match &e.coll {
+            None => (None, e.value().to_vec()),
+            Some(c) => (Some(c.kind() as u8), c.encode()),
+        };
+        if value.len() > crate::mutation::MAX_RESTORE_BYTES {
+            return Err(CommandError::Invalid(format!(
+                "{what} of a value of {} bytes encoded; a value moved whole is limited to {} bytes",
+                value.len(),
+                crate::mutation::MAX_RESTORE_BYTES
+            )));
+        }
+        Ok((kind, value))
+    }
+
+    /// COPY: `to` gets `from`'s value and expiry (replacing what it held only with REPLACE).
+    fn copy(&self, from: &[u8], to: &[u8], replace: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
+        self.check_key(to)?;
+        if from == to {
+            return Err(CommandError::Invalid("source and destination objects are the same".into()));
+        }
+        let (hf, ht) = (self.hash(from), self.hash(to));
+        let mut locked = self.lock_many([hf, ht]);
+        let Some(src_pos) = self.find_live(locked.get(self.shard_of(hf)), hf, from, now) else {
+            return Ok(Reply::Int(0));
+        };
+        if !replace && self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some() {
+            return Ok(Reply::Int(0));
+        }
+        let e = locked.peek(self.shard_of(hf)).entry(src_pos);
+        if e.kind() == Kind::Stream {
+            return Err(CommandError::Invalid(
+                "COPY of a stream is not supported (a stream's events live in its own files)".into(),
+            ));
+        }
+        let expire_at = e.expire_at;
+        let (kind, value) = Self::whole_value(e, "COPY")?;
+        let set = match kind {
+            None => Mutation::Set { key: to, value: &value, expire_at },
+            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
+        };
+        *lsn = self.commit(&mut locked, &[set], now, &[(Class::Generic, "copy_to", to)]);
+        Ok(Reply::Int(1))
     }
 
     /// A live key's absolute expiry (`NO_EXPIRE`: none); `None` when it is missing.
@@ -177,17 +234,8 @@ impl Keyspace {
             return Ok(done);
         }
         // Physical form: the source goes, the target gets its value and expiry (see `mutation`).
-        let (kind, value, expire_at) = match &e.coll {
-            None => (None, e.value().to_vec(), e.expire_at),
-            Some(c) => (Some(c.kind() as u8), c.encode(), e.expire_at),
-        };
-        if value.len() > crate::mutation::MAX_RESTORE_BYTES {
-            return Err(CommandError::Invalid(format!(
-                "RENAME of a value of {} bytes encoded; a value moved whole is limited to {} bytes",
-                value.len(),
-                crate::mutation::MAX_RESTORE_BYTES
-            )));
-        }
+        let expire_at = e.expire_at;
+        let (kind, value) = Self::whole_value(e, "RENAME")?;
         let set = match kind {
             None => Mutation::Set { key: to, value: &value, expire_at },
             Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
@@ -235,6 +283,20 @@ impl Keyspace {
             }
             let e = shard.entry(rng.random_range(0..shard.len()));
             if !e.is_expired(now) {
+                return Reply::Bulk(Bytes::copy_from_slice(e.key()));
+            }
+        }
+        // A sparse keyspace (a few keys among many shards) can miss every try: walk the shards from a
+        // random one, so that nil means there is no live key, as in Redis. One shard locked at a time.
+        let first = rng.random_range(0..shards);
+        for i in 0..shards {
+            let shard = self.lock_index((first + i) % shards);
+            let n = shard.len();
+            if n == 0 {
+                continue;
+            }
+            let start = rng.random_range(0..n);
+            if let Some(e) = (0..n).map(|j| shard.entry((start + j) % n)).find(|e| !e.is_expired(now)) {
                 return Reply::Bulk(Bytes::copy_from_slice(e.key()));
             }
         }

@@ -19,6 +19,18 @@ fn index_exhausted() -> CommandError {
     CommandError::Invalid("the list's index space is exhausted; copy it to a new key".into())
 }
 
+/// The first `n` elements (`left`) or the last `n`, from the end: what the pops take (`n` >= 1).
+fn ends(l: &ListV, n: usize, left: bool) -> Vec<(i64, &[u8])> {
+    if left {
+        l.range(0, n - 1)
+    } else {
+        let len = l.len();
+        let mut v = l.range(len - n, len - 1);
+        v.reverse();
+        v
+    }
+}
+
 /// The idx of an element pushed at the head (`left`) or tail of a list whose ends are `first`/`last`.
 fn end_slot(first: Option<i64>, last: Option<i64>, left: bool) -> Result<i64> {
     match (first, last) {
@@ -127,19 +139,15 @@ impl Keyspace {
             }
             ListCmd::Pop { key, left, count } => {
                 self.one(&key, Kind::List, (Class::List, pop_event(left)), now, lsn, |c| {
-                    let Some(l) = list_of(c) else { return Ok(Change::read(Reply::Nil)) };
+                    let Some(l) = list_of(c) else {
+                        return Ok(Change::read(if count.is_some() { Reply::NullArray } else { Reply::Nil }));
+                    };
                     let len = l.len();
                     let n = count.unwrap_or(1).min(len);
                     if n == 0 {
                         return Ok(Change::read(Reply::Array(vec![])));
                     }
-                    let picked: Vec<(i64, &[u8])> = if left {
-                        l.range(0, n - 1)
-                    } else {
-                        let mut v = l.range(len - n, len - 1);
-                        v.reverse();
-                        v
-                    };
+                    let picked = ends(l, n, left);
                     let ops = picked.iter().map(|(i, _)| Op::LDel(*i)).collect();
                     let reply = match count {
                         None => bulk(picked[0].1),
@@ -264,7 +272,22 @@ impl Keyspace {
                         return Ok(Reply::Array(vec![Reply::Bulk(k), v]));
                     }
                 }
-                Ok(Reply::Nil)
+                Ok(Reply::NullArray)
+            }
+            ListCmd::MPop { keys, left, count, .. } => {
+                for k in keys {
+                    let r = self.one(&k, Kind::List, (Class::List, pop_event(left)), now, lsn, |c| {
+                        let Some(l) = list_of(c) else { return Ok(Change::read(None)) };
+                        let picked = ends(l, count.min(l.len()), left);
+                        let ops = picked.iter().map(|(idx, _)| Op::LDel(*idx)).collect();
+                        let items = picked.iter().map(|(_, v)| bulk(v)).collect();
+                        Ok(Change::write(Some(Reply::Array(items)), ops))
+                    })?;
+                    if let Some(items) = r {
+                        return Ok(Reply::Array(vec![Reply::Bulk(k), items]));
+                    }
+                }
+                Ok(Reply::NullArray)
             }
         }
     }
@@ -278,11 +301,24 @@ impl Keyspace {
         lsn: &mut u64,
         now: u64,
     ) -> Result<Reply> {
+        // Redis looks at the source first: a missing one answers nil whatever the destination holds.
+        if self.source_missing(src, Kind::List, now)? {
+            return Ok(Reply::Nil);
+        }
         self.many(&[src.clone(), dst.clone()], &[Kind::List], now, lsn, |colls| {
             let Some(s) = list_of(colls[0]) else { return Ok(Changes::read(Reply::Nil)) };
             let (idx, v) = if from_left { s.at(0) } else { s.at(s.len() - 1) }.expect("non-empty");
             let v = Bytes::copy_from_slice(v);
             let mut ch = Changes::read(Reply::Bulk(v.clone()));
+            if src == dst && s.len() == 1 {
+                // Moving the only element within its list: put it at the new end before taking it from
+                // the old one, so the list (and its expiry) never goes away, as in Redis.
+                ch.op(dst, Op::LPut(end_slot(Some(idx), Some(idx), to_left)?, v));
+                ch.op(src, Op::LDel(idx));
+                ch.event(Class::List, push_event(to_left), dst);
+                ch.event(Class::List, pop_event(from_left), src);
+                return Ok(ch);
+            }
             ch.op(src, Op::LDel(idx));
             // The destination's new end, seen after the pop when it is the same list.
             let (first, last) = match list_of(colls[1]) {

@@ -18,10 +18,12 @@
 
 mod access;
 mod apply;
+mod bits;
 mod evict;
 mod expire;
 mod hash;
 mod keys;
+mod lcs;
 mod list;
 mod scan;
 mod set;

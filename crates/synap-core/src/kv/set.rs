@@ -65,6 +65,10 @@ impl Keyspace {
             SetCmd::Pop { key, count } => self.pick(&key, count.map(|n| n as i64), true, lsn, now),
             SetCmd::RandMember { key, count } => self.pick(&key, count, false, lsn, now),
             SetCmd::Move { src, dst, member } => {
+                // Redis looks at the source first: a missing one answers 0 whatever the destination holds.
+                if self.source_missing(&src, Kind::Set, now)? {
+                    return Ok(Reply::Int(0));
+                }
                 self.many(&[src.clone(), dst.clone()], &[Kind::Set], now, lsn, |colls| {
                     if !set_of(colls[0]).is_some_and(|s| s.contains(&member)) {
                         return Ok(Changes::read(Reply::Int(0)));
@@ -95,7 +99,11 @@ impl Keyspace {
     fn pick(&self, key: &[u8], count: Option<i64>, pop: bool, lsn: &mut u64, now: u64) -> Result<Reply> {
         self.one(key, Kind::Set, (Class::Set, "spop"), now, lsn, |c| {
             let Some(s) = set_of(c) else {
-                return Ok(Change::read(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil }));
+                return Ok(Change::read(match count {
+                    None => Reply::Nil,
+                    Some(_) if pop => Reply::Set(vec![]),
+                    Some(_) => Reply::Array(vec![]),
+                }));
             };
             let mut rng = rand::rng();
             let picked: Vec<&[u8]> = match count {

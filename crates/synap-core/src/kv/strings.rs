@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{Keyspace, NO_EXPIRE, Shard};
-use crate::command::args::{format_f64, parse_f64, parse_i64};
+use crate::command::args::parse_i64;
 use crate::command::{GetExpiry, KvCmd, Reply, SetArgs, SetCond, Ttl};
+use crate::decimal::LongDouble;
 use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
 use crate::notify::Class;
@@ -61,7 +62,7 @@ impl Keyspace {
             }
             KvCmd::MSet { pairs, nx } => self.mset(&pairs, nx, lsn, now),
             KvCmd::IncrBy { key, by } => self.incr_by(&key, by, lsn, now),
-            KvCmd::IncrByFloat { key, by } => self.incr_by_float(&key, by, lsn, now),
+            KvCmd::IncrByFloat { key, by } => self.incr_by_float(&key, &by, lsn, now),
             KvCmd::Append { key, value } => self.append(&key, &value, lsn, now),
             KvCmd::Strlen { key } => {
                 let h = self.hash(&key);
@@ -69,7 +70,86 @@ impl Keyspace {
                 let len = self.find_str(&mut shard, h, &key, now)?.map(|pos| shard.entry(pos).value().len());
                 Ok(Reply::Int(len.unwrap_or(0) as i64))
             }
+            KvCmd::SetRange { key, offset, value } => self.setrange(&key, offset, &value, lsn, now),
+            KvCmd::GetRange { key, start, end } => self.getrange(&key, start, end, now),
+            KvCmd::Lcs { a, b, options } => self.lcs(&a, &b, &options, now),
+            KvCmd::SetBit { key, offset, bit } => self.setbit(&key, offset, bit, lsn, now),
+            KvCmd::GetBit { key, offset } => self.getbit(&key, offset, now),
+            KvCmd::BitCount { key, range } => self.bitcount(&key, &range, now),
+            KvCmd::BitPos { key, bit, range } => self.bitpos(&key, bit, &range, now),
+            KvCmd::BitOp { op, dest, keys } => self.bitop(op, &dest, &keys, lsn, now),
         }
+    }
+
+    /// A copy of the string at `key` (`None`: no such key; WRONGTYPE for another type).
+    pub(super) fn read_str(&self, key: &[u8], now: u64) -> Result<Option<Bytes>> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let pos = self.find_str(&mut shard, h, key, now)?;
+        Ok(pos.map(|p| Bytes::copy_from_slice(shard.entry(p).value())))
+    }
+
+    /// SETRANGE: only the written bytes are logged (zero padding is implied by the record).
+    fn setrange(&self, key: &[u8], offset: u64, data: &[u8], lsn: &mut u64, now: u64) -> Result<Reply> {
+        self.check_key(key)?;
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let len = self.find_str(&mut shard, h, key, now)?.map(|p| shard.entry(p).value().len());
+        if data.is_empty() {
+            // Nothing to write: nothing changes (a missing key is not created).
+            return Ok(Reply::Int(len.unwrap_or(0) as i64));
+        }
+        let end = offset.saturating_add(data.len() as u64);
+        if end > crate::mutation::MAX_VALUE_BYTES as u64 || end > self.config.max_value_bytes as u64 {
+            return Err(CommandError::Invalid("string exceeds maximum allowed size (proto-max-bulk-len)".into()));
+        }
+        let m = Mutation::SetRange { key, offset, data };
+        *lsn = self.commit_one(&mut shard, h, m, now, Some((Class::String, "setrange", key)));
+        Ok(Reply::Int(len.unwrap_or(0).max(end as usize) as i64))
+    }
+
+    /// GETRANGE / SUBSTR, with Redis's index rules.
+    fn getrange(&self, key: &[u8], start: i64, end: i64, now: u64) -> Result<Reply> {
+        let value = self.read_str(key, now)?.unwrap_or_default();
+        let len = value.len() as i64;
+        if start < 0 && end < 0 && start > end {
+            return Ok(Reply::Bulk(Bytes::new()));
+        }
+        let start = if start < 0 { (len + start).max(0) } else { start };
+        let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+        if start > end || len == 0 {
+            return Ok(Reply::Bulk(Bytes::new()));
+        }
+        Ok(Reply::Bulk(value.slice(start as usize..=end as usize)))
+    }
+
+    /// LCS: the subsequence, its length (LEN) or the matching ranges (IDX), as Redis 7 computes them.
+    fn lcs(&self, ka: &[u8], kb: &[u8], options: &[Bytes], now: u64) -> Result<Reply> {
+        let not_strings = || CommandError::Invalid("The specified keys must contain string values".into());
+        let a = self.read_str(ka, now).map_err(|_| not_strings())?.unwrap_or_default();
+        let b = self.read_str(kb, now).map_err(|_| not_strings())?.unwrap_or_default();
+        let (mut idx, mut len_only, mut with_len, mut min_len) = (false, false, false, 0u64);
+        let mut i = 0;
+        while i < options.len() {
+            let o = &options[i];
+            if o.eq_ignore_ascii_case(b"idx") {
+                idx = true;
+            } else if o.eq_ignore_ascii_case(b"len") {
+                len_only = true;
+            } else if o.eq_ignore_ascii_case(b"withmatchlen") {
+                with_len = true;
+            } else if o.eq_ignore_ascii_case(b"minmatchlen") && i + 1 < options.len() {
+                min_len = parse_i64(&options[i + 1]).ok_or(CommandError::NotInteger)?.max(0) as u64;
+                i += 1;
+            } else {
+                return Err(CommandError::Syntax);
+            }
+            i += 1;
+        }
+        if idx && len_only {
+            return Err(CommandError::Invalid("If you want both the length and indexes, please just use IDX.".into()));
+        }
+        super::lcs::lcs(&a, &b, idx, len_only, with_len, min_len)
     }
 
     fn get(&self, key: &[u8], now: u64) -> Result<Reply> {
@@ -228,28 +308,24 @@ impl Keyspace {
         Ok(Reply::Int(next))
     }
 
-    fn incr_by_float(&self, key: &[u8], by: f64, lsn: &mut u64, now: u64) -> Result<Reply> {
+    fn incr_by_float(&self, key: &[u8], by: &[u8], lsn: &mut u64, now: u64) -> Result<Reply> {
         self.check_key(key)?;
-        if !by.is_finite() {
-            return Err(CommandError::NanOrInfinity);
-        }
         let h = self.hash(key);
         let mut shard = self.lock(h);
+        // Redis's order: the type, the current value, then the increment.
         let (current, expire_at) = match self.find_str(&mut shard, h, key, now)? {
             Some(pos) => {
                 let e = shard.entry(pos);
-                (parse_f64(e.value()).ok_or(CommandError::NotFloat)?, e.expire_at)
+                (LongDouble::parse(e.value()).ok_or(CommandError::NotFloat)?, e.expire_at)
             }
-            None => (0.0, NO_EXPIRE),
+            None => (LongDouble::ZERO, NO_EXPIRE),
         };
-        let next = current + by;
-        if !next.is_finite() {
-            return Err(CommandError::NanOrInfinity);
-        }
-        let text = format_f64(next);
-        let m = Mutation::Set { key, value: text.as_bytes(), expire_at };
+        let by = LongDouble::parse(by).ok_or(CommandError::NotFloat)?;
+        let next = current.checked_add(by).ok_or(CommandError::NanOrInfinity)?;
+        let text = Bytes::from(next.to_text());
+        let m = Mutation::Set { key, value: &text, expire_at };
         *lsn = self.commit_one(&mut shard, h, m, now, Some((Class::String, "incrbyfloat", key)));
-        Ok(Reply::Decimal(next))
+        Ok(Reply::Decimal(text))
     }
 
     fn append(&self, key: &[u8], tail: &[u8], lsn: &mut u64, now: u64) -> Result<Reply> {

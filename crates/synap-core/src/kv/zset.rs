@@ -8,7 +8,7 @@ use super::access::{Change, Changes, Op, restore};
 use super::hash::{bulk, scan_matches};
 use super::list::index_range;
 use super::value::{Coll, Kind, ZSetV};
-use crate::command::args::format_f64;
+use crate::command::args::format_g17;
 use crate::command::zset::{Aggregate, LexBound, ScoreBound, ZAddFlags, ZStoreOp};
 use crate::command::{Reply, ZRange, ZRangeBy, ZSetCmd};
 use crate::error::{CommandError, Result};
@@ -26,7 +26,7 @@ fn score_reply(s: f64) -> Reply {
 }
 
 fn score_text(s: f64) -> Bytes {
-    Bytes::from(if s.is_infinite() { if s > 0.0 { "inf".into() } else { "-inf".into() } } else { format_f64(s) })
+    Bytes::from(format_g17(s))
 }
 
 /// Rank bounds `[lo, hi)` of the elements with scores in [min, max].
@@ -50,6 +50,82 @@ fn lex_ranks(z: &ZSetV, min: &LexBound, max: &LexBound) -> (usize, usize) {
 }
 
 const READ: (Class, &str) = (Class::ZSet, "");
+
+/// The `n` lowest-scored members (or highest, from the top, with `max`): what the pops take.
+fn ends(z: &ZSetV, n: usize, max: bool) -> Vec<(f64, &[u8])> {
+    if max {
+        let mut v = z.range(z.len() - n, z.len());
+        v.reverse();
+        v
+    } else {
+        z.range(0, n)
+    }
+}
+
+/// ZUNION/ZINTER/ZDIFF over `inputs` (each in its key's order), computed as Redis 7.0 does so that
+/// weights of 0 and infinite scores give the same results: union and intersection take the inputs
+/// from the smallest to the largest; a weighted score that is NaN counts as 0, except (as in Redis)
+/// for the later inputs of an intersection under MIN and MAX, where it is compared as NaN.
+fn combine<'a>(op: ZStoreOp, inputs: &[Vec<(f64, &'a [u8])>], weights: &[f64], agg: Aggregate) -> Vec<(&'a [u8], f64)> {
+    let weight = |j: usize| weights.get(j).copied().unwrap_or(1.0);
+    let zero_nan = |v: f64| if v.is_nan() { 0.0 } else { v };
+    let aggregate = |target: &mut f64, v: f64| match agg {
+        Aggregate::Sum => *target = zero_nan(*target + v),
+        Aggregate::Min => {
+            if v < *target {
+                *target = v
+            }
+        }
+        Aggregate::Max => {
+            if v > *target {
+                *target = v
+            }
+        }
+    };
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    if op != ZStoreOp::Diff {
+        order.sort_by_key(|&j| inputs[j].len()); // stable, as glibc's qsort is for these sizes
+    }
+    let maps: Vec<hashbrown::HashMap<&[u8], f64>> =
+        inputs.iter().map(|i| i.iter().map(|(s, m)| (*m, *s)).collect()).collect();
+    match op {
+        ZStoreOp::Diff => inputs[0]
+            .iter()
+            .filter(|(_, m)| !maps[1..].iter().any(|x| x.contains_key(m)))
+            .map(|(s, m)| (*m, *s))
+            .collect(),
+        ZStoreOp::Union => {
+            let mut acc: hashbrown::HashMap<&[u8], f64> = hashbrown::HashMap::new();
+            for &j in &order {
+                for (s, m) in &inputs[j] {
+                    let v = zero_nan(s * weight(j));
+                    match acc.entry(m) {
+                        hashbrown::hash_map::Entry::Occupied(mut e) => aggregate(e.get_mut(), v),
+                        hashbrown::hash_map::Entry::Vacant(e) => {
+                            e.insert(v);
+                        }
+                    }
+                }
+            }
+            acc.into_iter().collect()
+        }
+        ZStoreOp::Inter => {
+            let first = order[0];
+            let mut out = Vec::new();
+            'members: for (s, m) in &inputs[first] {
+                let mut score = zero_nan(s * weight(first));
+                for &j in &order[1..] {
+                    match maps[j].get(m) {
+                        Some(sj) => aggregate(&mut score, sj * weight(j)),
+                        None => continue 'members,
+                    }
+                }
+                out.push((*m, score));
+            }
+            out
+        }
+    }
+}
 
 impl Keyspace {
     pub(crate) fn zset_cmd(&self, cmd: ZSetCmd, lsn: &mut u64, now: u64) -> Result<Reply> {
@@ -103,13 +179,7 @@ impl Keyspace {
                 self.one(&key, Kind::ZSet, (Class::ZSet, event), now, lsn, |c| {
                     let Some(z) = zset_of(c) else { return Ok(Change::read(Reply::Array(vec![]))) };
                     let n = count.unwrap_or(1).min(z.len());
-                    let picked = if max {
-                        let mut v = z.range(z.len() - n, z.len());
-                        v.reverse();
-                        v
-                    } else {
-                        z.range(0, n)
-                    };
+                    let picked = ends(z, n, max);
                     let ops = picked.iter().map(|(_, m)| Op::ZRem(Bytes::copy_from_slice(m))).collect();
                     // With a count, pairs (RESP3 nests them); without, the one member and its score.
                     let reply = match count {
@@ -131,8 +201,90 @@ impl Keyspace {
                         return Ok(Reply::Array(vec![Reply::Bulk(k), m, s]));
                     }
                 }
-                Ok(Reply::Nil)
+                Ok(Reply::NullArray)
             }
+            ZSetCmd::MPop { keys, max, count, .. } => {
+                let event = if max { "zpopmax" } else { "zpopmin" };
+                for k in keys {
+                    let r = self.one(&k, Kind::ZSet, (Class::ZSet, event), now, lsn, |c| {
+                        let Some(z) = zset_of(c) else { return Ok(Change::read(None)) };
+                        let n = count.min(z.len());
+                        let picked = ends(z, n, max);
+                        let ops = picked.iter().map(|(_, m)| Op::ZRem(Bytes::copy_from_slice(m))).collect();
+                        // [member, score] pairs in both protocols.
+                        let items = picked.iter().map(|(s, m)| Reply::Array(vec![bulk(m), score_reply(*s)])).collect();
+                        Ok(Change::write(Some(Reply::Array(items)), ops))
+                    })?;
+                    if let Some(items) = r {
+                        return Ok(Reply::Array(vec![Reply::Bulk(k), items]));
+                    }
+                }
+                Ok(Reply::NullArray)
+            }
+            ZSetCmd::InterCard { keys, limit } => {
+                self.many_then_store(&keys, &[Kind::ZSet, Kind::Set], None, now, lsn, |colls| {
+                    let members = |c: &Option<&Coll>| -> Vec<Bytes> {
+                        match c {
+                            Some(Coll::ZSet(z)) => {
+                                z.range(0, z.len()).into_iter().map(|(_, m)| Bytes::copy_from_slice(m)).collect()
+                            }
+                            Some(Coll::Set(s)) => s.members().into_iter().map(Bytes::copy_from_slice).collect(),
+                            _ => vec![],
+                        }
+                    };
+                    let has = |c: &Option<&Coll>, m: &[u8]| match c {
+                        Some(Coll::ZSet(z)) => z.score(m).is_some(),
+                        Some(Coll::Set(s)) => s.contains(m),
+                        _ => false,
+                    };
+                    let mut n = 0;
+                    if colls.iter().all(Option::is_some) {
+                        for m in members(&colls[0]) {
+                            if colls[1..].iter().all(|c| has(c, &m)) {
+                                n += 1;
+                                if limit > 0 && n >= limit {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Ok(Changes::read(Reply::Int(n as i64)))
+                })
+            }
+            ZSetCmd::LexCount { key, min, max } => self.one(&key, Kind::ZSet, READ, now, lsn, |c| {
+                let n = zset_of(c).map(|z| {
+                    let (lo, hi) = lex_ranks(z, &min, &max);
+                    hi - lo
+                });
+                Ok(Change::read(Reply::Int(n.unwrap_or(0) as i64)))
+            }),
+            ZSetCmd::RemRangeByLex { key, min, max } => {
+                self.one(&key, Kind::ZSet, (Class::ZSet, "zremrangebylex"), now, lsn, |c| {
+                    let Some(z) = zset_of(c) else { return Ok(Change::read(Reply::Int(0))) };
+                    let (lo, hi) = lex_ranks(z, &min, &max);
+                    let ops: Vec<Op> =
+                        z.range(lo, hi).into_iter().map(|(_, m)| Op::ZRem(Bytes::copy_from_slice(m))).collect();
+                    Ok(Change::write(Reply::Int(ops.len() as i64), ops))
+                })
+            }
+            ZSetCmd::RandMember { key, count, with_scores } => self.one(&key, Kind::ZSet, READ, now, lsn, |c| {
+                let items = zset_of(c).map(|z| z.range(0, z.len())).unwrap_or_default();
+                let Some(count) = count else {
+                    let one = if items.is_empty() {
+                        Reply::Nil
+                    } else {
+                        bulk(items[rand::Rng::random_range(&mut rand::rng(), 0..items.len())].1)
+                    };
+                    return Ok(Change::read(one));
+                };
+                let picked = super::hash::random_pick(&items, count);
+                self.reply_fits(picked.iter().map(|(_, m)| m.len() + 40).sum())?;
+                Ok(Change::read(if with_scores {
+                    Reply::Pairs(picked.into_iter().map(|(s, m)| (bulk(m), score_reply(s))).collect())
+                } else {
+                    Reply::Array(picked.into_iter().map(|(_, m)| bulk(m)).collect())
+                }))
+            }),
             ZSetCmd::RemRangeByScore { key, min, max } => {
                 self.one(&key, Kind::ZSet, (Class::ZSet, "zremrangebyscore"), now, lsn, |c| {
                     let Some(z) = zset_of(c) else { return Ok(Change::read(Reply::Int(0))) };
@@ -151,8 +303,8 @@ impl Keyspace {
                     Ok(Change::write(Reply::Int(ops.len() as i64), ops))
                 })
             }
-            ZSetCmd::Store { op, dst, keys, weights, aggregate } => {
-                self.zstore(op, &dst, &keys, &weights, aggregate, lsn, now)
+            ZSetCmd::Store { op, dst, keys, weights, aggregate, with_scores } => {
+                self.zstore(op, dst.as_ref(), &keys, &weights, aggregate, with_scores, lsn, now)
             }
             ZSetCmd::Scan { key, scan } => self.one(&key, Kind::ZSet, READ, now, lsn, |c| {
                 let (cursor, page) = zset_of(c)
@@ -282,15 +434,15 @@ impl Keyspace {
     fn zstore(
         &self,
         op: ZStoreOp,
-        dst: &Bytes,
+        dst: Option<&Bytes>,
         srcs: &[Bytes],
         weights: &[f64],
         agg: Aggregate,
+        with_scores: bool,
         lsn: &mut u64,
         now: u64,
     ) -> Result<Reply> {
-        let n = srcs.len();
-        self.many_then_store(srcs, &[Kind::ZSet, Kind::Set], Some(dst), now, lsn, |colls| {
+        self.many_then_store(srcs, &[Kind::ZSet, Kind::Set], dst, now, lsn, |colls| {
             let inputs: Vec<Vec<(f64, &[u8])>> = colls
                 .iter()
                 .map(|c| match c {
@@ -299,43 +451,37 @@ impl Keyspace {
                     _ => vec![],
                 })
                 .collect();
-            let mut acc: hashbrown::HashMap<&[u8], (f64, usize)> = hashbrown::HashMap::new();
-            for (j, input) in inputs.iter().enumerate() {
-                for (s, m) in input {
-                    let v = s * weights.get(j).copied().unwrap_or(1.0);
-                    let v = if v.is_nan() { 0.0 } else { v };
-                    acc.entry(m)
-                        .and_modify(|(cur, cnt)| {
-                            *cur = match agg {
-                                Aggregate::Sum => {
-                                    let t = *cur + v;
-                                    if t.is_nan() { 0.0 } else { t }
-                                }
-                                Aggregate::Min => cur.min(v),
-                                Aggregate::Max => cur.max(v),
-                            };
-                            *cnt += 1;
-                        })
-                        .or_insert((v, 1));
-                }
-            }
-            let result: Vec<(&[u8], f64)> = acc
-                .into_iter()
-                .filter(|(_, (_, cnt))| op == ZStoreOp::Union || *cnt == n)
-                .map(|(m, (s, _))| (m, s))
-                .collect();
+            let result = combine(op, &inputs, weights, agg);
             let mut c = Coll::empty(Kind::ZSet);
             if let Coll::ZSet(z) = &mut c {
                 for (m, s) in &result {
                     z.set(m, *s);
                 }
             }
+            let Some(dst) = dst else {
+                // ZUNION, ZINTER, ZDIFF: the result in sorted-set order, scores as computed (a -0 stays).
+                let mut items: Vec<(f64, &[u8])> = result.iter().map(|(m, s)| (*s, *m)).collect();
+                items.sort_by(|a, b| {
+                    a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then_with(|| a.1.cmp(b.1))
+                });
+                self.reply_fits(items.iter().map(|(_, m)| m.len() + 40).sum())?;
+                return Ok(Changes::read(if with_scores {
+                    Reply::Pairs(items.into_iter().map(|(s, m)| (bulk(m), score_reply(s))).collect())
+                } else {
+                    Reply::Array(items.into_iter().map(|(_, m)| bulk(m)).collect())
+                }));
+            };
             let value = if result.is_empty() { Op::Del } else { restore(Kind::ZSet, &c)? };
             let mut ch = Changes::read(Reply::Int(result.len() as i64));
             ch.op(dst, Op::Del);
             ch.op(dst, value);
             if !result.is_empty() {
-                ch.event(Class::ZSet, if op == ZStoreOp::Union { "zunionstore" } else { "zinterstore" }, dst);
+                let event = match op {
+                    ZStoreOp::Union => "zunionstore",
+                    ZStoreOp::Inter => "zinterstore",
+                    ZStoreOp::Diff => "zdiffstore",
+                };
+                ch.event(Class::ZSet, event, dst);
             }
             Ok(ch)
         })

@@ -168,7 +168,7 @@ impl StreamStore {
 
 pub(super) fn pending_summary(g: &Group) -> Reply {
     if g.pending().is_empty() {
-        return Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::Nil]);
+        return Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::NullArray]);
     }
     let min = g.pending().values().map(|p| p.id).min().expect("non-empty");
     let max = g.pending().values().map(|p| p.id).max().expect("non-empty");

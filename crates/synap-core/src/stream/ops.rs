@@ -313,17 +313,25 @@ impl StreamStore {
                 Ok(Reply::Int(self.redis_room(&key)?.map(|r| r.parts[0].lock().len() as i64).unwrap_or(0)))
             }
             StreamCmd::XRange { key, start, end, count, rev } => {
-                let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Array(vec![])) };
+                // Redis's order: the bounds, then the key; COUNT 0 answers a null array.
                 let lo = match start {
                     IdBound::Incl(id) => id,
-                    IdBound::Excl(id) if id == StreamId::MAX => return Ok(Reply::Array(vec![])),
+                    IdBound::Excl(id) if id == StreamId::MAX => {
+                        return Err(CommandError::Invalid("invalid start ID for the interval".into()));
+                    }
                     IdBound::Excl(id) => id.next(),
                 };
                 let hi = match end {
                     IdBound::Incl(id) => id,
-                    IdBound::Excl(id) if id == StreamId::MIN => return Ok(Reply::Array(vec![])),
+                    IdBound::Excl(id) if id == StreamId::MIN => {
+                        return Err(CommandError::Invalid("invalid end ID for the interval".into()));
+                    }
                     IdBound::Excl(id) => id.prev(),
                 };
+                let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Array(vec![])) };
+                if count == Some(0) {
+                    return Ok(Reply::NullArray);
+                }
                 let count = count.unwrap_or(usize::MAX).min(self.settings.max_read);
                 let events = r.parts[0].lock().range(lo, hi, count, rev)?;
                 Ok(Reply::Array(events.iter().map(redis_entry).collect()))
@@ -350,7 +358,7 @@ impl StreamStore {
                         out.push((Reply::Bulk(key), Reply::Array(events.iter().map(redis_entry).collect())));
                     }
                 }
-                Ok(if out.is_empty() { Reply::Nil } else { Reply::Keyed(out) })
+                Ok(if out.is_empty() { Reply::NullArray } else { Reply::Keyed(out) })
             }
             StreamCmd::XTrim { key, trim } => {
                 let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Int(0)) };
@@ -447,7 +455,7 @@ impl StreamStore {
                         out.push((Reply::Bulk(key), Reply::Array(entries)));
                     }
                 }
-                Ok(if out.is_empty() && !any_history { Reply::Nil } else { Reply::Keyed(out) })
+                Ok(if out.is_empty() && !any_history { Reply::NullArray } else { Reply::Keyed(out) })
             }
             StreamCmd::XAck { key, group, ids } => {
                 let Some(r) = self.redis_room(&key)? else { return Ok(Reply::Int(0)) };
@@ -608,7 +616,9 @@ impl StreamStore {
             if r.parts.len() == 1 { readgroup_no_group(&r.name, group) } else { no_group(&r.name, group) }
         })?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?.into_iter().collect();
+        // As in Redis, a read creates its consumer only when it delivers something.
+        let create = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?;
+        let mut recs: Vec<Rec> = Vec::new();
         let mut out = Vec::new();
         let mut lost = 0;
         if g.redeliver_ms > 0 {
@@ -669,6 +679,11 @@ impl StreamStore {
             }
             recs.push(Rec::Pos { partition: pi as u32, pos: after, last });
         }
+        if let Some(c) = create
+            && !out.is_empty()
+        {
+            recs.insert(0, c);
+        }
         *lsn = (*lsn).max(self.commit_group(r, group, g, &recs)?);
         g.lost += lost;
         seen(g, &consumer_b, now);
@@ -698,7 +713,7 @@ impl StreamStore {
         for ((_, offset), id) in mine {
             out.push(match p.get(offset)? {
                 Some(e) => redis_entry(&e),
-                None => Reply::Array(vec![id_reply(id), Reply::Nil]),
+                None => Reply::Array(vec![id_reply(id), Reply::NullArray]),
             });
         }
         drop(p);
@@ -727,7 +742,9 @@ impl StreamStore {
         r.check()?;
         let g = groups.get_mut(group).ok_or_else(|| pending_no_group(&r.name, group))?;
         let consumer_b = Bytes::copy_from_slice(consumer);
-        let mut recs: Vec<Rec> = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?.into_iter().collect();
+        // As in Redis, the consumer is created when it first claims an entry.
+        let mut create = new_consumer(g, &consumer_b, now, self.settings.max_consumers)?;
+        let mut recs: Vec<Rec> = Vec::new();
         let mut out = Vec::new();
         let mut seen_keys = std::collections::HashSet::new();
         for &(partition, offset) in keys {
@@ -753,6 +770,7 @@ impl StreamStore {
                 continue;
             };
             let count = retry_count.unwrap_or_else(|| previous.map(|c| c.saturating_add(1)).unwrap_or(1));
+            recs.extend(create.take());
             recs.push(Rec::Pending {
                 partition,
                 offset,

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use synap_core::command::args::format_f64;
 use synap_core::command::queue::batch_size;
 use synap_core::command::{Expiry, KeysCmd, KvCmd, PubSubCmd, QueueCmd};
 use synap_core::queue::{ConsumeArgs, PublishArgs, QueueOptions};
@@ -304,7 +303,7 @@ fn kv_incr(p: &Value, sign: i64) -> Result<Command, ApiError> {
 
 fn kv_incr_float(p: &Value) -> Result<Command, ApiError> {
     let by = opt_f64(p, "by")?.ok_or_else(|| ApiError::bad_request("missing field 'by'"))?;
-    Ok(Command::Kv(KvCmd::IncrByFloat { key: key(p)?, by }))
+    Ok(Command::Kv(KvCmd::IncrByFloat { key: key(p)?, by: by.to_string().into() }))
 }
 
 fn kv_append(p: &Value) -> Result<Command, ApiError> {
@@ -602,10 +601,11 @@ pub fn reply_json(r: Reply) -> Value {
     match r {
         Reply::Ok => json!("OK"),
         Reply::Status(s) => json!(s),
-        Reply::Nil => Value::Null,
+        Reply::Nil | Reply::NullArray => Value::Null,
         Reply::Int(n) => json!(n),
         Reply::Bulk(b) => bytes_to_json(&b),
-        Reply::Double(d) | Reply::Decimal(d) => json!(d),
+        Reply::Double(d) => json!(d),
+        Reply::Decimal(text) => json!(std::str::from_utf8(&text).ok().and_then(|t| t.parse::<f64>().ok())),
         Reply::Expiry(e) => json!(e.redis_value()),
         Reply::Scan { cursor, items } => {
             json!([cursor.to_string(), Value::Array(items.into_iter().map(reply_json).collect())])
@@ -703,7 +703,10 @@ fn render_mset(p: &Value, r: Reply) -> Result<Value, ApiError> {
 
 fn render_float(_: &Value, r: Reply) -> Result<Value, ApiError> {
     match r {
-        Reply::Decimal(v) => Ok(json!({"value": v, "text": format_f64(v)})),
+        Reply::Decimal(text) => {
+            let value = std::str::from_utf8(&text).ok().and_then(|t| t.parse::<f64>().ok());
+            Ok(json!({"value": value, "text": String::from_utf8_lossy(&text)}))
+        }
         other => Err(unexpected(other)),
     }
 }

@@ -38,6 +38,9 @@ ops! {
     "hash.incrby" => |p| hash(HashCmd::IncrBy { key: key(p)?, field: req_bytes(p, "field")?, by: int(p, "by")? }),
     "hash.incrbyfloat" => |p| {
         let by = opt_f64(p, "by")?.ok_or_else(|| ApiError::bad_request("missing field 'by'"))?;
+        let by = synap_core::decimal::LongDouble::parse(by.to_string().as_bytes())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ApiError::bad_request("field 'by': not a finite number"))?;
         hash(HashCmd::IncrByFloat { key: key(p)?, field: req_bytes(p, "field")?, by })
     },
     "hash.strlen" => |p| hash(HashCmd::StrLen { key: key(p)?, field: req_bytes(p, "field")? }),
@@ -299,5 +302,5 @@ fn zstore(p: &Value, op: ZStoreOp) -> Result<Command, ApiError> {
         Some(a) if a.eq_ignore_ascii_case(b"max") => Aggregate::Max,
         Some(_) => return Err(bad("aggregate", "expected 'sum', 'min' or 'max'")),
     };
-    zset(ZSetCmd::Store { op, dst: req_bytes(p, "destination")?, keys, weights, aggregate })
+    zset(ZSetCmd::Store { op, dst: Some(req_bytes(p, "destination")?), keys, weights, aggregate, with_scores: false })
 }

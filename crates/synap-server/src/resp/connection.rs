@@ -245,11 +245,12 @@ impl Conn {
                 return Err(End::Closed);
             }
             if let Some((cmd, block)) = blocked {
-                // Everything before it is answered; now wait, then answer it.
+                // Everything before it is answered; now wait, then answer it. A wait that found nothing
+                // answers a null array, as Redis's blocking commands do (BLMOVE too).
+                let nothing = Reply::NullArray;
                 let reply = self.wait_blocked(io, stop, cmd, block).await?;
                 match reply {
-                    // A wait that found nothing answers nil, as Redis's blocking commands do.
-                    Ok(r) if r.is_nothing() => encode(&mut io.out, &Reply::Nil, self.proto),
+                    Ok(r) if r.is_nothing() => encode(&mut io.out, &nothing, self.proto),
                     Ok(r) => encode(&mut io.out, &r, self.proto),
                     Err(e) => error(&mut io.out, &e),
                 }

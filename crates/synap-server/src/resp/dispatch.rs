@@ -29,6 +29,7 @@ impl Conn {
         }
         let Some(row) = table::row(&args[0]) else {
             error_line(out, &unknown_command(args));
+            self.multi_failed |= self.multi.is_some();
             return None;
         };
         let spec = row.spec;
@@ -51,6 +52,12 @@ impl Conn {
         }
         let cmd = match row.parse(args) {
             Ok(cmd) => cmd,
+            // As in Redis, inside MULTI only an unknown command, a wrong argument count or an unknown
+            // subcommand is refused at once (and aborts EXEC); any other error is EXEC's reply for it.
+            Err(e) if self.multi.is_some() && !table::refused_at_queue_time(&e) => {
+                self.queue_error(e, out);
+                return None;
+            }
             Err(e) => {
                 error(out, &e);
                 self.multi_failed |= self.multi.is_some();

@@ -16,6 +16,8 @@ pub(super) enum Queued {
     Engine(Command),
     /// A reply known at queue time (PING, ECHO).
     Static(Reply),
+    /// A command whose arguments were refused: EXEC answers this error in its place.
+    Failed(synap_core::CommandError),
 }
 
 impl Conn {
@@ -52,6 +54,10 @@ impl Conn {
             }
             cmd => Queued::Engine(cmd),
         };
+        self.push_queued(queued, size, out);
+    }
+
+    fn push_queued(&mut self, queued: Queued, size: usize, out: &mut Vec<u8>) {
         let max = self.shared.service.config.resp.max_multi_commands;
         let queue = self.multi.as_mut().expect("in MULTI");
         if queue.len() >= max {
@@ -62,6 +68,12 @@ impl Conn {
         queue.push(queued);
         self.multi_bytes += size;
         out.extend_from_slice(b"+QUEUED\r\n");
+    }
+
+    /// Queues a command whose arguments were refused (a syntax error, a bad number): Redis finds those
+    /// when EXEC runs the command, so EXEC answers the error in the command's place.
+    pub(super) fn queue_error(&mut self, e: synap_core::CommandError, out: &mut Vec<u8>) {
+        self.push_queued(Queued::Failed(e), 64, out);
     }
 
     fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
@@ -76,7 +88,7 @@ impl Conn {
             .iter()
             .filter_map(|q| match q {
                 Queued::Engine(cmd) => Some(cmd.clone()),
-                Queued::Static(_) => None,
+                Queued::Static(_) | Queued::Failed(_) => None,
             })
             .collect();
         let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
@@ -91,6 +103,7 @@ impl Conn {
         for q in queued {
             match q {
                 Queued::Static(r) => encode(out, &r, self.proto),
+                Queued::Failed(e) => error(out, &e),
                 Queued::Engine(_) => match replies.next().expect("one reply per command") {
                     Ok(r) => encode(out, &r, self.proto),
                     Err(e) => error(out, &e),

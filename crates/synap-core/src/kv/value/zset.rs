@@ -337,6 +337,8 @@ impl ZSetV {
     }
 
     pub fn set(&mut self, m: &[u8], score: f64) {
+        // A stored score of -0 reads back as 0, as in Redis (its stored form is the number's text).
+        let score = score + 0.0;
         if let ZSetV::Small(b) = self {
             let mut items = Self::small_items(b);
             items.retain(|(_, x)| *x != m);

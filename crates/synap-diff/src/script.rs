@@ -1,0 +1,786 @@
+//! Random command sequences, one family at a time. Keys come from a small set per family (so that
+//! commands meet the same keys often), now and then from another family's (so that WRONGTYPE paths run
+//! too). Nothing generated depends on the clock or on a random choice of the server, except what the
+//! comparison normalizes (see [`Norm`]).
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+
+/// How a reply is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// Byte for byte.
+    Exact,
+    /// Element order is not promised (SMEMBERS, KEYS, SINTER): sorted before comparing.
+    Unordered,
+    /// Field-value pairs whose order is not promised (HGETALL): sorted as pairs.
+    Pairs,
+    /// A random pick (SRANDMEMBER, RANDOMKEY): only nil-or-not and the item count are compared.
+    Shape,
+    /// A remaining time: positive values compare equal.
+    Ttl,
+    /// A SCAN page with a COUNT large enough for one page: the cursor, and the keys unordered.
+    ScanAll { pairs: bool },
+    /// XINFO GROUPS: `entries-read` and `lag` are left out (a deliberate difference: Synap reports the
+    /// offsets it keeps where Redis may answer nil, see docs/resp.md).
+    XInfoGroups,
+}
+
+/// One command line and how its reply is compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    pub args: Vec<String>,
+    pub norm: Norm,
+}
+
+impl Cmd {
+    fn new(args: Vec<String>, norm: Norm) -> Cmd {
+        Cmd { args, norm }
+    }
+}
+
+impl Cmd {
+    /// A command line as [`Cmd`]'s Display writes it (words, `"quoted"` where empty or spaced), with the
+    /// comparison its command needs: for replaying a sequence a run printed.
+    pub fn parse_line(line: &str) -> Option<Cmd> {
+        let mut args = Vec::new();
+        let mut rest = line.trim();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('"') {
+                let end = r.find('"')?;
+                args.push(r[..end].to_string());
+                rest = r[end + 1..].trim_start();
+            } else {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                args.push(rest[..end].to_string());
+                rest = rest[end..].trim_start();
+            }
+        }
+        let name = args.first()?.to_ascii_uppercase();
+        let norm = match name.as_str() {
+            "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "KEYS" | "HKEYS" | "HVALS" | "SPOP" => Norm::Unordered,
+            "HGETALL" => Norm::Pairs,
+            "SRANDMEMBER" | "HRANDFIELD" | "ZRANDMEMBER" | "RANDOMKEY" => Norm::Shape,
+            "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => Norm::Ttl,
+            "SCAN" | "SSCAN" => Norm::ScanAll { pairs: false },
+            "HSCAN" | "ZSCAN" => Norm::ScanAll { pairs: true },
+            "PUBSUB" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case("channels")) => Norm::Unordered,
+            _ => Norm::Exact,
+        };
+        Some(Cmd { args, norm })
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| if a.is_empty() || a.contains(' ') { format!("{a:?}") } else { a.clone() })
+            .collect();
+        write!(f, "{}", quoted.join(" "))
+    }
+}
+
+/// The families a run can draw from.
+pub const FAMILIES: &[&str] =
+    &["strings", "bits", "keys", "hashes", "lists", "sets", "zsets", "streams", "transactions", "pubsub"];
+
+/// The channels each server's subscriber connection listens on (SUBSCRIBE) and its pattern (PSUBSCRIBE).
+pub const SUB_CHANNELS: &[&str] = &["ch:1", "ch:2"];
+pub const SUB_PATTERN: &str = "ch:*";
+
+pub struct Gen {
+    rng: StdRng,
+    families: Vec<&'static str>,
+    /// The next explicit stream id's milliseconds part (ids are explicit, so both servers agree).
+    stream_ms: u64,
+}
+
+const MEMBERS: &[&str] = &["a", "b", "c", "d", "e", "f", "1", "2", "10", "-3", "x y", ""];
+const INTS: &[&str] = &["0", "1", "2", "3", "-1", "-2", "5", "10", "-10", "100"];
+const BAD_INTS: &[&str] = &["abc", "1.5", "", "9223372036854775807", "-9223372036854775808", "1e3", " 1", "+1"];
+const FLOATS: &[&str] = &["1.5", "-0.25", "3e2", "0.1", "10", "-7", "1e-5", "5.0e3", "123456789.123456789"];
+const SCORES: &[&str] = &["0", "1", "2", "3", "-1", "1.5", "2.5", "-inf", "+inf", "1e2", "0.1"];
+const RANGES: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2", "(2.5", "3", "-1", "(0", "nan", "x"];
+const LEX: &[&str] = &["-", "+", "[a", "(a", "[c", "(d", "[f", "[", "a", "(1"];
+
+impl Gen {
+    pub fn new(seed: u64, families: &[&'static str]) -> Gen {
+        Gen { rng: StdRng::seed_from_u64(seed), families: families.to_vec(), stream_ms: 1 }
+    }
+
+    fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
+        from.choose(&mut self.rng).copied().expect("non-empty")
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p)
+    }
+
+    fn int(&mut self) -> String {
+        if self.chance(0.05) { self.pick(BAD_INTS) } else { self.pick(INTS) }.to_string()
+    }
+
+    fn small(&mut self, lo: i64, hi: i64) -> String {
+        self.rng.random_range(lo..=hi).to_string()
+    }
+
+    /// A key of `family` (`s:a`), now and then another family's.
+    fn key(&mut self, family: &str) -> String {
+        let family = if self.chance(0.06) { self.pick(&["str", "h", "l", "set", "z", "x"]) } else { family };
+        format!("{family}:{}", self.pick(&["a", "b", "c", "d"]))
+    }
+
+    fn keys(&mut self, family: &str, max: usize) -> Vec<String> {
+        let n = self.rng.random_range(1..=max);
+        (0..n).map(|_| self.key(family)).collect()
+    }
+
+    fn member(&mut self) -> String {
+        self.pick(MEMBERS).to_string()
+    }
+
+    /// The next step: one command, or a transaction (several).
+    pub fn step(&mut self) -> Vec<Cmd> {
+        let family = *self.families.choose(&mut self.rng).expect("at least one family");
+        self.family(family)
+    }
+
+    fn family(&mut self, family: &str) -> Vec<Cmd> {
+        match family {
+            "strings" => vec![self.string()],
+            "bits" => vec![self.bits()],
+            "keys" => vec![self.keys_cmd()],
+            "hashes" => vec![self.hash()],
+            "lists" => vec![self.list()],
+            "sets" => vec![self.set()],
+            "zsets" => vec![self.zset()],
+            "streams" => vec![self.stream()],
+            "transactions" => self.transaction(),
+            "pubsub" => vec![self.pubsub()],
+            other => panic!("unknown family {other}"),
+        }
+    }
+
+    fn string(&mut self) -> Cmd {
+        let k = self.key("str");
+        let v = if self.chance(0.5) { self.int() } else { self.member() };
+        let mut a: Vec<String> = match self.rng.random_range(0..22) {
+            0 | 1 => {
+                let mut a = vec!["SET".into(), k, v];
+                match self.rng.random_range(0..8) {
+                    0 => a.extend(["EX".into(), "1000".into()]),
+                    1 => a.extend(["PX".into(), "1000000".into()]),
+                    // SET ... EXAT in the past leaves the key to Redis's expiry (DBSIZE counts it until
+                    // then; Synap removes it at once: docs/resp.md), so only future times here.
+                    2 => a.extend(["EXAT".into(), "4000000000".into()]),
+                    3 => a.push("KEEPTTL".into()),
+                    4 => a.extend(["EX".into(), self.pick(&["0", "-1", "abc"]).into()]),
+                    _ => {}
+                }
+                if self.chance(0.3) {
+                    a.push(self.pick(&["NX", "XX"]).into());
+                }
+                if self.chance(0.2) {
+                    a.push("GET".into());
+                }
+                return Cmd::new(a, Norm::Exact);
+            }
+            2 => vec!["GET".into(), k],
+            3 => vec!["SETNX".into(), k, v],
+            4 => vec!["GETSET".into(), k, v],
+            5 => vec!["GETDEL".into(), k],
+            6 => {
+                let mut a = vec!["GETEX".into(), k];
+                match self.rng.random_range(0..4) {
+                    0 => a.push("PERSIST".into()),
+                    1 => a.extend(["EX".into(), "1000".into()]),
+                    2 => a.extend(["EXAT".into(), "1".into()]),
+                    _ => {}
+                }
+                a
+            }
+            7 => {
+                let mut a = vec!["MGET".to_string()];
+                a.extend(self.keys("str", 3));
+                a
+            }
+            8 => {
+                let mut a = vec![self.pick(&["MSET", "MSETNX"]).to_string()];
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.push(self.key("str"));
+                    a.push(self.int());
+                }
+                a
+            }
+            9 => vec![self.pick(&["INCR", "DECR"]).into(), k],
+            10 => vec![self.pick(&["INCRBY", "DECRBY"]).into(), k, self.int()],
+            11 => {
+                let by = if self.chance(0.9) { self.pick(FLOATS) } else { self.pick(&["abc", "inf", "nan"]) };
+                vec!["INCRBYFLOAT".into(), k, by.into()]
+            }
+            12 => vec!["APPEND".into(), k, v],
+            13 => vec!["STRLEN".into(), k],
+            14 | 15 => {
+                let off = if self.chance(0.9) { self.small(0, 12) } else { self.pick(&["-1", "abc"]).into() };
+                vec!["SETRANGE".into(), k, off, v]
+            }
+            16 | 17 => {
+                let name = self.pick(&["GETRANGE", "SUBSTR"]);
+                vec![name.into(), k, self.small(-8, 8), self.small(-8, 8)]
+            }
+            18 => vec![self.pick(&["SETEX", "PSETEX"]).into(), k, self.pick(&["1000000", "0", "-5"]).into(), v],
+            19 => {
+                let mut a = vec!["LCS".into(), k, self.key("str")];
+                match self.rng.random_range(0..4) {
+                    0 => a.push("LEN".into()),
+                    1 => a.push("IDX".into()),
+                    2 => a.extend(["IDX".into(), "MINMATCHLEN".into(), self.small(0, 2), "WITHMATCHLEN".into()]),
+                    _ => {}
+                }
+                a
+            }
+            _ => vec!["SET".into(), k, self.pick(&["hello world", "foobar", "abcdef"]).into()],
+        };
+        if a.is_empty() {
+            a.push("PING".into());
+        }
+        Cmd::new(a, Norm::Exact)
+    }
+
+    fn bits(&mut self) -> Cmd {
+        let k = self.key("str");
+        let unit = |g: &mut Gen, a: &mut Vec<String>| {
+            if g.chance(0.4) {
+                a.push(g.pick(&["BYTE", "BIT"]).into());
+            }
+        };
+        let a = match self.rng.random_range(0..8) {
+            0 | 1 => vec!["SETBIT".into(), k, self.small(0, 40), self.pick(&["0", "1", "1", "2"]).into()],
+            2 => vec!["GETBIT".into(), k, self.small(0, 48)],
+            3 => {
+                let mut a = vec!["BITCOUNT".into(), k];
+                if self.chance(0.6) {
+                    a.extend([self.small(-6, 6), self.small(-6, 6)]);
+                    unit(self, &mut a);
+                }
+                a
+            }
+            4 => {
+                let mut a = vec!["BITPOS".into(), k, self.pick(&["0", "1"]).into()];
+                if self.chance(0.6) {
+                    a.push(self.small(-6, 6));
+                    if self.chance(0.6) {
+                        a.push(self.small(-6, 6));
+                        unit(self, &mut a);
+                    }
+                }
+                a
+            }
+            5 => {
+                let op = self.pick(&["AND", "OR", "XOR", "NOT", "and"]);
+                let mut a = vec!["BITOP".into(), op.into(), self.key("str")];
+                let n = if op == "NOT" && self.chance(0.9) { 1 } else { self.rng.random_range(1..=3) };
+                for _ in 0..n {
+                    a.push(self.key("str"));
+                }
+                a
+            }
+            _ => vec!["SET".into(), k, self.pick(&["foobar", "\u{7f}", "a", "", "ab"]).into()],
+        };
+        Cmd::new(a, Norm::Exact)
+    }
+
+    fn any_key(&mut self) -> String {
+        let family = self.pick(&["str", "h", "l", "set", "z", "x"]);
+        self.key(family)
+    }
+
+    fn keys_cmd(&mut self) -> Cmd {
+        let k = self.any_key();
+        let (a, norm): (Vec<String>, Norm) = match self.rng.random_range(0..20) {
+            0 => (vec![self.pick(&["DEL", "UNLINK"]).into(), k, self.any_key()], Norm::Exact),
+            1 => (vec!["EXISTS".into(), k.clone(), k, self.any_key()], Norm::Exact),
+            2 | 3 => (vec!["TYPE".into(), k], Norm::Exact),
+            4 => (vec![self.pick(&["RENAME", "RENAMENX"]).into(), k, self.any_key()], Norm::Exact),
+            5 | 6 => {
+                let mut a = vec![
+                    self.pick(&["EXPIRE", "PEXPIRE"]).into(),
+                    k,
+                    self.pick(&["1000", "2000000", "0", "-1"]).into(),
+                ];
+                if self.chance(0.4) {
+                    a.push(self.pick(&["NX", "XX", "GT", "LT", "FOO"]).into());
+                }
+                (a, Norm::Exact)
+            }
+            7 => (
+                vec![self.pick(&["EXPIREAT", "PEXPIREAT"]).into(), k, self.pick(&["1", "4000000000000"]).into()],
+                Norm::Exact,
+            ),
+            8 => (vec![self.pick(&["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"]).into(), k], Norm::Ttl),
+            9 => (vec!["PERSIST".into(), k], Norm::Exact),
+            10 => (vec!["KEYS".into(), self.pick(&["*", "str:*", "?:a", "[hl]:*", "z:[a-b]"]).into()], Norm::Unordered),
+            11 => (vec!["DBSIZE".into()], Norm::Exact),
+            12 | 13 => {
+                let mut a = vec!["COPY".into(), k, self.any_key()];
+                if self.chance(0.4) {
+                    a.push("REPLACE".into());
+                }
+                (a, Norm::Exact)
+            }
+            14 => (vec!["TOUCH".into(), k, self.any_key()], Norm::Exact),
+            15 => (vec!["RANDOMKEY".into()], Norm::Shape),
+            16 => {
+                let mut a = vec!["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()];
+                if self.chance(0.5) {
+                    a.extend(["TYPE".into(), self.pick(&["string", "hash", "list", "set", "zset", "stream"]).into()]);
+                }
+                if self.chance(0.3) {
+                    a.extend(["MATCH".into(), self.pick(&["*:a", "h*"]).into()]);
+                }
+                (a, Norm::ScanAll { pairs: false })
+            }
+            17 => {
+                // Any family's write, so that the key commands meet every type.
+                let family = self.pick(&["strings", "hashes", "lists", "sets", "zsets", "streams"]);
+                return self.family(family).remove(0);
+            }
+            _ => (vec!["EXISTS".into(), k], Norm::Exact),
+        };
+        Cmd::new(a, norm)
+    }
+
+    fn hash(&mut self) -> Cmd {
+        let k = self.key("h");
+        let f = self.member();
+        let (a, norm): (Vec<String>, Norm) = match self.rng.random_range(0..18) {
+            0..=3 => {
+                let mut a = vec![self.pick(&["HSET", "HSET", "HMSET"]).to_string(), k];
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.push(self.member());
+                    a.push(self.int());
+                }
+                (a, Norm::Exact)
+            }
+            4 => (vec!["HSETNX".into(), k, f, self.int()], Norm::Exact),
+            5 => (vec!["HGET".into(), k, f], Norm::Exact),
+            6 => (vec!["HMGET".into(), k, f, self.member()], Norm::Exact),
+            7 => (vec!["HDEL".into(), k, f, self.member()], Norm::Exact),
+            8 => (vec!["HLEN".into(), k], Norm::Exact),
+            9 => (vec!["HEXISTS".into(), k, f], Norm::Exact),
+            10 => (vec![self.pick(&["HKEYS", "HVALS"]).into(), k], Norm::Unordered),
+            11 => (vec!["HGETALL".into(), k], Norm::Pairs),
+            12 => (vec!["HINCRBY".into(), k, f, self.int()], Norm::Exact),
+            13 => (vec!["HINCRBYFLOAT".into(), k, f, self.pick(FLOATS).into()], Norm::Exact),
+            14 => (vec!["HSTRLEN".into(), k, f], Norm::Exact),
+            15 => {
+                let mut a = vec!["HRANDFIELD".into(), k];
+                if self.chance(0.7) {
+                    a.push(self.small(-4, 4));
+                    if self.chance(0.5) {
+                        a.push("WITHVALUES".into());
+                    }
+                }
+                (a, Norm::Shape)
+            }
+            _ => (vec!["HSCAN".into(), k, "0".into(), "COUNT".into(), "1000".into()], Norm::ScanAll { pairs: true }),
+        };
+        Cmd::new(a, norm)
+    }
+
+    fn list(&mut self) -> Cmd {
+        let k = self.key("l");
+        let side = |g: &mut Gen| g.pick(&["LEFT", "RIGHT"]).to_string();
+        let a: Vec<String> = match self.rng.random_range(0..24) {
+            0..=3 => {
+                let mut a = vec![self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]).to_string(), k];
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.push(self.member());
+                }
+                a
+            }
+            4 | 5 => {
+                let mut a = vec![self.pick(&["LPOP", "RPOP"]).to_string(), k];
+                if self.chance(0.4) {
+                    a.push(self.small(-1, 4));
+                }
+                a
+            }
+            6 => vec!["LLEN".into(), k],
+            7 | 8 => vec!["LRANGE".into(), k, self.small(-5, 5), self.small(-5, 5)],
+            9 => vec!["LINDEX".into(), k, self.small(-5, 5)],
+            10 => vec!["LSET".into(), k, self.small(-4, 4), self.member()],
+            11 => vec![
+                "LINSERT".into(),
+                k,
+                self.pick(&["BEFORE", "AFTER", "MIDDLE"]).into(),
+                self.member(),
+                self.member(),
+            ],
+            12 => vec!["LREM".into(), k, self.small(-2, 2), self.member()],
+            13 => vec!["LTRIM".into(), k, self.small(-4, 4), self.small(-4, 4)],
+            14 => {
+                let mut a = vec!["LPOS".into(), k, self.member()];
+                if self.chance(0.5) {
+                    a.extend(["RANK".into(), self.pick(&["1", "-1", "2", "0"]).into()]);
+                }
+                if self.chance(0.5) {
+                    a.extend(["COUNT".into(), self.small(0, 3)]);
+                }
+                if self.chance(0.3) {
+                    a.extend(["MAXLEN".into(), self.small(0, 3)]);
+                }
+                a
+            }
+            15 | 16 => vec!["LMOVE".into(), k, self.key("l"), side(self), side(self)],
+            17 => vec!["RPOPLPUSH".into(), k, self.key("l")],
+            18 => vec![self.pick(&["BLPOP", "BRPOP"]).into(), k, self.key("l"), "0.01".into()],
+            19 => vec!["BLMOVE".into(), k, self.key("l"), side(self), side(self), "0.01".into()],
+            20 | 21 => {
+                let keys = self.keys("l", 2);
+                let blocking = self.chance(0.3);
+                let mut a = vec![if blocking { "BLMPOP" } else { "LMPOP" }.to_string()];
+                if blocking {
+                    a.push("0.01".into());
+                }
+                a.push(keys.len().to_string());
+                a.extend(keys);
+                a.push(side(self));
+                if self.chance(0.5) {
+                    a.extend(["COUNT".into(), self.small(0, 3)]);
+                }
+                a
+            }
+            _ => vec!["RPUSH".into(), k, self.member(), self.member(), self.member(), self.member()],
+        };
+        Cmd::new(a, Norm::Exact)
+    }
+
+    fn set(&mut self) -> Cmd {
+        let k = self.key("set");
+        let (a, norm): (Vec<String>, Norm) = match self.rng.random_range(0..18) {
+            0..=3 => {
+                let mut a = vec!["SADD".to_string(), k];
+                for _ in 0..self.rng.random_range(1..=4) {
+                    a.push(self.member());
+                }
+                (a, Norm::Exact)
+            }
+            4 => (vec!["SREM".into(), k, self.member(), self.member()], Norm::Exact),
+            5 => (vec!["SISMEMBER".into(), k, self.member()], Norm::Exact),
+            6 => (vec!["SMISMEMBER".into(), k, self.member(), self.member()], Norm::Exact),
+            7 => (vec!["SMEMBERS".into(), k], Norm::Unordered),
+            8 => (vec!["SCARD".into(), k], Norm::Exact),
+            9 | 10 => {
+                let mut a = vec![self.pick(&["SINTER", "SUNION", "SDIFF"]).to_string()];
+                a.extend(self.keys("set", 3));
+                (a, Norm::Unordered)
+            }
+            11 => {
+                let mut a = vec![self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]).to_string(), self.key("set")];
+                a.extend(self.keys("set", 3));
+                (a, Norm::Exact)
+            }
+            12 => (vec!["SMOVE".into(), k, self.key("set"), self.member()], Norm::Exact),
+            13 => {
+                let keys = self.keys("set", 3);
+                let mut a = vec!["SINTERCARD".into(), keys.len().to_string()];
+                a.extend(keys);
+                if self.chance(0.4) {
+                    a.extend(["LIMIT".into(), self.small(0, 3)]);
+                }
+                (a, Norm::Exact)
+            }
+            14 => {
+                let mut a = vec!["SRANDMEMBER".into(), k];
+                if self.chance(0.7) {
+                    a.push(self.small(-4, 4));
+                }
+                (a, Norm::Shape)
+            }
+            // SPOP with a count above the size pops everything: no random choice.
+            15 => (vec!["SPOP".into(), k, "100".into()], Norm::Unordered),
+            _ => (vec!["SSCAN".into(), k, "0".into(), "COUNT".into(), "1000".into()], Norm::ScanAll { pairs: false }),
+        };
+        Cmd::new(a, norm)
+    }
+
+    fn zset(&mut self) -> Cmd {
+        // Lex ranges are specified only when all scores are equal: they run on `zl:` keys, whose members
+        // all have score 0.
+        if self.chance(0.2) {
+            return self.zset_lex();
+        }
+        let k = self.key("z");
+        let ws = |g: &mut Gen, a: &mut Vec<String>| {
+            if g.chance(0.5) {
+                a.push("WITHSCORES".into());
+            }
+        };
+        let limit = |g: &mut Gen, a: &mut Vec<String>| {
+            if g.chance(0.3) {
+                a.extend(["LIMIT".into(), g.small(-1, 2), g.small(-1, 3)]);
+            }
+        };
+        let (a, norm): (Vec<String>, Norm) = match self.rng.random_range(0..34) {
+            0..=4 => {
+                let mut a = vec!["ZADD".to_string(), k];
+                for opt in ["NX", "XX", "GT", "LT", "CH", "INCR"] {
+                    if self.chance(0.08) {
+                        a.push(opt.into());
+                    }
+                }
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.push(self.pick(SCORES).into());
+                    a.push(self.member());
+                }
+                (a, Norm::Exact)
+            }
+            5 => (vec!["ZREM".into(), k, self.member(), self.member()], Norm::Exact),
+            6 => (vec!["ZSCORE".into(), k, self.member()], Norm::Exact),
+            7 => (vec!["ZMSCORE".into(), k, self.member(), self.member()], Norm::Exact),
+            8 => (vec!["ZINCRBY".into(), k, self.pick(FLOATS).into(), self.member()], Norm::Exact),
+            9 => (vec!["ZCARD".into(), k], Norm::Exact),
+            10 => (vec!["ZCOUNT".into(), k, self.pick(RANGES).into(), self.pick(RANGES).into()], Norm::Exact),
+            11 => (vec![self.pick(&["ZRANK", "ZREVRANK"]).into(), k, self.member()], Norm::Exact),
+            12..=14 => {
+                let mut a = vec!["ZRANGE".to_string(), k];
+                match self.rng.random_range(0..3) {
+                    0 => a.extend([self.small(-4, 4), self.small(-4, 4)]),
+                    1 => {
+                        a.extend([self.pick(RANGES).into(), self.pick(RANGES).into(), "BYSCORE".into()]);
+                    }
+                    _ => a.extend([self.small(-4, 4), self.small(-4, 4)]),
+                }
+                if self.chance(0.3) {
+                    a.push("REV".into());
+                }
+                limit(self, &mut a);
+                ws(self, &mut a);
+                (a, Norm::Exact)
+            }
+            15 => {
+                let mut a = vec!["ZREVRANGE".to_string(), k, self.small(-4, 4), self.small(-4, 4)];
+                ws(self, &mut a);
+                (a, Norm::Exact)
+            }
+            16 => {
+                let name = self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]);
+                let mut a = vec![name.to_string(), k, self.pick(RANGES).into(), self.pick(RANGES).into()];
+                ws(self, &mut a);
+                limit(self, &mut a);
+                (a, Norm::Exact)
+            }
+            17 | 18 => (vec!["ZSCORE".into(), k, self.member()], Norm::Exact),
+            19 => {
+                let mut a = vec!["ZRANGESTORE".to_string(), self.key("z"), k, self.small(-3, 3), self.small(-3, 3)];
+                if self.chance(0.3) {
+                    a.push("REV".into());
+                }
+                (a, Norm::Exact)
+            }
+            20 | 21 => {
+                let mut a = vec![self.pick(&["ZPOPMIN", "ZPOPMAX"]).to_string(), k];
+                if self.chance(0.5) {
+                    a.push(self.small(-1, 3));
+                }
+                (a, Norm::Exact)
+            }
+            22 => (vec!["ZREMRANGEBYSCORE".into(), k, self.pick(RANGES).into(), self.pick(RANGES).into()], Norm::Exact),
+            23 => (vec!["ZREMRANGEBYRANK".into(), k, self.small(-3, 3), self.small(-3, 3)], Norm::Exact),
+            24 => (vec!["ZCARD".into(), k], Norm::Exact),
+            25 | 26 => {
+                let name = self.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZUNION", "ZINTER", "ZDIFF"]);
+                let keys = self.keys("z", 3);
+                let mut a = vec![name.to_string()];
+                if name.ends_with("STORE") {
+                    a.push(self.key("z"));
+                }
+                a.push(keys.len().to_string());
+                a.extend(keys.iter().cloned());
+                if !name.starts_with("ZDIFF") {
+                    if self.chance(0.3) {
+                        a.push("WEIGHTS".into());
+                        for _ in &keys {
+                            a.push(self.pick(&["1", "2", "0", "-1", "0.5"]).into());
+                        }
+                    }
+                    if self.chance(0.3) {
+                        a.extend(["AGGREGATE".into(), self.pick(&["SUM", "MIN", "MAX"]).into()]);
+                    }
+                }
+                if !name.ends_with("STORE") {
+                    ws(self, &mut a);
+                }
+                (a, Norm::Exact)
+            }
+            27 => {
+                let keys = self.keys("z", 3);
+                let mut a = vec!["ZINTERCARD".into(), keys.len().to_string()];
+                a.extend(keys);
+                if self.chance(0.4) {
+                    a.extend(["LIMIT".into(), self.small(0, 3)]);
+                }
+                (a, Norm::Exact)
+            }
+            28 => {
+                let mut a = vec!["ZRANDMEMBER".into(), k];
+                if self.chance(0.7) {
+                    a.push(self.small(-4, 4));
+                    if self.chance(0.5) {
+                        a.push("WITHSCORES".into());
+                    }
+                }
+                (a, Norm::Shape)
+            }
+            29 | 30 => {
+                let keys = self.keys("z", 2);
+                let blocking = self.chance(0.3);
+                let mut a = vec![if blocking { "BZMPOP" } else { "ZMPOP" }.to_string()];
+                if blocking {
+                    a.push("0.01".into());
+                }
+                a.push(keys.len().to_string());
+                a.extend(keys);
+                a.push(self.pick(&["MIN", "MAX"]).into());
+                if self.chance(0.5) {
+                    a.extend(["COUNT".into(), self.small(0, 3)]);
+                }
+                (a, Norm::Exact)
+            }
+            31 => (vec![self.pick(&["BZPOPMIN", "BZPOPMAX"]).into(), k, self.key("z"), "0.01".into()], Norm::Exact),
+            _ => (vec!["ZSCAN".into(), k, "0".into(), "COUNT".into(), "1000".into()], Norm::ScanAll { pairs: true }),
+        };
+        Cmd::new(a, norm)
+    }
+
+    /// Sorted-set commands on members of equal score: lex ranges.
+    fn zset_lex(&mut self) -> Cmd {
+        let k = format!("zl:{}", self.pick(&["a", "b"]));
+        let (lo, hi) = (self.pick(LEX).to_string(), self.pick(LEX).to_string());
+        let mut a: Vec<String> = match self.rng.random_range(0..8) {
+            0..=2 => {
+                let mut a = vec!["ZADD".to_string(), k];
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.extend(["0".into(), self.member()]);
+                }
+                a
+            }
+            3 => vec![self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"]).into(), k, lo, hi],
+            4 => vec!["ZRANGE".into(), k, lo, hi, "BYLEX".into()],
+            5 => vec!["ZLEXCOUNT".into(), k, lo, hi],
+            6 => vec!["ZREMRANGEBYLEX".into(), k, lo, hi],
+            _ => vec!["ZRANGE".into(), k, "0".into(), "-1".into()],
+        };
+        if matches!(a[0].as_str(), "ZRANGEBYLEX" | "ZREVRANGEBYLEX" | "ZRANGE") && a.len() > 4 && self.chance(0.3) {
+            if a[0] == "ZRANGE" && self.chance(0.5) {
+                a.push("REV".into());
+            }
+            a.extend(["LIMIT".into(), self.small(-1, 2), self.small(-1, 3)]);
+        }
+        Cmd::new(a, Norm::Exact)
+    }
+
+    fn stream(&mut self) -> Cmd {
+        let k = self.key("x");
+        let g = self.pick(&["g1", "g2"]).to_string();
+        let c = self.pick(&["c1", "c2"]).to_string();
+        let id = |g: &mut Gen| format!("{}-{}", g.rng.random_range(0..g.stream_ms + 1), g.rng.random_range(0..2));
+        let a: Vec<String> = match self.rng.random_range(0..20) {
+            0..=4 => {
+                self.stream_ms += 1;
+                let mut a = vec!["XADD".to_string(), k];
+                if self.chance(0.2) {
+                    a.extend(["MAXLEN".into(), self.small(0, 5)]);
+                }
+                a.push(format!("{}-0", self.stream_ms));
+                a.extend([self.member(), self.int()]);
+                a
+            }
+            5 => vec!["XLEN".into(), k],
+            6 | 7 => {
+                let mut a = vec![self.pick(&["XRANGE", "XREVRANGE"]).to_string(), k];
+                let (lo, hi) = (self.pick(&["-", "0", "(1-0"]).to_string(), self.pick(&["+", "5", "(9-0"]).to_string());
+                if a[0] == "XRANGE" {
+                    a.extend([lo, hi]);
+                } else {
+                    a.extend([hi, lo]);
+                }
+                if self.chance(0.3) {
+                    a.extend(["COUNT".into(), self.small(0, 3)]);
+                }
+                a
+            }
+            8 => vec!["XDEL".into(), k, id(self)],
+            9 => vec!["XTRIM".into(), k, "MAXLEN".into(), self.small(0, 5)],
+            10 => {
+                let mut a = vec!["XGROUP".into(), "CREATE".into(), k, g, self.pick(&["0", "$"]).into()];
+                if self.chance(0.4) {
+                    a.push("MKSTREAM".into());
+                }
+                a
+            }
+            11 => vec!["XGROUP".into(), "DESTROY".into(), k, g],
+            12 => vec!["XGROUP".into(), self.pick(&["CREATECONSUMER", "DELCONSUMER"]).into(), k, g, c],
+            13 | 14 => {
+                let mut a = vec!["XREADGROUP".into(), "GROUP".into(), g, c];
+                if self.chance(0.6) {
+                    a.extend(["COUNT".into(), self.small(1, 3)]);
+                }
+                a.extend(["STREAMS".into(), k, self.pick(&[">", ">", "0"]).into()]);
+                a
+            }
+            15 => vec!["XACK".into(), k, g, id(self), id(self)],
+            16 => vec!["XPENDING".into(), k, g],
+            17 => vec!["XREAD".into(), "COUNT".into(), self.small(1, 3), "STREAMS".into(), k, id(self)],
+            18 => vec!["XGROUP".into(), "SETID".into(), k, g, self.pick(&["0", "$"]).into()],
+            _ => vec!["XAUTOCLAIM".into(), k, g, c, "0".into(), "0-0".into(), "COUNT".into(), self.small(1, 3)],
+        };
+        Cmd::new(a, Norm::Exact)
+    }
+
+    fn transaction(&mut self) -> Vec<Cmd> {
+        let mut out = Vec::new();
+        if self.chance(0.2) {
+            let k = self.any_key();
+            out.push(Cmd::new(vec!["WATCH".into(), k.clone()], Norm::Exact));
+            if self.chance(0.5) {
+                out.push(Cmd::new(vec!["DEL".into(), k], Norm::Exact));
+            }
+        }
+        out.push(Cmd::new(vec!["MULTI".into()], Norm::Exact));
+        for _ in 0..self.rng.random_range(0..=4) {
+            let cmd = match self.rng.random_range(0..20) {
+                0 => Cmd::new(vec!["NOSUCHCOMMAND".into(), "x".into()], Norm::Exact),
+                1 => Cmd::new(vec!["GET".into()], Norm::Exact),
+                2 => Cmd::new(vec!["SET".into(), "str:a".into(), "1".into(), "NX".into(), "XX".into()], Norm::Exact),
+                3 => Cmd::new(vec!["MULTI".into()], Norm::Exact),
+                _ => {
+                    let family = self.pick(&["strings", "hashes", "lists", "sets", "zsets", "keys"]);
+                    let cmd = self.family(family).remove(0);
+                    // Blocking commands inside MULTI do not block; keep the step simple.
+                    if cmd.norm != Norm::Exact { continue } else { cmd }
+                }
+            };
+            out.push(cmd);
+        }
+        out.push(Cmd::new(vec![if self.chance(0.85) { "EXEC" } else { "DISCARD" }.into()], Norm::Exact));
+        out
+    }
+
+    fn pubsub(&mut self) -> Cmd {
+        let (a, norm): (Vec<String>, Norm) = match self.rng.random_range(0..5) {
+            0 | 1 => (
+                vec!["PUBLISH".into(), self.pick(&["ch:1", "ch:2", "ch:3", "other"]).into(), self.member()],
+                Norm::Exact,
+            ),
+            2 => (vec!["PUBSUB".into(), "CHANNELS".into(), self.pick(&["*", "ch:*", "x*"]).into()], Norm::Unordered),
+            3 => (vec!["PUBSUB".into(), "NUMSUB".into(), "ch:1".into(), "ch:3".into()], Norm::Exact),
+            _ => (vec!["PUBSUB".into(), "NUMPAT".into()], Norm::Exact),
+        };
+        Cmd::new(a, norm)
+    }
+}

@@ -1,0 +1,146 @@
+//! The commands added for Redis 7 compatibility, driven by the `redis` crate as an application would,
+//! once in RESP2 and once in RESP3: strings and bitmaps, key copies, multi-key pops, sorted-set algebra,
+//! lex ranges, and MULTI's queue-time errors. Their byte-level agreement with redis-server is
+//! `differential.rs`'s job; this test checks the values a client library gets back.
+
+mod common;
+
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Value as RV};
+
+async fn conn(s: &common::TestServer, resp3: bool) -> MultiplexedConnection {
+    let addr = s.server.as_ref().unwrap().resp_addr.expect("RESP enabled");
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    let client = redis::Client::open(format!("redis://{addr}/{proto}")).unwrap();
+    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap()
+}
+
+async fn q<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, line: &str) -> T {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    command.query_async(c).await.unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+async fn err(c: &mut MultiplexedConnection, line: &str) -> String {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    let r: redis::RedisResult<RV> = command.query_async(c).await;
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
+#[tokio::test]
+async fn new_commands_through_a_client_library_in_both_protocols() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+
+        // Strings: SETRANGE pads with zeros, GETRANGE/SUBSTR take negative indexes, LCS three ways.
+        assert_eq!(q::<i64>(&mut c, "SETRANGE s 3 abc").await, 6);
+        assert_eq!(c.get::<_, Vec<u8>>("s").await.unwrap(), b"\0\0\0abc");
+        assert_eq!(q::<String>(&mut c, "GETRANGE s -3 -1").await, "abc");
+        assert_eq!(q::<String>(&mut c, "SUBSTR s 4 100").await, "bc");
+        let _: () = c.set("a", "ohmytext").await.unwrap();
+        let _: () = c.set("b", "mynewtext").await.unwrap();
+        assert_eq!(q::<String>(&mut c, "LCS a b").await, "mytext");
+        assert_eq!(q::<i64>(&mut c, "LCS a b LEN").await, 6);
+        // IDX: a map (RESP3) or flat pairs (RESP2) of matches and length, as Redis answers it.
+        let idx: std::collections::HashMap<String, RV> = q(&mut c, "LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN").await;
+        type Match = ((i64, i64), (i64, i64), i64);
+        let matches: Vec<Match> = redis::from_redis_value(idx["matches"].clone()).unwrap();
+        assert_eq!(matches, vec![((4, 7), (5, 8), 4)]);
+        assert_eq!(redis::from_redis_value::<i64>(idx["len"].clone()).unwrap(), 6);
+        assert!(err(&mut c, "LCS a b IDX LEN").await.contains("please just use IDX"));
+
+        // INCRBYFLOAT in long double, as Redis: 0.1 + 0.2 is 0.3.
+        let _: () = c.set("f", "0.1").await.unwrap();
+        assert_eq!(q::<String>(&mut c, "INCRBYFLOAT f 0.2").await, "0.3");
+        assert_eq!(q::<String>(&mut c, "HINCRBYFLOAT hf x 0.1").await, "0.1");
+        assert_eq!(q::<String>(&mut c, "HINCRBYFLOAT hf x 0.2").await, "0.3");
+
+        // Bitmaps.
+        assert_eq!(q::<i64>(&mut c, "SETBIT bm 7 1").await, 0);
+        assert_eq!(q::<i64>(&mut c, "SETBIT bm 7 1").await, 1);
+        assert_eq!(q::<i64>(&mut c, "GETBIT bm 7").await, 1);
+        assert_eq!(q::<i64>(&mut c, "GETBIT bm 100").await, 0);
+        let _: () = c.set("bits", "foobar").await.unwrap();
+        assert_eq!(q::<i64>(&mut c, "BITCOUNT bits").await, 26);
+        assert_eq!(q::<i64>(&mut c, "BITCOUNT bits 1 1").await, 6);
+        assert_eq!(q::<i64>(&mut c, "BITCOUNT bits 5 30 BIT").await, 17);
+        assert_eq!(q::<i64>(&mut c, "BITPOS bits 1").await, 1);
+        assert_eq!(q::<i64>(&mut c, "BITPOS bits 0 2 -1 BIT").await, 3);
+        assert_eq!(q::<i64>(&mut c, "BITPOS nosuch 0").await, 0);
+        assert_eq!(q::<i64>(&mut c, "BITOP AND dest bits bm").await, 6);
+        assert_eq!(c.get::<_, Vec<u8>>("dest").await.unwrap(), vec![0x01 & b'f', 0, 0, 0, 0, 0]);
+        assert_eq!(q::<i64>(&mut c, "BITOP NOT dest nosuch").await, 0);
+        assert!(!c.exists::<_, bool>("dest").await.unwrap(), "an empty result deletes the target");
+
+        // COPY and TOUCH.
+        let _: i64 = c.rpush("list", &["x", "y"]).await.unwrap();
+        let _: bool = c.expire("list", 1000).await.unwrap();
+        assert_eq!(q::<i64>(&mut c, "COPY list list2").await, 1);
+        assert_eq!(q::<i64>(&mut c, "COPY list list2").await, 0, "no REPLACE: the target stays");
+        assert_eq!(c.lrange::<_, Vec<String>>("list2", 0, -1).await.unwrap(), vec!["x", "y"]);
+        assert!(c.ttl::<_, i64>("list2").await.unwrap() > 990, "the expiry is copied");
+        assert_eq!(q::<i64>(&mut c, "COPY a list2 REPLACE").await, 1);
+        assert_eq!(c.get::<_, String>("list2").await.unwrap(), "ohmytext");
+        assert!(err(&mut c, "COPY a a").await.contains("source and destination objects are the same"));
+        assert_eq!(q::<i64>(&mut c, "TOUCH a b nosuch").await, 2);
+
+        // LMPOP / BLMPOP: the key and its elements; nil when nothing is there.
+        let _: i64 = c.rpush("l2", &["1", "2", "3"]).await.unwrap();
+        let got: (String, Vec<String>) = q(&mut c, "LMPOP 2 l1 l2 RIGHT COUNT 2").await;
+        assert_eq!(got, ("l2".to_string(), vec!["3".to_string(), "2".to_string()]));
+        assert_eq!(q::<Option<(String, Vec<String>)>>(&mut c, "LMPOP 1 l1 LEFT").await, None);
+        assert_eq!(q::<Option<(String, Vec<String>)>>(&mut c, "BLMPOP 0.05 1 l1 LEFT").await, None);
+
+        // Sorted sets: ZMPOP pairs, algebra without a destination, ZINTERCARD, lex ranges, ZRANDMEMBER.
+        let _: i64 = c.zadd_multiple("z1", &[(1, "a"), (2, "b"), (3, "c")]).await.unwrap();
+        let _: i64 = c.zadd_multiple("z2", &[(10, "b"), (20, "c"), (30, "d")]).await.unwrap();
+        let popped: (String, Vec<(String, f64)>) = q(&mut c, "ZMPOP 1 z1 MIN COUNT 1").await;
+        assert_eq!(popped, ("z1".to_string(), vec![("a".to_string(), 1.0)]));
+        let union: Vec<(String, f64)> = q(&mut c, "ZUNION 2 z1 z2 WEIGHTS 1 2 WITHSCORES").await;
+        assert_eq!(union, vec![("b".into(), 22.0), ("c".into(), 43.0), ("d".into(), 60.0)]);
+        let inter: Vec<String> = q(&mut c, "ZINTER 2 z1 z2 AGGREGATE MIN").await;
+        assert_eq!(inter, vec!["b", "c"]);
+        let diff: Vec<String> = q(&mut c, "ZDIFF 2 z2 z1").await;
+        assert_eq!(diff, vec!["d"]);
+        assert_eq!(q::<i64>(&mut c, "ZDIFFSTORE zd 2 z2 z1").await, 1);
+        assert_eq!(q::<i64>(&mut c, "ZINTERCARD 2 z1 z2").await, 2);
+        assert_eq!(q::<i64>(&mut c, "ZINTERCARD 2 z1 z2 LIMIT 1").await, 1);
+        let _: i64 = c.zadd_multiple("lex", &[(0, "a"), (0, "b"), (0, "c"), (0, "d")]).await.unwrap();
+        assert_eq!(q::<i64>(&mut c, "ZLEXCOUNT lex [b +").await, 3);
+        assert_eq!(q::<Vec<String>>(&mut c, "ZREVRANGEBYLEX lex (d - LIMIT 0 2").await, vec!["c", "b"]);
+        assert_eq!(q::<i64>(&mut c, "ZREMRANGEBYLEX lex - (b").await, 1);
+        let picks: Vec<(String, f64)> = q(&mut c, "ZRANDMEMBER z2 -5 WITHSCORES").await;
+        assert_eq!(picks.len(), 5, "a negative count may repeat");
+        assert!(picks.iter().all(|(m, s)| [("b", 10.0), ("c", 20.0), ("d", 30.0)].contains(&(m.as_str(), *s))));
+        assert_eq!(q::<Vec<String>>(&mut c, "ZRANDMEMBER z2 10").await.len(), 3);
+
+        // MULTI: an unknown command aborts EXEC; a bad argument is EXEC's reply in its place.
+        let _: () = q(&mut c, "MULTI").await;
+        assert!(err(&mut c, "NOSUCH x").await.contains("unknown command"));
+        let _: String = q(&mut c, "SET k v").await;
+        assert!(err(&mut c, "EXEC").await.starts_with("EXECABORT"));
+        let _: () = q(&mut c, "MULTI").await;
+        let _: String = q(&mut c, "SET k v NX XX").await;
+        let _: String = q(&mut c, "SET k v").await;
+        // The reply holds an error, so it is read as a raw value.
+        let mut exec = redis::Cmd::new();
+        exec.arg("EXEC");
+        let replies = c.req_packed_command(&exec).await.unwrap();
+        let RV::Array(replies) = replies else { panic!("EXEC answered {replies:?}") };
+        assert!(matches!(&replies[0], RV::ServerError(e) if e.details() == Some("syntax error")), "{replies:?}");
+        assert_eq!(replies[1], RV::Okay);
+    }
+    s.stop().await;
+}
