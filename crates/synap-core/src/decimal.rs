@@ -41,7 +41,10 @@ impl LongDouble {
         }
         let v = s.parse::<F80>().ok()?;
         // Out of the long double range (strtold's ERANGE): refused, as Redis does.
-        if v.is_infinite() || v.is_nan() || (v.is_zero() && as_f64 != 0.0) {
+        // A nonzero mantissa that reads as zero underflowed (strtold's ERANGE for a tiny number).
+        let mantissa = s.split(['e', 'E']).next().unwrap_or("");
+        let underflow = v.is_zero() && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+        if v.is_infinite() || v.is_nan() || underflow {
             return None;
         }
         Some(LongDouble(v))
@@ -170,6 +173,8 @@ mod tests {
             "279769313486231570002352240441350078789299929179619934003987695617693370918830364684014944221042050987341155710361544171686148029276505307138777262321877129888036065002204239033812550598509174132739480498569620043582760541189365866551522561741435317031294527744011878159793174665688773926186886103199182225408"
         );
         assert!(LongDouble::parse(b"1e5000").is_none());
+        assert!(LongDouble::parse(b"1e-5000").is_none(), "underflow is refused, as strtold's ERANGE");
+        assert!(LongDouble::parse(b"0e-5000").is_some());
         assert!(LongDouble::parse(b" 1").is_none());
         assert!(LongDouble::parse(b"nan").is_none());
         assert!(LongDouble::parse(b"inf").is_some_and(|v| !v.is_finite()));

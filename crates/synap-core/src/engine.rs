@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::blocking::Blockers;
 use crate::clock::{Clock, Monotonic, SystemClock};
 use crate::command::table::Spec;
-use crate::command::{Command, KeysCmd, PubSubCmd, Reply, StreamCmd};
+use crate::command::{Command, KeysCmd, PubSubCmd, Reply, ScriptCmd, StreamCmd};
 use crate::error::{CommandError, Result};
 use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
 use crate::multi::WatchRegistry;
@@ -16,6 +16,7 @@ use crate::mutation::{LogSlot, Mutation, MutationLog, StreamOp};
 use crate::notify::{Notifier, NotifyFlags};
 use crate::pubsub::PubSub;
 use crate::queue::{QueueCursor, QueueSettings, QueueStore};
+use crate::script::Scripts;
 use crate::stream::{RoomConfig, StreamBackend, StreamCursor, StreamSettings, StreamStore};
 
 /// Engine settings.
@@ -77,6 +78,11 @@ pub struct Engine {
     /// Commands run under the read side; a transaction (EXEC) takes the write side, so that no other
     /// command interleaves with it. Background passes and snapshot chunks take the read side too.
     gate: parking_lot::RwLock<()>,
+    scripts: Scripts,
+}
+
+fn busy() -> CommandError {
+    CommandError::Raw("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into())
 }
 
 impl Engine {
@@ -112,6 +118,7 @@ impl Engine {
             log: slot,
             clock,
             gate: parking_lot::RwLock::new(()),
+            scripts: Scripts::default(),
         }
     }
 
@@ -176,10 +183,61 @@ impl Engine {
                 let (cursor, keys) = self.kv.scan(args, now, Some(&self.gate));
                 return Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() });
             }
+            // SCRIPT KILL reaches a running script without waiting for it.
+            Command::Script(ScriptCmd::Kill) => return self.scripts.kill(),
+            Command::Script(ScriptCmd::Eval { .. }) => return self.eval_atomic(ctx, cmd),
             _ => {}
         }
-        let _gate = self.gate.read();
+        let _gate = self.read_gate()?;
         self.execute_inner(ctx, spec, cmd)
+    }
+
+    /// The gate's read side, or BUSY once a script has run past its busy threshold (the wait is then
+    /// over, so a client can send SCRIPT KILL).
+    fn read_gate(&self) -> Result<parking_lot::RwLockReadGuard<'_, ()>> {
+        loop {
+            if let Some(g) = self.gate.try_read_for(Duration::from_millis(10)) {
+                return Ok(g);
+            }
+            if self.scripts.busy() {
+                return Err(busy());
+            }
+        }
+    }
+
+    /// EVAL and its kin: the script runs alone (the gate's write side) and the mutations of the
+    /// commands it calls are one log record.
+    fn eval_atomic(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
+        let _gate = loop {
+            if let Some(g) = self.gate.try_write_for(Duration::from_millis(10)) {
+                break g;
+            }
+            if self.scripts.busy() {
+                return Err(busy());
+            }
+        };
+        let capture = self.log.capture();
+        let reply = self.execute_inner(ctx, cmd.spec(), cmd);
+        let lsn = capture.finish();
+        self.streams.settle(lsn);
+        ctx.lsn = ctx.lsn.max(lsn);
+        reply
+    }
+
+    /// A script command; EVAL runs with the gate held (by [`Engine::eval_atomic`] or a transaction), the
+    /// time frozen for the whole run as in Redis.
+    fn run_script(&self, ctx: &mut ExecCtx, cmd: ScriptCmd, now: u64) -> Result<Reply> {
+        match cmd {
+            ScriptCmd::Eval { script, keys, args, read_only } => {
+                let frozen = ctx.now_ms;
+                ctx.now_ms = now;
+                let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
+                let reply = self.scripts.eval(&script, &keys, &args, read_only, &mut exec);
+                ctx.now_ms = frozen;
+                reply
+            }
+            other => self.scripts.admin(other),
+        }
     }
 
     /// Runs a transaction (MULTI ... EXEC): every command in order with no other command in between, its
@@ -225,6 +283,7 @@ impl Engine {
             Command::Stream(c) => self.stream(c, &mut lsn, now),
             Command::Queue(c) => self.queues.execute(c, now, &mut lsn),
             Command::PubSub(c) => Ok(self.pubsub_cmd(c)),
+            Command::Script(c) => self.run_script(ctx, c, now),
             Command::Server(c) => {
                 Err(CommandError::Invalid(format!("'{}' is answered by the connection, not the engine", c.name())))
             }

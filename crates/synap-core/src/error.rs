@@ -46,6 +46,13 @@ pub enum CommandError {
     InvalidExpire(&'static str),
     #[error("ERR {0}")]
     Invalid(String),
+    /// The command's argument count is outside its arity (the table's check, made before parsing:
+    /// inside MULTI it refuses the command at once, as Redis does).
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(&'static str),
+    /// An error line given whole, its first word the code (a script's error, BUSY, NOSCRIPT, ...).
+    #[error("{0}")]
+    Raw(String),
     #[error("ERR string exceeds maximum allowed size ({limit} bytes)")]
     ValueTooLarge { limit: usize },
     #[error("ERR key exceeds maximum allowed size ({limit} bytes)")]
@@ -86,6 +93,7 @@ impl CommandError {
             CommandError::NotInteger | CommandError::NotFloat => "ERR",
             CommandError::Overflow | CommandError::NanOrInfinity => "ERR",
             CommandError::Syntax | CommandError::Invalid(_) | CommandError::InvalidExpire(_) => "ERR",
+            CommandError::WrongArity(_) => "ERR",
             CommandError::NoSuchKey => "ERR",
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => "ERR",
             CommandError::OutOfMemory => "OOM",
@@ -97,6 +105,15 @@ impl CommandError {
             CommandError::BusyGroup => "BUSYGROUP",
             CommandError::OffsetOutOfRange { .. } | CommandError::EventTooLarge { .. } => "ERR",
             CommandError::ReplyTooLarge { .. } => "ERR",
+            CommandError::Raw(m) => match m.split(' ').next() {
+                Some("BUSY") => "BUSY",
+                Some("NOSCRIPT") => "NOSCRIPT",
+                Some("NOTBUSY") => "NOTBUSY",
+                Some("UNKILLABLE") => "UNKILLABLE",
+                Some("WRONGTYPE") => "WRONGTYPE",
+                Some("OOM") => "OOM",
+                _ => "ERR",
+            },
         }
     }
 
@@ -108,6 +125,7 @@ impl CommandError {
             CommandError::NotFloat => "NOT_FLOAT",
             CommandError::Overflow | CommandError::NanOrInfinity => "OVERFLOW",
             CommandError::Syntax | CommandError::Invalid(_) | CommandError::InvalidExpire(_) => "BAD_REQUEST",
+            CommandError::WrongArity(_) => "BAD_REQUEST",
             CommandError::NoSuchKey => "NOT_FOUND",
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => "TOO_LARGE",
             CommandError::OutOfMemory => "OUT_OF_MEMORY",
@@ -120,6 +138,7 @@ impl CommandError {
             CommandError::BusyGroup => "CONFLICT",
             CommandError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
             CommandError::EventTooLarge { .. } | CommandError::ReplyTooLarge { .. } => "TOO_LARGE",
+            CommandError::Raw(_) => "SCRIPT_ERROR",
         }
     }
 

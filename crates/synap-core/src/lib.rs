@@ -25,6 +25,7 @@ pub mod mutation;
 pub mod notify;
 pub mod pubsub;
 pub mod queue;
+pub mod script;
 pub mod stream;
 
 pub use blocking::Blockers;

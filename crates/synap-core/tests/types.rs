@@ -539,3 +539,24 @@ fn large_collections_are_snapshotted_in_pieces() {
     assert!(chunks > 20, "{chunks} chunks");
     assert_eq!(copy.digest(), f.engine.digest());
 }
+
+/// A script's effects are one log record (like EXEC's), and replay applies them (it never runs the
+/// script): a replica that replays the log holds what the script left, including what it computed.
+#[test]
+fn a_script_is_one_log_record_of_its_effects() {
+    let f = fixture();
+    let script = "local n = redis.call('incr', KEYS[1]) redis.call('incrby', KEYS[2], n) \
+                  redis.call('rpush', KEYS[3], n) redis.call('hset', KEYS[4], 'f', redis.sha1hex(ARGV[1])) return n";
+    let before = f.log.batches.lock().len();
+    assert_eq!(f.ok("eval", &[script, "4", "n", "sum", "l", "h", "x"]), Reply::Int(1));
+    assert_eq!(f.log.batches.lock().len(), before + 1, "four writes, one record");
+    assert_eq!(f.ok("eval", &[script, "4", "n", "sum", "l", "h", "x"]), Reply::Int(2));
+    assert_eq!(f.log.batches.lock().len(), before + 2);
+    let batch = f.log.batches.lock().last().cloned().unwrap();
+    assert_eq!(decode_batch(&batch).unwrap().len(), 4, "the record holds the four effects");
+    // A script that only reads logs nothing; one that fails before writing logs nothing.
+    f.ok("eval", &["return redis.call('get', KEYS[1])", "1", "n"]);
+    assert!(f.run("eval", &["return redis.call('incr', KEYS[1])", "1", "l"]).is_err());
+    assert_eq!(f.log.batches.lock().len(), before + 2);
+    f.check_replay_and_snapshot();
+}

@@ -85,7 +85,56 @@ impl std::fmt::Display for Cmd {
 
 /// The families a run can draw from.
 pub const FAMILIES: &[&str] =
-    &["strings", "bits", "keys", "hashes", "lists", "sets", "zsets", "streams", "transactions", "pubsub"];
+    &["strings", "bits", "keys", "hashes", "lists", "sets", "zsets", "streams", "transactions", "pubsub", "scripting"];
+
+/// Scripts of the scripting family: (body, number of keys). They read and write the other families'
+/// keys, convert every kind of reply, and raise errors of every kind.
+const SCRIPTS: &[(&str, usize)] = &[
+    ("return redis.call('incr', KEYS[1])", 1),
+    ("return redis.pcall('incr', KEYS[1])", 1),
+    (
+        "local v = redis.call('get', KEYS[1]) if v then return redis.call('append', KEYS[1], ARGV[1]) end return false",
+        1,
+    ),
+    ("return redis.call('set', KEYS[1], ARGV[1])", 1),
+    ("return {redis.call('rpush', KEYS[1], ARGV[1], ARGV[2]), redis.call('lrange', KEYS[1], 0, -1)}", 1),
+    ("return redis.call('hset', KEYS[1], ARGV[1], ARGV[2])", 1),
+    ("return redis.call('hgetall', KEYS[1])", 1),
+    ("return redis.call('zadd', KEYS[1], ARGV[1], ARGV[2])", 1),
+    ("return redis.call('zrange', KEYS[1], 0, -1, 'withscores')", 1),
+    ("return redis.call('zincrby', KEYS[1], ARGV[1], ARGV[2])", 1),
+    ("return {redis.call('exists', KEYS[1], KEYS[2]), redis.call('type', KEYS[1])}", 2),
+    ("return redis.call('type', KEYS[1])", 1),
+    ("local n = 0 for i = 1, 5 do n = n + redis.call('incrby', KEYS[1], i) end return n", 1),
+    ("redis.call('set', KEYS[1], 'x') return redis.call('lpush', KEYS[1], 'y')", 1),
+    ("return redis.call('smembers', KEYS[1])", 1),
+    ("return redis.call('sadd', KEYS[1], ARGV[1], ARGV[2])", 1),
+    ("return redis.call('del', KEYS[1], KEYS[2])", 2),
+    ("return redis.call('rename', KEYS[1], KEYS[2])", 2),
+    ("return redis.call('nosuchcommand')", 0),
+    ("return redis.call('get')", 0),
+    ("return {1, 2.9, -3.5, 'x', {ok = 'FINE'}, {err = 'ERR inner'}, false, true, nil, 5}", 0),
+    ("return redis.error_reply('MY error')", 0),
+    ("return redis.status_reply('SOMETHING')", 0),
+    ("error('boom')", 0),
+    ("return undefined_name", 0),
+    ("x = 1", 0),
+    ("return tonumber(ARGV[1]) * 2", 0),
+    ("return redis.sha1hex(ARGV[1])", 0),
+    ("return #KEYS + #ARGV", 2),
+    ("return bit.bxor(tonumber(ARGV[1]) or 0, 255)", 0),
+    ("return redis.call('xadd', KEYS[1], '5-1', 'f', 'v')", 1),
+    ("return redis.call('ping')", 0),
+    ("return {redis.call('mget', KEYS[1], KEYS[2])}", 2),
+    ("return redis.call('expire', KEYS[1], 100)", 1),
+    ("return redis.call('blpop', KEYS[1], 0)", 1),
+    ("return 1 +", 0),
+];
+
+fn sha1_hex(body: &str) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// The channels each server's subscriber connection listens on (SUBSCRIBE) and its pattern (PSUBSCRIBE).
 pub const SUB_CHANNELS: &[&str] = &["ch:1", "ch:2"];
@@ -160,6 +209,7 @@ impl Gen {
             "streams" => vec![self.stream()],
             "transactions" => self.transaction(),
             "pubsub" => vec![self.pubsub()],
+            "scripting" => vec![self.scripting()],
             other => panic!("unknown family {other}"),
         }
     }
@@ -769,6 +819,43 @@ impl Gen {
         }
         out.push(Cmd::new(vec![if self.chance(0.85) { "EXEC" } else { "DISCARD" }.into()], Norm::Exact));
         out
+    }
+
+    fn scripting(&mut self) -> Cmd {
+        let (body, nkeys) = *SCRIPTS.choose(&mut self.rng).expect("scripts");
+        let name = match self.rng.random_range(0..10) {
+            0..=4 => "EVAL",
+            5..=7 => "EVALSHA",
+            8 => "EVAL_RO",
+            _ => {
+                return match self.rng.random_range(0..4) {
+                    0 => Cmd::new(vec!["SCRIPT".into(), "LOAD".into(), body.into()], Norm::Exact),
+                    1 => {
+                        Cmd::new(vec!["SCRIPT".into(), "EXISTS".into(), sha1_hex(body), sha1_hex("nope")], Norm::Exact)
+                    }
+                    2 => Cmd::new(vec!["SCRIPT".into(), "FLUSH".into()], Norm::Exact),
+                    _ => Cmd::new(vec!["EVAL".into(), body.into(), self.pick(&["-1", "9", "x"]).into()], Norm::Exact),
+                };
+            }
+        };
+        let family = self.pick(&["str", "h", "l", "set", "z"]);
+        let mut a = vec![name.to_string(), if name.starts_with("EVALSHA") { sha1_hex(body) } else { body.to_string() }];
+        a.push(nkeys.to_string());
+        for _ in 0..nkeys {
+            a.push(self.key(family));
+        }
+        for _ in 0..2 {
+            a.push(if self.chance(0.5) { self.int() } else { self.member() });
+        }
+        // Set members and hash fields come back in no promised order.
+        let norm = if body.contains("'smembers'") {
+            Norm::Unordered
+        } else if body.contains("'hgetall'") {
+            Norm::Pairs
+        } else {
+            Norm::Exact
+        };
+        Cmd::new(a, norm)
     }
 
     fn pubsub(&mut self) -> Cmd {

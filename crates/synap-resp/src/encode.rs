@@ -37,6 +37,12 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
             out.extend_from_slice(s.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        Reply::Simple(s) => {
+            out.push(b'+');
+            out.extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Error(e) => error_line(out, e),
         Reply::Nil => match proto {
             Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),

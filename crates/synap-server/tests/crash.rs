@@ -611,3 +611,53 @@ async fn streams_as_keys_survive_kill_9() {
     assert_eq!(e, 0);
     server.kill9();
 }
+
+/// Scripts under SIGKILL: each EVAL increments a counter, adds its new value to a sum and pushes it to
+/// a list; its effects are one log record, so after the restart the three agree (the list is 1..n, the
+/// sum n(n+1)/2) and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_effects_are_all_or_nothing_after_kill_9() {
+    const SCRIPT: &str = "local n = redis.call('incr', KEYS[1]) redis.call('incrby', KEYS[2], n) \
+                          redis.call('rpush', KEYS[3], n) return n";
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--fsync", "periodic"];
+    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    for _round in 0..2 {
+        let mut server = ServerProcess::start(dir.path(), &args);
+        let url = format!("redis://{}/", server.resp_addr.clone().unwrap());
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (url, acked) = (url.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                let client = redis::Client::open(url).unwrap();
+                let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
+                loop {
+                    let r: redis::RedisResult<i64> =
+                        redis::cmd("EVAL").arg(SCRIPT).arg(3).arg("n").arg("sum").arg("l").query_async(&mut c).await;
+                    match r {
+                        Ok(n) => {
+                            acked.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(400..900))).await;
+        server.kill9();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let mut server = ServerProcess::start(dir.path(), &args);
+    let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let (n, sum, l): (i64, i64, Vec<i64>) =
+        redis::pipe().get("n").get("sum").lrange("l", 0, -1).query_async(&mut c).await.unwrap();
+    let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(acked > 100, "enough scripts were acknowledged: {acked}");
+    assert_eq!(l, (1..=n).collect::<Vec<_>>(), "the list is 1..n: no script is torn or doubled");
+    assert_eq!(sum, n * (n + 1) / 2);
+    assert!(n >= acked, "nothing acknowledged is lost: {n} < {acked}");
+    server.kill9();
+}

@@ -144,3 +144,45 @@ async fn new_commands_through_a_client_library_in_both_protocols() {
     }
     s.stop().await;
 }
+
+/// A script that runs long: other clients wait, then (past the busy threshold) get BUSY; SCRIPT KILL
+/// stops a script that has not written, and a script that has written cannot be killed (UNKILLABLE)
+/// and runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_script_answers_busy_and_is_killed() {
+    let s = common::start().await;
+    let mut a = conn(&s, false).await;
+    let mut b = conn(&s, true).await;
+    let spin = "local x = 0 while true do x = x + 1 end";
+    let runner = tokio::spawn(async move {
+        let r: redis::RedisResult<RV> = redis::cmd("EVAL").arg(spin).arg(0).query_async(&mut a).await;
+        let e = r.expect_err("the script is killed");
+        format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let busy = err(&mut b, "GET k").await;
+    assert!(busy.starts_with("BUSY"), "{busy}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "BUSY only past the threshold");
+    let _: () = q(&mut b, "SCRIPT KILL").await;
+    let killed = runner.await.unwrap();
+    assert!(killed.contains("Script killed by user with SCRIPT KILL"), "{killed}");
+    assert_eq!(q::<Option<String>>(&mut b, "GET k").await, None, "the server answers again");
+    assert!(err(&mut b, "SCRIPT KILL").await.starts_with("NOTBUSY"));
+
+    // A script that wrote runs to its end: SCRIPT KILL is refused.
+    let mut a = conn(&s, false).await;
+    let writer = "redis.call('set','w','1') local t0 = redis.call('time')[1] \
+                  while redis.call('time')[1] - t0 < 6 do end return 'done'";
+    let runner = tokio::spawn(async move {
+        let mut c = redis::cmd("EVAL");
+        c.arg(writer).arg(0);
+        c.query_async::<String>(&mut a).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(err(&mut b, "GET k").await.starts_with("BUSY"));
+    assert!(err(&mut b, "SCRIPT KILL").await.starts_with("UNKILLABLE"));
+    assert_eq!(runner.await.unwrap().unwrap(), "done");
+    assert_eq!(q::<String>(&mut b, "GET w").await, "1");
+    s.stop().await;
+}

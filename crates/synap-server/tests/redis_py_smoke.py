@@ -97,6 +97,19 @@ with r.pipeline(transaction=True) as p:
     p.set("t", 1).incr("t").get("t")
     assert p.execute() == [True, 2, "2"]
 
+# Scripting: registered scripts (EVALSHA, falling back to EVAL) and redis-py's Lock, which releases
+# and extends through Lua scripts.
+incr_by = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+assert incr_by(keys=["sc"], args=[5]) == 5
+assert incr_by(keys=["sc"], args=[2]) == 7
+assert r.eval("return {KEYS[1], ARGV[1]}", 1, "k", "v") == ["k", "v"]
+lock = r.lock("resource", timeout=5)
+assert lock.acquire(blocking=False)
+assert not r.lock("resource", timeout=5).acquire(blocking=False)
+assert lock.extend(5)
+lock.release()
+assert r.get("resource") is None
+
 # Pub/sub.
 ps = r.pubsub()
 ps.subscribe("news")

@@ -17,6 +17,7 @@ pub mod list;
 pub mod pubsub;
 pub mod queue;
 pub mod reply;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod stream;
@@ -34,6 +35,7 @@ pub use list::ListCmd;
 pub use pubsub::{PubSubCmd, SubKind};
 pub use queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions};
 pub use reply::{Expiry, Reply, TimeUnit};
+pub use script::{ScriptCmd, ScriptRef};
 pub use server::{ClientOp, CommandOp, ConfigOp, ServerCmd};
 pub use set::{SetCmd, SetOp};
 pub use stream::StreamCmd;
@@ -54,6 +56,8 @@ pub enum Command {
     Stream(StreamCmd),
     Queue(QueueCmd),
     PubSub(PubSubCmd),
+    /// Lua scripts (EVAL) and the script cache.
+    Script(ScriptCmd),
     /// Answered by the front end from connection and server state.
     Server(ServerCmd),
 }
@@ -90,6 +94,7 @@ impl Command {
             Command::Stream(c) => c.name(),
             Command::Queue(c) => c.name(),
             Command::PubSub(c) => c.name(),
+            Command::Script(c) => c.name(),
             Command::Server(c) => c.name(),
         }
     }

@@ -44,6 +44,11 @@ pub enum Reply {
     Ok,
     /// A short status word (`+string`, `+none`).
     Status(&'static str),
+    /// A status line made at run time (a script's `{ok = ...}`).
+    Simple(String),
+    /// An error line inside a reply (an element of a script's array; a top-level error is a
+    /// `CommandError`).
+    Error(String),
     /// Absent value (null bulk string; RESP3 null).
     Nil,
     /// Absent array (RESP2 `*-1`; RESP3 null): XREAD and the blocking pops when nothing came, LPOP with

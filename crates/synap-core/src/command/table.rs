@@ -10,8 +10,8 @@
 use std::sync::LazyLock;
 
 use super::args::Args;
-use super::{Command, hash, kv, list, pubsub, queue, server, set, stream, zset};
-use crate::error::Result;
+use super::{Command, hash, kv, list, pubsub, queue, script, server, set, stream, zset};
+use crate::error::{CommandError, Result};
 
 /// Turns a command's arguments (after its name) into a typed [`Command`].
 pub type Parse = fn(&mut Args<'_>) -> Result<Command>;
@@ -84,6 +84,9 @@ const TX: Flags = Flags::NOSCRIPT.with(CONN).with(Flags::ALLOW_BUSY);
 const EXEC: Flags = Flags::NOSCRIPT.with(INFO).with(Flags::SKIP_SLOWLOG);
 const PUB: Flags = Flags::PUBSUB.with(INFO);
 const PUBF: Flags = PUB.with(Flags::FAST);
+/// EVAL and its kin: not write themselves (the commands a script calls are checked one by one).
+const EVAL: Flags = Flags::NOSCRIPT.with(Flags::STALE);
+const SCRIPT: Flags = Flags::NOSCRIPT;
 
 /// Where a command's keys are among its arguments (Redis's first, last, step; 0 = no keys, last -1 =
 /// through the end, -2 = all but the last).
@@ -307,7 +310,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "blpop",
         -3,
-        WB,
+        WB.with(Flags::NOSCRIPT),
         (1, -2, 1),
         "list",
         "Removes and returns the first element in a list. Blocks until an element is available otherwise.",
@@ -316,7 +319,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "brpop",
         -3,
-        WB,
+        WB.with(Flags::NOSCRIPT),
         (1, -2, 1),
         "list",
         "Removes and returns the last element in a list. Blocks until an element is available otherwise.",
@@ -343,7 +346,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "blmove",
         6,
-        WDB,
+        WDB.with(Flags::NOSCRIPT),
         (1, 2, 1),
         "list",
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.",
@@ -352,7 +355,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "brpoplpush",
         4,
-        WDB,
+        WDB.with(Flags::NOSCRIPT),
         (1, 2, 1),
         "list",
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.",
@@ -567,7 +570,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "bzpopmin",
         -3,
-        WB,
+        WB.with(Flags::NOSCRIPT),
         (1, -2, 1),
         "sorted-set",
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.",
@@ -576,7 +579,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "bzpopmax",
         -3,
-        WB,
+        WB.with(Flags::NOSCRIPT),
         (1, -2, 1),
         "sorted-set",
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.",
@@ -931,6 +934,43 @@ pub static COMMANDS: &[Spec] = &[
         kv::touch
     ),
     resp!("object", -2, R, (2, 2, 1), "generic", "A container for object introspection commands.", kv::object),
+    resp!("eval", -3, EVAL, (0, 0, 0), "scripting", "Executes a server-side Lua script.", script::eval),
+    resp!(
+        "evalsha",
+        -3,
+        EVAL,
+        (0, 0, 0),
+        "scripting",
+        "Executes a server-side Lua script by SHA1 digest.",
+        script::evalsha
+    ),
+    resp!(
+        "eval_ro",
+        -3,
+        EVAL.with(Flags::READONLY),
+        (0, 0, 0),
+        "scripting",
+        "Executes a read-only server-side Lua script.",
+        script::eval_ro
+    ),
+    resp!(
+        "evalsha_ro",
+        -3,
+        EVAL.with(Flags::READONLY),
+        (0, 0, 0),
+        "scripting",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        script::evalsha_ro
+    ),
+    resp!(
+        "script",
+        -2,
+        Flags::NONE,
+        (0, 0, 0),
+        "scripting",
+        "A container for Lua scripts management commands.",
+        script::script_cmd
+    ),
     resp!("rename", 3, WO, (1, 2, 1), "generic", "Renames a key and overwrites the destination.", kv::rename),
     resp!(
         "renamenx",
@@ -1112,6 +1152,31 @@ pub static COMMANDS: &[Spec] = &[
     sub!("xinfo|stream", -3, R, (2, 2, 1), "stream", "Returns information about a stream."),
     sub!("xinfo|groups", 3, R, (2, 2, 1), "stream", "Returns a list of the consumer groups of a stream."),
     sub!("xinfo|consumers", 4, R, (2, 2, 1), "stream", "Returns a list of the consumers in a consumer group."),
+    sub!("script|load", 3, SCRIPT, (0, 0, 0), "scripting", "Loads a server-side Lua script to the script cache."),
+    sub!(
+        "script|exists",
+        -3,
+        SCRIPT,
+        (0, 0, 0),
+        "scripting",
+        "Determines whether server-side Lua scripts exist in the script cache."
+    ),
+    sub!(
+        "script|flush",
+        -2,
+        SCRIPT,
+        (0, 0, 0),
+        "scripting",
+        "Removes all server-side Lua scripts from the script cache."
+    ),
+    sub!(
+        "script|kill",
+        2,
+        SCRIPT.with(Flags::ALLOW_BUSY),
+        (0, 0, 0),
+        "scripting",
+        "Terminates a server-side Lua script during execution."
+    ),
     sub!("object|encoding", 3, R, (2, 2, 1), "generic", "Returns the internal encoding of a value."),
     sub!("object|idletime", 3, R, (2, 2, 1), "generic", "Returns the time since the last access to a key."),
     sub!("object|freq", 3, R, (2, 2, 1), "generic", "Returns the logarithmic access frequency counter of a key."),
@@ -1162,14 +1227,14 @@ impl Row {
     pub fn parse(&self, args: &[bytes::Bytes]) -> Result<Command> {
         let spec = self.spec;
         if !spec.arity_ok(args.len()) {
-            return Err(super::args::arity_error(spec.name));
+            return Err(CommandError::WrongArity(spec.name));
         }
         // A container's subcommand with a row of its own has its own arity (`object|encoding` takes a key).
         if self.container
             && let Some(sub) = args.get(1).and_then(|s| subcommand(spec, s))
             && !sub.arity_ok(args.len())
         {
-            return Err(super::args::arity_error(sub.name));
+            return Err(CommandError::WrongArity(sub.name));
         }
         let parse = spec.parse.expect("rows found by name have a parser");
         let mut a = Args::new(spec.name, &args[1..]);
@@ -1250,7 +1315,10 @@ pub fn parse(args: &[bytes::Bytes]) -> Result<Option<(&'static Spec, Command)>> 
 /// Whether a parse error is one Redis gives when a command is queued in MULTI (and that then aborts
 /// EXEC): a wrong number of arguments or an unknown subcommand. Other argument errors are found when
 /// EXEC runs the command.
-pub fn refused_at_queue_time(e: &crate::error::CommandError) -> bool {
-    matches!(e, crate::error::CommandError::Invalid(m)
-        if m.starts_with("wrong number of arguments") || m.starts_with("unknown subcommand"))
+pub fn refused_at_queue_time(e: &CommandError) -> bool {
+    match e {
+        CommandError::WrongArity(_) => true,
+        CommandError::Invalid(m) => m.starts_with("unknown subcommand"),
+        _ => false,
+    }
 }

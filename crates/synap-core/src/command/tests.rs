@@ -75,6 +75,7 @@ const SAMPLES: &[&str] = &[
     "zrevrangebylex z + - limit 0 2", "zlexcount z [a (c", "zremrangebylex z - +", "zrandmember z -2 withscores",
     "zdiffstore d 2 a b", "zunion 2 a b weights 1 2 withscores", "zinter 1 a aggregate min", "zdiff 2 a b",
     "zintercard 2 a b limit 3", "zmpop 1 z max count 2", "bzmpop 0 2 a b min",
+    "eval return 1 a b", "evalsha abc 0", "eval_ro return 0", "evalsha_ro abc 1 k", "script load return",
 ];
 
 #[test]
@@ -326,6 +327,11 @@ const REDIS_ERRORS: &[(&str, &str)] = &[
     ("getex k ex 10 px 10", "ERR syntax error"),
     ("incrby k abc", "ERR value is not an integer or out of range"),
     ("decrby k -9223372036854775808", "ERR decrement would overflow"),
+    ("eval return -1", "ERR Number of keys can't be negative"),
+    ("eval return 2 a", "ERR Number of keys can't be greater than number of args"),
+    ("eval return x", "ERR value is not an integer or out of range"),
+    ("script foo", "ERR unknown subcommand 'foo'. Try SCRIPT HELP."),
+    ("script flush foo", "ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
     ("setrange k -1 v", "ERR offset is out of range"),
     ("setrange k abc v", "ERR value is not an integer or out of range"),
     ("getrange k a 1", "ERR value is not an integer or out of range"),

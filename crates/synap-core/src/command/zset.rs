@@ -585,8 +585,8 @@ pub(super) fn zintercard(a: &mut Args<'_>) -> Result<Command> {
     let mut limit = 0;
     while !a.is_empty() {
         if a.remaining() >= 2 && a.eat("limit") {
-            let l = a.next_int()?;
-            limit = usize::try_from(l).map_err(|_| CommandError::Invalid("LIMIT can't be negative".into()))?;
+            let negative = || CommandError::Invalid("LIMIT can't be negative".into());
+            limit = usize::try_from(a.next_int_or(negative)?).map_err(|_| negative())?;
         } else {
             return Err(CommandError::Syntax);
         }

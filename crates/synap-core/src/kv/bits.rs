@@ -11,6 +11,9 @@ use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
 use crate::notify::Class;
 
+/// The most source bytes one BITOP may combine (sources times the longest of them).
+const MAX_BITOP_WORK: usize = 1 << 30;
+
 fn bit_at(value: &[u8], offset: u64) -> bool {
     let byte = (offset / 8) as usize;
     byte < value.len() && value[byte] & (0x80 >> (offset % 8)) != 0
@@ -63,13 +66,12 @@ impl Keyspace {
     }
 
     pub(super) fn getbit(&self, key: &[u8], offset: u64, now: u64) -> Result<Reply> {
-        let value = self.read_str(key, now)?.unwrap_or_default();
-        Ok(Reply::Int(bit_at(&value, offset) as i64))
+        Ok(Reply::Int(self.with_str(key, now, |v| bit_at(v, offset))?.unwrap_or(false) as i64))
     }
 
     /// BITCOUNT: the key is looked up before its range is read (a missing key answers 0 whatever follows).
     pub(super) fn bitcount(&self, key: &[u8], range: &[Bytes], now: u64) -> Result<Reply> {
-        let Some(value) = self.read_str(key, now)? else { return Ok(Reply::Int(0)) };
+        let Some(len) = self.with_str(key, now, <[u8]>::len)? else { return Ok(Reply::Int(0)) };
         let (start, end, bits) = match range {
             [] => (0, -1, false),
             [s, e] => (int(s)?, int(e)?, false),
@@ -79,14 +81,18 @@ impl Keyspace {
         if start < 0 && end < 0 && start > end {
             return Ok(Reply::Int(0));
         }
-        let Some((first, last)) = bit_range(value.len(), start, end, bits) else { return Ok(Reply::Int(0)) };
-        Ok(Reply::Int(count_bits(&value, first, last) as i64))
+        let Some((first, last)) = bit_range(len, start, end, bits) else { return Ok(Reply::Int(0)) };
+        // Counted in place; a value that changed length meanwhile is counted as far as it goes.
+        let n = self.with_str(key, now, |v| count_bits(v, first, last))?.unwrap_or(0);
+        Ok(Reply::Int(n as i64))
     }
 
     /// BITPOS: the first bit equal to `bit` in the range. A missing key is all zeros; without an explicit
     /// end, clear bits past the value count (the value is zero-padded to the right).
     pub(super) fn bitpos(&self, key: &[u8], bit: bool, range: &[Bytes], now: u64) -> Result<Reply> {
-        let Some(value) = self.read_str(key, now)? else { return Ok(Reply::Int(if bit { -1 } else { 0 })) };
+        let Some(len) = self.with_str(key, now, <[u8]>::len)? else {
+            return Ok(Reply::Int(if bit { -1 } else { 0 }));
+        };
         let (start, end, bits) = match range {
             [] => (0, None, false),
             [s] => (int(s)?, None, false),
@@ -98,13 +104,13 @@ impl Keyspace {
             }
             _ => return Err(CommandError::Syntax),
         };
-        let Some((first, last)) = bit_range(value.len(), start, end.unwrap_or(-1), bits) else {
+        let Some((first, last)) = bit_range(len, start, end.unwrap_or(-1), bits) else {
             return Ok(Reply::Int(-1));
         };
-        if let Some(p) = (first..=last).find(|&i| bit_at(&value, i) == bit) {
+        if let Some(p) = self.with_str(key, now, |v| find_bit(v, first, last, bit))?.flatten() {
             return Ok(Reply::Int(p as i64));
         }
-        Ok(Reply::Int(if bit || end.is_some() { -1 } else { value.len() as i64 * 8 }))
+        Ok(Reply::Int(if bit || end.is_some() { -1 } else { len as i64 * 8 }))
     }
 
     /// BITOP: the result of `op` over the sources (missing ones are empty; shorter ones zero-padded) is
@@ -114,22 +120,33 @@ impl Keyspace {
         let hd = self.hash(dest);
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied().chain([hd]));
-        let mut sources: Vec<Bytes> = Vec::with_capacity(keys.len());
+        let mut positions = Vec::with_capacity(keys.len());
         for (k, &h) in keys.iter().zip(&hashes) {
-            let shard = locked.get(self.shard_of(h));
-            let v = self.find_str(shard, h, k, now)?.map(|p| Bytes::copy_from_slice(shard.entry(p).value()));
-            sources.push(v.unwrap_or_default());
+            positions.push(self.find_str(locked.get(self.shard_of(h)), h, k, now)?);
         }
-        let len = sources.iter().map(Bytes::len).max().unwrap_or(0);
-        let byte = |s: &Bytes, i: usize| s.get(i).copied().unwrap_or(0);
+        // The sources are read in place; the work (sources times the longest) is bounded.
+        let sources: Vec<&[u8]> = positions
+            .iter()
+            .zip(&hashes)
+            .map(|(p, &h)| p.map(|p| locked.peek(self.shard_of(h)).entry(p).value()).unwrap_or_default())
+            .collect();
+        let len = sources.iter().map(|s| s.len()).max().unwrap_or(0);
+        if len.saturating_mul(sources.len()) > MAX_BITOP_WORK {
+            return Err(CommandError::Invalid(format!(
+                "BITOP over {} sources of up to {len} bytes is more than {MAX_BITOP_WORK} bytes of work",
+                sources.len()
+            )));
+        }
+        let byte = |s: &[u8], i: usize| s.get(i).copied().unwrap_or(0);
         let result: Vec<u8> = (0..len)
             .map(|i| match op {
-                BitOp::Not => !byte(&sources[0], i),
+                BitOp::Not => !byte(sources[0], i),
                 BitOp::And => sources.iter().fold(0xff, |acc, s| acc & byte(s, i)),
                 BitOp::Or => sources.iter().fold(0, |acc, s| acc | byte(s, i)),
                 BitOp::Xor => sources.iter().fold(0, |acc, s| acc ^ byte(s, i)),
             })
             .collect();
+        drop(sources);
         if result.is_empty() {
             let exists = self.find_live(locked.get(self.shard_of(hd)), hd, dest, now).is_some();
             if exists {
@@ -143,8 +160,31 @@ impl Keyspace {
     }
 }
 
-/// Set bits among bit positions `first..=last`.
+/// The first bit equal to `bit` among positions `first..=last` (bits past the value are 0), skipping
+/// whole bytes that cannot hold it.
+fn find_bit(value: &[u8], first: u64, last: u64, bit: bool) -> Option<u64> {
+    let skip = if bit { 0x00 } else { 0xff };
+    let mut i = first;
+    while i <= last {
+        let byte = (i / 8) as usize;
+        if i.is_multiple_of(8) && i + 7 <= last && value.get(byte).copied().unwrap_or(0) == skip {
+            i += 8;
+            continue;
+        }
+        if bit_at(value, i) == bit {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Set bits among bit positions `first..=last` (as far as the value goes).
 fn count_bits(value: &[u8], first: u64, last: u64) -> u64 {
+    let last = last.min((value.len() as u64 * 8).saturating_sub(1));
+    if value.is_empty() || first > last {
+        return 0;
+    }
     let (fb, lb) = ((first / 8) as usize, (last / 8) as usize);
     let mut n: u64 = value[fb..=lb].iter().map(|b| b.count_ones() as u64).sum();
     // Take off the bits of the edge bytes outside the range.

@@ -6,16 +6,22 @@ use bytes::Bytes;
 use crate::command::Reply;
 use crate::error::{CommandError, Result};
 
-/// The most cells (`(len(a) + 1) * (len(b) + 1)`, 4 bytes each) one LCS may fill: 64 MB.
-pub(crate) const MAX_LCS_CELLS: usize = 16 << 20;
+/// The most cells (`(len(a) + 1) * (len(b) + 1)`, 4 bytes each) one LCS may fill: 16 MB, about 40 ms
+/// of work (the command runs on a worker thread).
+pub(crate) const MAX_LCS_CELLS: usize = 4 << 20;
 
-pub(crate) fn lcs(a: &[u8], b: &[u8], idx: bool, len_only: bool, with_len: bool, min_len: u64) -> Result<Reply> {
-    let (alen, blen) = (a.len(), b.len());
-    let cells = (alen + 1).checked_mul(blen + 1).filter(|&c| c <= MAX_LCS_CELLS).ok_or_else(|| {
+/// Refuses strings whose table would pass [`MAX_LCS_CELLS`].
+pub(crate) fn check_size(alen: usize, blen: usize) -> Result<usize> {
+    (alen + 1).checked_mul(blen + 1).filter(|&c| c <= MAX_LCS_CELLS).ok_or_else(|| {
         CommandError::Invalid(format!(
             "LCS of strings of {alen} and {blen} bytes needs more than {MAX_LCS_CELLS} table cells; compare shorter strings"
         ))
-    })?;
+    })
+}
+
+pub(crate) fn lcs(a: &[u8], b: &[u8], idx: bool, len_only: bool, with_len: bool, min_len: u64) -> Result<Reply> {
+    let (alen, blen) = (a.len(), b.len());
+    let cells = check_size(alen, blen)?;
     let mut t = vec![0u32; cells];
     let at = |i: usize, j: usize| i * (blen + 1) + j;
     for i in 1..=alen {

@@ -21,7 +21,9 @@ fn index_exhausted() -> CommandError {
 
 /// The first `n` elements (`left`) or the last `n`, from the end: what the pops take (`n` >= 1).
 fn ends(l: &ListV, n: usize, left: bool) -> Vec<(i64, &[u8])> {
-    if left {
+    if n == 0 {
+        vec![]
+    } else if left {
         l.range(0, n - 1)
     } else {
         let len = l.len();

@@ -81,12 +81,13 @@ impl Keyspace {
         }
     }
 
-    /// A copy of the string at `key` (`None`: no such key; WRONGTYPE for another type).
-    pub(super) fn read_str(&self, key: &[u8], now: u64) -> Result<Option<Bytes>> {
+    /// `f` of the string at `key`, read in place under its shard lock (`None`: no such key; WRONGTYPE
+    /// for another type).
+    pub(super) fn with_str<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         let h = self.hash(key);
         let mut shard = self.lock(h);
         let pos = self.find_str(&mut shard, h, key, now)?;
-        Ok(pos.map(|p| Bytes::copy_from_slice(shard.entry(p).value())))
+        Ok(pos.map(|p| f(shard.entry(p).value())))
     }
 
     /// SETRANGE: only the written bytes are logged (zero padding is implied by the record).
@@ -110,24 +111,31 @@ impl Keyspace {
 
     /// GETRANGE / SUBSTR, with Redis's index rules.
     fn getrange(&self, key: &[u8], start: i64, end: i64, now: u64) -> Result<Reply> {
-        let value = self.read_str(key, now)?.unwrap_or_default();
-        let len = value.len() as i64;
-        if start < 0 && end < 0 && start > end {
-            return Ok(Reply::Bulk(Bytes::new()));
-        }
-        let start = if start < 0 { (len + start).max(0) } else { start };
-        let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
-        if start > end || len == 0 {
-            return Ok(Reply::Bulk(Bytes::new()));
-        }
-        Ok(Reply::Bulk(value.slice(start as usize..=end as usize)))
+        let part = self.with_str(key, now, |value| {
+            let len = value.len() as i64;
+            if start < 0 && end < 0 && start > end {
+                return Bytes::new();
+            }
+            let start = if start < 0 { (len + start).max(0) } else { start };
+            let end = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+            if start > end || len == 0 {
+                return Bytes::new();
+            }
+            Bytes::copy_from_slice(&value[start as usize..=end as usize])
+        })?;
+        Ok(Reply::Bulk(part.unwrap_or_default()))
     }
 
     /// LCS: the subsequence, its length (LEN) or the matching ranges (IDX), as Redis 7 computes them.
     fn lcs(&self, ka: &[u8], kb: &[u8], options: &[Bytes], now: u64) -> Result<Reply> {
         let not_strings = || CommandError::Invalid("The specified keys must contain string values".into());
-        let a = self.read_str(ka, now).map_err(|_| not_strings())?.unwrap_or_default();
-        let b = self.read_str(kb, now).map_err(|_| not_strings())?.unwrap_or_default();
+        // The lengths first: a table too large is refused before anything is copied.
+        let la = self.with_str(ka, now, <[u8]>::len).map_err(|_| not_strings())?.unwrap_or(0);
+        let lb = self.with_str(kb, now, <[u8]>::len).map_err(|_| not_strings())?.unwrap_or(0);
+        super::lcs::check_size(la, lb)?;
+        let copy = |k: &[u8]| self.with_str(k, now, Bytes::copy_from_slice).map_err(|_| not_strings());
+        let a = copy(ka)?.unwrap_or_default();
+        let b = copy(kb)?.unwrap_or_default();
         let (mut idx, mut len_only, mut with_len, mut min_len) = (false, false, false, 0u64);
         let mut i = 0;
         while i < options.len() {

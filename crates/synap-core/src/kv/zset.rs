@@ -67,6 +67,9 @@ fn ends(z: &ZSetV, n: usize, max: bool) -> Vec<(f64, &[u8])> {
 /// from the smallest to the largest; a weighted score that is NaN counts as 0, except (as in Redis)
 /// for the later inputs of an intersection under MIN and MAX, where it is compared as NaN.
 fn combine<'a>(op: ZStoreOp, inputs: &[Vec<(f64, &'a [u8])>], weights: &[f64], agg: Aggregate) -> Vec<(&'a [u8], f64)> {
+    if inputs.is_empty() {
+        return vec![];
+    }
     let weight = |j: usize| weights.get(j).copied().unwrap_or(1.0);
     let zero_nan = |v: f64| if v.is_nan() { 0.0 } else { v };
     let aggregate = |target: &mut f64, v: f64| match agg {
@@ -223,24 +226,26 @@ impl Keyspace {
             }
             ZSetCmd::InterCard { keys, limit } => {
                 self.many_then_store(&keys, &[Kind::ZSet, Kind::Set], None, now, lsn, |colls| {
-                    let members = |c: &Option<&Coll>| -> Vec<Bytes> {
+                    fn members(c: Option<&Coll>) -> Vec<&[u8]> {
                         match c {
-                            Some(Coll::ZSet(z)) => {
-                                z.range(0, z.len()).into_iter().map(|(_, m)| Bytes::copy_from_slice(m)).collect()
-                            }
-                            Some(Coll::Set(s)) => s.members().into_iter().map(Bytes::copy_from_slice).collect(),
+                            Some(Coll::ZSet(z)) => z.range(0, z.len()).into_iter().map(|(_, m)| m).collect(),
+                            Some(Coll::Set(s)) => s.members(),
                             _ => vec![],
                         }
-                    };
+                    }
                     let has = |c: &Option<&Coll>, m: &[u8]| match c {
                         Some(Coll::ZSet(z)) => z.score(m).is_some(),
                         Some(Coll::Set(s)) => s.contains(m),
                         _ => false,
                     };
                     let mut n = 0;
-                    if colls.iter().all(Option::is_some) {
-                        for m in members(&colls[0]) {
-                            if colls[1..].iter().all(|c| has(c, &m)) {
+                    // Walk the smallest input; look the others up.
+                    let smallest = (0..colls.len()).min_by_key(|&i| colls[i].map_or(0, |c| c.len()));
+                    if let Some(first) = smallest
+                        && colls.iter().all(Option::is_some)
+                    {
+                        for m in members(colls[first]) {
+                            if colls.iter().enumerate().all(|(i, c)| i == first || has(c, m)) {
                                 n += 1;
                                 if limit > 0 && n >= limit {
                                     break;
@@ -452,12 +457,6 @@ impl Keyspace {
                 })
                 .collect();
             let result = combine(op, &inputs, weights, agg);
-            let mut c = Coll::empty(Kind::ZSet);
-            if let Coll::ZSet(z) = &mut c {
-                for (m, s) in &result {
-                    z.set(m, *s);
-                }
-            }
             let Some(dst) = dst else {
                 // ZUNION, ZINTER, ZDIFF: the result in sorted-set order, scores as computed (a -0 stays).
                 let mut items: Vec<(f64, &[u8])> = result.iter().map(|(m, s)| (*s, *m)).collect();
@@ -471,6 +470,12 @@ impl Keyspace {
                     Reply::Array(items.into_iter().map(|(_, m)| bulk(m)).collect())
                 }));
             };
+            let mut c = Coll::empty(Kind::ZSet);
+            if let Coll::ZSet(z) = &mut c {
+                for (m, s) in &result {
+                    z.set(m, *s);
+                }
+            }
             let value = if result.is_empty() { Op::Del } else { restore(Kind::ZSet, &c)? };
             let mut ch = Changes::read(Reply::Int(result.len() as i64));
             ch.op(dst, Op::Del);

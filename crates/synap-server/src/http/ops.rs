@@ -602,6 +602,8 @@ pub fn reply_json(r: Reply) -> Value {
         Reply::Ok => json!("OK"),
         Reply::Status(s) => json!(s),
         Reply::Nil | Reply::NullArray => Value::Null,
+        Reply::Simple(s) => json!(s),
+        Reply::Error(e) => json!({ "error": e }),
         Reply::Int(n) => json!(n),
         Reply::Bulk(b) => bytes_to_json(&b),
         Reply::Double(d) => json!(d),

@@ -247,7 +247,7 @@ impl Conn {
             if let Some((cmd, block)) = blocked {
                 // Everything before it is answered; now wait, then answer it. A wait that found nothing
                 // answers a null array, as Redis's blocking commands do (BLMOVE too).
-                let nothing = Reply::NullArray;
+                let nothing = if matches!(cmd, Command::Queue(_)) { Reply::Nil } else { Reply::NullArray };
                 let reply = self.wait_blocked(io, stop, cmd, block).await?;
                 match reply {
                     Ok(r) if r.is_nothing() => encode(&mut io.out, &nothing, self.proto),

@@ -75,7 +75,14 @@ impl Conn {
                 if let Some(block) = cmd.block() {
                     return Some((cmd, block));
                 }
-                match self.shared.service.engine.execute_as(ctx, spec, cmd) {
+                let engine = &self.shared.service.engine;
+                let reply = if matches!(cmd, Command::Script(_)) && multi_thread() {
+                    // A script may run long: its worker thread hands its other tasks over meanwhile.
+                    tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
+                } else {
+                    engine.execute_as(ctx, spec, cmd)
+                };
+                match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
                     Err(e) => error(out, &e),
                 }
@@ -180,6 +187,12 @@ fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[
         None => encode(out, &Reply::Nil, proto),
     }
     encode(out, &Reply::Int(count as i64), proto);
+}
+
+/// Whether this runtime can hand a worker's tasks over (`block_in_place`).
+fn multi_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Redis's wording: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.

@@ -1,0 +1,603 @@
+//! Lua scripting (EVAL, EVALSHA, SCRIPT): Lua 5.1 as Redis runs it, in one sandboxed state.
+//!
+//! A script runs atomically: the engine holds its gate for the whole run and captures the mutations of
+//! the commands the script calls into one log record, so replay and replicas apply the script's effects
+//! and never run it again. The sandbox has Lua's base, table, string and math libraries and Redis's
+//! `redis` and `bit` tables; it has no `os`, `io`, `require`, `load` of precompiled chunks, `print`,
+//! `debug`, `getfenv`/`setfenv`, and globals are read-only (a script gets `KEYS` and `ARGV`). A run is
+//! stopped by SCRIPT KILL while it has written nothing; Lua memory is capped.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use parking_lot::Mutex;
+use sha1::{Digest, Sha1};
+
+use crate::command::args::format_g17;
+use crate::command::{Command, Flags, Reply, ScriptCmd, ScriptRef, ServerCmd, table};
+use crate::error::{CommandError, Result};
+
+/// The most scripts the cache holds; past it, EVAL forgets its oldest scripts (SCRIPT LOAD's stay, and
+/// SCRIPT LOAD is refused when they alone fill the cache).
+pub const MAX_SCRIPTS: usize = 10_000;
+/// The most script source the cache holds, in bytes.
+pub const MAX_SCRIPT_BYTES: usize = 64 << 20;
+/// Memory the Lua state may use.
+pub const LUA_MEMORY_LIMIT: usize = 256 << 20;
+/// After this long a running script makes other commands answer BUSY (Redis's `busy-reply-threshold`).
+pub const BUSY_MS: u64 = 5_000;
+/// The deepest nesting a reply may have on its way into or out of Lua.
+const MAX_DEPTH: usize = 1_000;
+
+/// The SHA1 of `data`, as 40 lowercase hex digits (EVALSHA's names, `redis.sha1hex`).
+pub fn sha1_hex(data: &[u8]) -> String {
+    let digest = Sha1::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The Lua side set up once per state: the sandbox, the `redis` table, the error handler.
+const PRELUDE: &str = r#"
+local G = _G
+local rawget, rawset, setmetatable, error, type, tostring, xpcall, pcall = rawget, rawset, setmetatable, error, type, tostring, xpcall, pcall
+local raw_loadstring, concat, match, tonumber = loadstring, table.concat, string.match, tonumber
+dofile, loadfile, print, getfenv, setfenv, newproxy, module, require = nil, nil, nil, nil, nil, nil, nil, nil, nil
+
+-- Precompiled chunks are refused: only source loads.
+loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
+  return raw_loadstring(s, name)
+end
+load = function(f, name)
+  local parts = {}
+  while true do
+    local p = f()
+    if p == nil or p == '' then break end
+    parts[#parts + 1] = p
+  end
+  return loadstring(concat(parts), name)
+end
+
+local function readonly(t)
+  return setmetatable({}, {__index = t, __newindex = function() error('Attempt to modify a readonly table', 2) end, __metatable = false})
+end
+
+local impl = {}
+local redis = {}
+
+-- The script's line where an error was raised: the position `error` gives `level` levels up.
+local function caller_line(level)
+  local _, where = pcall(error, '', level)
+  return tonumber(match(where or '', '^user_script:(%d+):')) or 0
+end
+-- redis.call is a C function (impl.call), so that `return redis.call(...)` keeps the script's frame;
+-- it raises a Redis error as a message that starts with the marker below.
+-- (set per run from Rust, with redis.pcall, as `redis_raw.call`).
+redis.error_reply = function(m) return {err = m} end
+redis.status_reply = function(m) return {ok = m} end
+redis.sha1hex = function(s) return impl.sha1hex(s) end
+redis.log = function(level, ...) return impl.log(level, ...) end
+redis.setresp = function(v) return impl.setresp(v) end
+redis.replicate_commands = function() return true end
+redis.set_repl = function() end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+rawset(G, 'redis', readonly(redis))
+rawset(G, 'bit', readonly(impl_bit))
+rawset(G, 'impl_bit', nil)
+for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
+  if rawget(G, name) ~= nil then rawset(G, name, readonly(rawget(G, name))) end
+end
+
+-- What a script sees as its globals: the state's, read-only, and an error for a name that is not there.
+local env = setmetatable({}, {
+  __index = function(_, k)
+    local v = rawget(G, k)
+    if v == nil then error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+
+-- Errors become {err = message, line = the script's line}; Lua's own get Redis's ERR prefix.
+local function handler(e)
+  if type(e) == 'table' and type(rawget(e, 'err')) == 'string' then
+    -- Levels from caller_line: pcall, caller_line, handler, error, the script.
+    return {err = rawget(e, 'err'), line = tonumber(rawget(e, 'line')) or caller_line(5)}
+  end
+  local text = tostring(e)
+  local redis_err = match(text, '\1redis\1(.-)\nstack traceback') or match(text, '\1redis\1(.*)$')
+  if redis_err ~= nil then return {err = redis_err, line = caller_line(5)} end
+  return {err = 'ERR ' .. text, line = tonumber(match(text, '^user_script:(%d+):')) or caller_line(4)}
+end
+local function run(f) return xpcall(f, handler) end
+return impl, env, run, redis
+"#;
+
+struct Cached {
+    func: Function,
+    /// Loaded by SCRIPT LOAD (kept); `false`: cached by EVAL (may be forgotten, oldest first).
+    loaded: bool,
+    bytes: usize,
+}
+
+/// One Lua state and the scripts compiled in it.
+struct Vm {
+    lua: Lua,
+    /// The globals a script sees (read-only, see PRELUDE).
+    env: Table,
+    /// The `redis` table behind its read-only view: `call` and `pcall` are set for each run.
+    redis: Table,
+    run: Function,
+    cache: HashMap<String, Cached>,
+    /// EVAL-cached scripts, oldest first.
+    evicted_order: VecDeque<String>,
+    bytes: usize,
+}
+
+/// The scripting state of an engine.
+pub struct Scripts {
+    vm: Mutex<Vm>,
+    kill: Arc<AtomicBool>,
+    /// When the running script started (ms since `epoch`, plus one); 0 when none runs.
+    running: AtomicU64,
+    wrote: AtomicBool,
+    epoch: Instant,
+}
+
+fn lua_err(e: mlua::Error) -> CommandError {
+    CommandError::Internal(format!("scripting: {e}"))
+}
+
+impl Vm {
+    fn new(kill: Arc<AtomicBool>) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+        // Every thread of the state (coroutines too) checks for SCRIPT KILL.
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
+            if kill.load(Ordering::Acquire) {
+                Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()))
+            } else {
+                Ok(VmState::Continue)
+            }
+        })?;
+        lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
+        let (impl_tbl, env, run, redis): (Table, Table, Function, Table) =
+            lua.load(PRELUDE).set_name("=prelude").call(())?;
+        impl_tbl.raw_set("sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
+        impl_tbl.raw_set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, MultiValue)| {
+                let text: Vec<String> = msg.iter().map(|v| v.to_string().unwrap_or_default()).collect();
+                match level {
+                    0 => tracing::debug!(target: "script", "{}", text.join(" ")),
+                    1 | 2 => tracing::info!(target: "script", "{}", text.join(" ")),
+                    _ => tracing::warn!(target: "script", "{}", text.join(" ")),
+                }
+                Ok(())
+            })?,
+        )?;
+        impl_tbl.raw_set(
+            "setresp",
+            lua.create_function(|_, v: i64| match v {
+                2 => Ok(()),
+                3 => Err(mlua::Error::RuntimeError("RESP3 replies inside scripts are not supported".into())),
+                _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
+            })?,
+        )?;
+        Ok(Vm { lua, env, run, redis, cache: HashMap::new(), evicted_order: VecDeque::new(), bytes: 0 })
+    }
+
+    /// Compiles `body` and caches it under its SHA1 (`loaded`: by SCRIPT LOAD).
+    fn compile(&mut self, body: &[u8], loaded: bool) -> Result<(String, Function)> {
+        let sha = sha1_hex(body);
+        if let Some(c) = self.cache.get_mut(&sha) {
+            c.loaded |= loaded;
+            return Ok((sha, c.func.clone()));
+        }
+        let func = match self.lua.load(body).set_name("@user_script").into_function() {
+            Ok(f) => f,
+            Err(mlua::Error::SyntaxError { message, .. }) => {
+                return Err(CommandError::Raw(format!("ERR Error compiling script (new function): {message}")));
+            }
+            Err(e) => return Err(CommandError::Raw(format!("ERR Error compiling script (new function): {e}"))),
+        };
+        func.set_environment(self.env.clone()).map_err(lua_err)?;
+        // Room in the cache: EVAL's oldest scripts go first; SCRIPT LOAD's never go.
+        while self.cache.len() >= MAX_SCRIPTS || self.bytes + body.len() > MAX_SCRIPT_BYTES {
+            let Some(old) = self.evicted_order.pop_front() else {
+                return Err(CommandError::Invalid(format!(
+                    "the script cache is full ({MAX_SCRIPTS} scripts or {MAX_SCRIPT_BYTES} bytes); SCRIPT FLUSH first"
+                )));
+            };
+            if let Some(c) = self.cache.get(&old)
+                && !c.loaded
+            {
+                self.bytes -= c.bytes;
+                self.cache.remove(&old);
+            }
+        }
+        if !loaded {
+            self.evicted_order.push_back(sha.clone());
+        }
+        self.bytes += body.len();
+        self.cache.insert(sha.clone(), Cached { func: func.clone(), loaded, bytes: body.len() });
+        Ok((sha, func))
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts::new()
+    }
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        let kill = Arc::new(AtomicBool::new(false));
+        let vm = Vm::new(kill.clone()).expect("the Lua state starts");
+        Scripts {
+            vm: Mutex::new(vm),
+            kill,
+            running: AtomicU64::new(0),
+            wrote: AtomicBool::new(false),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a script has run for longer than [`BUSY_MS`]: other commands then answer BUSY.
+    pub fn busy(&self) -> bool {
+        let started = self.running.load(Ordering::Acquire);
+        started != 0 && self.now() + 1 >= started + BUSY_MS
+    }
+
+    /// SCRIPT KILL: stops the running script, unless it has written.
+    pub fn kill(&self) -> Result<Reply> {
+        if self.running.load(Ordering::Acquire) == 0 {
+            return Err(CommandError::Raw("NOTBUSY No scripts in execution right now.".into()));
+        }
+        if self.wrote.load(Ordering::Acquire) {
+            return Err(CommandError::Raw(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either \
+                 wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+                    .into(),
+            ));
+        }
+        self.kill.store(true, Ordering::Release);
+        Ok(Reply::Ok)
+    }
+
+    /// SCRIPT LOAD, EXISTS, FLUSH.
+    pub fn admin(&self, cmd: ScriptCmd) -> Result<Reply> {
+        match cmd {
+            ScriptCmd::Load(body) => Ok(Reply::Bulk(Bytes::from(self.vm.lock().compile(&body, true)?.0))),
+            ScriptCmd::Exists(shas) => {
+                let vm = self.vm.lock();
+                let known = |s: &Bytes| vm.cache.contains_key(&String::from_utf8_lossy(s).to_ascii_lowercase());
+                Ok(Reply::Array(shas.iter().map(|s| Reply::Int(known(s) as i64)).collect()))
+            }
+            ScriptCmd::Flush => {
+                *self.vm.lock() = Vm::new(self.kill.clone()).map_err(lua_err)?;
+                Ok(Reply::Ok)
+            }
+            ScriptCmd::Kill => self.kill(),
+            ScriptCmd::Eval { .. } => Err(CommandError::Internal("EVAL runs through Scripts::eval".into())),
+        }
+    }
+
+    /// Runs a script. `exec` runs one command the script calls; the caller holds the engine's gate
+    /// and captures the log, so the run is atomic and its effects are one record.
+    pub fn eval(
+        &self,
+        script: &ScriptRef,
+        keys: &[Bytes],
+        args: &[Bytes],
+        read_only: bool,
+        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+    ) -> Result<Reply> {
+        let mut vm = self.vm.lock();
+        let (sha, func) = match script {
+            ScriptRef::Body(body) => vm.compile(body, false)?,
+            ScriptRef::Sha(sha) => {
+                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                match vm.cache.get(&sha) {
+                    Some(c) => (sha, c.func.clone()),
+                    None => return Err(CommandError::Raw("NOSCRIPT No matching script. Please use EVAL.".into())),
+                }
+            }
+        };
+        let lua = vm.lua.clone();
+        let strings = |items: &[Bytes]| lua.create_sequence_from(items.iter().map(|b| lua.create_string(b).ok()));
+        let globals = lua.globals();
+        globals.raw_set("KEYS", strings(keys).map_err(lua_err)?).map_err(lua_err)?;
+        globals.raw_set("ARGV", strings(args).map_err(lua_err)?).map_err(lua_err)?;
+        self.kill.store(false, Ordering::Release);
+        self.wrote.store(false, Ordering::Release);
+        self.running.store(self.now() + 1, Ordering::Release);
+        let exec = RefCell::new(exec);
+        let outcome = lua.scope(|scope| {
+            let pcall = scope.create_function(|lua, argv: MultiValue| self.call(lua, &exec, argv, read_only))?;
+            let call =
+                scope.create_function(|lua, argv: MultiValue| match self.call(lua, &exec, argv, read_only)? {
+                    Value::Table(t) if matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) => {
+                        let msg: String = t.raw_get("err")?;
+                        Err(mlua::Error::RuntimeError(format!("\u{1}redis\u{1}{msg}")))
+                    }
+                    v => Ok(v),
+                })?;
+            vm.redis.raw_set("pcall", pcall)?;
+            vm.redis.raw_set("call", call)?;
+            let r: (bool, Value) = vm.run.call(func.clone())?;
+            vm.redis.raw_set("pcall", Value::Nil)?;
+            vm.redis.raw_set("call", Value::Nil)?;
+            Ok(r)
+        });
+        self.running.store(0, Ordering::Release);
+        let killed = self.kill.swap(false, Ordering::AcqRel);
+        let _ = vm.redis.raw_set("pcall", Value::Nil);
+        let _ = vm.redis.raw_set("call", Value::Nil);
+        match outcome {
+            Ok((true, v)) => match from_lua(v, 0)? {
+                Reply::Error(e) => Err(CommandError::Raw(e)),
+                r => Ok(r),
+            },
+            Ok((false, Value::Table(t))) => {
+                let line: i64 = t.raw_get("line").unwrap_or(0);
+                let msg = if killed {
+                    "ERR Script killed by user with SCRIPT KILL...".to_string()
+                } else {
+                    t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown script error".into())
+                };
+                Err(CommandError::Raw(format!("{msg} script: {sha}, on @user_script:{line}.")))
+            }
+            Ok((false, other)) => Err(CommandError::Raw(format!("ERR {other:?} script: {sha}"))),
+            Err(mlua::Error::MemoryError(_)) => Err(CommandError::Raw(format!(
+                "ERR the script used more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes) script: {sha}"
+            ))),
+            Err(e) if killed => Err(CommandError::Raw(format!("ERR Script killed by user with SCRIPT KILL... {e}"))),
+            Err(e) => Err(CommandError::Raw(format!("ERR Error running script {sha}: {e}"))),
+        }
+    }
+
+    /// `redis.pcall` (and, through the prelude, `redis.call`): one command, its reply as Lua sees it,
+    /// or `{err = ...}`.
+    fn call(
+        &self,
+        lua: &Lua,
+        exec: &RefCell<&mut dyn FnMut(Command) -> Result<Reply>>,
+        argv: MultiValue,
+        read_only: bool,
+    ) -> mlua::Result<Value> {
+        let fail = |msg: &str| -> mlua::Result<Value> {
+            let t = lua.create_table()?;
+            t.raw_set("err", msg)?;
+            Ok(Value::Table(t))
+        };
+        if argv.is_empty() {
+            return fail("ERR Please specify at least one argument for this redis lib call");
+        }
+        let mut args = Vec::with_capacity(argv.len());
+        for v in argv {
+            match v {
+                Value::String(_) | Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
+                    Some(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
+                    None => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+                },
+                _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+            }
+        }
+        let Some(row) = table::row(&args[0]) else { return fail("ERR Unknown Redis command called from script") };
+        let spec = row.spec;
+        let not_allowed = "ERR This Redis command is not allowed from script";
+        if spec.flags.contains(Flags::NOSCRIPT) || spec.flags.contains(Flags::PUBSUB) && spec.name != "publish" {
+            return fail(not_allowed);
+        }
+        if !spec.arity_ok(args.len()) {
+            return fail("ERR Wrong number of args calling Redis command from script");
+        }
+        if read_only && spec.is_write() {
+            return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        let cmd = match row.parse(&args) {
+            Ok(c) => c,
+            Err(e) => return fail(&e.to_string()),
+        };
+        match &cmd {
+            Command::Stream(crate::command::StreamCmd::XRead { block: Some(_), .. }) => {
+                return fail("ERR xread command is not allowed with BLOCK option from scripts");
+            }
+            Command::Stream(crate::command::StreamCmd::XReadGroup { block: Some(_), .. }) => {
+                return fail("ERR xreadgroup command is not allowed with BLOCK option from scripts");
+            }
+            _ => {}
+        }
+        let reply = match cmd {
+            Command::Server(ServerCmd::Ping(None)) => Ok(Reply::Status("PONG")),
+            Command::Server(ServerCmd::Time) => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let secs = Reply::Bulk(Bytes::from(now.as_secs().to_string()));
+                Ok(Reply::Array(vec![secs, Reply::Bulk(Bytes::from(now.subsec_micros().to_string()))]))
+            }
+            Command::Server(ServerCmd::Select(0)) => Ok(Reply::Ok),
+            Command::Server(ServerCmd::Ping(Some(m)) | ServerCmd::Echo(m)) => Ok(Reply::Bulk(m)),
+            Command::Server(_) | Command::Script(_) => return fail(not_allowed),
+            cmd => {
+                if spec.is_write() {
+                    self.wrote.store(true, Ordering::Release);
+                }
+                (exec.borrow_mut())(cmd)
+            }
+        };
+        match reply {
+            Ok(r) => to_lua(lua, r, 0),
+            Err(e) => fail(&e.to_string()),
+        }
+    }
+}
+
+/// A reply as a script sees it (Redis's RESP2 conversion): integers are numbers, strings strings, nil
+/// is `false`, a status `{ok = ...}`, an error `{err = ...}`, arrays tables.
+fn to_lua(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
+    if depth > MAX_DEPTH {
+        return Err(mlua::Error::RuntimeError("reply nested too deep".into()));
+    }
+    let status = |s: &str| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("ok", s)?;
+        Ok(Value::Table(t))
+    };
+    let seq = |items: Vec<Reply>| -> mlua::Result<Value> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.into_iter().enumerate() {
+            t.raw_seti(i + 1, to_lua(lua, item, depth + 1)?)?;
+        }
+        Ok(Value::Table(t))
+    };
+    let text = |s: &[u8]| -> mlua::Result<Value> { Ok(Value::String(lua.create_string(s)?)) };
+    match r {
+        Reply::Ok => status("OK"),
+        Reply::Status(s) => status(s),
+        Reply::Simple(s) => status(&s),
+        Reply::Error(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", e)?;
+            Ok(Value::Table(t))
+        }
+        Reply::Nil | Reply::NullArray => Ok(Value::Boolean(false)),
+        Reply::Int(n) => Ok(Value::Integer(n)),
+        Reply::Bulk(b) => text(&b),
+        Reply::Decimal(t) => text(&t),
+        Reply::Double(d) => text(format_g17(d).as_bytes()),
+        Reply::Expiry(e) => Ok(Value::Integer(e.redis_value())),
+        Reply::Array(items) | Reply::Set(items) => seq(items),
+        Reply::Map(pairs) | Reply::Pairs(pairs) => seq(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        Reply::Keyed(pairs) => seq(pairs.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect()),
+        Reply::Scan { cursor, items } => seq(vec![Reply::Bulk(Bytes::from(cursor.to_string())), Reply::Array(items)]),
+        Reply::Read { events, .. } => seq(events),
+    }
+}
+
+/// A script's value as a reply (Redis's conversion): numbers are integers (truncated), `true` is 1,
+/// `false` and nil are nil, `{ok = ...}` a status, `{err = ...}` an error, a table an array up to its
+/// first nil.
+fn from_lua(v: Value, depth: usize) -> Result<Reply> {
+    if depth > MAX_DEPTH {
+        return Err(CommandError::Raw("ERR reply nested too deep".into()));
+    }
+    Ok(match v {
+        Value::Nil | Value::Boolean(false) => Reply::Nil,
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Integer(n) => Reply::Int(n),
+        Value::Number(n) => Reply::Int(n as i64),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                return Ok(Reply::Error(e.to_string_lossy()));
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+                return Ok(Reply::Simple(s.to_string_lossy()));
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i).map_err(lua_err)? {
+                    Value::Nil => break,
+                    v => items.push(from_lua(v, depth + 1)?),
+                }
+            }
+            Reply::Array(items)
+        }
+        _ => Reply::Nil,
+    })
+}
+
+/// Redis's `bit` library (LuaBitOp): 32-bit operations on numbers.
+fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    fn tobit(n: f64) -> i32 {
+        (n.rem_euclid(4_294_967_296.0) as u64 as u32) as i32
+    }
+    let t = lua.create_table()?;
+    t.raw_set("tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
+    t.raw_set("bnot", lua.create_function(|_, n: f64| Ok(!tobit(n)))?)?;
+    let fold = |lua: &Lua, op: fn(i32, i32) -> i32| {
+        lua.create_function(move |_, args: mlua::Variadic<f64>| {
+            Ok(args
+                .iter()
+                .fold(None, |acc: Option<i32>, &n| {
+                    Some(match acc {
+                        None => tobit(n),
+                        Some(a) => op(a, tobit(n)),
+                    })
+                })
+                .unwrap_or(0))
+        })
+    };
+    t.raw_set("band", fold(lua, |a, b| a & b)?)?;
+    t.raw_set("bor", fold(lua, |a, b| a | b)?)?;
+    t.raw_set("bxor", fold(lua, |a, b| a ^ b)?)?;
+    let shift = |lua: &Lua, op: fn(i32, u32) -> i32| {
+        lua.create_function(move |_, (n, s): (f64, f64)| Ok(op(tobit(n), (tobit(s) as u32) & 31)))
+    };
+    t.raw_set("lshift", shift(lua, |a, s| ((a as u32) << s) as i32)?)?;
+    t.raw_set("rshift", shift(lua, |a, s| ((a as u32) >> s) as i32)?)?;
+    t.raw_set("arshift", shift(lua, |a, s| a >> s)?)?;
+    t.raw_set("rol", shift(lua, |a, s| (a as u32).rotate_left(s) as i32)?)?;
+    t.raw_set("ror", shift(lua, |a, s| (a as u32).rotate_right(s) as i32)?)?;
+    t.raw_set(
+        "tohex",
+        lua.create_function(|_, (n, digits): (f64, Option<f64>)| {
+            let d = digits.map(tobit).unwrap_or(8);
+            let (upper, width) = (d < 0, d.unsigned_abs().min(8) as usize);
+            let v = tobit(n) as u32;
+            let s = if upper { format!("{v:08X}") } else { format!("{v:08x}") };
+            Ok(s[8 - width..].to_string())
+        })?,
+    )?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(s: &Scripts, body: &str) -> Result<Reply> {
+        let mut exec = |c: Command| -> Result<Reply> { Ok(Reply::Bulk(Bytes::from(c.name()))) };
+        s.eval(&ScriptRef::Body(Bytes::copy_from_slice(body.as_bytes())), &[], &[], false, &mut exec)
+    }
+
+    #[test]
+    fn a_script_runs_and_converts_its_value() {
+        let s = Scripts::new();
+        assert_eq!(eval(&s, "return 1"), Ok(Reply::Int(1)));
+        assert_eq!(eval(&s, "return redis.call('incr', 'k')"), Ok(Reply::bulk(&b"incrby"[..])));
+        // Redis 7.0.15's replies to the same scripts.
+        let sha = |b: &str| sha1_hex(b.as_bytes());
+        let body = "return redis.call('incr', KEYS[1])";
+        let want = format!(
+            "ERR Lua redis lib command arguments must be strings or integers script: {}, on @user_script:1.",
+            sha(body)
+        );
+        assert_eq!(eval(&s, body), Err(CommandError::Raw(want)));
+        let body = "error({err='MYERR custom'})";
+        assert_eq!(
+            eval(&s, body),
+            Err(CommandError::Raw(format!("MYERR custom script: {}, on @user_script:1.", sha(body))))
+        );
+        let body = "\n\nlocal x = 1\nreturn y";
+        let want = format!(
+            "ERR user_script:4: Script attempted to access nonexistent global variable 'y' script: {}, on @user_script:4.",
+            sha(body)
+        );
+        assert_eq!(eval(&s, body), Err(CommandError::Raw(want)));
+    }
+}
