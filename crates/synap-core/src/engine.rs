@@ -79,6 +79,7 @@ pub struct Engine {
     /// command interleaves with it. Background passes and snapshot chunks take the read side too.
     gate: parking_lot::RwLock<()>,
     scripts: Scripts,
+    notifier: Arc<Notifier>,
 }
 
 fn busy() -> CommandError {
@@ -104,7 +105,7 @@ impl Engine {
             config.stream_storage.0,
             clock.clone(),
             slot.clone(),
-            notifier,
+            notifier.clone(),
             watch.clone(),
         ));
         kv.set_streams(streams.clone());
@@ -119,6 +120,7 @@ impl Engine {
             clock,
             gate: parking_lot::RwLock::new(()),
             scripts: Scripts::default(),
+            notifier,
         }
     }
 
@@ -145,6 +147,21 @@ impl Engine {
 
     pub fn pubsub(&self) -> &PubSub {
         &self.pubsub
+    }
+
+    /// The scripting state (its busy threshold is a run-time setting).
+    pub fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// Keyspace notifications in force (CONFIG GET notify-keyspace-events).
+    pub fn notify_flags(&self) -> NotifyFlags {
+        self.notifier.flags()
+    }
+
+    /// CONFIG SET notify-keyspace-events.
+    pub fn set_notify_flags(&self, flags: NotifyFlags) {
+        self.notifier.set_flags(flags);
     }
 
     /// Clients watching keys (WATCH).
@@ -176,11 +193,13 @@ impl Engine {
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
         match &cmd {
             Command::Keys(KeysCmd::Keys { pattern }) => {
-                let keys = self.kv.keys(pattern, now, Some(&self.gate))?;
+                let gate = || self.read_gate();
+                let keys = self.kv.keys(pattern, now, Some(&gate))?;
                 return Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()));
             }
             Command::Keys(KeysCmd::Scan(args)) => {
-                let (cursor, keys) = self.kv.scan(args, now, Some(&self.gate));
+                let gate = || self.read_gate();
+                let (cursor, keys) = self.kv.scan(args, now, Some(&gate))?;
                 return Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() });
             }
             // SCRIPT KILL reaches a running script without waiting for it.
@@ -208,14 +227,7 @@ impl Engine {
     /// EVAL and its kin: the script runs alone (the gate's write side) and the mutations of the
     /// commands it calls are one log record.
     fn eval_atomic(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply> {
-        let _gate = loop {
-            if let Some(g) = self.gate.try_write_for(Duration::from_millis(10)) {
-                break g;
-            }
-            if self.scripts.busy() {
-                return Err(busy());
-            }
-        };
+        let _gate = self.write_gate()?;
         let capture = self.log.capture();
         let reply = self.execute_inner(ctx, cmd.spec(), cmd);
         let lsn = capture.finish();
@@ -240,7 +252,7 @@ impl Engine {
         }
     }
 
-    /// Runs a transaction (MULTI ... EXEC): every command in order with no other command in between, its
+    /// Runs a transaction (MULTI ... EXEC); BUSY when a script has run past its threshold: every command in order with no other command in between, its
     /// mutations logged as one record (after a crash it is there whole or not at all). `None` (nothing
     /// run) when a watched key changed (`watch` set).
     pub fn exec_transaction(
@@ -248,10 +260,10 @@ impl Engine {
         ctx: &mut ExecCtx,
         cmds: Vec<Command>,
         watch: Option<&std::sync::atomic::AtomicBool>,
-    ) -> Option<Vec<Result<Reply>>> {
-        let _gate = self.gate.write();
+    ) -> Result<Option<Vec<Result<Reply>>>> {
+        let _gate = self.write_gate()?;
         if watch.is_some_and(|w| w.load(std::sync::atomic::Ordering::Acquire)) {
-            return None;
+            return Ok(None);
         }
         let capture = self.log.capture();
         let replies = cmds.into_iter().map(|c| self.execute_inner(ctx, c.spec(), c)).collect();
@@ -260,7 +272,19 @@ impl Engine {
         // no snapshot chunk sees them unsettled).
         self.streams.settle(lsn);
         ctx.lsn = ctx.lsn.max(lsn);
-        Some(replies)
+        Ok(Some(replies))
+    }
+
+    /// The gate's write side, or BUSY once a script has run past its busy threshold.
+    fn write_gate(&self) -> Result<parking_lot::RwLockWriteGuard<'_, ()>> {
+        loop {
+            if let Some(g) = self.gate.try_write_for(Duration::from_millis(10)) {
+                return Ok(g);
+            }
+            if self.scripts.busy() {
+                return Err(busy());
+            }
+        }
     }
 
     fn execute_inner(&self, ctx: &mut ExecCtx, spec: &Spec, cmd: Command) -> Result<Reply> {

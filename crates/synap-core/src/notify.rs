@@ -115,36 +115,80 @@ impl NotifyFlags {
     }
 }
 
-/// Sends the notifications the flags ask for.
+impl NotifyFlags {
+    /// The flags as Redis's CONFIG GET spells them: `A` for every class, else the classes in Redis's
+    /// order, then `K` and `E`.
+    pub fn to_redis_string(&self) -> String {
+        let classes = [
+            (self.generic, 'g'),
+            (self.string, '$'),
+            (self.list, 'l'),
+            (self.set, 's'),
+            (self.hash, 'h'),
+            (self.zset, 'z'),
+            (self.expired, 'x'),
+            (self.evicted, 'e'),
+            (self.stream, 't'),
+        ];
+        let mut s: String = if classes.iter().all(|(on, _)| *on) {
+            "A".into()
+        } else {
+            classes.iter().filter(|(on, _)| *on).map(|(_, c)| *c).collect()
+        };
+        if self.keyspace {
+            s.push('K');
+        }
+        if self.keyevent {
+            s.push('E');
+        }
+        s
+    }
+}
+
+/// Sends the notifications the flags ask for; the flags change at run time (CONFIG SET).
 #[derive(Default)]
 pub struct Notifier {
-    flags: NotifyFlags,
+    flags: parking_lot::RwLock<NotifyFlags>,
+    /// Whether any event can be sent: the inline check of every write.
+    active: std::sync::atomic::AtomicBool,
     pubsub: Option<Arc<PubSub>>,
 }
 
 impl Notifier {
     pub fn new(flags: NotifyFlags, pubsub: Arc<PubSub>) -> Notifier {
-        Notifier { flags, pubsub: flags.active().then_some(pubsub) }
+        Notifier { active: flags.active().into(), flags: parking_lot::RwLock::new(flags), pubsub: Some(pubsub) }
+    }
+
+    pub fn flags(&self) -> NotifyFlags {
+        *self.flags.read()
+    }
+
+    pub fn set_flags(&self, flags: NotifyFlags) {
+        *self.flags.write() = flags;
+        self.active.store(flags.active(), std::sync::atomic::Ordering::Release);
     }
 
     /// Publishes one event about `key`, if its class is on (checked inline: every write calls this).
     #[inline]
     pub fn emit(&self, class: Class, event: &str, key: &[u8]) {
-        if let Some(ps) = &self.pubsub
-            && self.flags.wants(class)
+        if self.active.load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(ps) = &self.pubsub
         {
-            self.publish(ps, event, key);
+            let flags = *self.flags.read();
+            if flags.wants(class) {
+                self.publish(&flags, ps, event, key);
+            }
         }
     }
 
     #[cold]
-    fn publish(&self, ps: &PubSub, event: &str, key: &[u8]) {
-        if self.flags.keyspace {
+    fn publish(&self, flags: &NotifyFlags, ps: &PubSub, event: &str, key: &[u8]) {
+        if flags.keyspace {
             let mut ch = b"__keyspace@0__:".to_vec();
             ch.extend_from_slice(key);
             ps.publish(&ch, event.as_bytes());
         }
-        if self.flags.keyevent {
+        if flags.keyevent {
             let ch = format!("__keyevent@0__:{event}");
             ps.publish(ch.as_bytes(), key);
         }

@@ -29,10 +29,32 @@ pub const MAX_SCRIPTS: usize = 10_000;
 pub const MAX_SCRIPT_BYTES: usize = 64 << 20;
 /// Memory the Lua state may use.
 pub const LUA_MEMORY_LIMIT: usize = 256 << 20;
-/// After this long a running script makes other commands answer BUSY (Redis's `busy-reply-threshold`).
+/// After this long a running script makes other commands answer BUSY (Redis's `busy-reply-threshold`,
+/// its default; CONFIG SET changes it).
 pub const BUSY_MS: u64 = 5_000;
 /// The deepest nesting a reply may have on its way into or out of Lua.
 const MAX_DEPTH: usize = 1_000;
+/// The most values, and bytes of strings, a script's value may hold on its way out of Lua (a table may
+/// hold one string many times: each time counts).
+const MAX_REPLY_NODES: usize = 16 << 20;
+const MAX_REPLY_BYTES: usize = 512 << 20;
+/// The most bytes of arguments one `redis.call` may pass.
+const MAX_CALL_BYTES: usize = 512 << 20;
+
+/// Clears the running mark when a run ends.
+struct Running<'a>(&'a AtomicU64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// What is left of a conversion's allowance.
+struct Budget {
+    nodes: usize,
+    bytes: usize,
+}
 
 /// The SHA1 of `data`, as 40 lowercase hex digits (EVALSHA's names, `redis.sha1hex`).
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -43,14 +65,45 @@ pub fn sha1_hex(data: &[u8]) -> String {
 /// The Lua side set up once per state: the sandbox, the `redis` table, the error handler.
 const PRELUDE: &str = r#"
 local G = _G
-local rawget, rawset, setmetatable, error, type, tostring, xpcall, pcall = rawget, rawset, setmetatable, error, type, tostring, xpcall, pcall
-local raw_loadstring, concat, match, tonumber = loadstring, table.concat, string.match, tonumber
+local rawget, raw_rawset, setmetatable, getmetatable, error, type, tostring = rawget, rawset, setmetatable, getmetatable, error, type, tostring
+local raw_xpcall, raw_pcall = xpcall, pcall
+local raw_loadstring, concat, match, tonumber, sbyte = loadstring, table.concat, string.match, tonumber, string.byte
 dofile, loadfile, print, getfenv, setfenv, newproxy, module, require = nil, nil, nil, nil, nil, nil, nil, nil, nil
+local impl_killed, impl_setenv = impl_killed, impl_setenv
+raw_rawset(G, 'impl_killed', nil)
+raw_rawset(G, 'impl_setenv', nil)
+string.dump = nil
+-- The string metatable (whose __index is the string table itself) is out of reach.
+getmetatable('').__metatable = false
 
--- Precompiled chunks are refused: only source loads.
+-- Tables a script may not change: the globals, the script environment, the library views.
+local protected = setmetatable({}, {__mode = 'k'})
+protected[G] = true
+rawset = function(t, k, v)
+  if protected[t] then error('Attempt to modify a readonly table', 2) end
+  return raw_rawset(t, k, v)
+end
+
+-- A killed script stays killed: pcall, xpcall and coroutines do not catch the kill.
+local function unless_killed(...)
+  if impl_killed() then error('Script killed by user with SCRIPT KILL...', 0) end
+  return ...
+end
+pcall = function(...) return unless_killed(raw_pcall(...)) end
+xpcall = function(...) return unless_killed(raw_xpcall(...)) end
+local raw_resume, raw_wrap = coroutine.resume, coroutine.wrap
+coroutine.resume = function(...) return unless_killed(raw_resume(...)) end
+coroutine.wrap = function(f)
+  local w = raw_wrap(f)
+  return function(...) return unless_killed(w(...)) end
+end
+
+-- Precompiled chunks are refused: only source loads, and a loaded chunk sees the script's globals.
 loadstring = function(s, name)
-  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
-  return raw_loadstring(s, name)
+  if type(s) == 'string' and sbyte(s, 1) == 27 then return nil, 'binary chunks are not allowed' end
+  local f, e = raw_loadstring(s, name)
+  if f then impl_setenv(f) end
+  return f, e
 end
 load = function(f, name)
   local parts = {}
@@ -63,7 +116,9 @@ load = function(f, name)
 end
 
 local function readonly(t)
-  return setmetatable({}, {__index = t, __newindex = function() error('Attempt to modify a readonly table', 2) end, __metatable = false})
+  local view = setmetatable({}, {__index = t, __newindex = function() error('Attempt to modify a readonly table', 2) end, __metatable = false})
+  protected[view] = true
+  return view
 end
 
 local impl = {}
@@ -71,7 +126,7 @@ local redis = {}
 
 -- The script's line where an error was raised: the position `error` gives `level` levels up.
 local function caller_line(level)
-  local _, where = pcall(error, '', level)
+  local _, where = raw_pcall(error, '', level)
   return tonumber(match(where or '', '^user_script:(%d+):')) or 0
 end
 -- redis.call is a C function (impl.call), so that `return redis.call(...)` keeps the script's frame;
@@ -88,16 +143,18 @@ redis.breakpoint = function() return false end
 redis.debug = function() end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-rawset(G, 'redis', readonly(redis))
-rawset(G, 'bit', readonly(impl_bit))
-rawset(G, 'impl_bit', nil)
+raw_rawset(G, 'redis', readonly(redis))
+raw_rawset(G, 'bit', readonly(impl_bit))
+raw_rawset(G, 'impl_bit', nil)
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
-  if rawget(G, name) ~= nil then rawset(G, name, readonly(rawget(G, name))) end
+  if rawget(G, name) ~= nil then raw_rawset(G, name, readonly(rawget(G, name))) end
 end
 
 -- What a script sees as its globals: the state's, read-only, and an error for a name that is not there.
-local env = setmetatable({}, {
+local env
+env = setmetatable({}, {
   __index = function(_, k)
+    if k == '_G' then return env end
     local v = rawget(G, k)
     if v == nil then error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
     return v
@@ -117,7 +174,8 @@ local function handler(e)
   if redis_err ~= nil then return {err = redis_err, line = caller_line(5)} end
   return {err = 'ERR ' .. text, line = tonumber(match(text, '^user_script:(%d+):')) or caller_line(4)}
 end
-local function run(f) return xpcall(f, handler) end
+protected[env] = true
+local function run(f) return raw_xpcall(f, handler) end
 return impl, env, run, redis
 "#;
 
@@ -150,6 +208,8 @@ pub struct Scripts {
     running: AtomicU64,
     wrote: AtomicBool,
     epoch: Instant,
+    /// Redis's `busy-reply-threshold` (`lua-time-limit`), in ms.
+    busy_ms: AtomicU64,
 }
 
 fn lua_err(e: mlua::Error) -> CommandError {
@@ -160,6 +220,7 @@ impl Vm {
     fn new(kill: Arc<AtomicBool>) -> mlua::Result<Vm> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
+        let killed = kill.clone();
         // Every thread of the state (coroutines too) checks for SCRIPT KILL.
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if kill.load(Ordering::Acquire) {
@@ -169,8 +230,22 @@ impl Vm {
             }
         })?;
         lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
+        lua.globals().raw_set("impl_killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Acquire)))?)?;
+        // Filled once the prelude has made the script environment.
+        let env_slot: Arc<parking_lot::Mutex<Option<Table>>> = Arc::default();
+        let slot = env_slot.clone();
+        lua.globals().raw_set(
+            "impl_setenv",
+            lua.create_function(move |_, f: Function| {
+                if let Some(env) = slot.lock().as_ref() {
+                    f.set_environment(env.clone())?;
+                }
+                Ok(())
+            })?,
+        )?;
         let (impl_tbl, env, run, redis): (Table, Table, Function, Table) =
             lua.load(PRELUDE).set_name("=prelude").call(())?;
+        *env_slot.lock() = Some(env.clone());
         impl_tbl.raw_set("sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
         impl_tbl.raw_set(
             "log",
@@ -202,7 +277,12 @@ impl Vm {
             c.loaded |= loaded;
             return Ok((sha, c.func.clone()));
         }
-        let func = match self.lua.load(body).set_name("@user_script").into_function() {
+        if body.len() > MAX_SCRIPT_BYTES {
+            return Err(CommandError::Invalid(format!("a script is limited to {MAX_SCRIPT_BYTES} bytes")));
+        }
+        // Source only: a precompiled chunk is refused by the loader itself.
+        let chunk = self.lua.load(body).set_name("@user_script").set_mode(mlua::chunk::ChunkMode::Text);
+        let func = match chunk.into_function() {
             Ok(f) => f,
             Err(mlua::Error::SyntaxError { message, .. }) => {
                 return Err(CommandError::Raw(format!("ERR Error compiling script (new function): {message}")));
@@ -249,6 +329,7 @@ impl Scripts {
             running: AtomicU64::new(0),
             wrote: AtomicBool::new(false),
             epoch: Instant::now(),
+            busy_ms: AtomicU64::new(BUSY_MS),
         }
     }
 
@@ -259,7 +340,22 @@ impl Scripts {
     /// Whether a script has run for longer than [`BUSY_MS`]: other commands then answer BUSY.
     pub fn busy(&self) -> bool {
         let started = self.running.load(Ordering::Acquire);
-        started != 0 && self.now() + 1 >= started + BUSY_MS
+        started != 0 && self.now() + 1 >= started + self.busy_ms()
+    }
+
+    /// Whether a script is running now.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Acquire) != 0
+    }
+
+    /// The busy threshold in ms (CONFIG GET busy-reply-threshold).
+    pub fn busy_ms(&self) -> u64 {
+        self.busy_ms.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG SET busy-reply-threshold.
+    pub fn set_busy_ms(&self, ms: u64) {
+        self.busy_ms.store(ms, Ordering::Relaxed);
     }
 
     /// SCRIPT KILL: stops the running script, unless it has written.
@@ -318,13 +414,27 @@ impl Scripts {
             }
         };
         let lua = vm.lua.clone();
-        let strings = |items: &[Bytes]| lua.create_sequence_from(items.iter().map(|b| lua.create_string(b).ok()));
+        let strings = |items: &[Bytes]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, b) in items.iter().enumerate() {
+                t.raw_seti(i + 1, lua.create_string(b)?)?;
+            }
+            Ok(t)
+        };
+        let memory = |e: mlua::Error| match e {
+            mlua::Error::MemoryError(_) => CommandError::Raw(format!(
+                "ERR the script's keys and arguments need more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes)"
+            )),
+            e => lua_err(e),
+        };
         let globals = lua.globals();
-        globals.raw_set("KEYS", strings(keys).map_err(lua_err)?).map_err(lua_err)?;
-        globals.raw_set("ARGV", strings(args).map_err(lua_err)?).map_err(lua_err)?;
+        globals.raw_set("KEYS", strings(keys).map_err(memory)?).map_err(lua_err)?;
+        globals.raw_set("ARGV", strings(args).map_err(memory)?).map_err(lua_err)?;
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.running.store(self.now() + 1, Ordering::Release);
+        // Cleared however the run ends (a panic included), once its value is converted.
+        let _running = Running(&self.running);
         let exec = RefCell::new(exec);
         let outcome = lua.scope(|scope| {
             let pcall = scope.create_function(|lua, argv: MultiValue| self.call(lua, &exec, argv, read_only))?;
@@ -343,12 +453,14 @@ impl Scripts {
             vm.redis.raw_set("call", Value::Nil)?;
             Ok(r)
         });
-        self.running.store(0, Ordering::Release);
         let killed = self.kill.swap(false, Ordering::AcqRel);
         let _ = vm.redis.raw_set("pcall", Value::Nil);
         let _ = vm.redis.raw_set("call", Value::Nil);
+        // A script may have stopped the collector; the next one starts with it running.
+        lua.gc_restart();
+        let mut budget = Budget { nodes: MAX_REPLY_NODES, bytes: MAX_REPLY_BYTES };
         match outcome {
-            Ok((true, v)) => match from_lua(v, 0)? {
+            Ok((true, v)) => match from_lua(v, 0, &mut budget)? {
                 Reply::Error(e) => Err(CommandError::Raw(e)),
                 r => Ok(r),
             },
@@ -388,7 +500,14 @@ impl Scripts {
             return fail("ERR Please specify at least one argument for this redis lib call");
         }
         let mut args = Vec::with_capacity(argv.len());
+        let mut total = 0usize;
         for v in argv {
+            if let Value::String(s) = &v {
+                total = total.saturating_add(s.as_bytes().len());
+                if total > MAX_CALL_BYTES {
+                    return fail("ERR the command's arguments are larger than a script may pass");
+                }
+            }
             match v {
                 Value::String(_) | Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
                     Some(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
@@ -435,6 +554,10 @@ impl Scripts {
             cmd => {
                 if spec.is_write() {
                     self.wrote.store(true, Ordering::Release);
+                    // A SCRIPT KILL that came just before this first write stops the script here.
+                    if self.kill.load(Ordering::Acquire) {
+                        return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+                    }
                 }
                 (exec.borrow_mut())(cmd)
             }
@@ -491,9 +614,14 @@ fn to_lua(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
 /// A script's value as a reply (Redis's conversion): numbers are integers (truncated), `true` is 1,
 /// `false` and nil are nil, `{ok = ...}` a status, `{err = ...}` an error, a table an array up to its
 /// first nil.
-fn from_lua(v: Value, depth: usize) -> Result<Reply> {
+fn from_lua(v: Value, depth: usize, budget: &mut Budget) -> Result<Reply> {
     if depth > MAX_DEPTH {
         return Err(CommandError::Raw("ERR reply nested too deep".into()));
+    }
+    let too_large = || CommandError::Raw("ERR the script's reply is too large".into());
+    budget.nodes = budget.nodes.checked_sub(1).ok_or_else(too_large)?;
+    if let Value::String(s) = &v {
+        budget.bytes = budget.bytes.checked_sub(s.as_bytes().len()).ok_or_else(too_large)?;
     }
     Ok(match v {
         Value::Nil | Value::Boolean(false) => Reply::Nil,
@@ -512,7 +640,7 @@ fn from_lua(v: Value, depth: usize) -> Result<Reply> {
             for i in 1.. {
                 match t.raw_get::<Value>(i).map_err(lua_err)? {
                     Value::Nil => break,
-                    v => items.push(from_lua(v, depth + 1)?),
+                    v => items.push(from_lua(v, depth + 1, budget)?),
                 }
             }
             Reply::Array(items)
@@ -523,8 +651,12 @@ fn from_lua(v: Value, depth: usize) -> Result<Reply> {
 
 /// Redis's `bit` library (LuaBitOp): 32-bit operations on numbers.
 fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    /// LuaBitOp's normalization: rounded half to even, then taken modulo 2^32 as a signed int.
     fn tobit(n: f64) -> i32 {
-        (n.rem_euclid(4_294_967_296.0) as u64 as u32) as i32
+        if !n.is_finite() {
+            return 0;
+        }
+        (n.round_ties_even().rem_euclid(4_294_967_296.0) as u64 as u32) as i32
     }
     let t = lua.create_table()?;
     t.raw_set("tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
@@ -575,6 +707,50 @@ mod tests {
         s.eval(&ScriptRef::Body(Bytes::copy_from_slice(body.as_bytes())), &[], &[], false, &mut exec)
     }
 
+    /// The escapes a review found, each closed: no bytecode (as a script or through loadstring), no
+    /// string metatable, no write that outlives a script (globals, `_G`, loaded chunks, rawset on the
+    /// library views).
+    #[test]
+    fn the_sandbox_holds() {
+        let s = Scripts::new();
+        let ok = |body: &str| eval(&s, body).unwrap_or_else(|e| panic!("{body}: {e}"));
+        let refused = |body: &str| assert!(eval(&s, body).is_err(), "{body} ran");
+        refused("\x1bLua\x51\x00");
+        assert_eq!(ok("return getmetatable('')"), Reply::Nil);
+        refused("getmetatable('').__index.byte = function() return 0 end");
+        assert_eq!(ok("return type(string.dump)"), Reply::bulk(&b"nil"[..]));
+        assert_eq!(ok("local f = loadstring(string.char(27) .. 'Lua') return f"), Reply::Nil);
+        refused("_G.x = 42");
+        refused("rawset(_G, 'x', 42)");
+        refused("loadstring('y = 7')()");
+        refused("rawset(redis, 'call', function() return 1 end)");
+        refused("rawset(string, 'upper', function() return 1 end)");
+        // Nothing above left a trace for the next script.
+        refused("return x");
+        refused("return y");
+        assert_eq!(ok("return string.upper('a')"), Reply::bulk(&b"A"[..]));
+        assert_eq!(ok("return redis.status_reply('OK')"), Reply::Simple("OK".into()));
+        assert_eq!(ok("local f = loadstring('return 1 + 1') return f()"), Reply::Int(2));
+    }
+
+    /// A script that catches errors (pcall around its loop) is still stopped by SCRIPT KILL.
+    #[test]
+    fn a_kill_is_not_caught_by_pcall() {
+        let s = Scripts::new();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..200 {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    if s.kill().is_ok() {
+                        return;
+                    }
+                }
+            });
+            let r = eval(&s, "while true do pcall(function() while true do end end) end");
+            assert!(matches!(&r, Err(CommandError::Raw(m)) if m.contains("Script killed")), "{r:?}");
+        });
+    }
+
     #[test]
     fn a_script_runs_and_converts_its_value() {
         let s = Scripts::new();
@@ -588,6 +764,10 @@ mod tests {
             sha(body)
         );
         assert_eq!(eval(&s, body), Err(CommandError::Raw(want)));
+        // LuaBitOp rounds half to even (redis-server: 253 2 2 -2 4).
+        let body = "return {bit.bxor(1.5, 255), bit.tobit(1.5), bit.tobit(2.5), bit.tobit(-1.5), bit.band(3.7, 7)}";
+        let want = Reply::Array([253, 2, 2, -2, 4].into_iter().map(Reply::Int).collect());
+        assert_eq!(eval(&s, body), Ok(want));
         let body = "error({err='MYERR custom'})";
         assert_eq!(
             eval(&s, body),

@@ -95,6 +95,7 @@ impl RunningServer {
                 stats: Default::default(),
                 started: std::time::Instant::now(),
                 bound,
+                idle_timeout_secs: config.resp.idle_timeout_secs.into(),
             });
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
             Some(bound)

@@ -47,7 +47,7 @@ impl Service {
     /// durable as the fsync policy requires. One wait serves the whole batch (pipelines, group commit).
     pub async fn execute_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, CommandError>> {
         let mut ctx = ExecCtx::default();
-        let replies: Vec<_> = cmds.into_iter().map(|c| self.engine.execute(&mut ctx, c)).collect();
+        let replies: Vec<_> = self.run_engine(|| cmds.into_iter().map(|c| self.engine.execute(&mut ctx, c)).collect());
         match self.wait_durable(ctx.lsn).await {
             Ok(()) => replies,
             Err(e) => replies.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
@@ -56,9 +56,17 @@ impl Service {
 
     pub async fn execute(&self, cmd: Command) -> Result<Reply, CommandError> {
         let mut ctx = ExecCtx::default();
-        let reply = self.engine.execute(&mut ctx, cmd)?;
+        let reply = self.run_engine(|| self.engine.execute(&mut ctx, cmd))?;
         self.wait_durable(ctx.lsn).await?;
         Ok(reply)
+    }
+
+    /// Runs engine work; while a script runs (and may hold the engine for a while) the worker hands its
+    /// other tasks over first, on a multi-threaded runtime.
+    fn run_engine<R>(&self, f: impl FnOnce() -> R) -> R {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi && self.engine.scripts().running() { tokio::task::block_in_place(f) } else { f() }
     }
 
     /// Waits until the log holds `lsn` as durably as configured. Without a log there is nothing to wait for.
@@ -124,7 +132,12 @@ impl Service {
                 None => Some(cmd.clone()),
             };
             let reply = match attempt {
-                Some(c) => Some(self.execute(c).await?),
+                // BUSY (a long script) is not this client's answer: it waits on.
+                Some(c) => match self.execute(c).await {
+                    Ok(r) => Some(r),
+                    Err(e) if e.code() == "BUSY" => None,
+                    Err(e) => return Err(e),
+                },
                 None => None,
             };
             if let Some(r) = &reply

@@ -186,3 +186,64 @@ async fn a_busy_script_answers_busy_and_is_killed() {
     assert_eq!(q::<String>(&mut b, "GET w").await, "1");
     s.stop().await;
 }
+
+/// CONFIG SET changes the settings it names at run time, all or none, with Redis's texts (checked
+/// against redis-server 7.0.15): the memory limit and policy, keyspace notifications, the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_changes_settings_at_run_time() {
+    let s = common::start().await;
+    let mut c = conn(&s, false).await;
+    let get = |v: Vec<String>| v.get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        err(&mut c, "CONFIG SET nosuch 1").await,
+        "ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'"
+    );
+    assert_eq!(
+        err(&mut c, "CONFIG SET daemonize yes").await,
+        "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+    );
+    assert_eq!(
+        err(&mut c, "CONFIG SET maxmemory 1mb maxmemory abc").await,
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - duplicate parameter"
+    );
+    // One refused pair: nothing applied.
+    assert!(err(&mut c, "CONFIG SET maxmemory 1mb maxmemory-samples 0").await.contains("between 1 and"));
+    assert_eq!(get(q(&mut c, "CONFIG GET maxmemory").await), "0");
+
+    // The memory limit: refused writes under noeviction, evictions under allkeys-random.
+    for i in 0..200 {
+        let _: () = c.set(format!("k{i}"), "x".repeat(1000)).await.unwrap();
+    }
+    let _: () = q(&mut c, "CONFIG SET maxmemory 100kb maxmemory-policy noeviction").await;
+    assert_eq!(get(q(&mut c, "CONFIG GET maxmemory").await), "102400");
+    assert!(err(&mut c, "SET big value").await.starts_with("OOM"));
+    let _: () = q(&mut c, "CONFIG SET maxmemory-policy allkeys-random").await;
+    let _: () = c.set("big", "value").await.unwrap();
+    assert!(q::<i64>(&mut c, "DBSIZE").await < 200, "keys were evicted");
+    let _: () = q(&mut c, "CONFIG SET maxmemory 0 maxmemory-policy noeviction").await;
+
+    // Keyspace notifications turned on at run time, in Redis's spelling.
+    let _: () = q(&mut c, "CONFIG SET notify-keyspace-events KEA").await;
+    assert_eq!(get(q(&mut c, "CONFIG GET notify-keyspace-events").await), "AKE");
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("__keyevent@0__:set").await.unwrap();
+    let _: () = c.set("watched", "1").await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut pubsub.on_message()))
+        .await
+        .expect("an event within 5 s")
+        .unwrap();
+    assert_eq!(msg.get_payload::<String>().unwrap(), "watched");
+
+    // The idle timeout applies to connections already open.
+    let _: () = q(&mut c, "CONFIG SET timeout 1").await;
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut idle, &mut buf))
+        .await
+        .expect("closed within 5 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an idle client is closed");
+    s.stop().await;
+}

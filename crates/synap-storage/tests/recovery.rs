@@ -530,8 +530,10 @@ async fn a_stream_deleted_inside_a_transaction_keeps_its_files_until_that_is_dur
     p.wal().wait(lsn).await.unwrap();
     assert_eq!(stream_dirs(dir.path()), 1);
     let mut ctx = ExecCtx::default();
-    let replies =
-        e.exec_transaction(&mut ctx, vec![Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("s")] })], None).unwrap();
+    let replies = e
+        .exec_transaction(&mut ctx, vec![Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("s")] })], None)
+        .unwrap()
+        .unwrap();
     assert_eq!(replies, vec![Ok(Reply::Int(1))]);
     assert_eq!(stream_dirs(dir.path()), 1, "not removed before the transaction's record is durable");
     assert_eq!(p.purge_stream_files(), 0, "nor by a purge before then");

@@ -31,7 +31,8 @@ pub enum CommandOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigOp {
     Get(Vec<Bytes>),
-    Set,
+    /// Parameter-value pairs, applied all or none.
+    Set(Vec<(Bytes, Bytes)>),
     ResetStat,
 }
 
@@ -70,7 +71,7 @@ impl ServerCmd {
             ServerCmd::Reset => "reset",
             ServerCmd::Info(_) => "info",
             ServerCmd::Config(ConfigOp::Get(_)) => "config|get",
-            ServerCmd::Config(ConfigOp::Set) => "config|set",
+            ServerCmd::Config(ConfigOp::Set(_)) => "config|set",
             ServerCmd::Config(ConfigOp::ResetStat) => "config|resetstat",
             ServerCmd::Client(ClientOp::SetName(_)) => "client|setname",
             ServerCmd::Client(ClientOp::GetName) => "client|getname",
@@ -165,10 +166,9 @@ pub(super) fn config(a: &mut Args<'_>) -> Result<Command> {
         ConfigOp::Get(a.rest())
     } else if is(&sub, "set") {
         if !a.remaining().is_multiple_of(2) {
-            return Err(arity_error("config|set"));
+            return Err(CommandError::WrongArity("config|set"));
         }
-        a.rest();
-        ConfigOp::Set
+        ConfigOp::Set(a.pairs()?)
     } else if is(&sub, "resetstat") {
         ConfigOp::ResetStat
     } else {

@@ -101,19 +101,65 @@ impl EvictionPolicy {
     }
 }
 
+/// Every policy, by its index (the `u8` the keyspace keeps it as).
+const POLICIES: [EvictionPolicy; 8] = [
+    EvictionPolicy::NoEviction,
+    EvictionPolicy::AllKeysLru,
+    EvictionPolicy::VolatileLru,
+    EvictionPolicy::AllKeysLfu,
+    EvictionPolicy::VolatileLfu,
+    EvictionPolicy::AllKeysRandom,
+    EvictionPolicy::VolatileRandom,
+    EvictionPolicy::VolatileTtl,
+];
+
+/// The memory limit, policy and sample count, changeable at run time (CONFIG SET).
+#[derive(Debug, Default)]
+pub(crate) struct Limits {
+    max_memory: std::sync::atomic::AtomicUsize,
+    policy: std::sync::atomic::AtomicU8,
+    samples: std::sync::atomic::AtomicUsize,
+}
+
+impl Limits {
+    pub(crate) fn new(max_memory: usize, policy: EvictionPolicy, samples: usize) -> Limits {
+        let l = Limits::default();
+        l.set_max_memory(max_memory);
+        l.set_policy(policy);
+        l.set_samples(samples);
+        l
+    }
+
+    pub(crate) fn max_memory(&self) -> usize {
+        self.max_memory.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn policy(&self) -> EvictionPolicy {
+        POLICIES[self.policy.load(std::sync::atomic::Ordering::Relaxed) as usize % POLICIES.len()]
+    }
+
+    pub(crate) fn samples(&self) -> usize {
+        self.samples.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_max_memory(&self, bytes: usize) {
+        self.max_memory.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_policy(&self, p: EvictionPolicy) {
+        let i = POLICIES.iter().position(|x| *x == p).unwrap_or(0);
+        self.policy.store(i as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_samples(&self, n: usize) {
+        self.samples.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl FromStr for EvictionPolicy {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let all = [
-            EvictionPolicy::NoEviction,
-            EvictionPolicy::AllKeysLru,
-            EvictionPolicy::VolatileLru,
-            EvictionPolicy::AllKeysLfu,
-            EvictionPolicy::VolatileLfu,
-            EvictionPolicy::AllKeysRandom,
-            EvictionPolicy::VolatileRandom,
-            EvictionPolicy::VolatileTtl,
-        ];
+        let all = POLICIES;
         let wanted = s.to_ascii_lowercase().replace('_', "-");
         all.into_iter().find(|p| p.name() == wanted).ok_or_else(|| {
             let names: Vec<_> = all.iter().map(|p| p.name()).collect();
@@ -164,12 +210,12 @@ impl Keyspace {
     /// `other` is the memory the other services hold (queues, streams): it counts toward the limit, but
     /// only keys can be evicted.
     pub(crate) fn ensure_memory(&self, other: usize) -> Result<u64> {
-        let limit = self.config.max_memory;
+        let limit = self.limits.max_memory();
         let over = || self.used_memory() + other > limit;
         if limit == 0 || !over() {
             return Ok(0);
         }
-        if self.config.eviction == EvictionPolicy::NoEviction {
+        if self.limits.policy() == EvictionPolicy::NoEviction {
             return Err(CommandError::OutOfMemory);
         }
         let mut lsn = 0;
@@ -187,7 +233,7 @@ impl Keyspace {
 
     /// One eviction round; `None` when no candidate was found.
     fn evict_one(&self) -> Option<u64> {
-        let policy = self.config.eviction;
+        let policy = self.limits.policy();
         let now = self.now();
         let mut rng = rand::rng();
         let mut best: Option<Candidate> = None;
@@ -205,7 +251,7 @@ impl Keyspace {
                 continue;
             }
             visited_nonempty += 1;
-            for _ in 0..self.config.eviction_samples.max(1) {
+            for _ in 0..self.limits.samples().max(1) {
                 let slot = rng.random_range(0..pool);
                 let pos = if policy.volatile_only() { shard.volatile_pos(slot) } else { slot };
                 let e = shard.entry(pos);

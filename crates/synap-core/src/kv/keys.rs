@@ -64,7 +64,7 @@ impl Keyspace {
                 Ok(Reply::Array(self.keys(&pattern, now, None)?.into_iter().map(Reply::Bulk).collect()))
             }
             KeysCmd::Scan(args) => {
-                let (cursor, keys) = self.scan(&args, now, None);
+                let (cursor, keys) = self.scan(&args, now, None)?;
                 Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() })
             }
             KeysCmd::RandomKey => Ok(self.random_key(now)),
@@ -250,7 +250,7 @@ impl Keyspace {
         let mut shard = self.lock(h);
         let Some(pos) = self.find_live(&mut shard, h, key, now) else { return Ok(Reply::Nil) };
         let e = shard.entry(pos);
-        let policy = self.config.eviction;
+        let policy = self.limits.policy();
         Ok(match info {
             ObjectInfo::Encoding => Reply::bulk(match &e.coll {
                 Some(c) => c.encoding(),

@@ -142,6 +142,8 @@ pub struct Keyspace {
     streams: OnceLock<Arc<dyn StreamKeys>>,
     /// Expired keys are hidden but not removed (see [`Keyspace::reclaims_expired`]).
     passive_expiry: AtomicBool,
+    /// The memory limit and eviction settings (changeable at run time).
+    pub(crate) limits: evict::Limits,
 }
 
 /// Shard locks held by a multi-key command, sorted by shard index.
@@ -188,6 +190,7 @@ impl Keyspace {
             blockers,
             streams: OnceLock::new(),
             passive_expiry: AtomicBool::new(false),
+            limits: evict::Limits::new(config.max_memory, config.eviction, config.eviction_samples),
         }
     }
 
@@ -257,7 +260,7 @@ impl Keyspace {
 
     /// The access stamp a new entry starts with under the current policy.
     pub(crate) fn initial_access(&self, now: u64) -> u32 {
-        self.config.eviction.initial_access(now)
+        self.limits.policy().initial_access(now)
     }
 
     /// Position of a live `key`; an expired entry is reported absent and, when this keyspace reclaims
@@ -277,7 +280,7 @@ impl Keyspace {
     pub(crate) fn touch_live(&self, shard: &mut Shard, hash: u64, key: &[u8], now: u64) -> Option<usize> {
         let pos = self.find_live(shard, hash, key, now)?;
         let e = shard.entry_mut(pos);
-        e.access = self.config.eviction.touch(e.access, now);
+        e.access = self.limits.policy().touch(e.access, now);
         Some(pos)
     }
 
@@ -299,6 +302,26 @@ impl Keyspace {
     }
 
     /// Stops (or resumes) reclaiming expired keys by this keyspace's own clock (replicas).
+    /// CONFIG SET maxmemory: the memory limit in bytes (0: none).
+    pub fn set_max_memory(&self, bytes: usize) {
+        self.limits.set_max_memory(bytes);
+    }
+
+    /// CONFIG SET maxmemory-policy.
+    pub fn set_eviction_policy(&self, policy: EvictionPolicy) {
+        self.limits.set_policy(policy);
+    }
+
+    /// CONFIG SET maxmemory-samples.
+    pub fn set_eviction_samples(&self, n: usize) {
+        self.limits.set_samples(n);
+    }
+
+    /// The eviction sample count in force.
+    pub fn eviction_samples(&self) -> usize {
+        self.limits.samples()
+    }
+
     pub fn set_passive_expiry(&self, passive: bool) {
         self.passive_expiry.store(passive, Ordering::Release);
     }
@@ -427,8 +450,8 @@ impl Keyspace {
             keys,
             volatile_keys,
             used_memory: self.used_memory(),
-            max_memory: self.config.max_memory,
-            eviction: self.config.eviction,
+            max_memory: self.limits.max_memory(),
+            eviction: self.limits.policy(),
             hits: self.counters.hits.load(Ordering::Relaxed),
             misses: self.counters.misses.load(Ordering::Relaxed),
             expired: self.counters.expired.load(Ordering::Relaxed),

@@ -42,21 +42,20 @@ impl Filter<'_> {
     }
 }
 
+/// How a walk of the whole keyspace takes the engine's gate for each shard: a read guard, or an error
+/// (BUSY while a script runs past its threshold).
+pub type Gate<'g> = dyn Fn() -> crate::error::Result<parking_lot::RwLockReadGuard<'g, ()>> + 'g;
+
 impl Keyspace {
     /// KEYS: every live key matching `pattern`. With `gate`, its read side is taken per shard (not for the
     /// whole walk), so that a transaction waiting for the write side waits for one shard, not the keyspace.
-    pub fn keys(
-        &self,
-        pattern: &[u8],
-        now: u64,
-        gate: Option<&parking_lot::RwLock<()>>,
-    ) -> crate::error::Result<Vec<Bytes>> {
+    pub fn keys(&self, pattern: &[u8], now: u64, gate: Option<&Gate<'_>>) -> crate::error::Result<Vec<Bytes>> {
         let all = pattern == b"*";
         let prefix = literal_prefix(pattern);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for i in 0..self.shard_count() {
-            let _gate = gate.map(|g| g.read());
+            let _gate = gate.map(|g| g()).transpose()?;
             let shard = self.lock_index(i);
             for e in shard.iter() {
                 let k = e.key();
@@ -72,14 +71,14 @@ impl Keyspace {
 
     /// SCAN: examines about `count` positions from `cursor` and returns the next cursor and the matches.
     /// `gate` as for [`Keyspace::keys`].
-    pub fn scan(&self, args: &ScanArgs, now: u64, gate: Option<&parking_lot::RwLock<()>>) -> (u64, Vec<Bytes>) {
+    pub fn scan(&self, args: &ScanArgs, now: u64, gate: Option<&Gate<'_>>) -> crate::error::Result<(u64, Vec<Bytes>)> {
         let filter = Filter { prefix: args.prefix.as_deref().unwrap_or(b""), pattern: args.pattern.as_deref() };
         let mut budget = args.count.max(1);
         let (mut shard_idx, mut remaining) = decode_cursor(args.cursor);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while shard_idx < self.shard_count() {
-            let _gate = gate.map(|g| g.read());
+            let _gate = gate.map(|g| g()).transpose()?;
             let shard = self.lock_index(shard_idx);
             let mut pos = remaining.min(shard.len() as u64);
             while pos > 0 && budget > 0 {
@@ -98,15 +97,15 @@ impl Keyspace {
             }
             drop(shard);
             if pos > 0 {
-                return (encode_cursor(shard_idx, pos), out);
+                return Ok((encode_cursor(shard_idx, pos), out));
             }
             shard_idx += 1;
             remaining = TOP;
             if budget == 0 {
                 let next = if shard_idx < self.shard_count() { encode_cursor(shard_idx, TOP) } else { 0 };
-                return (next, out);
+                return Ok((next, out));
             }
         }
-        (0, out)
+        Ok((0, out))
     }
 }

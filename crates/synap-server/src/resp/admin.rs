@@ -11,6 +11,8 @@ use synap_core::Reply;
 use synap_core::command::table::{self, Spec};
 use synap_core::command::{ClientOp, CommandOp, ConfigOp, ServerCmd};
 use synap_core::glob::glob_match;
+use synap_core::kv::EvictionPolicy;
+use synap_core::notify::NotifyFlags;
 use synap_resp::{Protocol, encode, error_line};
 
 use super::connection::Conn;
@@ -80,9 +82,10 @@ impl Conn {
                 }
                 Reply::Map(pairs)
             }
-            ServerCmd::Config(ConfigOp::Set) => {
-                return error_line(out, "ERR CONFIG SET is not supported: set the value in the configuration file");
-            }
+            ServerCmd::Config(ConfigOp::Set(pairs)) => match config_set(&self.shared, &pairs) {
+                Ok(()) => Reply::Ok,
+                Err(msg) => return error_line(out, &msg),
+            },
             ServerCmd::Config(ConfigOp::ResetStat) => {
                 self.shared.reset_stats();
                 Reply::Ok
@@ -183,13 +186,138 @@ fn command_doc(s: &Spec) -> Reply {
 }
 
 /// The CONFIG GET parameters a Redis client may ask for, with Synap's values.
+/// The settings CONFIG SET changes at run time.
+const MUTABLE: &[&str] = &[
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "notify-keyspace-events",
+    "timeout",
+    "busy-reply-threshold",
+    "lua-time-limit",
+];
+
+/// Redis settings that exist but are fixed at start: CONFIG SET answers Redis's "immutable" error.
+const IMMUTABLE: &[&str] = &[
+    "daemonize",
+    "databases",
+    "io-threads",
+    "supervised",
+    "pidfile",
+    "logfile",
+    "syslog-enabled",
+    "unixsocket",
+    "aclfile",
+    "appendfilename",
+    "appenddirname",
+    "enable-debug-command",
+    "enable-module-command",
+    "enable-protected-configs",
+];
+
+/// A Redis memory value: digits with an optional unit (`k`, `kb`, `m`, `mb`, `g`, `gb`; `k` is 1000,
+/// `kb` 1024), as Redis's `memtoull` reads it.
+fn memory_value(v: &str) -> Option<u64> {
+    let lower = v.to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(digits_end);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// CONFIG SET: every pair is checked first, then all are applied (none when one is refused), with
+/// Redis's error texts.
+fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), String> {
+    let failed =
+        |name: &str, why: &str| format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}");
+    let known: Vec<&'static str> = config_params(shared).into_iter().map(|(n, _)| n).collect();
+    let mut seen = Vec::new();
+    let mut apply: Vec<Box<dyn Fn() + '_>> = Vec::new();
+    let engine = &shared.service.engine;
+    for (name, value) in pairs {
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(value).to_string();
+        if !MUTABLE.contains(&name.as_str()) {
+            if known.contains(&name.as_str()) || IMMUTABLE.contains(&name.as_str()) {
+                return Err(failed(&name, "can't set immutable config"));
+            }
+            return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+        }
+        // lua-time-limit is busy-reply-threshold's old name: the same setting.
+        let canonical = if name == "lua-time-limit" { "busy-reply-threshold".to_string() } else { name.clone() };
+        if seen.contains(&canonical) {
+            return Err(failed(&name, "duplicate parameter"));
+        }
+        seen.push(canonical.clone());
+        let int = |lo: i64, hi: i64| -> Result<i64, String> {
+            let n: i64 = value.parse().map_err(|_| failed(&name, "argument couldn't be parsed into an integer"))?;
+            if !(lo..=hi).contains(&n) {
+                return Err(failed(&name, &format!("argument must be between {lo} and {hi} inclusive")));
+            }
+            Ok(n)
+        };
+        let e = engine;
+        match canonical.as_str() {
+            "maxmemory" => {
+                let bytes = memory_value(&value).ok_or_else(|| failed(&name, "argument must be a memory value"))?;
+                apply.push(Box::new(move || e.kv().set_max_memory(bytes as usize)));
+            }
+            "maxmemory-policy" => {
+                let policy: EvictionPolicy = value.parse().map_err(|_| {
+                    failed(
+                        &name,
+                        "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, \
+                         volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+                    )
+                })?;
+                apply.push(Box::new(move || e.kv().set_eviction_policy(policy)));
+            }
+            "maxmemory-samples" => {
+                let n = int(1, i32::MAX as i64)? as usize;
+                apply.push(Box::new(move || e.kv().set_eviction_samples(n)));
+            }
+            "notify-keyspace-events" => {
+                let flags = NotifyFlags::parse(&value)
+                    .map_err(|_| failed(&name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
+                apply.push(Box::new(move || e.set_notify_flags(flags)));
+            }
+            "timeout" => {
+                let secs = int(0, i32::MAX as i64)? as u64;
+                apply.push(Box::new(move || shared.idle_timeout_secs.store(secs, Ordering::Relaxed)));
+            }
+            _ => {
+                let ms = int(0, i64::MAX)? as u64;
+                apply.push(Box::new(move || e.scripts().set_busy_ms(ms)));
+            }
+        }
+    }
+    for f in apply {
+        f();
+    }
+    Ok(())
+}
+
 fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
     let cfg = &shared.service.config;
+    let engine = &shared.service.engine;
+    let stats = engine.kv().stats();
     let (host, port) = (shared.bound.ip().to_string(), shared.bound.port().to_string());
+    let busy = engine.scripts().busy_ms().to_string();
     vec![
-        ("maxmemory", cfg.kv.max_memory.0.to_string()),
-        ("maxmemory-policy", cfg.kv.eviction_policy.0.name().to_string()),
-        ("maxmemory-samples", cfg.kv.eviction_samples.to_string()),
+        ("maxmemory", stats.max_memory.to_string()),
+        ("maxmemory-policy", stats.eviction.name().to_string()),
+        ("maxmemory-samples", engine.kv().eviction_samples().to_string()),
+        ("busy-reply-threshold", busy.clone()),
+        ("lua-time-limit", busy),
         ("appendonly", if cfg.persistence.enabled { "yes" } else { "no" }.to_string()),
         (
             "appendfsync",
@@ -202,14 +330,14 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         ),
         ("save", String::new()),
         ("databases", "1".into()),
-        ("timeout", cfg.resp.idle_timeout_secs.to_string()),
+        ("timeout", shared.idle_timeout_secs.load(Ordering::Relaxed).to_string()),
         ("maxclients", cfg.resp.max_connections.to_string()),
         ("bind", host),
         ("port", port),
         ("dir", cfg.data_dir.display().to_string()),
         ("proto-max-bulk-len", cfg.resp.max_bulk_bytes.0.to_string()),
         ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
-        ("notify-keyspace-events", cfg.pubsub.notify_keyspace_events.clone()),
+        ("notify-keyspace-events", engine.notify_flags().to_redis_string()),
         ("cluster-enabled", "no".into()),
     ]
 }

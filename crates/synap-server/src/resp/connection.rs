@@ -166,8 +166,9 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         max_pending: cfg.max_pending_bytes.0 as usize,
         max_output: cfg.max_output_bytes.0 as usize,
     };
-    let idle = (cfg.idle_timeout_secs > 0).then(|| Duration::from_secs(cfg.idle_timeout_secs));
     loop {
+        let secs = conn.shared.idle_timeout_secs.load(std::sync::atomic::Ordering::Relaxed);
+        let idle = (secs > 0).then(|| Duration::from_secs(secs));
         if conn.run_buffered(&mut io, &mut stop).await.is_err() {
             break;
         }

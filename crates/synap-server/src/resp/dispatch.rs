@@ -76,7 +76,8 @@ impl Conn {
                     return Some((cmd, block));
                 }
                 let engine = &self.shared.service.engine;
-                let reply = if matches!(cmd, Command::Script(_)) && multi_thread() {
+                let waits = matches!(cmd, Command::Script(_)) || engine.scripts().running();
+                let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
                 } else {
@@ -190,7 +191,7 @@ fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[
 }
 
 /// Whether this runtime can hand a worker's tasks over (`block_in_place`).
-fn multi_thread() -> bool {
+pub(super) fn multi_thread() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

@@ -61,6 +61,9 @@ pub struct RespShared {
     pub stats: RespStats,
     pub started: Instant,
     pub bound: SocketAddr,
+    /// Redis's `timeout`: seconds a client may stay idle (0: forever); CONFIG SET changes it for every
+    /// client.
+    pub idle_timeout_secs: AtomicU64,
 }
 
 impl RespShared {

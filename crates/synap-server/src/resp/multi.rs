@@ -92,8 +92,19 @@ impl Conn {
             })
             .collect();
         let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
-        let result = self.shared.service.engine.exec_transaction(ctx, cmds, watch.as_deref());
+        let engine = &self.shared.service.engine;
+        // A script inside may run long: the worker hands its other tasks over meanwhile.
+        let scripted = cmds.iter().any(|c| matches!(c, Command::Script(_)));
+        let result = if scripted && super::dispatch::multi_thread() {
+            tokio::task::block_in_place(|| engine.exec_transaction(ctx, cmds, watch.as_deref()))
+        } else {
+            engine.exec_transaction(ctx, cmds, watch.as_deref())
+        };
         self.unwatch_all();
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => return error(out, &e),
+        };
         let Some(replies) = result else {
             out.extend_from_slice(if self.proto == Protocol::Resp3 { b"_\r\n" } else { b"*-1\r\n" });
             return;
