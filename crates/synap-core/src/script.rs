@@ -627,6 +627,11 @@ fn from_lua(v: Value, depth: usize, budget: &mut Budget) -> Result<Reply> {
         Value::Nil | Value::Boolean(false) => Reply::Nil,
         Value::Boolean(true) => Reply::Int(1),
         Value::Integer(n) => Reply::Int(n),
+        // C's conversion on x86-64, as Redis does it: truncation, and for NaN or a number out of range
+        // the "integer indefinite" (i64::MIN).
+        Value::Number(n) if n.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) => {
+            Reply::Int(i64::MIN)
+        }
         Value::Number(n) => Reply::Int(n as i64),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) => {
@@ -768,6 +773,10 @@ mod tests {
         let body = "return {bit.bxor(1.5, 255), bit.tobit(1.5), bit.tobit(2.5), bit.tobit(-1.5), bit.band(3.7, 7)}";
         let want = Reply::Array([253, 2, 2, -2, 4].into_iter().map(Reply::Int).collect());
         assert_eq!(eval(&s, body), Ok(want));
+        // Numbers out of the integer range convert as C does on x86-64 (redis-server: i64::MIN each).
+        let body = "return {1e300, -1e300, 0/0, 2^63, -2^63, 2^62}";
+        let want = [i64::MIN, i64::MIN, i64::MIN, i64::MIN, i64::MIN, 1 << 62];
+        assert_eq!(eval(&s, body), Ok(Reply::Array(want.into_iter().map(Reply::Int).collect())));
         let body = "error({err='MYERR custom'})";
         assert_eq!(
             eval(&s, body),
