@@ -13,6 +13,7 @@
 //! - [`glob`]     Redis glob patterns; [`clock`] wall-clock time behind a trait
 
 pub mod blocking;
+mod cjson;
 pub mod clock;
 pub mod command;
 pub mod decimal;

@@ -146,6 +146,8 @@ redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REP
 raw_rawset(G, 'redis', readonly(redis))
 raw_rawset(G, 'bit', readonly(impl_bit))
 raw_rawset(G, 'impl_bit', nil)
+raw_rawset(G, 'cjson', readonly(impl_cjson))
+raw_rawset(G, 'impl_cjson', nil)
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   if rawget(G, name) ~= nil then raw_rawset(G, name, readonly(rawget(G, name))) end
 end
@@ -172,6 +174,12 @@ local function handler(e)
   local text = tostring(e)
   local redis_err = match(text, '\1redis\1(.-)\nstack traceback') or match(text, '\1redis\1(.*)$')
   if redis_err ~= nil then return {err = redis_err, line = caller_line(5)} end
+  -- A library error (cjson) takes the script's position, as luaL_error gives it.
+  local lib_err = match(text, '\2cjson\2(.-)\nstack traceback') or match(text, '\2cjson\2(.*)$')
+  if lib_err ~= nil then
+    local line = caller_line(5)
+    return {err = 'ERR user_script:' .. line .. ': ' .. lib_err, line = line}
+  end
   return {err = 'ERR ' .. text, line = tonumber(match(text, '^user_script:(%d+):')) or caller_line(4)}
 end
 protected[env] = true
@@ -230,6 +238,7 @@ impl Vm {
             }
         })?;
         lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
+        lua.globals().raw_set("impl_cjson", crate::cjson::library(&lua)?)?;
         lua.globals().raw_set("impl_killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Acquire)))?)?;
         // Filled once the prelude has made the script environment.
         let env_slot: Arc<parking_lot::Mutex<Option<Table>>> = Arc::default();
@@ -773,6 +782,18 @@ mod tests {
         let body = "return {bit.bxor(1.5, 255), bit.tobit(1.5), bit.tobit(2.5), bit.tobit(-1.5), bit.band(3.7, 7)}";
         let want = Reply::Array([253, 2, 2, -2, 4].into_iter().map(Reply::Int).collect());
         assert_eq!(eval(&s, body), Ok(want));
+        // cjson as Redis ships it (redis-server's answers).
+        assert_eq!(eval(&s, "return cjson.encode({1, nil, 3})"), Ok(Reply::bulk(&b"[1,null,3]"[..])));
+        assert_eq!(
+            eval(&s, "return cjson.encode({x = {'a/b', 1/3}})"),
+            Ok(Reply::bulk(&b"{\"x\":[\"a\\/b\",0.33333333333333]}"[..]))
+        );
+        let body = "return cjson.encode({[1]=1,[20]=5})";
+        let want = format!(
+            "ERR user_script:1: Cannot serialise table: excessively sparse array script: {}, on @user_script:1.",
+            sha(body)
+        );
+        assert_eq!(eval(&s, body), Err(CommandError::Raw(want)));
         // Numbers out of the integer range convert as C does on x86-64 (redis-server: i64::MIN each).
         let body = "return {1e300, -1e300, 0/0, 2^63, -2^63, 2^62}";
         let want = [i64::MIN, i64::MIN, i64::MIN, i64::MIN, i64::MIN, 1 << 62];

@@ -129,6 +129,10 @@ const SCRIPTS: &[(&str, usize)] = &[
     ("return redis.call('expire', KEYS[1], 100)", 1),
     ("return redis.call('blpop', KEYS[1], 0)", 1),
     ("return 1 +", 0),
+    ("return cjson.encode({KEYS[1], ARGV[1], {n = tonumber(ARGV[2]) or 0.5, f = false}})", 1),
+    ("return cjson.encode(redis.call('hgetall', KEYS[1]))", 1),
+    ("local t = cjson.decode('[' .. (tonumber(ARGV[1]) or 0) .. ', {\"k\": null}]') return {t[1], type(t[2].k)}", 0),
+    ("return cjson.encode({[1] = 1, [30] = 2})", 0),
 ];
 
 fn sha1_hex(body: &str) -> String {

@@ -194,6 +194,13 @@ pub fn format_f64(v: f64) -> String {
 /// Formats a double as Redis 7.0 replies with one (scores): C's `%.17g` (17 significant digits, an
 /// exponent below 1e-4 and from 1e17), with `inf`, `-inf`, `nan`.
 pub fn format_g17(v: f64) -> String {
+    format_g(v, 17)
+}
+
+/// C's `%.<precision>g` (`precision` significant digits, exponent form below 1e-4 and from
+/// 10^precision), with `inf`, `-inf`, `nan`.
+pub fn format_g(v: f64, precision: usize) -> String {
+    let precision = precision.clamp(1, 17);
     if v.is_nan() {
         return "nan".into();
     }
@@ -203,17 +210,17 @@ pub fn format_g17(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let sci = format!("{v:.16e}");
+    let sci = format!("{v:.*e}", precision - 1);
     let (mantissa, exp) = sci.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("exponent");
     let trim = |s: &str| -> String {
         if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
     };
-    if !(-4..17).contains(&exp) {
+    if !(-4..precision as i32).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
     } else {
-        trim(&format!("{:.*}", (16 - exp) as usize, v))
+        trim(&format!("{:.*}", (precision as i32 - 1 - exp) as usize, v))
     }
 }
 
