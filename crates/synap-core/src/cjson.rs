@@ -76,7 +76,12 @@ fn string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Each nesting level may need a fresh piece of stack: 1000 levels do not fit a worker thread's.
 fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || encode_level(v, depth, out))
+}
+
+fn encode_level(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         v if is_null(v) => out.extend_from_slice(b"null"),

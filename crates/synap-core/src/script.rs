@@ -581,6 +581,10 @@ impl Scripts {
 /// A reply as a script sees it (Redis's RESP2 conversion): integers are numbers, strings strings, nil
 /// is `false`, a status `{ok = ...}`, an error `{err = ...}`, arrays tables.
 fn to_lua(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || to_lua_level(lua, r, depth))
+}
+
+fn to_lua_level(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
     if depth > MAX_DEPTH {
         return Err(mlua::Error::RuntimeError("reply nested too deep".into()));
     }
@@ -624,6 +628,11 @@ fn to_lua(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
 /// `false` and nil are nil, `{ok = ...}` a status, `{err = ...}` an error, a table an array up to its
 /// first nil.
 fn from_lua(v: Value, depth: usize, budget: &mut Budget) -> Result<Reply> {
+    // Each nesting level may need a fresh piece of stack: 1000 levels do not fit a worker thread's.
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || from_lua_level(v, depth, budget))
+}
+
+fn from_lua_level(v: Value, depth: usize, budget: &mut Budget) -> Result<Reply> {
     if depth > MAX_DEPTH {
         return Err(CommandError::Raw("ERR reply nested too deep".into()));
     }
@@ -794,6 +803,15 @@ mod tests {
             sha(body)
         );
         assert_eq!(eval(&s, body), Err(CommandError::Raw(want)));
+        // A table that holds itself stops at the nesting limit, as lua-cjson's does.
+        let r = eval(&s, "local t = {} t[1] = t return cjson.encode(t)");
+        assert!(matches!(&r, Err(CommandError::Raw(m)) if m.contains("excessive nesting")), "{r:?}");
+        let r = eval(&s, "return cjson.decode(string.rep('[', 100000))");
+        assert!(r.is_err(), "{r:?}");
+        // A reply nested 1000 deep converts (on a grown stack); deeper is refused.
+        let deep = |n: usize| format!("local t = {{}} local c = t for i = 1, {n} do c[1] = {{}} c = c[1] end return t");
+        assert!(eval(&s, &deep(990)).is_ok());
+        assert!(eval(&s, &deep(5000)).is_err());
         // Numbers out of the integer range convert as C does on x86-64 (redis-server: i64::MIN each).
         let body = "return {1e300, -1e300, 0/0, 2^63, -2^63, 2^62}";
         let want = [i64::MIN, i64::MIN, i64::MIN, i64::MIN, i64::MIN, 1 << 62];

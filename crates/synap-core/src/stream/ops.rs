@@ -529,7 +529,8 @@ impl StreamStore {
                     };
                     let candidates = g.pending().range((0, from)..).filter(|(_, pe)| pe.id >= start);
                     for (scanned, (&k, pe)) in candidates.enumerate() {
-                        if keys.len() >= count || scanned >= count.saturating_mul(10) {
+                        // As in Redis 7.0, entries found deleted count toward COUNT too (it bounds the reply).
+                        if keys.len() + deleted.len() >= count || scanned >= count.saturating_mul(10) {
                             cursor = pe.id;
                             break;
                         }
