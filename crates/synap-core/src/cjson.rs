@@ -26,21 +26,34 @@ fn is_null(v: &Value) -> bool {
     matches!(v, Value::LightUserData(LightUserData(p)) if p.is_null())
 }
 
+/// The most bytes `encode` writes (its buffer is outside Lua's memory limit) and `decode` reads.
+const MAX_BYTES: usize = 64 << 20;
+
+/// Where an encode stands: the output, and the flag SCRIPT KILL sets (checked as it goes: the walk runs
+/// no Lua instructions for the kill hook to see).
+struct Encoder<'a> {
+    out: Vec<u8>,
+    kill: &'a std::sync::atomic::AtomicBool,
+}
+
 /// The `cjson` table.
-pub(crate) fn library(lua: &Lua) -> mlua::Result<Table> {
+pub(crate) fn library(lua: &Lua, kill: std::sync::Arc<std::sync::atomic::AtomicBool>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("null", null())?;
     t.raw_set(
         "encode",
-        lua.create_function(|lua, v: Value| {
-            let mut out = Vec::new();
-            encode(&v, 0, &mut out)?;
-            lua.create_string(&out)
+        lua.create_function(move |lua, v: Value| {
+            let mut e = Encoder { out: Vec::new(), kill: &kill };
+            encode(&v, 0, &mut e)?;
+            lua.create_string(&e.out)
         })?,
     )?;
     t.raw_set(
         "decode",
         lua.create_function(|lua, s: mlua::LuaString| {
+            if s.as_bytes().len() > MAX_BYTES {
+                return Err(fail(format!("Cannot decode: the input is larger than {MAX_BYTES} bytes")));
+            }
             let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
                 .map_err(|e| fail(format!("Expected value but found invalid token at character {}", e.column())))?;
             decode(lua, &json, 0)
@@ -77,18 +90,24 @@ fn string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Each nesting level may need a fresh piece of stack: 1000 levels do not fit a worker thread's.
-fn encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
-    stacker::maybe_grow(64 * 1024, 1024 * 1024, || encode_level(v, depth, out))
+fn encode(v: &Value, depth: usize, e: &mut Encoder<'_>) -> mlua::Result<()> {
+    if e.out.len() > MAX_BYTES {
+        return Err(fail(format!("Cannot serialise: the output is larger than {MAX_BYTES} bytes")));
+    }
+    if e.kill.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+    }
+    stacker::maybe_grow(64 * 1024, 1024 * 1024, || encode_level(v, depth, e))
 }
 
-fn encode_level(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+fn encode_level(v: &Value, depth: usize, e: &mut Encoder<'_>) -> mlua::Result<()> {
     match v {
-        Value::Nil => out.extend_from_slice(b"null"),
-        v if is_null(v) => out.extend_from_slice(b"null"),
-        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(n) => number(*n as f64, out)?,
-        Value::Number(n) => number(*n, out)?,
-        Value::String(s) => string(&s.as_bytes(), out),
+        Value::Nil => e.out.extend_from_slice(b"null"),
+        v if is_null(v) => e.out.extend_from_slice(b"null"),
+        Value::Boolean(b) => e.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Integer(n) => number(*n as f64, &mut e.out)?,
+        Value::Number(n) => number(*n, &mut e.out)?,
+        Value::String(s) => string(&s.as_bytes(), &mut e.out),
         Value::Table(t) => {
             if depth >= MAX_DEPTH {
                 return Err(fail(format!("Cannot serialise, excessive nesting ({})", depth + 1)));
@@ -107,25 +126,25 @@ fn encode_level(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> 
                     if max > pairs.len() as u64 * 2 && max > 10 {
                         return Err(fail("Cannot serialise table: excessively sparse array"));
                     }
-                    out.push(b'[');
+                    e.out.push(b'[');
                     for i in 1..=max {
                         if i > 1 {
-                            out.push(b',');
+                            e.out.push(b',');
                         }
-                        encode(&t.raw_get::<Value>(i)?, depth + 1, out)?;
+                        encode(&t.raw_get::<Value>(i)?, depth + 1, e)?;
                     }
-                    out.push(b']');
+                    e.out.push(b']');
                 }
                 _ => {
-                    out.push(b'{');
+                    e.out.push(b'{');
                     for (n, (k, v)) in pairs.iter().enumerate() {
                         if n > 0 {
-                            out.push(b',');
+                            e.out.push(b',');
                         }
                         match k {
-                            Value::String(s) => string(&s.as_bytes(), out),
-                            Value::Integer(i) => string(format_g(*i as f64, 14).as_bytes(), out),
-                            Value::Number(x) => string(format_g(*x, 14).as_bytes(), out),
+                            Value::String(s) => string(&s.as_bytes(), &mut e.out),
+                            Value::Integer(i) => string(format_g(*i as f64, 14).as_bytes(), &mut e.out),
+                            Value::Number(x) if x.is_finite() => string(format_g(*x, 14).as_bytes(), &mut e.out),
                             other => {
                                 return Err(fail(format!(
                                     "Cannot serialise {}: table key must be a number or string",
@@ -133,10 +152,10 @@ fn encode_level(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> 
                                 )));
                             }
                         }
-                        out.push(b':');
-                        encode(v, depth + 1, out)?;
+                        e.out.push(b':');
+                        encode(v, depth + 1, e)?;
                     }
-                    out.push(b'}');
+                    e.out.push(b'}');
                 }
             }
         }

@@ -98,6 +98,21 @@ coroutine.wrap = function(f)
   return function(...) return unless_killed(w(...)) end
 end
 
+-- The table library writes raw (past __newindex and rawset): refused on protected tables.
+for _, name in ipairs({'insert', 'remove', 'sort'}) do
+  local f = table[name]
+  table[name] = function(t, ...)
+    if protected[t] then error('Attempt to modify a readonly table', 2) end
+    return f(t, ...)
+  end
+end
+-- The collector's settings would outlive the script: it may collect, step and count, no more.
+local raw_collectgarbage = collectgarbage
+collectgarbage = function(opt, ...)
+  if opt == nil or opt == 'collect' or opt == 'count' or opt == 'step' then return raw_collectgarbage(opt, ...) end
+  error("collectgarbage option '" .. tostring(opt) .. "' is not allowed in scripts", 2)
+end
+
 -- Precompiled chunks are refused: only source loads, and a loaded chunk sees the script's globals.
 loadstring = function(s, name)
   if type(s) == 'string' and sbyte(s, 1) == 27 then return nil, 'binary chunks are not allowed' end
@@ -238,7 +253,7 @@ impl Vm {
             }
         })?;
         lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
-        lua.globals().raw_set("impl_cjson", crate::cjson::library(&lua)?)?;
+        lua.globals().raw_set("impl_cjson", crate::cjson::library(&lua, killed.clone())?)?;
         lua.globals().raw_set("impl_killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Acquire)))?)?;
         // Filled once the prelude has made the script environment.
         let env_slot: Arc<parking_lot::Mutex<Option<Table>>> = Arc::default();
@@ -258,8 +273,16 @@ impl Vm {
         impl_tbl.raw_set("sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
         impl_tbl.raw_set(
             "log",
-            lua.create_function(|_, (level, msg): (i64, MultiValue)| {
-                let text: Vec<String> = msg.iter().map(|v| v.to_string().unwrap_or_default()).collect();
+            lua.create_function(|lua, (level, msg): (i64, MultiValue)| {
+                // Strings and numbers only, without metamethods (a __tostring could run forever).
+                let text: Vec<String> = msg
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::String(_) | Value::Integer(_) | Value::Number(_) => lua.coerce_string(v).ok().flatten(),
+                        _ => None,
+                    })
+                    .map(|s| s.to_string_lossy())
+                    .collect();
                 match level {
                     0 => tracing::debug!(target: "script", "{}", text.join(" ")),
                     1 | 2 => tracing::info!(target: "script", "{}", text.join(" ")),
@@ -473,6 +496,9 @@ impl Scripts {
                 Reply::Error(e) => Err(CommandError::Raw(e)),
                 r => Ok(r),
             },
+            Ok((false, _)) if killed => Err(CommandError::Raw(format!(
+                "ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:0."
+            ))),
             Ok((false, Value::Table(t))) => {
                 let line: i64 = t.raw_get("line").unwrap_or(0);
                 let msg = if killed {
@@ -638,6 +664,7 @@ fn from_lua_level(v: Value, depth: usize, budget: &mut Budget) -> Result<Reply> 
     }
     let too_large = || CommandError::Raw("ERR the script's reply is too large".into());
     budget.nodes = budget.nodes.checked_sub(1).ok_or_else(too_large)?;
+    budget.bytes = budget.bytes.checked_sub(std::mem::size_of::<Reply>()).ok_or_else(too_large)?;
     if let Value::String(s) = &v {
         budget.bytes = budget.bytes.checked_sub(s.as_bytes().len()).ok_or_else(too_large)?;
     }
@@ -748,9 +775,13 @@ mod tests {
         refused("loadstring('y = 7')()");
         refused("rawset(redis, 'call', function() return 1 end)");
         refused("rawset(string, 'upper', function() return 1 end)");
+        refused("table.insert(_G, 'x')");
+        refused("table.insert(redis, 'x')");
+        refused("collectgarbage('setpause', 1000000)");
         // Nothing above left a trace for the next script.
         refused("return x");
         refused("return y");
+        refused("return _G[1]");
         assert_eq!(ok("return string.upper('a')"), Reply::bulk(&b"A"[..]));
         assert_eq!(ok("return redis.status_reply('OK')"), Reply::Simple("OK".into()));
         assert_eq!(ok("local f = loadstring('return 1 + 1') return f()"), Reply::Int(2));

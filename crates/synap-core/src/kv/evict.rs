@@ -251,7 +251,8 @@ impl Keyspace {
                 continue;
             }
             visited_nonempty += 1;
-            for _ in 0..self.limits.samples().max(1) {
+            // Never more draws than the shard has candidates (a huge maxmemory-samples stays cheap).
+            for _ in 0..self.limits.samples().max(1).min(pool) {
                 let slot = rng.random_range(0..pool);
                 let pos = if policy.volatile_only() { shard.volatile_pos(slot) } else { slot };
                 let e = shard.entry(pos);
