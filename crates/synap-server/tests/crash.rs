@@ -451,6 +451,41 @@ async fn stream_events_and_group_acks_survive_kill_9() {
     server.kill9();
 }
 
+/// Two rounds of `clients` clients running `op` in a loop against a server that is killed with SIGKILL
+/// mid-load. `op` answers a number for each acknowledged call; the sum and the largest of them are
+/// returned (what must survive, depending on what `op` counts).
+async fn kill_under_load<F, Fut>(dir: &std::path::Path, args: &[&str], clients: usize, op: F) -> (i64, i64)
+where
+    F: Fn(redis::aio::MultiplexedConnection) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = redis::RedisResult<(redis::aio::MultiplexedConnection, i64)>> + Send,
+{
+    let total = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let largest = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    for _round in 0..2 {
+        let mut server = ServerProcess::start(dir, args);
+        let url = format!("redis://{}/", server.resp_addr.clone().unwrap());
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (url, total, largest, op) = (url.clone(), total.clone(), largest.clone(), op.clone());
+            tasks.push(tokio::spawn(async move {
+                let client = redis::Client::open(url).unwrap();
+                let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
+                while let Ok((conn, n)) = op(c).await {
+                    total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    largest.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                    c = conn;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(400..900))).await;
+        server.kill9();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    (total.load(std::sync::atomic::Ordering::Relaxed), largest.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Transactions under SIGKILL (with snapshots during the load): each MULTI/EXEC increments two counters
 /// and pushes to a list; after the restart all three agree (a transaction is there whole or not at all)
 /// and none is below what was acknowledged.
@@ -461,39 +496,16 @@ async fn transactions_are_all_or_nothing_after_kill_9() {
     let conf = conf_dir.path().join("synap.yaml");
     std::fs::write(&conf, "persistence:\n  snapshot:\n    after_writes: 500\n").unwrap();
     let args = ["--fsync", "periodic", "--config", conf.to_str().unwrap()];
-    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    for _round in 0..2 {
-        let mut server = ServerProcess::start(dir.path(), &args);
-        let url = format!("redis://{}/", server.resp_addr.clone().unwrap());
-        let mut tasks = Vec::new();
-        for _ in 0..4 {
-            let (url, acked) = (url.clone(), acked.clone());
-            tasks.push(tokio::spawn(async move {
-                let client = redis::Client::open(url).unwrap();
-                let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
-                loop {
-                    let r: redis::RedisResult<(i64, i64, i64)> =
-                        redis::pipe().atomic().incr("a", 1).incr("b", 1).lpush("l", "x").query_async(&mut c).await;
-                    match r {
-                        Ok(_) => {
-                            acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(400..900))).await;
-        server.kill9();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    }
+    let (acked, _) = kill_under_load(dir.path(), &args, 4, |mut c| async move {
+        let r: redis::RedisResult<(i64, i64, i64)> =
+            redis::pipe().atomic().incr("a", 1).incr("b", 1).lpush("l", "x").query_async(&mut c).await;
+        r.map(|_| (c, 1))
+    })
+    .await;
     let mut server = ServerProcess::start(dir.path(), &args);
     let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let (a, b, l): (i64, i64, i64) = redis::pipe().get("a").get("b").llen("l").query_async(&mut c).await.unwrap();
-    let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
     assert!(acked > 100, "enough transactions were acknowledged: {acked}");
     assert_eq!((a, b), (l, l), "counters and list agree: no transaction is torn");
     assert!(a >= acked, "nothing acknowledged is lost: {a} < {acked}");
@@ -621,40 +633,18 @@ async fn script_effects_are_all_or_nothing_after_kill_9() {
                           redis.call('rpush', KEYS[3], n) return n";
     let dir = tempfile::tempdir().unwrap();
     let args = ["--fsync", "periodic"];
-    let acked = Arc::new(std::sync::atomic::AtomicI64::new(0));
-    for _round in 0..2 {
-        let mut server = ServerProcess::start(dir.path(), &args);
-        let url = format!("redis://{}/", server.resp_addr.clone().unwrap());
-        let mut tasks = Vec::new();
-        for _ in 0..3 {
-            let (url, acked) = (url.clone(), acked.clone());
-            tasks.push(tokio::spawn(async move {
-                let client = redis::Client::open(url).unwrap();
-                let Ok(mut c) = client.get_multiplexed_async_connection().await else { return };
-                loop {
-                    let r: redis::RedisResult<i64> =
-                        redis::cmd("EVAL").arg(SCRIPT).arg(3).arg("n").arg("sum").arg("l").query_async(&mut c).await;
-                    match r {
-                        Ok(n) => {
-                            acked.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        Err(_) => return,
-                    }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(400..900))).await;
-        server.kill9();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    }
+    // Each acknowledged reply is the counter's value then: the largest one must survive.
+    let (_, acked) = kill_under_load(dir.path(), &args, 3, |mut c| async move {
+        let r: redis::RedisResult<i64> =
+            redis::cmd("EVAL").arg(SCRIPT).arg(3).arg("n").arg("sum").arg("l").query_async(&mut c).await;
+        r.map(|n| (c, n))
+    })
+    .await;
     let mut server = ServerProcess::start(dir.path(), &args);
     let client = redis::Client::open(format!("redis://{}/", server.resp_addr.clone().unwrap())).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let (n, sum, l): (i64, i64, Vec<i64>) =
         redis::pipe().get("n").get("sum").lrange("l", 0, -1).query_async(&mut c).await.unwrap();
-    let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
     assert!(acked > 100, "enough scripts were acknowledged: {acked}");
     assert_eq!(l, (1..=n).collect::<Vec<_>>(), "the list is 1..n: no script is torn or doubled");
     assert_eq!(sum, n * (n + 1) / 2);
