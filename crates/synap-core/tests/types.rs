@@ -560,3 +560,37 @@ fn a_script_is_one_log_record_of_its_effects() {
     assert_eq!(f.log.batches.lock().len(), before + 2);
     f.check_replay_and_snapshot();
 }
+
+/// RENAME and COPY onto an expired key of the same shard: the target's lazy expiry removes it and
+/// moves the shard's entries, so the source is looked up after it (found by the model test: the source's
+/// position went stale and the server panicked).
+#[test]
+fn rename_and_copy_onto_an_expired_key_of_the_same_shard() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let mut config = EngineConfig::default();
+    config.kv.shards = 1;
+    let engine = Engine::new(config, clock.clone(), None);
+    let run = |name: &str, args: &[&str]| engine.execute(&mut ExecCtx::default(), common::parse(name, args).unwrap());
+    for (cmd, want) in [("rename", Reply::Ok), ("copy", Reply::Int(1))] {
+        run("flushall", &[]).unwrap();
+        run("set", &["a", "old", "px", "100"]).unwrap();
+        run("set", &["b", "new"]).unwrap();
+        clock.advance(200);
+        assert_eq!(run(cmd, &["b", "a"]), Ok(want), "{cmd}");
+        assert_eq!(run("get", &["a"]), Ok(Reply::Bulk(bytes::Bytes::from("new"))), "{cmd}");
+    }
+    // The multi-key commands: a live key (the shard's last entry) named before an expired one, whose
+    // removal moves the last entry into its place.
+    run("flushall", &[]).unwrap();
+    run("set", &["x", "old", "px", "100"]).unwrap();
+    run("set", &["y", "ab"]).unwrap();
+    run("sadd", &["s", "m"]).unwrap();
+    clock.advance(200);
+    assert_eq!(run("sunion", &["s", "x"]), Ok(Reply::Set(vec![Reply::Bulk(bytes::Bytes::from("m"))])));
+    run("flushall", &[]).unwrap();
+    run("set", &["x", "old", "px", "100"]).unwrap();
+    run("set", &["z", "filler"]).unwrap();
+    run("set", &["y", "ab"]).unwrap();
+    clock.advance(200);
+    assert_eq!(run("bitop", &["or", "d", "y", "x"]), Ok(Reply::Int(2)));
+}

@@ -166,7 +166,11 @@ impl Keyspace {
     ) -> Result<R> {
         let hashes: Vec<u64> = keys.iter().chain(store).map(|k| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied());
-        // Lazy expiry first (it needs the shard mutably), then positions to read.
+        // Lazy expiry of every key first (it needs the shard mutably, and a removal moves the shard's
+        // entries), then the positions to read, which no removal moves any more.
+        for (k, &h) in keys.iter().chain(store).zip(&hashes) {
+            self.find_live(locked.get(self.shard_of(h)), h, k, now);
+        }
         let mut positions = Vec::with_capacity(hashes.len());
         for (k, &h) in keys.iter().chain(store).zip(&hashes) {
             let shard = locked.get(self.shard_of(h));

@@ -120,6 +120,10 @@ impl Keyspace {
         let hd = self.hash(dest);
         let hashes: Vec<u64> = keys.iter().map(|k| self.hash(k)).collect();
         let mut locked = self.lock_many(hashes.iter().copied().chain([hd]));
+        // Lazy expiry of every key first: a removal moves the shard's entries (and earlier positions).
+        for (k, &h) in keys.iter().zip(&hashes).chain([(&Bytes::copy_from_slice(dest), &hd)]) {
+            self.find_live(locked.get(self.shard_of(h)), h, k, now);
+        }
         let mut positions = Vec::with_capacity(keys.len());
         for (k, &h) in keys.iter().zip(&hashes) {
             positions.push(self.find_str(locked.get(self.shard_of(h)), h, k, now)?);

@@ -112,10 +112,12 @@ impl Keyspace {
         }
         let (hf, ht) = (self.hash(from), self.hash(to));
         let mut locked = self.lock_many([hf, ht]);
+        // The target first: its lazy expiry may move entries of the shard, the source's position with them.
+        let dst_exists = self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some();
         let Some(src_pos) = self.find_live(locked.get(self.shard_of(hf)), hf, from, now) else {
             return Ok(Reply::Int(0));
         };
-        if !replace && self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some() {
+        if !replace && dst_exists {
             return Ok(Reply::Int(0));
         }
         let e = locked.peek(self.shard_of(hf)).entry(src_pos);
@@ -199,10 +201,11 @@ impl Keyspace {
         self.check_key(to)?;
         let (hf, ht) = (self.hash(from), self.hash(to));
         let mut locked = self.lock_many([hf, ht]);
+        // The target first: its lazy expiry may move entries of the shard, the source's position with them.
+        let dst_exists = self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some();
         let Some(src_pos) = self.find_live(locked.get(self.shard_of(hf)), hf, from, now) else {
             return Err(CommandError::NoSuchKey);
         };
-        let dst_exists = self.find_live(locked.get(self.shard_of(ht)), ht, to, now).is_some();
         if nx && dst_exists {
             return Ok(Reply::Int(0));
         }
