@@ -4,7 +4,7 @@
 //! comparison normalizes (see [`Norm`]).
 
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 /// How a reply is compared.
@@ -84,8 +84,21 @@ impl std::fmt::Display for Cmd {
 }
 
 /// The families a run can draw from.
-pub const FAMILIES: &[&str] =
-    &["strings", "bits", "keys", "hashes", "lists", "sets", "zsets", "streams", "transactions", "pubsub", "scripting"];
+pub const FAMILIES: &[&str] = &[
+    "strings",
+    "bits",
+    "hyperloglog",
+    "keys",
+    "sort",
+    "hashes",
+    "lists",
+    "sets",
+    "zsets",
+    "streams",
+    "transactions",
+    "pubsub",
+    "scripting",
+];
 
 /// Scripts of the scripting family: (body, number of keys). They read and write the other families'
 /// keys, convert every kind of reply, and raise errors of every kind.
@@ -182,7 +195,7 @@ impl Gen {
 
     /// A key of `family` (`s:a`), now and then another family's.
     fn key(&mut self, family: &str) -> String {
-        let family = if self.chance(0.06) { self.pick(&["str", "h", "l", "set", "z", "x"]) } else { family };
+        let family = if self.chance(0.06) { self.pick(&["str", "h", "l", "set", "z", "x", "hll"]) } else { family };
         format!("{family}:{}", self.pick(&["a", "b", "c", "d"]))
     }
 
@@ -214,6 +227,8 @@ impl Gen {
             "transactions" => self.transaction(),
             "pubsub" => vec![self.pubsub()],
             "scripting" => vec![self.scripting()],
+            "hyperloglog" => vec![self.hyperloglog()],
+            "sort" => vec![self.sort()],
             other => panic!("unknown family {other}"),
         }
     }
@@ -344,6 +359,105 @@ impl Gen {
             }
             _ => vec!["SET".into(), k, self.pick(&["foobar", "\u{7f}", "a", "", "ab"]).into()],
         };
+        Cmd::new(a, Norm::Exact)
+    }
+
+    /// HyperLogLog: values grow from sparse to dense (batches of elements), are merged, counted through
+    /// their cache, read back byte for byte, and now and then damaged.
+    fn hyperloglog(&mut self) -> Cmd {
+        let k = self.key("hll");
+        let a: Vec<String> = match self.rng.random_range(0..16) {
+            0..=3 => {
+                let mut a = vec!["PFADD".into(), k];
+                for _ in 0..self.rng.random_range(0..=4) {
+                    let e = if self.chance(0.5) { self.member() } else { self.small(0, 3000) };
+                    a.push(e);
+                }
+                a
+            }
+            4 => {
+                let mut a = vec!["PFADD".into(), k];
+                let base = self.rng.random_range(0..100_000);
+                for i in 0..self.rng.random_range(50..=400) {
+                    a.push(format!("e{}", base + i));
+                }
+                a
+            }
+            5 | 6 => vec!["PFCOUNT".into(), k],
+            7 => {
+                let mut a = vec!["PFCOUNT".into()];
+                a.extend(self.keys("hll", 3));
+                a
+            }
+            8 | 9 => {
+                let mut a = vec!["PFMERGE".into(), k];
+                a.extend(self.keys("hll", 3));
+                a
+            }
+            10 | 11 => vec!["GET".into(), k],
+            12 => vec!["PFDEBUG".into(), self.pick(&["ENCODING", "DECODE", "TODENSE", "encoding", "nosuch"]).into(), k],
+            13 => vec!["DEL".into(), k],
+            14 => vec!["EXPIRE".into(), k, "1000".into()],
+            // Damage: the code stops adding up (a byte that starts a two-byte opcode is never written
+            // last: Redis then reads its string terminator as the second byte, see docs/resp.md).
+            _ => match self.rng.random_range(0..4) {
+                0 => vec!["SET".into(), k, self.pick(&["HYLL", "x", "HYLL\x01"]).into()],
+                1 => vec!["APPEND".into(), k, "\u{80}".into()],
+                2 => vec!["SETRANGE".into(), k, self.small(16, 20), self.pick(&["\u{80}", "\x00", "\x05"]).into()],
+                _ => vec!["SETRANGE".into(), k, "4".into(), self.pick(&["\x00", "\x02"]).into()],
+            },
+        };
+        Cmd::new(a, Norm::Exact)
+    }
+
+    /// SORT over the list, set and sorted-set families' keys, by and getting the other families' keys
+    /// (elements `a`..`d` name `str:a`.. and `h:a`..). Orders Redis leaves open are not asked for: a
+    /// set's own order (BY without `*`, unless stored) and ties of ALPHA BY outside lists.
+    fn sort(&mut self) -> Cmd {
+        let family = self.pick(&["l", "set", "z"]);
+        let k = self.key(family);
+        let family = k.split(':').next().unwrap_or("").to_string();
+        let mut a = vec![if self.chance(0.2) { "SORT_RO" } else { "SORT" }.to_string(), k];
+        let store = a[0] == "SORT" && self.chance(0.3);
+        let mut opts: Vec<Vec<String>> = Vec::new();
+        let alpha = self.chance(0.4);
+        if alpha {
+            opts.push(vec!["ALPHA".into()]);
+        }
+        let mut alpha_by = false;
+        if self.chance(0.4) {
+            // A key's type is not known here (any name may hold a set): BY without `*` takes a set's own
+            // order, which Redis leaves open unless the result is stored.
+            let by = if !store {
+                self.pick(&["str:*", "h:*->a", "*"])
+            } else {
+                self.pick(&["str:*", "h:*->a", "nosort", "#", "str:*->x", "*"])
+            };
+            if !(alpha && family != "l" && by.contains('*')) {
+                opts.push(vec!["BY".into(), by.into()]);
+                alpha_by = alpha && by.contains('*');
+            }
+        }
+        // Ties of ALPHA BY (missing values) come out in the order of Redis's partial quicksort under
+        // LIMIT: not asked for.
+        if !alpha_by && self.chance(0.3) {
+            opts.push(vec!["LIMIT".into(), self.small(-1, 4), self.small(-1, 4)]);
+        }
+        for _ in 0..self.rng.random_range(0..=2) {
+            opts.push(vec!["GET".into(), self.pick(&["#", "str:*", "h:*->b", "nosuch", "l:*"]).into()]);
+        }
+        if self.chance(0.4) {
+            opts.push(vec![self.pick(&["ASC", "DESC", "desc"]).into()]);
+        }
+        if store {
+            opts.push(vec!["STORE".into(), self.key("l")]);
+        }
+        opts.shuffle(&mut self.rng);
+        a.extend(opts.into_iter().flatten());
+        // A word short of its arguments, last (anywhere else it would take the next option's words).
+        if self.chance(0.03) {
+            a.push(self.pick(&["LIMIT", "BY", "STORE", "junk"]).into());
+        }
         Cmd::new(a, Norm::Exact)
     }
 

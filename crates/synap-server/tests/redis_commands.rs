@@ -247,3 +247,92 @@ async fn config_set_changes_settings_at_run_time() {
     assert_eq!(n, 0, "an idle client is closed");
     s.stop().await;
 }
+
+/// A server on `dir` (a second start on the same directory recovers what the first logged).
+async fn start_in(dir: &tempfile::TempDir) -> common::TestServer {
+    let server = synap_server::RunningServer::start(common::test_config(dir)).await.expect("server starts");
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    common::TestServer { server: Some(server), base, http, _dir: tempfile::tempdir().unwrap() }
+}
+
+#[tokio::test]
+async fn hyperloglogs_count_merge_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(&dir).await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        assert_eq!(q::<i64>(&mut c, "PFADD h a b c").await, 1);
+        assert_eq!(q::<i64>(&mut c, "PFADD h a").await, 0);
+        assert_eq!(q::<i64>(&mut c, "PFCOUNT h").await, 3);
+        // Byte for byte what redis-server 7.0 holds after the same commands: the count cached by
+        // PFCOUNT, then marked stale by a PFADD that changed a register.
+        let mut expect = b"HYLL\x01\0\0\0\x03\0\0\0\0\0\0\0`\xf3\x80P\xb1\x84K\xfb\x80BZ".to_vec();
+        assert_eq!(c.get::<_, Vec<u8>>("h").await.unwrap(), expect);
+        assert_eq!(q::<i64>(&mut c, "PFADD h d").await, 1);
+        expect.splice(15..19, *b"\x80\\{\x80Dv\x80");
+        assert_eq!(c.get::<_, Vec<u8>>("h").await.unwrap(), expect);
+        assert_eq!(q::<i64>(&mut c, "PFADD h2 c d").await, 1);
+        assert_eq!(q::<i64>(&mut c, "PFCOUNT h h2").await, 4);
+        let _: () = q(&mut c, "PFMERGE m h h2").await;
+        assert_eq!(q::<i64>(&mut c, "PFCOUNT m").await, 4);
+        assert_eq!(q::<String>(&mut c, "PFDEBUG ENCODING m").await, "sparse");
+        // Enough elements make the value dense; the estimate stays within HLL's error.
+        let mut add = redis::cmd("PFADD");
+        add.arg("big");
+        for i in 0..20_000 {
+            add.arg(format!("element:{i}"));
+        }
+        let _: i64 = add.query_async(&mut c).await.unwrap();
+        assert_eq!(q::<String>(&mut c, "PFDEBUG ENCODING big").await, "dense");
+        let n: i64 = q(&mut c, "PFCOUNT big").await;
+        assert!((19_600..=20_400).contains(&n), "PFCOUNT big = {n}");
+        let value: Vec<u8> = c.get("big").await.unwrap();
+        assert_eq!((&value[..4], value.len()), (&b"HYLL"[..], 12304));
+        let _: () = c.set("plain", "text").await.unwrap();
+        assert_eq!(err(&mut c, "PFADD plain a").await, "WRONGTYPE Key is not a valid HyperLogLog string value.");
+        assert_eq!(err(&mut c, "PFCOUNT h plain").await, "WRONGTYPE Key is not a valid HyperLogLog string value.");
+    }
+    let mut c = conn(&s, false).await;
+    let before: Vec<u8> = c.get("big").await.unwrap();
+    let merged: Vec<u8> = c.get("m").await.unwrap();
+    s.stop().await;
+    let s = start_in(&dir).await;
+    let mut c = conn(&s, true).await;
+    assert_eq!(c.get::<_, Vec<u8>>("big").await.unwrap(), before);
+    assert_eq!(c.get::<_, Vec<u8>>("m").await.unwrap(), merged);
+    assert_eq!(q::<i64>(&mut c, "PFCOUNT m").await, 4);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sort_by_other_keys_gets_and_stores() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        let _: () = q(&mut c, "RPUSH l 3 1 2 10").await;
+        assert_eq!(q::<Vec<String>>(&mut c, "SORT l").await, ["1", "2", "3", "10"]);
+        assert_eq!(q::<Vec<String>>(&mut c, "SORT l ALPHA DESC").await, ["3", "2", "10", "1"]);
+        assert_eq!(q::<Vec<String>>(&mut c, "SORT_RO l LIMIT 1 2").await, ["2", "3"]);
+        // BY weights in other keys and hash fields; GET the element and other keys.
+        let _: () = q(&mut c, "MSET w_1 30 w_2 20 w_3 10").await;
+        let _: () = q(&mut c, "HSET o_1 name one").await;
+        let _: () = q(&mut c, "HSET o_3 name three").await;
+        assert_eq!(q::<Vec<String>>(&mut c, "SORT l BY w_*").await, ["10", "3", "2", "1"]);
+        let got: Vec<Option<String>> = q(&mut c, "SORT l BY w_* GET # GET o_*->name").await;
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(got, [s("10"), None, s("3"), s("three"), s("2"), None, s("1"), s("one")]);
+        // BY without `*` keeps the list's order.
+        assert_eq!(q::<Vec<String>>(&mut c, "SORT l BY nosort DESC").await, ["10", "2", "1", "3"]);
+        assert_eq!(q::<i64>(&mut c, "SORT l BY w_* GET o_*->name STORE dst").await, 4);
+        assert_eq!(q::<Vec<String>>(&mut c, "LRANGE dst 0 -1").await, ["", "three", "", "one"]);
+        let _: () = q(&mut c, "SADD letters b a").await;
+        assert_eq!(err(&mut c, "SORT letters").await, "ERR One or more scores can't be converted into double");
+        assert_eq!(err(&mut c, "SORT_RO l STORE x").await, "ERR syntax error");
+        let _: () = c.set("str", "x").await.unwrap();
+        assert!(err(&mut c, "SORT str").await.starts_with("WRONGTYPE"));
+    }
+    s.stop().await;
+}

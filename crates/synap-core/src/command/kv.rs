@@ -170,6 +170,32 @@ pub enum KvCmd {
         dest: Bytes,
         keys: Vec<Bytes>,
     },
+    PfAdd {
+        key: Bytes,
+        elements: Vec<Bytes>,
+    },
+    PfCount {
+        keys: Vec<Bytes>,
+    },
+    PfMerge {
+        dest: Bytes,
+        sources: Vec<Bytes>,
+    },
+    /// `word` is the subcommand as given: an unknown one is reported after the key is looked up.
+    PfDebug {
+        sub: Option<PfDebug>,
+        word: Bytes,
+        key: Bytes,
+    },
+}
+
+/// PFDEBUG's subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfDebug {
+    GetReg,
+    Decode,
+    Encoding,
+    ToDense,
 }
 
 /// BITOP's operation.
@@ -204,8 +230,29 @@ impl KvCmd {
             KvCmd::BitCount { .. } => "bitcount",
             KvCmd::BitPos { .. } => "bitpos",
             KvCmd::BitOp { .. } => "bitop",
+            KvCmd::PfAdd { .. } => "pfadd",
+            KvCmd::PfCount { .. } => "pfcount",
+            KvCmd::PfMerge { .. } => "pfmerge",
+            KvCmd::PfDebug { .. } => "pfdebug",
         }
     }
+}
+
+/// SORT's options, in Redis's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortArgs {
+    pub key: Bytes,
+    /// BY: a pattern with `*` (the element) and optionally `->field`; one without `*` skips sorting.
+    pub by: Option<Bytes>,
+    /// LIMIT offset count (negative count: to the end).
+    pub limit: (i64, i64),
+    /// GET patterns, in order (`#` is the element itself).
+    pub get: Vec<Bytes>,
+    pub desc: bool,
+    pub alpha: bool,
+    pub store: Option<Bytes>,
+    /// SORT_RO (STORE is a syntax error there).
+    pub readonly: bool,
 }
 
 /// What OBJECT reports about a key.
@@ -269,6 +316,8 @@ pub enum KeysCmd {
         to: Bytes,
         replace: bool,
     },
+    /// SORT and SORT_RO.
+    Sort(SortArgs),
     /// TOUCH: how many of the keys exist (their access time is updated).
     Touch {
         keys: Vec<Bytes>,
@@ -300,6 +349,8 @@ impl KeysCmd {
             KeysCmd::FlushAll => "flushall",
             KeysCmd::Copy { .. } => "copy",
             KeysCmd::Touch { .. } => "touch",
+            KeysCmd::Sort(a) if a.readonly => "sort_ro",
+            KeysCmd::Sort(_) => "sort",
         }
     }
 }
@@ -668,6 +719,34 @@ pub(super) fn bitop(a: &mut Args<'_>) -> Result<Command> {
     kv(KvCmd::BitOp { op, dest, keys })
 }
 
+pub(super) fn pfadd(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::PfAdd { key: a.next_bytes()?, elements: a.rest() })
+}
+
+pub(super) fn pfcount(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::PfCount { keys: a.rest() })
+}
+
+pub(super) fn pfmerge(a: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::PfMerge { dest: a.next_bytes()?, sources: a.rest() })
+}
+
+pub(super) fn pfdebug(a: &mut Args<'_>) -> Result<Command> {
+    let word = a.next_bytes()?;
+    let sub = if is(&word, "getreg") {
+        Some(PfDebug::GetReg)
+    } else if is(&word, "decode") {
+        Some(PfDebug::Decode)
+    } else if is(&word, "encoding") {
+        Some(PfDebug::Encoding)
+    } else if is(&word, "todense") {
+        Some(PfDebug::ToDense)
+    } else {
+        None
+    };
+    kv(KvCmd::PfDebug { sub, word, key: a.next_bytes()? })
+}
+
 pub(super) fn copy(a: &mut Args<'_>) -> Result<Command> {
     let (from, to) = (a.next_bytes()?, a.next_bytes()?);
     let mut replace = false;
@@ -685,6 +764,52 @@ pub(super) fn copy(a: &mut Args<'_>) -> Result<Command> {
         }
     }
     keys(KeysCmd::Copy { from, to, replace })
+}
+
+pub(super) fn sort(a: &mut Args<'_>) -> Result<Command> {
+    sort_args(a, false)
+}
+
+pub(super) fn sort_ro(a: &mut Args<'_>) -> Result<Command> {
+    sort_args(a, true)
+}
+
+/// SORT's options in any order, as Redis reads them (the last ASC/DESC wins; LIMIT, STORE, BY and GET
+/// need their arguments, or the word is a syntax error).
+fn sort_args(a: &mut Args<'_>, readonly: bool) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let mut s =
+        SortArgs { key, by: None, limit: (0, -1), get: Vec::new(), desc: false, alpha: false, store: None, readonly };
+    while let Some(word) = a.peek() {
+        let left = a.remaining() - 1;
+        if is(word, "asc") {
+            s.desc = false;
+        } else if is(word, "desc") {
+            s.desc = true;
+        } else if is(word, "alpha") {
+            s.alpha = true;
+        } else if is(word, "limit") && left >= 2 {
+            a.next_bytes()?;
+            s.limit = (a.next_int()?, a.next_int()?);
+            continue;
+        } else if !readonly && is(word, "store") && left >= 1 {
+            a.next_bytes()?;
+            s.store = Some(a.next_bytes()?);
+            continue;
+        } else if is(word, "by") && left >= 1 {
+            a.next_bytes()?;
+            s.by = Some(a.next_bytes()?);
+            continue;
+        } else if is(word, "get") && left >= 1 {
+            a.next_bytes()?;
+            s.get.push(a.next_bytes()?);
+            continue;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        a.next_bytes()?;
+    }
+    keys(KeysCmd::Sort(s))
 }
 
 pub(super) fn touch(a: &mut Args<'_>) -> Result<Command> {

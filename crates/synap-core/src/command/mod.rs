@@ -30,7 +30,9 @@ mod tests;
 use bytes::Bytes;
 
 pub use hash::{CollScan, HashCmd};
-pub use kv::{BitOp, ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, ScanArgs, SetArgs, SetCond, Ttl};
+pub use kv::{
+    BitOp, ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, PfDebug, ScanArgs, SetArgs, SetCond, SortArgs, Ttl,
+};
 pub use list::ListCmd;
 pub use pubsub::{PubSubCmd, SubKind};
 pub use queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions};

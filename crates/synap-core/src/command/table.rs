@@ -149,7 +149,11 @@ impl Spec {
         }
         let group = match self.group {
             "string" => Some("@string"),
-            "generic" => Some("@keyspace"),
+            // SORT is in its types' categories rather than @keyspace, as in Redis.
+            "generic" if !self.acl.contains(&"@list") => Some("@keyspace"),
+            "bitmap" => Some("@bitmap"),
+            "hyperloglog" => Some("@hyperloglog"),
+            "geo" => Some("@geo"),
             "hash" => Some("@hash"),
             "list" => Some("@list"),
             "set" => Some("@set"),
@@ -881,6 +885,43 @@ pub static COMMANDS: &[Spec] = &[
         "Performs bitwise operations on multiple strings, and stores the result.",
         kv::bitop
     ),
+    resp!(
+        "pfadd",
+        -2,
+        WF,
+        (1, 1, 1),
+        "hyperloglog",
+        "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
+        kv::pfadd
+    ),
+    resp!(
+        "pfcount",
+        -2,
+        R,
+        (1, -1, 1),
+        "hyperloglog",
+        "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
+        kv::pfcount
+    ),
+    resp!(
+        "pfmerge",
+        -2,
+        W,
+        (1, -1, 1),
+        "hyperloglog",
+        "Merges one or more HyperLogLog values into a single key.",
+        kv::pfmerge
+    ),
+    Spec {
+        name: "pfdebug",
+        arity: 3,
+        flags: W.with(Flags::ADMIN),
+        keys: KeySpec { first: 2, last: 2, step: 1 },
+        group: "hyperloglog",
+        acl: &["@dangerous"],
+        summary: "Internal commands for debugging HyperLogLog values.",
+        parse: Some(kv::pfdebug),
+    },
     resp!("expire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", kv::expire_secs),
     resp!("pexpire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", kv::pexpire),
     resp!(
@@ -924,6 +965,26 @@ pub static COMMANDS: &[Spec] = &[
     resp!("persist", 2, WD, (1, 1, 1), "generic", "Removes the expiration time of a key.", kv::persist),
     resp!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", kv::key_type),
     resp!("copy", -3, W, (1, 2, 1), "generic", "Copies the value of a key to a new key.", kv::copy),
+    resp!(
+        "sort",
+        -2,
+        W,
+        (1, 1, 1),
+        "generic",
+        "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
+        kv::sort,
+        acl = &["@set", "@sortedset", "@list", "@dangerous"]
+    ),
+    resp!(
+        "sort_ro",
+        -2,
+        R,
+        (1, 1, 1),
+        "generic",
+        "Returns the sorted elements of a list, a set, or a sorted set.",
+        kv::sort_ro,
+        acl = &["@set", "@sortedset", "@list", "@dangerous"]
+    ),
     resp!(
         "touch",
         -2,

@@ -26,7 +26,7 @@ pub(super) enum Op {
     Restore(Kind, Vec<u8>),
 }
 
-fn mutation<'a>(key: &'a [u8], op: &'a Op) -> Mutation<'a> {
+pub(super) fn mutation<'a>(key: &'a [u8], op: &'a Op) -> Mutation<'a> {
     match op {
         Op::HSet(f, v) => Mutation::HSet { key, field: f, value: v },
         Op::HDel(f) => Mutation::HDel { key, field: f },

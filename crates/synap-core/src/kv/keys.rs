@@ -75,6 +75,7 @@ impl Keyspace {
                 Ok(Reply::Ok)
             }
             KeysCmd::Copy { from, to, replace } => self.copy(&from, &to, replace, lsn, now),
+            KeysCmd::Sort(args) => self.sort(&args, lsn, now),
             KeysCmd::Touch { keys } => {
                 let mut n = 0;
                 for k in &keys {

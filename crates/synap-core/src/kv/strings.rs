@@ -78,6 +78,10 @@ impl Keyspace {
             KvCmd::BitCount { key, range } => self.bitcount(&key, &range, now),
             KvCmd::BitPos { key, bit, range } => self.bitpos(&key, bit, &range, now),
             KvCmd::BitOp { op, dest, keys } => self.bitop(op, &dest, &keys, lsn, now),
+            KvCmd::PfAdd { key, elements } => self.pfadd(&key, &elements, lsn, now),
+            KvCmd::PfCount { keys } => self.pfcount(&keys, lsn, now),
+            KvCmd::PfMerge { dest, sources } => self.pfmerge(&dest, &sources, lsn, now),
+            KvCmd::PfDebug { sub, word, key } => self.pfdebug(sub, &word, &key, lsn, now),
         }
     }
 
