@@ -326,7 +326,8 @@ impl Gen {
                 a.push(g.pick(&["BYTE", "BIT"]).into());
             }
         };
-        let a = match self.rng.random_range(0..8) {
+        let a = match self.rng.random_range(0..11) {
+            8..=10 => self.bitfield(k),
             0 | 1 => vec!["SETBIT".into(), k, self.small(0, 40), self.pick(&["0", "1", "1", "2"]).into()],
             2 => vec!["GETBIT".into(), k, self.small(0, 48)],
             3 => {
@@ -408,6 +409,44 @@ impl Gen {
             },
         };
         Cmd::new(a, Norm::Exact)
+    }
+
+    /// BITFIELD / BITFIELD_RO: fields of every width at plain and `#` offsets, values at and past each
+    /// width's limits, each overflow rule.
+    fn bitfield(&mut self, k: String) -> Vec<String> {
+        let ro = self.chance(0.2);
+        let mut a = vec![if ro { "BITFIELD_RO" } else { "BITFIELD" }.to_string(), k];
+        for _ in 0..self.rng.random_range(0..=4) {
+            let ty = if self.chance(0.03) {
+                self.pick(&["u64", "i65", "x8", "i0", "", "u"]).to_string()
+            } else {
+                let signed = self.chance(0.5);
+                let bits = *[1u32, 2, 3, 4, 5, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64]
+                    .choose(&mut self.rng)
+                    .expect("non-empty")
+                    .min(if signed { &64 } else { &63 });
+                format!("{}{bits}", if signed { "i" } else { "u" })
+            };
+            let offset = match self.rng.random_range(0..10) {
+                0 => format!("#{}", self.small(0, 5)),
+                1 => self.pick(&["-1", "x", "#-1", "4294967296"]).to_string(),
+                _ => self.small(0, 70),
+            };
+            let value = match self.rng.random_range(0..6) {
+                0 => self.pick(&["9223372036854775807", "-9223372036854775808", "abc", "255", "-129"]).to_string(),
+                _ => self.small(-300, 300),
+            };
+            match self.rng.random_range(0..(if ro { 5 } else { 4 })) {
+                0 => a.extend(["OVERFLOW".into(), self.pick(&["WRAP", "SAT", "FAIL", "fail", "bogus"]).into()]),
+                1 => a.extend(["SET".into(), ty, offset, value]),
+                2 => a.extend(["INCRBY".into(), ty, offset, value]),
+                _ => a.extend(["GET".into(), ty, offset]),
+            }
+        }
+        if self.chance(0.03) {
+            a.push(self.pick(&["GET", "SET", "junk"]).into());
+        }
+        a
     }
 
     /// SORT over the list, set and sorted-set families' keys, by and getting the other families' keys

@@ -336,3 +336,24 @@ async fn sort_by_other_keys_gets_and_stores() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn bitfield_integers_with_each_overflow_rule() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        // Redis's documented examples: two u8 counters, then overflow of a u2 three ways.
+        assert_eq!(q::<Vec<i64>>(&mut c, "BITFIELD k INCRBY u8 #0 10 INCRBY u8 #1 20 GET u16 0").await, [10, 20, 2580]);
+        assert_eq!(c.get::<_, Vec<u8>>("k").await.unwrap(), [10, 20]);
+        assert_eq!(q::<Vec<i64>>(&mut c, "BITFIELD w SET u2 100 3 INCRBY u2 100 1").await, [0, 0]);
+        assert_eq!(q::<Vec<i64>>(&mut c, "BITFIELD w OVERFLOW SAT INCRBY u2 100 5").await, [3]);
+        let failed: Vec<Option<i64>> = q(&mut c, "BITFIELD w OVERFLOW FAIL INCRBY u2 100 1 GET u2 100").await;
+        assert_eq!(failed, [None, Some(3)]);
+        assert_eq!(q::<Vec<i64>>(&mut c, "BITFIELD s SET i8 0 -100 INCRBY i8 0 -100").await, [0, 56]);
+        assert_eq!(q::<Vec<i64>>(&mut c, "BITFIELD_RO s GET i8 0 GET u4 0").await, [56, 3]);
+        assert_eq!(err(&mut c, "BITFIELD_RO s SET i8 0 1").await, "ERR BITFIELD_RO only supports the GET subcommand");
+        assert!(err(&mut c, "BITFIELD s GET u64 0").await.starts_with("ERR Invalid bitfield type"));
+    }
+    s.stop().await;
+}

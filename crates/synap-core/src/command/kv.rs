@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::{Args, is, parse_cursor, unknown_subcommand};
+use super::args::{Args, is, parse_cursor, parse_i64, unknown_subcommand};
 use super::{Command, TimeUnit};
 use crate::error::{CommandError, Result};
 
@@ -170,6 +170,12 @@ pub enum KvCmd {
         dest: Bytes,
         keys: Vec<Bytes>,
     },
+    /// BITFIELD and BITFIELD_RO (`readonly`: only GET is allowed, checked after parsing, as in Redis).
+    BitField {
+        key: Bytes,
+        ops: Vec<BitFieldOp>,
+        readonly: bool,
+    },
     PfAdd {
         key: Bytes,
         elements: Vec<Bytes>,
@@ -187,6 +193,33 @@ pub enum KvCmd {
         word: Bytes,
         key: Bytes,
     },
+}
+
+/// BITFIELD's overflow behaviour for the operations after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+/// One BITFIELD operation on an integer of `bits` bits at bit `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitFieldOp {
+    Get { signed: bool, bits: u32, offset: u64 },
+    Set { signed: bool, bits: u32, offset: u64, value: i64, overflow: Overflow },
+    IncrBy { signed: bool, bits: u32, offset: u64, value: i64, overflow: Overflow },
+}
+
+impl BitFieldOp {
+    /// (offset, bits)
+    pub fn place(&self) -> (u64, u32) {
+        match *self {
+            BitFieldOp::Get { bits, offset, .. }
+            | BitFieldOp::Set { bits, offset, .. }
+            | BitFieldOp::IncrBy { bits, offset, .. } => (offset, bits),
+        }
+    }
 }
 
 /// PFDEBUG's subcommands.
@@ -230,6 +263,8 @@ impl KvCmd {
             KvCmd::BitCount { .. } => "bitcount",
             KvCmd::BitPos { .. } => "bitpos",
             KvCmd::BitOp { .. } => "bitop",
+            KvCmd::BitField { readonly: false, .. } => "bitfield",
+            KvCmd::BitField { readonly: true, .. } => "bitfield_ro",
             KvCmd::PfAdd { .. } => "pfadd",
             KvCmd::PfCount { .. } => "pfcount",
             KvCmd::PfMerge { .. } => "pfmerge",
@@ -717,6 +752,75 @@ pub(super) fn bitop(a: &mut Args<'_>) -> Result<Command> {
         return Err(CommandError::Invalid("BITOP NOT must be called with a single source key.".into()));
     }
     kv(KvCmd::BitOp { op, dest, keys })
+}
+
+pub(super) fn bitfield(a: &mut Args<'_>) -> Result<Command> {
+    bitfield_args(a, false)
+}
+
+pub(super) fn bitfield_ro(a: &mut Args<'_>) -> Result<Command> {
+    bitfield_args(a, true)
+}
+
+/// `i1`..`i64`, `u1`..`u63`: (signed, bits).
+fn bitfield_type(arg: &[u8]) -> Result<(bool, u32)> {
+    let bad = || {
+        CommandError::Invalid(
+            "Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.".into(),
+        )
+    };
+    let arg = &arg[..arg.iter().position(|&b| b == 0).unwrap_or(arg.len())];
+    let signed = match arg.first() {
+        Some(b'i' | b'I') => true,
+        Some(b'u' | b'U') => false,
+        _ => return Err(bad()),
+    };
+    let bits = parse_i64(&arg[1..]).ok_or_else(bad)?;
+    if bits < 1 || bits > if signed { 64 } else { 63 } {
+        return Err(bad());
+    }
+    Ok((signed, bits as u32))
+}
+
+fn bitfield_args(a: &mut Args<'_>, readonly: bool) -> Result<Command> {
+    let key = a.next_bytes()?;
+    let mut overflow = Overflow::Wrap;
+    let mut ops = Vec::new();
+    while let Some(word) = a.peek() {
+        let left = a.remaining() - 1;
+        let get = is(word, "get") && left >= 2;
+        let set = is(word, "set") && left >= 3;
+        let incr = is(word, "incrby") && left >= 3;
+        if is(word, "overflow") && left >= 1 {
+            a.next_bytes()?;
+            let t = a.next_bytes()?;
+            overflow = if is(&t, "wrap") {
+                Overflow::Wrap
+            } else if is(&t, "sat") {
+                Overflow::Sat
+            } else if is(&t, "fail") {
+                Overflow::Fail
+            } else {
+                return Err(CommandError::Invalid("Invalid OVERFLOW type specified".into()));
+            };
+            continue;
+        }
+        if !(get || set || incr) {
+            return Err(CommandError::Syntax);
+        }
+        a.next_bytes()?;
+        let (signed, bits) = bitfield_type(&a.next_bytes()?)?;
+        let offset = crate::kv::bitfield_offset(&a.next_bytes()?, bits)
+            .ok_or_else(|| CommandError::Invalid("bit offset is not an integer or out of range".into()))?;
+        ops.push(if get {
+            BitFieldOp::Get { signed, bits, offset }
+        } else if set {
+            BitFieldOp::Set { signed, bits, offset, value: a.next_int()?, overflow }
+        } else {
+            BitFieldOp::IncrBy { signed, bits, offset, value: a.next_int()?, overflow }
+        });
+    }
+    kv(KvCmd::BitField { key, ops, readonly })
 }
 
 pub(super) fn pfadd(a: &mut Args<'_>) -> Result<Command> {

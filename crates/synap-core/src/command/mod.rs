@@ -31,7 +31,8 @@ use bytes::Bytes;
 
 pub use hash::{CollScan, HashCmd};
 pub use kv::{
-    BitOp, ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, PfDebug, ScanArgs, SetArgs, SetCond, SortArgs, Ttl,
+    BitFieldOp, BitOp, ExpireCond, GetExpiry, KeysCmd, KvCmd, ObjectInfo, Overflow, PfDebug, ScanArgs, SetArgs,
+    SetCond, SortArgs, Ttl,
 };
 pub use list::ListCmd;
 pub use pubsub::{PubSubCmd, SubKind};

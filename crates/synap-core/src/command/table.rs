@@ -886,6 +886,24 @@ pub static COMMANDS: &[Spec] = &[
         kv::bitop
     ),
     resp!(
+        "bitfield",
+        -2,
+        W,
+        (1, 1, 1),
+        "bitmap",
+        "Performs arbitrary bitfield integer operations on strings.",
+        kv::bitfield
+    ),
+    resp!(
+        "bitfield_ro",
+        -2,
+        RF,
+        (1, 1, 1),
+        "bitmap",
+        "Performs arbitrary read-only bitfield integer operations on strings.",
+        kv::bitfield_ro
+    ),
+    resp!(
         "pfadd",
         -2,
         WF,

@@ -72,7 +72,7 @@ const SAMPLES: &[&str] = &[
     "setrange k 5 v", "getrange k 0 -1", "substr k 1 2", "lcs a b idx minmatchlen 2 withmatchlen",
     "setbit k 7 1", "getbit k 7", "bitcount k 0 -1 bit", "bitpos k 0 1 -1 byte", "bitop xor d a b",
     "pfadd h a b", "pfcount h h2", "pfmerge d h", "pfdebug encoding h", "sort l by w_* get # limit 0 2 desc alpha store d",
-    "sort_ro l get #",
+    "sort_ro l get #", "bitfield k overflow sat incrby i8 #1 100 get u4 0", "bitfield_ro k get i8 0",
     "copy a b replace", "touch a b", "lmpop 2 a b left count 2", "blmpop 0.5 1 a right",
     "zrevrangebylex z + - limit 0 2", "zlexcount z [a (c", "zremrangebylex z - +", "zrandmember z -2 withscores",
     "zdiffstore d 2 a b", "zunion 2 a b weights 1 2 withscores", "zinter 1 a aggregate min", "zdiff 2 a b",

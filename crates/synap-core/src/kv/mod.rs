@@ -18,6 +18,7 @@
 
 mod access;
 mod apply;
+mod bitfield;
 mod bits;
 mod evict;
 mod expire;
@@ -43,6 +44,7 @@ use foldhash::fast::FixedState;
 use parking_lot::{Mutex, MutexGuard};
 
 pub(crate) use apply::Mode;
+pub(crate) use bitfield::parse_offset as bitfield_offset;
 pub use evict::EvictionPolicy;
 pub use expire::ExpireReport;
 pub use scan::decode_cursor;

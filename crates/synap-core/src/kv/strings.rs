@@ -78,6 +78,7 @@ impl Keyspace {
             KvCmd::BitCount { key, range } => self.bitcount(&key, &range, now),
             KvCmd::BitPos { key, bit, range } => self.bitpos(&key, bit, &range, now),
             KvCmd::BitOp { op, dest, keys } => self.bitop(op, &dest, &keys, lsn, now),
+            KvCmd::BitField { key, ops, readonly } => self.bitfield(&key, &ops, readonly, lsn, now),
             KvCmd::PfAdd { key, elements } => self.pfadd(&key, &elements, lsn, now),
             KvCmd::PfCount { keys } => self.pfcount(&keys, lsn, now),
             KvCmd::PfMerge { dest, sources } => self.pfmerge(&dest, &sources, lsn, now),
