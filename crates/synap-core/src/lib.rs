@@ -24,6 +24,7 @@ pub mod kv;
 pub mod multi;
 pub mod mutation;
 pub mod notify;
+mod pqsort;
 pub mod pubsub;
 pub mod queue;
 pub mod script;

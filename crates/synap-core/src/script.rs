@@ -639,7 +639,7 @@ fn to_lua_level(lua: &Lua, r: Reply, depth: usize) -> mlua::Result<Value> {
         Reply::Nil | Reply::NullArray => Ok(Value::Boolean(false)),
         Reply::Int(n) => Ok(Value::Integer(n)),
         Reply::Bulk(b) => text(&b),
-        Reply::Decimal(t) => text(&t),
+        Reply::Decimal(t) | Reply::DoubleText(t) => text(&t),
         Reply::Double(d) => text(format_g17(d).as_bytes()),
         Reply::Expiry(e) => Ok(Value::Integer(e.redis_value())),
         Reply::Array(items) | Reply::Set(items) => seq(items),

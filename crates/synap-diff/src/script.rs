@@ -90,6 +90,7 @@ pub const FAMILIES: &[&str] = &[
     "hyperloglog",
     "keys",
     "sort",
+    "geo",
     "hashes",
     "lists",
     "sets",
@@ -229,6 +230,7 @@ impl Gen {
             "scripting" => vec![self.scripting()],
             "hyperloglog" => vec![self.hyperloglog()],
             "sort" => vec![self.sort()],
+            "geo" => vec![self.geo()],
             other => panic!("unknown family {other}"),
         }
     }
@@ -449,6 +451,165 @@ impl Gen {
         a
     }
 
+    /// A point: cities, edges of the valid range, and random places.
+    fn geo_point(&mut self) -> [String; 2] {
+        const PLACES: &[[&str; 2]] = &[
+            ["13.361389", "38.115556"],
+            ["15.087269", "37.502669"],
+            ["2.3522", "48.8566"],
+            ["-0.1276", "51.5072"],
+            ["-74.006", "40.7128"],
+            ["139.6917", "35.6895"],
+            ["180", "85.05112878"],
+            ["-180", "-85.05112878"],
+            ["0", "0"],
+            ["13.361389", "38.115556"],
+        ];
+        if self.chance(0.5) {
+            let p = PLACES.choose(&mut self.rng).expect("non-empty");
+            return [p[0].into(), p[1].into()];
+        }
+        if self.chance(0.03) {
+            return [self.pick(&["181", "0", "x", "-180.5"]).into(), self.pick(&["86", "0", "y", "-85.06"]).into()];
+        }
+        if self.chance(0.5) {
+            // Near Europe, where the other points are.
+            let lon = self.rng.random_range(-10.0..30.0f64);
+            let lat = self.rng.random_range(30.0..60.0f64);
+            return [format!("{lon:.6}"), format!("{lat:.6}")];
+        }
+        let lon = self.rng.random_range(-180.0..180.0f64);
+        let lat = self.rng.random_range(-85.0..85.0f64);
+        [format!("{lon:.6}"), format!("{lat:.6}")]
+    }
+
+    fn geo_member(&mut self) -> String {
+        format!("m{}", self.rng.random_range(0..8))
+    }
+
+    /// Geo: points added (NX XX CH), read back, measured, and searched every way, stored or not.
+    fn geo(&mut self) -> Cmd {
+        let k = self.key("geo");
+        let unit = |g: &mut Gen| {
+            if g.chance(0.03) { "parsec" } else { g.pick(&["km", "km", "km", "mi", "m", "ft", "KM"]) }.to_string()
+        };
+        let radius = |g: &mut Gen| {
+            if g.chance(0.03) {
+                g.pick(&["-1", "x"]).to_string()
+            } else {
+                g.pick(&["0", "1", "100", "500", "1000", "2000", "3000", "5000", "8000", "12000", "20000"]).to_string()
+            }
+        };
+        let a: Vec<String> = match self.rng.random_range(0..18) {
+            0..=4 => {
+                let mut a = vec!["GEOADD".into(), k];
+                for opt in ["NX", "XX", "CH"] {
+                    if self.chance(0.1) {
+                        a.push(opt.into());
+                    }
+                }
+                for _ in 0..self.rng.random_range(1..=3) {
+                    a.extend(self.geo_point());
+                    a.push(self.geo_member());
+                }
+                a
+            }
+            5 => {
+                let mut a = vec!["GEOPOS".into(), k];
+                a.extend((0..self.rng.random_range(1..=3)).map(|_| self.geo_member()));
+                a
+            }
+            6 => {
+                let mut a = vec!["GEODIST".into(), k, self.geo_member(), self.geo_member()];
+                if self.chance(0.5) {
+                    a.push(unit(self));
+                }
+                a
+            }
+            7 => {
+                let mut a = vec!["GEOHASH".into(), k];
+                a.extend((0..self.rng.random_range(1..=3)).map(|_| self.geo_member()));
+                a
+            }
+            8 => vec!["ZRANGE".into(), k, "0".into(), "-1".into(), "WITHSCORES".into()],
+            9 => vec!["ZADD".into(), k, self.pick(&["1.5", "-1", "0", "4503599627370496"]).into(), self.geo_member()],
+            _ => {
+                let kind = self.pick(&[
+                    "GEOSEARCH",
+                    "GEOSEARCHSTORE",
+                    "GEORADIUS",
+                    "GEORADIUS_RO",
+                    "GEORADIUSBYMEMBER",
+                    "GEORADIUSBYMEMBER_RO",
+                ]);
+                let mut a = vec![kind.to_string()];
+                if kind == "GEOSEARCHSTORE" {
+                    a.push(self.key("geo"));
+                }
+                a.push(k);
+                let mut opts: Vec<Vec<String>> = Vec::new();
+                if kind.starts_with("GEOSEARCH") {
+                    let from = if self.chance(0.5) {
+                        vec!["FROMMEMBER".into(), self.geo_member()]
+                    } else {
+                        let [lon, lat] = self.geo_point();
+                        vec!["FROMLONLAT".into(), lon, lat]
+                    };
+                    let by = if self.chance(0.5) {
+                        vec!["BYRADIUS".into(), radius(self), unit(self)]
+                    } else {
+                        vec!["BYBOX".into(), radius(self), radius(self), unit(self)]
+                    };
+                    if self.chance(0.97) {
+                        opts.push(from);
+                    }
+                    if self.chance(0.97) {
+                        opts.push(by);
+                    }
+                } else if kind.starts_with("GEORADIUSBYMEMBER") {
+                    a.push(self.geo_member());
+                    a.extend([radius(self), unit(self)]);
+                } else {
+                    a.extend(self.geo_point());
+                    a.extend([radius(self), unit(self)]);
+                }
+                let store =
+                    kind == "GEOSEARCHSTORE" || (matches!(kind, "GEORADIUS" | "GEORADIUSBYMEMBER") && self.chance(0.3));
+                if !store || self.chance(0.05) {
+                    for w in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+                        if self.chance(0.3) {
+                            opts.push(vec![w.into()]);
+                        }
+                    }
+                }
+                if self.chance(0.5) {
+                    opts.push(vec![self.pick(&["ASC", "DESC"]).into()]);
+                }
+                if self.chance(0.3) {
+                    let n = if self.chance(0.05) { self.pick(&["0", "-1"]) } else { self.pick(&["1", "2", "3", "5"]) };
+                    let mut c = vec!["COUNT".into(), n.into()];
+                    if self.chance(0.3) {
+                        c.push("ANY".into());
+                    }
+                    opts.push(c);
+                }
+                if store {
+                    if kind == "GEOSEARCHSTORE" {
+                        if self.chance(0.5) {
+                            opts.push(vec!["STOREDIST".into()]);
+                        }
+                    } else {
+                        opts.push(vec![self.pick(&["STORE", "STOREDIST"]).into(), self.key("geo")]);
+                    }
+                }
+                opts.shuffle(&mut self.rng);
+                a.extend(opts.into_iter().flatten());
+                a
+            }
+        };
+        Cmd::new(a, Norm::Exact)
+    }
+
     /// SORT over the list, set and sorted-set families' keys, by and getting the other families' keys
     /// (elements `a`..`d` name `str:a`.. and `h:a`..). Orders Redis leaves open are not asked for: a
     /// set's own order (BY without `*`, unless stored) and ties of ALPHA BY outside lists.
@@ -463,7 +624,6 @@ impl Gen {
         if alpha {
             opts.push(vec!["ALPHA".into()]);
         }
-        let mut alpha_by = false;
         if self.chance(0.4) {
             // A key's type is not known here (any name may hold a set): BY without `*` takes a set's own
             // order, which Redis leaves open unless the result is stored.
@@ -474,12 +634,11 @@ impl Gen {
             };
             if !(alpha && family != "l" && by.contains('*')) {
                 opts.push(vec!["BY".into(), by.into()]);
-                alpha_by = alpha && by.contains('*');
             }
         }
-        // Ties of ALPHA BY (missing values) come out in the order of Redis's partial quicksort under
-        // LIMIT: not asked for.
-        if !alpha_by && self.chance(0.3) {
+        // Ties of ALPHA BY (missing values) under LIMIT come out in the order of Redis's partial
+        // quicksort, which Synap follows step by step.
+        if self.chance(0.3) {
             opts.push(vec!["LIMIT".into(), self.small(-1, 4), self.small(-1, 4)]);
         }
         for _ in 0..self.rng.random_range(0..=2) {

@@ -113,6 +113,14 @@ pub fn encode(out: &mut Vec<u8>, reply: &Reply, proto: Protocol) {
                 out.extend_from_slice(b"\r\n");
             }
         },
+        Reply::DoubleText(text) => match proto {
+            Protocol::Resp2 => bulk(out, text),
+            Protocol::Resp3 => {
+                out.push(b',');
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+        },
         // INCRBYFLOAT answers its value's text in both protocols.
         Reply::Decimal(text) => bulk(out, text),
         Reply::Expiry(e) => header(out, b':', e.redis_value()),

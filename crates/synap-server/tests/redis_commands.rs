@@ -357,3 +357,39 @@ async fn bitfield_integers_with_each_overflow_rule() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn geo_points_positions_distances_and_searches() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        // Redis's documented example, with the figures redis-server 7.0 answers.
+        assert_eq!(q::<i64>(&mut c, "GEOADD Sicily 13.361389 38.115556 Palermo 15.087269 37.502669 Catania").await, 2);
+        assert_eq!(q::<String>(&mut c, "GEODIST Sicily Palermo Catania km").await, "166.2742");
+        let pos: Vec<Option<(f64, f64)>> = q(&mut c, "GEOPOS Sicily Palermo nowhere").await;
+        assert_eq!(pos, [Some((13.361389338970184, 38.1155563954963)), None]);
+        assert_eq!(q::<Vec<String>>(&mut c, "GEOHASH Sicily Palermo Catania").await, ["sqc8b49rny0", "sqdtr74hyu0"]);
+        let near: Vec<(String, String)> = q(&mut c, "GEORADIUS Sicily 15 37 200 km WITHDIST ASC").await;
+        assert_eq!(
+            near,
+            [("Catania".to_string(), "56.4413".to_string()), ("Palermo".to_string(), "190.4424".to_string())]
+        );
+        let boxed: Vec<String> = q(&mut c, "GEOSEARCH Sicily FROMLONLAT 15 37 BYBOX 400 400 km ASC").await;
+        assert_eq!(boxed, ["Catania", "Palermo"]);
+        assert_eq!(
+            q::<i64>(&mut c, "GEOSEARCHSTORE near Sicily FROMMEMBER Palermo BYRADIUS 100 km STOREDIST").await,
+            1
+        );
+        assert_eq!(q::<Vec<String>>(&mut c, "ZRANGE near 0 -1").await, ["Palermo"]);
+        assert_eq!(
+            err(&mut c, "GEOADD Sicily 200 100 x").await,
+            "ERR invalid longitude,latitude pair 200.000000,100.000000"
+        );
+        assert_eq!(
+            err(&mut c, "GEOSEARCH Sicily FROMMEMBER nowhere BYRADIUS 1 km").await,
+            "ERR could not decode requested zset member"
+        );
+    }
+    s.stop().await;
+}

@@ -11,6 +11,7 @@
 //! engine runs them (`Command::Server` excepted: a front end answers those from its own state).
 
 pub mod args;
+pub mod geo;
 pub mod hash;
 pub mod kv;
 pub mod list;

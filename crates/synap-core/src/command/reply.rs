@@ -71,6 +71,9 @@ pub enum Reply {
     /// A number Redis answers as its text in both protocols (INCRBYFLOAT, HINCRBYFLOAT: see
     /// [`crate::decimal`]); a number in JSON.
     Decimal(Bytes),
+    /// A floating-point number already formatted (RESP3 double; a bulk string in RESP2): GEOPOS and the
+    /// coordinates of the geo searches, which Redis prints with `%.17Lf`.
+    DoubleText(Bytes),
     /// A key's expiry.
     Expiry(Expiry),
     /// One page of a cursor walk (SCAN, HSCAN, SSCAN, ZSCAN): RESP `[cursor, items]`; 0 ends the walk.

@@ -10,7 +10,7 @@
 use std::sync::LazyLock;
 
 use super::args::Args;
-use super::{Command, hash, kv, list, pubsub, queue, script, server, set, stream, zset};
+use super::{Command, geo, hash, kv, list, pubsub, queue, script, server, set, stream, zset};
 use crate::error::{CommandError, Result};
 
 /// Turns a command's arguments (after its name) into a typed [`Command`].
@@ -902,6 +902,96 @@ pub static COMMANDS: &[Spec] = &[
         "bitmap",
         "Performs arbitrary read-only bitfield integer operations on strings.",
         kv::bitfield_ro
+    ),
+    resp!(
+        "geoadd",
+        -5,
+        W,
+        (1, 1, 1),
+        "geo",
+        "Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
+        geo::geoadd
+    ),
+    resp!(
+        "geopos",
+        -2,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Returns the longitude and latitude of members from a geospatial index.",
+        geo::geopos
+    ),
+    resp!(
+        "geodist",
+        -4,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Returns the distance between two members of a geospatial index.",
+        geo::geodist
+    ),
+    resp!(
+        "geohash",
+        -2,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Returns members from a geospatial index as geohash strings.",
+        geo::geohash
+    ),
+    resp!(
+        "georadius",
+        -6,
+        W,
+        (1, 1, 1),
+        "geo",
+        "Queries a geospatial index for members within a distance from a coordinate, optionally stores the result.",
+        geo::georadius
+    ),
+    resp!(
+        "georadius_ro",
+        -6,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Returns members from a geospatial index that are within a distance from a coordinate.",
+        geo::georadius_ro
+    ),
+    resp!(
+        "georadiusbymember",
+        -5,
+        W,
+        (1, 1, 1),
+        "geo",
+        "Queries a geospatial index for members within a distance from a member, optionally stores the result.",
+        geo::georadiusbymember
+    ),
+    resp!(
+        "georadiusbymember_ro",
+        -5,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Returns members from a geospatial index that are within a distance from a member.",
+        geo::georadiusbymember_ro
+    ),
+    resp!(
+        "geosearch",
+        -7,
+        R,
+        (1, 1, 1),
+        "geo",
+        "Queries a geospatial index for members inside an area of a box or a circle.",
+        geo::geosearch
+    ),
+    resp!(
+        "geosearchstore",
+        -8,
+        W,
+        (1, 2, 1),
+        "geo",
+        "Queries a geospatial index for members inside an area of a box or a circle, optionally stores the result.",
+        geo::geosearchstore
     ),
     resp!(
         "pfadd",

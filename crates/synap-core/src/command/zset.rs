@@ -183,6 +183,8 @@ pub enum Aggregate {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ZSetCmd {
+    /// The geo commands (sorted sets of geohash scores).
+    Geo(super::geo::GeoCmd),
     Add {
         key: Bytes,
         flags: ZAddFlags,
@@ -291,6 +293,7 @@ pub enum ZSetCmd {
 impl ZSetCmd {
     pub fn name(&self) -> &'static str {
         match self {
+            ZSetCmd::Geo(g) => g.name(),
             ZSetCmd::Add { .. } => "zadd",
             ZSetCmd::IncrBy { .. } => "zincrby",
             ZSetCmd::Rem { .. } => "zrem",

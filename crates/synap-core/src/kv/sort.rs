@@ -235,7 +235,14 @@ impl Keyspace {
                 };
                 if a.desc { c.reverse() } else { c }
             };
-            items.sort_by(cmp);
+            // As Redis: a partial quicksort when a range is taken by a pattern, else a stable sort.
+            if by.is_some() && (start != 0 || end != items.len() as i64 - 1) {
+                if end >= start {
+                    crate::pqsort::pqsort(&mut items, start as usize, end as usize, &cmp);
+                }
+            } else {
+                items.sort_by(&cmp);
+            }
             if bad {
                 return Err(CommandError::Invalid("One or more scores can't be converted into double".into()));
             }

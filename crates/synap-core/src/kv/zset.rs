@@ -133,6 +133,7 @@ fn combine<'a>(op: ZStoreOp, inputs: &[Vec<(f64, &'a [u8])>], weights: &[f64], a
 impl Keyspace {
     pub(crate) fn zset_cmd(&self, cmd: ZSetCmd, lsn: &mut u64, now: u64) -> Result<Reply> {
         match cmd {
+            ZSetCmd::Geo(g) => self.geo_cmd(g, lsn, now),
             ZSetCmd::Add { key, flags, pairs } => self.zadd(key, flags, pairs, lsn, now),
             ZSetCmd::IncrBy { key, by, member } => {
                 self.zadd(key, ZAddFlags { incr: true, ..ZAddFlags::default() }, vec![(by, member)], lsn, now)

@@ -607,7 +607,9 @@ pub fn reply_json(r: Reply) -> Value {
         Reply::Int(n) => json!(n),
         Reply::Bulk(b) => bytes_to_json(&b),
         Reply::Double(d) => json!(d),
-        Reply::Decimal(text) => json!(std::str::from_utf8(&text).ok().and_then(|t| t.parse::<f64>().ok())),
+        Reply::Decimal(text) | Reply::DoubleText(text) => {
+            json!(std::str::from_utf8(&text).ok().and_then(|t| t.parse::<f64>().ok()))
+        }
         Reply::Expiry(e) => json!(e.redis_value()),
         Reply::Scan { cursor, items } => {
             json!([cursor.to_string(), Value::Array(items.into_iter().map(reply_json).collect())])
