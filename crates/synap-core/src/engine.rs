@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::blocking::Blockers;
 use crate::clock::{Clock, Monotonic, SystemClock};
 use crate::command::table::Spec;
-use crate::command::{Command, KeysCmd, PubSubCmd, Reply, ScriptCmd, StreamCmd};
+use crate::command::{Command, KeysCmd, PubSubCmd, Reply, RestorePolicy, ScriptCmd, StreamCmd};
 use crate::error::{CommandError, Result};
 use crate::kv::{Keyspace, KvConfig, SnapshotCursor};
 use crate::multi::WatchRegistry;
@@ -52,6 +52,8 @@ pub struct EngineCursor {
     queues: QueueCursor,
     queues_done: bool,
     streams: StreamCursor,
+    /// Function libraries written so far.
+    functions: usize,
 }
 
 /// Per-call context a front end keeps for its client.
@@ -79,6 +81,8 @@ pub struct Engine {
     /// command interleaves with it. Background passes and snapshot chunks take the read side too.
     gate: parking_lot::RwLock<()>,
     scripts: Scripts,
+    /// Serializes changes to the function libraries with their log records (the log's order is theirs).
+    function_admin: parking_lot::Mutex<()>,
     notifier: Arc<Notifier>,
 }
 
@@ -120,6 +124,7 @@ impl Engine {
             clock,
             gate: parking_lot::RwLock::new(()),
             scripts: Scripts::default(),
+            function_admin: parking_lot::Mutex::new(()),
             notifier,
         }
     }
@@ -203,8 +208,10 @@ impl Engine {
                 return Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() });
             }
             // SCRIPT KILL reaches a running script without waiting for it.
-            Command::Script(ScriptCmd::Kill) => return self.scripts.kill(),
-            Command::Script(ScriptCmd::Eval { .. }) => return self.eval_atomic(ctx, cmd),
+            Command::Script(ScriptCmd::Kill) => return self.scripts.function_kill(false),
+            Command::Script(ScriptCmd::FunctionKill) => return self.scripts.function_kill(true),
+            Command::Script(ScriptCmd::FunctionStats) => return Ok(self.scripts.function_stats()),
+            Command::Script(ScriptCmd::Eval { .. } | ScriptCmd::FCall { .. }) => return self.eval_atomic(ctx, cmd),
             _ => {}
         }
         let _gate = self.read_gate()?;
@@ -247,6 +254,50 @@ impl Engine {
                 let reply = self.scripts.eval(&script, &keys, &args, read_only, &mut exec);
                 ctx.now_ms = frozen;
                 reply
+            }
+            ScriptCmd::FCall { name, keys, args, read_only } => {
+                let frozen = ctx.now_ms;
+                ctx.now_ms = now;
+                let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
+                let reply = self.scripts.fcall(&name, &keys, &args, read_only, &mut exec);
+                ctx.now_ms = frozen;
+                reply
+            }
+            ScriptCmd::FunctionLoad { code, replace } => {
+                let _admin = self.function_admin.lock();
+                let name = self.scripts.function_load(&code, replace)?;
+                ctx.lsn = ctx.lsn.max(self.log.append(&[Mutation::FunctionLoad { code: &code }]));
+                Ok(Reply::Bulk(name.into()))
+            }
+            ScriptCmd::FunctionDelete(name) => {
+                let _admin = self.function_admin.lock();
+                self.scripts.function_delete(&name)?;
+                ctx.lsn = ctx.lsn.max(self.log.append(&[Mutation::FunctionDelete { name: &name }]));
+                Ok(Reply::Ok)
+            }
+            ScriptCmd::FunctionFlush => {
+                let _admin = self.function_admin.lock();
+                self.scripts.function_flush()?;
+                ctx.lsn = ctx.lsn.max(self.log.append(&[Mutation::FunctionFlush]));
+                Ok(Reply::Ok)
+            }
+            ScriptCmd::FunctionList { pattern, with_code } => {
+                Ok(self.scripts.function_list(pattern.as_deref(), with_code))
+            }
+            ScriptCmd::FunctionDump => Ok(Reply::Bulk(crate::script::dump_libraries(&self.scripts.library_codes()))),
+            ScriptCmd::FunctionRestore { payload, policy } => {
+                let _admin = self.function_admin.lock();
+                let codes = crate::script::parse_dump(&payload)?;
+                self.scripts.check_restore(&codes, policy)?;
+                if policy == RestorePolicy::Flush {
+                    self.scripts.function_flush()?;
+                    ctx.lsn = ctx.lsn.max(self.log.append(&[Mutation::FunctionFlush]));
+                }
+                for code in &codes {
+                    self.scripts.function_load(code, policy != RestorePolicy::Append)?;
+                    ctx.lsn = ctx.lsn.max(self.log.append(&[Mutation::FunctionLoad { code }]));
+                }
+                Ok(Reply::Ok)
             }
             other => self.scripts.admin(other),
         }
@@ -397,12 +448,14 @@ impl Engine {
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
         let mut start = 0;
         for (i, m) in batch.iter().enumerate() {
-            if m.is_queue() || m.is_stream() {
+            if m.is_queue() || m.is_stream() || m.is_function() {
                 if start < i {
                     self.kv.apply_batch(&batch[start..i]);
                 }
                 if m.is_queue() {
                     self.queues.apply(m);
+                } else if m.is_function() {
+                    self.apply_function(m);
                 } else {
                     self.apply_stream(m);
                 }
@@ -411,6 +464,19 @@ impl Engine {
         }
         if start < batch.len() {
             self.kv.apply_batch(&batch[start..]);
+        }
+    }
+
+    /// A library's record: loaded again from its code (which loaded when it was logged).
+    fn apply_function(&self, m: &Mutation<'_>) {
+        let outcome = match m {
+            Mutation::FunctionLoad { code } => self.scripts.function_load(code, true).map(|_| ()),
+            Mutation::FunctionDelete { name } => self.scripts.function_delete(name),
+            Mutation::FunctionFlush => self.scripts.function_flush(),
+            _ => Ok(()),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!("a function library record did not apply: {e}");
         }
     }
 
@@ -446,7 +512,20 @@ impl Engine {
                 None => cursor.queues_done = true,
             }
         }
-        self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv.expiry_of(key))
+        if let Some(n) = self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv.expiry_of(key)) {
+            return Some(n);
+        }
+        // The function libraries last, one record each (their code is bounded).
+        let codes = self.scripts.library_codes();
+        if cursor.functions >= codes.len() {
+            return None;
+        }
+        let end = codes.len().min(cursor.functions + max.max(1));
+        let batch: Vec<Mutation<'_>> =
+            codes[cursor.functions..end].iter().map(|c| Mutation::FunctionLoad { code: c }).collect();
+        crate::mutation::encode_batch(&batch, out);
+        cursor.functions = end;
+        Some(batch.len())
     }
 
     /// Makes every stream event durable in its segment files; a snapshot calls it before it claims an

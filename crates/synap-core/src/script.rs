@@ -142,7 +142,7 @@ local redis = {}
 -- The script's line where an error was raised: the position `error` gives `level` levels up.
 local function caller_line(level)
   local _, where = raw_pcall(error, '', level)
-  return tonumber(match(where or '', '^user_script:(%d+):')) or 0
+  return tonumber(match(where or '', '^user_%a+:(%d+):')) or 0
 end
 -- redis.call is a C function (impl.call), so that `return redis.call(...)` keeps the script's frame;
 -- it raises a Redis error as a message that starts with the marker below.
@@ -167,11 +167,26 @@ for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   if rawget(G, name) ~= nil then raw_rawset(G, name, readonly(rawget(G, name))) end
 end
 
+-- What a library's code sees of `redis` while it loads (functions): only registering and logging
+-- (`slots.register` is set per load from Rust; `slots.loading` marks the load).
+local slots = {}
+local load_redis = setmetatable({}, {
+  __index = function(_, k)
+    if k == 'register_function' then return slots.register end
+    if k == 'log' or k == 'setresp' or (type(k) == 'string' and match(k, '^LOG_')) then return redis[k] end
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+protected[load_redis] = true
+
 -- What a script sees as its globals: the state's, read-only, and an error for a name that is not there.
 local env
 env = setmetatable({}, {
   __index = function(_, k)
     if k == '_G' then return env end
+    if k == 'redis' and slots.loading then return load_redis end
     local v = rawget(G, k)
     if v == nil then error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
     return v
@@ -195,11 +210,13 @@ local function handler(e)
     local line = caller_line(5)
     return {err = 'ERR user_script:' .. line .. ': ' .. lib_err, line = line}
   end
-  return {err = 'ERR ' .. text, line = tonumber(match(text, '^user_script:(%d+):')) or caller_line(4)}
+  return {err = 'ERR ' .. text, line = tonumber(match(text, '^user_%a+:(%d+):')) or caller_line(4)}
 end
 protected[env] = true
 local function run(f) return raw_xpcall(f, handler) end
-return impl, env, run, redis
+-- A function (FCALL) gets its keys and arguments as parameters.
+local function run_fn(f, k, a) return raw_xpcall(function() return f(k, a) end, handler) end
+return impl, env, run, redis, run_fn, slots
 "#;
 
 struct Cached {
@@ -217,15 +234,56 @@ struct Vm {
     /// The `redis` table behind its read-only view: `call` and `pcall` are set for each run.
     redis: Table,
     run: Function,
+    /// Runs a function with its keys and arguments (FCALL).
+    run_fn: Function,
+    /// `register`: the registering function while a library loads; `loading` while it does.
+    slots: Table,
     cache: HashMap<String, Cached>,
     /// EVAL-cached scripts, oldest first.
     evicted_order: VecDeque<String>,
     bytes: usize,
 }
 
+/// A function library: its code (shebang included) and the functions it registered.
+struct Library {
+    code: Bytes,
+    functions: Vec<String>,
+}
+
+/// A registered function.
+struct FunctionDef {
+    library: String,
+    func: Function,
+    description: Option<String>,
+    /// Redis's flag names (`no-writes`, `allow-oom`, ...).
+    flags: Vec<&'static str>,
+}
+
+/// The functions side: a Lua state of its own (SCRIPT FLUSH leaves it alone), its libraries by name and
+/// their functions by name.
+struct Functions {
+    vm: Vm,
+    libraries: std::collections::BTreeMap<String, Library>,
+    functions: HashMap<String, FunctionDef>,
+}
+
+/// How long a library's code may run while it loads (Redis's limit).
+const LOAD_TIMEOUT_MS: u64 = 500;
+/// The most function libraries, and bytes of their code, a server holds.
+pub const MAX_LIBRARIES: usize = 10_000;
+pub const MAX_LIBRARY_BYTES: usize = 64 << 20;
+
+const FLAG_NAMES: [&str; 5] = ["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
 /// The scripting state of an engine.
 pub struct Scripts {
     vm: Mutex<Vm>,
+    functions: Mutex<Functions>,
+    load_deadline: Arc<AtomicU64>,
+    /// The function FCALL runs now (FUNCTION STATS, FUNCTION KILL).
+    running_function: Mutex<Option<String>>,
+    /// Libraries and functions loaded (FUNCTION STATS reads them while a function runs).
+    function_counts: Mutex<(usize, usize)>,
     kill: Arc<AtomicBool>,
     /// When the running script started (ms since `epoch`, plus one); 0 when none runs.
     running: AtomicU64,
@@ -235,22 +293,210 @@ pub struct Scripts {
     busy_ms: AtomicU64,
 }
 
+/// FUNCTION DUMP's payload: `SYNAPFN1`, the library count (u32 LE), each library's code (u32 LE length,
+/// bytes). Synap's own format: Redis's payloads are RDB encodings and do not restore here.
+pub fn dump_libraries(codes: &[Bytes]) -> Bytes {
+    let mut out = b"SYNAPFN1".to_vec();
+    out.extend_from_slice(&(codes.len() as u32).to_le_bytes());
+    for c in codes {
+        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    Bytes::from(out)
+}
+
+/// The libraries of a FUNCTION DUMP payload.
+pub fn parse_dump(payload: &[u8]) -> Result<Vec<Bytes>> {
+    let bad = || CommandError::Invalid("payload version or checksum are wrong".into());
+    let rest = payload.strip_prefix(b"SYNAPFN1").ok_or_else(bad)?;
+    let take = |r: &mut &[u8], n: usize| -> Result<Vec<u8>> {
+        if r.len() < n {
+            return Err(bad());
+        }
+        let (a, b) = r.split_at(n);
+        *r = b;
+        Ok(a.to_vec())
+    };
+    let mut r = rest;
+    let count = u32::from_le_bytes(take(&mut r, 4)?.try_into().map_err(|_| bad())?) as usize;
+    let mut codes = Vec::new();
+    for _ in 0..count {
+        let len = u32::from_le_bytes(take(&mut r, 4)?.try_into().map_err(|_| bad())?) as usize;
+        codes.push(Bytes::from(take(&mut r, len)?));
+    }
+    if !r.is_empty() {
+        return Err(bad());
+    }
+    Ok(codes)
+}
+
+/// A Redis error raised inside Lua (the handler reports its text as is).
+fn redis_error(msg: &str) -> mlua::Error {
+    mlua::Error::RuntimeError(format!("\u{1}redis\u{1}{msg}"))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A library's name from its first line (`#!lua name=<name>`), and where its code starts (the first
+/// line's newline, so that line numbers count from the first line).
+fn library_metadata(code: &[u8]) -> Result<(String, usize)> {
+    let bad = |m: String| CommandError::Invalid(m);
+    if !code.starts_with(b"#!") {
+        return Err(bad("Missing library metadata".into()));
+    }
+    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[2..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(bad(format!("Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for p in parts {
+        match p.strip_prefix("name=") {
+            Some(_) if name.is_some() => {
+                return Err(bad("Invalid metadata value, name argument was given multiple times".into()));
+            }
+            Some(n) => name = Some(n.to_string()),
+            None => return Err(bad(format!("Invalid metadata value given: {p}"))),
+        }
+    }
+    let Some(name) = name else { return Err(bad("Library name was not given".into())) };
+    if !valid_name(&name) {
+        return Err(bad(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"
+                .into(),
+        ));
+    }
+    Ok((name, end))
+}
+
+/// The arguments of one `redis.register_function` call: `(name, callback)` or a table of named
+/// arguments (`function_name`, `callback`, `flags`, `description`).
+fn registration(argv: MultiValue, library: &str) -> mlua::Result<(String, FunctionDef)> {
+    let argv: Vec<Value> = argv.into_iter().collect();
+    let (name, callback, flags, description) = match argv.as_slice() {
+        [Value::Table(t)] => {
+            let (mut name, mut callback, mut flags, mut description) = (None, None, Vec::new(), None);
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let key = match &k {
+                    Value::String(s) => s.to_string_lossy(),
+                    _ => {
+                        return Err(redis_error(
+                            "ERR named argument key given to redis.register_function is not a string",
+                        ));
+                    }
+                };
+                match (key.as_str(), v) {
+                    ("function_name", Value::String(s)) => name = Some(s.to_string_lossy()),
+                    ("function_name", _) => {
+                        return Err(redis_error(
+                            "ERR function_name argument given to redis.register_function must be a string",
+                        ));
+                    }
+                    ("callback", Value::Function(f)) => callback = Some(f),
+                    ("callback", _) => {
+                        return Err(redis_error(
+                            "ERR callback argument given to redis.register_function must be a function",
+                        ));
+                    }
+                    ("description", Value::String(s)) => description = Some(s.to_string_lossy()),
+                    ("description", _) => {
+                        return Err(redis_error(
+                            "ERR description argument given to redis.register_function must be a string",
+                        ));
+                    }
+                    ("flags", Value::Table(fl)) => {
+                        for v in fl.sequence_values::<Value>() {
+                            let flag = match v? {
+                                Value::String(s) => s.to_string_lossy(),
+                                _ => return Err(redis_error("ERR unknown flag given")),
+                            };
+                            match FLAG_NAMES.iter().find(|n| **n == flag) {
+                                Some(n) => flags.push(*n),
+                                None => return Err(redis_error("ERR unknown flag given")),
+                            }
+                        }
+                    }
+                    ("flags", _) => {
+                        return Err(redis_error(
+                            "ERR flags argument to redis.register_function must be a table representing function flags",
+                        ));
+                    }
+                    _ => return Err(redis_error("ERR unknown argument given to redis.register_function")),
+                }
+            }
+            let name =
+                name.ok_or_else(|| redis_error("ERR redis.register_function must get a function name argument"))?;
+            let callback =
+                callback.ok_or_else(|| redis_error("ERR redis.register_function must get a callback argument"))?;
+            (name, callback, flags, description)
+        }
+        [_] => {
+            return Err(redis_error(
+                "ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+            ));
+        }
+        [name, callback] => {
+            let Value::String(name) = name else {
+                return Err(redis_error("ERR first argument to redis.register_function must be a string"));
+            };
+            let Value::Function(callback) = callback else {
+                return Err(redis_error("ERR second argument to redis.register_function must be a function"));
+            };
+            (name.to_string_lossy(), callback.clone(), Vec::new(), None)
+        }
+        _ => return Err(redis_error("ERR wrong number of arguments to redis.register_function")),
+    };
+    if !valid_name(&name) {
+        return Err(redis_error(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    Ok((name, FunctionDef { library: library.to_string(), func: callback, description, flags }))
+}
+
+/// A Lua array of strings.
+fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, b) in items.iter().enumerate() {
+        t.raw_seti(i + 1, lua.create_string(b)?)?;
+    }
+    Ok(t)
+}
+
+fn memory(e: mlua::Error) -> CommandError {
+    match e {
+        mlua::Error::MemoryError(_) => CommandError::Raw(format!(
+            "ERR the script's keys and arguments need more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes)"
+        )),
+        e => lua_err(e),
+    }
+}
+
 fn lua_err(e: mlua::Error) -> CommandError {
     CommandError::Internal(format!("scripting: {e}"))
 }
 
 impl Vm {
-    fn new(kill: Arc<AtomicBool>) -> mlua::Result<Vm> {
+    /// `deadline` (ms since `epoch`, 0: none) stops a library's load that runs too long.
+    fn new(kill: Arc<AtomicBool>, deadline: Arc<AtomicU64>, epoch: Instant) -> mlua::Result<Vm> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         lua.set_memory_limit(LUA_MEMORY_LIMIT)?;
         let killed = kill.clone();
         // Every thread of the state (coroutines too) checks for SCRIPT KILL.
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if kill.load(Ordering::Acquire) {
-                Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()))
-            } else {
-                Ok(VmState::Continue)
+                return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
             }
+            let d = deadline.load(Ordering::Acquire);
+            if d != 0 && epoch.elapsed().as_millis() as u64 >= d {
+                return Err(mlua::Error::RuntimeError("\u{1}redis\u{1}ERR FUNCTION LOAD timeout".into()));
+            }
+            Ok(VmState::Continue)
         })?;
         lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
         lua.globals().raw_set("impl_cjson", crate::cjson::library(&lua, killed.clone())?)?;
@@ -267,7 +513,7 @@ impl Vm {
                 Ok(())
             })?,
         )?;
-        let (impl_tbl, env, run, redis): (Table, Table, Function, Table) =
+        let (impl_tbl, env, run, redis, run_fn, slots): (Table, Table, Function, Table, Function, Table) =
             lua.load(PRELUDE).set_name("=prelude").call(())?;
         *env_slot.lock() = Some(env.clone());
         impl_tbl.raw_set("sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
@@ -299,7 +545,7 @@ impl Vm {
                 _ => Err(mlua::Error::RuntimeError("RESP version must be 2 or 3.".into())),
             })?,
         )?;
-        Ok(Vm { lua, env, run, redis, cache: HashMap::new(), evicted_order: VecDeque::new(), bytes: 0 })
+        Ok(Vm { lua, env, run, redis, run_fn, slots, cache: HashMap::new(), evicted_order: VecDeque::new(), bytes: 0 })
     }
 
     /// Compiles `body` and caches it under its SHA1 (`loaded`: by SCRIPT LOAD).
@@ -354,15 +600,26 @@ impl Default for Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         let kill = Arc::new(AtomicBool::new(false));
-        let vm = Vm::new(kill.clone()).expect("the Lua state starts");
+        let load_deadline = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let vm = Vm::new(kill.clone(), load_deadline.clone(), epoch).expect("the Lua state starts");
+        let fvm = Vm::new(kill.clone(), load_deadline.clone(), epoch).expect("the Lua state starts");
         Scripts {
             vm: Mutex::new(vm),
+            functions: Mutex::new(Functions { vm: fvm, libraries: Default::default(), functions: HashMap::new() }),
+            load_deadline,
+            running_function: Mutex::new(None),
+            function_counts: Mutex::new((0, 0)),
             kill,
             running: AtomicU64::new(0),
             wrote: AtomicBool::new(false),
-            epoch: Instant::now(),
+            epoch,
             busy_ms: AtomicU64::new(BUSY_MS),
         }
+    }
+
+    fn new_vm(&self) -> Result<Vm> {
+        Vm::new(self.kill.clone(), self.load_deadline.clone(), self.epoch).map_err(lua_err)
     }
 
     fn now(&self) -> u64 {
@@ -416,11 +673,11 @@ impl Scripts {
                 Ok(Reply::Array(shas.iter().map(|s| Reply::Int(known(s) as i64)).collect()))
             }
             ScriptCmd::Flush => {
-                *self.vm.lock() = Vm::new(self.kill.clone()).map_err(lua_err)?;
+                *self.vm.lock() = self.new_vm()?;
                 Ok(Reply::Ok)
             }
-            ScriptCmd::Kill => self.kill(),
-            ScriptCmd::Eval { .. } => Err(CommandError::Internal("EVAL runs through Scripts::eval".into())),
+            ScriptCmd::Kill => self.function_kill(false),
+            other => Err(CommandError::Internal(format!("{} runs through the engine", other.name()))),
         }
     }
 
@@ -446,22 +703,25 @@ impl Scripts {
             }
         };
         let lua = vm.lua.clone();
-        let strings = |items: &[Bytes]| -> mlua::Result<Table> {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, b) in items.iter().enumerate() {
-                t.raw_seti(i + 1, lua.create_string(b)?)?;
-            }
-            Ok(t)
-        };
-        let memory = |e: mlua::Error| match e {
-            mlua::Error::MemoryError(_) => CommandError::Raw(format!(
-                "ERR the script's keys and arguments need more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes)"
-            )),
-            e => lua_err(e),
-        };
         let globals = lua.globals();
-        globals.raw_set("KEYS", strings(keys).map_err(memory)?).map_err(lua_err)?;
-        globals.raw_set("ARGV", strings(args).map_err(memory)?).map_err(lua_err)?;
+        globals.raw_set("KEYS", strings(&lua, keys).map_err(memory)?).map_err(lua_err)?;
+        globals.raw_set("ARGV", strings(&lua, args).map_err(memory)?).map_err(lua_err)?;
+        let run = vm.run.clone();
+        self.run_in(&vm, &sha, "user_script", read_only, exec, || run.call(func.clone()))
+    }
+
+    /// Runs `invoke` (a script or a function, by `label`, at chunk `at`) with `redis.call` and
+    /// `redis.pcall` in place, and converts what it returns.
+    fn run_in(
+        &self,
+        vm: &Vm,
+        label: &str,
+        at: &str,
+        read_only: bool,
+        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+        invoke: impl FnOnce() -> mlua::Result<(bool, Value)>,
+    ) -> Result<Reply> {
+        let lua = vm.lua.clone();
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.running.store(self.now() + 1, Ordering::Release);
@@ -480,7 +740,7 @@ impl Scripts {
                 })?;
             vm.redis.raw_set("pcall", pcall)?;
             vm.redis.raw_set("call", call)?;
-            let r: (bool, Value) = vm.run.call(func.clone())?;
+            let r = invoke()?;
             vm.redis.raw_set("pcall", Value::Nil)?;
             vm.redis.raw_set("call", Value::Nil)?;
             Ok(r)
@@ -497,24 +757,238 @@ impl Scripts {
                 r => Ok(r),
             },
             Ok((false, _)) if killed => Err(CommandError::Raw(format!(
-                "ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:0."
+                "ERR Script killed by user with SCRIPT KILL... script: {label}, on @{at}:0."
             ))),
             Ok((false, Value::Table(t))) => {
                 let line: i64 = t.raw_get("line").unwrap_or(0);
-                let msg = if killed {
-                    "ERR Script killed by user with SCRIPT KILL...".to_string()
-                } else {
-                    t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown script error".into())
-                };
-                Err(CommandError::Raw(format!("{msg} script: {sha}, on @user_script:{line}.")))
+                let msg = t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown script error".into());
+                Err(CommandError::Raw(format!("{msg} script: {label}, on @{at}:{line}.")))
             }
-            Ok((false, other)) => Err(CommandError::Raw(format!("ERR {other:?} script: {sha}"))),
+            Ok((false, other)) => Err(CommandError::Raw(format!("ERR {other:?} script: {label}"))),
             Err(mlua::Error::MemoryError(_)) => Err(CommandError::Raw(format!(
-                "ERR the script used more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes) script: {sha}"
+                "ERR the script used more than the scripting memory limit ({LUA_MEMORY_LIMIT} bytes) script: {label}"
             ))),
             Err(e) if killed => Err(CommandError::Raw(format!("ERR Script killed by user with SCRIPT KILL... {e}"))),
-            Err(e) => Err(CommandError::Raw(format!("ERR Error running script {sha}: {e}"))),
+            Err(e) => Err(CommandError::Raw(format!("ERR Error running script {label}: {e}"))),
         }
+    }
+
+    /// FUNCTION LOAD: the library's name. An error leaves the libraries as they were.
+    pub fn function_load(&self, code: &[u8], replace: bool) -> Result<String> {
+        let (name, body_at) = library_metadata(code)?;
+        let mut f = self.functions.lock();
+        if f.libraries.contains_key(&name) && !replace {
+            return Err(CommandError::Invalid(format!("Library '{name}' already exists")));
+        }
+        let old = f.libraries.get(&name).map_or(0, |l| l.code.len());
+        let total: usize = f.libraries.values().map(|l| l.code.len()).sum::<usize>() - old + code.len();
+        if (f.libraries.len() >= MAX_LIBRARIES && old == 0) || total > MAX_LIBRARY_BYTES {
+            return Err(CommandError::Invalid(format!(
+                "the function libraries are limited to {MAX_LIBRARIES} libraries and {MAX_LIBRARY_BYTES} bytes of code"
+            )));
+        }
+        let chunk = f.vm.lua.load(&code[body_at..]).set_name("@user_function").set_mode(mlua::chunk::ChunkMode::Text);
+        let chunk = match chunk.into_function() {
+            Ok(c) => c,
+            Err(mlua::Error::SyntaxError { message, .. }) => {
+                return Err(CommandError::Raw(format!("ERR Error compiling function: {message}")));
+            }
+            Err(e) => return Err(CommandError::Raw(format!("ERR Error compiling function: {e}"))),
+        };
+        chunk.set_environment(f.vm.env.clone()).map_err(lua_err)?;
+        // Run the library's code with `redis.register_function` collecting what it registers.
+        let registered: RefCell<Vec<(String, FunctionDef)>> = RefCell::default();
+        let vm = &f.vm;
+        self.load_deadline.store(self.now() + LOAD_TIMEOUT_MS, Ordering::Release);
+        let outcome = vm.lua.scope(|scope| {
+            let register = scope.create_function(|_, argv: MultiValue| {
+                let def = registration(argv, &name)?;
+                let mut r = registered.borrow_mut();
+                if r.iter().any(|(n, _)| *n == def.0) {
+                    return Err(redis_error("ERR Function already exists in the library"));
+                }
+                r.push(def);
+                Ok(())
+            })?;
+            vm.slots.raw_set("register", register)?;
+            vm.slots.raw_set("loading", true)?;
+            let r: (bool, Value) = vm.run.call(chunk)?;
+            vm.slots.raw_set("register", Value::Nil)?;
+            vm.slots.raw_set("loading", Value::Nil)?;
+            Ok(r)
+        });
+        self.load_deadline.store(0, Ordering::Release);
+        let _ = vm.slots.raw_set("register", Value::Nil);
+        let _ = vm.slots.raw_set("loading", Value::Nil);
+        vm.lua.gc_restart();
+        match outcome {
+            Ok((true, _)) => {}
+            Ok((false, Value::Table(t))) => {
+                let msg = t.raw_get::<String>("err").unwrap_or_else(|_| "ERR unknown error".into());
+                return Err(CommandError::Raw(format!("ERR Error registering functions: {msg}")));
+            }
+            Ok((false, other)) => return Err(CommandError::Raw(format!("ERR Error registering functions: {other:?}"))),
+            Err(e) => return Err(CommandError::Raw(format!("ERR Error registering functions: {e}"))),
+        }
+        let registered = registered.into_inner();
+        if registered.is_empty() {
+            return Err(CommandError::Invalid("No functions registered".into()));
+        }
+        for (fname, _) in &registered {
+            if f.functions.get(fname).is_some_and(|d| d.library != name) {
+                return Err(CommandError::Invalid(format!("Function {fname} already exists")));
+            }
+        }
+        if let Some(old) = f.libraries.remove(&name) {
+            for fname in old.functions {
+                f.functions.remove(&fname);
+            }
+        }
+        let names = registered.iter().map(|(n, _)| n.clone()).collect();
+        for (fname, def) in registered {
+            f.functions.insert(fname, def);
+        }
+        f.libraries.insert(name.clone(), Library { code: Bytes::copy_from_slice(code), functions: names });
+        *self.function_counts.lock() = (f.libraries.len(), f.functions.len());
+        Ok(name)
+    }
+
+    /// FUNCTION RESTORE's checks before anything changes: every library's metadata, and under APPEND
+    /// that none of them exists.
+    pub fn check_restore(&self, codes: &[Bytes], policy: crate::command::RestorePolicy) -> Result<()> {
+        let f = self.functions.lock();
+        for code in codes {
+            let (name, _) = library_metadata(code)?;
+            if policy == crate::command::RestorePolicy::Append && f.libraries.contains_key(&name) {
+                return Err(CommandError::Invalid(format!("Library {name} already exists")));
+            }
+        }
+        Ok(())
+    }
+
+    /// FUNCTION DELETE.
+    pub fn function_delete(&self, name: &[u8]) -> Result<()> {
+        let mut f = self.functions.lock();
+        let Some(lib) = f.libraries.remove(&*String::from_utf8_lossy(name)) else {
+            return Err(CommandError::Invalid("Library not found".into()));
+        };
+        for fname in lib.functions {
+            f.functions.remove(&fname);
+        }
+        *self.function_counts.lock() = (f.libraries.len(), f.functions.len());
+        Ok(())
+    }
+
+    /// FUNCTION FLUSH: every library goes, with a fresh Lua state.
+    pub fn function_flush(&self) -> Result<()> {
+        let vm = self.new_vm()?;
+        *self.functions.lock() = Functions { vm, libraries: Default::default(), functions: HashMap::new() };
+        *self.function_counts.lock() = (0, 0);
+        Ok(())
+    }
+
+    /// The code of every library, by name (snapshots, FUNCTION DUMP).
+    pub fn library_codes(&self) -> Vec<Bytes> {
+        self.functions.lock().libraries.values().map(|l| l.code.clone()).collect()
+    }
+
+    /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE], libraries in name order.
+    pub fn function_list(&self, pattern: Option<&[u8]>, with_code: bool) -> Reply {
+        let f = self.functions.lock();
+        let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let libs = f
+            .libraries
+            .iter()
+            .filter(|(name, _)| pattern.is_none_or(|p| crate::glob::glob_match(p, name.as_bytes())))
+            .map(|(name, lib)| {
+                let functions = lib
+                    .functions
+                    .iter()
+                    .filter_map(|n| f.functions.get(n).map(|d| (n, d)))
+                    .map(|(n, d)| {
+                        Reply::Map(vec![
+                            (bulk("name"), bulk(n)),
+                            (bulk("description"), d.description.as_deref().map_or(Reply::Nil, bulk)),
+                            (bulk("flags"), Reply::Set(d.flags.iter().map(|fl| bulk(fl)).collect())),
+                        ])
+                    })
+                    .collect();
+                let mut m = vec![
+                    (bulk("library_name"), bulk(name)),
+                    (bulk("engine"), bulk("LUA")),
+                    (bulk("functions"), Reply::Array(functions)),
+                ];
+                if with_code {
+                    m.push((bulk("library_code"), Reply::Bulk(lib.code.clone())));
+                }
+                Reply::Map(m)
+            })
+            .collect();
+        Reply::Array(libs)
+    }
+
+    /// FUNCTION STATS: the running function, and the counts of libraries and functions.
+    pub fn function_stats(&self) -> Reply {
+        let bulk = |s: &str| Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let running = match (&*self.running_function.lock(), self.running.load(Ordering::Acquire)) {
+            (Some(name), started) if started != 0 => Reply::Map(vec![
+                (bulk("name"), bulk(name)),
+                (bulk("command"), Reply::Array(vec![bulk("fcall"), bulk(name)])),
+                (bulk("duration_ms"), Reply::Int((self.now() + 1).saturating_sub(started) as i64)),
+            ]),
+            _ => Reply::Nil,
+        };
+        // Counted without the functions' lock, which a running function holds.
+        let (libs, fns) = self.function_counts.lock().to_owned();
+        Reply::Map(vec![
+            (bulk("running_script"), running),
+            (
+                bulk("engines"),
+                Reply::Map(vec![(
+                    bulk("LUA"),
+                    Reply::Map(vec![
+                        (bulk("libraries_count"), Reply::Int(libs as i64)),
+                        (bulk("functions_count"), Reply::Int(fns as i64)),
+                    ]),
+                )]),
+            ),
+        ])
+    }
+
+    /// FUNCTION KILL (SCRIPT KILL for functions); SCRIPT KILL does not stop a function, nor this a script.
+    pub fn function_kill(&self, function: bool) -> Result<Reply> {
+        if self.running_function.lock().is_some() != function {
+            return Err(CommandError::Raw("NOTBUSY No scripts in execution right now.".into()));
+        }
+        self.kill()
+    }
+
+    /// FCALL and FCALL_RO.
+    pub fn fcall(
+        &self,
+        name: &[u8],
+        keys: &[Bytes],
+        args: &[Bytes],
+        read_only: bool,
+        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+    ) -> Result<Reply> {
+        let f = self.functions.lock();
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Some(def) = f.functions.get(&name) else {
+            return Err(CommandError::Invalid("Function not found".into()));
+        };
+        let no_writes = def.flags.contains(&"no-writes");
+        if read_only && !no_writes {
+            return Err(CommandError::Invalid("Can not execute a script with write flag using *_ro command.".into()));
+        }
+        let lua = f.vm.lua.clone();
+        let (k, a) = (strings(&lua, keys).map_err(memory)?, strings(&lua, args).map_err(memory)?);
+        let (run_fn, func) = (f.vm.run_fn.clone(), def.func.clone());
+        *self.running_function.lock() = Some(name.clone());
+        let reply =
+            self.run_in(&f.vm, &name, "user_function", read_only || no_writes, exec, || run_fn.call((func, k, a)));
+        *self.running_function.lock() = None;
+        reply
     }
 
     /// `redis.pcall` (and, through the prelude, `redis.call`): one command, its reply as Lua sees it,

@@ -4,8 +4,8 @@
 //! remaining times), and the whole keyspace is compared at the end of every segment. A mismatch is
 //! shrunk to a short sequence that still shows it.
 //!
-//! A run is cut into segments of `segment` steps, each from an empty keyspace (FLUSHALL) on fresh
-//! connections, so that a mismatch shrinks within one segment.
+//! A run is cut into segments of `segment` steps, each from an empty keyspace (FLUSHALL, SCRIPT FLUSH,
+//! FUNCTION FLUSH) on fresh connections, so that a mismatch shrinks within one segment.
 
 pub mod resp;
 pub mod script;
@@ -82,6 +82,9 @@ impl Side {
             sub.call_str("HELLO 3")?;
         }
         cmd.call_str("FLUSHALL")?;
+        // Scripts and function libraries outlive FLUSHALL: every segment starts without them.
+        cmd.call_str("SCRIPT FLUSH")?;
+        cmd.call_str("FUNCTION FLUSH")?;
         let mut args: Vec<Vec<u8>> = vec![b"SUBSCRIBE".to_vec()];
         args.extend(script::SUB_CHANNELS.iter().map(|c| c.as_bytes().to_vec()));
         sub.send(&args)?;

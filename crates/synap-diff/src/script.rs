@@ -149,6 +149,21 @@ const SCRIPTS: &[(&str, usize)] = &[
     ("return cjson.encode({[1] = 1, [30] = 2})", 0),
 ];
 
+/// Function libraries of the scripting family (loaded, replaced and deleted as it runs), good and bad.
+const LIBRARIES: &[&str] = &[
+    "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1] or 1) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}",
+    "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.pcall('append', keys[1], 'x') end)",
+    "#!lua name=lists\nlocal function size(k) return redis.call('llen', k) end\nredis.register_function('push_size', function(keys, args) redis.call('rpush', keys[1], args[1] or 'v') return size(keys[1]) end)",
+    "#!lua name=errors\nredis.register_function('fail', function(keys, args) return redis.call('nosuch') end)\nredis.register_function{function_name='globals', callback=function() return KEYS end, flags={'no-writes'}}",
+    "#!lua name=clash\nredis.register_function('bump', function() return 1 end)",
+    "#!lua name=bad\nredis.call('set', 'x', 'y')",
+    "#!lua name=bad\nreturn 1",
+    "#!lua name=bad\n +",
+    "#!lua name=bad-name\nredis.register_function('f', function() end)",
+    "return 1",
+];
+const FUNCTIONS: &[&str] = &["bump", "peek", "push_size", "fail", "globals", "nosuch"];
+
 fn sha1_hex(body: &str) -> String {
     use sha1::Digest;
     sha1::Sha1::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
@@ -1138,6 +1153,9 @@ impl Gen {
     }
 
     fn scripting(&mut self) -> Cmd {
+        if self.chance(0.25) {
+            return self.function();
+        }
         let (body, nkeys) = *SCRIPTS.choose(&mut self.rng).expect("scripts");
         let name = match self.rng.random_range(0..10) {
             0..=4 => "EVAL",
@@ -1172,6 +1190,32 @@ impl Gen {
             Norm::Exact
         };
         Cmd::new(a, norm)
+    }
+
+    /// Functions: libraries loaded (REPLACE or not), called (FCALL, FCALL_RO), deleted, flushed.
+    fn function(&mut self) -> Cmd {
+        let a: Vec<String> = match self.rng.random_range(0..10) {
+            0..=2 => {
+                let mut a = vec!["FUNCTION".to_string(), "LOAD".into()];
+                if self.chance(0.6) {
+                    a.push("REPLACE".into());
+                }
+                a.push(self.pick(LIBRARIES).into());
+                a
+            }
+            3 => vec!["FUNCTION".into(), "DELETE".into(), self.pick(&["counters", "lists", "errors", "nosuch"]).into()],
+            4 if self.chance(0.2) => vec!["FUNCTION".into(), "FLUSH".into()],
+            _ => {
+                let name = if self.chance(0.2) { "FCALL_RO" } else { "FCALL" };
+                let family = self.pick(&["str", "l"]);
+                let mut a = vec![name.to_string(), self.pick(FUNCTIONS).into(), "1".into(), self.key(family)];
+                if self.chance(0.5) {
+                    a.push(self.int());
+                }
+                a
+            }
+        };
+        Cmd::new(a, Norm::Exact)
     }
 
     fn pubsub(&mut self) -> Cmd {

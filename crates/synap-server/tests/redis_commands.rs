@@ -393,3 +393,52 @@ async fn geo_points_positions_distances_and_searches() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn function_libraries_are_durable_through_the_log_and_snapshots() {
+    let lib = "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    let other = "#!lua name=gone\nredis.register_function('gone', function() return 1 end)";
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(&dir).await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FUNCTION FLUSH").await;
+        let loaded: String = redis::cmd("FUNCTION").arg("LOAD").arg(lib).query_async(&mut c).await.unwrap();
+        assert_eq!(loaded, "counters");
+        let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(other).query_async(&mut c).await.unwrap();
+        let _: () = q(&mut c, "DEL n").await;
+        assert_eq!(q::<i64>(&mut c, "FCALL bump 1 n 5").await, 5);
+        assert_eq!(q::<String>(&mut c, "FCALL_RO peek 1 n").await, "5");
+        assert!(err(&mut c, "FCALL_RO bump 1 n 1").await.contains("Can not execute a script with write flag"));
+        assert_eq!(err(&mut c, "FCALL nosuch 0").await, "ERR Function not found");
+        let list: Vec<std::collections::HashMap<String, RV>> = q(&mut c, "FUNCTION LIST LIBRARYNAME counters").await;
+        assert_eq!(list.len(), 1);
+        assert_eq!(redis::from_redis_value::<String>(list[0]["library_name"].clone()).unwrap(), "counters");
+        let _: () = q(&mut c, "FUNCTION DELETE gone").await;
+        assert_eq!(err(&mut c, "FCALL gone 0").await, "ERR Function not found");
+    }
+    // Recovered from the log: the library is there, the deleted one is not.
+    s.stop().await;
+    let s = start_in(&dir).await;
+    let mut c = conn(&s, false).await;
+    assert_eq!(q::<i64>(&mut c, "FCALL bump 1 n 1").await, 6);
+    assert_eq!(err(&mut c, "FCALL gone 0").await, "ERR Function not found");
+    // And from a snapshot (the log before it is gone), with a DUMP/RESTORE round trip on the way.
+    let dump: Vec<u8> = q(&mut c, "FUNCTION DUMP").await;
+    let _: () = q(&mut c, "FUNCTION FLUSH").await;
+    assert_eq!(err(&mut c, "FCALL bump 1 n 1").await, "ERR Function not found");
+    let _: () = redis::cmd("FUNCTION").arg("RESTORE").arg(&dump).query_async(&mut c).await.unwrap();
+    assert!(redis::cmd("FUNCTION").arg("RESTORE").arg(&dump).query_async::<()>(&mut c).await.is_err());
+    let (status, _) = s.post("/snapshot", serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    s.stop().await;
+    let s = start_in(&dir).await;
+    let mut c = conn(&s, true).await;
+    assert_eq!(q::<i64>(&mut c, "FCALL bump 1 n 1").await, 7);
+    let stats: std::collections::HashMap<String, RV> = q(&mut c, "FUNCTION STATS").await;
+    let engines: std::collections::HashMap<String, std::collections::HashMap<String, i64>> =
+        redis::from_redis_value(stats["engines"].clone()).unwrap();
+    assert_eq!(engines["LUA"]["libraries_count"], 1);
+    assert_eq!(engines["LUA"]["functions_count"], 2);
+    s.stop().await;
+}

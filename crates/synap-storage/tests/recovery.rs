@@ -525,10 +525,15 @@ fn stream_dirs(dir: &Path) -> usize {
 async fn a_stream_deleted_inside_a_transaction_keeps_its_files_until_that_is_durable() {
     let dir = tempfile::tempdir().unwrap();
     let e = stream_engine(dir.path());
-    let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Always), Arc::new(FsStorage), e.clone()).unwrap();
+    let plan = FaultPlan::new();
+    let storage = Arc::new(FaultyStorage { plan: plan.clone() });
+    let (p, _) = Persistence::open(config(dir.path(), FsyncPolicy::Always), storage, e.clone()).unwrap();
     let lsn = xadd(&e, "s", "1");
     p.wal().wait(lsn).await.unwrap();
     assert_eq!(stream_dirs(dir.path()), 1);
+    // A slow disk from here on: the transaction's record is not durable for a while, whatever the
+    // scheduling (with a fast fsync it could be durable before the purge below looks).
+    plan.sync_delay_ms.store(2_000, std::sync::atomic::Ordering::SeqCst);
     let mut ctx = ExecCtx::default();
     let replies = e
         .exec_transaction(&mut ctx, vec![Command::Keys(KeysCmd::Del { keys: vec![Bytes::from("s")] })], None)

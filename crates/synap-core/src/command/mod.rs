@@ -39,7 +39,7 @@ pub use list::ListCmd;
 pub use pubsub::{PubSubCmd, SubKind};
 pub use queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions};
 pub use reply::{Expiry, Reply, TimeUnit};
-pub use script::{ScriptCmd, ScriptRef};
+pub use script::{RestorePolicy, ScriptCmd, ScriptRef};
 pub use server::{ClientOp, CommandOp, ConfigOp, ServerCmd};
 pub use set::{SetCmd, SetOp};
 pub use stream::StreamCmd;

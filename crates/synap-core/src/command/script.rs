@@ -16,7 +16,12 @@ pub enum ScriptRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScriptCmd {
     /// EVAL, EVALSHA, EVAL_RO, EVALSHA_RO (`read_only`: write commands are refused).
-    Eval { script: ScriptRef, keys: Vec<Bytes>, args: Vec<Bytes>, read_only: bool },
+    Eval {
+        script: ScriptRef,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        read_only: bool,
+    },
     /// SCRIPT LOAD: compiles and caches; answers the SHA1.
     Load(Bytes),
     /// SCRIPT EXISTS: 1 or 0 per SHA1.
@@ -25,6 +30,41 @@ pub enum ScriptCmd {
     Flush,
     /// SCRIPT KILL: stops the running script if it has not written.
     Kill,
+    /// FCALL and FCALL_RO.
+    FCall {
+        name: Bytes,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+        read_only: bool,
+    },
+    FunctionLoad {
+        code: Bytes,
+        replace: bool,
+    },
+    FunctionDelete(Bytes),
+    FunctionFlush,
+    FunctionList {
+        pattern: Option<Bytes>,
+        with_code: bool,
+    },
+    FunctionStats,
+    FunctionKill,
+    FunctionDump,
+    FunctionRestore {
+        payload: Bytes,
+        policy: RestorePolicy,
+    },
+}
+
+/// What FUNCTION RESTORE does with the libraries already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// Refused when a library of the payload exists (the default).
+    Append,
+    /// Libraries of the payload replace those of their names.
+    Replace,
+    /// Every library goes first.
+    Flush,
 }
 
 impl ScriptCmd {
@@ -38,6 +78,16 @@ impl ScriptCmd {
             ScriptCmd::Exists(_) => "script|exists",
             ScriptCmd::Flush => "script|flush",
             ScriptCmd::Kill => "script|kill",
+            ScriptCmd::FCall { read_only: false, .. } => "fcall",
+            ScriptCmd::FCall { read_only: true, .. } => "fcall_ro",
+            ScriptCmd::FunctionLoad { .. } => "function|load",
+            ScriptCmd::FunctionDelete(_) => "function|delete",
+            ScriptCmd::FunctionFlush => "function|flush",
+            ScriptCmd::FunctionList { .. } => "function|list",
+            ScriptCmd::FunctionStats => "function|stats",
+            ScriptCmd::FunctionKill => "function|kill",
+            ScriptCmd::FunctionDump => "function|dump",
+            ScriptCmd::FunctionRestore { .. } => "function|restore",
         }
     }
 }
@@ -46,10 +96,10 @@ fn script(c: ScriptCmd) -> Result<Command> {
     Ok(Command::Script(c))
 }
 
-/// `script numkeys key... arg...` with Redis's checks of numkeys.
-fn eval_form(a: &mut Args<'_>, sha: bool, read_only: bool) -> Result<Command> {
-    let body = a.next_bytes()?;
-    let n = a.next_int()?;
+/// `numkeys key... arg...` with Redis's checks of numkeys (`bad`: the error for one that is not a
+/// number).
+fn keys_and_args(a: &mut Args<'_>, bad: fn() -> CommandError) -> Result<(Vec<Bytes>, Vec<Bytes>)> {
+    let n = a.next_int_or(bad)?;
     if n < 0 {
         return Err(CommandError::Invalid("Number of keys can't be negative".into()));
     }
@@ -57,9 +107,94 @@ fn eval_form(a: &mut Args<'_>, sha: bool, read_only: bool) -> Result<Command> {
         return Err(CommandError::Invalid("Number of keys can't be greater than number of args".into()));
     }
     let keys = a.take(n as usize)?;
-    let args = a.rest();
+    Ok((keys, a.rest()))
+}
+
+/// `script numkeys key... arg...`.
+fn eval_form(a: &mut Args<'_>, sha: bool, read_only: bool) -> Result<Command> {
+    let body = a.next_bytes()?;
+    let (keys, args) = keys_and_args(a, || CommandError::NotInteger)?;
     let script_ref = if sha { ScriptRef::Sha(body) } else { ScriptRef::Body(body) };
     script(ScriptCmd::Eval { script: script_ref, keys, args, read_only })
+}
+
+fn bad_numkeys() -> CommandError {
+    CommandError::Invalid("Bad number of keys provided".into())
+}
+
+pub(super) fn fcall(a: &mut Args<'_>) -> Result<Command> {
+    let name = a.next_bytes()?;
+    let (keys, args) = keys_and_args(a, bad_numkeys)?;
+    script(ScriptCmd::FCall { name, keys, args, read_only: false })
+}
+
+pub(super) fn fcall_ro(a: &mut Args<'_>) -> Result<Command> {
+    let name = a.next_bytes()?;
+    let (keys, args) = keys_and_args(a, bad_numkeys)?;
+    script(ScriptCmd::FCall { name, keys, args, read_only: true })
+}
+
+pub(super) fn function_cmd(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let cmd = if is(&sub, "load") {
+        let mut replace = false;
+        while a.remaining() > 1 {
+            let opt = a.next_bytes()?;
+            if is(&opt, "replace") {
+                replace = true;
+            } else {
+                return Err(CommandError::Invalid(format!("Unknown option given: {}", String::from_utf8_lossy(&opt))));
+            }
+        }
+        ScriptCmd::FunctionLoad { code: a.next_bytes()?, replace }
+    } else if is(&sub, "delete") {
+        ScriptCmd::FunctionDelete(a.next_bytes()?)
+    } else if is(&sub, "flush") {
+        if !a.is_empty() && !a.eat("async") && !a.eat("sync") {
+            return Err(CommandError::Invalid("FUNCTION FLUSH only supports SYNC|ASYNC option".into()));
+        }
+        ScriptCmd::FunctionFlush
+    } else if is(&sub, "list") {
+        let (mut pattern, mut with_code) = (None, false);
+        while let Some(opt) = a.peek() {
+            if is(opt, "withcode") && !with_code {
+                with_code = true;
+                a.next_bytes()?;
+            } else if is(opt, "libraryname") && pattern.is_none() {
+                a.next_bytes()?;
+                pattern = Some(
+                    a.next_bytes().map_err(|_| CommandError::Invalid("library name argument was not given".into()))?,
+                );
+            } else {
+                return Err(CommandError::Invalid(format!("Unknown argument {}", String::from_utf8_lossy(opt))));
+            }
+        }
+        ScriptCmd::FunctionList { pattern, with_code }
+    } else if is(&sub, "stats") {
+        ScriptCmd::FunctionStats
+    } else if is(&sub, "kill") {
+        ScriptCmd::FunctionKill
+    } else if is(&sub, "dump") {
+        ScriptCmd::FunctionDump
+    } else if is(&sub, "restore") {
+        let payload = a.next_bytes()?;
+        let policy = if a.is_empty() || a.eat("append") {
+            RestorePolicy::Append
+        } else if a.eat("replace") {
+            RestorePolicy::Replace
+        } else if a.eat("flush") {
+            RestorePolicy::Flush
+        } else {
+            return Err(CommandError::Invalid(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.".into(),
+            ));
+        };
+        ScriptCmd::FunctionRestore { payload, policy }
+    } else {
+        return Err(unknown_subcommand(&sub, "function"));
+    };
+    a.finish()?;
+    script(cmd)
 }
 
 pub(super) fn eval(a: &mut Args<'_>) -> Result<Command> {

@@ -1140,6 +1140,25 @@ pub static COMMANDS: &[Spec] = &[
         "A container for Lua scripts management commands.",
         script::script_cmd
     ),
+    resp!("fcall", -3, EVAL, (0, 0, 0), "scripting", "Invokes a function.", script::fcall),
+    resp!(
+        "fcall_ro",
+        -3,
+        EVAL.with(Flags::READONLY),
+        (0, 0, 0),
+        "scripting",
+        "Invokes a read-only function.",
+        script::fcall_ro
+    ),
+    resp!(
+        "function",
+        -2,
+        Flags::NONE,
+        (0, 0, 0),
+        "scripting",
+        "A container for function commands.",
+        script::function_cmd
+    ),
     resp!("rename", 3, WO, (1, 2, 1), "generic", "Renames a key and overwrites the destination.", kv::rename),
     resp!(
         "renamenx",
@@ -1346,6 +1365,28 @@ pub static COMMANDS: &[Spec] = &[
         "scripting",
         "Terminates a server-side Lua script during execution."
     ),
+    sub!("function|load", -3, SCRIPT.with(W), (0, 0, 0), "scripting", "Creates a library."),
+    sub!("function|delete", 3, SCRIPT.with(WO), (0, 0, 0), "scripting", "Deletes a library and its functions."),
+    sub!("function|flush", -2, SCRIPT.with(WO), (0, 0, 0), "scripting", "Deletes all libraries and functions."),
+    sub!("function|list", -2, SCRIPT, (0, 0, 0), "scripting", "Returns information about all libraries."),
+    sub!(
+        "function|stats",
+        2,
+        SCRIPT.with(Flags::ALLOW_BUSY),
+        (0, 0, 0),
+        "scripting",
+        "Returns information about a function during execution."
+    ),
+    sub!(
+        "function|kill",
+        2,
+        SCRIPT.with(Flags::ALLOW_BUSY),
+        (0, 0, 0),
+        "scripting",
+        "Terminates a function during execution."
+    ),
+    sub!("function|dump", 2, SCRIPT, (0, 0, 0), "scripting", "Dumps all libraries into a serialized binary payload."),
+    sub!("function|restore", -3, SCRIPT.with(W), (0, 0, 0), "scripting", "Restores all libraries from a payload."),
     sub!("object|encoding", 3, R, (2, 2, 1), "generic", "Returns the internal encoding of a value."),
     sub!("object|idletime", 3, R, (2, 2, 1), "generic", "Returns the time since the last access to a key."),
     sub!("object|freq", 3, R, (2, 2, 1), "generic", "Returns the logarithmic access frequency counter of a key."),

@@ -33,6 +33,9 @@ const TAG_STREAM_DELETE_INSTANCE: u8 = 36;
 const TAG_SET_RANGE: u8 = 37;
 /// A stream mutation outside the 13..=25 range: `Rename`.
 const TAG_STREAM_RENAME: u8 = 38;
+const TAG_FUNCTION_LOAD: u8 = 39;
+const TAG_FUNCTION_DELETE: u8 = 40;
+const TAG_FUNCTION_FLUSH: u8 = 41;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -81,6 +84,8 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::QueueRemove { queue, .. } => 4 + queue.len() + 8,
                 Mutation::QueueNextId { .. } => 8,
                 Mutation::SetRange { key, data, .. } => 4 + key.len() + 8 + 4 + data.len(),
+                Mutation::FunctionLoad { code: b } | Mutation::FunctionDelete { name: b } => 4 + b.len(),
+                Mutation::FunctionFlush => 0,
                 Mutation::Stream { .. }
                 | Mutation::Restore { .. }
                 | Mutation::HSet { .. }
@@ -213,6 +218,15 @@ pub(super) fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             put_bytes(out, key);
             put_bytes(out, member);
         }
+        Mutation::FunctionLoad { code } => {
+            out.push(TAG_FUNCTION_LOAD);
+            put_bytes(out, code);
+        }
+        Mutation::FunctionDelete { name } => {
+            out.push(TAG_FUNCTION_DELETE);
+            put_bytes(out, name);
+        }
+        Mutation::FunctionFlush => out.push(TAG_FUNCTION_FLUSH),
         Mutation::SetRange { key, offset, data } => {
             out.push(TAG_SET_RANGE);
             put_bytes(out, key);
@@ -444,6 +458,9 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_ZSET => Mutation::ZSet { key: r.bytes()?, member: r.bytes()?, score: f64::from_bits(r.u64()?) },
             TAG_ZREM => Mutation::ZRem { key: r.bytes()?, member: r.bytes()? },
             TAG_SET_RANGE => Mutation::SetRange { key: r.bytes()?, offset: r.u64()?, data: r.bytes()? },
+            TAG_FUNCTION_LOAD => Mutation::FunctionLoad { code: r.bytes()? },
+            TAG_FUNCTION_DELETE => Mutation::FunctionDelete { name: r.bytes()? },
+            TAG_FUNCTION_FLUSH => Mutation::FunctionFlush,
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);

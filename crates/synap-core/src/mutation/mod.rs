@@ -33,6 +33,9 @@
 //!  36 stream Delete of one instance: room:bytes instance:u64
 //!  37 SetRange   key:bytes offset:u64 data:bytes            (APPEND)
 //!  38 stream Rename: room:bytes to:bytes instance:u64
+//!  39 FunctionLoad   code:bytes          (a function library, its `#!lua name=...` line included)
+//!  40 FunctionDelete name:bytes
+//!  41 FunctionFlush
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -157,6 +160,16 @@ pub enum Mutation<'a> {
         room: &'a [u8],
         op: StreamOp<'a>,
     },
+    /// A function library loaded (FUNCTION LOAD and RESTORE, snapshots), replacing one of its name.
+    FunctionLoad {
+        code: &'a [u8],
+    },
+    /// A function library deleted.
+    FunctionDelete {
+        name: &'a [u8],
+    },
+    /// Every function library deleted (FUNCTION FLUSH).
+    FunctionFlush,
 }
 
 /// A change to one stream. Event data lives in the partition's segment files; these records carry
@@ -262,6 +275,11 @@ impl Mutation<'_> {
 
     pub fn is_stream(&self) -> bool {
         matches!(self, Mutation::Stream { .. })
+    }
+
+    /// Whether the mutation belongs to the function libraries (scripting).
+    pub fn is_function(&self) -> bool {
+        matches!(self, Mutation::FunctionLoad { .. } | Mutation::FunctionDelete { .. } | Mutation::FunctionFlush)
     }
 }
 
