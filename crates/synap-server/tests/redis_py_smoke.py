@@ -110,6 +110,26 @@ assert lock.extend(5)
 lock.release()
 assert r.get("resource") is None
 
+# Functions.
+r.function_flush()
+assert r.function_load("#!lua name=smoke\nredis.register_function('add', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)") == "smoke"
+assert r.fcall("add", 1, "fn", 4) == 4
+assert r.function_list(library="smoke")[0][:2] == ["library_name", "smoke"]
+r.function_delete("smoke")
+
+# HyperLogLog, bit fields, SORT, geo.
+assert r.pfadd("hll", "a", "b", "c") == 1
+assert r.pfcount("hll") == 3
+assert r.bitfield("bf").incrby("u8", "#0", 200).incrby("u8", "#0", 100).execute() == [200, 44]
+r.rpush("nums", 3, 1, 2)
+assert r.sort("nums") == ["1", "2", "3"]
+assert r.sort("nums", desc=True, start=0, num=1) == ["3"]
+assert r.geoadd("geo", [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"]) == 2
+assert r.geodist("geo", "Palermo", "Catania", unit="km") == 166.2742
+assert r.geosearch("geo", longitude=15, latitude=37, radius=200, unit="km", sort="ASC") == ["Catania", "Palermo"]
+pos = r.geopos("geo", "Palermo")[0]
+assert abs(pos[0] - 13.361389) < 1e-5 and abs(pos[1] - 38.115556) < 1e-5, pos
+
 # Pub/sub.
 ps = r.pubsub()
 ps.subscribe("news")
