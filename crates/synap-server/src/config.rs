@@ -247,6 +247,18 @@ pub struct RespSection {
     pub max_multi_commands: usize,
     /// Most keys one client may WATCH at once.
     pub max_watched_keys: usize,
+    /// Redis's `enable-debug-command`: DEBUG for every client (`yes`), none (`no`), or those on a
+    /// loopback address (`local`, the default).
+    pub enable_debug_command: DebugAccess,
+}
+
+/// Who may run DEBUG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DebugAccess {
+    No,
+    Yes,
+    Local,
 }
 
 impl Default for RespSection {
@@ -262,6 +274,7 @@ impl Default for RespSection {
             max_output_bytes: ByteSize(1 << 30),
             max_multi_commands: 1_000_000,
             max_watched_keys: 1_000_000,
+            enable_debug_command: DebugAccess::Local,
         }
     }
 }

@@ -442,3 +442,82 @@ async fn function_libraries_are_durable_through_the_log_and_snapshots() {
     assert_eq!(engines["LUA"]["functions_count"], 2);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_commands_save_debug_memory_client_and_command_keys() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        let _: () = q(&mut c, "RPUSH l a b").await;
+        // SAVE writes a snapshot now; LASTSAVE moves to its time; BGSAVE starts one in the background.
+        let before: i64 = q(&mut c, "LASTSAVE").await;
+        let _: () = q(&mut c, "SAVE").await;
+        let after: i64 = q(&mut c, "LASTSAVE").await;
+        assert!(after >= before && after > 1_700_000_000, "{before} {after}");
+        let started: String = q(&mut c, "BGSAVE").await;
+        assert!(started == "Background saving started", "{started}");
+        for _ in 0..100 {
+            if !err_or_ok(&mut c, "SAVE").await.contains("in progress") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(q::<i64>(&mut c, "WAIT 0 0").await, 0);
+        // DEBUG from a loopback client (the default `local`), MEMORY.
+        let d1: String = q(&mut c, "DEBUG DIGEST").await;
+        let _: () = q(&mut c, "RPUSH l c").await;
+        let d2: String = q(&mut c, "DEBUG DIGEST").await;
+        assert_eq!(d1.len(), 40);
+        assert_ne!(d1, d2, "the digest follows the data");
+        let values: Vec<String> = q(&mut c, "DEBUG DIGEST-VALUE l nosuch").await;
+        assert_eq!(values[1], "0".repeat(40));
+        assert!(q::<String>(&mut c, "DEBUG OBJECT l").await.contains("encoding:listpack"));
+        assert_eq!(err(&mut c, "DEBUG OBJECT nosuch").await, "ERR no such key");
+        let usage: i64 = q(&mut c, "MEMORY USAGE l").await;
+        assert!(usage > 0);
+        assert_eq!(q::<Option<i64>>(&mut c, "MEMORY USAGE nosuch").await, None);
+        // COMMAND GETKEYS, from the table's positions and from the arguments.
+        assert_eq!(q::<Vec<String>>(&mut c, "COMMAND GETKEYS MSET a 1 b 2").await, ["a", "b"]);
+        assert_eq!(q::<Vec<String>>(&mut c, "COMMAND GETKEYS EVAL x 2 k1 k2 arg").await, ["k1", "k2"]);
+        assert_eq!(q::<Vec<String>>(&mut c, "COMMAND GETKEYS SORT l BY w_* STORE dst").await, ["l", "dst"]);
+        assert_eq!(err(&mut c, "COMMAND GETKEYS PING").await, "ERR The command has no key arguments");
+        let hll: Vec<String> = q(&mut c, "COMMAND LIST FILTERBY ACLCAT hyperloglog").await;
+        assert!(hll.contains(&"pfadd".to_string()) && !hll.contains(&"get".to_string()));
+    }
+    // CLIENT KILL closes another connection; CLIENT REPLY SKIP/OFF/ON as Redis.
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut victim = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    victim.write_all(b"CLIENT ID\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = victim.read(&mut buf).await.unwrap();
+    let id: u64 = std::str::from_utf8(&buf[1..n - 2]).unwrap().parse().unwrap();
+    let mut c = conn(&s, false).await;
+    assert_eq!(q::<i64>(&mut c, &format!("CLIENT KILL ID {id}")).await, 1);
+    let n = tokio::time::timeout(Duration::from_secs(5), victim.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the killed client is closed");
+    assert_eq!(err(&mut c, "CLIENT KILL 1.2.3.4:5").await, "ERR No such client");
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(b"CLIENT REPLY SKIP\r\nPING\r\nECHO a\r\nCLIENT REPLY OFF\r\nPING\r\nCLIENT REPLY ON\r\nECHO b\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 19 {
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"$1\r\na\r\n+OK\r\n$1\r\nb\r\n");
+    s.stop().await;
+}
+
+async fn err_or_ok(c: &mut MultiplexedConnection, line: &str) -> String {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    match command.query_async::<RV>(c).await {
+        Ok(_) => "OK".into(),
+        Err(e) => e.to_string(),
+    }
+}

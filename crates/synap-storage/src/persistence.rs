@@ -37,6 +37,11 @@ pub struct Persistence {
     /// LSN of the last snapshot (or of the recovery point). Read without a lock by INFO and the
     /// scheduler, which must never wait for a snapshot to finish.
     last_snapshot: AtomicU64,
+    last_save_unix: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Persistence {
@@ -70,6 +75,7 @@ impl Persistence {
             engine,
             snapshotting: AtomicBool::new(false),
             last_snapshot: AtomicU64::new(report.snapshot_lsn),
+            last_save_unix: AtomicU64::new(unix_now()),
         };
         Ok((p, report))
     }
@@ -81,6 +87,11 @@ impl Persistence {
     /// Writes committed since the last snapshot (or recovery point).
     pub fn writes_since_snapshot(&self) -> u64 {
         self.wal.last_lsn().saturating_sub(self.last_snapshot.load(Ordering::Acquire))
+    }
+
+    /// When the last snapshot was written, in Unix seconds (the start, before the first one): LASTSAVE.
+    pub fn last_save_unix(&self) -> u64 {
+        self.last_save_unix.load(Ordering::Acquire)
     }
 
     /// Whether a snapshot is being written now.
@@ -112,6 +123,7 @@ impl Persistence {
         let snap_dir = self.cfg.data_dir.join("snapshots");
         let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn)?;
         self.last_snapshot.store(lsn, Ordering::Release);
+        self.last_save_unix.store(unix_now(), Ordering::Release);
         self.cleanup()?;
         tracing::info!(lsn, entries = info.entries, bytes = info.bytes, millis = info.millis, "snapshot written");
         Ok(info)

@@ -18,6 +18,53 @@ pub enum ClientOp {
     Info,
     SetInfo,
     NoEvict,
+    /// CLIENT KILL: the old form (`addr`), or filters (ID, ADDR, LADDR, USER, SKIPME, TYPE).
+    Kill(KillFilter),
+    /// CLIENT REPLY ON|OFF|SKIP.
+    Reply(ReplyMode),
+}
+
+/// Which clients CLIENT KILL closes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub user: Option<Bytes>,
+    /// Only clients of this type (`normal`, `pubsub`, `master`, `replica`/`slave`).
+    pub kind: Option<String>,
+    /// The calling client is spared (the default of the filter form).
+    pub skip_me: bool,
+    /// The old form: one address, an error when no client has it.
+    pub old_form: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebugOp {
+    /// DEBUG SLEEP, in ms.
+    Sleep(u64),
+    Digest,
+    DigestValue(Vec<Bytes>),
+    SetActiveExpire(bool),
+    Object(Bytes),
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryOp {
+    Usage(Bytes),
+    Stats,
+    Doctor,
+    MallocStats,
+    Purge,
+    Help,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +72,15 @@ pub enum CommandOp {
     Count,
     Docs(Vec<Bytes>),
     Info(Vec<Bytes>),
-    List,
+    /// COMMAND with no subcommand: every command's info.
+    All,
+    /// COMMAND LIST [FILTERBY MODULE name | ACLCAT cat | PATTERN glob]: names.
+    List(Option<(String, Bytes)>),
+    /// COMMAND GETKEYS and GETKEYSANDFLAGS: the keys of a command line.
+    GetKeys {
+        args: Vec<Bytes>,
+        flags: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,13 +89,18 @@ pub enum ConfigOp {
     /// Parameter-value pairs, applied all or none.
     Set(Vec<(Bytes, Bytes)>),
     ResetStat,
+    Rewrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCmd {
     Ping(Option<Bytes>),
     Echo(Bytes),
-    Hello { proto: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes> },
+    Hello {
+        proto: Option<i64>,
+        auth: Option<(Bytes, Bytes)>,
+        setname: Option<Bytes>,
+    },
     Auth,
     Select(i64),
     Quit,
@@ -55,8 +115,26 @@ pub enum ServerCmd {
     Discard,
     Watch(Vec<Bytes>),
     Unwatch,
-    Subscribe { kind: SubKind, names: Vec<Bytes> },
-    Unsubscribe { kind: SubKind, names: Vec<Bytes> },
+    Subscribe {
+        kind: SubKind,
+        names: Vec<Bytes>,
+    },
+    Unsubscribe {
+        kind: SubKind,
+        names: Vec<Bytes>,
+    },
+    /// SAVE (in the foreground), BGSAVE, BGREWRITEAOF (both snapshots in the background), LASTSAVE.
+    Save,
+    BgSave,
+    BgRewriteAof,
+    LastSave,
+    /// WAIT numreplicas timeout (ms, 0: forever).
+    Wait {
+        replicas: i64,
+        timeout: u64,
+    },
+    Debug(DebugOp),
+    Memory(MemoryOp),
 }
 
 impl ServerCmd {
@@ -73,6 +151,24 @@ impl ServerCmd {
             ServerCmd::Config(ConfigOp::Get(_)) => "config|get",
             ServerCmd::Config(ConfigOp::Set(_)) => "config|set",
             ServerCmd::Config(ConfigOp::ResetStat) => "config|resetstat",
+            ServerCmd::Config(ConfigOp::Rewrite) => "config|rewrite",
+            ServerCmd::Client(ClientOp::Kill(_)) => "client|kill",
+            ServerCmd::Client(ClientOp::Reply(_)) => "client|reply",
+            ServerCmd::Command(CommandOp::All) => "command",
+            ServerCmd::Command(CommandOp::GetKeys { flags: false, .. }) => "command|getkeys",
+            ServerCmd::Command(CommandOp::GetKeys { flags: true, .. }) => "command|getkeysandflags",
+            ServerCmd::Save => "save",
+            ServerCmd::BgSave => "bgsave",
+            ServerCmd::BgRewriteAof => "bgrewriteaof",
+            ServerCmd::LastSave => "lastsave",
+            ServerCmd::Wait { .. } => "wait",
+            ServerCmd::Debug(_) => "debug",
+            ServerCmd::Memory(MemoryOp::Usage(_)) => "memory|usage",
+            ServerCmd::Memory(MemoryOp::Stats) => "memory|stats",
+            ServerCmd::Memory(MemoryOp::Doctor) => "memory|doctor",
+            ServerCmd::Memory(MemoryOp::MallocStats) => "memory|malloc-stats",
+            ServerCmd::Memory(MemoryOp::Purge) => "memory|purge",
+            ServerCmd::Memory(MemoryOp::Help) => "memory|help",
             ServerCmd::Client(ClientOp::SetName(_)) => "client|setname",
             ServerCmd::Client(ClientOp::GetName) => "client|getname",
             ServerCmd::Client(ClientOp::Id) => "client|id",
@@ -83,7 +179,7 @@ impl ServerCmd {
             ServerCmd::Command(CommandOp::Count) => "command|count",
             ServerCmd::Command(CommandOp::Docs(_)) => "command|docs",
             ServerCmd::Command(CommandOp::Info(_)) => "command|info",
-            ServerCmd::Command(CommandOp::List) => "command",
+            ServerCmd::Command(CommandOp::List(_)) => "command|list",
             ServerCmd::Time => "time",
             ServerCmd::Multi => "multi",
             ServerCmd::Exec => "exec",
@@ -171,6 +267,8 @@ pub(super) fn config(a: &mut Args<'_>) -> Result<Command> {
         ConfigOp::Set(a.pairs()?)
     } else if is(&sub, "resetstat") {
         ConfigOp::ResetStat
+    } else if is(&sub, "rewrite") {
+        ConfigOp::Rewrite
     } else {
         return Err(unknown_subcommand(&sub, "config"));
     };
@@ -202,14 +300,152 @@ pub(super) fn client(a: &mut Args<'_>) -> Result<Command> {
     } else if is(&sub, "no-evict") {
         a.rest();
         ClientOp::NoEvict
+    } else if is(&sub, "reply") {
+        let mode = a.next_bytes()?;
+        let mode = if is(&mode, "on") {
+            ReplyMode::On
+        } else if is(&mode, "off") {
+            ReplyMode::Off
+        } else if is(&mode, "skip") {
+            ReplyMode::Skip
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        a.finish()?;
+        ClientOp::Reply(mode)
+    } else if is(&sub, "kill") {
+        ClientOp::Kill(kill_filter(a)?)
     } else {
         return Err(unknown_subcommand(&sub, "client"));
     };
     server(ServerCmd::Client(op))
 }
 
+/// CLIENT KILL's two forms, with Redis's errors.
+fn kill_filter(a: &mut Args<'_>) -> Result<KillFilter> {
+    if a.remaining() == 1 {
+        let addr = String::from_utf8_lossy(&a.next_bytes()?).into_owned();
+        return Ok(KillFilter { addr: Some(addr), old_form: true, ..KillFilter::default() });
+    }
+    let mut f = KillFilter { skip_me: true, ..KillFilter::default() };
+    while !a.is_empty() {
+        let word = a.next_bytes()?;
+        let value = a.next_bytes()?;
+        let text = String::from_utf8_lossy(&value).into_owned();
+        if is(&word, "id") {
+            let id = super::args::parse_i64(&value).filter(|&n| n > 0);
+            f.id = Some(id.ok_or_else(|| CommandError::Invalid("client-id should be greater than 0".into()))? as u64);
+        } else if is(&word, "addr") {
+            f.addr = Some(text);
+        } else if is(&word, "laddr") {
+            f.laddr = Some(text);
+        } else if is(&word, "user") {
+            f.user = Some(value);
+        } else if is(&word, "type") {
+            let t = text.to_ascii_lowercase();
+            if !["normal", "pubsub", "master", "replica", "slave"].contains(&t.as_str()) {
+                return Err(CommandError::Invalid(format!("Unknown client type '{text}'")));
+            }
+            f.kind = Some(if t == "slave" { "replica".into() } else { t });
+        } else if is(&word, "skipme") {
+            f.skip_me = if is(&value, "yes") {
+                true
+            } else if is(&value, "no") {
+                false
+            } else {
+                return Err(CommandError::Syntax);
+            };
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(f)
+}
+
+pub(super) fn save(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::Save)
+}
+
+pub(super) fn bgsave(a: &mut Args<'_>) -> Result<Command> {
+    if !a.is_empty() && !a.eat("schedule") {
+        return Err(CommandError::Syntax);
+    }
+    a.finish()?;
+    server(ServerCmd::BgSave)
+}
+
+pub(super) fn bgrewriteaof(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::BgRewriteAof)
+}
+
+pub(super) fn lastsave(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::LastSave)
+}
+
+pub(super) fn wait(a: &mut Args<'_>) -> Result<Command> {
+    let replicas = a.next_int()?;
+    let timeout = a.next_int_or(|| CommandError::Invalid("timeout is not an integer or out of range".into()))?;
+    if timeout < 0 {
+        return Err(CommandError::Invalid("timeout is negative".into()));
+    }
+    server(ServerCmd::Wait { replicas, timeout: timeout as u64 })
+}
+
+pub(super) fn debug(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let op = if is(&sub, "sleep") {
+        let secs = super::args::parse_f64(&a.next_bytes()?).ok_or(CommandError::NotFloat)?;
+        DebugOp::Sleep((secs.max(0.0) * 1000.0).min(u64::MAX as f64) as u64)
+    } else if is(&sub, "digest") {
+        DebugOp::Digest
+    } else if is(&sub, "digest-value") {
+        DebugOp::DigestValue(a.rest())
+    } else if is(&sub, "set-active-expire") {
+        DebugOp::SetActiveExpire(a.next_int()? != 0)
+    } else if is(&sub, "object") {
+        DebugOp::Object(a.next_bytes()?)
+    } else if is(&sub, "help") {
+        DebugOp::Help
+    } else {
+        return Err(CommandError::Invalid(format!(
+            "Unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&sub)
+        )));
+    };
+    a.finish()?;
+    server(ServerCmd::Debug(op))
+}
+
+pub(super) fn memory(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let op = if is(&sub, "usage") {
+        let key = a.next_bytes()?;
+        if a.eat("samples") {
+            a.next_int()?;
+        }
+        MemoryOp::Usage(key)
+    } else if is(&sub, "stats") {
+        MemoryOp::Stats
+    } else if is(&sub, "doctor") {
+        MemoryOp::Doctor
+    } else if is(&sub, "malloc-stats") {
+        MemoryOp::MallocStats
+    } else if is(&sub, "purge") {
+        MemoryOp::Purge
+    } else if is(&sub, "help") {
+        MemoryOp::Help
+    } else {
+        return Err(unknown_subcommand(&sub, "memory"));
+    };
+    a.finish()?;
+    server(ServerCmd::Memory(op))
+}
+
 pub(super) fn command(a: &mut Args<'_>) -> Result<Command> {
-    let Some(sub) = a.peek().cloned() else { return server(ServerCmd::Command(CommandOp::List)) };
+    let Some(sub) = a.peek().cloned() else { return server(ServerCmd::Command(CommandOp::All)) };
     a.next_bytes()?;
     let op = if is(&sub, "count") {
         CommandOp::Count
@@ -217,6 +453,21 @@ pub(super) fn command(a: &mut Args<'_>) -> Result<Command> {
         CommandOp::Docs(a.rest())
     } else if is(&sub, "info") {
         CommandOp::Info(a.rest())
+    } else if is(&sub, "getkeys") || is(&sub, "getkeysandflags") {
+        CommandOp::GetKeys { args: a.rest(), flags: is(&sub, "getkeysandflags") }
+    } else if is(&sub, "list") {
+        let filter = if a.eat("filterby") {
+            let kind = a.next_bytes()?;
+            let kind = String::from_utf8_lossy(&kind).to_ascii_lowercase();
+            if !["module", "aclcat", "pattern"].contains(&kind.as_str()) {
+                return Err(CommandError::Syntax);
+            }
+            Some((kind, a.next_bytes()?))
+        } else {
+            None
+        };
+        a.finish()?;
+        CommandOp::List(filter)
     } else {
         return Err(unknown_subcommand(&sub, "command"));
     };

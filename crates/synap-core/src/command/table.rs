@@ -1249,6 +1249,72 @@ pub static COMMANDS: &[Spec] = &[
     ),
     resp!("time", 1, TIME, (0, 0, 0), "server", "Returns the server time.", server::time),
     resp!(
+        "save",
+        1,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Synchronously saves the database(s) to disk.",
+        server::save
+    ),
+    resp!(
+        "bgsave",
+        -1,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Asynchronously saves the database(s) to disk.",
+        server::bgsave
+    ),
+    resp!(
+        "bgrewriteaof",
+        1,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Asynchronously rewrites the append-only file to disk.",
+        server::bgrewriteaof
+    ),
+    resp!(
+        "lastsave",
+        1,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Returns the Unix timestamp of the last successful save to disk.",
+        server::lastsave,
+        acl = &["@admin", "@dangerous"]
+    ),
+    resp!(
+        "wait",
+        3,
+        Flags::NOSCRIPT,
+        (0, 0, 0),
+        "generic",
+        "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+        server::wait,
+        acl = &["@connection"]
+    ),
+    resp!(
+        "debug",
+        -2,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "A container for debugging commands.",
+        server::debug,
+        acl = &["@dangerous"]
+    ),
+    resp!(
+        "memory",
+        -2,
+        Flags::NONE,
+        (0, 0, 0),
+        "server",
+        "A container for memory diagnostics commands.",
+        server::memory
+    ),
+    resp!(
         "qcreate",
         -2,
         W,
@@ -1397,6 +1463,32 @@ pub static COMMANDS: &[Spec] = &[
     sub!("config|get", -3, ADMIN, (0, 0, 0), "server", "Returns the effective values of configuration parameters."),
     sub!("config|set", -4, ADMIN, (0, 0, 0), "server", "Sets configuration parameters in-flight."),
     sub!("config|resetstat", 2, ADMIN, (0, 0, 0), "server", "Resets the server's statistics."),
+    sub!("config|rewrite", 2, ADMIN, (0, 0, 0), "server", "Persists the effective configuration to file."),
+    sub!("client|kill", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Terminates open connections."),
+    sub!(
+        "client|reply",
+        3,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Instructs the server whether to reply to commands."
+    ),
+    sub!("command|getkeys", -3, INFO, (0, 0, 0), "server", "Extracts the key names from an arbitrary command."),
+    sub!(
+        "command|getkeysandflags",
+        -3,
+        INFO,
+        (0, 0, 0),
+        "server",
+        "Extracts the key names and access flags for an arbitrary command."
+    ),
+    sub!("command|list", -2, INFO, (0, 0, 0), "server", "Returns a list of command names."),
+    sub!("memory|usage", -3, R, (2, 2, 1), "server", "Estimates the memory usage of a key."),
+    sub!("memory|stats", 2, Flags::NONE, (0, 0, 0), "server", "Returns details about memory usage."),
+    sub!("memory|doctor", 2, Flags::NONE, (0, 0, 0), "server", "Outputs a memory problems report."),
+    sub!("memory|malloc-stats", 2, Flags::NONE, (0, 0, 0), "server", "Returns the allocator statistics."),
+    sub!("memory|purge", 2, Flags::NONE, (0, 0, 0), "server", "Asks the allocator to release memory."),
+    sub!("memory|help", 2, Flags::NONE, (0, 0, 0), "server", "Returns helpful text about the different subcommands."),
     sub!("client|setname", 3, CONN, (0, 0, 0), "connection", "Sets the connection name."),
     sub!("client|getname", 2, CONN, (0, 0, 0), "connection", "Returns the name of the connection."),
     sub!("client|id", 2, CONN, (0, 0, 0), "connection", "Returns the unique client ID of the connection."),

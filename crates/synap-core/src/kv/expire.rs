@@ -39,7 +39,7 @@ impl Keyspace {
         let mut report = ExpireReport::default();
         let mut rng = rand::rng();
         let now = self.now();
-        if !self.reclaims_expired() {
+        if !self.reclaims_expired() || !self.active_expiry() {
             return report;
         }
         for i in 0..shards {

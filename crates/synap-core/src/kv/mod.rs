@@ -148,6 +148,8 @@ pub struct Keyspace {
     streams: OnceLock<Arc<dyn StreamKeys>>,
     /// Expired keys are hidden but not removed (see [`Keyspace::reclaims_expired`]).
     passive_expiry: AtomicBool,
+    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (lazy expiry goes on).
+    active_expiry: AtomicBool,
     /// The memory limit and eviction settings (changeable at run time).
     pub(crate) limits: evict::Limits,
 }
@@ -196,6 +198,7 @@ impl Keyspace {
             blockers,
             streams: OnceLock::new(),
             passive_expiry: AtomicBool::new(false),
+            active_expiry: AtomicBool::new(true),
             limits: evict::Limits::new(config.max_memory, config.eviction, config.eviction_samples),
         }
     }
@@ -326,6 +329,15 @@ impl Keyspace {
     /// The eviction sample count in force.
     pub fn eviction_samples(&self) -> usize {
         self.limits.samples()
+    }
+
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub fn set_active_expiry(&self, on: bool) {
+        self.active_expiry.store(on, Ordering::Release);
+    }
+
+    pub fn active_expiry(&self) -> bool {
+        self.active_expiry.load(Ordering::Acquire)
     }
 
     pub fn set_passive_expiry(&self, passive: bool) {

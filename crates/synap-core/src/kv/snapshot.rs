@@ -162,6 +162,34 @@ impl Keyspace {
     }
 }
 
+impl Keyspace {
+    /// One key's digest (DEBUG DIGEST-VALUE): its type, value and expiry; `None` when it is missing.
+    pub fn key_digest(&self, key: &[u8], now: u64) -> Option<u64> {
+        let h = self.hash(key);
+        let shard = self.lock(h);
+        let pos = shard.find(h, key)?;
+        let e = shard.entry(pos);
+        if e.is_expired(now) {
+            return None;
+        }
+        let mut d = fnv1a(FNV_OFFSET, &[0xff, e.kind() as u8]);
+        d = match &e.coll {
+            None => fnv1a(d, e.value()),
+            Some(c) => fnv1a(d, &c.digest()),
+        };
+        Some(mix(fnv1a(d, &e.expire_at.to_le_bytes())))
+    }
+
+    /// The memory a key takes, as the memory limit counts it (MEMORY USAGE); `None` when it is missing.
+    pub fn memory_usage(&self, key: &[u8], now: u64) -> Option<usize> {
+        let h = self.hash(key);
+        let shard = self.lock(h);
+        let pos = shard.find(h, key)?;
+        let e = shard.entry(pos);
+        (!e.is_expired(now)).then(|| e.charge())
+    }
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn fnv1a(mut h: u64, data: &[u8]) -> u64 {

@@ -9,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use synap_core::Reply;
 use synap_core::command::table::{self, Spec};
-use synap_core::command::{ClientOp, CommandOp, ConfigOp, ServerCmd};
+use synap_core::command::{
+    ClientOp, CommandOp, ConfigOp, DebugOp, KillFilter, MemoryOp, ObjectInfo, ReplyMode, ServerCmd,
+};
 use synap_core::glob::glob_match;
 use synap_core::kv::EvictionPolicy;
 use synap_core::notify::NotifyFlags;
@@ -17,7 +19,7 @@ use synap_resp::{Protocol, encode, error_line};
 
 use super::connection::Conn;
 use super::{ClientEntry, RespShared};
-use crate::config::FsyncMode;
+use crate::config::{DebugAccess, FsyncMode};
 
 /// The Redis version reported to clients that gate features on it.
 pub const COMPAT_REDIS_VERSION: &str = "7.2.0";
@@ -108,10 +110,52 @@ impl Conn {
                 }
                 ClientOp::Info => bulk(client_line(&self.entry) + "\n"),
                 ClientOp::SetInfo | ClientOp::NoEvict => Reply::Ok,
+                ClientOp::Reply(mode) => {
+                    match mode {
+                        ReplyMode::On => (self.replies_off, self.skip_replies) = (false, 0),
+                        ReplyMode::Off => self.replies_off = true,
+                        // This command's reply and the next one's.
+                        ReplyMode::Skip => self.skip_replies = 2,
+                    }
+                    Reply::Ok
+                }
+                ClientOp::Kill(filter) => match self.kill_clients(&filter) {
+                    Ok(r) => r,
+                    Err(msg) => return error_line(out, &msg),
+                },
             },
             ServerCmd::Command(op) => match op {
                 CommandOp::Count => Reply::Int(table::resp_commands().count() as i64),
-                CommandOp::List => Reply::Array(table::resp_commands().map(command_info).collect()),
+                CommandOp::All => Reply::Array(table::resp_commands().map(command_info).collect()),
+                CommandOp::List(filter) => Reply::Array(
+                    table::resp_commands()
+                        .filter(|s| match &filter {
+                            None => true,
+                            Some((kind, v)) if kind == "aclcat" => {
+                                let cat = format!("@{}", String::from_utf8_lossy(v).to_ascii_lowercase());
+                                s.categories().contains(&cat.as_str())
+                            }
+                            Some((kind, v)) if kind == "pattern" => glob_match(v, s.name.as_bytes()),
+                            // No modules.
+                            Some(_) => false,
+                        })
+                        .map(|s| bulk(s.name))
+                        .collect(),
+                ),
+                CommandOp::GetKeys { args, flags } => match command_keys(&args) {
+                    Ok(keys) => Reply::Array(
+                        keys.into_iter()
+                            .map(|(k, write)| {
+                                if !flags {
+                                    return Reply::Bulk(k);
+                                }
+                                let f: &[&'static str] = if write { &["RW", "update"] } else { &["RO", "access"] };
+                                Reply::Array(vec![Reply::Bulk(k), Reply::Array(f.iter().map(|f| bulk(*f)).collect())])
+                            })
+                            .collect(),
+                    ),
+                    Err(msg) => return error_line(out, &msg),
+                },
                 CommandOp::Info(names) => Reply::Array(
                     names.iter().map(|n| table::lookup(n).map(command_info).unwrap_or(Reply::Nil)).collect(),
                 ),
@@ -128,6 +172,22 @@ impl Conn {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                 Reply::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())])
             }
+            ServerCmd::Config(ConfigOp::Rewrite) => {
+                return error_line(
+                    out,
+                    "ERR CONFIG REWRITE is not supported: run-time changes are not written back; Synap's settings live in its YAML configuration file",
+                );
+            }
+            op @ (ServerCmd::Save
+            | ServerCmd::BgSave
+            | ServerCmd::BgRewriteAof
+            | ServerCmd::LastSave
+            | ServerCmd::Wait { .. }
+            | ServerCmd::Debug(_)
+            | ServerCmd::Memory(_)) => match self.server_op(op) {
+                Ok(r) => r,
+                Err(msg) => return error_line(out, &msg),
+            },
             ServerCmd::Multi
             | ServerCmd::Exec
             | ServerCmd::Discard
@@ -139,6 +199,280 @@ impl Conn {
         };
         encode(out, &reply, self.proto);
     }
+}
+
+impl Conn {
+    /// CLIENT KILL: the clients the filter names are closed (the old form: exactly one address).
+    fn kill_clients(&self, f: &KillFilter) -> Result<Reply, String> {
+        let clients: Vec<_> = self.shared.clients.lock().values().cloned().collect();
+        let mut n = 0;
+        for c in clients {
+            let matches = f.id.is_none_or(|id| c.id == id)
+                && f.addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
+                && f.laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
+                && f.user.as_ref().is_none_or(|u| &u[..] == b"default")
+                && f.kind.as_ref().is_none_or(|t| t == "normal")
+                && !(f.skip_me && c.id == self.entry.id);
+            if matches {
+                c.killed.store(true, Ordering::Release);
+                c.kill.notify_one();
+                n += 1;
+            }
+        }
+        if f.old_form {
+            return if n == 0 { Err("ERR No such client".into()) } else { Ok(Reply::Ok) };
+        }
+        Ok(Reply::Int(n))
+    }
+
+    /// SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, WAIT, DEBUG, MEMORY.
+    fn server_op(&mut self, cmd: ServerCmd) -> Result<Reply, String> {
+        let svc = self.shared.service.clone();
+        let engine = &svc.engine;
+        let persistence = || {
+            svc.persistence
+                .clone()
+                .ok_or_else(|| "ERR persistence is disabled: there is no data directory to save to".to_string())
+        };
+        let in_progress = "ERR Background save already in progress".to_string();
+        Ok(match cmd {
+            ServerCmd::Save => {
+                let p = persistence()?;
+                let saved = if super::dispatch::multi_thread() {
+                    tokio::task::block_in_place(|| p.snapshot())
+                } else {
+                    p.snapshot()
+                };
+                match saved {
+                    Ok(_) => Reply::Ok,
+                    Err(synap_storage::StorageError::SnapshotInProgress) => return Err(in_progress),
+                    Err(e) => return Err(format!("ERR {e}")),
+                }
+            }
+            ServerCmd::BgSave | ServerCmd::BgRewriteAof => {
+                let p = persistence()?;
+                if p.snapshot_in_progress() {
+                    return Err(in_progress);
+                }
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = p.snapshot() {
+                        tracing::warn!(error = %e, "background snapshot failed");
+                    }
+                });
+                if matches!(cmd, ServerCmd::BgSave) {
+                    Reply::Simple("Background saving started".into())
+                } else {
+                    Reply::Simple("Background append only file rewriting started".into())
+                }
+            }
+            ServerCmd::LastSave => {
+                let started =
+                    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() - svc.uptime_secs();
+                Reply::Int(svc.persistence.as_ref().map_or(started, |p| p.last_save_unix()) as i64)
+            }
+            // No replicas yet: none can acknowledge, so the answer is 0 at once.
+            ServerCmd::Wait { .. } => Reply::Int(0),
+            ServerCmd::Debug(op) => {
+                let allowed = match svc.config.resp.enable_debug_command {
+                    DebugAccess::Yes => true,
+                    DebugAccess::No => false,
+                    DebugAccess::Local => self.entry.addr.ip().is_loopback(),
+                };
+                if !allowed {
+                    return Err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.".into());
+                }
+                let now = engine.now_ms();
+                match op {
+                    DebugOp::Sleep(ms) => {
+                        let sleep = || std::thread::sleep(std::time::Duration::from_millis(ms));
+                        if super::dispatch::multi_thread() {
+                            tokio::task::block_in_place(sleep)
+                        } else {
+                            sleep()
+                        }
+                        Reply::Ok
+                    }
+                    DebugOp::Digest => {
+                        let walk = || engine.digest();
+                        let d =
+                            if super::dispatch::multi_thread() { tokio::task::block_in_place(walk) } else { walk() };
+                        Reply::Simple(format!("{d:040x}"))
+                    }
+                    DebugOp::DigestValue(keys) => Reply::Array(
+                        keys.iter()
+                            .map(|k| Reply::Simple(format!("{:040x}", engine.kv().key_digest(k, now).unwrap_or(0))))
+                            .collect(),
+                    ),
+                    DebugOp::SetActiveExpire(on) => {
+                        engine.kv().set_active_expiry(on);
+                        Reply::Ok
+                    }
+                    DebugOp::Object(key) => {
+                        let Some(size) = engine.kv().memory_usage(&key, now) else {
+                            return Err("ERR no such key".into());
+                        };
+                        let ask = |info| {
+                            let cmd = synap_core::Command::Keys(synap_core::command::KeysCmd::Object {
+                                info,
+                                key: key.clone(),
+                            });
+                            engine.execute(&mut synap_core::ExecCtx::default(), cmd)
+                        };
+                        let enc = match ask(ObjectInfo::Encoding) {
+                            Ok(Reply::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+                            _ => "unknown".into(),
+                        };
+                        let idle = match ask(ObjectInfo::IdleTime) {
+                            Ok(Reply::Int(n)) => n,
+                            _ => 0,
+                        };
+                        Reply::Simple(format!(
+                            "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{size} lru:0 lru_seconds_idle:{idle}"
+                        ))
+                    }
+                    DebugOp::Help => Reply::Array(
+                        [
+                            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                            "DIGEST",
+                            "    Output a hex signature representing the current dataset.",
+                            "DIGEST-VALUE <key> [<key> ...]",
+                            "    Output a hex signature of the values of the given keys.",
+                            "OBJECT <key>",
+                            "    Show low level info about the key and associated value.",
+                            "SET-ACTIVE-EXPIRE <0|1>",
+                            "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
+                            "SLEEP <seconds>",
+                            "    Stop the client for <seconds>. Decimals are allowed.",
+                        ]
+                        .into_iter()
+                        .map(|l| Reply::Simple(l.into()))
+                        .collect(),
+                    ),
+                }
+            }
+            ServerCmd::Memory(op) => {
+                let used = engine.used_memory() as u64;
+                let (allocated, resident) = allocator_bytes();
+                match op {
+                    MemoryOp::Usage(key) => {
+                        engine.kv().memory_usage(&key, engine.now_ms()).map_or(Reply::Nil, |n| Reply::Int(n as i64))
+                    }
+                    MemoryOp::Stats => {
+                        let keys = engine.kv().len() as u64;
+                        let max = engine.kv().stats().max_memory as u64;
+                        Reply::Map(vec![
+                            (bulk("peak.allocated"), Reply::Int(allocated.max(used) as i64)),
+                            (bulk("total.allocated"), Reply::Int(allocated as i64)),
+                            (bulk("dataset.bytes"), Reply::Int(used as i64)),
+                            (bulk("keys.count"), Reply::Int(keys as i64)),
+                            (bulk("keys.bytes-per-key"), Reply::Int(used.checked_div(keys).unwrap_or(0) as i64)),
+                            (bulk("allocator.allocated"), Reply::Int(allocated as i64)),
+                            (bulk("allocator.resident"), Reply::Int(resident as i64)),
+                            (bulk("maxmemory"), Reply::Int(max as i64)),
+                        ])
+                    }
+                    MemoryOp::Doctor => {
+                        let max = engine.kv().stats().max_memory as u64;
+                        let text = if max > 0 && used * 10 > max * 9 {
+                            format!(
+                                "The data uses {used} bytes, more than 90% of maxmemory ({max}): writes will soon evict keys or be refused (maxmemory-policy)."
+                            )
+                        } else if resident > 0
+                            && allocated > 0
+                            && resident > allocated.saturating_mul(3) / 2 + (64 << 20)
+                        {
+                            format!(
+                                "The process holds {resident} bytes resident for {allocated} bytes allocated: memory is fragmented; MEMORY PURGE may return some of it."
+                            )
+                        } else {
+                            "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.".into()
+                        };
+                        Reply::Bulk(text.into())
+                    }
+                    MemoryOp::MallocStats => {
+                        Reply::Bulk(format!("allocated: {allocated}\nresident: {resident}\ndataset: {used}\n").into())
+                    }
+                    MemoryOp::Purge => Reply::Ok,
+                    MemoryOp::Help => Reply::Array(
+                        [
+                            "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                            "DOCTOR",
+                            "    Return memory problems reports.",
+                            "MALLOC-STATS",
+                            "    Return internal statistics report from the memory allocator.",
+                            "PURGE",
+                            "    Attempt to purge dirty pages for reclamation by the allocator.",
+                            "STATS",
+                            "    Return information about the memory usage of the server.",
+                            "USAGE <key> [SAMPLES <count>]",
+                            "    Return memory in bytes used by <key> and its value.",
+                        ]
+                        .into_iter()
+                        .map(|l| Reply::Simple(l.into()))
+                        .collect(),
+                    ),
+                }
+            }
+            other => return Err(format!("ERR {} is not a server operation", other.name())),
+        })
+    }
+}
+
+/// COMMAND GETKEYS: the keys of a command line (and whether the command writes), from the table's key
+/// positions, or from the arguments for the commands whose keys move (numkeys, STORE, STREAMS).
+fn command_keys(args: &[Bytes]) -> Result<Vec<(Bytes, bool)>, String> {
+    let Some(row) = args.first().and_then(|a| table::row(a)) else {
+        return Err("ERR Invalid command specified".into());
+    };
+    let spec = row.spec;
+    if !spec.arity_ok(args.len()) {
+        return Err("ERR Invalid number of arguments specified for command".into());
+    }
+    let write = spec.is_write();
+    let numkeys = |at: usize| -> Result<Vec<(Bytes, bool)>, String> {
+        let n = args.get(at).and_then(|a| synap_core::command::args::parse_i64(a)).filter(|n| *n >= 0);
+        let n = n.ok_or("ERR Invalid arguments specified for command")? as usize;
+        let keys = args.get(at + 1..at + 1 + n).ok_or("ERR Invalid arguments specified for command")?;
+        Ok(keys.iter().map(|k| (k.clone(), write)).collect())
+    };
+    let mut keys = match spec.name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop" | "bzmpop" => numkeys(2)?,
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => numkeys(1)?,
+        "zunionstore" | "zinterstore" | "zdiffstore" => {
+            let mut k = vec![(args[1].clone(), true)];
+            k.extend(numkeys(2)?.into_iter().map(|(k, _)| (k, false)));
+            k
+        }
+        "xread" | "xreadgroup" => {
+            let at = args
+                .iter()
+                .position(|a| a.eq_ignore_ascii_case(b"streams"))
+                .ok_or("ERR Invalid arguments specified for command")?;
+            let rest = &args[at + 1..];
+            rest[..rest.len() / 2].iter().map(|k| (k.clone(), write)).collect()
+        }
+        _ if spec.keys.first > 0 => {
+            let (first, step) = (spec.keys.first as usize, spec.keys.step.max(1) as usize);
+            let last = match spec.keys.last {
+                l if l < 0 => (args.len() as i32 + l) as usize,
+                l => l as usize,
+            };
+            (first..=last.min(args.len() - 1)).step_by(step).map(|i| (args[i].clone(), write)).collect()
+        }
+        _ => Vec::new(),
+    };
+    // STORE destinations: SORT and GEORADIUS name them among their options.
+    if matches!(spec.name, "sort" | "georadius" | "georadiusbymember") {
+        for w in args.windows(2) {
+            if w[0].eq_ignore_ascii_case(b"store") || w[0].eq_ignore_ascii_case(b"storedist") {
+                keys.push((w[1].clone(), true));
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err("ERR The command has no key arguments".into());
+    }
+    Ok(keys)
 }
 
 fn client_line(c: &ClientEntry) -> String {

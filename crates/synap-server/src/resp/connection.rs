@@ -51,6 +51,10 @@ pub(super) struct Conn {
     /// Bytes the client's watched keys and subscription names hold; with `multi_bytes` they count toward
     /// `resp.max_pending_bytes`, as the query buffer does.
     pub held_bytes: usize,
+    /// CLIENT REPLY OFF.
+    pub replies_off: bool,
+    /// CLIENT REPLY SKIP: replies still to drop (the SKIP's own and the next command's).
+    pub skip_replies: u8,
 }
 
 impl Conn {
@@ -137,6 +141,8 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         last_active_ms: Default::default(),
         last_cmd: u64::MAX.into(),
         resp: 2.into(),
+        killed: Default::default(),
+        kill: Default::default(),
     });
     shared.clients.lock().insert(id, entry.clone());
     let cfg = shared.service.config.resp.clone();
@@ -153,6 +159,8 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         watch_flag: Arc::new(AtomicBool::new(false)),
         watched: std::collections::HashSet::new(),
         held_bytes: 0,
+        replies_off: false,
+        skip_replies: 0,
     };
     let mut io = Io {
         socket,
@@ -208,6 +216,14 @@ impl Conn {
                         let before = ctx.lsn;
                         let start = io.out.len();
                         blocked = self.execute(&args, &mut ctx, &mut io.out);
+                        // CLIENT REPLY OFF / SKIP: the reply is not sent.
+                        if self.replies_off || self.skip_replies > 0 {
+                            io.out.truncate(start);
+                            self.skip_replies = self.skip_replies.saturating_sub(1);
+                        }
+                        if self.entry.killed.load(Ordering::Acquire) {
+                            self.quit = true;
+                        }
                         if ctx.lsn > before {
                             writes.push(WriteReply { start, end: io.out.len() });
                         }
@@ -313,6 +329,7 @@ impl Conn {
             },
             _ = ready(&sink) => self.deliver(io, sink).await,
             _ = stop.changed() => Err(End::Closed),
+            _ = self.entry.kill.notified() => Err(End::Closed),
         }
     }
 
