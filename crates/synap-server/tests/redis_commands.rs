@@ -521,3 +521,51 @@ async fn err_or_ok(c: &mut MultiplexedConnection, line: &str) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+#[tokio::test]
+async fn dump_and_restore_every_type() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        let _: () = q(&mut c, "SET s hello").await;
+        let _: () = q(&mut c, "HSET h f v g w").await;
+        let _: () = q(&mut c, "RPUSH l a b c").await;
+        let _: () = q(&mut c, "SADD set x y").await;
+        let _: () = q(&mut c, "ZADD z 1 a 2.5 b").await;
+        let _: () = q(&mut c, "PEXPIRE l 100000").await;
+        for key in ["s", "h", "l", "set", "z"] {
+            let payload: Vec<u8> = q(&mut c, &format!("DUMP {key}")).await;
+            let copy = format!("{key}:copy");
+            let _: () = redis::cmd("RESTORE").arg(&copy).arg(0).arg(&payload).query_async(&mut c).await.unwrap();
+            let a: Vec<u8> = q(&mut c, &format!("DUMP {key}")).await;
+            let b: Vec<u8> = q(&mut c, &format!("DUMP {copy}")).await;
+            assert_eq!(a, b, "{key} round trips");
+            let busy = redis::cmd("RESTORE").arg(&copy).arg(0).arg(&payload).query_async::<()>(&mut c).await;
+            assert_eq!(busy.unwrap_err().code(), Some("BUSYKEY"));
+            let _: () = redis::cmd("RESTORE")
+                .arg(&copy)
+                .arg(5000)
+                .arg(&payload)
+                .arg("REPLACE")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let ttl: i64 = q(&mut c, &format!("PTTL {copy}")).await;
+            assert!((1..=5000).contains(&ttl), "{ttl}");
+        }
+        assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l:copy 0 -1").await, ["a", "b", "c"]);
+        assert_eq!(q::<Option<Vec<u8>>>(&mut c, "DUMP nosuch").await, None);
+        let mut bad: Vec<u8> = q(&mut c, "DUMP s").await;
+        bad[1] ^= 1;
+        let e = redis::cmd("RESTORE").arg("x").arg(0).arg(&bad).query_async::<()>(&mut c).await.unwrap_err();
+        assert_eq!(e.detail(), Some("DUMP payload version or checksum are wrong"));
+        let good: Vec<u8> = q(&mut c, "DUMP s").await;
+        let e = redis::cmd("RESTORE").arg("x").arg(-1).arg(&good).query_async::<()>(&mut c).await.unwrap_err();
+        assert_eq!(e.detail(), Some("Invalid TTL value, must be >= 0"));
+        // An absolute TTL in the past creates nothing.
+        let _: () = redis::cmd("RESTORE").arg("x").arg(1).arg(&good).arg("ABSTTL").query_async(&mut c).await.unwrap();
+        assert_eq!(q::<i64>(&mut c, "EXISTS x").await, 0);
+    }
+    s.stop().await;
+}

@@ -353,6 +353,16 @@ pub enum KeysCmd {
     },
     /// SORT and SORT_RO.
     Sort(SortArgs),
+    Dump {
+        key: Bytes,
+    },
+    /// RESTORE: `ttl` as given (Redis checks it after the key).
+    Restore {
+        key: Bytes,
+        ttl: Bytes,
+        payload: Bytes,
+        opts: crate::kv::RestoreOpts,
+    },
     /// TOUCH: how many of the keys exist (their access time is updated).
     Touch {
         keys: Vec<Bytes>,
@@ -386,6 +396,8 @@ impl KeysCmd {
             KeysCmd::Touch { .. } => "touch",
             KeysCmd::Sort(a) if a.readonly => "sort_ro",
             KeysCmd::Sort(_) => "sort",
+            KeysCmd::Dump { .. } => "dump",
+            KeysCmd::Restore { .. } => "restore",
         }
     }
 }
@@ -868,6 +880,40 @@ pub(super) fn copy(a: &mut Args<'_>) -> Result<Command> {
         }
     }
     keys(KeysCmd::Copy { from, to, replace })
+}
+
+pub(super) fn dump(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Dump { key: a.next_bytes()? })
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ n] (IDLETIME and FREQ are checked
+/// and accepted; the access stamp starts fresh).
+pub(super) fn restore(a: &mut Args<'_>) -> Result<Command> {
+    let (key, ttl, payload) = (a.next_bytes()?, a.next_bytes()?, a.next_bytes()?);
+    let mut opts = crate::kv::RestoreOpts::default();
+    let (mut idle, mut freq) = (false, false);
+    while !a.is_empty() {
+        if a.eat("replace") {
+            opts.replace = true;
+        } else if a.eat("absttl") {
+            opts.absttl = true;
+        } else if a.peek().is_some_and(|w| is(w, "idletime")) && a.remaining() >= 2 && !freq {
+            a.next_bytes()?;
+            if a.next_int()? < 0 {
+                return Err(CommandError::Invalid("Invalid IDLETIME value, must be >= 0".into()));
+            }
+            idle = true;
+        } else if a.peek().is_some_and(|w| is(w, "freq")) && a.remaining() >= 2 && !idle {
+            a.next_bytes()?;
+            if !(0..=255).contains(&a.next_int()?) {
+                return Err(CommandError::Invalid("Invalid FREQ value, must be >= 0 and <= 255".into()));
+            }
+            freq = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    keys(KeysCmd::Restore { key, ttl, payload, opts })
 }
 
 pub(super) fn sort(a: &mut Args<'_>) -> Result<Command> {

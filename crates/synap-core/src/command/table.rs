@@ -1074,6 +1074,25 @@ pub static COMMANDS: &[Spec] = &[
     resp!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", kv::key_type),
     resp!("copy", -3, W, (1, 2, 1), "generic", "Copies the value of a key to a new key.", kv::copy),
     resp!(
+        "dump",
+        2,
+        R,
+        (1, 1, 1),
+        "generic",
+        "Returns a serialized representation of the value stored at a key.",
+        kv::dump
+    ),
+    resp!(
+        "restore",
+        -4,
+        W,
+        (1, 1, 1),
+        "generic",
+        "Creates a key from the serialized representation of a value.",
+        kv::restore,
+        acl = &["@dangerous"]
+    ),
+    resp!(
         "sort",
         -2,
         W,

@@ -76,6 +76,8 @@ impl Keyspace {
             }
             KeysCmd::Copy { from, to, replace } => self.copy(&from, &to, replace, lsn, now),
             KeysCmd::Sort(args) => self.sort(&args, lsn, now),
+            KeysCmd::Dump { key } => self.dump(&key, now),
+            KeysCmd::Restore { key, ttl, payload, opts } => self.restore(&key, &ttl, &payload, opts, lsn, now),
             KeysCmd::Touch { keys } => {
                 let mut n = 0;
                 for k in &keys {
@@ -90,7 +92,7 @@ impl Keyspace {
 
     /// A key's value in the form a record moves it whole: a string's bytes (`None` kind) or a
     /// collection's encoding; refused past what one record may carry.
-    fn whole_value(e: &super::shard::Entry, what: &str) -> Result<(Option<u8>, Vec<u8>)> {
+    pub(super) fn whole_value(e: &super::shard::Entry, what: &str) -> Result<(Option<u8>, Vec<u8>)> {
         let (kind, value) = match &e.coll {
             None => (None, e.value().to_vec()),
             Some(c) => (Some(c.kind() as u8), c.encode()),

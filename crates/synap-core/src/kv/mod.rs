@@ -20,6 +20,7 @@ mod access;
 mod apply;
 mod bitfield;
 mod bits;
+mod dump;
 mod evict;
 mod expire;
 mod geo;
@@ -46,6 +47,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 pub(crate) use apply::Mode;
 pub(crate) use bitfield::parse_offset as bitfield_offset;
+pub use dump::RestoreOpts;
 pub use evict::EvictionPolicy;
 pub use expire::ExpireReport;
 pub(crate) use geo::geohash_score;
