@@ -96,6 +96,7 @@ impl RunningServer {
                 started: std::time::Instant::now(),
                 bound,
                 idle_timeout_secs: config.resp.idle_timeout_secs.into(),
+                monitors: Default::default(),
             });
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
             Some(bound)

@@ -569,3 +569,32 @@ async fn dump_and_restore_every_type() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn monitor_sees_other_clients_commands() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = common::start().await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut mon = tokio::net::TcpStream::connect(addr).await.unwrap();
+    mon.write_all(b"MONITOR\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = mon.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+    let mut c = conn(&s, false).await;
+    let _: () = q(&mut c, "SET k a\"b").await;
+    let _: () = q(&mut c, "CONFIG SET maxmemory 0").await;
+    let _: Option<String> = q(&mut c, "GET k").await;
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("\"GET\"") {
+        let n = tokio::time::timeout(Duration::from_secs(5), mon.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the monitor stays open");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    // The client library's own CLIENT SETINFO lines come first.
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("SETINFO")).collect();
+    assert!(lines[0].starts_with('+') && lines[0].ends_with(r#"] "SET" "k" "a\"b""#), "{text}");
+    // CONFIG (an admin command) is not shown.
+    assert!(lines[1].ends_with(r#"] "GET" "k""#), "{text}");
+    s.stop().await;
+}

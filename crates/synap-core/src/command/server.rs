@@ -135,6 +135,8 @@ pub enum ServerCmd {
     },
     Debug(DebugOp),
     Memory(MemoryOp),
+    /// MONITOR: this connection receives every command the server runs from now on.
+    Monitor,
 }
 
 impl ServerCmd {
@@ -162,6 +164,7 @@ impl ServerCmd {
             ServerCmd::BgRewriteAof => "bgrewriteaof",
             ServerCmd::LastSave => "lastsave",
             ServerCmd::Wait { .. } => "wait",
+            ServerCmd::Monitor => "monitor",
             ServerCmd::Debug(_) => "debug",
             ServerCmd::Memory(MemoryOp::Usage(_)) => "memory|usage",
             ServerCmd::Memory(MemoryOp::Stats) => "memory|stats",
@@ -378,6 +381,11 @@ pub(super) fn bgsave(a: &mut Args<'_>) -> Result<Command> {
 pub(super) fn bgrewriteaof(a: &mut Args<'_>) -> Result<Command> {
     a.finish()?;
     server(ServerCmd::BgRewriteAof)
+}
+
+pub(super) fn monitor(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::Monitor)
 }
 
 pub(super) fn lastsave(a: &mut Args<'_>) -> Result<Command> {

@@ -1295,6 +1295,15 @@ pub static COMMANDS: &[Spec] = &[
         server::bgrewriteaof
     ),
     resp!(
+        "monitor",
+        1,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Listens for all requests received by the server in real-time.",
+        server::monitor
+    ),
+    resp!(
         "lastsave",
         1,
         CONN.with(Flags::NOSCRIPT),

@@ -172,6 +172,13 @@ impl Conn {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
                 Reply::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())])
             }
+            ServerCmd::Monitor => {
+                if self.monitor.is_none() {
+                    let limit = self.shared.service.config.resp.max_output_bytes.0 as usize;
+                    self.monitor = Some(self.shared.monitors.add(self.entry.id, limit));
+                }
+                Reply::Ok
+            }
             ServerCmd::Config(ConfigOp::Rewrite) => {
                 return error_line(
                     out,

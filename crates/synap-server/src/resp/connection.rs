@@ -53,6 +53,8 @@ pub(super) struct Conn {
     pub held_bytes: usize,
     /// CLIENT REPLY OFF.
     pub replies_off: bool,
+    /// The MONITOR feed, once the client asked for one.
+    pub monitor: Option<Arc<super::monitor::Feed>>,
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP's own and the next command's).
     pub skip_replies: u8,
 }
@@ -161,6 +163,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         held_bytes: 0,
         replies_off: false,
         skip_replies: 0,
+        monitor: None,
     };
     let mut io = Io {
         socket,
@@ -193,6 +196,9 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
     }
     if let Some(sink) = conn.sub.take() {
         shared.service.engine.pubsub().unregister(sink.id);
+    }
+    if conn.monitor.take().is_some() {
+        shared.monitors.remove(id);
     }
     let _ = io.socket.shutdown().await;
     shared.clients.lock().remove(&id);
@@ -330,6 +336,16 @@ impl Conn {
             _ = ready(&sink) => self.deliver(io, sink).await,
             _ = stop.changed() => Err(End::Closed),
             _ = self.entry.kill.notified() => Err(End::Closed),
+            _ = monitor_ready(&self.monitor) => {
+                let Some(lines) = self.monitor.as_ref().and_then(|f| f.drain()) else {
+                    self.shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
+                    return Err(End::Closed);
+                };
+                for l in lines {
+                    io.out.extend_from_slice(&l);
+                }
+                io.flush().await
+            }
         }
     }
 
@@ -367,6 +383,13 @@ impl Conn {
 }
 
 /// Resolves when a subscriber has messages (never without a subscription).
+async fn monitor_ready(feed: &Option<Arc<super::monitor::Feed>>) {
+    match feed {
+        Some(f) => f.notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn ready(sink: &Option<Arc<Sink>>) {
     match sink {
         Some(s) => s.ready().await,

@@ -34,6 +34,10 @@ impl Conn {
         };
         let spec = row.spec;
         self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
+        let monitors = &self.shared.monitors;
+        if monitors.active() && !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth" {
+            monitors.feed(self.entry.id, self.entry.addr, args);
+        }
         let subscribed = self.sub_count > 0 && self.proto == Protocol::Resp2;
         if subscribed && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
             let msg = format!(
@@ -119,6 +123,9 @@ impl Conn {
     fn reset(&mut self, out: &mut Vec<u8>) {
         if let Some(sink) = self.sub.take() {
             self.shared.service.engine.pubsub().unregister(sink.id);
+        }
+        if self.monitor.take().is_some() {
+            self.shared.monitors.remove(self.entry.id);
         }
         self.multi = None;
         self.multi_bytes = 0;

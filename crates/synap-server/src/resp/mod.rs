@@ -13,6 +13,7 @@
 mod admin;
 mod connection;
 mod dispatch;
+pub(crate) mod monitor;
 mod multi;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,8 @@ pub struct RespShared {
     /// Redis's `timeout`: seconds a client may stay idle (0: forever); CONFIG SET changes it for every
     /// client.
     pub idle_timeout_secs: AtomicU64,
+    /// MONITOR clients.
+    pub monitors: monitor::Monitors,
 }
 
 impl RespShared {
