@@ -66,6 +66,12 @@ impl Cmd {
             "SCAN" | "SSCAN" => Norm::ScanAll { pairs: false },
             "HSCAN" | "ZSCAN" => Norm::ScanAll { pairs: true },
             "PUBSUB" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case("channels")) => Norm::Unordered,
+            "SORT" | "SORT_RO"
+                if args.iter().any(|a| a.eq_ignore_ascii_case("alpha"))
+                    && args.windows(2).any(|w| w[0].eq_ignore_ascii_case("by") && w[1].contains('*')) =>
+            {
+                Norm::Unordered
+            }
             _ => Norm::Exact,
         };
         Some(Cmd { args, norm })
@@ -631,29 +637,30 @@ impl Gen {
     fn sort(&mut self) -> Cmd {
         let family = self.pick(&["l", "set", "z"]);
         let k = self.key(family);
-        let family = k.split(':').next().unwrap_or("").to_string();
         let mut a = vec![if self.chance(0.2) { "SORT_RO" } else { "SORT" }.to_string(), k];
-        let store = a[0] == "SORT" && self.chance(0.3);
+        let mut store = a[0] == "SORT" && self.chance(0.3);
         let mut opts: Vec<Vec<String>> = Vec::new();
         let alpha = self.chance(0.4);
         if alpha {
             opts.push(vec!["ALPHA".into()]);
         }
+        let mut alpha_by = false;
         if self.chance(0.4) {
-            // A key's type is not known here (any name may hold a set): BY without `*` takes a set's own
-            // order, which Redis leaves open unless the result is stored.
+            // A key's type is not known here (any name may hold a set, RENAME moves them): BY without
+            // `*` takes a set's own order, which Redis leaves open unless the result is stored.
             let by = if !store {
                 self.pick(&["str:*", "h:*->a", "*"])
             } else {
                 self.pick(&["str:*", "h:*->a", "nosort", "#", "str:*->x", "*"])
             };
-            if !(alpha && family != "l" && by.contains('*')) {
-                opts.push(vec!["BY".into(), by.into()]);
-            }
+            alpha_by = alpha && by.contains('*');
+            opts.push(vec!["BY".into(), by.into()]);
         }
-        // Ties of ALPHA BY (missing values) under LIMIT come out in the order of Redis's partial
-        // quicksort, which Synap follows step by step.
-        if self.chance(0.3) {
+        // ALPHA BY leaves ties (missing values) in the source's order, a set's own order included: its
+        // replies are compared as multisets, and it takes no LIMIT and no STORE.
+        if alpha_by {
+            store = false;
+        } else if self.chance(0.3) {
             opts.push(vec!["LIMIT".into(), self.small(-1, 4), self.small(-1, 4)]);
         }
         for _ in 0..self.rng.random_range(0..=2) {
@@ -671,7 +678,7 @@ impl Gen {
         if self.chance(0.03) {
             a.push(self.pick(&["LIMIT", "BY", "STORE", "junk"]).into());
         }
-        Cmd::new(a, Norm::Exact)
+        Cmd::new(a, if alpha_by { Norm::Unordered } else { Norm::Exact })
     }
 
     fn any_key(&mut self) -> String {
