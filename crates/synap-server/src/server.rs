@@ -97,6 +97,9 @@ impl RunningServer {
                 bound,
                 idle_timeout_secs: config.resp.idle_timeout_secs.into(),
                 monitors: Default::default(),
+                paused_until_ms: 0.into(),
+                pause_writes_only: false.into(),
+                unpaused: Default::default(),
             });
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
             Some(bound)

@@ -598,3 +598,31 @@ async fn monitor_sees_other_clients_commands() {
     assert!(lines[1].ends_with(r#"] "GET" "k""#), "{text}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_pause_holds_writes_or_everything_until_it_ends() {
+    let s = common::start().await;
+    let mut admin = conn(&s, false).await;
+    let mut c = conn(&s, true).await;
+    // WRITE: reads go on, writes wait for the pause to end.
+    let t = std::time::Instant::now();
+    let _: () = q(&mut admin, "CLIENT PAUSE 2000 WRITE").await;
+    let _: Option<String> = q(&mut c, "GET k").await;
+    assert!(t.elapsed() < Duration::from_millis(1500), "a read does not wait");
+    let _: () = q(&mut c, "SET k v").await;
+    assert!(t.elapsed() >= Duration::from_millis(1900), "a write waits: {:?}", t.elapsed());
+    // ALL: everything waits, until CLIENT UNPAUSE.
+    let _: () = q(&mut admin, "CLIENT PAUSE 100000 ALL").await;
+    let t = std::time::Instant::now();
+    let waiting = tokio::spawn(async move {
+        let v: String = q(&mut c, "GET k").await;
+        v
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "a read waits under ALL");
+    let _: () = q(&mut admin, "CLIENT UNPAUSE").await;
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), "v");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(err(&mut admin, "CLIENT PAUSE -1").await, "ERR timeout is negative");
+    s.stop().await;
+}

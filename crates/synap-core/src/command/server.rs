@@ -22,6 +22,12 @@ pub enum ClientOp {
     Kill(KillFilter),
     /// CLIENT REPLY ON|OFF|SKIP.
     Reply(ReplyMode),
+    /// CLIENT PAUSE ms [WRITE|ALL] (`writes`: WRITE).
+    Pause {
+        ms: u64,
+        writes: bool,
+    },
+    Unpause,
 }
 
 /// Which clients CLIENT KILL closes.
@@ -156,6 +162,8 @@ impl ServerCmd {
             ServerCmd::Config(ConfigOp::Rewrite) => "config|rewrite",
             ServerCmd::Client(ClientOp::Kill(_)) => "client|kill",
             ServerCmd::Client(ClientOp::Reply(_)) => "client|reply",
+            ServerCmd::Client(ClientOp::Pause { .. }) => "client|pause",
+            ServerCmd::Client(ClientOp::Unpause) => "client|unpause",
             ServerCmd::Command(CommandOp::All) => "command",
             ServerCmd::Command(CommandOp::GetKeys { flags: false, .. }) => "command|getkeys",
             ServerCmd::Command(CommandOp::GetKeys { flags: true, .. }) => "command|getkeysandflags",
@@ -318,6 +326,23 @@ pub(super) fn client(a: &mut Args<'_>) -> Result<Command> {
         ClientOp::Reply(mode)
     } else if is(&sub, "kill") {
         ClientOp::Kill(kill_filter(a)?)
+    } else if is(&sub, "pause") {
+        let ms = a.next_int_or(|| CommandError::Invalid("timeout is not an integer or out of range".into()))?;
+        if ms < 0 {
+            return Err(CommandError::Invalid("timeout is negative".into()));
+        }
+        let writes = if a.eat("write") {
+            true
+        } else if a.is_empty() || a.eat("all") {
+            false
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        a.finish()?;
+        ClientOp::Pause { ms: ms as u64, writes }
+    } else if is(&sub, "unpause") {
+        a.finish()?;
+        ClientOp::Unpause
     } else {
         return Err(unknown_subcommand(&sub, "client"));
     };

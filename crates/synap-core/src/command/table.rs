@@ -1492,6 +1492,15 @@ pub static COMMANDS: &[Spec] = &[
     sub!("config|set", -4, ADMIN, (0, 0, 0), "server", "Sets configuration parameters in-flight."),
     sub!("config|resetstat", 2, ADMIN, (0, 0, 0), "server", "Resets the server's statistics."),
     sub!("config|rewrite", 2, ADMIN, (0, 0, 0), "server", "Persists the effective configuration to file."),
+    sub!("client|pause", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Suspends commands processing."),
+    sub!(
+        "client|unpause",
+        2,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Resumes processing commands from paused clients."
+    ),
     sub!("client|kill", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Terminates open connections."),
     sub!(
         "client|reply",

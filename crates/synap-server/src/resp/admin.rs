@@ -119,6 +119,25 @@ impl Conn {
                     }
                     Reply::Ok
                 }
+                ClientOp::Pause { ms, writes } => {
+                    let sh = &self.shared;
+                    let until = sh.started.elapsed().as_millis() as u64 + ms;
+                    // A longer pause, or one of more commands, wins over the one in force (as Redis).
+                    let current = sh.paused_until_ms.load(Ordering::Acquire);
+                    let now = sh.started.elapsed().as_millis() as u64;
+                    let active = current > now;
+                    if !active || !writes || until > current {
+                        sh.paused_until_ms.store(until.max(if active { current } else { 0 }), Ordering::Release);
+                        let writes_only = writes && (!active || sh.pause_writes_only.load(Ordering::Acquire));
+                        sh.pause_writes_only.store(writes_only, Ordering::Release);
+                    }
+                    Reply::Ok
+                }
+                ClientOp::Unpause => {
+                    self.shared.paused_until_ms.store(0, Ordering::Release);
+                    self.shared.unpaused.notify_waiters();
+                    Reply::Ok
+                }
                 ClientOp::Kill(filter) => match self.kill_clients(&filter) {
                     Ok(r) => r,
                     Err(msg) => return error_line(out, &msg),

@@ -219,6 +219,11 @@ impl Conn {
                 match io.parser.parse(&mut io.buf) {
                     Ok(Some(args)) => {
                         n += 1;
+                        // CLIENT PAUSE: the command waits (writes only, under WRITE) until the pause
+                        // ends or CLIENT UNPAUSE; the pause commands themselves never wait.
+                        if shared.paused_until_ms.load(Ordering::Acquire) > 0 {
+                            self.wait_pause(&args, stop).await?;
+                        }
                         let before = ctx.lsn;
                         let start = io.out.len();
                         blocked = self.execute(&args, &mut ctx, &mut io.out);
@@ -383,6 +388,30 @@ impl Conn {
 }
 
 /// Resolves when a subscriber has messages (never without a subscription).
+impl Conn {
+    async fn wait_pause(&mut self, args: &[bytes::Bytes], stop: &mut watch::Receiver<bool>) -> Step {
+        let Some(row) = synap_core::command::table::row(&args[0]) else { return Ok(()) };
+        let spec = row.spec;
+        let pause_cmd = spec.name == "client"
+            && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"unpause") || a.eq_ignore_ascii_case(b"pause"));
+        if pause_cmd {
+            return Ok(());
+        }
+        // Commands that may write: writes, and those that can run writes (scripts, functions, EXEC).
+        let writes =
+            spec.is_write() || matches!(spec.name, "eval" | "evalsha" | "fcall" | "exec" | "publish" | "pfcount");
+        while let Some(left) = self.shared.pause_left(writes) {
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                _ = self.shared.unpaused.notified() => {}
+                _ = stop.changed() => return Err(End::Closed),
+                _ = self.entry.kill.notified() => return Err(End::Closed),
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn monitor_ready(feed: &Option<Arc<super::monitor::Feed>>) {
     match feed {
         Some(f) => f.notify.notified().await,

@@ -70,9 +70,23 @@ pub struct RespShared {
     pub idle_timeout_secs: AtomicU64,
     /// MONITOR clients.
     pub monitors: monitor::Monitors,
+    /// CLIENT PAUSE: until when (ms since `started`; 0: not paused) and whether only writes wait.
+    pub paused_until_ms: AtomicU64,
+    pub pause_writes_only: std::sync::atomic::AtomicBool,
+    pub unpaused: tokio::sync::Notify,
 }
 
 impl RespShared {
+    /// How long a command must wait under CLIENT PAUSE (`None`: it may run).
+    pub fn pause_left(&self, is_write: bool) -> Option<std::time::Duration> {
+        let until = self.paused_until_ms.load(Ordering::Acquire);
+        let now = self.started.elapsed().as_millis() as u64;
+        if until <= now || (self.pause_writes_only.load(Ordering::Acquire) && !is_write) {
+            return None;
+        }
+        Some(std::time::Duration::from_millis(until - now))
+    }
+
     pub fn connected(&self) -> usize {
         self.clients.lock().len()
     }
