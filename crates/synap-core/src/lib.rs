@@ -15,6 +15,7 @@
 pub mod blocking;
 mod cjson;
 pub mod clock;
+mod cmsgpack;
 pub mod command;
 pub mod decimal;
 pub mod engine;

@@ -153,6 +153,10 @@ const SCRIPTS: &[(&str, usize)] = &[
     ("return cjson.encode(redis.call('hgetall', KEYS[1]))", 1),
     ("local t = cjson.decode('[' .. (tonumber(ARGV[1]) or 0) .. ', {\"k\": null}]') return {t[1], type(t[2].k)}", 0),
     ("return cjson.encode({[1] = 1, [30] = 2})", 0),
+    ("return cmsgpack.pack(KEYS[1], tonumber(ARGV[1]) or ARGV[1], {1, 2.5, {x = ARGV[2]}}, true, -70000, 2^40)", 1),
+    ("return {cmsgpack.unpack(cmsgpack.pack({ARGV[1], {k = ARGV[2]}}, tonumber(ARGV[1]) or 0.1))}", 0),
+    ("return {cmsgpack.unpack_limit(cmsgpack.pack(1, ARGV[1], 3), 2, 1)}", 0),
+    ("return cmsgpack.unpack(ARGV[1])", 0),
 ];
 
 /// Function libraries of the scripting family (loaded, replaced and deleted as it runs), good and bad.
