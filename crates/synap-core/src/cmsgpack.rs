@@ -93,7 +93,8 @@ fn int(n: i64, out: &mut Vec<u8>) {
 
 fn number(n: f64, out: &mut Vec<u8>) {
     // An integer when the double is one exactly (and fits 64 bits), as lua-cmsgpack decides.
-    if !n.is_infinite() && (n as i64) as f64 == n && n >= -9.223_372_036_854_776e18 && n < 9.223_372_036_854_776e18 {
+    if !n.is_infinite() && (n as i64) as f64 == n && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n)
+    {
         return int(n as i64, out);
     }
     let f = n as f32;
