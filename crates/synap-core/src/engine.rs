@@ -52,8 +52,9 @@ pub struct EngineCursor {
     queues: QueueCursor,
     queues_done: bool,
     streams: StreamCursor,
-    /// Function libraries written so far.
-    functions: usize,
+    /// The last function library written, by name.
+    functions_after: Option<String>,
+    functions_done: bool,
 }
 
 /// Per-call context a front end keeps for its client.
@@ -470,7 +471,7 @@ impl Engine {
     /// A library's record: loaded again from its code (which loaded when it was logged).
     fn apply_function(&self, m: &Mutation<'_>) {
         let outcome = match m {
-            Mutation::FunctionLoad { code } => self.scripts.function_load(code, true).map(|_| ()),
+            Mutation::FunctionLoad { code } => self.scripts.function_replay(code).map(|_| ()),
             Mutation::FunctionDelete { name } => self.scripts.function_delete(name),
             Mutation::FunctionFlush => self.scripts.function_flush(),
             _ => Ok(()),
@@ -515,16 +516,18 @@ impl Engine {
         if let Some(n) = self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv.expiry_of(key)) {
             return Some(n);
         }
-        // The function libraries last, one record each (their code is bounded).
-        let codes = self.scripts.library_codes();
-        if cursor.functions >= codes.len() {
+        // The function libraries last, one record each, walked by name.
+        if cursor.functions_done {
             return None;
         }
-        let end = codes.len().min(cursor.functions + max.max(1));
-        let batch: Vec<Mutation<'_>> =
-            codes[cursor.functions..end].iter().map(|c| Mutation::FunctionLoad { code: c }).collect();
+        let libs = self.scripts.libraries_after(cursor.functions_after.as_deref(), max.max(1));
+        let Some((last, _)) = libs.last() else {
+            cursor.functions_done = true;
+            return None;
+        };
+        cursor.functions_after = Some(last.clone());
+        let batch: Vec<Mutation<'_>> = libs.iter().map(|(_, c)| Mutation::FunctionLoad { code: c }).collect();
         crate::mutation::encode_batch(&batch, out);
-        cursor.functions = end;
         Some(batch.len())
     }
 

@@ -778,8 +778,59 @@ impl Scripts {
 
     /// FUNCTION LOAD: the library's name. An error leaves the libraries as they were.
     pub fn function_load(&self, code: &[u8], replace: bool) -> Result<String> {
-        let (name, body_at) = library_metadata(code)?;
         let mut f = self.functions.lock();
+        self.load_into(&mut f, code, replace, true)
+    }
+
+    /// A library's record replayed (recovery, replicas): loaded without the time limit, which only
+    /// guards the live load (a slow start must not drop a library that loaded when it was logged).
+    pub fn function_replay(&self, code: &[u8]) -> Result<String> {
+        let mut f = self.functions.lock();
+        self.load_into(&mut f, code, true, false)
+    }
+
+    /// FUNCTION RESTORE's checks before anything changes: every library of the payload loads (in a
+    /// scratch state, so that one that fails changes nothing), no two share a name or a function, and
+    /// under APPEND none exists; a function of a library that stays must not be redefined.
+    pub fn check_restore(&self, codes: &[Bytes], policy: crate::command::RestorePolicy) -> Result<()> {
+        use crate::command::RestorePolicy;
+        let mut scratch = Functions { vm: self.new_vm()?, libraries: Default::default(), functions: HashMap::new() };
+        for code in codes {
+            self.load_into(&mut scratch, code, false, true)?;
+        }
+        let f = self.functions.lock();
+        for (name, lib) in &scratch.libraries {
+            if policy == RestorePolicy::Append && f.libraries.contains_key(name) {
+                return Err(CommandError::Invalid(format!("Library {name} already exists")));
+            }
+            for fname in &lib.functions {
+                let stays =
+                    |d: &FunctionDef| policy != RestorePolicy::Flush && !scratch.libraries.contains_key(&d.library);
+                if f.functions.get(fname).is_some_and(stays) {
+                    return Err(CommandError::Invalid(format!("Function {fname} already exists")));
+                }
+            }
+        }
+        let total: usize = scratch.libraries.values().map(|l| l.code.len()).sum();
+        if scratch.libraries.len() > MAX_LIBRARIES || total > MAX_LIBRARY_BYTES {
+            return Err(CommandError::Invalid(format!(
+                "the function libraries are limited to {MAX_LIBRARIES} libraries and {MAX_LIBRARY_BYTES} bytes of code"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The function libraries in name order after `after` (at most `max`): a snapshot's walk, which
+    /// goes on by name so that a library deleted meanwhile moves no other out of it.
+    pub fn libraries_after(&self, after: Option<&str>, max: usize) -> Vec<(String, Bytes)> {
+        use std::ops::Bound;
+        let f = self.functions.lock();
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        f.libraries.range((from, Bound::Unbounded)).take(max).map(|(n, l)| (n.clone(), l.code.clone())).collect()
+    }
+
+    fn load_into(&self, f: &mut Functions, code: &[u8], replace: bool, timeout: bool) -> Result<String> {
+        let (name, body_at) = library_metadata(code)?;
         if f.libraries.contains_key(&name) && !replace {
             return Err(CommandError::Invalid(format!("Library '{name}' already exists")));
         }
@@ -802,7 +853,11 @@ impl Scripts {
         // Run the library's code with `redis.register_function` collecting what it registers.
         let registered: RefCell<Vec<(String, FunctionDef)>> = RefCell::default();
         let vm = &f.vm;
-        self.load_deadline.store(self.now() + LOAD_TIMEOUT_MS, Ordering::Release);
+        // A SCRIPT KILL meant for a run that has ended does not stop this load.
+        self.kill.store(false, Ordering::Release);
+        if timeout {
+            self.load_deadline.store(self.now() + LOAD_TIMEOUT_MS, Ordering::Release);
+        }
         let outcome = vm.lua.scope(|scope| {
             let register = scope.create_function(|_, argv: MultiValue| {
                 let def = registration(argv, &name)?;
@@ -854,19 +909,6 @@ impl Scripts {
         f.libraries.insert(name.clone(), Library { code: Bytes::copy_from_slice(code), functions: names });
         *self.function_counts.lock() = (f.libraries.len(), f.functions.len());
         Ok(name)
-    }
-
-    /// FUNCTION RESTORE's checks before anything changes: every library's metadata, and under APPEND
-    /// that none of them exists.
-    pub fn check_restore(&self, codes: &[Bytes], policy: crate::command::RestorePolicy) -> Result<()> {
-        let f = self.functions.lock();
-        for code in codes {
-            let (name, _) = library_metadata(code)?;
-            if policy == crate::command::RestorePolicy::Append && f.libraries.contains_key(&name) {
-                return Err(CommandError::Invalid(format!("Library {name} already exists")));
-            }
-        }
-        Ok(())
     }
 
     /// FUNCTION DELETE.

@@ -626,3 +626,43 @@ async fn client_pause_holds_writes_or_everything_until_it_ends() {
     assert_eq!(err(&mut admin, "CLIENT PAUSE -1").await, "ERR timeout is negative");
     s.stop().await;
 }
+
+/// FUNCTION RESTORE changes nothing unless every library of the payload loads.
+#[tokio::test]
+async fn function_restore_is_all_or_nothing() {
+    let s = common::start().await;
+    let mut c = conn(&s, false).await;
+    let _: () = q(&mut c, "FUNCTION FLUSH").await;
+    let keep = "#!lua name=keep\nredis.register_function('kept', function() return 1 end)";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(keep).query_async(&mut c).await.unwrap();
+    let payload = |codes: &[&str]| {
+        let mut p = b"SYNAPFN1".to_vec();
+        p.extend_from_slice(&(codes.len() as u32).to_le_bytes());
+        for code in codes {
+            p.extend_from_slice(&(code.len() as u32).to_le_bytes());
+            p.extend_from_slice(code.as_bytes());
+        }
+        p
+    };
+    let good = "#!lua name=good\nredis.register_function('g', function() return 2 end)";
+    let broken = "#!lua name=broken\nredis.register_function('b', function() return 3 end) +";
+    for policy in ["FLUSH", "REPLACE", "APPEND"] {
+        let r = redis::cmd("FUNCTION")
+            .arg("RESTORE")
+            .arg(payload(&[good, broken]))
+            .arg(policy)
+            .query_async::<()>(&mut c)
+            .await;
+        assert!(r.is_err(), "{policy}: a library that does not compile fails the restore");
+        assert_eq!(q::<i64>(&mut c, "FCALL kept 0").await, 1, "{policy}: nothing was flushed");
+        assert_eq!(err(&mut c, "FCALL g 0").await, "ERR Function not found", "{policy}: nothing was loaded");
+    }
+    // Two libraries of one name in a payload, or a function a staying library has: refused.
+    assert!(redis::cmd("FUNCTION").arg("RESTORE").arg(payload(&[good, good])).query_async::<()>(&mut c).await.is_err());
+    let clash = "#!lua name=clash\nredis.register_function('kept', function() return 9 end)";
+    assert!(redis::cmd("FUNCTION").arg("RESTORE").arg(payload(&[clash])).query_async::<()>(&mut c).await.is_err());
+    let _: () =
+        redis::cmd("FUNCTION").arg("RESTORE").arg(payload(&[clash])).arg("FLUSH").query_async(&mut c).await.unwrap();
+    assert_eq!(q::<i64>(&mut c, "FCALL kept 0").await, 9);
+    s.stop().await;
+}

@@ -320,8 +320,10 @@ fn neighbors(c: Cell) -> [Cell; 8] {
     ]
 }
 
-/// The members of `z` inside the query's shape, cell by cell (`limit`: stop once that many are found).
-fn search(z: &ZSetV, q: &Query, limit: usize) -> Vec<Found> {
+/// The members of `z` inside the query's shape, cell by cell (`limit`: stop once that many are found),
+/// refused past `max_bytes` of members (the reply budget).
+fn search(z: &ZSetV, q: &Query, limit: usize, max_bytes: usize) -> Result<Vec<Found>> {
+    let mut bytes = 0usize;
     let cells = q.cells();
     let mut found = Vec::new();
     let mut last: Option<usize> = None;
@@ -343,6 +345,10 @@ fn search(z: &ZSetV, q: &Query, limit: usize) -> Vec<Found> {
         let (lo, hi) = (z.count_score(min, false), z.count_score(max, false));
         for (score, member) in z.range(lo, hi) {
             if let Some((lon, lat, dist)) = q.within(score) {
+                bytes += member.len() + 96;
+                if max_bytes > 0 && bytes > max_bytes {
+                    return Err(CommandError::ReplyTooLarge { bytes, limit: max_bytes });
+                }
                 found.push(Found { member: Bytes::copy_from_slice(member), score, lon, lat, dist });
                 if limit > 0 && found.len() >= limit {
                     break;
@@ -351,7 +357,7 @@ fn search(z: &ZSetV, q: &Query, limit: usize) -> Vec<Found> {
         }
         last = Some(i);
     }
-    found
+    Ok(found)
 }
 
 fn zset(c: &Option<Box<Coll>>) -> Result<&ZSetV> {
@@ -591,7 +597,8 @@ impl Keyspace {
             let found = match (z, &opts.query) {
                 (Some(z), Some(q)) => {
                     let sort = if opts.count > 0 && opts.sort.is_none() && !opts.any { Some(true) } else { opts.sort };
-                    let mut found = search(z, q, if opts.any { opts.count } else { 0 });
+                    let limit = if opts.any { opts.count } else { 0 };
+                    let mut found = search(z, q, limit, self.config.max_reply_bytes)?;
                     if let Some(asc) = sort {
                         let cmp = |a: &Found, b: &Found| {
                             let c = a.dist.partial_cmp(&b.dist).unwrap_or(std::cmp::Ordering::Equal);

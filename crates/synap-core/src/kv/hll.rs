@@ -435,9 +435,14 @@ pub(crate) fn registers(v: &[u8]) -> Vec<u8> {
 /// PFDEBUG DECODE: the sparse code as text (`z:N`, `Z:N`, `v:value,len`).
 pub(crate) fn decode(v: &[u8]) -> Result<String, HllError> {
     let mut out = Vec::new();
-    let mut p = HDR;
+    let (mut p, mut idx) = (HDR, 0usize);
     while p < v.len() {
         let (len, oplen) = opcode(v, p).ok_or(HllError::Corrupt)?;
+        // A code past the registers is damaged: its text is not built (it could be huge).
+        idx += len;
+        if idx > REGISTERS {
+            return Err(HllError::Corrupt);
+        }
         let op = v[p];
         out.push(if is_zero(op) {
             format!("z:{len}")
@@ -541,6 +546,10 @@ impl Keyspace {
                 return Ok(Reply::Int(n as i64));
             }
             let n = count(&old.0).map_err(hll_error)?;
+            if !self.reclaims_expired() {
+                // The log takes no writes (or this keyspace follows another's): the count is not cached.
+                return Ok(Reply::Int(n as i64));
+            }
             let mut v = old.0.clone();
             v[8..16].copy_from_slice(&n.to_le_bytes());
             *lsn = self.store_hll((&mut shard, h), key, Some(&old), &v, now, None);

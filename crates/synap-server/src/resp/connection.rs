@@ -308,6 +308,7 @@ impl Conn {
             tokio::select! {
                 r = &mut waiting => return Ok(r),
                 _ = stop.changed() => return Err(End::Closed),
+                _ = self.entry.kill.notified() => return Err(End::Closed),
                 r = io.socket.read_buf(&mut io.buf) => match r {
                     Ok(0) | Err(_) => return Err(End::Closed),
                     Ok(_) if io.pending(self.held()) > io.max_pending => return Err(End::Closed),

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use synap_core::command::{Block, Command, ServerCmd, SubKind, table};
+use synap_core::command::{Block, Command, KeysCmd, ServerCmd, SubKind, table};
 use synap_core::pubsub::Overflow;
 use synap_core::{ExecCtx, Reply};
 use synap_resp::encode::bulk;
@@ -80,7 +80,11 @@ impl Conn {
                     return Some((cmd, block));
                 }
                 let engine = &self.shared.service.engine;
-                let waits = matches!(cmd, Command::Script(_)) || engine.scripts().running();
+                // Scripts, and SORT with BY/GET patterns (it holds every shard while it sorts), may run
+                // long.
+                let long = matches!(cmd, Command::Script(_))
+                    || matches!(&cmd, Command::Keys(KeysCmd::Sort(a)) if a.by.is_some() || !a.get.is_empty());
+                let waits = long || engine.scripts().running();
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
