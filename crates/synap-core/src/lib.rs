@@ -30,6 +30,7 @@ pub mod pubsub;
 pub mod queue;
 pub mod script;
 pub mod stream;
+pub mod tracking;
 
 pub use blocking::Blockers;
 pub use clock::{Clock, ManualClock, SystemClock};

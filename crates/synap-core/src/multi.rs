@@ -13,11 +13,13 @@ use parking_lot::Mutex;
 pub struct WatchRegistry {
     count: AtomicUsize,
     keys: Mutex<hashbrown::HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
+    /// Clients caching keys (CLIENT TRACKING): told of the same changes.
+    pub tracking: crate::tracking::Tracking,
 }
 
 impl WatchRegistry {
     pub(crate) fn active(&self) -> bool {
-        self.count.load(Ordering::Acquire) > 0
+        self.count.load(Ordering::Acquire) > 0 || self.tracking.active()
     }
 
     /// Registers `flag` for `key`; the flag is set when the key changes (or the keyspace is flushed).
@@ -57,14 +59,22 @@ impl WatchRegistry {
     }
 
     pub(crate) fn touch(&self, key: &[u8]) {
-        if let Some(list) = self.keys.lock().get(key) {
+        if self.count.load(Ordering::Acquire) > 0
+            && let Some(list) = self.keys.lock().get(key)
+        {
             list.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
+        if self.tracking.active() {
+            self.tracking.changed(key);
         }
     }
 
     pub(crate) fn touch_all(&self) {
         for list in self.keys.lock().values() {
             list.iter().for_each(|f| f.store(true, Ordering::Release));
+        }
+        if self.tracking.active() {
+            self.tracking.flushed();
         }
     }
 }

@@ -666,3 +666,51 @@ async fn function_restore_is_all_or_nothing() {
     assert_eq!(q::<i64>(&mut c, "FCALL kept 0").await, 9);
     s.stop().await;
 }
+
+/// Reads until `want` bytes came (or 5 s passed).
+async fn read_exact_within(s: &mut tokio::net::TcpStream, want: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < want {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn client_tracking_pushes_invalidations_in_resp3() {
+    use tokio::io::AsyncWriteExt;
+    let s = common::start().await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
+    t.write_all(b"CLIENT TRACKING ON\r\n").await.unwrap();
+    let refused = read_exact_within(&mut t, 10).await;
+    assert!(refused.starts_with(b"-ERR CLIENT TRACKING needs RESP3"), "{}", String::from_utf8_lossy(&refused));
+    t.write_all(b"HELLO 3\r\n").await.unwrap();
+    let hello = read_exact_within(&mut t, 1).await;
+    assert!(hello.starts_with(b"%"));
+    t.write_all(b"CLIENT TRACKING ON\r\nGET k1\r\nGET k2\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut t, 11).await, b"+OK\r\n_\r\n_\r\n");
+    let mut c = conn(&s, false).await;
+    let _: () = q(&mut c, "SET k1 x").await;
+    let _: () = q(&mut c, "SET other y").await;
+    let push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n";
+    assert_eq!(read_exact_within(&mut t, push.len()).await, push, "a read key's change is pushed, once");
+    let _: () = q(&mut c, "SET k1 z").await;
+    let _: () = q(&mut c, "FLUSHALL").await;
+    // k1 was not read again: only the flush (a null) comes.
+    let flush = b">2\r\n$10\r\ninvalidate\r\n_\r\n";
+    assert_eq!(read_exact_within(&mut t, flush.len()).await, flush);
+    // BCAST with a prefix and NOLOOP: others' changes under the prefix, not this client's own.
+    t.write_all(b"CLIENT TRACKING OFF\r\nCLIENT TRACKING ON BCAST PREFIX p: NOLOOP\r\nSET p:mine 1\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut t, 15).await, b"+OK\r\n+OK\r\n+OK\r\n");
+    let _: () = q(&mut c, "SET p:theirs 1").await;
+    let _: () = q(&mut c, "SET q:theirs 1").await;
+    let push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$8\r\np:theirs\r\n";
+    assert_eq!(read_exact_within(&mut t, push.len()).await, push);
+    s.stop().await;
+}

@@ -28,6 +28,23 @@ pub enum ClientOp {
         writes: bool,
     },
     Unpause,
+    /// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP].
+    Tracking(TrackingArgs),
+    /// CLIENT CACHING YES|NO.
+    Caching(bool),
+    GetRedir,
+    TrackingInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrackingArgs {
+    pub on: bool,
+    pub redirect: Option<i64>,
+    pub prefixes: Vec<Bytes>,
+    pub bcast: bool,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
 }
 
 /// Which clients CLIENT KILL closes.
@@ -164,6 +181,10 @@ impl ServerCmd {
             ServerCmd::Client(ClientOp::Reply(_)) => "client|reply",
             ServerCmd::Client(ClientOp::Pause { .. }) => "client|pause",
             ServerCmd::Client(ClientOp::Unpause) => "client|unpause",
+            ServerCmd::Client(ClientOp::Tracking(_)) => "client|tracking",
+            ServerCmd::Client(ClientOp::Caching(_)) => "client|caching",
+            ServerCmd::Client(ClientOp::GetRedir) => "client|getredir",
+            ServerCmd::Client(ClientOp::TrackingInfo) => "client|trackinginfo",
             ServerCmd::Command(CommandOp::All) => "command",
             ServerCmd::Command(CommandOp::GetKeys { flags: false, .. }) => "command|getkeys",
             ServerCmd::Command(CommandOp::GetKeys { flags: true, .. }) => "command|getkeysandflags",
@@ -343,10 +364,73 @@ pub(super) fn client(a: &mut Args<'_>) -> Result<Command> {
     } else if is(&sub, "unpause") {
         a.finish()?;
         ClientOp::Unpause
+    } else if is(&sub, "tracking") {
+        ClientOp::Tracking(tracking_args(a)?)
+    } else if is(&sub, "caching") {
+        let v = a.next_bytes()?;
+        let yes = if is(&v, "yes") {
+            true
+        } else if is(&v, "no") {
+            false
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        a.finish()?;
+        ClientOp::Caching(yes)
+    } else if is(&sub, "getredir") {
+        a.finish()?;
+        ClientOp::GetRedir
+    } else if is(&sub, "trackinginfo") {
+        a.finish()?;
+        ClientOp::TrackingInfo
     } else {
         return Err(unknown_subcommand(&sub, "client"));
     };
     server(ServerCmd::Client(op))
+}
+
+/// CLIENT TRACKING's options, with Redis's errors.
+fn tracking_args(a: &mut Args<'_>) -> Result<TrackingArgs> {
+    let mode = a.next_bytes()?;
+    let mut t = TrackingArgs::default();
+    t.on = if is(&mode, "on") {
+        true
+    } else if is(&mode, "off") {
+        false
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    while let Some(w) = a.peek().cloned() {
+        a.next_bytes()?;
+        if is(&w, "redirect") {
+            let id = a.next_bytes()?;
+            t.redirect = Some(super::args::parse_i64(&id).ok_or(CommandError::NotInteger)?);
+        } else if is(&w, "prefix") {
+            t.prefixes.push(a.next_bytes()?);
+        } else if is(&w, "bcast") {
+            t.bcast = true;
+        } else if is(&w, "optin") {
+            t.optin = true;
+        } else if is(&w, "optout") {
+            t.optout = true;
+        } else if is(&w, "noloop") {
+            t.noloop = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if t.on {
+        if !t.bcast && !t.prefixes.is_empty() {
+            return Err(CommandError::Invalid("PREFIX option requires BCAST mode to be enabled".into()));
+        }
+        if t.optin && t.optout {
+            return Err(CommandError::Invalid("You can't specify both OPTIN mode and OPTOUT mode".into()));
+        }
+        if t.bcast && (t.optin || t.optout) {
+            return Err(CommandError::Invalid("OPTIN and OPTOUT are not compatible with BCAST".into()));
+        }
+    }
+    Ok(t)
 }
 
 /// CLIENT KILL's two forms, with Redis's errors.

@@ -1501,6 +1501,38 @@ pub static COMMANDS: &[Spec] = &[
         "connection",
         "Resumes processing commands from paused clients."
     ),
+    sub!(
+        "client|tracking",
+        -3,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Controls server-assisted client-side caching for the connection."
+    ),
+    sub!(
+        "client|caching",
+        3,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Instructs the server whether to track the keys in the next request."
+    ),
+    sub!(
+        "client|getredir",
+        2,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Returns the client ID to which the connection's tracking notifications are redirected."
+    ),
+    sub!(
+        "client|trackinginfo",
+        2,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Returns information about server-assisted client-side caching for the connection."
+    ),
     sub!("client|kill", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Terminates open connections."),
     sub!(
         "client|reply",

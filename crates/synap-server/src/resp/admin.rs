@@ -133,6 +133,64 @@ impl Conn {
                     }
                     Reply::Ok
                 }
+                ClientOp::Tracking(args) => match self.set_tracking(args) {
+                    Ok(()) => Reply::Ok,
+                    Err(msg) => return error_line(out, &msg),
+                },
+                ClientOp::Caching(yes) => {
+                    let mode = self.tracking.as_ref().map(|t| (t.args.optin, t.args.optout));
+                    match mode {
+                        Some((true, _)) if yes => self.caching_next = Some(true),
+                        Some((_, true)) if !yes => self.caching_next = Some(false),
+                        Some((true, _)) => {
+                            return error_line(
+                                out,
+                                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+                            );
+                        }
+                        Some((_, true)) => {
+                            return error_line(
+                                out,
+                                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+                            );
+                        }
+                        _ => {
+                            return error_line(
+                                out,
+                                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+                            );
+                        }
+                    }
+                    Reply::Ok
+                }
+                ClientOp::GetRedir => Reply::Int(if self.tracking.is_some() { 0 } else { -1 }),
+                ClientOp::TrackingInfo => {
+                    let mut flags = Vec::new();
+                    match &self.tracking {
+                        None => flags.push("off"),
+                        Some(t) => {
+                            flags.push("on");
+                            for (set, name) in [
+                                (t.args.bcast, "bcast"),
+                                (t.args.optin, "optin"),
+                                (t.args.optout, "optout"),
+                                (self.caching_next == Some(true), "caching-yes"),
+                                (self.caching_next == Some(false), "caching-no"),
+                                (t.args.noloop, "noloop"),
+                            ] {
+                                if set {
+                                    flags.push(name);
+                                }
+                            }
+                        }
+                    }
+                    let prefixes = self.tracking.as_ref().map(|t| t.args.prefixes.clone()).unwrap_or_default();
+                    Reply::Map(vec![
+                        (bulk("flags"), Reply::Set(flags.into_iter().map(bulk).collect())),
+                        (bulk("redirect"), Reply::Int(if self.tracking.is_some() { 0 } else { -1 })),
+                        (bulk("prefixes"), Reply::Array(prefixes.into_iter().map(Reply::Bulk).collect())),
+                    ])
+                }
                 ClientOp::Unpause => {
                     self.shared.paused_until_ms.store(0, Ordering::Release);
                     self.shared.unpaused.notify_waiters();
@@ -228,6 +286,36 @@ impl Conn {
 }
 
 impl Conn {
+    /// CLIENT TRACKING ON/OFF: invalidations are pushed on this connection, so it must speak RESP3.
+    fn set_tracking(&mut self, args: synap_core::command::TrackingArgs) -> Result<(), String> {
+        let tracking = &self.shared.service.engine.watches().tracking;
+        if !args.on {
+            if self.tracking.take().is_some() {
+                tracking.unregister(self.entry.id);
+            }
+            self.caching_next = None;
+            return Ok(());
+        }
+        if args.redirect.is_some() {
+            return Err("ERR CLIENT TRACKING REDIRECT is not supported: use RESP3 (HELLO 3), where invalidations are pushed on the tracking connection itself".into());
+        }
+        if self.proto != Protocol::Resp3 {
+            return Err(
+                "ERR CLIENT TRACKING needs RESP3 (HELLO 3): invalidation messages are pushed on this connection".into(),
+            );
+        }
+        if let Some(t) = &self.tracking
+            && t.args.bcast != args.bcast
+        {
+            return Err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.".into());
+        }
+        let bcast = args.bcast.then(|| args.prefixes.clone());
+        let tracker = synap_core::tracking::Tracker::new(self.entry.id, bcast, args.noloop);
+        tracking.register(tracker.clone());
+        self.tracking = Some(super::connection::Tracking { tracker, args });
+        Ok(())
+    }
+
     /// CLIENT KILL: the clients the filter names are closed (the old form: exactly one address).
     fn kill_clients(&self, f: &KillFilter) -> Result<Reply, String> {
         let clients: Vec<_> = self.shared.clients.lock().values().cloned().collect();
@@ -446,7 +534,7 @@ impl Conn {
 
 /// COMMAND GETKEYS: the keys of a command line (and whether the command writes), from the table's key
 /// positions, or from the arguments for the commands whose keys move (numkeys, STORE, STREAMS).
-fn command_keys(args: &[Bytes]) -> Result<Vec<(Bytes, bool)>, String> {
+pub(super) fn command_keys(args: &[Bytes]) -> Result<Vec<(Bytes, bool)>, String> {
     let Some(row) = args.first().and_then(|a| table::row(a)) else {
         return Err("ERR Invalid command specified".into());
     };

@@ -55,6 +55,10 @@ pub(super) struct Conn {
     pub replies_off: bool,
     /// The MONITOR feed, once the client asked for one.
     pub monitor: Option<Arc<super::monitor::Feed>>,
+    /// CLIENT TRACKING: the client's tracker and its options.
+    pub tracking: Option<Tracking>,
+    /// CLIENT CACHING YES/NO, for the next command only.
+    pub caching_next: Option<bool>,
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP's own and the next command's).
     pub skip_replies: u8,
 }
@@ -164,6 +168,8 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         replies_off: false,
         skip_replies: 0,
         monitor: None,
+        tracking: None,
+        caching_next: None,
     };
     let mut io = Io {
         socket,
@@ -199,6 +205,9 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
     }
     if conn.monitor.take().is_some() {
         shared.monitors.remove(id);
+    }
+    if conn.tracking.take().is_some() {
+        shared.service.engine.watches().tracking.unregister(id);
     }
     let _ = io.socket.shutdown().await;
     shared.clients.lock().remove(&id);
@@ -342,6 +351,11 @@ impl Conn {
             _ = ready(&sink) => self.deliver(io, sink).await,
             _ = stop.changed() => Err(End::Closed),
             _ = self.entry.kill.notified() => Err(End::Closed),
+            _ = tracking_ready(&self.tracking) => {
+                let keys = self.tracking.as_ref().map(|t| t.tracker.drain()).unwrap_or_default();
+                push_invalidations(&mut io.out, keys);
+                io.flush().await
+            }
             _ = monitor_ready(&self.monitor) => {
                 let Some(lines) = self.monitor.as_ref().and_then(|f| f.drain()) else {
                     self.shared.stats.output_limit_disconnects.fetch_add(1, Ordering::Relaxed);
@@ -389,6 +403,33 @@ impl Conn {
 }
 
 /// Resolves when a subscriber has messages (never without a subscription).
+/// A tracking client's state on its connection.
+pub(super) struct Tracking {
+    pub tracker: Arc<synap_core::tracking::Tracker>,
+    pub args: synap_core::command::TrackingArgs,
+}
+
+/// Writes invalidation pushes: one per key, or one with a null for "everything".
+fn push_invalidations(out: &mut Vec<u8>, keys: Vec<Option<bytes::Bytes>>) {
+    for k in keys {
+        out.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
+        match k {
+            Some(k) => {
+                out.extend_from_slice(b"*1\r\n");
+                synap_resp::encode::bulk(out, &k);
+            }
+            None => out.extend_from_slice(b"_\r\n"),
+        }
+    }
+}
+
+async fn tracking_ready(t: &Option<Tracking>) {
+    match t {
+        Some(t) => t.tracker.notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Conn {
     async fn wait_pause(&mut self, args: &[bytes::Bytes], stop: &mut watch::Receiver<bool>) -> Step {
         let Some(row) = synap_core::command::table::row(&args[0]) else { return Ok(()) };

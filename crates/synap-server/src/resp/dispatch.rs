@@ -54,6 +54,9 @@ impl Conn {
             bulk(out, args.get(1).map(|a| &a[..]).unwrap_or(b""));
             return None;
         }
+        // CLIENT CACHING applies to the command right after it.
+        let caching_cmd = spec.name == "client" && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"caching"));
+        let caching = if caching_cmd { None } else { self.caching_next.take() };
         let cmd = match row.parse(args) {
             Ok(cmd) => cmd,
             // As in Redis, inside MULTI only an unknown command, a wrong argument count or an unknown
@@ -85,12 +88,26 @@ impl Conn {
                 let long = matches!(cmd, Command::Script(_))
                     || matches!(&cmd, Command::Keys(KeysCmd::Sort(a)) if a.by.is_some() || !a.get.is_empty());
                 let waits = long || engine.scripts().running();
+                let tracked = self.tracking.as_ref().is_some_and(|t| {
+                    !t.args.bcast
+                        && spec.flags.contains(synap_core::command::Flags::READONLY)
+                        && match (t.args.optin, t.args.optout) {
+                            (true, _) => caching == Some(true),
+                            (_, true) => caching != Some(false),
+                            _ => true,
+                        }
+                });
+                synap_core::tracking::set_current_client(self.entry.id);
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
                 } else {
                     engine.execute_as(ctx, spec, cmd)
                 };
+                synap_core::tracking::set_current_client(0);
+                if tracked && let Ok(keys) = super::admin::command_keys(args) {
+                    engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
+                }
                 match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
                     Err(e) => error(out, &e),
@@ -130,6 +147,9 @@ impl Conn {
         }
         if self.monitor.take().is_some() {
             self.shared.monitors.remove(self.entry.id);
+        }
+        if self.tracking.take().is_some() {
+            self.shared.service.engine.watches().tracking.unregister(self.entry.id);
         }
         self.multi = None;
         self.multi_bytes = 0;

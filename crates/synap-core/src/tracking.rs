@@ -1,0 +1,176 @@
+//! Client-side caching (CLIENT TRACKING): which clients read which keys, and the invalidations a change
+//! to one of them owes them. A change reaches here where WATCH learns of it (the point of commit, see
+//! [`crate::multi::WatchRegistry`]), so every write, expiry and eviction invalidates.
+//!
+//! Default mode remembers the keys a client read (at most [`MAX_TRACKED_KEYS`] keys in all; past that the
+//! oldest-remembered keys are invalidated and forgotten, as Redis does with `tracking-table-max-keys`);
+//! BCAST mode sends every change to a key under one of the client's prefixes. Each client's pending
+//! invalidations are bounded: a client that lets more than [`MAX_PENDING`] pile up gets a flush-all
+//! invalidation in their place (it must drop its whole cache, which is always correct).
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+/// The most keys remembered for all clients together.
+pub const MAX_TRACKED_KEYS: usize = 1_000_000;
+/// The most invalidations waiting for one client.
+const MAX_PENDING: usize = 100_000;
+
+thread_local! {
+    /// The client whose command runs on this thread (for NOLOOP).
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Marks the client whose command this thread runs now (0: none).
+pub fn set_current_client(id: u64) {
+    CURRENT.with(|c| c.set(id));
+}
+
+/// One tracking client.
+pub struct Tracker {
+    pub id: u64,
+    /// BCAST: the prefixes (empty: every key); `None` in default mode.
+    pub bcast: Option<Vec<Bytes>>,
+    /// NOLOOP: no invalidations for this client's own changes.
+    pub noloop: bool,
+    /// Keys to invalidate (`None`: everything), in order.
+    pending: Mutex<VecDeque<Option<Bytes>>>,
+    pub notify: tokio::sync::Notify,
+}
+
+impl Tracker {
+    pub fn new(id: u64, bcast: Option<Vec<Bytes>>, noloop: bool) -> Arc<Tracker> {
+        Arc::new(Tracker { id, bcast, noloop, pending: Mutex::default(), notify: tokio::sync::Notify::new() })
+    }
+
+    fn push(&self, key: Option<Bytes>) {
+        if self.noloop && CURRENT.with(|c| c.get()) == self.id {
+            return;
+        }
+        let mut p = self.pending.lock();
+        if p.len() >= MAX_PENDING {
+            p.clear();
+            p.push_back(None);
+        } else {
+            p.push_back(key);
+        }
+        drop(p);
+        self.notify.notify_one();
+    }
+
+    /// The invalidations waiting (`None`: flush everything).
+    pub fn drain(&self) -> Vec<Option<Bytes>> {
+        self.pending.lock().drain(..).collect()
+    }
+}
+
+/// Every tracking client and the keys they read.
+#[derive(Default)]
+pub struct Tracking {
+    clients: AtomicUsize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    trackers: hashbrown::HashMap<u64, Arc<Tracker>>,
+    /// Default mode: key -> when it was first remembered (a sequence number) and the clients that read it.
+    keys: hashbrown::HashMap<Bytes, (u64, Vec<u64>)>,
+    /// Remembered keys, oldest first, with their sequence numbers (an entry whose number no longer
+    /// matches the key's is stale; stale entries are dropped as the queue is walked or compacted).
+    order: VecDeque<(Bytes, u64)>,
+    seq: u64,
+}
+
+impl State {
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.keys.len() + 1024 {
+            let keys = &self.keys;
+            self.order.retain(|(k, n)| keys.get(k).is_some_and(|(m, _)| m == n));
+        }
+    }
+}
+
+impl Tracking {
+    pub fn active(&self) -> bool {
+        self.clients.load(Ordering::Acquire) > 0
+    }
+
+    pub fn register(&self, t: Arc<Tracker>) {
+        let mut s = self.state.lock();
+        s.trackers.insert(t.id, t);
+        self.clients.store(s.trackers.len(), Ordering::Release);
+    }
+
+    pub fn unregister(&self, id: u64) {
+        let mut s = self.state.lock();
+        s.trackers.remove(&id);
+        self.clients.store(s.trackers.len(), Ordering::Release);
+    }
+
+    /// Default mode: `client` read `keys`.
+    pub fn remember(&self, client: u64, keys: impl IntoIterator<Item = Bytes>) {
+        let mut s = self.state.lock();
+        for key in keys {
+            let seq = s.seq;
+            let fresh = !s.keys.contains_key(&key);
+            let list = &mut s.keys.entry(key.clone()).or_insert_with(|| (seq, Vec::new())).1;
+            if !list.contains(&client) {
+                list.push(client);
+            }
+            if fresh {
+                s.order.push_back((key, seq));
+                s.seq += 1;
+            }
+        }
+        while s.keys.len() > MAX_TRACKED_KEYS {
+            let Some((old, n)) = s.order.pop_front() else { break };
+            if s.keys.get(&old).is_some_and(|(m, _)| *m == n)
+                && let Some((_, ids)) = s.keys.remove(&old)
+            {
+                for id in ids {
+                    if let Some(t) = s.trackers.get(&id) {
+                        t.push(Some(old.clone()));
+                    }
+                }
+            }
+        }
+        s.compact();
+    }
+
+    /// `key` changed.
+    pub(crate) fn changed(&self, key: &[u8]) {
+        let mut s = self.state.lock();
+        if let Some((_, ids)) = s.keys.remove(key) {
+            let key = Bytes::copy_from_slice(key);
+            for id in ids {
+                if let Some(t) = s.trackers.get(&id) {
+                    t.push(Some(key.clone()));
+                }
+            }
+            s.compact();
+        }
+        for t in s.trackers.values() {
+            if let Some(prefixes) = &t.bcast
+                && (prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p)))
+            {
+                t.push(Some(Bytes::copy_from_slice(key)));
+            }
+        }
+    }
+
+    /// Every key changed (FLUSHALL).
+    pub(crate) fn flushed(&self) {
+        let mut s = self.state.lock();
+        s.keys.clear();
+        s.order.clear();
+        for t in s.trackers.values() {
+            t.push(None);
+        }
+    }
+}
