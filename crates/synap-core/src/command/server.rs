@@ -392,14 +392,14 @@ pub(super) fn client(a: &mut Args<'_>) -> Result<Command> {
 /// CLIENT TRACKING's options, with Redis's errors.
 fn tracking_args(a: &mut Args<'_>) -> Result<TrackingArgs> {
     let mode = a.next_bytes()?;
-    let mut t = TrackingArgs::default();
-    t.on = if is(&mode, "on") {
+    let on = if is(&mode, "on") {
         true
     } else if is(&mode, "off") {
         false
     } else {
         return Err(CommandError::Syntax);
     };
+    let mut t = TrackingArgs { on, ..TrackingArgs::default() };
     while let Some(w) = a.peek().cloned() {
         a.next_bytes()?;
         if is(&w, "redirect") {
