@@ -434,27 +434,30 @@ pub(crate) fn registers(v: &[u8]) -> Vec<u8> {
 
 /// PFDEBUG DECODE: the sparse code as text (`z:N`, `Z:N`, `v:value,len`).
 pub(crate) fn decode(v: &[u8]) -> Result<String, HllError> {
-    let mut out = Vec::new();
-    let (mut p, mut idx) = (HDR, 0usize);
+    use std::fmt::Write as _;
+    // Built in one string, as Redis prints it (a damaged code past the registers included).
+    let mut out = String::new();
+    let mut p = HDR;
     while p < v.len() {
         let (len, oplen) = opcode(v, p).ok_or(HllError::Corrupt)?;
-        // A code past the registers is damaged: its text is not built (it could be huge).
-        idx += len;
-        if idx > REGISTERS {
-            return Err(HllError::Corrupt);
-        }
         let op = v[p];
-        out.push(if is_zero(op) {
-            format!("z:{len}")
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let _ = if is_zero(op) {
+            write!(out, "z:{len}")
         } else if is_xzero(op) {
-            format!("Z:{len}")
+            write!(out, "Z:{len}")
         } else {
-            format!("v:{},{len}", val_value(op))
-        });
+            write!(out, "v:{},{len}", val_value(op))
+        };
         p += oplen;
     }
-    Ok(out.join(" "))
+    Ok(out)
 }
+
+/// The most bytes DECODE's text takes per byte of code (`v:32,4 ` for a one-byte opcode).
+pub(crate) const DECODE_BYTES_PER_BYTE: usize = 7;
 
 /// The record of `new` replacing `old` (its bytes and expiry): only the bytes that changed when the value
 /// did not shrink (the common case: a register or two), else the whole value with its expiry.
@@ -651,6 +654,8 @@ impl Keyspace {
                 if is_dense(&v) {
                     return Err(CommandError::Invalid("HLL encoding is not sparse".into()));
                 }
+                // The text is bounded by the value's length: refused before it is built past the budget.
+                self.reply_fits((v.len() - HDR).saturating_mul(DECODE_BYTES_PER_BYTE))?;
                 Ok(Reply::bulk(decode(&v).map_err(hll_error)?))
             }
             PfDebug::Encoding => Ok(Reply::Status(if is_dense(&v) { "dense" } else { "sparse" })),
