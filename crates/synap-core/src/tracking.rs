@@ -79,6 +79,8 @@ pub struct Tracking {
 #[derive(Default)]
 struct State {
     trackers: hashbrown::HashMap<u64, Arc<Tracker>>,
+    /// The BCAST trackers (every change is matched against their prefixes).
+    bcast: Vec<Arc<Tracker>>,
     /// Default mode: key -> when it was first remembered (a sequence number) and the clients that read it.
     keys: hashbrown::HashMap<Bytes, (u64, Vec<u64>)>,
     /// Remembered keys, oldest first, with their sequence numbers (an entry whose number no longer
@@ -103,6 +105,10 @@ impl Tracking {
 
     pub fn register(&self, t: Arc<Tracker>) {
         let mut s = self.state.lock();
+        s.bcast.retain(|b| b.id != t.id);
+        if t.bcast.is_some() {
+            s.bcast.push(t.clone());
+        }
         s.trackers.insert(t.id, t);
         self.clients.store(s.trackers.len(), Ordering::Release);
     }
@@ -110,6 +116,7 @@ impl Tracking {
     pub fn unregister(&self, id: u64) {
         let mut s = self.state.lock();
         s.trackers.remove(&id);
+        s.bcast.retain(|b| b.id != id);
         self.clients.store(s.trackers.len(), Ordering::Release);
     }
 
@@ -155,7 +162,7 @@ impl Tracking {
             }
             s.compact();
         }
-        for t in s.trackers.values() {
+        for t in s.bcast.iter() {
             if let Some(prefixes) = &t.bcast
                 && (prefixes.is_empty() || prefixes.iter().any(|p| key.starts_with(p)))
             {

@@ -97,6 +97,11 @@ impl Conn {
                             _ => true,
                         }
                 });
+                // Remembered before the read runs: a write that lands between the read and this would
+                // otherwise find no tracker to invalidate.
+                if tracked && let Ok(keys) = super::admin::command_keys(args) {
+                    engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
+                }
                 synap_core::tracking::set_current_client(self.entry.id);
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
@@ -105,9 +110,6 @@ impl Conn {
                     engine.execute_as(ctx, spec, cmd)
                 };
                 synap_core::tracking::set_current_client(0);
-                if tracked && let Ok(keys) = super::admin::command_keys(args) {
-                    engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
-                }
                 match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
                     Err(e) => error(out, &e),
