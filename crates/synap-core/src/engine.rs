@@ -2,7 +2,8 @@
 //! checks every command passes (a failed log refuses writes, the memory limit refuses growth) read the
 //! command's row of the table.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::blocking::Blockers;
@@ -35,7 +36,11 @@ impl EngineCursor {
     /// A cursor whose key-value chunks stop growing past `chunk_bytes` (tests use small ones to exercise
     /// collections split over several chunks).
     pub fn with_chunk_bytes(chunk_bytes: usize) -> EngineCursor {
-        EngineCursor { kv: SnapshotCursor::with_chunk_bytes(chunk_bytes), ..Default::default() }
+        EngineCursor {
+            kv: SnapshotCursor::with_chunk_bytes(chunk_bytes),
+            kv_chunk_bytes: chunk_bytes,
+            ..Default::default()
+        }
     }
 
     /// The walk of a snapshot that covers the log up to `lsn` (streams created after it are left out).
@@ -48,6 +53,13 @@ impl EngineCursor {
 #[derive(Debug, Clone, Default)]
 pub struct EngineCursor {
     kv: SnapshotCursor,
+    /// The database being walked, and the chunk size each database's walk starts with.
+    kv_db: u32,
+    kv_chunk_bytes: usize,
+    /// Which keyspace each database index named when the snapshot's LSN was taken: the walk labels a
+    /// keyspace by it even if a SWAPDB moves it meanwhile, since replay of the log after that LSN
+    /// repeats the swap (taken at the first chunk when not given).
+    kv_slots: Option<Box<[usize]>>,
     kv_done: bool,
     queues: QueueCursor,
     queues_done: bool,
@@ -66,11 +78,21 @@ pub struct ExecCtx {
     /// "Now" in Unix ms for the commands of one batch (0: read the clock per command). A front end that
     /// executes a pipeline sets it once per batch, as Redis caches the time per event-loop pass.
     pub now_ms: u64,
+    /// The client's database (SELECT changes it; a script's SELECT lasts until the script ends).
+    pub db: u32,
 }
 
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
-    kv: Keyspace,
+    /// The databases (SELECT), each a keyspace, created when first used; `slots` maps a database index
+    /// to its keyspace here (SWAPDB trades two entries). Database 0 always exists.
+    dbs: Box<[OnceLock<Keyspace>]>,
+    slots: Box<[AtomicUsize]>,
+    /// Where the next eviction round over several databases starts.
+    evict_next_db: AtomicUsize,
+    /// The database the next active-expiry pass starts with (each pass goes on where its budget ran
+    /// out, so that a large database 0 does not starve the others).
+    expire_next_db: AtomicUsize,
     queues: QueueStore,
     streams: Arc<StreamStore>,
     pubsub: Arc<PubSub>,
@@ -103,6 +125,7 @@ impl Engine {
         let notifier = Arc::new(Notifier::new(config.notify, pubsub.clone()));
         let watch = Arc::new(WatchRegistry::default());
         let blockers = Arc::new(Blockers::default());
+        let databases = config.kv.databases.clamp(1, crate::kv::MAX_DATABASES);
         let kv =
             Keyspace::new(config.kv, clock.clone(), slot.clone(), notifier.clone(), watch.clone(), blockers.clone());
         let streams = Arc::new(StreamStore::new(
@@ -114,8 +137,13 @@ impl Engine {
             watch.clone(),
         ));
         kv.set_streams(streams.clone());
+        let dbs: Box<[OnceLock<Keyspace>]> = (0..databases).map(|_| OnceLock::new()).collect();
+        let _ = dbs[0].set(kv);
         Engine {
-            kv,
+            dbs,
+            slots: (0..databases).map(AtomicUsize::new).collect(),
+            expire_next_db: AtomicUsize::new(0),
+            evict_next_db: AtomicUsize::new(0),
             queues: QueueStore::new(config.queues, clock.clone(), slot.clone()),
             streams,
             pubsub,
@@ -139,8 +167,63 @@ impl Engine {
         self.clock.now_ms()
     }
 
+    /// Database 0.
     pub fn kv(&self) -> &Keyspace {
-        &self.kv
+        self.db(0)
+    }
+
+    /// Database `db` (created when first used). The index must be below [`Engine::databases`].
+    pub fn db(&self, db: u32) -> &Keyspace {
+        let slot = self.slots[db as usize].load(Ordering::Acquire);
+        // An unused slot has never been swapped: slot and index are the same.
+        self.dbs[slot].get_or_init(|| self.dbs[0].get().expect("database 0 exists").sibling(db))
+    }
+
+    /// The number of databases (the `databases` setting).
+    pub fn databases(&self) -> u32 {
+        self.dbs.len() as u32
+    }
+
+    /// Database `db` if it was ever used.
+    fn db_in_use(&self, db: u32) -> Option<&Keyspace> {
+        self.dbs[self.slots[db as usize].load(Ordering::Acquire)].get()
+    }
+
+    /// The databases in use, with their index.
+    fn dbs_in_use(&self) -> impl Iterator<Item = (u32, &Keyspace)> {
+        (0..self.dbs.len() as u32).filter_map(|i| self.db_in_use(i).map(|ks| (i, ks)))
+    }
+
+    /// Every database's key count and volatile key count, for the databases holding keys (INFO keyspace).
+    pub fn keyspace_sizes(&self) -> Vec<(u32, usize, usize)> {
+        self.dbs_in_use()
+            .map(|(i, ks)| {
+                let s = ks.stats();
+                (i, s.keys, s.volatile_keys)
+            })
+            .filter(|(_, keys, _)| *keys > 0)
+            .collect()
+    }
+
+    /// The key-value statistics of all databases together (the counters and memory are shared).
+    pub fn kv_stats(&self) -> crate::kv::KvStats {
+        let mut total = self.kv().stats();
+        for (i, ks) in self.dbs_in_use() {
+            if i != 0 {
+                let s = ks.stats();
+                total.keys += s.keys;
+                total.volatile_keys += s.volatile_keys;
+            }
+        }
+        total
+    }
+
+    /// The database index `db` names, or Redis's error when there is no such database.
+    fn check_db(&self, db: i64) -> Result<u32> {
+        if db < 0 || db >= self.dbs.len() as i64 {
+            return Err(CommandError::Invalid("DB index is out of range".into()));
+        }
+        Ok(db as u32)
     }
 
     pub fn queues(&self) -> &QueueStore {
@@ -182,7 +265,7 @@ impl Engine {
 
     /// Memory the data holds, as counted against the memory limit: keys, queues and streams.
     pub fn used_memory(&self) -> usize {
-        self.kv.used_memory() + self.queues.used_memory() + self.streams.used_memory()
+        self.kv().used_memory() + self.queues.used_memory() + self.streams.used_memory()
     }
 
     /// Executes one command. Write commands are refused while the log is failed, and commands that may grow
@@ -200,14 +283,18 @@ impl Engine {
         match &cmd {
             Command::Keys(KeysCmd::Keys { pattern }) => {
                 let gate = || self.read_gate();
-                let keys = self.kv.keys(pattern, now, Some(&gate))?;
+                let keys = self.db(ctx.db).keys(pattern, now, Some(&gate))?;
                 return Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()));
             }
             Command::Keys(KeysCmd::Scan(args)) => {
                 let gate = || self.read_gate();
-                let (cursor, keys) = self.kv.scan(args, now, Some(&gate))?;
+                let (cursor, keys) = self.db(ctx.db).scan(args, now, Some(&gate))?;
                 return Ok(Reply::Scan { cursor, items: keys.into_iter().map(Reply::Bulk).collect() });
             }
+            // Commands over several databases run alone, their changes one record.
+            Command::Keys(
+                KeysCmd::FlushAll | KeysCmd::Move { .. } | KeysCmd::SwapDb { .. } | KeysCmd::Copy { db: Some(_), .. },
+            ) => return self.eval_atomic(ctx, cmd),
             // SCRIPT KILL reaches a running script without waiting for it.
             Command::Script(ScriptCmd::Kill) => return self.scripts.function_kill(false),
             Command::Script(ScriptCmd::FunctionKill) => return self.scripts.function_kill(true),
@@ -248,20 +335,21 @@ impl Engine {
     /// time frozen for the whole run as in Redis.
     fn run_script(&self, ctx: &mut ExecCtx, cmd: ScriptCmd, now: u64) -> Result<Reply> {
         match cmd {
+            // A script's SELECT lasts until the script ends (Redis 7).
             ScriptCmd::Eval { script, keys, args, read_only } => {
-                let frozen = ctx.now_ms;
+                let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
                 let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
                 let reply = self.scripts.eval(&script, &keys, &args, read_only, &mut exec);
-                ctx.now_ms = frozen;
+                (ctx.now_ms, ctx.db) = (frozen, db);
                 reply
             }
             ScriptCmd::FCall { name, keys, args, read_only } => {
-                let frozen = ctx.now_ms;
+                let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
                 let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
                 let reply = self.scripts.fcall(&name, &keys, &args, read_only, &mut exec);
-                ctx.now_ms = frozen;
+                (ctx.now_ms, ctx.db) = (frozen, db);
                 reply
             }
             ScriptCmd::FunctionLoad { code, replace } => {
@@ -344,18 +432,23 @@ impl Engine {
             self.log.check_writable()?;
         }
         if spec.may_grow() {
-            let lsn = self.kv.ensure_memory(self.queues.used_memory() + self.streams.used_memory())?;
+            let lsn = self.ensure_memory()?;
             ctx.lsn = ctx.lsn.max(lsn);
         }
         let mut lsn = 0;
         let now = if ctx.now_ms > 0 { ctx.now_ms } else { self.clock.now_ms() };
+        // The client's database (created when first used, by a key-value command only).
+        let kv = || self.db(ctx.db);
         let reply = match cmd {
-            Command::Kv(c) => self.kv.string_cmd(c, &mut lsn, now),
-            Command::Keys(c) => self.kv.keys_cmd(c, &mut lsn, now),
-            Command::Hash(c) => self.kv.hash_cmd(c, &mut lsn, now),
-            Command::List(c) => self.kv.list_cmd(c, &mut lsn, now),
-            Command::Set(c) => self.kv.set_cmd(c, &mut lsn, now),
-            Command::ZSet(c) => self.kv.zset_cmd(c, &mut lsn, now),
+            Command::Kv(c) => kv().string_cmd(c, &mut lsn, now),
+            Command::Keys(c) => self.keys_cmd(ctx, c, &mut lsn, now),
+            Command::Hash(c) => kv().hash_cmd(c, &mut lsn, now),
+            Command::List(c) => kv().list_cmd(c, &mut lsn, now),
+            Command::Set(c) => kv().set_cmd(c, &mut lsn, now),
+            Command::ZSet(c) => kv().zset_cmd(c, &mut lsn, now),
+            Command::Stream(_) if ctx.db != 0 => {
+                Err(CommandError::Invalid("streams live in database 0 in Synap (SELECT 0 to use them)".into()))
+            }
             Command::Stream(c) => self.stream(c, &mut lsn, now),
             Command::Queue(c) => self.queues.execute(c, now, &mut lsn),
             Command::PubSub(c) => Ok(self.pubsub_cmd(c)),
@@ -366,6 +459,116 @@ impl Engine {
         };
         ctx.lsn = ctx.lsn.max(lsn);
         reply
+    }
+
+    /// A command on keys; those over several databases are the engine's (they run alone: see
+    /// [`Engine::execute_as`]).
+    fn keys_cmd(&self, ctx: &mut ExecCtx, cmd: KeysCmd, lsn: &mut u64, now: u64) -> Result<Reply> {
+        match cmd {
+            KeysCmd::Select { db } => {
+                ctx.db = self.check_db(db)?;
+                Ok(Reply::Ok)
+            }
+            KeysCmd::FlushAll => {
+                for (i, ks) in self.dbs_in_use() {
+                    ks.flush_db(lsn, now, i == 0);
+                }
+                Ok(Reply::Ok)
+            }
+            KeysCmd::SwapDb { a, b } => {
+                let (a, b) = (self.check_db(a)?, self.check_db(b)?);
+                self.swap_db(a, b, now)?;
+                Ok(Reply::Ok)
+            }
+            KeysCmd::Move { key, db } => {
+                let to = self.check_db(db)?;
+                if to == ctx.db {
+                    return Err(CommandError::Invalid("source and destination objects are the same".into()));
+                }
+                Ok(Reply::Int(self.db(ctx.db).move_to(&key, self.db(to), lsn, now)? as i64))
+            }
+            KeysCmd::Copy { from, to, replace, db: Some(db) } => {
+                let db = self.check_db(db)?;
+                let (src, dst) = (self.db(ctx.db), self.db(db));
+                if db == ctx.db {
+                    return src.keys_cmd(KeysCmd::Copy { from, to, replace, db: None }, lsn, now);
+                }
+                Ok(Reply::Int(src.copy_to(&from, dst, &to, replace, lsn, now)? as i64))
+            }
+            c => self.db(ctx.db).keys_cmd(c, lsn, now),
+        }
+    }
+
+    /// SWAPDB: databases `a` and `b` trade contents (the caller runs alone). Streams live in database 0,
+    /// so it moves only while it holds none.
+    fn swap_db(&self, a: u32, b: u32, now: u64) -> Result<()> {
+        if a == b {
+            return Ok(());
+        }
+        if (a == 0 || b == 0) && self.streams.room_count() > 0 {
+            return Err(CommandError::Invalid(
+                "database 0 holds streams, which cannot move to another database in Synap".into(),
+            ));
+        }
+        let (ka, kb) = (self.db(a), self.db(b));
+        // As Redis: a watched key that exists on either side changed.
+        for (db, mine, other) in [(a, ka, kb), (b, kb, ka)] {
+            for key in self.watch.watched_in(db) {
+                if mine.exists_live(&key, now) || other.exists_live(&key, now) {
+                    self.watch.touch_watchers(db, &key);
+                }
+            }
+        }
+        self.swap_slots(a, b);
+        self.log.append(&[Mutation::SwapDb { a, b }]);
+        // Clients blocked in either database may find their keys now.
+        self.blockers.wake_db(a);
+        self.blockers.wake_db(b);
+        Ok(())
+    }
+
+    /// Trades the keyspaces of databases `a` and `b` (both created first).
+    fn swap_slots(&self, a: u32, b: u32) {
+        let (ka, kb) = (self.db(a), self.db(b));
+        ka.set_db(b);
+        kb.set_db(a);
+        let sa = self.slots[a as usize].load(Ordering::Acquire);
+        let sb = self.slots[b as usize].swap(sa, Ordering::AcqRel);
+        self.slots[a as usize].store(sb, Ordering::Release);
+    }
+
+    /// Makes room under the memory limit before a command that may grow memory. With one database in
+    /// use it evicts there; with several, each database in turn gives up keys (a rotating start), until
+    /// there is room or none has a candidate. Returns the LSN of the last eviction logged.
+    fn ensure_memory(&self) -> Result<u64> {
+        let other = self.queues.used_memory() + self.streams.used_memory();
+        let used: Vec<&Keyspace> = self.dbs_in_use().map(|(_, ks)| ks).collect();
+        if used.len() == 1 {
+            return used[0].ensure_memory(other);
+        }
+        let first = self.evict_next_db.fetch_add(1, Ordering::Relaxed);
+        let mut lsn = 0;
+        let mut stuck = 0;
+        let steps = crate::kv::MAX_EVICTIONS_PER_CALL + used.len();
+        for i in (0..steps).map(|i| (first + i) % used.len()) {
+            match used[i].ensure_memory_step(other) {
+                crate::kv::EvictStep::Room => return Ok(lsn),
+                crate::kv::EvictStep::Evicted(l) => {
+                    lsn = lsn.max(l);
+                    stuck = 0;
+                }
+                crate::kv::EvictStep::Refused => return Err(CommandError::OutOfMemory),
+                crate::kv::EvictStep::Nothing => {
+                    stuck += 1;
+                    if stuck == used.len() {
+                        return Err(CommandError::OutOfMemory);
+                    }
+                }
+            }
+        }
+        // As many evictions as one command may make: room now, or still over the limit.
+        let limit = used[0].limits.max_memory();
+        if used[0].used_memory() + other <= limit { Ok(lsn) } else { Err(CommandError::OutOfMemory) }
     }
 
     /// A stream command: a stream is a key, so its name must hold a stream or nothing (WRONGTYPE
@@ -383,7 +586,7 @@ impl Engine {
                     )))
                 };
             }
-            StreamCmd::Delete { room } => return Ok(Reply::Int(self.kv.delete_stream(room, lsn, now) as i64)),
+            StreamCmd::Delete { room } => return Ok(Reply::Int(self.kv().delete_stream(room, lsn, now) as i64)),
             StreamCmd::Publish { room, .. } if self.streams.settings.auto_create => {
                 self.ensure_stream(room, defaults, lsn, now)?;
             }
@@ -393,7 +596,7 @@ impl Engine {
                 }
                 None => {
                     for key in cmd.keys() {
-                        self.kv.check_stream_key(key, now)?;
+                        self.kv().check_stream_key(key, now)?;
                     }
                 }
             },
@@ -405,11 +608,11 @@ impl Engine {
     /// are opened outside every lock, then it is installed with the key's shard locked). `Ok(true)` when
     /// created; WRONGTYPE when the key holds another type.
     fn ensure_stream(&self, key: &bytes::Bytes, config: RoomConfig, lsn: &mut u64, now: u64) -> Result<bool> {
-        if self.kv.check_stream_key(key, now)? {
+        if self.kv().check_stream_key(key, now)? {
             return Ok(false);
         }
         let mut prepared = Some(self.streams.prepare(key, config)?);
-        let created = self.kv.create_stream_key(key, now, || {
+        let created = self.kv().create_stream_key(key, now, || {
             let (_, l) = self.streams.install(prepared.take().expect("installed once"));
             *lsn = (*lsn).max(l);
         });
@@ -448,23 +651,70 @@ impl Engine {
     /// deletion and rename also place, remove and move its entry in the keyspace.
     pub fn apply_batch(&self, batch: &[Mutation<'_>]) {
         let mut start = 0;
+        // A batch starts in database 0; `SelectDb` records say where the key-value records that follow go.
+        let mut db = 0;
         for (i, m) in batch.iter().enumerate() {
-            if m.is_queue() || m.is_stream() || m.is_function() {
+            if m.is_queue() || m.is_stream() || m.is_function() || m.is_db() {
                 if start < i {
-                    self.kv.apply_batch(&batch[start..i]);
+                    self.db(db).apply_batch(&batch[start..i]);
                 }
-                if m.is_queue() {
-                    self.queues.apply(m);
-                } else if m.is_function() {
-                    self.apply_function(m);
-                } else {
-                    self.apply_stream(m);
+                match m {
+                    Mutation::SelectDb { db: d } if (*d as usize) < self.dbs.len() => db = *d,
+                    Mutation::SelectDb { db: d } => {
+                        // Records of a database this server does not have (a smaller `databases`
+                        // setting than the log's writer had) are dropped, loudly.
+                        tracing::error!(
+                            db = d,
+                            databases = self.dbs.len(),
+                            "a record names a database beyond the `databases` setting; its changes are dropped"
+                        );
+                        db = u32::MAX;
+                    }
+                    Mutation::SwapDb { a, b } if (*a as usize) < self.dbs.len() && (*b as usize) < self.dbs.len() => {
+                        if a != b {
+                            self.swap_slots(*a, *b);
+                        }
+                    }
+                    Mutation::SwapDb { a, b } => {
+                        tracing::error!(
+                            a,
+                            b,
+                            databases = self.dbs.len(),
+                            "a SWAPDB record names a database beyond the `databases` setting; ignored"
+                        );
+                    }
+                    m if m.is_queue() => self.queues.apply(m),
+                    m if m.is_function() => self.apply_function(m),
+                    m => self.apply_stream(m),
                 }
+                start = i + 1;
+            } else if db == u32::MAX {
                 start = i + 1;
             }
         }
-        if start < batch.len() {
-            self.kv.apply_batch(&batch[start..]);
+        if start < batch.len() && db != u32::MAX {
+            self.db(db).apply_batch(&batch[start..]);
+        }
+    }
+
+    /// Refuses a batch that names a database beyond the `databases` setting (a log written with a larger
+    /// setting): recovery stops there rather than drop or misplace its keys.
+    pub fn check_databases(&self, batch: &[Mutation<'_>]) -> std::result::Result<(), String> {
+        let n = self.dbs.len() as u32;
+        let highest = batch
+            .iter()
+            .filter_map(|m| match m {
+                Mutation::SelectDb { db } => Some(*db),
+                Mutation::SwapDb { a, b } => Some((*a).max(*b)),
+                _ => None,
+            })
+            .max();
+        match highest {
+            Some(db) if db >= n => Err(format!(
+                "the data names database {db}, but kv.databases is {n}: start with kv.databases of at least {}",
+                db as u64 + 1
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -485,26 +735,72 @@ impl Engine {
         self.streams.apply(m);
         let Mutation::Stream { room, op } = m else { return };
         match op {
-            StreamOp::Create { .. } if self.streams.exists(room) => self.kv.stream_created(room),
-            StreamOp::Delete { .. } if !self.streams.exists(room) => self.kv.stream_deleted(room),
-            StreamOp::Rename { to, .. } if self.streams.exists(to) => self.kv.stream_renamed(room, to),
+            StreamOp::Create { .. } if self.streams.exists(room) => self.kv().stream_created(room),
+            StreamOp::Delete { .. } if !self.streams.exists(room) => self.kv().stream_deleted(room),
+            StreamOp::Rename { to, .. } if self.streams.exists(to) => self.kv().stream_renamed(room, to),
             _ => {}
         }
     }
 
     /// A digest of the whole state as of now (live data only).
     pub fn digest(&self) -> u64 {
-        self.kv.digest(self.now_ms()) ^ self.queues.digest().rotate_left(17) ^ self.streams.digest().rotate_left(31)
+        let now = self.now_ms();
+        // An empty database adds nothing (its digest is 0): one database or sixteen, the same data digests
+        // alike.
+        let kv = self
+            .dbs_in_use()
+            .map(|(i, ks)| match ks.digest(now) {
+                0 => 0,
+                d if i == 0 => d,
+                d => d.rotate_left(i % 64) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            })
+            .fold(0, |a, d| a ^ d);
+        kv ^ self.queues.digest().rotate_left(17) ^ self.streams.digest().rotate_left(31)
+    }
+
+    /// Starts a snapshot: `last_lsn` is read (the LSN the snapshot covers) together with which keyspace
+    /// each database index names, with no SWAPDB in between.
+    pub fn snapshot_start(&self, last_lsn: impl FnOnce() -> u64) -> (u64, EngineCursor) {
+        let _gate = self.gate.read();
+        let lsn = last_lsn();
+        let slots = self.slots.iter().map(|s| s.load(Ordering::Acquire)).collect();
+        (lsn, EngineCursor { kv_slots: Some(slots), ..EngineCursor::at_lsn(lsn) })
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
     pub fn snapshot_chunk(&self, cursor: &mut EngineCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
         // Not in the middle of a transaction: a snapshot must not hold half of one.
         let _gate = self.gate.read();
-        if !cursor.kv_done {
-            match self.kv.snapshot_chunk(&mut cursor.kv, max, out) {
+        let slots =
+            cursor.kv_slots.get_or_insert_with(|| self.slots.iter().map(|s| s.load(Ordering::Acquire)).collect());
+        while !cursor.kv_done {
+            if cursor.kv_db as usize >= self.dbs.len() {
+                cursor.kv_done = true;
+                break;
+            }
+            let Some(ks) = self.dbs[slots[cursor.kv_db as usize]].get() else {
+                cursor.kv_db += 1;
+                continue;
+            };
+            let start = out.len();
+            match ks.snapshot_chunk(&mut cursor.kv, max, out) {
+                // A chunk of another database than 0 starts by naming it.
+                Some(n) if cursor.kv_db != 0 => {
+                    let body = out.split_off(start + 4);
+                    out.truncate(start);
+                    out.extend_from_slice(&(n as u32 + 1).to_le_bytes());
+                    crate::mutation::encode_one(&Mutation::SelectDb { db: cursor.kv_db }, out);
+                    out.extend_from_slice(&body);
+                    return Some(n + 1);
+                }
                 Some(n) => return Some(n),
-                None => cursor.kv_done = true,
+                None => {
+                    cursor.kv_db += 1;
+                    cursor.kv = match cursor.kv_chunk_bytes {
+                        0 => SnapshotCursor::default(),
+                        n => SnapshotCursor::with_chunk_bytes(n),
+                    };
+                }
             }
         }
         if !cursor.queues_done {
@@ -513,7 +809,7 @@ impl Engine {
                 None => cursor.queues_done = true,
             }
         }
-        if let Some(n) = self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv.expiry_of(key)) {
+        if let Some(n) = self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv().expiry_of(key)) {
             return Some(n);
         }
         // The function libraries last, one record each, walked by name.
@@ -544,7 +840,30 @@ impl Engine {
 
     /// One background maintenance pass (active expiry) within `budget`.
     pub fn maintenance(&self, budget: Duration) -> crate::kv::ExpireReport {
-        self.kv.active_expire_pass(budget, &self.gate)
+        let mut total = crate::kv::ExpireReport::default();
+        let started = std::time::Instant::now();
+        let n = self.dbs.len();
+        let first = self.expire_next_db.load(Ordering::Relaxed) % n;
+        for i in (0..n).map(|i| (first + i) % n) {
+            let Some(ks) = self.db_in_use(i as u32) else { continue };
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                // The next pass starts here.
+                self.expire_next_db.store(i, Ordering::Relaxed);
+                total.out_of_time = true;
+                break;
+            }
+            let r = ks.active_expire_pass(left, &self.gate);
+            if r.out_of_time {
+                // The next pass starts in this database, where this one stopped.
+                self.expire_next_db.store(i, Ordering::Relaxed);
+            }
+            total.sampled += r.sampled;
+            total.expired += r.expired;
+            total.shards_visited += r.shards_visited;
+            total.out_of_time |= r.out_of_time;
+        }
+        total
     }
 
     /// The queue sweep: delayed messages, expired deadlines and TTLs. Returns the LSN it logged up to.

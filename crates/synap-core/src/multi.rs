@@ -8,11 +8,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+/// A key of one database, as the registries of watched and blocked keys hold it.
+pub type DbKey = (u32, Bytes);
+
+/// The borrowed form of a [`DbKey`], for lookups that copy nothing (hashes as the tuple does).
+#[derive(Hash)]
+pub(crate) struct DbKeyRef<'a>(pub u32, pub &'a [u8]);
+
+impl hashbrown::Equivalent<DbKey> for DbKeyRef<'_> {
+    fn equivalent(&self, key: &DbKey) -> bool {
+        self.0 == key.0 && self.1 == &key.1[..]
+    }
+}
+
 /// WATCHed keys: each watching client has a flag that any change to one of its keys sets.
 #[derive(Default)]
 pub struct WatchRegistry {
     count: AtomicUsize,
-    keys: Mutex<hashbrown::HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
+    keys: Mutex<hashbrown::HashMap<DbKey, Vec<Arc<AtomicBool>>>>,
     /// Clients caching keys (CLIENT TRACKING): told of the same changes.
     pub tracking: crate::tracking::Tracking,
 }
@@ -22,16 +35,17 @@ impl WatchRegistry {
         self.count.load(Ordering::Acquire) > 0 || self.tracking.active()
     }
 
-    /// Registers `flag` for `key`; the flag is set when the key changes (or the keyspace is flushed).
-    pub fn watch(&self, flag: &Arc<AtomicBool>, key: &Bytes) {
-        self.watch_many(flag, std::slice::from_ref(key));
+    /// Registers `flag` for `key` of database `db`; the flag is set when the key changes (or its database
+    /// is flushed or swapped).
+    pub fn watch(&self, flag: &Arc<AtomicBool>, db: u32, key: &Bytes) {
+        self.watch_many(flag, db, std::slice::from_ref(key));
     }
 
     /// [`WatchRegistry::watch`] for many keys under one lock hold.
-    pub fn watch_many(&self, flag: &Arc<AtomicBool>, keys: &[Bytes]) {
+    pub fn watch_many(&self, flag: &Arc<AtomicBool>, db: u32, keys: &[Bytes]) {
         let mut map = self.keys.lock();
         for key in keys {
-            let list = map.entry(key.clone()).or_default();
+            let list = map.entry((db, key.clone())).or_default();
             if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
                 list.push(flag.clone());
                 self.count.fetch_add(1, Ordering::AcqRel);
@@ -39,28 +53,29 @@ impl WatchRegistry {
         }
     }
 
-    pub fn unwatch(&self, flag: &Arc<AtomicBool>, key: &[u8]) {
-        self.unwatch_many(flag, std::iter::once(Bytes::copy_from_slice(key)));
+    pub fn unwatch(&self, flag: &Arc<AtomicBool>, db: u32, key: &[u8]) {
+        self.unwatch_many(flag, std::iter::once((db, Bytes::copy_from_slice(key))));
     }
 
-    /// Removes `flag` from every key of `keys`, under one lock hold.
-    pub fn unwatch_many(&self, flag: &Arc<AtomicBool>, keys: impl IntoIterator<Item = Bytes>) {
+    /// Removes `flag` from every key of `keys` (database, key), under one lock hold.
+    pub fn unwatch_many(&self, flag: &Arc<AtomicBool>, keys: impl IntoIterator<Item = DbKey>) {
         let mut map = self.keys.lock();
         for key in keys {
-            if let Some(list) = map.get_mut(&key[..]) {
+            if let Some(list) = map.get_mut(&key) {
                 let before = list.len();
                 list.retain(|f| !Arc::ptr_eq(f, flag));
                 self.count.fetch_sub(before - list.len(), Ordering::AcqRel);
                 if list.is_empty() {
-                    map.remove(&key[..]);
+                    map.remove(&key);
                 }
             }
         }
     }
 
-    pub(crate) fn touch(&self, key: &[u8]) {
+    /// A change to `key` of database `db`. Client tracking does not tell databases apart (as in Redis).
+    pub(crate) fn touch(&self, db: u32, key: &[u8]) {
         if self.count.load(Ordering::Acquire) > 0
-            && let Some(list) = self.keys.lock().get(key)
+            && let Some(list) = self.keys.lock().get(&DbKeyRef(db, key))
         {
             list.iter().for_each(|f| f.store(true, Ordering::Release));
         }
@@ -69,12 +84,18 @@ impl WatchRegistry {
         }
     }
 
-    pub(crate) fn touch_all(&self) {
-        for list in self.keys.lock().values() {
-            list.iter().for_each(|f| f.store(true, Ordering::Release));
+    /// The keys watched in database `db` (SWAPDB and FLUSHDB check which of them exist).
+    pub(crate) fn watched_in(&self, db: u32) -> Vec<Bytes> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
         }
-        if self.tracking.active() {
-            self.tracking.flushed();
+        self.keys.lock().keys().filter(|(d, _)| *d == db).map(|(_, k)| k.clone()).collect()
+    }
+
+    /// Marks the watchers of `key` of database `db` (SWAPDB, FLUSHDB), without telling tracking clients.
+    pub(crate) fn touch_watchers(&self, db: u32, key: &[u8]) {
+        if let Some(list) = self.keys.lock().get(&DbKeyRef(db, key)) {
+            list.iter().for_each(|f| f.store(true, Ordering::Release));
         }
     }
 }

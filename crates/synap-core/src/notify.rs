@@ -168,28 +168,29 @@ impl Notifier {
         self.active.store(flags.active(), std::sync::atomic::Ordering::Release);
     }
 
-    /// Publishes one event about `key`, if its class is on (checked inline: every write calls this).
+    /// Publishes one event about `key` of database `db`, if its class is on (checked inline: every write
+    /// calls this).
     #[inline]
-    pub fn emit(&self, class: Class, event: &str, key: &[u8]) {
+    pub fn emit(&self, db: u32, class: Class, event: &str, key: &[u8]) {
         if self.active.load(std::sync::atomic::Ordering::Relaxed)
             && let Some(ps) = &self.pubsub
         {
             let flags = *self.flags.read();
             if flags.wants(class) {
-                self.publish(&flags, ps, event, key);
+                self.publish(&flags, ps, db, event, key);
             }
         }
     }
 
     #[cold]
-    fn publish(&self, flags: &NotifyFlags, ps: &PubSub, event: &str, key: &[u8]) {
+    fn publish(&self, flags: &NotifyFlags, ps: &PubSub, db: u32, event: &str, key: &[u8]) {
         if flags.keyspace {
-            let mut ch = b"__keyspace@0__:".to_vec();
+            let mut ch = format!("__keyspace@{db}__:").into_bytes();
             ch.extend_from_slice(key);
             ps.publish(&ch, event.as_bytes());
         }
         if flags.keyevent {
-            let ch = format!("__keyevent@0__:{event}");
+            let ch = format!("__keyevent@{db}__:{event}");
             ps.publish(ch.as_bytes(), key);
         }
     }

@@ -1102,7 +1102,6 @@ impl Scripts {
                 let secs = Reply::Bulk(Bytes::from(now.as_secs().to_string()));
                 Ok(Reply::Array(vec![secs, Reply::Bulk(Bytes::from(now.subsec_micros().to_string()))]))
             }
-            Command::Server(ServerCmd::Select(0)) => Ok(Reply::Ok),
             Command::Server(ServerCmd::Ping(Some(m)) | ServerCmd::Echo(m)) => Ok(Reply::Bulk(m)),
             Command::Server(_) | Command::Script(_) => return fail(not_allowed),
             cmd => {

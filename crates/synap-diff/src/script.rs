@@ -105,6 +105,7 @@ pub const FAMILIES: &[&str] = &[
     "transactions",
     "pubsub",
     "scripting",
+    "databases",
 ];
 
 /// Scripts of the scripting family: (body, number of keys). They read and write the other families'
@@ -157,6 +158,12 @@ const SCRIPTS: &[(&str, usize)] = &[
     ("return {cmsgpack.unpack(cmsgpack.pack({ARGV[1], {k = ARGV[2]}}, tonumber(ARGV[1]) or 0.1))}", 0),
     ("return {cmsgpack.unpack_limit(cmsgpack.pack(1, ARGV[1], 3), 2, 1)}", 0),
     ("return cmsgpack.unpack(ARGV[1])", 0),
+    // A script's SELECT lasts until it ends: the caller's database is the same after.
+    (
+        "redis.call('select', 2) redis.call('set', KEYS[1], ARGV[1]) return {redis.call('dbsize'), redis.call('get', KEYS[1])}",
+        1,
+    ),
+    ("return redis.call('select', ARGV[1])", 0),
 ];
 
 /// Function libraries of the scripting family (loaded, replaced and deleted as it runs), good and bad.
@@ -256,6 +263,7 @@ impl Gen {
             "hyperloglog" => vec![self.hyperloglog()],
             "sort" => vec![self.sort()],
             "geo" => vec![self.geo()],
+            "databases" => self.databases(),
             other => panic!("unknown family {other}"),
         }
     }
@@ -1132,6 +1140,62 @@ impl Gen {
             _ => vec!["XAUTOCLAIM".into(), k, g, c, "0".into(), "0-0".into(), "COUNT".into(), self.small(1, 3)],
         };
         Cmd::new(a, Norm::Exact)
+    }
+
+    /// A step in another database than 0: SELECT 1 to 3, commands of the key families and of databases
+    /// (MOVE, SWAPDB, COPY ... DB, FLUSHDB, SELECT), now and then inside MULTI, and back to database 0.
+    /// Streams stay in database 0 (a Synap difference: docs/resp.md), so this never touches one: the
+    /// other databases hold none, and SWAPDB here swaps only databases 1 to 3.
+    fn databases(&mut self) -> Vec<Cmd> {
+        let exact = |a: Vec<&str>| Cmd::new(a.into_iter().map(String::from).collect(), Norm::Exact);
+        let db = self.pick(&["1", "2", "3"]);
+        let mut out = vec![exact(vec!["SELECT", db])];
+        let multi = self.chance(0.2);
+        if multi {
+            out.push(exact(vec!["MULTI"]));
+        }
+        for _ in 0..self.rng.random_range(1..=4) {
+            let cmd = match self.rng.random_range(0..14) {
+                0 => {
+                    let to = self.pick(&["0", "1", "2", "3", "3", "16", "-1", "abc"]);
+                    Cmd::new(vec!["MOVE".into(), self.any_key(), to.into()], Norm::Exact)
+                }
+                1 => {
+                    let a = self.pick(&["1", "2", "3", "3", "x", "16"]);
+                    let b = self.pick(&["1", "2", "3", "y", "-1"]);
+                    exact(vec!["SWAPDB", a, b])
+                }
+                2 => {
+                    let mut a = vec!["COPY".to_string(), self.any_key(), self.any_key()];
+                    if self.chance(0.8) {
+                        a.extend(["DB".into(), self.pick(&["0", "1", "2", "3", "16", "x"]).into()]);
+                    }
+                    if self.chance(0.4) {
+                        a.push("REPLACE".into());
+                    }
+                    Cmd::new(a, Norm::Exact)
+                }
+                3 => exact(vec!["SELECT", self.pick(&["1", "2", "3", "16", "-1", "abc", "99999999999"])]),
+                4 => exact(vec![self.pick(&["DBSIZE", "DBSIZE", "FLUSHDB"])]),
+                5 if !multi => Cmd::new(vec!["KEYS".into(), "*".into()], Norm::Unordered),
+                _ => {
+                    let family = self.pick(&["strings", "hashes", "lists", "sets", "zsets", "keys"]);
+                    let cmd = self.family(family).remove(0);
+                    // Blocking commands inside MULTI do not block; keep the step simple. No stream
+                    // commands outside database 0.
+                    if multi && cmd.norm != Norm::Exact || cmd.args[0].starts_with('X') {
+                        continue;
+                    }
+                    cmd
+                }
+            };
+            out.push(cmd);
+        }
+        if multi {
+            out.push(exact(vec!["EXEC"]));
+        }
+        out.push(exact(vec!["SELECT", "0"]));
+        out
     }
 
     fn transaction(&mut self) -> Vec<Cmd> {

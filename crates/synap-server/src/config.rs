@@ -134,6 +134,8 @@ impl Default for HttpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct KvSection {
     pub shards: usize,
+    /// Number of databases (Redis's `databases`: SELECT 0 to databases - 1).
+    pub databases: usize,
     /// Memory limit for the keyspace; 0 = none.
     pub max_memory: ByteSize,
     pub eviction_policy: Policy,
@@ -151,6 +153,7 @@ impl Default for KvSection {
         let kv = KvConfig::default();
         KvSection {
             shards: kv.shards,
+            databases: kv.databases,
             max_memory: ByteSize(0),
             eviction_policy: Policy::default(),
             eviction_samples: kv.eviction_samples,
@@ -466,6 +469,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.kv.shards >= 1 && self.kv.shards <= 4096, "kv.shards: must be between 1 and 4096");
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
+        anyhow::ensure!(
+            self.kv.databases >= 1 && self.kv.databases <= synap_core::kv::MAX_DATABASES,
+            "kv.databases: must be between 1 and {}",
+            synap_core::kv::MAX_DATABASES
+        );
         anyhow::ensure!(self.kv.max_key_bytes.0 >= 1, "kv.max_key_bytes: must be at least 1");
         anyhow::ensure!(
             self.kv.max_value_bytes.0 >= 1 && self.kv.max_value_bytes.0 <= synap_core::mutation::MAX_VALUE_BYTES as u64,
@@ -624,6 +632,7 @@ impl Config {
             },
             kv: KvConfig {
                 shards: self.kv.shards,
+                databases: self.kv.databases,
                 max_memory: self.kv.max_memory.0 as usize,
                 eviction: self.kv.eviction_policy.0,
                 eviction_samples: self.kv.eviction_samples,

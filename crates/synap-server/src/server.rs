@@ -54,7 +54,7 @@ impl RunningServer {
                 records_replayed = report.records_replayed,
                 truncated_bytes = report.truncated_bytes,
                 last_lsn = report.last_lsn,
-                keys = engine.kv().len(),
+                keys = engine.kv_stats().keys,
                 millis = report.millis,
                 "recovery complete"
             );

@@ -45,17 +45,31 @@ impl Service {
 
     /// Executes a batch of commands in order and returns their results once every write among them is
     /// durable as the fsync policy requires. One wait serves the whole batch (pipelines, group commit).
-    pub async fn execute_batch(&self, cmds: Vec<Command>) -> Vec<Result<Reply, CommandError>> {
+    /// Each command names its database.
+    pub async fn execute_batch(&self, cmds: Vec<(u32, Command)>) -> Vec<Result<Reply, CommandError>> {
         let mut ctx = ExecCtx::default();
-        let replies: Vec<_> = self.run_engine(|| cmds.into_iter().map(|c| self.engine.execute(&mut ctx, c)).collect());
+        let replies: Vec<_> = self.run_engine(|| {
+            cmds.into_iter()
+                .map(|(db, c)| {
+                    ctx.db = db;
+                    self.engine.execute(&mut ctx, c)
+                })
+                .collect()
+        });
         match self.wait_durable(ctx.lsn).await {
             Ok(()) => replies,
             Err(e) => replies.into_iter().map(|r| r.and(Err(e.clone()))).collect(),
         }
     }
 
+    /// Executes one command in database 0.
     pub async fn execute(&self, cmd: Command) -> Result<Reply, CommandError> {
-        let mut ctx = ExecCtx::default();
+        self.execute_in(0, cmd).await
+    }
+
+    /// Executes one command in database `db`.
+    pub async fn execute_in(&self, db: u32, cmd: Command) -> Result<Reply, CommandError> {
+        let mut ctx = ExecCtx { db, ..ExecCtx::default() };
         let reply = self.run_engine(|| self.engine.execute(&mut ctx, cmd))?;
         self.wait_durable(ctx.lsn).await?;
         Ok(reply)
@@ -92,6 +106,11 @@ impl Service {
     /// client is first in line). Every wake-up handle is registered before the attempt, so a change in
     /// between is not missed.
     pub async fn wait(&self, cmd: Command, block: Block) -> Result<Reply, CommandError> {
+        self.wait_in(0, cmd, block).await
+    }
+
+    /// [`Service::wait`] for a client of database `db` (blocked pops wait on its keys).
+    pub async fn wait_in(&self, db: u32, cmd: Command, block: Block) -> Result<Reply, CommandError> {
         let cmd = self.fix_last_ids(cmd);
         let timeout = match &block.on {
             WaitOn::Queue(_) => {
@@ -103,7 +122,7 @@ impl Service {
         // A timeout too far to represent is no timeout.
         let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
         let line = match &block.on {
-            WaitOn::Keys(keys) => Some(Line::join(self.engine.blockers(), keys.clone())),
+            WaitOn::Keys(keys) => Some(Line::join(self.engine.blockers(), db, keys.clone())),
             _ => None,
         };
         loop {
@@ -133,7 +152,7 @@ impl Service {
             };
             let reply = match attempt {
                 // BUSY (a long script) is not this client's answer: it waits on.
-                Some(c) => match self.execute(c).await {
+                Some(c) => match self.execute_in(db, c).await {
                     Ok(r) => Some(r),
                     Err(e) if e.code() == "BUSY" => None,
                     Err(e) => return Err(e),
@@ -199,26 +218,27 @@ impl Service {
 struct Line<'a> {
     blockers: &'a Blockers,
     id: u64,
+    db: u32,
     keys: Vec<Bytes>,
     notifies: Vec<Arc<Notify>>,
 }
 
 impl<'a> Line<'a> {
-    fn join(blockers: &'a Blockers, keys: Vec<Bytes>) -> Line<'a> {
+    fn join(blockers: &'a Blockers, db: u32, keys: Vec<Bytes>) -> Line<'a> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let notifies = blockers.register(id, &keys);
-        Line { blockers, id, keys, notifies }
+        let notifies = blockers.register(id, db, &keys);
+        Line { blockers, id, db, keys, notifies }
     }
 
     /// The keys on which this client is first in line.
     fn heads(&self) -> Vec<Bytes> {
-        self.blockers.heads(self.id, &self.keys)
+        self.blockers.heads(self.id, self.db, &self.keys)
     }
 }
 
 impl Drop for Line<'_> {
     fn drop(&mut self) {
-        self.blockers.unregister(self.id, &self.keys);
+        self.blockers.unregister(self.id, self.db, &self.keys);
     }
 }

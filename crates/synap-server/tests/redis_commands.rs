@@ -714,3 +714,177 @@ async fn client_tracking_pushes_invalidations_in_resp3() {
     assert_eq!(read_exact_within(&mut t, push.len()).await, push);
     s.stop().await;
 }
+
+/// The `INFO keyspace` lines (`db1:keys=2,expires=0,avg_ttl=0`), by database.
+async fn keyspace_info(c: &mut MultiplexedConnection) -> std::collections::BTreeMap<String, String> {
+    let info: String = q(c, "INFO keyspace").await;
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(db, _)| db.starts_with("db"))
+        .map(|(db, v)| (db.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A server on `dir` that takes no snapshot when it stops: a restart replays the log.
+async fn start_without_shutdown_snapshot(dir: &tempfile::TempDir) -> common::TestServer {
+    let mut config = common::test_config(dir);
+    config.persistence.snapshot.on_shutdown = false;
+    let server = synap_server::RunningServer::start(config).await.expect("server starts");
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    common::TestServer { server: Some(server), base, http, _dir: tempfile::tempdir().unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_select_move_swap_and_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_without_shutdown_snapshot(&dir).await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        let _: () = q(&mut c, "SET k0 zero").await;
+        let _: () = q(&mut c, "SELECT 1").await;
+        assert_eq!(c.get::<_, Option<String>>("k0").await.unwrap(), None);
+        let _: () = q(&mut c, "SET a 1 EX 100").await;
+        assert_eq!(q::<i64>(&mut c, "RPUSH l x y").await, 2);
+        assert_eq!(q::<i64>(&mut c, "DBSIZE").await, 2);
+        assert_eq!(q::<i64>(&mut c, "MOVE a 0").await, 1);
+        assert_eq!(q::<i64>(&mut c, "MOVE a 0").await, 0);
+        assert_eq!(err(&mut c, "MOVE l 1").await, "ERR source and destination objects are the same");
+        assert_eq!(err(&mut c, "MOVE l 16").await, "ERR DB index is out of range");
+        assert_eq!(err(&mut c, "SELECT 16").await, "ERR DB index is out of range");
+        assert_eq!(err(&mut c, "SELECT x").await, "ERR value is not an integer or out of range");
+        assert_eq!(err(&mut c, "SWAPDB x 1").await, "ERR invalid first DB index");
+        assert_eq!(err(&mut c, "SWAPDB 1 -1").await, "ERR DB index is out of range");
+        // Streams live in database 0.
+        assert!(err(&mut c, "XADD s * f v").await.contains("database 0"));
+        let _: () = q(&mut c, "SELECT 0").await;
+        assert_eq!(c.get::<_, String>("a").await.unwrap(), "1");
+        let ttl: i64 = q(&mut c, "TTL a").await;
+        assert!((1..=100).contains(&ttl), "the expiry moved with the key: {ttl}");
+        assert_eq!(q::<i64>(&mut c, "COPY a a DB 2").await, 1);
+        assert_eq!(q::<i64>(&mut c, "COPY a a DB 2").await, 0);
+        assert_eq!(err(&mut c, "COPY a a DB 0").await, "ERR source and destination objects are the same");
+        // SWAPDB: database 1 (the list) and 2 (the copy) trade places.
+        let _: () = q(&mut c, "SWAPDB 1 2").await;
+        let _: () = q(&mut c, "SELECT 1").await;
+        assert_eq!(c.get::<_, String>("a").await.unwrap(), "1");
+        assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l 0 -1").await, Vec::<String>::new());
+        let _: () = q(&mut c, "SELECT 2").await;
+        assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l 0 -1").await, ["x", "y"]);
+        // A SELECT inside MULTI lasts after EXEC; one inside a script ends with it.
+        let _: RV = q(&mut c, "MULTI").await;
+        let _: RV = q(&mut c, "SELECT 3").await;
+        let _: RV = q(&mut c, "SET t 1").await;
+        let _: RV = q(&mut c, "EXEC").await;
+        assert_eq!(c.get::<_, String>("t").await.unwrap(), "1");
+        let script = "redis.call('select', 4) redis.call('set', KEYS[1], 'four') return redis.call('dbsize')";
+        let n: i64 = redis::cmd("EVAL").arg(script).arg(1).arg("in4").query_async(&mut c).await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(c.get::<_, Option<String>>("in4").await.unwrap(), None, "still in database 3");
+        assert_eq!(
+            keyspace_info(&mut c).await,
+            [
+                ("db0", "keys=2,expires=1,avg_ttl=0"),
+                ("db1", "keys=1,expires=1,avg_ttl=0"),
+                ("db2", "keys=1,expires=0,avg_ttl=0"),
+                ("db3", "keys=1,expires=0,avg_ttl=0"),
+                ("db4", "keys=1,expires=0,avg_ttl=0"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+        );
+        let _: () = q(&mut c, "FLUSHDB").await;
+        assert_eq!(q::<i64>(&mut c, "DBSIZE").await, 0);
+        assert_eq!(keyspace_info(&mut c).await.len(), 4, "FLUSHDB empties database 3 only");
+        let _: () = q(&mut c, "SELECT 0").await;
+    }
+
+    // WATCH and blocking pops are per database.
+    let mut watcher = conn(&s, false).await;
+    let mut other = conn(&s, false).await;
+    let _: () = q(&mut watcher, "SELECT 5").await;
+    let _: () = q(&mut watcher, "WATCH w").await;
+    let _: () = q(&mut other, "SET w same-name-other-database").await;
+    let _: RV = q(&mut watcher, "MULTI").await;
+    let _: RV = q(&mut watcher, "SET x 1").await;
+    assert_eq!(q::<RV>(&mut watcher, "EXEC").await, RV::Array(vec![RV::Okay]));
+    let _: () = q(&mut watcher, "WATCH w").await;
+    let _: () = q(&mut other, "SELECT 5").await;
+    let _: () = q(&mut other, "SET w changed").await;
+    let _: RV = q(&mut watcher, "MULTI").await;
+    let _: RV = q(&mut watcher, "SET x 2").await;
+    assert_eq!(q::<RV>(&mut watcher, "EXEC").await, RV::Nil);
+    // A flush changes the watched keys that existed, as in Redis: a watched missing key survives it, and
+    // a flush of another database touches nothing here.
+    let _: () = q(&mut watcher, "WATCH absent").await;
+    let _: () = q(&mut watcher, "FLUSHDB").await;
+    let _: RV = q(&mut watcher, "MULTI").await;
+    let _: RV = q(&mut watcher, "SET x 3").await;
+    assert_eq!(q::<RV>(&mut watcher, "EXEC").await, RV::Array(vec![RV::Okay]));
+    let _: () = q(&mut watcher, "WATCH x").await;
+    let _: () = q(&mut other, "SELECT 0").await;
+    let _: () = q(&mut other, "FLUSHDB").await;
+    let _: RV = q(&mut watcher, "MULTI").await;
+    let _: RV = q(&mut watcher, "SET y 1").await;
+    assert_eq!(q::<RV>(&mut watcher, "EXEC").await, RV::Array(vec![RV::Okay]));
+    let _: () = q(&mut watcher, "WATCH x").await;
+    let _: () = q(&mut other, "SELECT 5").await;
+    let _: () = q(&mut other, "FLUSHDB").await;
+    let _: () = q(&mut other, "SELECT 0").await;
+    let _: RV = q(&mut watcher, "MULTI").await;
+    let _: RV = q(&mut watcher, "SET y 2").await;
+    assert_eq!(q::<RV>(&mut watcher, "EXEC").await, RV::Nil);
+    let waiting = tokio::spawn(async move {
+        let r: Option<(String, String)> = q(&mut watcher, "BLPOP jobs 20").await;
+        r
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(q::<i64>(&mut other, "RPUSH jobs in-db-0").await, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "a push to database 0 does not serve a client blocked in 5");
+    let _: () = q(&mut other, "SELECT 5").await;
+    assert_eq!(q::<i64>(&mut other, "RPUSH jobs in-db-5").await, 1);
+    // Served when the push wakes it, long before its timeout.
+    let served = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("woken by the push").unwrap();
+    assert_eq!(served, Some(("jobs".to_string(), "in-db-5".to_string())));
+
+    // Everything is there after a restart from the log, and after one from a snapshot followed by a
+    // SWAPDB and a MOVE in the log.
+    let mut c = conn(&s, false).await;
+    let before = keyspace_info(&mut c).await;
+    let digest: String = q(&mut c, "DEBUG DIGEST").await;
+    s.stop().await;
+    let s = start_without_shutdown_snapshot(&dir).await;
+    let mut c = conn(&s, true).await;
+    assert_eq!(keyspace_info(&mut c).await, before);
+    assert_eq!(q::<String>(&mut c, "DEBUG DIGEST").await, digest);
+    let _: () = q(&mut c, "SELECT 2").await;
+    assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l 0 -1").await, ["x", "y"]);
+    let (status, _) = s.post("/snapshot", serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let _: () = q(&mut c, "SWAPDB 2 6").await;
+    let _: () = q(&mut c, "SELECT 6").await;
+    assert_eq!(q::<i64>(&mut c, "MOVE l 7").await, 1);
+    let after = keyspace_info(&mut c).await;
+    let digest: String = q(&mut c, "DEBUG DIGEST").await;
+    s.stop().await;
+    let s = start_without_shutdown_snapshot(&dir).await;
+    let mut c = conn(&s, false).await;
+    assert_eq!(keyspace_info(&mut c).await, after);
+    assert_eq!(q::<String>(&mut c, "DEBUG DIGEST").await, digest);
+    let _: () = q(&mut c, "SELECT 7").await;
+    assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l 0 -1").await, ["x", "y"]);
+    // The HTTP API reaches other databases with `db` (query or body).
+    let (status, _) = s.post("/kv/set", serde_json::json!({"key": "h", "value": "nine", "db": 9})).await;
+    assert_eq!(status, 200);
+    assert_eq!(s.get("/kv/get/h?db=9").await, (200, serde_json::json!({"key": "h", "value": "nine"})));
+    assert_eq!(s.get("/kv/get/h").await.0, 404, "not in database 0");
+    let _: () = q(&mut c, "SELECT 9").await;
+    assert_eq!(c.get::<_, String>("h").await.unwrap(), "nine");
+    let (status, body) = s.get("/kv/get/h?db=16").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("database 16 does not exist"), "{body}");
+    s.stop().await;
+}

@@ -135,7 +135,7 @@ async fn counters_and_exact_redis_errors() {
         "ERR value is not an integer or out of range"
     );
     assert_eq!(err_of::<()>(&mut c, cmd("MSET").arg("a")).await, "ERR wrong number of arguments for 'mset' command");
-    assert_eq!(err_of::<()>(&mut c, cmd("SELECT").arg(1)).await, "ERR DB index is out of range");
+    assert_eq!(err_of::<()>(&mut c, cmd("SELECT").arg(16)).await, "ERR DB index is out of range");
     let unknown = err_of::<()>(&mut c, cmd("FOO").arg("bar")).await;
     assert_eq!(unknown, "ERR unknown command 'FOO', with args beginning with: 'bar'");
     s.stop().await;

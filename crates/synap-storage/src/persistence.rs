@@ -116,12 +116,12 @@ impl Persistence {
         if let Some(msg) = self.wal.failure() {
             return Err(StorageError::Failed(msg));
         }
-        let lsn = self.wal.last_lsn();
+        let (lsn, cursor) = self.engine.snapshot_start(|| self.wal.last_lsn());
         // Stream events live in segment files, not in the snapshot: they must be durable before the
         // snapshot lets recovery skip the WAL records that carried them.
         self.engine.sync_streams().map_err(StorageError::Failed)?;
         let snap_dir = self.cfg.data_dir.join("snapshots");
-        let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn)?;
+        let info = write_snapshot(&*self.storage, &snap_dir, &self.engine, lsn, cursor)?;
         self.last_snapshot.store(lsn, Ordering::Release);
         self.last_save_unix.store(unix_now(), Ordering::Release);
         self.cleanup()?;

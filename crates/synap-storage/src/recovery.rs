@@ -169,7 +169,10 @@ pub fn recover(
                             break 'segments;
                         }
                         match decode_batch(&buf) {
-                            Ok(batch) => engine.apply_batch(&batch),
+                            Ok(batch) => {
+                                engine.check_databases(&batch).map_err(StorageError::Failed)?;
+                                engine.apply_batch(&batch)
+                            }
                             Err(e) => {
                                 let reason = format!("undecodable record: {e}");
                                 if mode == RecoverMode::Strict {

@@ -41,12 +41,14 @@ pub struct SnapshotInfo {
     pub millis: u64,
 }
 
-/// Writes a snapshot of `engine` covering every mutation up to `lsn`, atomically (temp file, fsync, rename).
+/// Writes a snapshot of `engine` covering every mutation up to `lsn`, atomically (temp file, fsync, rename);
+/// `cursor` comes from [`Engine::snapshot_start`] with `lsn`.
 pub fn write_snapshot(
     storage: &dyn Storage,
     dir: &Path,
     engine: &Engine,
     lsn: u64,
+    mut cursor: EngineCursor,
 ) -> Result<SnapshotInfo, StorageError> {
     let started = Instant::now();
     storage.create_dir_all(dir).ctx("create directory", dir)?;
@@ -63,7 +65,6 @@ pub fn write_snapshot(
     header.extend_from_slice(&engine.now_ms().to_le_bytes());
     let mut out = header;
     let mut entries = 0u64;
-    let mut cursor = EngineCursor::at_lsn(lsn);
     let mut chunk = Vec::with_capacity(64 * 1024);
     loop {
         chunk.clear();
@@ -179,6 +180,7 @@ pub fn load_snapshot(storage: &dyn Storage, path: &Path, engine: &Engine) -> Res
         rd.read_exact(&mut chunk).ctx("read", path)?;
         let batch = decode_batch(&chunk).map_err(|e| corrupt(path, format!("undecodable chunk: {e}")))?;
         entries += batch.len() as u64;
+        engine.check_databases(&batch).map_err(StorageError::Failed)?;
         engine.apply_batch(&batch);
         remaining -= 4 + clen as u64;
     }

@@ -568,7 +568,9 @@ async fn a_stream_recreated_during_a_snapshot_is_not_mixed_with_the_old_one() {
         }
         p.wal().wait(last).await.unwrap();
         e.sync_streams().unwrap();
-        synap_storage::snapshot::write_snapshot(&FsStorage, &dir.path().join("snapshots"), &e, snapshot_lsn).unwrap();
+        let cursor = synap_core::EngineCursor::at_lsn(snapshot_lsn);
+        synap_storage::snapshot::write_snapshot(&FsStorage, &dir.path().join("snapshots"), &e, snapshot_lsn, cursor)
+            .unwrap();
         assert_eq!(xrange(&e, "s"), vec!["new0", "new1"]);
         p.shutdown();
     }

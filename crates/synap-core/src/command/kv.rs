@@ -344,12 +344,30 @@ pub enum KeysCmd {
     Scan(ScanArgs),
     RandomKey,
     DbSize,
+    /// FLUSHALL: every database.
     FlushAll,
-    /// COPY: the value and expiry of `from` under `to` as well.
+    /// FLUSHDB: the client's database.
+    FlushDb,
+    /// COPY: the value and expiry of `from` under `to` as well (in database `db` when given).
     Copy {
         from: Bytes,
         to: Bytes,
         replace: bool,
+        db: Option<i64>,
+    },
+    /// SELECT: the client's database from now on.
+    Select {
+        db: i64,
+    },
+    /// MOVE: the key goes to database `db` (unless a key of its name is there).
+    Move {
+        key: Bytes,
+        db: i64,
+    },
+    /// SWAPDB: two databases trade contents.
+    SwapDb {
+        a: i64,
+        b: i64,
     },
     /// SORT and SORT_RO.
     Sort(SortArgs),
@@ -392,6 +410,10 @@ impl KeysCmd {
             KeysCmd::RandomKey => "randomkey",
             KeysCmd::DbSize => "dbsize",
             KeysCmd::FlushAll => "flushall",
+            KeysCmd::FlushDb => "flushdb",
+            KeysCmd::Select { .. } => "select",
+            KeysCmd::Move { .. } => "move",
+            KeysCmd::SwapDb { .. } => "swapdb",
             KeysCmd::Copy { .. } => "copy",
             KeysCmd::Touch { .. } => "touch",
             KeysCmd::Sort(a) if a.readonly => "sort_ro",
@@ -688,6 +710,40 @@ pub(super) fn flushall(a: &mut Args<'_>) -> Result<Command> {
     keys(KeysCmd::FlushAll)
 }
 
+pub(super) fn flushdb(a: &mut Args<'_>) -> Result<Command> {
+    if !a.is_empty() && !a.eat("async") && !a.eat("sync") {
+        return Err(CommandError::Syntax);
+    }
+    a.finish()?;
+    keys(KeysCmd::FlushDb)
+}
+
+/// A database index as Redis reads one (`getIntFromObjectOrReply`: a 32-bit integer): `msg` when it is
+/// not one, or Redis's own errors without `msg`; whether the database exists is the engine's check.
+fn db_index(a: &mut Args<'_>, msg: Option<&str>) -> Result<i64> {
+    let err = || msg.map_or(CommandError::NotInteger, |m| CommandError::Invalid(m.into()));
+    let n = a.next_int_or(err)?;
+    i32::try_from(n).map(i64::from).map_err(|_| match msg {
+        Some(m) => CommandError::Invalid(m.into()),
+        None => CommandError::Invalid("value is out of range, value must between -2147483648 and 2147483647".into()),
+    })
+}
+
+pub(super) fn select(a: &mut Args<'_>) -> Result<Command> {
+    keys(KeysCmd::Select { db: db_index(a, None)? })
+}
+
+pub(super) fn move_cmd(a: &mut Args<'_>) -> Result<Command> {
+    let key = a.next_bytes()?;
+    keys(KeysCmd::Move { key, db: db_index(a, None)? })
+}
+
+pub(super) fn swapdb(a: &mut Args<'_>) -> Result<Command> {
+    let first = db_index(a, Some("invalid first DB index"))?;
+    let second = db_index(a, Some("invalid second DB index"))?;
+    keys(KeysCmd::SwapDb { a: first, b: second })
+}
+
 pub(super) fn setrange(a: &mut Args<'_>) -> Result<Command> {
     let key = a.next_bytes()?;
     let offset = a.next_int()?;
@@ -866,20 +922,17 @@ pub(super) fn pfdebug(a: &mut Args<'_>) -> Result<Command> {
 pub(super) fn copy(a: &mut Args<'_>) -> Result<Command> {
     let (from, to) = (a.next_bytes()?, a.next_bytes()?);
     let mut replace = false;
+    let mut db = None;
     while !a.is_empty() {
         if a.eat("replace") {
             replace = true;
-        } else if a.eat("db") {
-            // One database until SELECT gets more: DB 0 is this one.
-            let db = a.next_int()?;
-            if db != 0 {
-                return Err(CommandError::Invalid("DB index is out of range".into()));
-            }
+        } else if a.remaining() >= 2 && a.eat("db") {
+            db = Some(db_index(a, None)?);
         } else {
             return Err(CommandError::Syntax);
         }
     }
-    keys(KeysCmd::Copy { from, to, replace })
+    keys(KeysCmd::Copy { from, to, replace, db })
 }
 
 pub(super) fn dump(a: &mut Args<'_>) -> Result<Command> {

@@ -125,7 +125,6 @@ pub enum ServerCmd {
         setname: Option<Bytes>,
     },
     Auth,
-    Select(i64),
     Quit,
     Reset,
     Info(Vec<String>),
@@ -169,7 +168,6 @@ impl ServerCmd {
             ServerCmd::Echo(_) => "echo",
             ServerCmd::Hello { .. } => "hello",
             ServerCmd::Auth => "auth",
-            ServerCmd::Select(_) => "select",
             ServerCmd::Quit => "quit",
             ServerCmd::Reset => "reset",
             ServerCmd::Info(_) => "info",
@@ -269,10 +267,6 @@ pub(super) fn hello(a: &mut Args<'_>) -> Result<Command> {
 pub(super) fn auth(a: &mut Args<'_>) -> Result<Command> {
     a.rest();
     server(ServerCmd::Auth)
-}
-
-pub(super) fn select(a: &mut Args<'_>) -> Result<Command> {
-    server(ServerCmd::Select(a.next_int()?))
 }
 
 pub(super) fn quit(a: &mut Args<'_>) -> Result<Command> {

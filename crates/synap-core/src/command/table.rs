@@ -1073,6 +1073,8 @@ pub static COMMANDS: &[Spec] = &[
     resp!("persist", 2, WD, (1, 1, 1), "generic", "Removes the expiration time of a key.", kv::persist),
     resp!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", kv::key_type),
     resp!("copy", -3, W, (1, 2, 1), "generic", "Copies the value of a key to a new key.", kv::copy),
+    resp!("move", 3, WD, (1, 1, 1), "generic", "Moves a key to another database.", kv::move_cmd),
+    resp!("swapdb", 3, WD, (0, 0, 0), "server", "Swaps two Redis databases.", kv::swapdb, acl = &["@dangerous"]),
     resp!(
         "dump",
         2,
@@ -1218,14 +1220,14 @@ pub static COMMANDS: &[Spec] = &[
         (0, 0, 0),
         "server",
         "Remove all keys from the current database.",
-        kv::flushall,
+        kv::flushdb,
         acl = &["@dangerous"]
     ),
     resp!("ping", -1, CONN, (0, 0, 0), "connection", "Returns the server's liveliness response.", server::ping),
     resp!("echo", 2, CONN, (0, 0, 0), "connection", "Returns the given string.", server::echo),
     resp!("hello", -1, CONN, (0, 0, 0), "connection", "Handshakes with the Redis server.", server::hello),
     resp!("auth", -2, CONN, (0, 0, 0), "connection", "Authenticates the connection.", server::auth),
-    resp!("select", 2, CONN, (0, 0, 0), "connection", "Changes the selected database.", server::select),
+    resp!("select", 2, CONN, (0, 0, 0), "connection", "Changes the selected database.", kv::select),
     resp!("quit", -1, CONN, (0, 0, 0), "connection", "Closes the connection.", server::quit),
     resp!(
         "info",

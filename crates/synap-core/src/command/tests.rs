@@ -88,7 +88,7 @@ const SAMPLES: &[&str] = &[
     "georadius g 15 37 200 km withdist store x", "georadius_ro g 15 37 200 km", "georadiusbymember g p 10 km",
     "georadiusbymember_ro g p 10 km", "geosearch g frommember p byradius 10 km", "geosearchstore d g fromlonlat 1 2 bybox 1 1 m",
     "bitfield k overflow sat incrby i8 #1 100 get u4 0", "bitfield_ro k get i8 0",
-    "copy a b replace", "touch a b", "lmpop 2 a b left count 2", "blmpop 0.5 1 a right",
+    "copy a b replace", "copy a b db 2", "move a 3", "swapdb 0 1", "touch a b", "lmpop 2 a b left count 2", "blmpop 0.5 1 a right",
     "zrevrangebylex z + - limit 0 2", "zlexcount z [a (c", "zremrangebylex z - +", "zrandmember z -2 withscores",
     "zdiffstore d 2 a b", "zunion 2 a b weights 1 2 withscores", "zinter 1 a aggregate min", "zdiff 2 a b",
     "zintercard 2 a b limit 3", "zmpop 1 z max count 2", "bzmpop 0 2 a b min",

@@ -135,10 +135,14 @@ impl Keyspace {
         lsn
     }
 
-    /// Empties every shard, streams included. The entries are freed on a thread of their own (as Redis's
-    /// lazy free), so a large keyspace is not freed under the shard locks or on the caller's thread.
+    /// Empties every shard, streams included (they live in database 0). The entries are freed on a thread
+    /// of their own (as Redis's lazy free), so a large keyspace is not freed under the shard locks or on
+    /// the caller's thread.
     pub(crate) fn apply_flush(&self, locked: &mut Locked<'_>, mode: Mode) -> u64 {
-        let lsn = self.streams.get().map(|s| s.flush(mode == Mode::Command)).unwrap_or(0);
+        let lsn = match self.streams.get() {
+            Some(s) if self.db() == 0 => s.flush(mode == Mode::Command),
+            _ => 0,
+        };
         let garbage: Vec<Vec<super::shard::Entry>> = locked.guards.iter_mut().map(|(_, shard)| shard.clear()).collect();
         let entries: usize = garbage.iter().map(Vec::len).sum();
         if entries < 10_000 {

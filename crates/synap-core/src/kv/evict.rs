@@ -202,7 +202,19 @@ struct Candidate {
 /// Shards visited per eviction round.
 const SHARDS_PER_ROUND: usize = 3;
 /// Evictions one command may perform before giving up (bounds the pause a single write can cause).
-const MAX_EVICTIONS_PER_CALL: usize = 4096;
+pub(crate) const MAX_EVICTIONS_PER_CALL: usize = 4096;
+
+/// One step of making room over several databases (see `Engine::ensure_memory`).
+pub(crate) enum EvictStep {
+    /// Under the limit (or no limit).
+    Room,
+    /// One key went; the LSN of its removal.
+    Evicted(u64),
+    /// No candidate here.
+    Nothing,
+    /// Over the limit under `noeviction`.
+    Refused,
+}
 
 impl Keyspace {
     /// Makes room before a write that may grow memory: evicts under the policy while usage is above the
@@ -229,6 +241,21 @@ impl Keyspace {
             }
         }
         if over() { Err(CommandError::OutOfMemory) } else { Ok(lsn) }
+    }
+
+    /// One step of making room: nothing to do, one key evicted, or why not.
+    pub(crate) fn ensure_memory_step(&self, other: usize) -> EvictStep {
+        let limit = self.limits.max_memory();
+        if limit == 0 || self.used_memory() + other <= limit {
+            return EvictStep::Room;
+        }
+        if self.limits.policy() == EvictionPolicy::NoEviction {
+            return EvictStep::Refused;
+        }
+        match self.evict_one() {
+            Some(lsn) => EvictStep::Evicted(lsn),
+            None => EvictStep::Nothing,
+        }
     }
 
     /// One eviction round; `None` when no candidate was found.

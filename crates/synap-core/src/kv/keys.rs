@@ -12,6 +12,15 @@ use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
 use crate::notify::Class;
 
+fn cmd_name(cmd: &KeysCmd) -> &'static str {
+    match cmd {
+        KeysCmd::Select { .. } => "SELECT",
+        KeysCmd::Move { .. } => "MOVE",
+        KeysCmd::SwapDb { .. } => "SWAPDB",
+        _ => "COPY ... DB",
+    }
+}
+
 impl Keyspace {
     /// Runs a command on keys. KEYS and SCAN of a whole keyspace go through [`Keyspace::keys`] and
     /// [`Keyspace::scan`] when the caller walks shard by shard (the engine's gate).
@@ -69,12 +78,17 @@ impl Keyspace {
             }
             KeysCmd::RandomKey => Ok(self.random_key(now)),
             KeysCmd::DbSize => Ok(Reply::Int(self.len() as i64)),
-            KeysCmd::FlushAll => {
-                let mut locked = self.lock_all();
-                *lsn = self.commit(&mut locked, &[Mutation::FlushAll], now, &[]);
+            KeysCmd::FlushAll | KeysCmd::FlushDb => {
+                self.flush_db(lsn, now, true);
                 Ok(Reply::Ok)
             }
-            KeysCmd::Copy { from, to, replace } => self.copy(&from, &to, replace, lsn, now),
+            KeysCmd::Copy { from, to, replace, db: None } => self.copy(&from, &to, replace, lsn, now),
+            KeysCmd::Select { .. }
+            | KeysCmd::Move { .. }
+            | KeysCmd::SwapDb { .. }
+            | KeysCmd::Copy { db: Some(_), .. } => {
+                Err(CommandError::Internal(format!("{} is the engine's, over its databases", cmd_name(&cmd))))
+            }
             KeysCmd::Sort(args) => self.sort(&args, lsn, now),
             KeysCmd::Dump { key } => self.dump(&key, now),
             KeysCmd::Restore { key, ttl, payload, opts } => self.restore(&key, &ttl, &payload, opts, lsn, now),
@@ -137,6 +151,102 @@ impl Keyspace {
         };
         *lsn = self.commit(&mut locked, &[set], now, &[(Class::Generic, "copy_to", to)]);
         Ok(Reply::Int(1))
+    }
+
+    /// MOVE: `key` goes to database `dst` (the caller runs alone) with its expiry, unless `dst` holds a
+    /// key of its name. `Ok(false)` when nothing moved.
+    pub(crate) fn move_to(&self, key: &[u8], dst: &Keyspace, lsn: &mut u64, now: u64) -> Result<bool> {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        let Some(pos) = self.find_live(&mut shard, h, key, now) else { return Ok(false) };
+        let e = shard.entry(pos);
+        if e.kind() == Kind::Stream {
+            return Err(CommandError::Invalid("a stream cannot move to another database in Synap".into()));
+        }
+        let expire_at = e.expire_at;
+        let (kind, value) = Self::whole_value(e, "MOVE")?;
+        let hd = dst.hash(key);
+        let mut dshard = dst.lock(hd);
+        if dst.find_live(&mut dshard, hd, key, now).is_some() {
+            return Ok(false);
+        }
+        let del = self.commit_one(&mut shard, h, Mutation::Del { key }, now, Some((Class::Generic, "move_from", key)));
+        let set = match kind {
+            None => Mutation::Set { key, value: &value, expire_at },
+            Some(kind) => Mutation::Restore { key, kind, data: &value, expire_at },
+        };
+        let put = dst.commit_one(&mut dshard, hd, set, now, Some((Class::Generic, "move_to", key)));
+        *lsn = (*lsn).max(del).max(put);
+        Ok(true)
+    }
+
+    /// COPY ... DB: `to` of database `dst` gets `from`'s value and expiry (replacing what it held only
+    /// with REPLACE); the caller runs alone. `Ok(false)` when nothing was copied.
+    pub(crate) fn copy_to(
+        &self,
+        from: &[u8],
+        dst: &Keyspace,
+        to: &[u8],
+        replace: bool,
+        lsn: &mut u64,
+        now: u64,
+    ) -> Result<bool> {
+        dst.check_key(to)?;
+        let h = self.hash(from);
+        let mut shard = self.lock(h);
+        let Some(pos) = self.find_live(&mut shard, h, from, now) else { return Ok(false) };
+        let e = shard.entry(pos);
+        if e.kind() == Kind::Stream {
+            return Err(CommandError::Invalid(
+                "COPY of a stream is not supported (a stream's events live in its own files)".into(),
+            ));
+        }
+        let expire_at = e.expire_at;
+        let (kind, value) = Self::whole_value(e, "COPY")?;
+        drop(shard);
+        let hd = dst.hash(to);
+        let mut dshard = dst.lock(hd);
+        if !replace && dst.find_live(&mut dshard, hd, to, now).is_some() {
+            return Ok(false);
+        }
+        let set = match kind {
+            None => Mutation::Set { key: to, value: &value, expire_at },
+            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
+        };
+        *lsn = (*lsn).max(dst.commit_one(&mut dshard, hd, set, now, Some((Class::Generic, "copy_to", to))));
+        Ok(true)
+    }
+
+    /// FLUSHDB (and FLUSHALL's part here): every key goes; tracking clients are told when `tell` (once
+    /// per command).
+    /// As Redis, the keys watched here that exist are the ones that changed (WATCH of a missing key
+    /// survives a flush).
+    pub(crate) fn flush_db(&self, lsn: &mut u64, now: u64, tell: bool) {
+        let db = self.db();
+        let watched = self.watch.watched_in(db);
+        let mut locked = self.lock_all();
+        let live: Vec<Bytes> = watched
+            .into_iter()
+            .filter(|k| {
+                let h = self.hash(k);
+                let shard = locked.peek(self.shard_of(h));
+                shard.find(h, k).is_some_and(|pos| !shard.entry(pos).is_expired(now))
+            })
+            .collect();
+        *lsn = (*lsn).max(self.commit(&mut locked, &[Mutation::FlushAll], now, &[]));
+        for k in live {
+            self.watch.touch_watchers(db, &k);
+        }
+        if tell && self.watch.tracking.active() {
+            self.watch.tracking.flushed();
+        }
+    }
+
+    /// Whether `key` is live here (an expired one is reclaimed on the way).
+    pub(crate) fn exists_live(&self, key: &[u8], now: u64) -> bool {
+        let h = self.hash(key);
+        let mut shard = self.lock(h);
+        self.find_live(&mut shard, h, key, now).is_some()
     }
 
     /// A live key's absolute expiry (`NO_EXPIRE`: none); `None` when it is missing.
@@ -232,8 +342,8 @@ impl Keyspace {
             src.remove_at(pos, hf);
             let dst = locked.get(self.shard_of(ht));
             dst.upsert_coll(ht, to, super::Coll::Stream, expire_at, self.initial_access(now));
-            self.watch.touch(from);
-            self.watch.touch(to);
+            self.watch.touch(self.db(), from);
+            self.watch.touch(self.db(), to);
             for (class, event, key) in events {
                 self.notify(class, event, key);
             }

@@ -49,6 +49,7 @@ pub(crate) use apply::Mode;
 pub(crate) use bitfield::parse_offset as bitfield_offset;
 pub use dump::RestoreOpts;
 pub use evict::EvictionPolicy;
+pub(crate) use evict::{EvictStep, MAX_EVICTIONS_PER_CALL};
 pub use expire::ExpireReport;
 pub(crate) use geo::geohash_score;
 pub use scan::decode_cursor;
@@ -78,7 +79,12 @@ pub struct KvConfig {
     /// Largest reply a command may build (whole collections, KEYS, large SCAN counts): refused before it
     /// is built. 0 = no limit.
     pub max_reply_bytes: usize,
+    /// Number of databases (SELECT 0 to `databases - 1`), at most [`MAX_DATABASES`].
+    pub databases: usize,
 }
+
+/// The most databases an engine has (each used one is a keyspace of its own).
+pub const MAX_DATABASES: usize = 1024;
 
 impl Default for KvConfig {
     fn default() -> Self {
@@ -90,6 +96,7 @@ impl Default for KvConfig {
             max_key_bytes: 64 * 1024,
             max_value_bytes: 64 * 1024 * 1024,
             max_reply_bytes: 1 << 30,
+            databases: 16,
         }
     }
 }
@@ -133,12 +140,17 @@ pub trait StreamKeys: Send + Sync {
 /// A keyspace event a change raises: its class (notify-keyspace-events flag), name and key.
 pub(crate) type Event<'a> = (Class, &'static str, &'a [u8]);
 
+/// One database: a keyspace. The databases of an engine share the memory count and limits, the counters,
+/// the expiry switches, the log and the registries (see [`Keyspace::sibling`]).
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     hasher: FixedState,
     pub(crate) config: KvConfig,
     used: Arc<AtomicUsize>,
-    pub(crate) counters: KvCounters,
+    pub(crate) counters: Arc<KvCounters>,
+    /// This database's index (SWAPDB changes it): its records are logged under it, its notifications
+    /// and watched and blocked keys carry it.
+    db: std::sync::atomic::AtomicU32,
     clock: Arc<dyn Clock>,
     log: Arc<LogSlot>,
     /// Where the next active-expiry pass starts.
@@ -148,12 +160,18 @@ pub struct Keyspace {
     blockers: Arc<Blockers>,
     /// The stream store (installed once by the engine).
     streams: OnceLock<Arc<dyn StreamKeys>>,
-    /// Expired keys are hidden but not removed (see [`Keyspace::reclaims_expired`]).
-    passive_expiry: AtomicBool,
-    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (lazy expiry goes on).
-    active_expiry: AtomicBool,
+    /// The expiry switches, shared by every database.
+    expiry: Arc<ExpirySwitches>,
     /// The memory limit and eviction settings (changeable at run time).
-    pub(crate) limits: evict::Limits,
+    pub(crate) limits: Arc<evict::Limits>,
+}
+
+#[derive(Debug)]
+struct ExpirySwitches {
+    /// Expired keys are hidden but not removed (see [`Keyspace::reclaims_expired`]).
+    passive: AtomicBool,
+    /// DEBUG SET-ACTIVE-EXPIRE 0 turns the active expiry cycle off (lazy expiry goes on).
+    active: AtomicBool,
 }
 
 /// Shard locks held by a multi-key command, sorted by shard index.
@@ -189,9 +207,11 @@ impl Keyspace {
         Keyspace {
             shards,
             hasher,
+            limits: Arc::new(evict::Limits::new(config.max_memory, config.eviction, config.eviction_samples)),
             config: KvConfig { shards: n, ..config },
             used,
-            counters: KvCounters::default(),
+            counters: Arc::default(),
+            db: 0.into(),
             clock,
             log,
             expire_cursor: AtomicUsize::new(0),
@@ -199,10 +219,47 @@ impl Keyspace {
             watch,
             blockers,
             streams: OnceLock::new(),
-            passive_expiry: AtomicBool::new(false),
-            active_expiry: AtomicBool::new(true),
-            limits: evict::Limits::new(config.max_memory, config.eviction, config.eviction_samples),
+            expiry: Arc::new(ExpirySwitches { passive: AtomicBool::new(false), active: AtomicBool::new(true) }),
         }
+    }
+
+    /// Database `db` of the same engine: an empty keyspace sharing this one's memory count and limits,
+    /// counters, expiry switches, log, registries and stream store.
+    pub(crate) fn sibling(&self, db: u32) -> Keyspace {
+        let hasher = FixedState::with_seed(rand::random());
+        let shards =
+            (0..self.shards.len()).map(|_| Mutex::new(Shard::new(hasher.clone(), self.used.clone()))).collect();
+        let streams = OnceLock::new();
+        if let Some(s) = self.streams.get() {
+            let _ = streams.set(s.clone());
+        }
+        Keyspace {
+            shards,
+            hasher,
+            config: self.config.clone(),
+            used: self.used.clone(),
+            counters: self.counters.clone(),
+            db: db.into(),
+            clock: self.clock.clone(),
+            log: self.log.clone(),
+            expire_cursor: AtomicUsize::new(0),
+            notifier: self.notifier.clone(),
+            watch: self.watch.clone(),
+            blockers: self.blockers.clone(),
+            streams,
+            expiry: self.expiry.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// This database's index.
+    pub fn db(&self) -> u32 {
+        self.db.load(Ordering::Acquire)
+    }
+
+    /// SWAPDB: this keyspace is database `db` from now on.
+    pub(crate) fn set_db(&self, db: u32) {
+        self.db.store(db, Ordering::Release);
     }
 
     /// A keyspace on its own (no log, no notifications), for tests and tools.
@@ -224,7 +281,7 @@ impl Keyspace {
 
     /// Raises a keyspace notification (when notifications are on).
     pub(crate) fn notify(&self, class: Class, event: &'static str, key: &[u8]) {
-        self.notifier.emit(class, event, key);
+        self.notifier.emit(self.db(), class, event, key);
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -309,7 +366,7 @@ impl Keyspace {
     /// and never on a keyspace that follows another's log (a replica): there an expired key is hidden
     /// from reads until the record of its removal arrives.
     pub(crate) fn reclaims_expired(&self) -> bool {
-        !self.passive_expiry.load(Ordering::Acquire) && self.log.check_writable().is_ok()
+        !self.expiry.passive.load(Ordering::Acquire) && self.log.check_writable().is_ok()
     }
 
     /// Stops (or resumes) reclaiming expired keys by this keyspace's own clock (replicas).
@@ -335,15 +392,15 @@ impl Keyspace {
 
     /// DEBUG SET-ACTIVE-EXPIRE.
     pub fn set_active_expiry(&self, on: bool) {
-        self.active_expiry.store(on, Ordering::Release);
+        self.expiry.active.store(on, Ordering::Release);
     }
 
     pub fn active_expiry(&self) -> bool {
-        self.active_expiry.load(Ordering::Acquire)
+        self.expiry.active.load(Ordering::Acquire)
     }
 
     pub fn set_passive_expiry(&self, passive: bool) {
-        self.passive_expiry.store(passive, Ordering::Release);
+        self.expiry.passive.store(passive, Ordering::Release);
     }
 
     /// Removes the entry at `pos` through the write path as a logged `Del` (a stream's entry takes its
@@ -418,22 +475,34 @@ impl Keyspace {
     /// The point of change: the batch is logged, watchers of its keys are told, blocked clients woken,
     /// keyspace notifications raised.
     fn log_batch(&self, batch: &[Mutation<'_>], events: &[Event<'_>]) -> u64 {
+        let db = self.db();
         if self.watch.active() {
             for m in batch {
                 match m {
-                    Mutation::FlushAll => self.watch.touch_all(),
-                    m => self.watch.touch(apply::single_key(m)),
+                    // The flush's caller tells the watchers of the keys that existed (`flush_db`).
+                    Mutation::FlushAll => {}
+                    m => self.watch.touch(db, apply::single_key(m)),
                 }
             }
         }
         if self.blockers.active() {
             for m in batch {
                 if let Mutation::LPut { key, .. } | Mutation::ZSet { key, .. } | Mutation::Restore { key, .. } = m {
-                    self.blockers.wake(key);
+                    self.blockers.wake(db, key);
                 }
             }
         }
-        let lsn = self.log.append(batch);
+        let lsn = if db == 0 {
+            self.log.append(batch)
+        } else {
+            // The records of another database than 0 say which one, and end back in 0 (a transaction's
+            // record holds changes to several).
+            let mut framed = Vec::with_capacity(batch.len() + 2);
+            framed.push(Mutation::SelectDb { db });
+            framed.extend_from_slice(batch);
+            framed.push(Mutation::SelectDb { db: 0 });
+            self.log.append(&framed)
+        };
         for &(class, event, key) in events {
             self.notify(class, event, key);
         }

@@ -36,6 +36,8 @@ const TAG_STREAM_RENAME: u8 = 38;
 const TAG_FUNCTION_LOAD: u8 = 39;
 const TAG_FUNCTION_DELETE: u8 = 40;
 const TAG_FUNCTION_FLUSH: u8 = 41;
+const TAG_SELECT_DB: u8 = 42;
+const TAG_SWAP_DB: u8 = 43;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -86,6 +88,8 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::SetRange { key, data, .. } => 4 + key.len() + 8 + 4 + data.len(),
                 Mutation::FunctionLoad { code: b } | Mutation::FunctionDelete { name: b } => 4 + b.len(),
                 Mutation::FunctionFlush => 0,
+                Mutation::SelectDb { .. } => 4,
+                Mutation::SwapDb { .. } => 8,
                 Mutation::Stream { .. }
                 | Mutation::Restore { .. }
                 | Mutation::HSet { .. }
@@ -227,6 +231,15 @@ pub(super) fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             put_bytes(out, name);
         }
         Mutation::FunctionFlush => out.push(TAG_FUNCTION_FLUSH),
+        Mutation::SelectDb { db } => {
+            out.push(TAG_SELECT_DB);
+            out.extend_from_slice(&db.to_le_bytes());
+        }
+        Mutation::SwapDb { a, b } => {
+            out.push(TAG_SWAP_DB);
+            out.extend_from_slice(&a.to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
         Mutation::SetRange { key, offset, data } => {
             out.push(TAG_SET_RANGE);
             put_bytes(out, key);
@@ -461,6 +474,8 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_FUNCTION_LOAD => Mutation::FunctionLoad { code: r.bytes()? },
             TAG_FUNCTION_DELETE => Mutation::FunctionDelete { name: r.bytes()? },
             TAG_FUNCTION_FLUSH => Mutation::FunctionFlush,
+            TAG_SELECT_DB => Mutation::SelectDb { db: r.u32()? },
+            TAG_SWAP_DB => Mutation::SwapDb { a: r.u32()?, b: r.u32()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);

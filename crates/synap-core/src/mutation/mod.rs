@@ -36,6 +36,9 @@
 //!  39 FunctionLoad   code:bytes          (a function library, its `#!lua name=...` line included)
 //!  40 FunctionDelete name:bytes
 //!  41 FunctionFlush
+//!  42 SelectDb       db:u32              (the key-value records after it, to the end of the batch or the
+//!                                         next SelectDb, belong to database `db`; a batch starts in 0)
+//!  43 SwapDb         a:u32 b:u32         (SWAPDB: databases `a` and `b` trade their contents)
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -170,6 +173,16 @@ pub enum Mutation<'a> {
     },
     /// Every function library deleted (FUNCTION FLUSH).
     FunctionFlush,
+    /// The key-value records that follow in the batch belong to database `db` (a batch starts in
+    /// database 0). `FlushAll` empties the database in force (in database 0, the streams too).
+    SelectDb {
+        db: u32,
+    },
+    /// SWAPDB: databases `a` and `b` trade their contents.
+    SwapDb {
+        a: u32,
+        b: u32,
+    },
 }
 
 /// A change to one stream. Event data lives in the partition's segment files; these records carry
@@ -275,6 +288,11 @@ impl Mutation<'_> {
 
     pub fn is_stream(&self) -> bool {
         matches!(self, Mutation::Stream { .. })
+    }
+
+    /// Whether the mutation selects or swaps databases (applied by the engine).
+    pub fn is_db(&self) -> bool {
+        matches!(self, Mutation::SelectDb { .. } | Mutation::SwapDb { .. })
     }
 
     /// Whether the mutation belongs to the function libraries (scripting).
@@ -505,6 +523,11 @@ mod tests {
             Mutation::ZSet { key: b"z", member: b"m", score: -1.5 },
             Mutation::ZRem { key: b"z", member: b"m" },
             Mutation::SetRange { key: b"s", offset: 3, data: b"xyz" },
+            Mutation::FunctionLoad { code: b"#!lua name=l" },
+            Mutation::FunctionDelete { name: b"l" },
+            Mutation::FunctionFlush,
+            Mutation::SelectDb { db: 15 },
+            Mutation::SwapDb { a: 3, b: 0x0102_0304 },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

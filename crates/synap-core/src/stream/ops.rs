@@ -174,7 +174,7 @@ impl StreamStore {
             p.trim_to(new_start);
             let trim = Mutation::Stream { room: &room.name, op: StreamOp::Trim { partition, start: new_start } };
             let l = self.logged(&room.name, &[append, trim], Some("xadd"));
-            self.notifier.emit(Class::Stream, "xtrim", &room.name);
+            self.notifier.emit(0, Class::Stream, "xtrim", &room.name);
             l
         } else {
             self.logged(&room.name, &[append], Some("xadd"))
@@ -410,7 +410,7 @@ impl StreamStore {
                 let g = groups.get_mut(&group[..]).ok_or_else(|| setid_no_group(&key, &group))?;
                 let (pos, last) = start_position(&mut r.parts[0].lock(), start)?;
                 *lsn = (*lsn).max(self.commit_group(&r, &group, g, &[Rec::Pos { partition: 0, pos, last }])?);
-                self.notifier.emit(Class::Stream, "xgroup-setid", &key);
+                self.notifier.emit(0, Class::Stream, "xgroup-setid", &key);
                 Ok(Reply::Ok)
             }
             StreamCmd::XGroupCreateConsumer { key, group, consumer } => {
@@ -432,7 +432,7 @@ impl StreamStore {
                 }
                 let pending = g.pending_count_of(&consumer);
                 *lsn = (*lsn).max(self.commit_group(&r, &group, g, &[Rec::ConsumerDel { consumer }])?);
-                self.notifier.emit(Class::Stream, "xgroup-delconsumer", &key);
+                self.notifier.emit(0, Class::Stream, "xgroup-delconsumer", &key);
                 Ok(Reply::Int(pending as i64))
             }
             StreamCmd::XReadGroup { group, consumer, count, noack, streams, .. } => {

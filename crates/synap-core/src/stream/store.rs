@@ -177,11 +177,11 @@ impl StreamStore {
     /// is raised. Returns the LSN.
     pub(crate) fn logged(&self, room: &[u8], batch: &[Mutation<'_>], event: Option<&'static str>) -> u64 {
         if self.watch.active() {
-            self.watch.touch(room);
+            self.watch.touch(0, room);
         }
         let lsn = self.log.append(batch);
         if let Some(e) = event {
-            self.notifier.emit(Class::Stream, e, room);
+            self.notifier.emit(0, Class::Stream, e, room);
         }
         lsn
     }
@@ -395,7 +395,7 @@ impl StreamStore {
         let lsn = if log {
             let m = Mutation::Stream { room: from, op: StreamOp::Rename { to, instance: old.instance } };
             if self.watch.active() {
-                self.watch.touch(to);
+                self.watch.touch(0, to);
             }
             self.logged(from, &[m], None)
         } else {

@@ -181,7 +181,7 @@ async fn kv_stats(State(svc): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 pub fn stats_json(svc: &Service) -> Value {
-    let s = svc.engine.kv().stats();
+    let s = svc.engine.kv_stats();
     json!({
         "keys": s.keys,
         "volatile_keys": s.volatile_keys,
@@ -258,7 +258,8 @@ async fn type_route(
             .filter(|op| op.name.starts_with(kind))
             .ok_or_else(|| ApiError::not_found(format!("no route for {method} {}", uri.path())))?;
         let payload = request_payload(&headers, body, query, key.map(|k| ("key", k)))?;
-        let reply = svc.execute((op.parse)(&payload)?).await?;
+        let db = payload_db(svc.engine.databases(), &payload)?;
+        let reply = svc.execute_in(db, (op.parse)(&payload)?).await?;
         (op.render)(&payload, reply)
     }
     .await;
@@ -314,7 +315,8 @@ async fn rest(
     let format = response_format(&headers);
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
-    let reply = svc.execute(cmd).await?;
+    let db = payload_db(svc.engine.databases(), &payload)?;
+    let reply = svc.execute_in(db, cmd).await?;
     // Raw responses: the bare value of a GET.
     if format == Format::Raw
         && let synap_core::Reply::Bulk(b) = &reply
@@ -389,6 +391,11 @@ async fn long_poll(svc: &Service, item: Value) -> Value {
 /// (capped by `queue.max_wait_ms`) or a stream read (by `stream.max_wait_ms`), through the service's one
 /// wait.
 pub(crate) async fn long_poll_reply(svc: &Service, cmd: Command, payload: &Value) -> Result<Reply, ApiError> {
+    let db = payload_db(svc.engine.databases(), payload)?;
+    if db != 0 && matches!(cmd, Command::Stream(_)) {
+        // Streams live in database 0: the engine's error.
+        return Ok(svc.execute_in(db, cmd).await?);
+    }
     let Some(w) = payload.get("wait_ms").filter(|v| !v.is_null()) else { return Ok(svc.execute(cmd).await?) };
     let ms = w
         .as_u64()
@@ -426,9 +433,9 @@ async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
         let step = match item.get("command").and_then(Value::as_str) {
             Some("kv.stats") => Ok(Step::Stats),
             Some("pubsub.stats") => Ok(Step::PubSubStats),
-            _ => plan(&item, &payload).map(|(op, cmd)| {
-                cmds.push(cmd);
-                Step::Engine(op, cmds.len() - 1)
+            _ => plan(&item, &payload).and_then(|(op, cmd)| {
+                cmds.push((payload_db(svc.engine.databases(), &payload)?, cmd));
+                Ok(Step::Engine(op, cmds.len() - 1))
             }),
         };
         planned.push(Planned { request_id, payload, step });
@@ -451,6 +458,23 @@ async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// The optional `db` field of a request (query or body): the database its key-value command runs in
+/// (Redis's SELECT; 0 when absent).
+fn payload_db(databases: u32, payload: &Value) -> Result<u32, ApiError> {
+    let Some(v) = payload.get("db").filter(|v| !v.is_null()) else { return Ok(0) };
+    let n = v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .ok_or_else(|| ApiError::bad_request("field 'db': expected a non-negative integer"))?;
+    if n >= databases as u64 {
+        return Err(ApiError::bad_request(format!(
+            "field 'db': database {n} does not exist (databases: 0 to {})",
+            databases - 1
+        )));
+    }
+    Ok(n as u32)
 }
 
 fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, Command), ApiError> {

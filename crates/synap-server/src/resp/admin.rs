@@ -67,8 +67,6 @@ impl Conn {
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 );
             }
-            ServerCmd::Select(0) => Reply::Ok,
-            ServerCmd::Select(_) => return error_line(out, "ERR DB index is out of range"),
             ServerCmd::Quit => {
                 self.quit = true;
                 Reply::Ok
@@ -341,6 +339,7 @@ impl Conn {
 
     /// SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, WAIT, DEBUG, MEMORY.
     fn server_op(&mut self, cmd: ServerCmd) -> Result<Reply, String> {
+        let db = self.entry.db.load(Ordering::Relaxed);
         let svc = self.shared.service.clone();
         let engine = &svc.engine;
         let persistence = || {
@@ -414,7 +413,7 @@ impl Conn {
                     }
                     DebugOp::DigestValue(keys) => Reply::Array(
                         keys.iter()
-                            .map(|k| Reply::Simple(format!("{:040x}", engine.kv().key_digest(k, now).unwrap_or(0))))
+                            .map(|k| Reply::Simple(format!("{:040x}", engine.db(db).key_digest(k, now).unwrap_or(0))))
                             .collect(),
                     ),
                     DebugOp::SetActiveExpire(on) => {
@@ -422,7 +421,7 @@ impl Conn {
                         Reply::Ok
                     }
                     DebugOp::Object(key) => {
-                        let Some(size) = engine.kv().memory_usage(&key, now) else {
+                        let Some(size) = engine.db(db).memory_usage(&key, now) else {
                             return Err("ERR no such key".into());
                         };
                         let ask = |info| {
@@ -430,7 +429,7 @@ impl Conn {
                                 info,
                                 key: key.clone(),
                             });
-                            engine.execute(&mut synap_core::ExecCtx::default(), cmd)
+                            engine.execute(&mut synap_core::ExecCtx { db, ..Default::default() }, cmd)
                         };
                         let enc = match ask(ObjectInfo::Encoding) {
                             Ok(Reply::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -469,10 +468,10 @@ impl Conn {
                 let (allocated, resident) = allocator_bytes();
                 match op {
                     MemoryOp::Usage(key) => {
-                        engine.kv().memory_usage(&key, engine.now_ms()).map_or(Reply::Nil, |n| Reply::Int(n as i64))
+                        engine.db(db).memory_usage(&key, engine.now_ms()).map_or(Reply::Nil, |n| Reply::Int(n as i64))
                     }
                     MemoryOp::Stats => {
-                        let keys = engine.kv().len() as u64;
+                        let keys = engine.kv_stats().keys as u64;
                         let max = engine.kv().stats().max_memory as u64;
                         Reply::Map(vec![
                             (bulk("peak.allocated"), Reply::Int(allocated.max(used) as i64)),
@@ -595,13 +594,14 @@ fn client_line(c: &ClientEntry) -> String {
     let idle_ms = (c.created.elapsed().as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
     let cmd = table::COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
         name,
         age,
         idle_ms / 1000,
+        c.db.load(Ordering::Relaxed),
         cmd,
         c.resp.load(Ordering::Relaxed)
     )
@@ -777,7 +777,7 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
             .to_string(),
         ),
         ("save", String::new()),
-        ("databases", "1".into()),
+        ("databases", engine.databases().to_string()),
         ("timeout", shared.idle_timeout_secs.load(Ordering::Relaxed).to_string()),
         ("maxclients", cfg.resp.max_connections.to_string()),
         ("bind", host),
@@ -813,7 +813,7 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
         sections.is_empty() || sections.iter().any(|s| s == name || s == "all" || s == "everything" || s == "default")
     };
     let svc = &shared.service;
-    let kv = svc.engine.kv().stats();
+    let kv = svc.engine.kv_stats();
     let mut s = String::new();
     if want("server") {
         let _ = write!(
@@ -899,8 +899,8 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
     }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
-        if kv.keys > 0 {
-            let _ = write!(s, "db0:keys={},expires={},avg_ttl=0\r\n", kv.keys, kv.volatile_keys);
+        for (db, keys, expires) in svc.engine.keyspace_sizes() {
+            let _ = write!(s, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
         }
         s.push_str("\r\n");
     }

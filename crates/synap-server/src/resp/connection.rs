@@ -47,7 +47,8 @@ pub(super) struct Conn {
     pub multi_failed: bool,
     /// Set when a WATCHed key changes.
     pub watch_flag: Arc<AtomicBool>,
-    pub watched: std::collections::HashSet<Bytes>,
+    /// The keys watched, with their database.
+    pub watched: std::collections::HashSet<(u32, Bytes)>,
     /// Bytes the client's watched keys and subscription names hold; with `multi_bytes` they count toward
     /// `resp.max_pending_bytes`, as the query buffer does.
     pub held_bytes: usize,
@@ -147,6 +148,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         last_active_ms: Default::default(),
         last_cmd: u64::MAX.into(),
         resp: 2.into(),
+        db: 0.into(),
         killed: Default::default(),
         kill: Default::default(),
     });
@@ -310,7 +312,7 @@ impl Conn {
         block: Block,
     ) -> Result<Result<Reply, CommandError>, End> {
         let svc = self.shared.service.clone();
-        let waiting = svc.wait(cmd, block);
+        let waiting = svc.wait_in(self.entry.db.load(Ordering::Relaxed), cmd, block);
         tokio::pin!(waiting);
         loop {
             let sink = self.sub.clone();

@@ -36,7 +36,7 @@ impl Conn {
         self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
         let monitors = &self.shared.monitors;
         if monitors.active() && !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth" {
-            monitors.feed(self.entry.id, self.entry.addr, args);
+            monitors.feed(self.entry.id, self.entry.db.load(Ordering::Relaxed), self.entry.addr, args);
         }
         let subscribed = self.sub_count > 0 && self.proto == Protocol::Resp2;
         if subscribed && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
@@ -83,10 +83,20 @@ impl Conn {
                     return Some((cmd, block));
                 }
                 let engine = &self.shared.service.engine;
-                // Scripts, and SORT with BY/GET patterns (it holds every shard while it sorts), may run
-                // long.
+                // Scripts, SORT with BY/GET patterns (it holds every shard while it sorts), and commands
+                // over several databases (they wait for every other command to finish, and MOVE copies a
+                // value whole) may run long.
                 let long = matches!(cmd, Command::Script(_))
-                    || matches!(&cmd, Command::Keys(KeysCmd::Sort(a)) if a.by.is_some() || !a.get.is_empty());
+                    || matches!(&cmd, Command::Keys(KeysCmd::Sort(a)) if a.by.is_some() || !a.get.is_empty())
+                    || matches!(
+                        &cmd,
+                        Command::Keys(
+                            KeysCmd::FlushAll
+                                | KeysCmd::Move { .. }
+                                | KeysCmd::SwapDb { .. }
+                                | KeysCmd::Copy { db: Some(_), .. }
+                        )
+                    );
                 let waits = long || engine.scripts().running();
                 let tracked = self.tracking.as_ref().is_some_and(|t| {
                     !t.args.bcast
@@ -103,12 +113,15 @@ impl Conn {
                     engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
                 }
                 synap_core::tracking::set_current_client(self.entry.id);
+                ctx.db = self.entry.db.load(Ordering::Relaxed);
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
                 } else {
                     engine.execute_as(ctx, spec, cmd)
                 };
+                // SELECT changed it.
+                self.entry.db.store(ctx.db, Ordering::Relaxed);
                 synap_core::tracking::set_current_client(0);
                 match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
@@ -162,6 +175,7 @@ impl Conn {
         self.proto = Protocol::Resp2;
         self.entry.resp.store(2, Ordering::Relaxed);
         *self.entry.name.lock() = None;
+        self.entry.db.store(0, Ordering::Relaxed);
         out.extend_from_slice(b"+RESET\r\n");
     }
 

@@ -52,6 +52,8 @@ pub struct ClientEntry {
     /// Index into the command table of the last command, or `u64::MAX`.
     pub last_cmd: AtomicU64,
     pub resp: AtomicU8,
+    /// The selected database (SELECT).
+    pub db: std::sync::atomic::AtomicU32,
     /// Set by CLIENT KILL; the connection closes at its next step (`kill` wakes it).
     pub killed: std::sync::atomic::AtomicBool,
     pub kill: tokio::sync::Notify,

@@ -79,8 +79,8 @@ impl Monitors {
     }
 
     /// Sends one command line to every monitor but the client that sent it.
-    pub fn feed(&self, from: u64, addr: SocketAddr, args: &[Bytes]) {
-        let line = Bytes::from(format_line(addr, args));
+    pub fn feed(&self, from: u64, db: u32, addr: SocketAddr, args: &[Bytes]) {
+        let line = Bytes::from(format_line(db, addr, args));
         for (id, feed) in self.feeds.lock().iter() {
             if *id != from {
                 feed.push(line.clone());
@@ -90,9 +90,9 @@ impl Monitors {
 }
 
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"` with arguments quoted as Redis quotes them.
-fn format_line(addr: SocketAddr, args: &[Bytes]) -> Vec<u8> {
+fn format_line(db: u32, addr: SocketAddr, args: &[Bytes]) -> Vec<u8> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut out = format!("+{}.{:06} [0 {addr}]", now.as_secs(), now.subsec_micros()).into_bytes();
+    let mut out = format!("+{}.{:06} [{db} {addr}]", now.as_secs(), now.subsec_micros()).into_bytes();
     for a in args {
         out.extend_from_slice(b" \"");
         for &b in a.iter() {
@@ -121,8 +121,8 @@ mod tests {
     #[test]
     fn lines_quote_as_redis_does() {
         let addr: SocketAddr = "127.0.0.1:5".parse().unwrap();
-        let line = format_line(addr, &[Bytes::from("set"), Bytes::from("a \"b\"\n\u{1}")]);
+        let line = format_line(3, addr, &[Bytes::from("set"), Bytes::from("a \"b\"\n\u{1}")]);
         let text = String::from_utf8(line).unwrap();
-        assert!(text.ends_with(" [0 127.0.0.1:5] \"set\" \"a \\\"b\\\"\\n\\x01\"\r\n"), "{text}");
+        assert!(text.ends_with(" [3 127.0.0.1:5] \"set\" \"a \\\"b\\\"\\n\\x01\"\r\n"), "{text}");
     }
 }

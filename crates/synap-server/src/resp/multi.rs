@@ -95,11 +95,14 @@ impl Conn {
         let engine = &self.shared.service.engine;
         // A script inside may run long: the worker hands its other tasks over meanwhile.
         let scripted = cmds.iter().any(|c| matches!(c, Command::Script(_)));
+        ctx.db = self.entry.db.load(Ordering::Relaxed);
         let result = if scripted && super::dispatch::multi_thread() {
             tokio::task::block_in_place(|| engine.exec_transaction(ctx, cmds, watch.as_deref()))
         } else {
             engine.exec_transaction(ctx, cmds, watch.as_deref())
         };
+        // A SELECT inside lasts.
+        self.entry.db.store(ctx.db, Ordering::Relaxed);
         self.unwatch_all();
         let result = match result {
             Ok(r) => r,
@@ -126,20 +129,22 @@ impl Conn {
     /// WATCH: the keys not watched yet join the client's set, up to `resp.max_watched_keys`.
     pub(super) fn watch(&mut self, keys: Vec<Bytes>, out: &mut Vec<u8>) {
         let limit = self.shared.service.config.resp.max_watched_keys;
-        let new: Vec<Bytes> = keys.into_iter().filter(|k| !self.watched.contains(k)).collect();
+        let db = self.entry.db.load(Ordering::Relaxed);
+        let new: Vec<(u32, Bytes)> = keys.into_iter().map(|k| (db, k)).filter(|k| !self.watched.contains(k)).collect();
         if self.watched.len() + new.len() > limit {
             error_line(out, &format!("ERR too many watched keys (resp.max_watched_keys is {limit})"));
             return;
         }
-        self.shared.service.engine.watches().watch_many(&self.watch_flag, &new);
-        self.held_bytes += new.iter().map(|k| k.len() + 32).sum::<usize>();
+        let keys: Vec<Bytes> = new.iter().map(|(_, k)| k.clone()).collect();
+        self.shared.service.engine.watches().watch_many(&self.watch_flag, db, &keys);
+        self.held_bytes += keys.iter().map(|k| k.len() + 32).sum::<usize>();
         self.watched.extend(new);
         out.extend_from_slice(b"+OK\r\n");
     }
 
     pub(super) fn unwatch_all(&mut self) {
         let reg = self.shared.service.engine.watches();
-        for k in &self.watched {
+        for (_, k) in &self.watched {
             self.held_bytes = self.held_bytes.saturating_sub(k.len() + 32);
         }
         reg.unwatch_many(&self.watch_flag, self.watched.drain());
