@@ -57,6 +57,7 @@ pub(crate) use shard::{NO_EXPIRE, Shard};
 pub(crate) use snapshot::SNAPSHOT_CHUNK_BYTES;
 pub use snapshot::SnapshotCursor;
 pub(crate) use value::{Coll, Kind};
+pub use value::{ENCODINGS, Encodings, LIST_PACK_MAX_ITEMS};
 
 use crate::blocking::Blockers;
 use crate::clock::Clock;

@@ -643,7 +643,49 @@ const MUTABLE: &[&str] = &[
     "timeout",
     "busy-reply-threshold",
     "lua-time-limit",
+    "hash-max-listpack-entries",
+    "hash-max-ziplist-entries",
+    "hash-max-listpack-value",
+    "hash-max-ziplist-value",
+    "zset-max-listpack-entries",
+    "zset-max-ziplist-entries",
+    "zset-max-listpack-value",
+    "zset-max-ziplist-value",
+    "set-max-intset-entries",
+    "set-max-listpack-entries",
+    "set-max-listpack-value",
+    "list-max-listpack-size",
+    "list-max-ziplist-size",
 ];
+
+/// The encoding thresholds: Redis's name, its older alias, and the setting.
+fn encoding_settings() -> [(&'static str, Option<&'static str>, Threshold); 8] {
+    let e = &synap_core::kv::ENCODINGS;
+    [
+        ("hash-max-listpack-entries", Some("hash-max-ziplist-entries"), Threshold::Size(&e.hash_max_listpack_entries)),
+        ("hash-max-listpack-value", Some("hash-max-ziplist-value"), Threshold::Size(&e.hash_max_listpack_value)),
+        ("zset-max-listpack-entries", Some("zset-max-ziplist-entries"), Threshold::Size(&e.zset_max_listpack_entries)),
+        ("zset-max-listpack-value", Some("zset-max-ziplist-value"), Threshold::Size(&e.zset_max_listpack_value)),
+        ("set-max-intset-entries", None, Threshold::Size(&e.set_max_intset_entries)),
+        ("set-max-listpack-entries", None, Threshold::Size(&e.set_max_listpack_entries)),
+        ("set-max-listpack-value", None, Threshold::Size(&e.set_max_listpack_value)),
+        ("list-max-listpack-size", Some("list-max-ziplist-size"), Threshold::Int(&e.list_max_listpack_size)),
+    ]
+}
+
+enum Threshold {
+    Size(&'static std::sync::atomic::AtomicUsize),
+    Int(&'static std::sync::atomic::AtomicI64),
+}
+
+impl Threshold {
+    fn get(&self) -> String {
+        match self {
+            Threshold::Size(a) => a.load(Ordering::Relaxed).to_string(),
+            Threshold::Int(a) => a.load(Ordering::Relaxed).to_string(),
+        }
+    }
+}
 
 /// Redis settings that exist but are fixed at start: CONFIG SET answers Redis's "immutable" error.
 const IMMUTABLE: &[&str] = &[
@@ -700,8 +742,15 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
             }
             return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
         }
-        // lua-time-limit is busy-reply-threshold's old name: the same setting.
-        let canonical = if name == "lua-time-limit" { "busy-reply-threshold".to_string() } else { name.clone() };
+        // lua-time-limit is busy-reply-threshold's old name, `*-ziplist-*` the thresholds' old names: the
+        // same settings.
+        let canonical = match name.as_str() {
+            "lua-time-limit" => "busy-reply-threshold".to_string(),
+            n => encoding_settings()
+                .into_iter()
+                .find(|(_, alias, _)| *alias == Some(n))
+                .map_or(name.clone(), |(c, _, _)| c.to_string()),
+        };
         if seen.contains(&canonical) {
             return Err(failed(&name, "duplicate parameter"));
         }
@@ -742,6 +791,20 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
                 let secs = int(0, i32::MAX as i64)? as u64;
                 apply.push(Box::new(move || shared.idle_timeout_secs.store(secs, Ordering::Relaxed)));
             }
+            c if c.contains("-max-") => {
+                let (_, _, setting) =
+                    encoding_settings().into_iter().find(|(n, _, _)| *n == c).expect("a MUTABLE threshold");
+                match setting {
+                    Threshold::Size(a) => {
+                        let n = int(0, i64::MAX)? as usize;
+                        apply.push(Box::new(move || a.store(n, Ordering::Relaxed)));
+                    }
+                    Threshold::Int(a) => {
+                        let n = int(i32::MIN as i64, i32::MAX as i64)?;
+                        apply.push(Box::new(move || a.store(n, Ordering::Relaxed)));
+                    }
+                }
+            }
             _ => {
                 let ms = int(0, i64::MAX)? as u64;
                 apply.push(Box::new(move || e.scripts().set_busy_ms(ms)));
@@ -760,7 +823,7 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
     let stats = engine.kv().stats();
     let (host, port) = (shared.bound.ip().to_string(), shared.bound.port().to_string());
     let busy = engine.scripts().busy_ms().to_string();
-    vec![
+    let mut params = vec![
         ("maxmemory", stats.max_memory.to_string()),
         ("maxmemory-policy", stats.eviction.name().to_string()),
         ("maxmemory-samples", engine.kv().eviction_samples().to_string()),
@@ -787,7 +850,14 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
         ("notify-keyspace-events", engine.notify_flags().to_redis_string()),
         ("cluster-enabled", "no".into()),
-    ]
+    ];
+    for (name, alias, setting) in encoding_settings() {
+        params.push((name, setting.get()));
+        if let Some(alias) = alias {
+            params.push((alias, setting.get()));
+        }
+    }
+    params
 }
 
 fn human(bytes: u64) -> String {

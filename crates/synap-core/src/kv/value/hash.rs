@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::{fits_pack, hasher, pack, pack_items, scan_positions, size_class, unpack};
+use super::{fits_hash, hasher, pack, pack_items, scan_positions, size_class, unpack};
 
 pub(crate) enum HashV {
     /// field, value, field, value, ...
@@ -121,7 +121,7 @@ impl HashV {
                 None => pairs.push((field, value)),
             }
             let longest = pairs.iter().map(|(f, v)| f.len().max(v.len())).max().unwrap_or(0);
-            if fits_pack(pairs.len(), longest) {
+            if fits_hash(pairs.len(), longest) {
                 *b = pack(pairs.iter().flat_map(|(f, v)| [*f, *v]));
                 return;
             }

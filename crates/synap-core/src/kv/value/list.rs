@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::{fits_pack, pack, size_class, unpack};
+use super::{fits_list, pack, size_class, unpack};
 
 pub(crate) enum ListV {
     /// idx (8 bytes, LE), value, idx, value, ...
@@ -57,8 +57,9 @@ impl ListV {
     }
 
     pub(crate) fn from_items(items: Vec<(i64, &[u8])>) -> ListV {
-        let longest = items.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
-        if fits_pack(items.len(), longest) {
+        // About a listpack's size: each element with its header and back-length bytes.
+        let bytes = items.iter().map(|(_, v)| v.len() + 2).sum();
+        if fits_list(items.len(), bytes) {
             let idx: Vec<[u8; 8]> = items.iter().map(|(i, _)| i.to_le_bytes()).collect();
             ListV::Small(pack(items.iter().zip(&idx).flat_map(|((_, v), i)| [&i[..], *v])))
         } else {

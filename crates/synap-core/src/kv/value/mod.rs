@@ -3,7 +3,9 @@
 //! skiplist encodings).
 //!
 //! - Compact ("packed"): one `Vec<u8>` of length-prefixed items (varint length + bytes), read and rewritten
-//!   whole; used while a collection has at most [`PACK_MAX_ITEMS`] entries of at most [`PACK_MAX_BYTES`].
+//!   whole; used while a collection is within the thresholds of [`ENCODINGS`], Redis's
+//!   `*-max-listpack-*` and `set-max-intset-entries` settings. A value converted to the general encoding
+//!   stays there (as in Redis).
 //! - General: hash -> a hash table of `[field_len][field][value]` blobs; set -> a hash set; list -> a deque;
 //!   sorted set -> an order-statistic treap (rank and score lookups in O(log n)) plus a member index.
 //!
@@ -23,8 +25,81 @@ pub(crate) use zset::ZSetV;
 
 use foldhash::fast::FixedState;
 
-pub const PACK_MAX_ITEMS: usize = 128;
-pub const PACK_MAX_BYTES: usize = 64;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+/// The thresholds of the compact encodings, under Redis's names, changeable at run time (CONFIG SET);
+/// they hold for the whole process.
+pub struct Encodings {
+    pub hash_max_listpack_entries: AtomicUsize,
+    pub hash_max_listpack_value: AtomicUsize,
+    pub zset_max_listpack_entries: AtomicUsize,
+    pub zset_max_listpack_value: AtomicUsize,
+    pub set_max_intset_entries: AtomicUsize,
+    pub set_max_listpack_entries: AtomicUsize,
+    pub set_max_listpack_value: AtomicUsize,
+    /// Entries (positive) or a size class (-1 to -5: 4, 8, 16, 32, 64 KB), as Redis's.
+    pub list_max_listpack_size: AtomicI64,
+}
+
+/// The process's thresholds, Redis's defaults until changed.
+pub static ENCODINGS: Encodings = Encodings {
+    hash_max_listpack_entries: AtomicUsize::new(128),
+    hash_max_listpack_value: AtomicUsize::new(64),
+    zset_max_listpack_entries: AtomicUsize::new(128),
+    zset_max_listpack_value: AtomicUsize::new(64),
+    set_max_intset_entries: AtomicUsize::new(512),
+    set_max_listpack_entries: AtomicUsize::new(128),
+    set_max_listpack_value: AtomicUsize::new(64),
+    list_max_listpack_size: AtomicI64::new(-2),
+};
+
+/// A compact list is rewritten whole on every change, so it holds at most this many elements whatever
+/// `list-max-listpack-size` allows (Redis's listpack changes in place).
+pub const LIST_PACK_MAX_ITEMS: usize = 128;
+
+fn load(a: &AtomicUsize) -> usize {
+    a.load(Ordering::Relaxed)
+}
+
+fn fits_hash(items: usize, longest: usize) -> bool {
+    let e = &ENCODINGS;
+    items <= load(&e.hash_max_listpack_entries) && longest <= load(&e.hash_max_listpack_value)
+}
+
+fn fits_zset(items: usize, longest: usize) -> bool {
+    let e = &ENCODINGS;
+    items <= load(&e.zset_max_listpack_entries) && longest <= load(&e.zset_max_listpack_value)
+}
+
+/// Whether a member is an integer an intset would hold (Redis's `string2ll`).
+fn is_int(m: &[u8]) -> bool {
+    crate::command::args::parse_i64(m).is_some()
+}
+
+/// A set stays compact as an intset (integers only, up to `set-max-intset-entries`) or as a listpack
+/// (Redis 7.2's small sets of other members).
+fn fits_set(members: &[&[u8]]) -> bool {
+    let e = &ENCODINGS;
+    let n = members.len();
+    if members.iter().all(|m| is_int(m)) {
+        return n <= load(&e.set_max_intset_entries);
+    }
+    n <= load(&e.set_max_listpack_entries) && members.iter().all(|m| m.len() <= load(&e.set_max_listpack_value))
+}
+
+/// A list stays compact while within `list-max-listpack-size` (entries, or bytes for a negative size
+/// class) and [`LIST_PACK_MAX_ITEMS`].
+fn fits_list(items: usize, bytes: usize) -> bool {
+    if items > LIST_PACK_MAX_ITEMS {
+        return false;
+    }
+    match ENCODINGS.list_max_listpack_size.load(Ordering::Relaxed) {
+        n if n > 0 => items as i64 <= n,
+        // 0 lets a listpack hold one element, as Redis's.
+        0 => items <= 1,
+        n => bytes <= 4096 << ((-n).min(5) - 1),
+    }
+}
 
 fn hasher() -> FixedState {
     FixedState::with_seed(0x5eed_c011)
@@ -84,10 +159,6 @@ pub(crate) fn pack<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
         out.extend_from_slice(it);
     }
     out
-}
-
-fn fits_pack(items: usize, longest: usize) -> bool {
-    items <= PACK_MAX_ITEMS && longest <= PACK_MAX_BYTES
 }
 
 /// The size class a jemalloc-like allocator rounds a request up to (4 classes per doubling past 128).
@@ -217,6 +288,7 @@ impl Coll {
     /// The encoding OBJECT ENCODING reports, in Redis's words for the encoding that plays the same part.
     pub fn encoding(&self) -> &'static str {
         match self {
+            Coll::Set(SetV::Small(b)) if pack_items(b).all(|(_, m)| is_int(m)) => "intset",
             Coll::Hash(HashV::Small(_)) | Coll::List(ListV::Small(_)) | Coll::Set(SetV::Small(_)) => "listpack",
             Coll::ZSet(ZSetV::Small(_)) => "listpack",
             Coll::Hash(_) | Coll::Set(_) => "hashtable",
@@ -374,7 +446,8 @@ mod tests {
         l.del(3);
         l.keep(-1, 5);
         assert_eq!(l.items().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![-1, 0, 1, 2, 4, 5]);
-        let long = vec![b'y'; 100];
+        // Past the default 8 KB of list-max-listpack-size (-2).
+        let long = vec![b'y'; 9000];
         l.put(6, &long);
         assert!(matches!(l, ListV::Big { .. }));
         assert_eq!(l.at(0), Some((-1, &b"head"[..])));

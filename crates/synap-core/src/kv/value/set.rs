@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::{fits_pack, hasher, pack, pack_items, scan_positions, size_class, unpack};
+use super::{fits_set, hasher, pack, pack_items, scan_positions, size_class, unpack};
 
 pub(crate) enum SetV {
     Small(Vec<u8>),
@@ -77,8 +77,7 @@ impl SetV {
             }
             let mut members = unpack(b);
             members.push(m);
-            let longest = members.iter().map(|i| i.len()).max().unwrap_or(0);
-            if fits_pack(members.len(), longest) {
+            if fits_set(&members) {
                 *b = pack(members);
                 return true;
             }

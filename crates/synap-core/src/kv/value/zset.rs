@@ -4,7 +4,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
-use super::{fits_pack, hasher, pack, scan_positions, size_class, unpack};
+use super::{fits_zset, hasher, pack, scan_positions, size_class, unpack};
 
 const NIL: u32 = u32::MAX;
 
@@ -345,7 +345,7 @@ impl ZSetV {
             let p = items.partition_point(|e| zcmp(*e, (score, m)).is_lt());
             items.insert(p, (score, m));
             let longest = items.iter().map(|(_, x)| x.len()).max().unwrap_or(0);
-            if fits_pack(items.len(), longest) {
+            if fits_zset(items.len(), longest) {
                 *b = Self::pack_items(&items);
                 return;
             }

@@ -1,0 +1,112 @@
+//! The compact encodings follow Redis's thresholds, changed at run time by CONFIG SET under Redis's
+//! names (and their `ziplist` aliases). The thresholds hold for the whole process, so this file is a
+//! test binary of its own: no other test's OBJECT ENCODING sees them change.
+
+mod common;
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+async fn conn(s: &common::TestServer, resp3: bool) -> MultiplexedConnection {
+    let addr = s.server.as_ref().unwrap().resp_addr.expect("RESP enabled");
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    let client = redis::Client::open(format!("redis://{addr}/{proto}")).unwrap();
+    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap()
+}
+
+async fn q<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, line: &str) -> T {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    command.query_async(c).await.unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+async fn err(c: &mut MultiplexedConnection, line: &str) -> String {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    let r: redis::RedisResult<redis::Value> = command.query_async(c).await;
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
+async fn encoding(c: &mut MultiplexedConnection, key: &str) -> String {
+    q(c, &format!("OBJECT ENCODING {key}")).await
+}
+
+#[tokio::test]
+async fn encodings_follow_the_thresholds_config_set_changes() {
+    let s = common::start().await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        let _: () = q(&mut c, "CONFIG SET hash-max-ziplist-entries 2 hash-max-listpack-value 4").await;
+        let got: std::collections::HashMap<String, String> = q(&mut c, "CONFIG GET hash-max-*").await;
+        assert_eq!(got["hash-max-listpack-entries"], "2");
+        assert_eq!(got["hash-max-ziplist-entries"], "2");
+        assert_eq!(got["hash-max-listpack-value"], "4");
+        let _: i64 = q(&mut c, "HSET h a 1 b 2").await;
+        assert_eq!(encoding(&mut c, "h").await, "listpack");
+        let _: i64 = q(&mut c, "HSET h c 3").await;
+        assert_eq!(encoding(&mut c, "h").await, "hashtable");
+        let _: i64 = q(&mut c, "HSET h2 a 12345").await;
+        assert_eq!(encoding(&mut c, "h2").await, "hashtable", "a value past hash-max-listpack-value");
+        let all: std::collections::HashMap<String, String> = q(&mut c, "HGETALL h").await;
+        assert_eq!(all.len(), 3, "the values converted whole");
+        assert_eq!(all["c"], "3");
+
+        let _: () = q(&mut c, "CONFIG SET zset-max-listpack-entries 3 zset-max-ziplist-value 3").await;
+        let _: i64 = q(&mut c, "ZADD z 1 a 2 b 3 c").await;
+        assert_eq!(encoding(&mut c, "z").await, "listpack");
+        let _: i64 = q(&mut c, "ZADD z 4 abcd").await;
+        assert_eq!(encoding(&mut c, "z").await, "skiplist");
+        assert_eq!(q::<Vec<String>>(&mut c, "ZRANGE z 0 -1").await, ["a", "b", "c", "abcd"]);
+
+        let _: () = q(&mut c, "CONFIG SET set-max-intset-entries 3 set-max-listpack-entries 4").await;
+        let _: i64 = q(&mut c, "SADD ints 1 2 3").await;
+        assert_eq!(encoding(&mut c, "ints").await, "intset");
+        let _: i64 = q(&mut c, "SADD ints 4").await;
+        assert_eq!(encoding(&mut c, "ints").await, "hashtable", "past set-max-intset-entries");
+        let _: i64 = q(&mut c, "SADD mixed 1 x").await;
+        assert_eq!(encoding(&mut c, "mixed").await, "listpack");
+        let _: i64 = q(&mut c, "SADD mixed y z w").await;
+        assert_eq!(encoding(&mut c, "mixed").await, "hashtable", "past set-max-listpack-entries");
+        assert_eq!(q::<i64>(&mut c, "SCARD mixed").await, 5);
+
+        let _: () = q(&mut c, "CONFIG SET list-max-ziplist-size 3").await;
+        let _: i64 = q(&mut c, "RPUSH l a b c").await;
+        assert_eq!(encoding(&mut c, "l").await, "listpack");
+        let _: i64 = q(&mut c, "RPUSH l d").await;
+        assert_eq!(encoding(&mut c, "l").await, "quicklist");
+        // A negative size is a byte budget: -1 is 4 KB.
+        let _: () = q(&mut c, "CONFIG SET list-max-listpack-size -1").await;
+        let big = "x".repeat(1500);
+        let mut rpush = redis::cmd("RPUSH");
+        rpush.arg("lb").arg(&big).arg(&big);
+        let _: i64 = rpush.query_async(&mut c).await.unwrap();
+        assert_eq!(encoding(&mut c, "lb").await, "listpack");
+        let _: i64 = redis::cmd("RPUSH").arg("lb").arg(&big).query_async(&mut c).await.unwrap();
+        assert_eq!(encoding(&mut c, "lb").await, "quicklist");
+        assert_eq!(q::<i64>(&mut c, "LLEN lb").await, 3);
+
+        assert_eq!(
+            err(&mut c, "CONFIG SET hash-max-listpack-entries abc").await,
+            "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-entries') - argument couldn't be parsed into an integer"
+        );
+        assert_eq!(
+            err(&mut c, "CONFIG SET set-max-intset-entries -1").await,
+            "ERR CONFIG SET failed (possibly related to argument 'set-max-intset-entries') - argument must be between 0 and 9223372036854775807 inclusive"
+        );
+        // Redis's defaults again.
+        let _: () = q(
+            &mut c,
+            "CONFIG SET hash-max-listpack-entries 128 hash-max-listpack-value 64 zset-max-listpack-entries 128 zset-max-listpack-value 64 set-max-intset-entries 512 set-max-listpack-entries 128 list-max-listpack-size -2",
+        )
+        .await;
+    }
+    s.stop().await;
+}
