@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use synap_core::stream::StreamBackend;
 use synap_core::{EngineConfig, EvictionPolicy, KvConfig};
 
@@ -146,6 +146,70 @@ pub struct KvSection {
     pub active_expiry_hz: u32,
     /// Time budget of one active expiry pass, in milliseconds.
     pub active_expiry_budget_ms: u64,
+    /// The compact encodings' thresholds (Redis's `*-max-listpack-*`, `set-max-intset-entries`).
+    pub encodings: EncodingsSection,
+}
+
+/// The compact encodings' thresholds, under Redis's names with `_` for `-` (CONFIG SET changes them).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncodingsSection {
+    pub hash_max_listpack_entries: u64,
+    pub hash_max_listpack_value: u64,
+    pub zset_max_listpack_entries: u64,
+    pub zset_max_listpack_value: u64,
+    pub set_max_intset_entries: u64,
+    pub set_max_listpack_entries: u64,
+    pub set_max_listpack_value: u64,
+    pub list_max_listpack_size: i32,
+}
+
+impl Default for EncodingsSection {
+    fn default() -> Self {
+        EncodingsSection {
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+        }
+    }
+}
+
+impl EncodingsSection {
+    /// Puts these thresholds in force (they hold for the whole process).
+    pub fn apply(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &synap_core::kv::ENCODINGS;
+        let size = |n: u64| n.min(i64::MAX as u64) as usize;
+        e.hash_max_listpack_entries.store(size(self.hash_max_listpack_entries), Relaxed);
+        e.hash_max_listpack_value.store(size(self.hash_max_listpack_value), Relaxed);
+        e.zset_max_listpack_entries.store(size(self.zset_max_listpack_entries), Relaxed);
+        e.zset_max_listpack_value.store(size(self.zset_max_listpack_value), Relaxed);
+        e.set_max_intset_entries.store(size(self.set_max_intset_entries), Relaxed);
+        e.set_max_listpack_entries.store(size(self.set_max_listpack_entries), Relaxed);
+        e.set_max_listpack_value.store(size(self.set_max_listpack_value), Relaxed);
+        e.list_max_listpack_size.store(self.list_max_listpack_size as i64, Relaxed);
+    }
+
+    /// The thresholds in force now.
+    pub fn current() -> EncodingsSection {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &synap_core::kv::ENCODINGS;
+        EncodingsSection {
+            hash_max_listpack_entries: e.hash_max_listpack_entries.load(Relaxed) as u64,
+            hash_max_listpack_value: e.hash_max_listpack_value.load(Relaxed) as u64,
+            zset_max_listpack_entries: e.zset_max_listpack_entries.load(Relaxed) as u64,
+            zset_max_listpack_value: e.zset_max_listpack_value.load(Relaxed) as u64,
+            set_max_intset_entries: e.set_max_intset_entries.load(Relaxed) as u64,
+            set_max_listpack_entries: e.set_max_listpack_entries.load(Relaxed) as u64,
+            set_max_listpack_value: e.set_max_listpack_value.load(Relaxed) as u64,
+            list_max_listpack_size: e.list_max_listpack_size.load(Relaxed) as i32,
+        }
+    }
 }
 
 impl Default for KvSection {
@@ -161,6 +225,7 @@ impl Default for KvSection {
             max_value_bytes: ByteSize(kv.max_value_bytes as u64),
             active_expiry_hz: 10,
             active_expiry_budget_ms: 25,
+            encodings: EncodingsSection::default(),
         }
     }
 }
@@ -253,6 +318,9 @@ pub struct RespSection {
     /// Redis's `enable-debug-command`: DEBUG for every client (`yes`), none (`no`), or those on a
     /// loopback address (`local`, the default).
     pub enable_debug_command: DebugAccess,
+    /// Redis's `busy-reply-threshold`: a script running this long makes other clients' commands answer
+    /// BUSY (and SCRIPT KILL possible).
+    pub busy_reply_threshold_ms: u64,
 }
 
 /// Who may run DEBUG.
@@ -278,6 +346,7 @@ impl Default for RespSection {
             max_multi_commands: 1_000_000,
             max_watched_keys: 1_000_000,
             enable_debug_command: DebugAccess::Local,
+            busy_reply_threshold_ms: synap_core::script::BUSY_MS,
         }
     }
 }
@@ -425,6 +494,9 @@ pub struct Config {
     pub queue: QueueSection,
     pub stream: StreamSection,
     pub pubsub: PubSubSection,
+    /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -441,6 +513,7 @@ impl Default for Config {
             queue: QueueSection::default(),
             stream: StreamSection::default(),
             pubsub: PubSubSection::default(),
+            config_file: None,
         }
     }
 }
@@ -684,7 +757,7 @@ impl Cli {
     /// Defaults, then the file, then flags and environment.
     pub fn into_config(self) -> anyhow::Result<Config> {
         let mut cfg = match &self.config {
-            Some(path) => Config::from_yaml_file(path)?,
+            Some(path) => Config { config_file: Some(path.clone()), ..Config::from_yaml_file(path)? },
             None => Config::default(),
         };
         if let Some(a) = self.http_addr {

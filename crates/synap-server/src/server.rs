@@ -43,6 +43,8 @@ impl RunningServer {
         }
         let config = Arc::new(config);
         let engine = Arc::new(Engine::new(config.engine_config(), Arc::new(SystemClock), None));
+        engine.scripts().set_busy_ms(config.resp.busy_reply_threshold_ms);
+        config.kv.encodings.apply();
         let persistence = if config.persistence.enabled {
             let (cfg, e) = (config.persistence_config(), engine.clone());
             let (p, report) = tokio::task::spawn_blocking(move || Persistence::open(cfg, storage, e))

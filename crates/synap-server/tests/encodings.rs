@@ -38,7 +38,13 @@ async fn encoding(c: &mut MultiplexedConnection, key: &str) -> String {
     q(c, &format!("OBJECT ENCODING {key}")).await
 }
 
+/// One test (the thresholds are the process's): the encodings, then CONFIG REWRITE.
 #[tokio::test]
+async fn encoding_thresholds_and_config_rewrite() {
+    encodings_follow_the_thresholds_config_set_changes().await;
+    config_rewrite_writes_the_settings_in_force_back_to_the_file().await;
+}
+
 async fn encodings_follow_the_thresholds_config_set_changes() {
     let s = common::start().await;
     for resp3 in [false, true] {
@@ -108,5 +114,53 @@ async fn encodings_follow_the_thresholds_config_set_changes() {
         )
         .await;
     }
+    s.stop().await;
+}
+
+async fn config_rewrite_writes_the_settings_in_force_back_to_the_file() {
+    // Without a file: Redis's error.
+    let s = common::start().await;
+    let mut c = conn(&s, false).await;
+    assert_eq!(err(&mut c, "CONFIG REWRITE").await, "ERR The server is running without a config file");
+    s.stop().await;
+
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("synap.yaml");
+    std::fs::write(&path, "# a comment\nkv:\n  shards: 64\nresp:\n  max_watched_keys: 99\n").unwrap();
+    let s = common::start_with(|cfg| cfg.config_file = Some(path.clone())).await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "CONFIG SET maxmemory-policy allkeys-lru maxmemory 10mb timeout 30").await;
+        let _: () = q(&mut c, "CONFIG SET hash-max-ziplist-entries 7 list-max-listpack-size 5").await;
+        let _: () = q(&mut c, "CONFIG SET notify-keyspace-events Kx busy-reply-threshold 700").await;
+        let _: () = q(&mut c, "CONFIG REWRITE").await;
+        let cfg = synap_server::Config::from_yaml_file(&path).expect("the rewritten file loads");
+        assert_eq!(cfg.kv.eviction_policy.0, synap_core::EvictionPolicy::AllKeysLru);
+        assert_eq!(cfg.kv.max_memory.0, 10 * 1024 * 1024);
+        assert_eq!(cfg.resp.idle_timeout_secs, 30);
+        assert_eq!(cfg.resp.busy_reply_threshold_ms, 700);
+        assert_eq!(cfg.kv.encodings.hash_max_listpack_entries, 7);
+        assert_eq!(cfg.kv.encodings.list_max_listpack_size, 5);
+        assert_eq!(cfg.pubsub.notify_keyspace_events, "xK");
+        // What the file held besides stays.
+        assert_eq!((cfg.kv.shards, cfg.resp.max_watched_keys), (64, 99));
+        // A server started from it has the settings in force.
+        cfg.kv.encodings.apply();
+        let _: () = q(&mut c, "CONFIG SET hash-max-ziplist-entries 128 list-max-listpack-size -2 maxmemory 0").await;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("")
+            .arg("timeout")
+            .arg(0)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let mut c = conn(&s, false).await;
+    let _: () = q(&mut c, "CONFIG REWRITE").await;
+    let cfg = synap_server::Config::from_yaml_file(&path).unwrap();
+    assert_eq!(cfg.kv.encodings, synap_server::config::EncodingsSection::default());
+    assert_eq!(cfg.kv.max_memory.0, 0);
     s.stop().await;
 }

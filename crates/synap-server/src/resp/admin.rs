@@ -255,10 +255,13 @@ impl Conn {
                 Reply::Ok
             }
             ServerCmd::Config(ConfigOp::Rewrite) => {
-                return error_line(
-                    out,
-                    "ERR CONFIG REWRITE is not supported: run-time changes are not written back; Synap's settings live in its YAML configuration file",
-                );
+                let shared = self.shared.clone();
+                let write = move || config_rewrite(&shared);
+                let done = if super::dispatch::multi_thread() { tokio::task::block_in_place(write) } else { write() };
+                match done {
+                    Ok(()) => Reply::Ok,
+                    Err(e) => return error_line(out, &e),
+                }
             }
             op @ (ServerCmd::Save
             | ServerCmd::BgSave
@@ -815,6 +818,57 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
         f();
     }
     Ok(())
+}
+
+/// CONFIG REWRITE: the settings CONFIG SET changes are written, with their values in force, into the
+/// YAML file the server started from (its other keys kept; its comments are not). The new text must load
+/// as a configuration before it replaces the file (written aside, synced, renamed, directory synced).
+fn config_rewrite(shared: &RespShared) -> Result<(), String> {
+    use serde_norway::Value;
+    let Some(path) = shared.service.config.config_file.clone() else {
+        return Err("ERR The server is running without a config file".into());
+    };
+    let fail = |e: &dyn std::fmt::Display| format!("ERR Rewriting config file: {e}");
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(&e))?;
+    let mut doc: Value = if text.trim().is_empty() {
+        Value::Mapping(Default::default())
+    } else {
+        serde_norway::from_str(&text).map_err(|e| fail(&e))?
+    };
+    let engine = &shared.service.engine;
+    let stats = engine.kv().stats();
+    let encodings = serde_norway::to_value(crate::config::EncodingsSection::current()).map_err(|e| fail(&e))?;
+    let settings: [(&str, &str, Value); 7] = [
+        ("kv", "max_memory", Value::from(stats.max_memory as u64)),
+        ("kv", "eviction_policy", Value::from(stats.eviction.name())),
+        ("kv", "eviction_samples", Value::from(engine.kv().eviction_samples() as u64)),
+        ("kv", "encodings", encodings),
+        ("pubsub", "notify_keyspace_events", Value::from(engine.notify_flags().to_redis_string())),
+        ("resp", "idle_timeout_secs", Value::from(shared.idle_timeout_secs.load(Ordering::Relaxed))),
+        ("resp", "busy_reply_threshold_ms", Value::from(engine.scripts().busy_ms())),
+    ];
+    let Value::Mapping(root) = &mut doc else { return Err(fail(&"the file is not a YAML mapping")) };
+    for (section, key, value) in settings {
+        let entry = root.entry(Value::from(section)).or_insert_with(|| Value::Mapping(Default::default()));
+        let Value::Mapping(map) = entry else { return Err(fail(&format!("`{section}` is not a mapping"))) };
+        map.insert(Value::from(key), value);
+    }
+    let new_text = serde_norway::to_string(&doc).map_err(|e| fail(&e))?;
+    crate::config::Config::from_yaml(&new_text).map_err(|e| fail(&format!("{e:#}")))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".{}.rewrite", path.file_name().and_then(|n| n.to_str()).unwrap_or("config")));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(new_text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(&e)
+    })
 }
 
 fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
