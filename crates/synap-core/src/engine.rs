@@ -827,6 +827,22 @@ impl Engine {
         Some(batch.len())
     }
 
+    /// DEBUG RELOAD: every database's keys are written out and read back (see `Keyspace::reload`), with no
+    /// other command running. As Redis's flush before the load, the watched keys that exist change.
+    pub fn reload(&self) -> Result<()> {
+        let _gate = self.write_gate()?;
+        let now = self.now_ms();
+        for (db, ks) in self.dbs_in_use() {
+            for key in self.watch.watched_in(db) {
+                if ks.exists_live(&key, now) {
+                    self.watch.touch_watchers(db, &key);
+                }
+            }
+            ks.reload();
+        }
+        Ok(())
+    }
+
     /// Makes every stream event durable in its segment files; a snapshot calls it before it claims an
     /// LSN, since snapshots carry stream metadata but not the events.
     pub fn sync_streams(&self) -> std::result::Result<(), String> {

@@ -888,3 +888,46 @@ async fn databases_select_move_swap_and_survive_restarts() {
     assert!(body["error"]["message"].as_str().unwrap().contains("database 16 does not exist"), "{body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_reload_reads_every_key_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_in(&dir).await;
+    for resp3 in [false, true] {
+        let mut c = conn(&s, resp3).await;
+        let _: () = q(&mut c, "FLUSHALL").await;
+        // A hash made large, then small again: the general encoding stays until a reload re-encodes it.
+        let mut hset = redis::cmd("HSET");
+        hset.arg("h");
+        for i in 0..200 {
+            hset.arg(format!("f{i}")).arg(i);
+        }
+        let _: i64 = hset.query_async(&mut c).await.unwrap();
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg("h");
+        for i in 2..200 {
+            hdel.arg(format!("f{i}"));
+        }
+        let _: i64 = hdel.query_async(&mut c).await.unwrap();
+        assert_eq!(q::<String>(&mut c, "OBJECT ENCODING h").await, "hashtable");
+        let _: () = q(&mut c, "SET s v PX 100000").await;
+        let _: String = q(&mut c, "XADD x 1-1 f v").await;
+        let _: () = q(&mut c, "SELECT 3").await;
+        let _: i64 = q(&mut c, "RPUSH l a b").await;
+        let _: () = q(&mut c, "SELECT 0").await;
+        let digest: String = q(&mut c, "DEBUG DIGEST").await;
+        let _: () = q(&mut c, "DEBUG RELOAD").await;
+        assert_eq!(q::<String>(&mut c, "DEBUG DIGEST").await, digest);
+        assert_eq!(q::<String>(&mut c, "OBJECT ENCODING h").await, "listpack");
+        assert_eq!(q::<String>(&mut c, "HGET h f1").await, "1");
+        let ttl: i64 = q(&mut c, "PTTL s").await;
+        assert!((1..=100_000).contains(&ttl), "{ttl}");
+        assert_eq!(q::<i64>(&mut c, "XLEN x").await, 1);
+        let _: () = q(&mut c, "DEBUG RELOAD MERGE NOFLUSH NOSAVE").await;
+        let _: () = q(&mut c, "SELECT 3").await;
+        assert_eq!(q::<Vec<String>>(&mut c, "LRANGE l 0 -1").await, ["a", "b"]);
+        let _: () = q(&mut c, "SELECT 0").await;
+        assert!(err(&mut c, "DEBUG RELOAD NOFLUSH").await.contains("add MERGE"));
+    }
+    s.stop().await;
+}

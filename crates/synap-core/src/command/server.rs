@@ -77,6 +77,10 @@ pub enum DebugOp {
     DigestValue(Vec<Bytes>),
     SetActiveExpire(bool),
     Object(Bytes),
+    /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: `save` a snapshot first (not with NOSAVE).
+    Reload {
+        save: bool,
+    },
     Help,
 }
 
@@ -518,6 +522,29 @@ pub(super) fn debug(a: &mut Args<'_>) -> Result<Command> {
         DebugOp::SetActiveExpire(a.next_int()? != 0)
     } else if is(&sub, "object") {
         DebugOp::Object(a.next_bytes()?)
+    } else if is(&sub, "reload") {
+        let (mut merge, mut noflush, mut save) = (false, false, true);
+        while !a.is_empty() {
+            let opt = a.next_bytes()?;
+            if is(&opt, "merge") {
+                merge = true;
+            } else if is(&opt, "noflush") {
+                noflush = true;
+            } else if is(&opt, "nosave") {
+                save = false;
+            } else {
+                return Err(CommandError::Invalid(
+                    "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.".into(),
+                ));
+            }
+        }
+        // Loading over the keys in memory without MERGE meets every key twice (Redis stops on the first).
+        if noflush && !merge {
+            return Err(CommandError::Invalid(
+                "DEBUG RELOAD NOFLUSH without MERGE would load every key over itself; add MERGE".into(),
+            ));
+        }
+        DebugOp::Reload { save }
     } else if is(&sub, "help") {
         DebugOp::Help
     } else {

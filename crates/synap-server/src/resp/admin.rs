@@ -423,6 +423,18 @@ impl Conn {
                         engine.kv().set_active_expiry(on);
                         Reply::Ok
                     }
+                    DebugOp::Reload { save } => {
+                        // Saved first as Redis saves its RDB (a server without persistence has nothing to
+                        // save to), then every key read back from its records.
+                        let run = || -> Result<(), String> {
+                            if save && let Some(p) = &svc.persistence {
+                                p.snapshot().map_err(|e| format!("ERR Error trying to save the DB: {e}"))?;
+                            }
+                            engine.reload().map_err(|e| e.to_string())
+                        };
+                        if super::dispatch::multi_thread() { tokio::task::block_in_place(run) } else { run() }?;
+                        Reply::Ok
+                    }
                     DebugOp::Object(key) => {
                         let Some(size) = engine.db(db).memory_usage(&key, now) else {
                             return Err("ERR no such key".into());
@@ -455,6 +467,8 @@ impl Conn {
                             "    Output a hex signature of the values of the given keys.",
                             "OBJECT <key>",
                             "    Show low level info about the key and associated value.",
+                            "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
+                            "    Save a snapshot (not with NOSAVE) and read every key back from its records.",
                             "SET-ACTIVE-EXPIRE <0|1>",
                             "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
                             "SLEEP <seconds>",
