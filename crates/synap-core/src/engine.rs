@@ -331,6 +331,16 @@ impl Engine {
         reply
     }
 
+    /// A command a script calls: the keys its read-only calls read are remembered for a tracking client
+    /// first (the script runs alone: no write comes in between).
+    fn script_call(&self, ctx: &mut ExecCtx, c: Command) -> Result<Reply> {
+        let reads = crate::tracking::take_reads();
+        if !reads.is_empty() {
+            self.watch.tracking.remember(crate::tracking::current_client(), reads);
+        }
+        self.execute_inner(ctx, c.spec(), c)
+    }
+
     /// A script command; EVAL runs with the gate held (by [`Engine::eval_atomic`] or a transaction), the
     /// time frozen for the whole run as in Redis.
     fn run_script(&self, ctx: &mut ExecCtx, cmd: ScriptCmd, now: u64) -> Result<Reply> {
@@ -339,7 +349,7 @@ impl Engine {
             ScriptCmd::Eval { script, keys, args, read_only } => {
                 let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
-                let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
+                let mut exec = |c: Command| self.script_call(ctx, c);
                 let reply = self.scripts.eval(&script, &keys, &args, read_only, &mut exec);
                 (ctx.now_ms, ctx.db) = (frozen, db);
                 reply
@@ -347,7 +357,7 @@ impl Engine {
             ScriptCmd::FCall { name, keys, args, read_only } => {
                 let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
-                let mut exec = |c: Command| self.execute_inner(ctx, c.spec(), c);
+                let mut exec = |c: Command| self.script_call(ctx, c);
                 let reply = self.scripts.fcall(&name, &keys, &args, read_only, &mut exec);
                 (ctx.now_ms, ctx.db) = (frozen, db);
                 reply

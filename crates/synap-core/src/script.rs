@@ -1111,6 +1111,8 @@ impl Scripts {
                     if self.kill.load(Ordering::Acquire) {
                         return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
                     }
+                } else if spec.flags.contains(crate::command::Flags::READONLY) {
+                    crate::tracking::note_reads(&args);
                 }
                 (exec.borrow_mut())(cmd)
             }

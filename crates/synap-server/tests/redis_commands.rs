@@ -681,6 +681,14 @@ async fn read_exact_within(s: &mut tokio::net::TcpStream, want: usize) -> Vec<u8
     got
 }
 
+fn resp_array(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
 #[tokio::test]
 async fn client_tracking_pushes_invalidations_in_resp3() {
     use tokio::io::AsyncWriteExt;
@@ -705,9 +713,23 @@ async fn client_tracking_pushes_invalidations_in_resp3() {
     // k1 was not read again: only the flush (a null) comes.
     let flush = b">2\r\n$10\r\ninvalidate\r\n_\r\n";
     assert_eq!(read_exact_within(&mut t, flush.len()).await, flush);
-    // BCAST with a prefix and NOLOOP: others' changes under the prefix, not this client's own.
+    // Reads inside MULTI and inside a script are tracked too.
+    let script = resp_array(&["EVAL", "return redis.call('get', KEYS[1])", "1", "e1"]);
+    t.write_all(b"MULTI\r\nGET m1\r\nEXEC\r\n").await.unwrap();
+    t.write_all(&script).await.unwrap();
+    let replies = b"+OK\r\n+QUEUED\r\n*1\r\n_\r\n_\r\n";
+    assert_eq!(read_exact_within(&mut t, replies.len()).await, replies);
+    let _: () = q(&mut c, "SET m1 1").await;
+    let _: () = q(&mut c, "SET e1 1").await;
+    let pushes = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nm1\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ne1\r\n";
+    assert_eq!(read_exact_within(&mut t, pushes.len()).await, pushes);
+    // BCAST with a prefix and NOLOOP: others' changes under the prefix, not this client's own (in EXEC
+    // too).
     t.write_all(b"CLIENT TRACKING OFF\r\nCLIENT TRACKING ON BCAST PREFIX p: NOLOOP\r\nSET p:mine 1\r\n").await.unwrap();
     assert_eq!(read_exact_within(&mut t, 15).await, b"+OK\r\n+OK\r\n+OK\r\n");
+    t.write_all(b"MULTI\r\nSET p:mine2 1\r\nEXEC\r\n").await.unwrap();
+    let replies = b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n";
+    assert_eq!(read_exact_within(&mut t, replies.len()).await, replies);
     let _: () = q(&mut c, "SET p:theirs 1").await;
     let _: () = q(&mut c, "SET q:theirs 1").await;
     let push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$8\r\np:theirs\r\n";

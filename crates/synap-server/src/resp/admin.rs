@@ -217,7 +217,7 @@ impl Conn {
                         .map(|s| bulk(s.name))
                         .collect(),
                 ),
-                CommandOp::GetKeys { args, flags } => match command_keys(&args) {
+                CommandOp::GetKeys { args, flags } => match table::command_keys(&args) {
                     Ok(keys) => Reply::Array(
                         keys.into_iter()
                             .map(|(k, write)| {
@@ -546,63 +546,6 @@ impl Conn {
             other => return Err(format!("ERR {} is not a server operation", other.name())),
         })
     }
-}
-
-/// COMMAND GETKEYS: the keys of a command line (and whether the command writes), from the table's key
-/// positions, or from the arguments for the commands whose keys move (numkeys, STORE, STREAMS).
-pub(super) fn command_keys(args: &[Bytes]) -> Result<Vec<(Bytes, bool)>, String> {
-    let Some(row) = args.first().and_then(|a| table::row(a)) else {
-        return Err("ERR Invalid command specified".into());
-    };
-    let spec = row.spec;
-    if !spec.arity_ok(args.len()) {
-        return Err("ERR Invalid number of arguments specified for command".into());
-    }
-    let write = spec.is_write();
-    let numkeys = |at: usize| -> Result<Vec<(Bytes, bool)>, String> {
-        let n = args.get(at).and_then(|a| synap_core::command::args::parse_i64(a)).filter(|n| *n >= 0);
-        let n = n.ok_or("ERR Invalid arguments specified for command")? as usize;
-        let keys = args.get(at + 1..at + 1 + n).ok_or("ERR Invalid arguments specified for command")?;
-        Ok(keys.iter().map(|k| (k.clone(), write)).collect())
-    };
-    let mut keys = match spec.name {
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop" | "bzmpop" => numkeys(2)?,
-        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => numkeys(1)?,
-        "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut k = vec![(args[1].clone(), true)];
-            k.extend(numkeys(2)?.into_iter().map(|(k, _)| (k, false)));
-            k
-        }
-        "xread" | "xreadgroup" => {
-            let at = args
-                .iter()
-                .position(|a| a.eq_ignore_ascii_case(b"streams"))
-                .ok_or("ERR Invalid arguments specified for command")?;
-            let rest = &args[at + 1..];
-            rest[..rest.len() / 2].iter().map(|k| (k.clone(), write)).collect()
-        }
-        _ if spec.keys.first > 0 => {
-            let (first, step) = (spec.keys.first as usize, spec.keys.step.max(1) as usize);
-            let last = match spec.keys.last {
-                l if l < 0 => (args.len() as i32 + l) as usize,
-                l => l as usize,
-            };
-            (first..=last.min(args.len() - 1)).step_by(step).map(|i| (args[i].clone(), write)).collect()
-        }
-        _ => Vec::new(),
-    };
-    // STORE destinations: SORT and GEORADIUS name them among their options.
-    if matches!(spec.name, "sort" | "georadius" | "georadiusbymember") {
-        for w in args.windows(2) {
-            if w[0].eq_ignore_ascii_case(b"store") || w[0].eq_ignore_ascii_case(b"storedist") {
-                keys.push((w[1].clone(), true));
-            }
-        }
-    }
-    if keys.is_empty() {
-        return Err("ERR The command has no key arguments".into());
-    }
-    Ok(keys)
 }
 
 fn client_line(c: &ClientEntry) -> String {

@@ -71,6 +71,24 @@ impl Conn {
                 return None;
             }
         };
+        // CLIENT TRACKING (default mode): this command's reads are remembered for the client.
+        let tracks_reads = self.tracking.as_ref().is_some_and(|t| {
+            !t.args.bcast
+                && match (t.args.optin, t.args.optout) {
+                    (true, _) => caching == Some(true),
+                    (_, true) => caching != Some(false),
+                    _ => true,
+                }
+        });
+        let readonly = spec.flags.contains(synap_core::command::Flags::READONLY);
+        // Remembered before the read runs (a write that lands between the read and this would otherwise
+        // find no tracker to invalidate); inside MULTI, when it is queued.
+        if tracks_reads
+            && readonly
+            && let Ok(keys) = synap_core::command::table::command_keys(args)
+        {
+            self.shared.service.engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
+        }
         if self.multi.is_some() {
             let size = args.iter().map(|a| a.len() + 32).sum();
             self.queue_in_multi(spec, cmd, size, ctx, out);
@@ -98,20 +116,8 @@ impl Conn {
                         )
                     );
                 let waits = long || engine.scripts().running();
-                let tracked = self.tracking.as_ref().is_some_and(|t| {
-                    !t.args.bcast
-                        && spec.flags.contains(synap_core::command::Flags::READONLY)
-                        && match (t.args.optin, t.args.optout) {
-                            (true, _) => caching == Some(true),
-                            (_, true) => caching != Some(false),
-                            _ => true,
-                        }
-                });
-                // Remembered before the read runs: a write that lands between the read and this would
-                // otherwise find no tracker to invalidate.
-                if tracked && let Ok(keys) = super::admin::command_keys(args) {
-                    engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
-                }
+                // A script's reads are remembered as it makes them.
+                synap_core::tracking::track_reads(tracks_reads && matches!(cmd, Command::Script(_)));
                 synap_core::tracking::set_current_client(self.entry.id);
                 ctx.db = self.entry.db.load(Ordering::Relaxed);
                 let reply = if waits && multi_thread() {
@@ -123,6 +129,7 @@ impl Conn {
                 // SELECT changed it.
                 self.entry.db.store(ctx.db, Ordering::Relaxed);
                 synap_core::tracking::set_current_client(0);
+                synap_core::tracking::track_reads(false);
                 match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
                     Err(e) => error(out, &e),

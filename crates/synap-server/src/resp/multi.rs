@@ -96,11 +96,18 @@ impl Conn {
         // A script inside may run long: the worker hands its other tasks over meanwhile.
         let scripted = cmds.iter().any(|c| matches!(c, Command::Script(_)));
         ctx.db = self.entry.db.load(Ordering::Relaxed);
+        // NOLOOP knows whose changes these are; a tracked client's scripts inside remember their reads.
+        synap_core::tracking::set_current_client(self.entry.id);
+        synap_core::tracking::track_reads(
+            self.tracking.as_ref().is_some_and(|t| !t.args.bcast && !t.args.optin) && scripted,
+        );
         let result = if scripted && super::dispatch::multi_thread() {
             tokio::task::block_in_place(|| engine.exec_transaction(ctx, cmds, watch.as_deref()))
         } else {
             engine.exec_transaction(ctx, cmds, watch.as_deref())
         };
+        synap_core::tracking::set_current_client(0);
+        synap_core::tracking::track_reads(false);
         // A SELECT inside lasts.
         self.entry.db.store(ctx.db, Ordering::Relaxed);
         self.unwatch_all();
