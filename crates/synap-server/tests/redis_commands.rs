@@ -624,6 +624,15 @@ async fn client_pause_holds_writes_or_everything_until_it_ends() {
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap(), "v");
     assert!(t.elapsed() < Duration::from_secs(5));
     assert_eq!(err(&mut admin, "CLIENT PAUSE -1").await, "ERR timeout is negative");
+    // A pipeline meeting a pause: the replies before the held write come at once, the write's after.
+    use tokio::io::AsyncWriteExt;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _: () = q(&mut admin, "CLIENT PAUSE 100000 WRITE").await;
+    raw.write_all(b"GET k\r\nSET k w\r\nGET k\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut raw, 7).await, b"$1\r\nv\r\n", "the read before the write is answered");
+    let _: () = q(&mut admin, "CLIENT UNPAUSE").await;
+    assert_eq!(read_exact_within(&mut raw, 12).await, b"+OK\r\n$1\r\nw\r\n");
     s.stop().await;
 }
 

@@ -62,6 +62,8 @@ pub(super) struct Conn {
     pub caching_next: Option<bool>,
     /// CLIENT REPLY SKIP: replies still to drop (the SKIP's own and the next command's).
     pub skip_replies: u8,
+    /// A command CLIENT PAUSE holds back, read but not yet run: the replies before it are sent first.
+    pub held: Option<Vec<bytes::Bytes>>,
 }
 
 impl Conn {
@@ -169,6 +171,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         held_bytes: 0,
         replies_off: false,
         skip_replies: 0,
+        held: None,
         monitor: None,
         tracking: None,
         caching_next: None,
@@ -227,14 +230,23 @@ impl Conn {
             let mut fatal: Option<String> = None;
             let mut blocked = None;
             while n < BATCH_COMMANDS && io.out.len() < BATCH_OUTPUT && !self.quit && blocked.is_none() {
-                match io.parser.parse(&mut io.buf) {
+                let next = match self.held.take() {
+                    Some(args) => Ok(Some(args)),
+                    None => io.parser.parse(&mut io.buf),
+                };
+                match next {
                     Ok(Some(args)) => {
-                        n += 1;
                         // CLIENT PAUSE: the command waits (writes only, under WRITE) until the pause
-                        // ends or CLIENT UNPAUSE; the pause commands themselves never wait.
+                        // ends or CLIENT UNPAUSE; the pause commands themselves never wait. The replies
+                        // of the batch before it go out first.
                         if shared.paused_until_ms.load(Ordering::Acquire) > 0 {
+                            if n > 0 && self.pause_holds(&args) {
+                                self.held = Some(args);
+                                break;
+                            }
                             self.wait_pause(&args, stop).await?;
                         }
+                        n += 1;
                         let before = ctx.lsn;
                         let start = io.out.len();
                         blocked = self.execute(&args, &mut ctx, &mut io.out);
@@ -433,27 +445,41 @@ async fn tracking_ready(t: &Option<Tracking>) {
 }
 
 impl Conn {
+    /// Whether CLIENT PAUSE holds this command now.
+    fn pause_holds(&self, args: &[bytes::Bytes]) -> bool {
+        pause_class(args).is_some_and(|writes| self.shared.pause_left(writes).is_some())
+    }
+
     async fn wait_pause(&mut self, args: &[bytes::Bytes], stop: &mut watch::Receiver<bool>) -> Step {
-        let Some(row) = synap_core::command::table::row(&args[0]) else { return Ok(()) };
-        let spec = row.spec;
-        let pause_cmd = spec.name == "client"
-            && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"unpause") || a.eq_ignore_ascii_case(b"pause"));
-        if pause_cmd {
-            return Ok(());
-        }
-        // Commands that may write: writes, and those that can run writes (scripts, functions, EXEC).
-        let writes =
-            spec.is_write() || matches!(spec.name, "eval" | "evalsha" | "fcall" | "exec" | "publish" | "pfcount");
-        while let Some(left) = self.shared.pause_left(writes) {
+        let Some(writes) = pause_class(args) else { return Ok(()) };
+        loop {
+            // Listening before the check: an UNPAUSE between the two is not missed.
+            let unpaused = self.shared.unpaused.notified();
+            tokio::pin!(unpaused);
+            unpaused.as_mut().enable();
+            let Some(left) = self.shared.pause_left(writes) else { return Ok(()) };
             tokio::select! {
                 _ = tokio::time::sleep(left) => {}
-                _ = self.shared.unpaused.notified() => {}
+                _ = unpaused => {}
                 _ = stop.changed() => return Err(End::Closed),
                 _ = self.entry.kill.notified() => return Err(End::Closed),
             }
         }
-        Ok(())
     }
+}
+
+/// How CLIENT PAUSE sees a command: `Some(true)` when it may write (writes, and the commands that can
+/// run writes: scripts, functions, EXEC, ...), `Some(false)` for a read, `None` for the pause commands
+/// themselves and unknown commands (never held).
+fn pause_class(args: &[bytes::Bytes]) -> Option<bool> {
+    let row = synap_core::command::table::row(&args[0])?;
+    let spec = row.spec;
+    let pause_cmd = spec.name == "client"
+        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"unpause") || a.eq_ignore_ascii_case(b"pause"));
+    if pause_cmd {
+        return None;
+    }
+    Some(spec.is_write() || matches!(spec.name, "eval" | "evalsha" | "fcall" | "exec" | "publish" | "pfcount"))
 }
 
 async fn monitor_ready(feed: &Option<Arc<super::monitor::Feed>>) {

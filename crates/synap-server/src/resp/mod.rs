@@ -83,7 +83,14 @@ impl RespShared {
     pub fn pause_left(&self, is_write: bool) -> Option<std::time::Duration> {
         let until = self.paused_until_ms.load(Ordering::Acquire);
         let now = self.started.elapsed().as_millis() as u64;
-        if until <= now || (self.pause_writes_only.load(Ordering::Acquire) && !is_write) {
+        if until <= now {
+            // Over: commands stop checking (unless a new pause came in between).
+            if until > 0 {
+                let _ = self.paused_until_ms.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+            return None;
+        }
+        if self.pause_writes_only.load(Ordering::Acquire) && !is_write {
             return None;
         }
         Some(std::time::Duration::from_millis(until - now))
