@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod kv;
+mod lstruct;
 pub mod multi;
 pub mod mutation;
 pub mod notify;

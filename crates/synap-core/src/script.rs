@@ -165,6 +165,8 @@ raw_rawset(G, 'cjson', readonly(impl_cjson))
 raw_rawset(G, 'impl_cjson', nil)
 raw_rawset(G, 'cmsgpack', readonly(impl_cmsgpack))
 raw_rawset(G, 'impl_cmsgpack', nil)
+raw_rawset(G, 'struct', readonly(impl_struct))
+raw_rawset(G, 'impl_struct', nil)
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   if rawget(G, name) ~= nil then raw_rawset(G, name, readonly(rawget(G, name))) end
 end
@@ -503,6 +505,7 @@ impl Vm {
         lua.globals().raw_set("impl_bit", bit_library(&lua)?)?;
         lua.globals().raw_set("impl_cjson", crate::cjson::library(&lua, killed.clone())?)?;
         lua.globals().raw_set("impl_cmsgpack", crate::cmsgpack::library(&lua, killed.clone())?)?;
+        lua.globals().raw_set("impl_struct", crate::lstruct::library(&lua)?)?;
         lua.globals().raw_set("impl_killed", lua.create_function(move |_, ()| Ok(killed.load(Ordering::Acquire)))?)?;
         // Filled once the prelude has made the script environment.
         let env_slot: Arc<parking_lot::Mutex<Option<Table>>> = Arc::default();
@@ -1409,5 +1412,34 @@ mod cmsgpack_tests {
         assert_eq!(back, Reply::Array(vec![Reply::Bulk("v".into()), Reply::Int(13), Reply::Bulk("x".into())]));
         let err = eval(&s, "return cmsgpack.unpack('\\146\\1')").unwrap_err().to_string();
         assert!(err.starts_with("ERR user_script:1: Missing bytes in input."), "{err}");
+    }
+
+    #[test]
+    fn struct_packs_and_unpacks_as_redis_does() {
+        let s = Scripts::new();
+        let bulk = |b: &[u8]| Ok(Reply::Bulk(Bytes::copy_from_slice(b)));
+        // What redis-server 7.0 answers for the same scripts.
+        assert_eq!(eval(&s, "return struct.pack('>i2 <h b', 1, -2, -1)"), bulk(b"\x00\x01\xfe\xff\xff"));
+        assert_eq!(eval(&s, "return struct.pack('!4 b i', 1, 2)"), bulk(b"\x01\x00\x00\x00\x02\x00\x00\x00"));
+        assert_eq!(eval(&s, "return struct.pack('s c0 c2', 'hi', 'abc', 'xyz')"), bulk(b"hi\x00abcxy"));
+        assert_eq!(eval(&s, "return struct.pack('>d', -0.1)"), bulk(&(-0.1f64).to_be_bytes()));
+        let back = eval(&s, "return {struct.unpack('<I2 b c0 s', '\\255\\255\\2xyz\\0', 1)}");
+        assert_eq!(
+            back,
+            Ok(Reply::Array(vec![Reply::Int(65535), Reply::Bulk("xy".into()), Reply::Bulk("z".into()), Reply::Int(8)]))
+        );
+        assert_eq!(eval(&s, "return struct.size('!i b d')"), Ok(Reply::Int(16)));
+        let err = |body| eval(&s, body).unwrap_err().to_string();
+        assert!(
+            err("return struct.pack('z', 1)")
+                .starts_with("ERR user_script:1: bad argument #1 to 'pack' (invalid format option 'z')"),
+            "{}",
+            err("return struct.pack('z', 1)")
+        );
+        assert!(
+            err("return {struct.unpack('i', 'ab')}").contains("bad argument #2 to 'unpack' (data string too short)")
+        );
+        assert!(err("return struct.pack('i33', 1)").contains("integral size 33 is larger than limit of 32"));
+        assert!(err("return struct.size('s')").contains("option 's' has no fixed size"));
     }
 }

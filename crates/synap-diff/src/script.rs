@@ -158,6 +158,9 @@ const SCRIPTS: &[(&str, usize)] = &[
     ("return {cmsgpack.unpack(cmsgpack.pack({ARGV[1], {k = ARGV[2]}}, tonumber(ARGV[1]) or 0.1))}", 0),
     ("return {cmsgpack.unpack_limit(cmsgpack.pack(1, ARGV[1], 3), 2, 1)}", 0),
     ("return cmsgpack.unpack(ARGV[1])", 0),
+    ("return struct.pack('>i4 s !4 h', tonumber(ARGV[1]) or 0, ARGV[2] or '', tonumber(ARGV[1]) or -1)", 0),
+    ("return {struct.unpack('<h b c0', (ARGV[1] or '') .. '\\0\\2\\1xyz', tonumber(ARGV[2]) or 1)}", 0),
+    ("return struct.size(ARGV[1] or 'i')", 0),
     // A script's SELECT lasts until it ends: the caller's database is the same after.
     (
         "redis.call('select', 2) redis.call('set', KEYS[1], ARGV[1]) return {redis.call('dbsize'), redis.call('get', KEYS[1])}",
