@@ -295,6 +295,10 @@ impl Engine {
             Command::Keys(
                 KeysCmd::FlushAll | KeysCmd::Move { .. } | KeysCmd::SwapDb { .. } | KeysCmd::Copy { db: Some(_), .. },
             ) => return self.eval_atomic(ctx, cmd),
+            // PFSELFTEST touches no data: it runs outside the gate (it takes a while).
+            Command::Kv(crate::command::KvCmd::PfSelfTest) => {
+                return self.kv().string_cmd(crate::command::KvCmd::PfSelfTest, &mut 0, now);
+            }
             // SCRIPT KILL reaches a running script without waiting for it.
             Command::Script(ScriptCmd::Kill) => return self.scripts.function_kill(false),
             Command::Script(ScriptCmd::FunctionKill) => return self.scripts.function_kill(true),

@@ -187,6 +187,8 @@ pub enum KvCmd {
         dest: Bytes,
         sources: Vec<Bytes>,
     },
+    /// PFSELFTEST.
+    PfSelfTest,
     /// `word` is the subcommand as given: an unknown one is reported after the key is looked up.
     PfDebug {
         sub: Option<PfDebug>,
@@ -269,6 +271,7 @@ impl KvCmd {
             KvCmd::PfCount { .. } => "pfcount",
             KvCmd::PfMerge { .. } => "pfmerge",
             KvCmd::PfDebug { .. } => "pfdebug",
+            KvCmd::PfSelfTest => "pfselftest",
         }
     }
 }
@@ -901,6 +904,10 @@ pub(super) fn pfcount(a: &mut Args<'_>) -> Result<Command> {
 
 pub(super) fn pfmerge(a: &mut Args<'_>) -> Result<Command> {
     kv(KvCmd::PfMerge { dest: a.next_bytes()?, sources: a.rest() })
+}
+
+pub(super) fn pfselftest(_: &mut Args<'_>) -> Result<Command> {
+    kv(KvCmd::PfSelfTest)
 }
 
 pub(super) fn pfdebug(a: &mut Args<'_>) -> Result<Command> {

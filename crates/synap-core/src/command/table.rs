@@ -1030,6 +1030,16 @@ pub static COMMANDS: &[Spec] = &[
         summary: "Internal commands for debugging HyperLogLog values.",
         parse: Some(kv::pfdebug),
     },
+    resp!(
+        "pfselftest",
+        1,
+        ADMIN,
+        (0, 0, 0),
+        "hyperloglog",
+        "An internal command for testing HyperLogLog values.",
+        kv::pfselftest,
+        acl = &["@dangerous"]
+    ),
     resp!("expire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", kv::expire_secs),
     resp!("pexpire", -3, WD, (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", kv::pexpire),
     resp!(

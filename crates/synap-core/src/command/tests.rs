@@ -71,7 +71,7 @@ const SAMPLES: &[&str] = &[
     "publish c m", "subscribe a b", "unsubscribe", "psubscribe a*", "punsubscribe", "pubsub numsub a", "reset",
     "setrange k 5 v", "getrange k 0 -1", "substr k 1 2", "lcs a b idx minmatchlen 2 withmatchlen",
     "setbit k 7 1", "getbit k 7", "bitcount k 0 -1 bit", "bitpos k 0 1 -1 byte", "bitop xor d a b",
-    "pfadd h a b", "pfcount h h2", "pfmerge d h", "pfdebug encoding h", "sort l by w_* get # limit 0 2 desc alpha store d",
+    "pfadd h a b", "pfcount h h2", "pfmerge d h", "pfdebug encoding h", "pfselftest", "sort l by w_* get # limit 0 2 desc alpha store d",
     "sort_ro l get #", "client tracking on bcast prefix a noloop", "client caching yes", "client getredir",
     "client trackinginfo",
     "client pause 10 write", "client unpause",

@@ -104,7 +104,7 @@ impl Conn {
                 // Scripts, SORT with BY/GET patterns (it holds every shard while it sorts), and commands
                 // over several databases (they wait for every other command to finish, and MOVE copies a
                 // value whole) may run long.
-                let long = matches!(cmd, Command::Script(_))
+                let long = matches!(cmd, Command::Script(_) | Command::Kv(synap_core::command::KvCmd::PfSelfTest))
                     || matches!(&cmd, Command::Keys(KeysCmd::Sort(a)) if a.by.is_some() || !a.get.is_empty())
                     || matches!(
                         &cmd,
