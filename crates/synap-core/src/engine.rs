@@ -854,6 +854,10 @@ impl Engine {
             }
             ks.reload();
         }
+        // As Redis's flush before its load, tracking clients drop their caches.
+        if self.watch.tracking.active() {
+            self.watch.tracking.flushed();
+        }
         Ok(())
     }
 

@@ -148,9 +148,14 @@ fn check_number(lua: &Lua, args: &[Value], i: usize, fname: &str) -> mlua::Resul
 
 /// `luaL_checklstring`: a string, or a number as its text.
 fn check_string(lua: &Lua, args: &[Value], i: usize, fname: &str) -> mlua::Result<Vec<u8>> {
+    check_lua_string(lua, args, i, fname).map(|s| s.as_bytes().to_vec())
+}
+
+/// [`check_string`] without copying the bytes.
+fn check_lua_string(lua: &Lua, args: &[Value], i: usize, fname: &str) -> mlua::Result<mlua::LuaString> {
     let v = args.get(i);
     match v.cloned().map(|v| lua.coerce_string(v)).transpose()?.flatten() {
-        Some(s) => Ok(s.as_bytes().to_vec()),
+        Some(s) => Ok(s),
         None if v.is_none() && fname == "pack" && i == args.len() && i > 0 => {
             Err(arg_error(i + 1, fname, "string expected, got nil"))
         }
@@ -178,10 +183,11 @@ fn get_int(data: &[u8], big: bool, signed: bool, size: usize) -> f64 {
     for &b in bytes {
         l = l.checked_shl(8).unwrap_or(0) | b as u64;
     }
-    if !signed {
+    if !signed || size == 0 {
         return l as f64;
     }
-    let mask = if size * 8 > 64 { 0 } else { u64::MAX.checked_shl((size * 8 - 1) as u32).unwrap_or(0) };
+    // lstruct shifts by `size * 8 - 1`, which x86 takes modulo 64 past 8 bytes (Redis's machines).
+    let mask = u64::MAX << ((size * 8 - 1) % 64);
     if l & mask != 0 {
         l |= mask;
     }
@@ -244,7 +250,9 @@ fn pack(lua: &Lua, args: MultiValue) -> mlua::Result<mlua::LuaString> {
 fn unpack(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     let args: Vec<Value> = args.into_iter().collect();
     let fmt = check_string(lua, &args, 0, "unpack")?;
-    let data = check_string(lua, &args, 1, "unpack")?;
+    let data = check_lua_string(lua, &args, 1, "unpack")?;
+    let data = data.as_bytes();
+    let data: &[u8] = &data;
     let ld = data.len();
     let init = match args.get(2) {
         None | Some(Value::Nil) => 1.0,

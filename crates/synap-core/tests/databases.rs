@@ -131,3 +131,35 @@ fn data_of_more_databases_than_configured_is_refused() {
     assert!(err.contains("database 9") && err.contains("at least 10"), "{err}");
     assert_eq!(e.check_databases(&decode_batch(&batches[0]).unwrap()), Ok(()));
 }
+
+#[test]
+fn a_reload_during_a_snapshot_moves_no_key_out_of_it() {
+    let log = Arc::new(RecordingLog::default());
+    let config = EngineConfig { kv: synap_core::KvConfig { shards: 1, ..Default::default() }, ..Default::default() };
+    let e = Engine::new(config.clone(), Arc::new(SystemClock), Some(log.clone()));
+    let mut ctx = ExecCtx::default();
+    run(&e, &mut ctx, "SET first 1");
+    for i in 0..100 {
+        run(&e, &mut ctx, &format!("SET k{i} {i}"));
+    }
+    // A stream's entry, last: were it put back first, every other key would move up one place.
+    run(&e, &mut ctx, "XADD s 1-1 f v");
+    let (lsn, mut cursor) = e.snapshot_start(|| log.batches.lock().len() as u64);
+    let mut chunks = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        let Some(_) = e.snapshot_chunk(&mut cursor, 10, &mut out) else { break };
+        chunks.push(out);
+        if chunks.len() == 3 {
+            // Every key is written out and read back between two chunks.
+            e.reload().unwrap();
+        }
+    }
+    let copy = Engine::new(config, Arc::new(SystemClock), None);
+    replay(&copy, &chunks);
+    replay(&copy, &log.batches.lock()[lsn as usize..]);
+    assert_eq!(get(&copy, 0, "first"), bulk("1"));
+    for i in 0..100 {
+        assert_eq!(get(&copy, 0, &format!("k{i}")), bulk(&i.to_string()), "k{i}");
+    }
+}

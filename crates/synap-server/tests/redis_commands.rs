@@ -732,6 +732,16 @@ async fn client_tracking_pushes_invalidations_in_resp3() {
     let _: () = q(&mut c, "SET e1 1").await;
     let pushes = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nm1\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ne1\r\n";
     assert_eq!(read_exact_within(&mut t, pushes.len()).await, pushes);
+    // A key changed between its queued read and EXEC is tracked again by EXEC's read.
+    t.write_all(b"MULTI\r\nGET r1\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut t, 14).await, b"+OK\r\n+QUEUED\r\n");
+    let _: () = q(&mut c, "SET r1 1").await;
+    let push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nr1\r\n";
+    assert_eq!(read_exact_within(&mut t, push.len()).await, push);
+    t.write_all(b"EXEC\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut t, 11).await, b"*1\r\n$1\r\n1\r\n");
+    let _: () = q(&mut c, "SET r1 2").await;
+    assert_eq!(read_exact_within(&mut t, push.len()).await, push, "EXEC's read is tracked");
     // BCAST with a prefix and NOLOOP: others' changes under the prefix, not this client's own (in EXEC
     // too).
     t.write_all(b"CLIENT TRACKING OFF\r\nCLIENT TRACKING ON BCAST PREFIX p: NOLOOP\r\nSET p:mine 1\r\n").await.unwrap();
@@ -743,6 +753,21 @@ async fn client_tracking_pushes_invalidations_in_resp3() {
     let _: () = q(&mut c, "SET q:theirs 1").await;
     let push = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$8\r\np:theirs\r\n";
     assert_eq!(read_exact_within(&mut t, push.len()).await, push);
+    // Back on RESP2 the client cannot take pushes: none comes (Redis drops them too).
+    t.write_all(b"HELLO 2\r\n").await.unwrap();
+    let hello = read_exact_within(&mut t, 1).await;
+    assert!(hello.starts_with(b"*"), "{}", String::from_utf8_lossy(&hello));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: () = q(&mut c, "SET p:later 1").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.write_all(b"PING\r\n").await.unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"+PONG\r\n") {
+        let more = read_exact_within(&mut t, 1).await;
+        assert!(!more.is_empty(), "PING answered");
+        got.extend(more);
+    }
+    assert!(!got.windows(10).any(|w| w == b"invalidate"), "{}", String::from_utf8_lossy(&got));
     s.stop().await;
 }
 

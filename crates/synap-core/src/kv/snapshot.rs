@@ -145,23 +145,35 @@ impl Keyspace {
     /// reclaimed later as any other, with its logged removal); a stream's entry stays as it is (its
     /// stream is not reloaded). Nothing is logged: the contents do not change. The caller runs alone.
     pub(crate) fn reload(&self) {
+        /// One entry as it comes back: a stream's entry as it was, any other as its records.
+        enum Back {
+            Stream(Vec<u8>, u64),
+            Records(Vec<Vec<u8>>),
+        }
         for idx in 0..self.shards.len() {
-            let mut batches: Vec<Vec<u8>> = Vec::new();
+            let mut back: Vec<Back> = Vec::new();
             let mut shard = self.shards[idx].lock();
             for e in shard.iter() {
                 let mut out = Vec::new();
                 match &e.coll {
-                    Some(c) if c.kind() == Kind::Stream => continue,
+                    Some(c) if c.kind() == Kind::Stream => {
+                        back.push(Back::Stream(e.key().to_vec(), e.expire_at));
+                        continue;
+                    }
                     None => crate::mutation::encode_batch(
                         &[Mutation::Set { key: e.key(), value: e.value(), expire_at: e.expire_at }],
                         &mut out,
                     ),
                     Some(c) if c.mem() > SNAPSHOT_CHUNK_BYTES => {
-                        for (n, body) in collection_batches(e.key(), c, e.expire_at, SNAPSHOT_CHUNK_BYTES) {
-                            let mut b = n.to_le_bytes().to_vec();
-                            b.extend_from_slice(&body);
-                            batches.push(b);
-                        }
+                        let batches = collection_batches(e.key(), c, e.expire_at, SNAPSHOT_CHUNK_BYTES)
+                            .into_iter()
+                            .map(|(n, body)| {
+                                let mut b = n.to_le_bytes().to_vec();
+                                b.extend_from_slice(&body);
+                                b
+                            })
+                            .collect();
+                        back.push(Back::Records(batches));
                         continue;
                     }
                     Some(c) => {
@@ -175,18 +187,27 @@ impl Keyspace {
                         crate::mutation::encode_batch(&[m], &mut out);
                     }
                 }
-                batches.push(out);
+                back.push(Back::Records(vec![out]));
             }
             let old = shard.clear();
-            let now = self.now();
-            for e in old.iter().filter(|e| e.kind() == Kind::Stream) {
-                let h = self.hash(e.key());
-                shard.upsert_coll(h, e.key(), Coll::Stream, e.expire_at, self.initial_access(now));
-            }
             drop(shard);
             drop(old);
-            for b in batches {
-                self.apply_batch(&crate::mutation::decode_batch(&b).expect("records this keyspace encoded"));
+            // In the order they were: a snapshot walking positions meanwhile finds every key where it was.
+            let now = self.now();
+            for b in back {
+                match b {
+                    Back::Stream(key, expire_at) => {
+                        let h = self.hash(&key);
+                        self.lock(h).upsert_coll(h, &key, Coll::Stream, expire_at, self.initial_access(now));
+                    }
+                    Back::Records(batches) => {
+                        for b in batches {
+                            self.apply_batch(
+                                &crate::mutation::decode_batch(&b).expect("records this keyspace encoded"),
+                            );
+                        }
+                    }
+                }
             }
         }
     }

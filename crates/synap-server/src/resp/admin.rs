@@ -752,8 +752,9 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
                 apply.push(Box::new(move || shared.idle_timeout_secs.store(secs, Ordering::Relaxed)));
             }
             c if c.contains("-max-") => {
-                let (_, _, setting) =
-                    encoding_settings().into_iter().find(|(n, _, _)| *n == c).expect("a MUTABLE threshold");
+                let Some((_, _, setting)) = encoding_settings().into_iter().find(|(n, _, _)| *n == c) else {
+                    return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+                };
                 match setting {
                     Threshold::Size(a) => {
                         let n = int(0, i64::MAX)? as usize;
@@ -785,6 +786,9 @@ fn config_rewrite(shared: &RespShared) -> Result<(), String> {
     let Some(path) = shared.service.config.config_file.clone() else {
         return Err("ERR The server is running without a config file".into());
     };
+    // One rewrite at a time: they share the file written aside.
+    static REWRITING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one = REWRITING.lock();
     let fail = |e: &dyn std::fmt::Display| format!("ERR Rewriting config file: {e}");
     let text = std::fs::read_to_string(&path).map_err(|e| fail(&e))?;
     let mut doc: Value = if text.trim().is_empty() {

@@ -43,6 +43,9 @@ pub(super) struct Conn {
     pub multi: Option<Vec<Queued>>,
     /// Bytes the queued commands hold (counted with the query buffer against `resp.max_pending_bytes`).
     pub multi_bytes: usize,
+    /// The keys the read-only commands queued in MULTI read, for CLIENT TRACKING (remembered again once
+    /// EXEC ran them).
+    pub multi_reads: Vec<bytes::Bytes>,
     /// A command queued in MULTI was rejected: EXEC aborts.
     pub multi_failed: bool,
     /// Set when a WATCHed key changes.
@@ -165,6 +168,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         sub_count: 0,
         multi: None,
         multi_bytes: 0,
+        multi_reads: Vec::new(),
         multi_failed: false,
         watch_flag: Arc::new(AtomicBool::new(false)),
         watched: std::collections::HashSet::new(),
@@ -367,7 +371,10 @@ impl Conn {
             _ = self.entry.kill.notified() => Err(End::Closed),
             _ = tracking_ready(&self.tracking) => {
                 let keys = self.tracking.as_ref().map(|t| t.tracker.drain()).unwrap_or_default();
-                push_invalidations(&mut io.out, keys);
+                // A client back on RESP2 (HELLO 2) cannot take pushes: Redis drops them too.
+                if self.proto == Protocol::Resp3 {
+                    push_invalidations(&mut io.out, keys);
+                }
                 io.flush().await
             }
             _ = monitor_ready(&self.monitor) => {

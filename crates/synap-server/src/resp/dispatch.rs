@@ -82,15 +82,22 @@ impl Conn {
         });
         let readonly = spec.flags.contains(synap_core::command::Flags::READONLY);
         // Remembered before the read runs (a write that lands between the read and this would otherwise
-        // find no tracker to invalidate); inside MULTI, when it is queued.
-        if tracks_reads
-            && readonly
-            && let Ok(keys) = synap_core::command::table::command_keys(args)
-        {
-            self.shared.service.engine.watches().tracking.remember(self.entry.id, keys.into_iter().map(|(k, _)| k));
+        // find no tracker to invalidate) and again after it (a write in between took the first one);
+        // inside MULTI, when it is queued and once EXEC ran it.
+        let read_keys: Vec<Bytes> = if tracks_reads && readonly {
+            synap_core::command::table::command_keys(args)
+                .map_or_else(|_| Vec::new(), |keys| keys.into_iter().map(|(k, _)| k).collect())
+        } else {
+            Vec::new()
+        };
+        if !read_keys.is_empty() {
+            self.shared.service.engine.watches().tracking.remember(self.entry.id, read_keys.iter().cloned());
         }
         if self.multi.is_some() {
             let size = args.iter().map(|a| a.len() + 32).sum();
+            if !matches!(cmd, Command::Server(_)) {
+                self.multi_reads.extend(read_keys);
+            }
             self.queue_in_multi(spec, cmd, size, ctx, out);
             return None;
         }
@@ -130,6 +137,9 @@ impl Conn {
                 self.entry.db.store(ctx.db, Ordering::Relaxed);
                 synap_core::tracking::set_current_client(0);
                 synap_core::tracking::track_reads(false);
+                if !read_keys.is_empty() {
+                    engine.watches().tracking.remember(self.entry.id, read_keys);
+                }
                 match reply {
                     Ok(reply) => encode(out, &reply, self.proto),
                     Err(e) => error(out, &e),
@@ -144,6 +154,7 @@ impl Conn {
         match cmd {
             ServerCmd::Multi => {
                 self.multi = Some(Vec::new());
+                self.multi_reads.clear();
                 self.multi_bytes = 0;
                 self.multi_failed = false;
                 out.extend_from_slice(b"+OK\r\n");
@@ -174,6 +185,7 @@ impl Conn {
             self.shared.service.engine.watches().tracking.unregister(self.entry.id);
         }
         self.multi = None;
+        self.multi_reads.clear();
         self.multi_bytes = 0;
         self.multi_failed = false;
         self.unwatch_all();

@@ -36,6 +36,7 @@ impl Conn {
             Command::Server(ServerCmd::Exec) => return self.exec(ctx, out),
             Command::Server(ServerCmd::Discard) => {
                 self.multi = None;
+                self.multi_reads.clear();
                 self.multi_bytes = 0;
                 self.multi_failed = false;
                 self.unwatch_all();
@@ -108,6 +109,10 @@ impl Conn {
         };
         synap_core::tracking::set_current_client(0);
         synap_core::tracking::track_reads(false);
+        let reads = std::mem::take(&mut self.multi_reads);
+        if !reads.is_empty() {
+            engine.watches().tracking.remember(self.entry.id, reads);
+        }
         // A SELECT inside lasts.
         self.entry.db.store(ctx.db, Ordering::Relaxed);
         self.unwatch_all();

@@ -56,19 +56,34 @@ pub static ENCODINGS: Encodings = Encodings {
 /// A compact list is rewritten whole on every change, so it holds at most this many elements whatever
 /// `list-max-listpack-size` allows (Redis's listpack changes in place).
 pub const LIST_PACK_MAX_ITEMS: usize = 128;
+/// A positive `list-max-listpack-size` still keeps a compact list within 8 KB (Redis's
+/// `SIZE_SAFETY_LIMIT`).
+const LIST_PACK_SAFETY_BYTES: usize = 8192;
+/// The other compact encodings are also rewritten whole on each change: whatever the thresholds say,
+/// they hold at most this many entries of at most this many bytes.
+pub const PACK_HARD_MAX_ITEMS: usize = 4096;
+pub const PACK_HARD_MAX_VALUE: usize = 4096;
 
 fn load(a: &AtomicUsize) -> usize {
     a.load(Ordering::Relaxed)
 }
 
+fn items_cap(a: &AtomicUsize) -> usize {
+    load(a).min(PACK_HARD_MAX_ITEMS)
+}
+
+fn value_cap(a: &AtomicUsize) -> usize {
+    load(a).min(PACK_HARD_MAX_VALUE)
+}
+
 fn fits_hash(items: usize, longest: usize) -> bool {
     let e = &ENCODINGS;
-    items <= load(&e.hash_max_listpack_entries) && longest <= load(&e.hash_max_listpack_value)
+    items <= items_cap(&e.hash_max_listpack_entries) && longest <= value_cap(&e.hash_max_listpack_value)
 }
 
 fn fits_zset(items: usize, longest: usize) -> bool {
     let e = &ENCODINGS;
-    items <= load(&e.zset_max_listpack_entries) && longest <= load(&e.zset_max_listpack_value)
+    items <= items_cap(&e.zset_max_listpack_entries) && longest <= value_cap(&e.zset_max_listpack_value)
 }
 
 /// Whether a member is an integer an intset would hold (Redis's `string2ll`).
@@ -82,9 +97,10 @@ fn fits_set(members: &[&[u8]]) -> bool {
     let e = &ENCODINGS;
     let n = members.len();
     if members.iter().all(|m| is_int(m)) {
-        return n <= load(&e.set_max_intset_entries);
+        return n <= items_cap(&e.set_max_intset_entries);
     }
-    n <= load(&e.set_max_listpack_entries) && members.iter().all(|m| m.len() <= load(&e.set_max_listpack_value))
+    n <= items_cap(&e.set_max_listpack_entries)
+        && members.iter().all(|m| m.len() <= value_cap(&e.set_max_listpack_value))
 }
 
 /// A list stays compact while within `list-max-listpack-size` (entries, or bytes for a negative size
@@ -94,7 +110,7 @@ fn fits_list(items: usize, bytes: usize) -> bool {
         return false;
     }
     match ENCODINGS.list_max_listpack_size.load(Ordering::Relaxed) {
-        n if n > 0 => items as i64 <= n,
+        n if n > 0 => items as i64 <= n && bytes <= LIST_PACK_SAFETY_BYTES,
         // 0 lets a listpack hold one element, as Redis's.
         0 => items <= 1,
         n => bytes <= 4096 << ((-n).min(5) - 1),
