@@ -583,9 +583,19 @@ async fn monitor_sees_other_clients_commands() {
     let mut c = conn(&s, false).await;
     let _: () = q(&mut c, "SET k a\"b").await;
     let _: () = q(&mut c, "CONFIG SET maxmemory 0").await;
+    // Neither an unknown command nor one with a wrong argument count is shown; a transaction's commands
+    // are shown when EXEC runs them, before EXEC.
+    let _ = err(&mut c, "NOSUCH x").await;
+    let _ = err(&mut c, "GET").await;
+    let _: RV = q(&mut c, "MULTI").await;
+    let _: RV = q(&mut c, "INCR n").await;
+    let _: RV = q(&mut c, "EXEC").await;
+    let _: RV = q(&mut c, "MULTI").await;
+    let _: RV = q(&mut c, "INCR never").await;
+    let _: RV = q(&mut c, "DISCARD").await;
     let _: Option<String> = q(&mut c, "GET k").await;
     let mut got = Vec::new();
-    while !String::from_utf8_lossy(&got).contains("\"GET\"") {
+    while !String::from_utf8_lossy(&got).contains("\"GET\" \"k\"") {
         let n = tokio::time::timeout(Duration::from_secs(5), mon.read(&mut buf)).await.unwrap().unwrap();
         assert!(n > 0, "the monitor stays open");
         got.extend_from_slice(&buf[..n]);
@@ -595,7 +605,12 @@ async fn monitor_sees_other_clients_commands() {
     let lines: Vec<&str> = text.lines().filter(|l| !l.contains("SETINFO")).collect();
     assert!(lines[0].starts_with('+') && lines[0].ends_with(r#"] "SET" "k" "a\"b""#), "{text}");
     // CONFIG (an admin command) is not shown.
-    assert!(lines[1].ends_with(r#"] "GET" "k""#), "{text}");
+    let rest: Vec<&str> = lines[1..].iter().map(|l| l.split_once("] ").unwrap().1).collect();
+    assert_eq!(
+        rest,
+        [r#""MULTI""#, r#""INCR" "n""#, r#""EXEC""#, r#""MULTI""#, r#""DISCARD""#, r#""GET" "k""#],
+        "{text}"
+    );
     s.stop().await;
 }
 

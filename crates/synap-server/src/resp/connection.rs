@@ -46,6 +46,8 @@ pub(super) struct Conn {
     /// The keys the read-only commands queued in MULTI read, for CLIENT TRACKING (remembered again once
     /// EXEC ran them).
     pub multi_reads: Vec<bytes::Bytes>,
+    /// The queued commands' arguments, while MONITOR clients listen: shown when EXEC runs them.
+    pub multi_shown: Vec<Vec<bytes::Bytes>>,
     /// A command queued in MULTI was rejected: EXEC aborts.
     pub multi_failed: bool,
     /// Set when a WATCHed key changes.
@@ -169,6 +171,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         multi: None,
         multi_bytes: 0,
         multi_reads: Vec::new(),
+        multi_shown: Vec::new(),
         multi_failed: false,
         watch_flag: Arc::new(AtomicBool::new(false)),
         watched: std::collections::HashSet::new(),

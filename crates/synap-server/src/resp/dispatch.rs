@@ -20,6 +20,23 @@ const SUBSCRIBED_ALLOWED: &[&str] =
 impl Conn {
     /// Executes one command into `out`, or hands back a blocking one (and its wait) for the caller.
     pub(super) fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Command, Block)> {
+        let mut feed = false;
+        let blocked = self.run_command(args, ctx, out, &mut feed);
+        // MONITOR sees a command once it ran (as Redis's `call` feeds it): with the database it left the
+        // client in, never an unknown or malformed one, a command queued in MULTI when EXEC runs it.
+        if feed && self.shared.monitors.active() {
+            self.shared.monitors.feed(self.entry.id, self.entry.db.load(Ordering::Relaxed), self.entry.addr, args);
+        }
+        blocked
+    }
+
+    fn run_command(
+        &mut self,
+        args: &[Bytes],
+        ctx: &mut ExecCtx,
+        out: &mut Vec<u8>,
+        feed: &mut bool,
+    ) -> Option<(Command, Block)> {
         if args[0].eq_ignore_ascii_case(b"post") || args[0].eq_ignore_ascii_case(b"host:") {
             // HTTP sent to the RESP port, as a web page can (cross-protocol scripting): close without a
             // reply, as Redis does.
@@ -34,10 +51,7 @@ impl Conn {
         };
         let spec = row.spec;
         self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
-        let monitors = &self.shared.monitors;
-        if monitors.active() && !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth" {
-            monitors.feed(self.entry.id, self.entry.db.load(Ordering::Relaxed), self.entry.addr, args);
-        }
+        let shown = !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth";
         let subscribed = self.sub_count > 0 && self.proto == Protocol::Resp2;
         if subscribed && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
             let msg = format!(
@@ -63,9 +77,14 @@ impl Conn {
             // subcommand is refused at once (and aborts EXEC); any other error is EXEC's reply for it.
             Err(e) if self.multi.is_some() && !table::refused_at_queue_time(&e) => {
                 self.queue_error(e, out);
+                if shown && self.shared.monitors.active() {
+                    self.multi_shown.push(args.to_vec());
+                }
                 return None;
             }
             Err(e) => {
+                // Redis's command runs and finds the error itself (it is shown), unless the table refused it.
+                *feed = shown && !table::refused_at_queue_time(&e);
                 error(out, &e);
                 self.multi_failed |= self.multi.is_some();
                 return None;
@@ -98,9 +117,21 @@ impl Conn {
             if !matches!(cmd, Command::Server(_)) {
                 self.multi_reads.extend(read_keys);
             }
+            let queued = !matches!(
+                cmd,
+                Command::Server(
+                    ServerCmd::Exec | ServerCmd::Discard | ServerCmd::Multi | ServerCmd::Watch(_) | ServerCmd::Unwatch
+                )
+            );
+            if queued && shown && self.shared.monitors.active() {
+                self.multi_shown.push(args.to_vec());
+            }
+            // EXEC and DISCARD run now; the others wait for EXEC (which shows them).
+            *feed = shown && matches!(cmd, Command::Server(ServerCmd::Exec | ServerCmd::Discard));
             self.queue_in_multi(spec, cmd, size, ctx, out);
             return None;
         }
+        *feed = shown;
         match cmd {
             Command::Server(c) => self.server(c, out),
             cmd => {
@@ -155,6 +186,7 @@ impl Conn {
             ServerCmd::Multi => {
                 self.multi = Some(Vec::new());
                 self.multi_reads.clear();
+                self.multi_shown.clear();
                 self.multi_bytes = 0;
                 self.multi_failed = false;
                 out.extend_from_slice(b"+OK\r\n");
@@ -186,6 +218,7 @@ impl Conn {
         }
         self.multi = None;
         self.multi_reads.clear();
+        self.multi_shown.clear();
         self.multi_bytes = 0;
         self.multi_failed = false;
         self.unwatch_all();

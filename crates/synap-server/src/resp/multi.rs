@@ -37,6 +37,7 @@ impl Conn {
             Command::Server(ServerCmd::Discard) => {
                 self.multi = None;
                 self.multi_reads.clear();
+                self.multi_shown.clear();
                 self.multi_bytes = 0;
                 self.multi_failed = false;
                 self.unwatch_all();
@@ -80,6 +81,7 @@ impl Conn {
     fn exec(&mut self, ctx: &mut ExecCtx, out: &mut Vec<u8>) {
         let queued = self.multi.take().unwrap_or_default();
         self.multi_bytes = 0;
+        let shown = std::mem::take(&mut self.multi_shown);
         if std::mem::take(&mut self.multi_failed) {
             self.unwatch_all();
             error_line(out, "EXECABORT Transaction discarded because of previous errors.");
@@ -124,6 +126,13 @@ impl Conn {
             out.extend_from_slice(if self.proto == Protocol::Resp3 { b"_\r\n" } else { b"*-1\r\n" });
             return;
         };
+        // MONITOR sees the transaction's commands, as they ran (EXEC itself follows them).
+        if !shown.is_empty() && self.shared.monitors.active() {
+            let db = self.entry.db.load(Ordering::Relaxed);
+            for args in &shown {
+                self.shared.monitors.feed(self.entry.id, db, self.entry.addr, args);
+            }
+        }
         out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
         let mut replies = replies.into_iter();
         for q in queued {
