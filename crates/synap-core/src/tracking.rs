@@ -80,12 +80,23 @@ pub struct Tracker {
     pub noloop: bool,
     /// Keys to invalidate (`None`: everything), in order, and their bytes.
     pending: Mutex<(VecDeque<Option<Bytes>>, usize)>,
-    pub notify: tokio::sync::Notify,
+    /// Woken when invalidations wait: the tracking connection's, or the one it redirects to.
+    pub notify: Arc<tokio::sync::Notify>,
 }
 
 impl Tracker {
     pub fn new(id: u64, bcast: Option<Vec<Bytes>>, noloop: bool) -> Arc<Tracker> {
-        Arc::new(Tracker { id, bcast, noloop, pending: Mutex::default(), notify: tokio::sync::Notify::new() })
+        Tracker::with_notify(id, bcast, noloop, Arc::default())
+    }
+
+    /// A tracker whose invalidations wake `notify` (CLIENT TRACKING ... REDIRECT: the other client's).
+    pub fn with_notify(
+        id: u64,
+        bcast: Option<Vec<Bytes>>,
+        noloop: bool,
+        notify: Arc<tokio::sync::Notify>,
+    ) -> Arc<Tracker> {
+        Arc::new(Tracker { id, bcast, noloop, pending: Mutex::default(), notify })
     }
 
     fn push(&self, key: Option<Bytes>) {

@@ -719,9 +719,10 @@ async fn client_tracking_pushes_invalidations_in_resp3() {
     let s = common::start().await;
     let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
     let mut t = tokio::net::TcpStream::connect(addr).await.unwrap();
-    t.write_all(b"CLIENT TRACKING ON\r\n").await.unwrap();
-    let refused = read_exact_within(&mut t, 10).await;
-    assert!(refused.starts_with(b"-ERR CLIENT TRACKING needs RESP3"), "{}", String::from_utf8_lossy(&refused));
+    // RESP2 without REDIRECT: accepted (as Redis does), with no invalidations to send.
+    t.write_all(b"CLIENT TRACKING ON\r\nCLIENT TRACKING ON REDIRECT 99999\r\nCLIENT TRACKING OFF\r\n").await.unwrap();
+    let replies = b"+OK\r\n-ERR The client ID you want redirect to does not exist\r\n+OK\r\n";
+    assert_eq!(read_exact_within(&mut t, replies.len()).await, replies);
     t.write_all(b"HELLO 3\r\n").await.unwrap();
     let hello = read_exact_within(&mut t, 1).await;
     assert!(hello.starts_with(b"%"));
@@ -1000,5 +1001,39 @@ async fn debug_reload_reads_every_key_back() {
         let _: () = q(&mut c, "SELECT 0").await;
         assert!(err(&mut c, "DEBUG RELOAD NOFLUSH").await.contains("add MERGE"));
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn client_tracking_redirects_to_another_client() {
+    use tokio::io::AsyncWriteExt;
+    let s = common::start().await;
+    let addr = s.server.as_ref().unwrap().resp_addr.unwrap();
+    // The target: RESP2, subscribed to __redis__:invalidate.
+    let mut target = tokio::net::TcpStream::connect(addr).await.unwrap();
+    target.write_all(b"CLIENT ID\r\nSUBSCRIBE __redis__:invalidate\r\n").await.unwrap();
+    let id_line = read_exact_within(&mut target, 3).await;
+    let mut first = id_line.clone();
+    while !first.ends_with(b":1\r\n") {
+        let more = read_exact_within(&mut target, 1).await;
+        assert!(!more.is_empty());
+        first.extend(more);
+    }
+    let text = String::from_utf8(first).unwrap();
+    let id: u64 = text[1..text.find('\r').unwrap()].parse().unwrap();
+    // The tracking client, RESP2 too.
+    let mut src = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let on = format!("CLIENT TRACKING ON REDIRECT {id}\r\nCLIENT GETREDIR\r\nGET rk\r\n");
+    src.write_all(on.as_bytes()).await.unwrap();
+    let want = format!("+OK\r\n:{id}\r\n$-1\r\n");
+    assert_eq!(read_exact_within(&mut src, want.len()).await, want.as_bytes());
+    let mut c = conn(&s, false).await;
+    let _: () = q(&mut c, "SET rk 1").await;
+    let _: () = q(&mut c, "FLUSHALL").await;
+    let msgs = b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$2\r\nrk\r\n*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n";
+    assert_eq!(read_exact_within(&mut target, msgs.len()).await, msgs, "the target gets them as pub/sub messages");
+    // The tracking client itself gets nothing.
+    src.write_all(b"PING\r\n").await.unwrap();
+    assert_eq!(read_exact_within(&mut src, 7).await, b"+PONG\r\n");
     s.stop().await;
 }

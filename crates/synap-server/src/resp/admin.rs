@@ -161,7 +161,7 @@ impl Conn {
                     }
                     Reply::Ok
                 }
-                ClientOp::GetRedir => Reply::Int(if self.tracking.is_some() { 0 } else { -1 }),
+                ClientOp::GetRedir => Reply::Int(self.redirect_id()),
                 ClientOp::TrackingInfo => {
                     let mut flags = Vec::new();
                     match &self.tracking {
@@ -185,7 +185,7 @@ impl Conn {
                     let prefixes = self.tracking.as_ref().map(|t| t.args.prefixes.clone()).unwrap_or_default();
                     Reply::Map(vec![
                         (bulk("flags"), Reply::Set(flags.into_iter().map(bulk).collect())),
-                        (bulk("redirect"), Reply::Int(if self.tracking.is_some() { 0 } else { -1 })),
+                        (bulk("redirect"), Reply::Int(self.redirect_id())),
                         (bulk("prefixes"), Reply::Array(prefixes.into_iter().map(Reply::Bulk).collect())),
                     ])
                 }
@@ -297,24 +297,46 @@ impl Conn {
             self.caching_next = None;
             return Ok(());
         }
-        if args.redirect.is_some() {
-            return Err("ERR CLIENT TRACKING REDIRECT is not supported: use RESP3 (HELLO 3), where invalidations are pushed on the tracking connection itself".into());
-        }
-        if self.proto != Protocol::Resp3 {
-            return Err(
-                "ERR CLIENT TRACKING needs RESP3 (HELLO 3): invalidation messages are pushed on this connection".into(),
-            );
-        }
+        // REDIRECT: another client delivers the invalidations (as pub/sub messages in RESP2). Without it a
+        // RESP2 client gets none (Redis accepts that too).
+        let target = match args.redirect {
+            None => None,
+            Some(id) => match u64::try_from(id).ok().and_then(|id| self.shared.clients.lock().get(&id).cloned()) {
+                Some(entry) => Some(entry),
+                None => return Err("ERR The client ID you want redirect to does not exist".into()),
+            },
+        };
         if let Some(t) = &self.tracking
             && t.args.bcast != args.bcast
         {
             return Err("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.".into());
         }
         let bcast = args.bcast.then(|| args.prefixes.clone());
-        let tracker = synap_core::tracking::Tracker::new(self.entry.id, bcast, args.noloop);
+        let tracker = match &target {
+            Some(entry) => synap_core::tracking::Tracker::with_notify(
+                self.entry.id,
+                bcast,
+                args.noloop,
+                entry.redirect_ready.clone(),
+            ),
+            None => synap_core::tracking::Tracker::new(self.entry.id, bcast, args.noloop),
+        };
+        if let Some(entry) = &target {
+            let mut list = entry.redirected.lock();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(std::sync::Arc::downgrade(&tracker));
+        }
         tracking.register(tracker.clone());
         self.tracking = Some(super::connection::Tracking { tracker, args });
         Ok(())
+    }
+
+    /// CLIENT GETREDIR: -1 without tracking, 0 without redirection, else the client redirected to.
+    fn redirect_id(&self) -> i64 {
+        match &self.tracking {
+            None => -1,
+            Some(t) => t.args.redirect.unwrap_or(0),
+        }
     }
 
     /// CLIENT KILL: the clients the filter names are closed (the old form: exactly one address).

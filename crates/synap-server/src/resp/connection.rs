@@ -156,6 +156,8 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         last_cmd: u64::MAX.into(),
         resp: 2.into(),
         db: 0.into(),
+        redirected: Default::default(),
+        redirect_ready: Default::default(),
         killed: Default::default(),
         kill: Default::default(),
     });
@@ -372,6 +374,10 @@ impl Conn {
             _ = ready(&sink) => self.deliver(io, sink).await,
             _ = stop.changed() => Err(End::Closed),
             _ = self.entry.kill.notified() => Err(End::Closed),
+            _ = self.entry.redirect_ready.notified() => {
+                self.deliver_redirected(&mut io.out);
+                io.flush().await
+            }
             _ = tracking_ready(&self.tracking) => {
                 let keys = self.tracking.as_ref().map(|t| t.tracker.drain()).unwrap_or_default();
                 // A client back on RESP2 (HELLO 2) cannot take pushes: Redis drops them too.
@@ -449,8 +455,40 @@ fn push_invalidations(out: &mut Vec<u8>, keys: Vec<Option<bytes::Bytes>>) {
 
 async fn tracking_ready(t: &Option<Tracking>) {
     match t {
-        Some(t) => t.tracker.notify.notified().await,
-        None => std::future::pending().await,
+        // A redirecting client's invalidations go to the other client (which waits on this notify).
+        Some(t) if t.args.redirect.is_none() => t.tracker.notify.notified().await,
+        _ => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// The invalidations of the clients redirecting to this one: pushes in RESP3, messages on
+    /// `__redis__:invalidate` in RESP2 while subscribed (none otherwise), as Redis sends them.
+    fn deliver_redirected(&mut self, out: &mut Vec<u8>) {
+        let trackers: Vec<_> = {
+            let mut list = self.entry.redirected.lock();
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(|w| w.upgrade()).collect()
+        };
+        for t in trackers {
+            let keys = t.drain();
+            match self.proto {
+                Protocol::Resp3 => push_invalidations(out, keys),
+                Protocol::Resp2 if self.sub_count > 0 => {
+                    for k in keys {
+                        out.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
+                        match k {
+                            Some(k) => {
+                                out.extend_from_slice(b"*1\r\n");
+                                synap_resp::encode::bulk(out, &k);
+                            }
+                            None => out.extend_from_slice(b"$-1\r\n"),
+                        }
+                    }
+                }
+                Protocol::Resp2 => {}
+            }
+        }
     }
 }
 

@@ -54,6 +54,10 @@ pub struct ClientEntry {
     pub resp: AtomicU8,
     /// The selected database (SELECT).
     pub db: std::sync::atomic::AtomicU32,
+    /// CLIENT TRACKING ... REDIRECT to this client: the trackers whose invalidations it delivers, and
+    /// what wakes it when they have some.
+    pub redirected: Mutex<Vec<std::sync::Weak<synap_core::tracking::Tracker>>>,
+    pub redirect_ready: Arc<tokio::sync::Notify>,
     /// Set by CLIENT KILL; the connection closes at its next step (`kill` wakes it).
     pub killed: std::sync::atomic::AtomicBool,
     pub kill: tokio::sync::Notify,
