@@ -107,7 +107,12 @@ pub struct Engine {
     /// Serializes changes to the function libraries with their log records (the log's order is theirs).
     function_admin: parking_lot::Mutex<()>,
     notifier: Arc<Notifier>,
+    /// Shows a command a script calls, with its database (MONITOR's `[db lua]` lines; set by a front end).
+    script_monitor: OnceLock<ScriptMonitor>,
 }
+
+/// See [`Engine::set_script_monitor`].
+pub type ScriptMonitor = Box<dyn Fn(u32, &[bytes::Bytes]) + Send + Sync>;
 
 fn busy() -> CommandError {
     CommandError::Raw("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into())
@@ -155,7 +160,13 @@ impl Engine {
             scripts: Scripts::default(),
             function_admin: parking_lot::Mutex::new(()),
             notifier,
+            script_monitor: OnceLock::new(),
         }
+    }
+
+    /// Installs the hook that shows the commands scripts call (once; MONITOR).
+    pub fn set_script_monitor(&self, show: ScriptMonitor) {
+        let _ = self.script_monitor.set(show);
     }
 
     /// An in-memory engine on the system clock (tests, benchmarks).
@@ -335,14 +346,20 @@ impl Engine {
         reply
     }
 
-    /// A command a script calls: the keys its read-only calls read are remembered for a tracking client
-    /// first (the script runs alone: no write comes in between).
-    fn script_call(&self, ctx: &mut ExecCtx, c: Command) -> Result<Reply> {
+    /// A command a script calls: shown to MONITOR clients (the front end's hook), and the keys its
+    /// read-only calls read remembered for a tracking client first (the script runs alone: no write comes
+    /// in between).
+    fn script_call(&self, ctx: &mut ExecCtx, c: Command, args: &[bytes::Bytes]) -> Result<Reply> {
         let reads = crate::tracking::take_reads();
         if !reads.is_empty() {
             self.watch.tracking.remember(crate::tracking::current_client(), reads);
         }
-        self.execute_inner(ctx, c.spec(), c)
+        let reply = self.execute_inner(ctx, c.spec(), c);
+        // Shown once it ran, with the database it left the script in (a SELECT shows its new one).
+        if let Some(show) = self.script_monitor.get() {
+            show(ctx.db, args);
+        }
+        reply
     }
 
     /// A script command; EVAL runs with the gate held (by [`Engine::eval_atomic`] or a transaction), the
@@ -353,7 +370,7 @@ impl Engine {
             ScriptCmd::Eval { script, keys, args, read_only } => {
                 let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
-                let mut exec = |c: Command| self.script_call(ctx, c);
+                let mut exec = |c: Command, args: &[bytes::Bytes]| self.script_call(ctx, c, args);
                 let reply = self.scripts.eval(&script, &keys, &args, read_only, &mut exec);
                 (ctx.now_ms, ctx.db) = (frozen, db);
                 reply
@@ -361,7 +378,7 @@ impl Engine {
             ScriptCmd::FCall { name, keys, args, read_only } => {
                 let (frozen, db) = (ctx.now_ms, ctx.db);
                 ctx.now_ms = now;
-                let mut exec = |c: Command| self.script_call(ctx, c);
+                let mut exec = |c: Command, args: &[bytes::Bytes]| self.script_call(ctx, c, args);
                 let reply = self.scripts.fcall(&name, &keys, &args, read_only, &mut exec);
                 (ctx.now_ms, ctx.db) = (frozen, db);
                 reply

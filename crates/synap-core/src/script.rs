@@ -695,7 +695,7 @@ impl Scripts {
         keys: &[Bytes],
         args: &[Bytes],
         read_only: bool,
-        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
     ) -> Result<Reply> {
         let mut vm = self.vm.lock();
         let (sha, func) = match script {
@@ -724,7 +724,7 @@ impl Scripts {
         label: &str,
         at: &str,
         read_only: bool,
-        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
         invoke: impl FnOnce() -> mlua::Result<(bool, Value)>,
     ) -> Result<Reply> {
         let lua = vm.lua.clone();
@@ -1018,7 +1018,7 @@ impl Scripts {
         keys: &[Bytes],
         args: &[Bytes],
         read_only: bool,
-        exec: &mut dyn FnMut(Command) -> Result<Reply>,
+        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
     ) -> Result<Reply> {
         let f = self.functions.lock();
         let name = String::from_utf8_lossy(name).into_owned();
@@ -1044,7 +1044,7 @@ impl Scripts {
     fn call(
         &self,
         lua: &Lua,
-        exec: &RefCell<&mut dyn FnMut(Command) -> Result<Reply>>,
+        exec: &RefCell<&mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>>,
         argv: MultiValue,
         read_only: bool,
     ) -> mlua::Result<Value> {
@@ -1117,7 +1117,7 @@ impl Scripts {
                 } else if spec.flags.contains(crate::command::Flags::READONLY) {
                     crate::tracking::note_reads(&args);
                 }
-                (exec.borrow_mut())(cmd)
+                (exec.borrow_mut())(cmd, &args)
             }
         };
         match reply {
@@ -1276,7 +1276,7 @@ mod tests {
     use super::*;
 
     fn eval(s: &Scripts, body: &str) -> Result<Reply> {
-        let mut exec = |c: Command| -> Result<Reply> { Ok(Reply::Bulk(Bytes::from(c.name()))) };
+        let mut exec = |c: Command, _: &[Bytes]| -> Result<Reply> { Ok(Reply::Bulk(Bytes::from(c.name()))) };
         s.eval(&ScriptRef::Body(Bytes::copy_from_slice(body.as_bytes())), &[], &[], false, &mut exec)
     }
 
@@ -1389,7 +1389,7 @@ mod cmsgpack_tests {
     use super::*;
 
     fn eval(s: &Scripts, body: &str) -> Result<Reply> {
-        let mut exec = |_: Command| -> Result<Reply> { Ok(Reply::Nil) };
+        let mut exec = |_: Command, _: &[Bytes]| -> Result<Reply> { Ok(Reply::Nil) };
         s.eval(&ScriptRef::Body(Bytes::copy_from_slice(body.as_bytes())), &[], &[], false, &mut exec)
     }
 

@@ -103,6 +103,16 @@ impl RunningServer {
                 pause_writes_only: false.into(),
                 unpaused: Default::default(),
             });
+            // MONITOR shows what scripts call, as `[db lua]` lines (a weak handle: no cycle through the
+            // engine).
+            let monitored = Arc::downgrade(&shared);
+            engine.set_script_monitor(Box::new(move |db, args| {
+                if let Some(sh) = monitored.upgrade()
+                    && sh.monitors.active()
+                {
+                    sh.monitors.feed(0, db, "lua", args);
+                }
+            }));
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
             Some(bound)
         } else {

@@ -593,6 +593,8 @@ async fn monitor_sees_other_clients_commands() {
     let _: RV = q(&mut c, "MULTI").await;
     let _: RV = q(&mut c, "INCR never").await;
     let _: RV = q(&mut c, "DISCARD").await;
+    let script = "redis.call('select', 3) return redis.call('get', 'k')";
+    let _: Option<String> = redis::cmd("EVAL").arg(script).arg(0).query_async(&mut c).await.unwrap();
     let _: Option<String> = q(&mut c, "GET k").await;
     let mut got = Vec::new();
     while !String::from_utf8_lossy(&got).contains("\"GET\" \"k\"") {
@@ -606,11 +608,21 @@ async fn monitor_sees_other_clients_commands() {
     assert!(lines[0].starts_with('+') && lines[0].ends_with(r#"] "SET" "k" "a\"b""#), "{text}");
     // CONFIG (an admin command) is not shown.
     let rest: Vec<&str> = lines[1..].iter().map(|l| l.split_once("] ").unwrap().1).collect();
-    assert_eq!(
-        rest,
-        [r#""MULTI""#, r#""INCR" "n""#, r#""EXEC""#, r#""MULTI""#, r#""DISCARD""#, r#""GET" "k""#],
-        "{text}"
-    );
+    let eval = format!(r#""EVAL" "{script}" "0""#);
+    let want = [
+        r#""MULTI""#,
+        r#""INCR" "n""#,
+        r#""EXEC""#,
+        r#""MULTI""#,
+        r#""DISCARD""#,
+        &eval,
+        r#""select" "3""#,
+        r#""get" "k""#,
+        r#""GET" "k""#,
+    ];
+    assert_eq!(rest, want, "{text}");
+    // A script's calls are shown as `lua`, with the database each left the script in.
+    assert!(lines.iter().any(|l| l.ends_with(r#"[3 lua] "get" "k""#)), "{text}");
     s.stop().await;
 }
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use synap_core::command::{Block, Command, KeysCmd, ServerCmd, SubKind, table};
+use synap_core::command::{Block, Command, KeysCmd, ScriptCmd, ServerCmd, SubKind, table};
 use synap_core::pubsub::Overflow;
 use synap_core::{ExecCtx, Reply};
 use synap_resp::encode::bulk;
@@ -154,6 +154,14 @@ impl Conn {
                         )
                     );
                 let waits = long || engine.scripts().running();
+                // MONITOR shows a script before the commands it calls (as Redis does).
+                if matches!(cmd, Command::Script(ScriptCmd::Eval { .. } | ScriptCmd::FCall { .. })) {
+                    if *feed && self.shared.monitors.active() {
+                        let db = self.entry.db.load(Ordering::Relaxed);
+                        self.shared.monitors.feed(self.entry.id, db, self.entry.addr, args);
+                    }
+                    *feed = false;
+                }
                 // A script's reads are remembered as it makes them.
                 synap_core::tracking::track_reads(tracks_reads && matches!(cmd, Command::Script(_)));
                 synap_core::tracking::set_current_client(self.entry.id);

@@ -4,7 +4,6 @@
 //! `admin` kind are not shown, as in Redis.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -78,9 +77,10 @@ impl Monitors {
         self.count.load(Ordering::Acquire) > 0
     }
 
-    /// Sends one command line to every monitor but the client that sent it.
-    pub fn feed(&self, from: u64, db: u32, addr: SocketAddr, args: &[Bytes]) {
-        let line = Bytes::from(format_line(db, addr, args));
+    /// Sends one command line to every monitor but the client that sent it; `origin` is the client's
+    /// address (`lua` for a command a script called).
+    pub fn feed(&self, from: u64, db: u32, origin: impl std::fmt::Display, args: &[Bytes]) {
+        let line = Bytes::from(format_line(db, origin, args));
         for (id, feed) in self.feeds.lock().iter() {
             if *id != from {
                 feed.push(line.clone());
@@ -90,9 +90,9 @@ impl Monitors {
 }
 
 /// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"` with arguments quoted as Redis quotes them.
-fn format_line(db: u32, addr: SocketAddr, args: &[Bytes]) -> Vec<u8> {
+fn format_line(db: u32, origin: impl std::fmt::Display, args: &[Bytes]) -> Vec<u8> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut out = format!("+{}.{:06} [{db} {addr}]", now.as_secs(), now.subsec_micros()).into_bytes();
+    let mut out = format!("+{}.{:06} [{db} {origin}]", now.as_secs(), now.subsec_micros()).into_bytes();
     for a in args {
         out.extend_from_slice(b" \"");
         for &b in a.iter() {
@@ -116,6 +116,8 @@ fn format_line(db: u32, addr: SocketAddr, args: &[Bytes]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     #[test]
