@@ -280,6 +280,9 @@ pub const MAX_LIBRARY_BYTES: usize = 64 << 20;
 const FLAG_NAMES: [&str; 5] = ["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
 /// The scripting state of an engine.
+/// How a script's `redis.call` runs a command: the parsed command and its arguments as the script gave them.
+pub(crate) type CallFn<'a> = dyn FnMut(Command, &[Bytes]) -> Result<Reply> + 'a;
+
 pub struct Scripts {
     vm: Mutex<Vm>,
     functions: Mutex<Functions>,
@@ -695,7 +698,7 @@ impl Scripts {
         keys: &[Bytes],
         args: &[Bytes],
         read_only: bool,
-        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
+        exec: &mut CallFn<'_>,
     ) -> Result<Reply> {
         let mut vm = self.vm.lock();
         let (sha, func) = match script {
@@ -724,7 +727,7 @@ impl Scripts {
         label: &str,
         at: &str,
         read_only: bool,
-        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
+        exec: &mut CallFn<'_>,
         invoke: impl FnOnce() -> mlua::Result<(bool, Value)>,
     ) -> Result<Reply> {
         let lua = vm.lua.clone();
@@ -1018,7 +1021,7 @@ impl Scripts {
         keys: &[Bytes],
         args: &[Bytes],
         read_only: bool,
-        exec: &mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>,
+        exec: &mut CallFn<'_>,
     ) -> Result<Reply> {
         let f = self.functions.lock();
         let name = String::from_utf8_lossy(name).into_owned();
@@ -1044,7 +1047,7 @@ impl Scripts {
     fn call(
         &self,
         lua: &Lua,
-        exec: &RefCell<&mut dyn FnMut(Command, &[Bytes]) -> Result<Reply>>,
+        exec: &RefCell<&mut CallFn<'_>>,
         argv: MultiValue,
         read_only: bool,
     ) -> mlua::Result<Value> {
