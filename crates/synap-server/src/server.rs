@@ -103,14 +103,12 @@ impl RunningServer {
                 pause_writes_only: false.into(),
                 unpaused: Default::default(),
             });
-            // MONITOR shows what scripts call, as `[db lua]` lines (a weak handle: no cycle through the
-            // engine).
-            let monitored = Arc::downgrade(&shared);
+            // MONITOR shows what scripts call, as `[db lua]` lines (the monitors alone: no cycle through
+            // the engine).
+            let monitors = shared.monitors.clone();
             engine.set_script_monitor(Box::new(move |db, args| {
-                if let Some(sh) = monitored.upgrade()
-                    && sh.monitors.active()
-                {
-                    sh.monitors.feed(0, db, "lua", args);
+                if monitors.active() {
+                    monitors.feed(0, db, "lua", args);
                 }
             }));
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));

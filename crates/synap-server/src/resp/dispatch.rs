@@ -25,9 +25,15 @@ impl Conn {
         // MONITOR sees a command once it ran (as Redis's `call` feeds it): with the database it left the
         // client in, never an unknown or malformed one, a command queued in MULTI when EXEC runs it.
         if feed && self.shared.monitors.active() {
-            self.shared.monitors.feed(self.entry.id, self.entry.db.load(Ordering::Relaxed), self.entry.addr, args);
+            let db = self.entry.db.load(Ordering::Relaxed);
+            self.shared.monitors.feed(self.entry.id, db, self.entry.addr, &redacted(args));
         }
         blocked
+    }
+
+    /// Whether MULTI's queue takes another command (`resp.max_multi_commands`).
+    fn multi_has_room(&self) -> bool {
+        self.multi.as_ref().is_some_and(|q| q.len() < self.shared.service.config.resp.max_multi_commands)
     }
 
     fn run_command(
@@ -76,10 +82,10 @@ impl Conn {
             // As in Redis, inside MULTI only an unknown command, a wrong argument count or an unknown
             // subcommand is refused at once (and aborts EXEC); any other error is EXEC's reply for it.
             Err(e) if self.multi.is_some() && !table::refused_at_queue_time(&e) => {
-                self.queue_error(e, out);
-                if shown && self.shared.monitors.active() {
+                if shown && self.shared.monitors.active() && self.multi_has_room() {
                     self.multi_shown.push(args.to_vec());
                 }
+                self.queue_error(e, out);
                 return None;
             }
             Err(e) => {
@@ -114,7 +120,9 @@ impl Conn {
         }
         if self.multi.is_some() {
             let size = args.iter().map(|a| a.len() + 32).sum();
-            if !matches!(cmd, Command::Server(_)) {
+            // Kept only for commands the queue takes (it is bounded; they count in its bytes).
+            let room = self.multi_has_room();
+            if room && !matches!(cmd, Command::Server(_)) {
                 self.multi_reads.extend(read_keys);
             }
             let queued = !matches!(
@@ -123,7 +131,7 @@ impl Conn {
                     ServerCmd::Exec | ServerCmd::Discard | ServerCmd::Multi | ServerCmd::Watch(_) | ServerCmd::Unwatch
                 )
             );
-            if queued && shown && self.shared.monitors.active() {
+            if room && queued && shown && self.shared.monitors.active() {
                 self.multi_shown.push(args.to_vec());
             }
             // EXEC and DISCARD run now; the others wait for EXEC (which shows them).
@@ -312,4 +320,18 @@ fn unknown_command(args: &[Bytes]) -> String {
         msg.push_str(&format!("'{s}' "));
     }
     msg
+}
+
+/// A command line as MONITOR shows it: HELLO's AUTH credentials redacted, as Redis shows them.
+fn redacted(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
+    if !args[0].eq_ignore_ascii_case(b"hello") {
+        return std::borrow::Cow::Borrowed(args);
+    }
+    let mut out = args.to_vec();
+    if let Some(at) = out.iter().position(|a| a.eq_ignore_ascii_case(b"auth")) {
+        for a in out.iter_mut().skip(at + 1).take(2) {
+            *a = Bytes::from_static(b"(redacted)");
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -75,7 +75,7 @@ pub struct RespShared {
     /// client.
     pub idle_timeout_secs: AtomicU64,
     /// MONITOR clients.
-    pub monitors: monitor::Monitors,
+    pub monitors: Arc<monitor::Monitors>,
     /// CLIENT PAUSE: until when (ms since `started`; 0: not paused) and whether only writes wait.
     pub paused_until_ms: AtomicU64,
     pub pause_writes_only: std::sync::atomic::AtomicBool,
