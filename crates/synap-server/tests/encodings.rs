@@ -4,35 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{conn, err, q};
 use redis::aio::MultiplexedConnection;
-
-async fn conn(s: &common::TestServer, resp3: bool) -> MultiplexedConnection {
-    let addr = s.server.as_ref().unwrap().resp_addr.expect("RESP enabled");
-    let proto = if resp3 { "?protocol=resp3" } else { "" };
-    let client = redis::Client::open(format!("redis://{addr}/{proto}")).unwrap();
-    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-    client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap()
-}
-
-async fn q<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, line: &str) -> T {
-    let mut command = redis::Cmd::new();
-    for a in line.split(' ') {
-        command.arg(a);
-    }
-    command.query_async(c).await.unwrap_or_else(|e| panic!("{line}: {e}"))
-}
-
-async fn err(c: &mut MultiplexedConnection, line: &str) -> String {
-    let mut command = redis::Cmd::new();
-    for a in line.split(' ') {
-        command.arg(a);
-    }
-    let r: redis::RedisResult<redis::Value> = command.query_async(c).await;
-    let e = r.expect_err("an error reply");
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
 
 async fn encoding(c: &mut MultiplexedConnection, key: &str) -> String {
     q(c, &format!("OBJECT ENCODING {key}")).await

@@ -112,10 +112,7 @@ impl Keyspace {
             }
             return Ok(Reply::Ok);
         }
-        let m = match coll_kind {
-            None => Mutation::Set { key, value: data, expire_at },
-            Some(kind) => Mutation::Restore { key, kind, data, expire_at },
-        };
+        let m = super::keys::whole_record(key, coll_kind, data, expire_at);
         *lsn = self.commit_one(&mut shard, h, m, now, Some((Class::Generic, "restore", key)));
         Ok(Reply::Ok)
     }

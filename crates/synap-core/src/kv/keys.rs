@@ -12,6 +12,15 @@ use crate::error::{CommandError, Result};
 use crate::mutation::Mutation;
 use crate::notify::Class;
 
+/// The record that sets `key` to a value moved whole (see [`Keyspace::whole_value`]): a string's bytes,
+/// or a collection of `kind`.
+pub(super) fn whole_record<'a>(key: &'a [u8], kind: Option<u8>, value: &'a [u8], expire_at: u64) -> Mutation<'a> {
+    match kind {
+        None => Mutation::Set { key, value, expire_at },
+        Some(kind) => Mutation::Restore { key, kind, data: value, expire_at },
+    }
+}
+
 fn cmd_name(cmd: &KeysCmd) -> &'static str {
     match cmd {
         KeysCmd::Select { .. } => "SELECT",
@@ -145,10 +154,7 @@ impl Keyspace {
         }
         let expire_at = e.expire_at;
         let (kind, value) = Self::whole_value(e, "COPY")?;
-        let set = match kind {
-            None => Mutation::Set { key: to, value: &value, expire_at },
-            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
-        };
+        let set = whole_record(to, kind, &value, expire_at);
         *lsn = self.commit(&mut locked, &[set], now, &[(Class::Generic, "copy_to", to)]);
         Ok(Reply::Int(1))
     }
@@ -171,10 +177,7 @@ impl Keyspace {
             return Ok(false);
         }
         let del = self.commit_one(&mut shard, h, Mutation::Del { key }, now, Some((Class::Generic, "move_from", key)));
-        let set = match kind {
-            None => Mutation::Set { key, value: &value, expire_at },
-            Some(kind) => Mutation::Restore { key, kind, data: &value, expire_at },
-        };
+        let set = whole_record(key, kind, &value, expire_at);
         let put = dst.commit_one(&mut dshard, hd, set, now, Some((Class::Generic, "move_to", key)));
         *lsn = (*lsn).max(del).max(put);
         Ok(true)
@@ -209,10 +212,7 @@ impl Keyspace {
         if !replace && dst.find_live(&mut dshard, hd, to, now).is_some() {
             return Ok(false);
         }
-        let set = match kind {
-            None => Mutation::Set { key: to, value: &value, expire_at },
-            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
-        };
+        let set = whole_record(to, kind, &value, expire_at);
         *lsn = (*lsn).max(dst.commit_one(&mut dshard, hd, set, now, Some((Class::Generic, "copy_to", to))));
         Ok(true)
     }
@@ -352,10 +352,7 @@ impl Keyspace {
         // Physical form: the source goes, the target gets its value and expiry (see `mutation`).
         let expire_at = e.expire_at;
         let (kind, value) = Self::whole_value(e, "RENAME")?;
-        let set = match kind {
-            None => Mutation::Set { key: to, value: &value, expire_at },
-            Some(kind) => Mutation::Restore { key: to, kind, data: &value, expire_at },
-        };
+        let set = whole_record(to, kind, &value, expire_at);
         *lsn = self.commit(&mut locked, &[Mutation::Del { key: from }, set], now, &events);
         Ok(done)
     }

@@ -38,6 +38,35 @@ pub async fn start() -> TestServer {
     start_with(|_| {}).await
 }
 
+/// A `redis` crate connection to the server's RESP port, in RESP3 or RESP2.
+pub async fn conn(s: &TestServer, resp3: bool) -> redis::aio::MultiplexedConnection {
+    let addr = s.server.as_ref().unwrap().resp_addr.expect("RESP enabled");
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    let client = redis::Client::open(format!("redis://{addr}/{proto}")).unwrap();
+    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap()
+}
+
+/// Runs a command line (arguments split on spaces) and converts its reply; panics on an error reply.
+pub async fn q<T: redis::FromRedisValue>(c: &mut redis::aio::MultiplexedConnection, line: &str) -> T {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    command.query_async(c).await.unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+/// Runs a command line that must fail: its error as `CODE detail`.
+pub async fn err(c: &mut redis::aio::MultiplexedConnection, line: &str) -> String {
+    let mut command = redis::Cmd::new();
+    for a in line.split(' ') {
+        command.arg(a);
+    }
+    let r: redis::RedisResult<redis::Value> = command.query_async(c).await;
+    let e = r.expect_err("an error reply");
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
+
 impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
