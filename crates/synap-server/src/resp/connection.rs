@@ -439,16 +439,21 @@ pub(super) struct Tracking {
     pub args: synap_core::command::TrackingArgs,
 }
 
-/// Writes invalidation pushes: one per key, or one with a null for "everything".
+/// Writes invalidation pushes (RESP3): one per key, or one with a null for "everything".
 fn push_invalidations(out: &mut Vec<u8>, keys: Vec<Option<bytes::Bytes>>) {
+    write_invalidations(out, keys, b">2\r\n$10\r\ninvalidate\r\n", b"_\r\n");
+}
+
+/// Writes one invalidation per entry: `head`, then the key as a one-element array, or `null`.
+fn write_invalidations(out: &mut Vec<u8>, keys: Vec<Option<bytes::Bytes>>, head: &[u8], null: &[u8]) {
     for k in keys {
-        out.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
+        out.extend_from_slice(head);
         match k {
             Some(k) => {
                 out.extend_from_slice(b"*1\r\n");
                 synap_resp::encode::bulk(out, &k);
             }
-            None => out.extend_from_slice(b"_\r\n"),
+            None => out.extend_from_slice(null),
         }
     }
 }
@@ -475,16 +480,8 @@ impl Conn {
             match self.proto {
                 Protocol::Resp3 => push_invalidations(out, keys),
                 Protocol::Resp2 if self.sub_count > 0 => {
-                    for k in keys {
-                        out.extend_from_slice(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n");
-                        match k {
-                            Some(k) => {
-                                out.extend_from_slice(b"*1\r\n");
-                                synap_resp::encode::bulk(out, &k);
-                            }
-                            None => out.extend_from_slice(b"$-1\r\n"),
-                        }
-                    }
+                    let head = b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n";
+                    write_invalidations(out, keys, head, b"$-1\r\n");
                 }
                 Protocol::Resp2 => {}
             }
