@@ -728,6 +728,14 @@ impl Engine {
         }
     }
 
+    /// Runs `f` (a replica applying and logging its primary's records) with no command, transaction or
+    /// snapshot step in between: a snapshot that reads the log's last LSN sees every record up to it
+    /// applied.
+    pub fn apply_replicated<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _gate = self.gate.write();
+        f()
+    }
+
     /// Refuses a batch that names a database beyond the `databases` setting (a log written with a larger
     /// setting): recovery stops there rather than drop or misplace its keys.
     pub fn check_databases(&self, batch: &[Mutation<'_>]) -> std::result::Result<(), String> {
@@ -796,6 +804,37 @@ impl Engine {
         let lsn = last_lsn();
         let slots = self.slots.iter().map(|s| s.load(Ordering::Acquire)).collect();
         (lsn, EngineCursor { kv_slots: Some(slots), ..EngineCursor::at_lsn(lsn) })
+    }
+
+    /// Starts a full copy for a replica: a snapshot walk (see [`Engine::snapshot_start`]) that also carries
+    /// every retained stream event, since the replica has no segment files of its own to hold them.
+    pub fn copy_start(&self, last_lsn: impl FnOnce() -> u64) -> (u64, EngineCursor) {
+        let (lsn, mut cursor) = self.snapshot_start(last_lsn);
+        cursor.streams = cursor.streams.with_events();
+        (lsn, cursor)
+    }
+
+    /// Empties every service (a replica about to load a full copy of its primary). Not logged: the log
+    /// starts over with the copy.
+    pub fn clear_all(&self) {
+        let _gate = self.gate.write();
+        let dbs: Vec<u32> = self.dbs_in_use().map(|(i, _)| i).collect();
+        for &db in &dbs {
+            for key in self.watch.watched_in(db) {
+                self.watch.touch_watchers(db, &key);
+            }
+        }
+        if self.watch.tracking.active() {
+            self.watch.tracking.flushed();
+        }
+        for db in dbs.into_iter().rev() {
+            // Database 0 last: its flush also removes every stream.
+            self.apply_batch(&[Mutation::SelectDb { db }, Mutation::FlushAll]);
+        }
+        for name in self.queues.names() {
+            self.queues.apply(&Mutation::QueueDelete { name: &name });
+        }
+        self.apply_function(&Mutation::FunctionFlush);
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.

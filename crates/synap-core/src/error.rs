@@ -79,6 +79,19 @@ pub enum CommandError {
     OffsetOutOfRange { requested: u64, oldest: u64 },
     #[error("ERR event exceeds the maximum event size ({limit} bytes)")]
     EventTooLarge { limit: usize },
+    /// A write sent to a replica.
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnly {
+        /// The primary's address (`host:port`), for HTTP's error body.
+        primary: String,
+    },
+    /// Fewer replicas are connected than `replication.min_replicas_to_ack` asks to hold each write.
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    /// The replicas did not acknowledge a write in time under `replication.min_replicas_to_ack`: it is
+    /// applied here but may be lost with this server.
+    #[error("NOREPLICAS the write is applied but {acked} of the {needed} replicas required acknowledged it in time")]
+    NotReplicated { acked: usize, needed: usize },
     #[error(
         "ERR the reply would be about {bytes} bytes, more than the output limit of {limit}; ask for less (a range, SCAN)"
     )]
@@ -105,6 +118,8 @@ impl CommandError {
             CommandError::BusyGroup => "BUSYGROUP",
             CommandError::OffsetOutOfRange { .. } | CommandError::EventTooLarge { .. } => "ERR",
             CommandError::ReplyTooLarge { .. } => "ERR",
+            CommandError::ReadOnly { .. } => "READONLY",
+            CommandError::NoReplicas | CommandError::NotReplicated { .. } => "NOREPLICAS",
             CommandError::Raw(m) => match m.split(' ').next() {
                 Some("BUSY") => "BUSY",
                 Some("NOSCRIPT") => "NOSCRIPT",
@@ -138,6 +153,8 @@ impl CommandError {
             CommandError::BusyGroup => "CONFLICT",
             CommandError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
             CommandError::EventTooLarge { .. } | CommandError::ReplyTooLarge { .. } => "TOO_LARGE",
+            CommandError::ReadOnly { .. } => "READONLY",
+            CommandError::NoReplicas | CommandError::NotReplicated { .. } => "NO_REPLICAS",
             CommandError::Raw(_) => "SCRIPT_ERROR",
         }
     }
@@ -154,6 +171,8 @@ impl CommandError {
             CommandError::ValueTooLarge { .. } | CommandError::KeyTooLarge { .. } => ErrorKind::TooLarge,
             CommandError::OutOfMemory => ErrorKind::Limit,
             CommandError::Persistence(_) => ErrorKind::Unavailable,
+            CommandError::ReadOnly { .. } => ErrorKind::Conflict,
+            CommandError::NoReplicas | CommandError::NotReplicated { .. } => ErrorKind::Unavailable,
             CommandError::Internal(_) => ErrorKind::Internal,
             _ => ErrorKind::BadRequest,
         }

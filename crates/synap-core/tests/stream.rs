@@ -418,6 +418,9 @@ impl synap_core::stream::PartitionLog for FlakyLog {
     fn drop_before(&mut self, offset: u64) -> synap_core::stream::StorageResult<()> {
         self.inner.drop_before(offset)
     }
+    fn rebase(&mut self, offset: u64) -> synap_core::stream::StorageResult<()> {
+        self.inner.rebase(offset)
+    }
     fn sync(&mut self) -> synap_core::stream::StorageResult<synap_core::stream::SyncJob> {
         self.inner.sync()
     }

@@ -388,6 +388,54 @@ impl Default for QueueSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct ReplicationSection {
+    /// `host:port` of the primary's RESP listener: start as its replica (REPLICAOF changes it at run
+    /// time). Empty: a primary.
+    pub replica_of: String,
+    /// The backlog of newest records kept for partial resyncs (Redis's `repl-backlog-size`).
+    pub backlog_bytes: ByteSize,
+    /// A write's reply waits until this many replicas hold its record (0: replication is asynchronous);
+    /// with fewer replicas connected, writes are refused (NOREPLICAS).
+    pub min_replicas_to_ack: usize,
+    /// How long a write waits for those acknowledgements before it answers NOREPLICAS (it is applied
+    /// here, but not known to be on enough replicas).
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for ReplicationSection {
+    fn default() -> Self {
+        ReplicationSection {
+            replica_of: String::new(),
+            backlog_bytes: ByteSize(64 << 20),
+            min_replicas_to_ack: 0,
+            ack_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ReplicationSection {
+    /// The primary to follow at start, parsed.
+    pub fn primary(&self) -> anyhow::Result<Option<(String, u16)>> {
+        let s = self.replica_of.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("replication.replica_of: expected host:port, got {s:?}"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| anyhow::anyhow!("replication.replica_of: bad port in {s:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        anyhow::ensure!(!host.is_empty(), "replication.replica_of: empty host in {s:?}");
+        Ok(Some((host.to_string(), port)))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct StreamSection {
     /// Publishing to a missing stream creates it (with the defaults below) instead of answering 404.
     pub auto_create: bool,
@@ -494,6 +542,7 @@ pub struct Config {
     pub queue: QueueSection,
     pub stream: StreamSection,
     pub pubsub: PubSubSection,
+    pub replication: ReplicationSection,
     /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -513,6 +562,7 @@ impl Default for Config {
             queue: QueueSection::default(),
             stream: StreamSection::default(),
             pubsub: PubSubSection::default(),
+            replication: ReplicationSection::default(),
             config_file: None,
         }
     }
@@ -541,6 +591,13 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.kv.shards >= 1 && self.kv.shards <= 4096, "kv.shards: must be between 1 and 4096");
+        self.replication.primary()?;
+        anyhow::ensure!(
+            self.replication.backlog_bytes.0 >= 1 << 16 && self.replication.backlog_bytes.0 <= 1 << 34,
+            "replication.backlog_bytes: must be between 64kb and 16gb"
+        );
+        anyhow::ensure!(self.replication.min_replicas_to_ack <= 64, "replication.min_replicas_to_ack: at most 64");
+        anyhow::ensure!(self.replication.ack_timeout_ms >= 1, "replication.ack_timeout_ms: must be at least 1");
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
         anyhow::ensure!(
             self.kv.databases >= 1 && self.kv.databases <= synap_core::kv::MAX_DATABASES,

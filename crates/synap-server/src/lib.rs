@@ -11,6 +11,7 @@
 pub mod config;
 pub mod fdlimit;
 pub mod http;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod service;

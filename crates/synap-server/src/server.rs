@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use synap_core::{Engine, SystemClock};
-use synap_storage::{FsStorage, Persistence, Storage};
+use synap_storage::{Backlog, FsStorage, MemoryLog, Persistence, ReplicatedLog, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -14,6 +14,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::http;
+use crate::replication::{Gate, Replication, Roles, Store};
 use crate::resp::{self, RespShared};
 use crate::service::Service;
 
@@ -34,7 +35,16 @@ impl RunningServer {
     }
 
     /// Like [`RunningServer::start`], persisting through `storage` (tests inject failures this way).
-    pub async fn start_with_storage(mut config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<RunningServer> {
+    pub async fn start_with_storage(config: Config, storage: Arc<dyn Storage>) -> anyhow::Result<RunningServer> {
+        RunningServer::start_with_clock(config, storage, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`RunningServer::start_with_storage`], on `clock` (tests skew a replica's clock this way).
+    pub async fn start_with_clock(
+        mut config: Config,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn synap_core::Clock>,
+    ) -> anyhow::Result<RunningServer> {
         if let Some(limit) = crate::fdlimit::raise_nofile_limit() {
             let notes = crate::fdlimit::fit(&mut config, limit);
             if !notes.is_empty() {
@@ -42,12 +52,24 @@ impl RunningServer {
             }
         }
         let config = Arc::new(config);
-        let engine = Arc::new(Engine::new(config.engine_config(), Arc::new(SystemClock), None));
+        let engine = Arc::new(Engine::new(config.engine_config(), clock, None));
         engine.scripts().set_busy_ms(config.resp.busy_reply_threshold_ms);
         config.kv.encodings.apply();
-        let persistence = if config.persistence.enabled {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let primary = config.replication.primary()?;
+        let roles = Arc::new(Roles::new(
+            primary.as_ref().map(|(h, p)| format!("{h}:{p}")),
+            config.replication.min_replicas_to_ack,
+        ));
+        let backlog = Arc::new(Backlog::new(config.replication.backlog_bytes.0 as usize, 1));
+        let (persistence, log, store): (_, Arc<dyn ReplicatedLog>, _) = if config.persistence.enabled {
             let (cfg, e) = (config.persistence_config(), engine.clone());
-            let (p, report) = tokio::task::spawn_blocking(move || Persistence::open(cfg, storage, e))
+            let (gate_roles, gate_backlog) = (roles.clone(), backlog.clone());
+            let attach = move |wal: Arc<synap_storage::Wal>| -> Arc<dyn synap_core::MutationLog> {
+                wal.attach_backlog(gate_backlog);
+                Arc::new(Gate { log: wal, roles: gate_roles })
+            };
+            let (p, report) = tokio::task::spawn_blocking(move || Persistence::open_with(cfg, storage, e, attach))
                 .await?
                 .with_context(|| format!("cannot recover from data directory {}", config.data_dir.display()))?;
             info!(
@@ -60,12 +82,27 @@ impl RunningServer {
                 millis = report.millis,
                 "recovery complete"
             );
-            Some(Arc::new(p))
+            let p = Arc::new(p);
+            (Some(p.clone()), p.wal().clone() as Arc<dyn ReplicatedLog>, Store::Disk(p))
         } else {
-            None
+            let mem = Arc::new(MemoryLog::new(backlog));
+            if engine.attach_log(Arc::new(Gate { log: mem.clone(), roles: roles.clone() })).is_err() {
+                anyhow::bail!("the engine already has a mutation log");
+            }
+            (None, mem.clone() as Arc<dyn ReplicatedLog>, Store::Memory(mem))
         };
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let service = Arc::new(Service::new(engine.clone(), config.clone(), persistence.clone(), shutdown_rx.clone()));
+        let state_path = config.persistence.enabled.then(|| config.data_dir.join("replication.state"));
+        let ack_timeout = Duration::from_millis(config.replication.ack_timeout_ms);
+        let replication =
+            Replication::new(engine.clone(), roles.clone(), log, store, state_path, ack_timeout, shutdown_rx.clone());
+        replication.persist_ids().await.map_err(anyhow::Error::msg)?;
+        let service = Arc::new(Service::new(
+            engine.clone(),
+            config.clone(),
+            persistence.clone(),
+            replication.clone(),
+            shutdown_rx.clone(),
+        ));
         let mut tasks = Vec::new();
 
         let listener = TcpListener::bind(config.http_addr)
@@ -112,13 +149,25 @@ impl RunningServer {
                 }
             }));
             tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
+            replication.announce_port.store(bound.port().into(), std::sync::atomic::Ordering::Relaxed);
             Some(bound)
         } else {
             None
         };
-        tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
-        tasks.push(spawn_queue_sweep(engine.clone(), &config, shutdown_rx.clone()));
-        tasks.push(spawn_stream_retention(engine.clone(), persistence.clone(), &config, shutdown_rx.clone()));
+        // A replica changes nothing by its own clock: expiry, queue deadlines and stream retention come
+        // from its primary's records.
+        tasks.push(spawn_active_expiry(engine.clone(), roles.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_queue_sweep(engine.clone(), roles.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_stream_retention(
+            engine.clone(),
+            roles.clone(),
+            persistence.clone(),
+            &config,
+            shutdown_rx.clone(),
+        ));
+        if let Some((host, port)) = primary {
+            replication.replicate_from(host, port).await.map_err(anyhow::Error::msg)?;
+        }
         if let Some(p) = &persistence {
             tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
         }
@@ -180,23 +229,33 @@ fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiv
 }
 
 /// The queue sweep: delayed messages become ready, expired deadlines redeliver, expired TTLs dead-letter.
-fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_queue_sweep(
+    engine: Arc<Engine>,
+    roles: Arc<Roles>,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let period = Duration::from_millis(config.queue.sweep_interval_ms);
     spawn_periodic(period, stop, move || {
-        engine.queue_sweep();
+        if !roles.is_replica() {
+            engine.queue_sweep();
+        }
     })
 }
 
 /// Stream retention by age and size, and removal of deleted streams' files once their deletion is durable.
 fn spawn_stream_retention(
     engine: Arc<Engine>,
+    roles: Arc<Roles>,
     persistence: Option<Arc<Persistence>>,
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let period = Duration::from_millis(config.stream.retention_interval_ms);
     spawn_periodic(period, stop, move || {
-        engine.stream_sweep();
+        if !roles.is_replica() {
+            engine.stream_sweep();
+        }
         if let Some(p) = &persistence {
             p.purge_stream_files();
         }
@@ -204,11 +263,18 @@ fn spawn_stream_retention(
 }
 
 /// Active expiry: `hz` passes per second, each within its time budget.
-fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+fn spawn_active_expiry(
+    engine: Arc<Engine>,
+    roles: Arc<Roles>,
+    config: &Config,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let period = Duration::from_millis(1000 / config.kv.active_expiry_hz.max(1) as u64);
     let budget = Duration::from_millis(config.kv.active_expiry_budget_ms);
     spawn_periodic(period, stop, move || {
-        engine.maintenance(budget);
+        if !roles.is_replica() {
+            engine.maintenance(budget);
+        }
     })
 }
 

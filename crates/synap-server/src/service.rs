@@ -17,6 +17,7 @@ pub struct Service {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
     pub persistence: Option<Arc<Persistence>>,
+    pub replication: Arc<crate::replication::Replication>,
     pub started: Instant,
     pub http_stats: Arc<crate::http::serve::HttpStats>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -31,9 +32,18 @@ impl Service {
         engine: Arc<Engine>,
         config: Arc<Config>,
         persistence: Option<Arc<Persistence>>,
+        replication: Arc<crate::replication::Replication>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Service {
-        Service { engine, config, persistence, started: Instant::now(), http_stats: Default::default(), stop }
+        Service {
+            engine,
+            config,
+            persistence,
+            replication,
+            started: Instant::now(),
+            http_stats: Default::default(),
+            stop,
+        }
     }
 
     /// Resolves when the server shuts down: long-lived sessions (SSE, WebSocket, long polls) end then,
@@ -83,12 +93,16 @@ impl Service {
         if multi && self.engine.scripts().running() { tokio::task::block_in_place(f) } else { f() }
     }
 
-    /// Waits until the log holds `lsn` as durably as configured. Without a log there is nothing to wait for.
+    /// Waits until the log holds `lsn` as durably as configured and, under
+    /// `replication.min_replicas_to_ack`, until that many replicas hold it.
     pub async fn wait_durable(&self, lsn: u64) -> Result<(), CommandError> {
-        match &self.persistence {
-            Some(p) if lsn > 0 => p.wal().wait(lsn).await,
-            _ => Ok(()),
+        if lsn == 0 {
+            return Ok(());
         }
+        if let Some(p) = &self.persistence {
+            p.wal().wait(lsn).await?;
+        }
+        self.replication.wait_replicated(lsn).await
     }
 
     /// The persistence failure that makes the store refuse writes, if any.

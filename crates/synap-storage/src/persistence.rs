@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use synap_core::Engine;
+use synap_core::{Engine, MutationLog};
 
 use crate::backend::Storage;
 use crate::error::{IoContext, StorageError};
 use crate::recovery::{RecoverMode, RecoveryReport, recover};
-use crate::snapshot::{SnapshotInfo, list_snapshots, write_snapshot};
+use crate::snapshot::{SnapshotInfo, SnapshotWriter, list_snapshots, write_snapshot};
 use crate::wal::{FsyncPolicy, Wal, WalConfig, list_segments};
 
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct Persistence {
     wal: Arc<Wal>,
     engine: Arc<Engine>,
     /// Set while a snapshot is written (one at a time; a second one is refused, never queued).
-    snapshotting: AtomicBool,
+    snapshotting: Arc<AtomicBool>,
     /// LSN of the last snapshot (or of the recovery point). Read without a lock by INFO and the
     /// scheduler, which must never wait for a snapshot to finish.
     last_snapshot: AtomicU64,
@@ -51,6 +51,17 @@ impl Persistence {
         storage: Arc<dyn Storage>,
         engine: Arc<Engine>,
     ) -> Result<(Persistence, RecoveryReport), StorageError> {
+        Persistence::open_with(cfg, storage, engine, |wal| wal)
+    }
+
+    /// Like [`Persistence::open`]; `attach` gives the engine what it logs to, around the WAL (the server
+    /// puts its replication gate there).
+    pub fn open_with(
+        cfg: PersistenceConfig,
+        storage: Arc<dyn Storage>,
+        engine: Arc<Engine>,
+        attach: impl FnOnce(Arc<Wal>) -> Arc<dyn MutationLog>,
+    ) -> Result<(Persistence, RecoveryReport), StorageError> {
         let (snap_dir, wal_dir) = (cfg.data_dir.join("snapshots"), cfg.data_dir.join("wal"));
         storage.create_dir_all(&snap_dir).ctx("create directory", &snap_dir)?;
         storage.create_dir_all(&wal_dir).ctx("create directory", &wal_dir)?;
@@ -65,7 +76,7 @@ impl Persistence {
             segment_bytes: cfg.segment_bytes,
         };
         let wal = Arc::new(Wal::start(storage.clone(), wal_cfg, report.last_lsn + 1)?);
-        if engine.attach_log(wal.clone()).is_err() {
+        if engine.attach_log(attach(wal.clone())).is_err() {
             return Err(StorageError::Failed("the engine already has a mutation log".into()));
         }
         let p = Persistence {
@@ -73,7 +84,7 @@ impl Persistence {
             cfg,
             wal,
             engine,
-            snapshotting: AtomicBool::new(false),
+            snapshotting: Arc::new(AtomicBool::new(false)),
             last_snapshot: AtomicU64::new(report.snapshot_lsn),
             last_save_unix: AtomicU64::new(unix_now()),
         };
@@ -129,6 +140,47 @@ impl Persistence {
         Ok(info)
     }
 
+    /// Starts receiving a full copy from a primary at `lsn`: no snapshot runs meanwhile (one that is
+    /// running is waited for, up to a minute). The copy's chunks go to the returned writer.
+    pub fn begin_copy(&self, lsn: u64) -> Result<CopyGuard, StorageError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.snapshotting.swap(true, Ordering::AcqRel) {
+            if std::time::Instant::now() >= deadline {
+                return Err(StorageError::SnapshotInProgress);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut guard = CopyGuard { flag: self.snapshotting.clone(), writer: None };
+        let dir = self.cfg.data_dir.join("snapshots");
+        guard.writer = Some(SnapshotWriter::create(&*self.storage, &dir, lsn, self.engine.now_ms())?);
+        Ok(guard)
+    }
+
+    /// Installs a full copy received from a primary: the copy becomes the only snapshot and the log
+    /// starts over after it. Stream events the copy brought are made durable first. Every step leaves
+    /// recoverable data behind (the old snapshot and a prefix of the old log, or the new snapshot).
+    pub fn install_copy(&self, mut copy: CopyGuard, lsn: u64) -> Result<(), StorageError> {
+        let mut writer = copy.writer.take().ok_or_else(|| StorageError::Failed("no copy in progress".into()))?;
+        self.engine.sync_streams().map_err(StorageError::Failed)?;
+        writer.seal()?;
+        let snap_dir = self.cfg.data_dir.join("snapshots");
+        self.wal.restart_at(lsn + 1, || {
+            // Every complete snapshot goes (not through `list_snapshots`, which would also remove the copy
+            // itself, still under its temporary name).
+            for name in self.storage.list(&snap_dir).ctx("list", &snap_dir)? {
+                if crate::snapshot::parse_snapshot_name(&name).is_some() {
+                    let path = snap_dir.join(name);
+                    self.storage.remove(&path).ctx("remove", &path)?;
+                }
+            }
+            writer.install(&*self.storage).map(|_| ())
+        })?;
+        self.last_snapshot.store(lsn, Ordering::Release);
+        self.last_save_unix.store(unix_now(), Ordering::Release);
+        drop(copy);
+        Ok(())
+    }
+
     fn cleanup(&self) -> Result<(), StorageError> {
         let snap_dir = self.cfg.data_dir.join("snapshots");
         let snaps = list_snapshots(&*self.storage, &snap_dir)?;
@@ -160,5 +212,27 @@ impl Persistence {
     /// Removes the files of deleted streams whose deletion the log has made durable.
     pub fn purge_stream_files(&self) -> usize {
         self.engine.streams().purge_files(self.wal.durable_lsn())
+    }
+}
+
+/// A full copy being received (see [`Persistence::begin_copy`]); snapshots wait until it is dropped.
+pub struct CopyGuard {
+    flag: Arc<AtomicBool>,
+    writer: Option<SnapshotWriter>,
+}
+
+impl CopyGuard {
+    /// Adds a chunk of the copy (an encoded batch of `n` records).
+    pub fn write_chunk(&mut self, chunk: &[u8], n: u64) -> Result<(), StorageError> {
+        match &mut self.writer {
+            Some(w) => w.write_chunk(chunk, n),
+            None => Err(StorageError::Failed("no copy in progress".into())),
+        }
+    }
+}
+
+impl Drop for CopyGuard {
+    fn drop(&mut self) {
+        self.flag.store(false, Ordering::Release);
     }
 }

@@ -627,6 +627,21 @@ fn sync_path(files: &FileCache, path: &Path, is_dir: bool) -> StorageResult<()> 
 }
 
 impl PartitionLog for FileLog {
+    fn rebase(&mut self, offset: u64) -> StorageResult<()> {
+        let only_empty = self.segments.len() == 1 && self.segments[0].base == self.segments[0].end;
+        if !only_empty {
+            return Err(format!("cannot move a partition holding events to offset {offset}"));
+        }
+        if self.segments[0].base == offset {
+            return Ok(());
+        }
+        self.pending.clear();
+        self.idx_pending.clear();
+        self.new_segment(offset)?;
+        let old = self.segments.remove(0);
+        self.remove_segment(old)
+    }
+
     fn start(&self) -> u64 {
         self.segments.first().map(|s| s.base).unwrap_or(0)
     }

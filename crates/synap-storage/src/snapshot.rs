@@ -41,6 +41,112 @@ pub struct SnapshotInfo {
     pub millis: u64,
 }
 
+/// A snapshot being written: header first, then chunks, then [`SnapshotWriter::finish`] writes the
+/// trailer, fsyncs and renames it into place. Until then it is a `.tmp` file recovery ignores (and removes).
+pub struct SnapshotWriter {
+    file: Box<dyn crate::backend::WriteFile>,
+    dir: PathBuf,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    lsn: u64,
+    crc: u32,
+    bytes: u64,
+    entries: u64,
+    out: Vec<u8>,
+    started: Instant,
+}
+
+impl SnapshotWriter {
+    /// Creates the temporary file of the snapshot at `lsn` in `dir` (blocking).
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        lsn: u64,
+        created_ms: u64,
+    ) -> Result<SnapshotWriter, StorageError> {
+        storage.create_dir_all(dir).ctx("create directory", dir)?;
+        let final_path = dir.join(snapshot_name(lsn));
+        let tmp_path = dir.join(format!("{}.tmp", snapshot_name(lsn)));
+        let file = storage.create(&tmp_path).ctx("create", &tmp_path)?;
+        let mut out = Vec::with_capacity(HEADER_LEN as usize);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&lsn.to_le_bytes());
+        out.extend_from_slice(&created_ms.to_le_bytes());
+        Ok(SnapshotWriter {
+            file,
+            dir: dir.to_path_buf(),
+            tmp_path,
+            final_path,
+            lsn,
+            crc: 0,
+            bytes: 0,
+            entries: 0,
+            out,
+            started: Instant::now(),
+        })
+    }
+
+    /// Adds one chunk: an encoded mutation batch of `n` records.
+    pub fn write_chunk(&mut self, chunk: &[u8], n: u64) -> Result<(), StorageError> {
+        self.entries += n;
+        self.out.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        self.out.extend_from_slice(chunk);
+        if self.out.len() >= 256 * 1024 {
+            self.crc = crc32c::crc32c_append(self.crc, &self.out);
+            self.file.write_all(&self.out).ctx("write", &self.tmp_path)?;
+            self.bytes += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the trailer and fsyncs; the snapshot is complete but still under its temporary name.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        self.crc = crc32c::crc32c_append(self.crc, &self.out);
+        self.out.extend_from_slice(TRAILER_MAGIC);
+        self.out.extend_from_slice(&self.entries.to_le_bytes());
+        self.out.extend_from_slice(&self.crc.to_le_bytes());
+        self.out.extend_from_slice(&0u32.to_le_bytes());
+        self.file.write_all(&self.out).ctx("write", &self.tmp_path)?;
+        self.bytes += self.out.len() as u64;
+        self.out.clear();
+        self.file.sync().ctx("fsync", &self.tmp_path)
+    }
+
+    /// Gives the sealed snapshot its final name (durably).
+    pub fn install(&self, storage: &dyn Storage) -> Result<SnapshotInfo, StorageError> {
+        storage.rename(&self.tmp_path, &self.final_path).ctx("rename", &self.tmp_path)?;
+        storage.sync_dir(&self.dir).ctx("fsync directory", &self.dir)?;
+        Ok(SnapshotInfo {
+            path: self.final_path.clone(),
+            lsn: self.lsn,
+            entries: self.entries,
+            bytes: self.bytes,
+            millis: self.started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Seals and installs the snapshot.
+    pub fn finish(mut self, storage: &dyn Storage) -> Result<SnapshotInfo, StorageError> {
+        self.seal()?;
+        drop(std::mem::replace(&mut self.file, Box::new(NoFile)));
+        self.install(storage)
+    }
+}
+
+struct NoFile;
+
+impl crate::backend::WriteFile for NoFile {
+    fn write_all(&self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes a snapshot of `engine` covering every mutation up to `lsn`, atomically (temp file, fsync, rename);
 /// `cursor` comes from [`Engine::snapshot_start`] with `lsn`.
 pub fn write_snapshot(
@@ -50,21 +156,7 @@ pub fn write_snapshot(
     lsn: u64,
     mut cursor: EngineCursor,
 ) -> Result<SnapshotInfo, StorageError> {
-    let started = Instant::now();
-    storage.create_dir_all(dir).ctx("create directory", dir)?;
-    let final_path = dir.join(snapshot_name(lsn));
-    let tmp_path = dir.join(format!("{}.tmp", snapshot_name(lsn)));
-    let file = storage.create(&tmp_path).ctx("create", &tmp_path)?;
-    let mut crc = 0u32;
-    let mut bytes = 0u64;
-    let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    header.extend_from_slice(SNAPSHOT_MAGIC);
-    header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&lsn.to_le_bytes());
-    header.extend_from_slice(&engine.now_ms().to_le_bytes());
-    let mut out = header;
-    let mut entries = 0u64;
+    let mut w = SnapshotWriter::create(storage, dir, lsn, engine.now_ms())?;
     let mut chunk = Vec::with_capacity(64 * 1024);
     loop {
         chunk.clear();
@@ -72,28 +164,9 @@ pub fn write_snapshot(
         if n == 0 {
             continue;
         }
-        entries += n as u64;
-        out.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
-        out.extend_from_slice(&chunk);
-        if out.len() >= 256 * 1024 {
-            crc = crc32c::crc32c_append(crc, &out);
-            file.write_all(&out).ctx("write", &tmp_path)?;
-            bytes += out.len() as u64;
-            out.clear();
-        }
+        w.write_chunk(&chunk, n as u64)?;
     }
-    crc = crc32c::crc32c_append(crc, &out);
-    out.extend_from_slice(TRAILER_MAGIC);
-    out.extend_from_slice(&entries.to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    file.write_all(&out).ctx("write", &tmp_path)?;
-    bytes += out.len() as u64;
-    file.sync().ctx("fsync", &tmp_path)?;
-    drop(file);
-    storage.rename(&tmp_path, &final_path).ctx("rename", &tmp_path)?;
-    storage.sync_dir(dir).ctx("fsync directory", dir)?;
-    Ok(SnapshotInfo { path: final_path, lsn, entries, bytes, millis: started.elapsed().as_millis() as u64 })
+    w.finish(storage)
 }
 
 /// Snapshots in `dir`, newest first. Leftover temporary files are removed.

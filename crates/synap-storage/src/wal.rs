@@ -43,6 +43,7 @@ use synap_core::{CommandError, Mutation, MutationLog, encode_batch};
 use tokio::sync::watch;
 
 use crate::backend::{Storage, WriteFile};
+use crate::backlog::Backlog;
 use crate::error::{IoContext, StorageError};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"SYNAPWAL";
@@ -101,6 +102,33 @@ pub fn encode_record(lsn: u64, batch: &[Mutation<'_>], out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Appends one record whose payload is already encoded.
+pub fn encode_raw_record(lsn: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let mut crc = crc32c::crc32c(&lsn.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&lsn.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Splits one whole record (`len crc lsn payload`) into its LSN and payload, checking length and CRC.
+pub fn decode_record(rec: &[u8]) -> Result<(u64, &[u8]), String> {
+    if rec.len() < RECORD_HEADER_LEN {
+        return Err(format!("record of {} bytes, shorter than its header", rec.len()));
+    }
+    let len = u32::from_le_bytes(rec[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(rec[4..8].try_into().expect("4 bytes"));
+    let lsn = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
+    if len != rec.len() - RECORD_HEADER_LEN {
+        return Err(format!("record says {len} bytes, holds {}", rec.len() - RECORD_HEADER_LEN));
+    }
+    if crc32c::crc32c(&rec[8..]) != crc {
+        return Err(format!("record {lsn}: checksum mismatch"));
+    }
+    Ok((lsn, &rec[RECORD_HEADER_LEN..]))
+}
+
 /// What the writer has done so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -143,6 +171,8 @@ struct Shared {
     policy: FsyncPolicy,
     fsync_interval: Duration,
     stats: WalStats,
+    /// The replication backlog, fed under `pending`'s lock in LSN order (once a replica asked for it).
+    backlog: std::sync::OnceLock<Arc<Backlog>>,
 }
 
 /// The write-ahead log. Implements [`MutationLog`] for the engine.
@@ -197,6 +227,7 @@ impl Wal {
             policy,
             fsync_interval,
             stats: WalStats::default(),
+            backlog: std::sync::OnceLock::new(),
         });
         shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
         let bg = shared.clone();
@@ -279,6 +310,102 @@ impl Wal {
         }
     }
 
+    /// Gives the log its replication backlog (once).
+    pub fn attach_backlog(&self, backlog: Arc<Backlog>) {
+        let _ = self.shared.backlog.set(backlog);
+    }
+
+    pub fn backlog_ref(&self) -> Option<&Arc<Backlog>> {
+        self.shared.backlog.get()
+    }
+
+    /// Starts feeding the backlog from the next record on (no record is missed: taken under the log's
+    /// lock).
+    pub fn enable_backlog(&self) {
+        if let Some(b) = self.shared.backlog.get() {
+            let p = self.shared.pending.lock();
+            b.enable(p.next_lsn);
+        }
+    }
+
+    /// Appends a record received from a primary: its LSN must be the next one. The payload is an encoded
+    /// mutation batch (checked by the caller).
+    pub fn append_record(&self, lsn: u64, payload: &[u8]) -> Result<(), String> {
+        self.check_writable().map_err(|e| e.to_string())?;
+        let mut p = self.shared.pending.lock();
+        if lsn != p.next_lsn {
+            return Err(format!("record {lsn} where {} was expected", p.next_lsn));
+        }
+        p.next_lsn += 1;
+        let was_empty = p.data.is_empty();
+        let start = p.data.len();
+        encode_raw_record(lsn, payload, &mut p.data);
+        if let Some(b) = self.shared.backlog.get()
+            && b.enabled()
+        {
+            b.push(lsn, &p.data[start..]);
+        }
+        drop(p);
+        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
+        if was_empty && self.shared.policy == FsyncPolicy::Always {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts the log over at `next_lsn` (a replica that loaded a full copy of its primary): everything
+    /// pending is written, every segment removed (newest first, so that what is left is always a prefix
+    /// of the log), then `between` runs (it installs the snapshot the new log continues), then the new
+    /// segment is created. Blocking: call from a blocking thread. Nobody may append meanwhile.
+    pub fn restart_at(
+        &self,
+        next_lsn: u64,
+        between: impl FnOnce() -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut w = self.shared.file.lock();
+        w.flush(&self.shared, true);
+        if let Some(e) = self.failure() {
+            return Err(StorageError::Failed(e));
+        }
+        let dir = w.cfg.dir.clone();
+        let mut segments = list_segments(&*w.storage, &dir)?;
+        segments.reverse();
+        // From the first removal on, a failure leaves no segment to write to: the log fails for good.
+        let swap = || -> Result<Arc<dyn WriteFile>, StorageError> {
+            for (_, path) in &segments {
+                w.storage.remove(path).ctx("remove", path)?;
+            }
+            w.storage.sync_dir(&dir).ctx("fsync directory", &dir)?;
+            between()?;
+            create_segment(&*w.storage, &dir, next_lsn)
+        };
+        let file = match swap() {
+            Ok(f) => f,
+            Err(e) => {
+                w.fail(&self.shared, StorageError::Failed(format!("cannot start the log over: {e}")));
+                w.publish(&self.shared);
+                return Err(e);
+            }
+        };
+        w.file = file;
+        w.segment_first = next_lsn;
+        w.segment_len = SEGMENT_HEADER_LEN as u64;
+        w.written = next_lsn - 1;
+        w.synced = next_lsn - 1;
+        self.shared.rotate.store(false, Ordering::Release);
+        {
+            let mut p = self.shared.pending.lock();
+            p.data.clear();
+            p.next_lsn = next_lsn;
+            if let Some(b) = self.shared.backlog.get() {
+                b.reset(next_lsn);
+            }
+        }
+        self.shared.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        w.publish(&self.shared);
+        Ok(())
+    }
+
     /// Writes and fsyncs everything pending, then stops the background thread.
     pub fn shutdown(&self) {
         self.shared.pending.lock().shutdown = true;
@@ -308,7 +435,13 @@ impl MutationLog for Wal {
         let lsn = p.next_lsn;
         p.next_lsn += 1;
         let was_empty = p.data.is_empty();
+        let start = p.data.len();
         encode_record(lsn, batch, &mut p.data);
+        if let Some(b) = self.shared.backlog.get()
+            && b.enabled()
+        {
+            b.push(lsn, &p.data[start..]);
+        }
         drop(p);
         self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
         // Only `always` needs the thread woken per batch; otherwise waiters write inline and the thread

@@ -163,6 +163,16 @@ pub enum ServerCmd {
     Memory(MemoryOp),
     /// MONITOR: this connection receives every command the server runs from now on.
     Monitor,
+    /// PSYNC replid offset (SYNC: `?` and -1): the connection becomes a replica's link.
+    Psync {
+        replid: Bytes,
+        offset: i64,
+    },
+    /// REPLCONF option value ...: a replica's handshake and acknowledgements.
+    Replconf(Vec<Bytes>),
+    /// REPLICAOF host port (SLAVEOF), or NO ONE (`None`).
+    ReplicaOf(Option<(Bytes, u16)>),
+    Role,
 }
 
 impl ServerCmd {
@@ -196,6 +206,10 @@ impl ServerCmd {
             ServerCmd::LastSave => "lastsave",
             ServerCmd::Wait { .. } => "wait",
             ServerCmd::Monitor => "monitor",
+            ServerCmd::Psync { .. } => "psync",
+            ServerCmd::Replconf(_) => "replconf",
+            ServerCmd::ReplicaOf(_) => "replicaof",
+            ServerCmd::Role => "role",
             ServerCmd::Debug(_) => "debug",
             ServerCmd::Memory(MemoryOp::Usage(_)) => "memory|usage",
             ServerCmd::Memory(MemoryOp::Stats) => "memory|stats",
@@ -493,6 +507,45 @@ pub(super) fn bgrewriteaof(a: &mut Args<'_>) -> Result<Command> {
 pub(super) fn monitor(a: &mut Args<'_>) -> Result<Command> {
     a.finish()?;
     server(ServerCmd::Monitor)
+}
+
+pub(super) fn psync(a: &mut Args<'_>) -> Result<Command> {
+    let replid = a.next_bytes()?;
+    let offset = a.next_int()?;
+    a.finish()?;
+    server(ServerCmd::Psync { replid, offset })
+}
+
+pub(super) fn sync(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::Psync { replid: Bytes::from_static(b"?"), offset: -1 })
+}
+
+pub(super) fn replconf(a: &mut Args<'_>) -> Result<Command> {
+    if !a.remaining().is_multiple_of(2) {
+        return Err(CommandError::Syntax);
+    }
+    server(ServerCmd::Replconf(a.rest()))
+}
+
+pub(super) fn replicaof(a: &mut Args<'_>) -> Result<Command> {
+    let host = a.next_bytes()?;
+    let port = a.next_bytes()?;
+    a.finish()?;
+    if is(&host, "no") && is(&port, "one") {
+        return server(ServerCmd::ReplicaOf(None));
+    }
+    let port = std::str::from_utf8(&port)
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p > 0)
+        .ok_or_else(|| CommandError::Invalid("Invalid master port".into()))?;
+    server(ServerCmd::ReplicaOf(Some((host, port))))
+}
+
+pub(super) fn role(a: &mut Args<'_>) -> Result<Command> {
+    a.finish()?;
+    server(ServerCmd::Role)
 }
 
 pub(super) fn lastsave(a: &mut Args<'_>) -> Result<Command> {

@@ -1326,6 +1326,61 @@ pub static COMMANDS: &[Spec] = &[
         acl = &["@admin", "@dangerous"]
     ),
     resp!(
+        "psync",
+        -3,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "An internal command used in replication.",
+        server::psync
+    ),
+    resp!(
+        "sync",
+        1,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "An internal command used in replication.",
+        server::sync
+    ),
+    resp!(
+        "replconf",
+        -1,
+        ADMIN.with(Flags::NOSCRIPT).with(Flags::ALLOW_BUSY),
+        (0, 0, 0),
+        "server",
+        "An internal command for configuring the replication stream.",
+        server::replconf
+    ),
+    resp!(
+        "replicaof",
+        3,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Configures a server as replica of another, or promotes it to a master.",
+        server::replicaof
+    ),
+    resp!(
+        "slaveof",
+        3,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Sets a Redis server as a replica of another, or promotes it to being a master.",
+        server::replicaof
+    ),
+    resp!(
+        "role",
+        1,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "server",
+        "Returns the replication role.",
+        server::role,
+        acl = &["@admin", "@dangerous"]
+    ),
+    resp!(
         "wait",
         3,
         Flags::NOSCRIPT,

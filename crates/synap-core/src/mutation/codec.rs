@@ -38,6 +38,7 @@ const TAG_FUNCTION_DELETE: u8 = 40;
 const TAG_FUNCTION_FLUSH: u8 = 41;
 const TAG_SELECT_DB: u8 = 42;
 const TAG_SWAP_DB: u8 = 43;
+const TAG_STREAM_BASE: u8 = 44;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -269,6 +270,7 @@ fn encode_stream(room: &[u8], op: &StreamOp<'_>, out: &mut Vec<u8>) {
             StreamOp::Delete { instance: None } => 1,
             StreamOp::Delete { instance: Some(_) } => TAG_STREAM_DELETE_INSTANCE - TAG_STREAM_FIRST,
             StreamOp::Rename { .. } => TAG_STREAM_RENAME - TAG_STREAM_FIRST,
+            StreamOp::Base { .. } => TAG_STREAM_BASE - TAG_STREAM_FIRST,
             StreamOp::Append { .. } => 2,
             StreamOp::Trim { .. } => 3,
             StreamOp::Tombstone { .. } => 4,
@@ -299,7 +301,9 @@ fn encode_stream(room: &[u8], op: &StreamOp<'_>, out: &mut Vec<u8>) {
             u64_(out, offset);
             put_bytes(out, body);
         }
-        StreamOp::Trim { partition, start: offset } | StreamOp::Tombstone { partition, offset } => {
+        StreamOp::Trim { partition, start: offset }
+        | StreamOp::Tombstone { partition, offset }
+        | StreamOp::Base { partition, offset } => {
             u32_(out, partition);
             u64_(out, offset);
         }
@@ -356,6 +360,7 @@ fn decode_stream<'a>(tag: u8, r: &mut Reader<'a>) -> Result<Mutation<'a>, Decode
         1 => StreamOp::Delete { instance: None },
         t if t == TAG_STREAM_DELETE_INSTANCE - TAG_STREAM_FIRST => StreamOp::Delete { instance: Some(r.u64()?) },
         t if t == TAG_STREAM_RENAME - TAG_STREAM_FIRST => StreamOp::Rename { to: r.bytes()?, instance: r.u64()? },
+        t if t == TAG_STREAM_BASE - TAG_STREAM_FIRST => StreamOp::Base { partition: r.u32()?, offset: r.u64()? },
         2 => StreamOp::Append { partition: r.u32()?, offset: r.u64()?, body: r.bytes()? },
         3 => StreamOp::Trim { partition: r.u32()?, start: r.u64()? },
         4 => StreamOp::Tombstone { partition: r.u32()?, offset: r.u64()? },
@@ -457,9 +462,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_QUEUE_REMOVE => Mutation::QueueRemove { queue: r.bytes()?, id: r.u64()? },
             TAG_QUEUE_PURGE => Mutation::QueuePurge { queue: r.bytes()? },
             TAG_QUEUE_NEXT_ID => Mutation::QueueNextId { next: r.u64()? },
-            tag @ (TAG_STREAM_FIRST..=TAG_STREAM_LAST | TAG_STREAM_DELETE_INSTANCE | TAG_STREAM_RENAME) => {
-                decode_stream(tag, &mut r)?
-            }
+            tag @ (TAG_STREAM_FIRST..=TAG_STREAM_LAST
+            | TAG_STREAM_DELETE_INSTANCE
+            | TAG_STREAM_RENAME
+            | TAG_STREAM_BASE) => decode_stream(tag, &mut r)?,
             TAG_RESTORE => Mutation::Restore { key: r.bytes()?, kind: r.u8()?, data: r.bytes()?, expire_at: r.u64()? },
             TAG_HSET => Mutation::HSet { key: r.bytes()?, field: r.bytes()?, value: r.bytes()? },
             TAG_HDEL => Mutation::HDel { key: r.bytes()?, field: r.bytes()? },

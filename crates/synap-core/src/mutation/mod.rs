@@ -211,6 +211,12 @@ pub enum StreamOp<'a> {
         offset: u64,
         body: &'a [u8],
     },
+    /// An empty partition continues at `offset`: a full copy sent to a replica starts a trimmed
+    /// partition's events there.
+    Base {
+        partition: u32,
+        offset: u64,
+    },
     /// Moves the partition's first retained offset up to `start`, dropping whole segments below it.
     Trim {
         partition: u32,

@@ -354,7 +354,7 @@ impl QueueStore {
         self.queues.read().values().cloned().collect()
     }
 
-    pub(crate) fn names(&self) -> Vec<Bytes> {
+    pub fn names(&self) -> Vec<Bytes> {
         self.queues.read().keys().cloned().collect()
     }
 

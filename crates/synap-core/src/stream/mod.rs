@@ -254,6 +254,8 @@ pub trait PartitionLog: Send {
     fn memory_bytes(&self) -> u64 {
         0
     }
+    /// An empty log continues at `offset` (a replica's copy of a partition whose start was trimmed).
+    fn rebase(&mut self, offset: u64) -> StorageResult<()>;
     /// The id of the newest stored event.
     fn last_id(&mut self) -> StorageResult<Option<StreamId>> {
         let next = self.next();
@@ -376,6 +378,16 @@ impl MemoryLog {
 }
 
 impl PartitionLog for MemoryLog {
+    fn rebase(&mut self, offset: u64) -> StorageResult<()> {
+        if self.next() != self.start() || self.segments.iter().any(|s| !s.events.is_empty()) {
+            return Err(format!("cannot move a partition holding events to offset {offset}"));
+        }
+        self.segments.clear();
+        self.segments.push_back(MemSegment { base: offset, events: Vec::new(), bytes: 0, max_timestamp: 0 });
+        self.bytes = 0;
+        Ok(())
+    }
+
     fn start(&self) -> u64 {
         self.segments.front().map(|s| s.base).unwrap_or(0)
     }
@@ -468,6 +480,9 @@ impl PartitionLog for MemoryLog {
 struct SharedMemoryLog(Arc<Mutex<MemoryLog>>);
 
 impl PartitionLog for SharedMemoryLog {
+    fn rebase(&mut self, offset: u64) -> StorageResult<()> {
+        self.0.lock().rebase(offset)
+    }
     fn start(&self) -> u64 {
         self.0.lock().start()
     }

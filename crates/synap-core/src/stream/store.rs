@@ -114,6 +114,30 @@ pub struct StreamCursor {
     queued: VecDeque<Vec<u8>>,
     /// The snapshot's LSN: streams created after it are left to the log.
     lsn: u64,
+    /// A copy for a replica carries the events too (a snapshot file leaves them in the segments).
+    events: bool,
+    /// The stream whose events are being walked.
+    walking: Option<EventWalk>,
+}
+
+/// Where the walk of one stream's events stands (copies for replicas).
+#[derive(Clone)]
+struct EventWalk {
+    room: Arc<Room>,
+    part: usize,
+    /// The next offset to send, `u64::MAX` before the partition's first chunk.
+    at: u64,
+    /// The partition's next offset when its walk began: the walk stops there (later events are in the
+    /// log after the copy's LSN, or were appended under it and replay skips them).
+    end: u64,
+    /// Each walked partition's `end`.
+    ends: Vec<u64>,
+}
+
+impl std::fmt::Debug for EventWalk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventWalk").field("part", &self.part).field("at", &self.at).finish()
+    }
 }
 
 impl Default for StreamCursor {
@@ -125,7 +149,21 @@ impl Default for StreamCursor {
 impl StreamCursor {
     /// A walk for a snapshot at `lsn`.
     pub fn at_lsn(lsn: u64) -> StreamCursor {
-        StreamCursor { names: None, written: HashSet::new(), next_room: 0, queued: VecDeque::new(), lsn }
+        StreamCursor {
+            names: None,
+            written: HashSet::new(),
+            next_room: 0,
+            queued: VecDeque::new(),
+            lsn,
+            events: false,
+            walking: None,
+        }
+    }
+
+    /// A walk for a full copy sent to a replica: with every retained event.
+    pub fn with_events(mut self) -> StreamCursor {
+        self.events = true;
+        self
     }
 }
 
@@ -529,6 +567,20 @@ impl StreamStore {
                     p.lock().trim_to(start);
                 }
             }
+            StreamOp::Base { partition, offset } => {
+                if let Some(p) = part(partition) {
+                    let mut p = p.lock();
+                    if p.next() < offset && p.next() == p.log.start() {
+                        match p.log.rebase(offset) {
+                            Ok(()) => p.start = offset,
+                            Err(e) => {
+                                tracing::error!(error = %e, "moving an empty stream partition failed");
+                                p.failed.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            }
             StreamOp::Tombstone { partition, offset } => {
                 if let Some(p) = part(partition) {
                     let mut p = p.lock();
@@ -583,11 +635,27 @@ impl StreamStore {
         out: &mut Vec<u8>,
         expiry: &dyn Fn(&[u8]) -> u64,
     ) -> Option<usize> {
-        let names = cursor
-            .names
-            .get_or_insert_with(|| self.rooms.read().iter().map(|(n, r)| (n.clone(), r.instance)).collect());
         let mut renamed: Option<HashMap<u64, Arc<Room>>> = None;
-        while cursor.queued.is_empty() {
+        loop {
+            if !cursor.queued.is_empty() {
+                let n = cursor.queued.len().min(max.max(1));
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+                for rec in cursor.queued.drain(..n) {
+                    out.extend_from_slice(&rec);
+                }
+                return Some(n);
+            }
+            if let Some(walk) = &mut cursor.walking {
+                if let Some(n) = Self::event_chunk(walk, max.max(1), out) {
+                    return Some(n);
+                }
+                let walk = cursor.walking.take().expect("walking");
+                Self::room_tail(&walk.room, Some(&walk.ends), &mut cursor.queued);
+                continue;
+            }
+            let names = cursor
+                .names
+                .get_or_insert_with(|| self.rooms.read().iter().map(|(n, r)| (n.clone(), r.instance)).collect());
             let (name, instance) = names.get(cursor.next_room)?.clone();
             cursor.next_room += 1;
             let room = match self.get(&name) {
@@ -603,37 +671,96 @@ impl StreamStore {
                 && room.created_lsn.load(Ordering::Acquire) <= cursor.lsn
                 && cursor.written.insert(instance)
             {
-                Self::room_records(&room, expiry(&room.name), &mut cursor.queued);
+                Self::room_head(&room, expiry(&room.name), &mut cursor.queued);
+                if cursor.events {
+                    cursor.walking = Some(EventWalk { room, part: 0, at: u64::MAX, end: 0, ends: Vec::new() });
+                } else {
+                    Self::room_tail(&room, None, &mut cursor.queued);
+                }
             }
         }
-        let n = cursor.queued.len().min(max.max(1));
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-        for rec in cursor.queued.drain(..n) {
-            out.extend_from_slice(&rec);
+    }
+
+    /// The next chunk of a stream's events (a copy for a replica): each partition's start (`Base`, when
+    /// trimmed) and its events as `Append` records, deleted ones included (offsets are dense; the
+    /// tombstones follow). `None` once every partition is walked.
+    fn event_chunk(walk: &mut EventWalk, max: usize, out: &mut Vec<u8>) -> Option<usize> {
+        let name = walk.room.name.clone();
+        let mut records = Vec::new();
+        let mut n = 0;
+        let mut raw = Vec::new();
+        while walk.part < walk.room.parts.len() {
+            let partition = walk.part as u32;
+            let mut p = walk.room.parts[walk.part].lock();
+            if walk.at == u64::MAX {
+                walk.at = p.start;
+                walk.end = p.next();
+                if p.start > 0 {
+                    encode_one(
+                        &Mutation::Stream { room: &name, op: StreamOp::Base { partition, offset: p.start } },
+                        &mut records,
+                    );
+                    n += 1;
+                }
+            }
+            let want = (max - n.min(max)).min((walk.end - walk.at.min(walk.end)) as usize);
+            raw.clear();
+            if want > 0
+                && let Err(e) = p.log.read(walk.at, want, MAX_READ_BYTES, &mut raw)
+            {
+                tracing::error!(error = %e, "reading stream events for a replica failed");
+            }
+            drop(p);
+            for (offset, body) in raw.drain(..) {
+                walk.at = offset + 1;
+                let op = StreamOp::Append { partition, offset, body: &body };
+                encode_one(&Mutation::Stream { room: &name, op }, &mut records);
+                n += 1;
+            }
+            // Done with this partition: everything up to its end sent, or nothing more to read.
+            if walk.at >= walk.end || want == 0 || n == 0 {
+                walk.ends.push(walk.end);
+                walk.part += 1;
+                walk.at = u64::MAX;
+            }
+            if n >= max || (n > 0 && walk.at != u64::MAX) {
+                break;
+            }
         }
+        if n == 0 {
+            return None;
+        }
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        out.extend_from_slice(&records);
         Some(n)
     }
 
-    fn room_records(room: &Room, expire_at: u64, out: &mut VecDeque<Vec<u8>>) {
+    /// A stream's creation (and its key's expiry).
+    fn room_head(room: &Room, expire_at: u64, out: &mut VecDeque<Vec<u8>>) {
         let name = &room.name[..];
-        fn record(out: &mut VecDeque<Vec<u8>>, m: Mutation<'_>) {
-            let mut rec = Vec::new();
-            encode_one(&m, &mut rec);
-            out.push_back(rec);
-        }
         let config = room.config.lock().encode_create(room.instance, &room.name, &room.storage);
-        record(out, Mutation::Stream { room: name, op: StreamOp::Create { config: &config } });
+        queue_record(out, Mutation::Stream { room: name, op: StreamOp::Create { config: &config } });
         if expire_at != 0 {
             // The key's expiry: a keyspace record (the engine's applier routes it there).
-            record(out, Mutation::SetExpire { key: name, expire_at });
+            queue_record(out, Mutation::SetExpire { key: name, expire_at });
         }
-        let mut push = |op: StreamOp<'_>| record(out, Mutation::Stream { room: name, op });
+    }
+
+    /// A stream's partition counters, tombstones and groups. `ends`: the offsets a copy's event walk
+    /// went up to, which the counters it records do not pass.
+    fn room_tail(room: &Room, ends: Option<&[u64]>, out: &mut VecDeque<Vec<u8>>) {
+        let name = &room.name[..];
+        let mut push = |op: StreamOp<'_>| queue_record(out, Mutation::Stream { room: name, op });
         let groups = room.groups.lock();
         for (i, p) in room.parts.iter().enumerate() {
             let p = p.lock();
             let partition = i as u32;
-            push(StreamOp::Meta { partition, start: p.start, next: p.next(), last: p.last });
-            for &offset in &p.tombstones {
+            let next = match ends.and_then(|e| e.get(i)) {
+                Some(&end) => p.next().min(end),
+                None => p.next(),
+            };
+            push(StreamOp::Meta { partition, start: p.start.min(next), next, last: p.last });
+            for &offset in p.tombstones.range(..next) {
                 push(StreamOp::Tombstone { partition, offset });
             }
         }
@@ -656,7 +783,15 @@ impl StreamStore {
             }
         }
     }
+}
 
+fn queue_record(out: &mut VecDeque<Vec<u8>>, m: Mutation<'_>) {
+    let mut rec = Vec::new();
+    encode_one(&m, &mut rec);
+    out.push_back(rec);
+}
+
+impl StreamStore {
     /// Flushes and fsyncs every partition: called before a snapshot claims the events it covers. Each
     /// partition's lock is held only to hand its buffered events to the OS; the fsyncs run without it.
     pub fn sync(&self) -> std::result::Result<(), String> {

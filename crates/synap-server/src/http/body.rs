@@ -46,7 +46,11 @@ impl From<CommandError> for ApiError {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let status = if e == CommandError::OutOfMemory { StatusCode::SERVICE_UNAVAILABLE } else { status };
-        ApiError { status, code: e.json_code(), message: e.message() }
+        let message = match &e {
+            CommandError::ReadOnly { primary } => format!("{} Write to the primary at {primary}.", e.message()),
+            _ => e.message(),
+        };
+        ApiError { status, code: e.json_code(), message }
     }
 }
 

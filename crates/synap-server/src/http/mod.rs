@@ -38,6 +38,8 @@ pub fn router(service: Arc<Service>) -> Router {
     let routes = Router::new()
         .route("/health", get(health))
         .route("/snapshot", post(snapshot))
+        .route("/replication/status", get(replication_status))
+        .route("/replication/digest", get(replication_digest))
         .route("/kv/stats", get(kv_stats))
         .route("/api/v1/command", post(envelope))
         .route("/kv/{op}", any(rest_route))
@@ -113,6 +115,72 @@ pub(crate) fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Ap
 }
 
 /// Liveness and readiness: 200 `ok`, or 503 `degraded` when persistence failed and writes are refused.
+/// Replication: role, ids, offsets, the link to the primary (a replica) and each replica's lag (a
+/// primary), measured from the offsets the replicas acknowledge.
+async fn replication_status(State(svc): State<AppState>) -> Response {
+    let repl = &svc.replication;
+    let (replid, replid2, offset2) = repl.replid();
+    let replicas: Vec<_> = repl
+        .links()
+        .iter()
+        .map(|l| {
+            let (records, bytes, ms) = repl.lag(l);
+            json!({
+                "id": l.id,
+                "ip": l.addr.ip().to_string(),
+                "port": l.port,
+                "state": if l.is_online() { "online" } else { "copying" },
+                "acked_lsn": l.acked.load(std::sync::atomic::Ordering::Acquire),
+                "lag_records": records,
+                "lag_bytes": bytes,
+                "lag_ms": ms,
+                "last_ack_secs": l.ack_age_secs(),
+            })
+        })
+        .collect();
+    let primary = if repl.is_replica() {
+        let (host, port, state, up, ago, syncing) = repl.upstream();
+        let last = repl.log.last_lsn();
+        json!({
+            "host": host,
+            "port": port,
+            "state": state,
+            "link": if up { "up" } else { "down" },
+            "last_io_secs": ago,
+            "sync_in_progress": syncing,
+            "primary_lsn": repl.primary_lsn(),
+            "lag_records": repl.primary_lsn().saturating_sub(last),
+        })
+    } else {
+        serde_json::Value::Null
+    };
+    let body = json!({
+        "role": if repl.is_replica() { "replica" } else { "master" },
+        "replid": replid,
+        "replid2": replid2,
+        "replid2_lsn": offset2,
+        "lsn": repl.log.last_lsn(),
+        "min_replicas_to_ack": repl.roles.min_acks(),
+        "primary": primary,
+        "replicas": replicas,
+        "full_syncs": repl.full_syncs.load(std::sync::atomic::Ordering::Relaxed),
+        "partial_syncs": repl.partial_syncs.load(std::sync::atomic::Ordering::Relaxed),
+        "copies_loaded": repl.copies_loaded.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    axum::Json(body).into_response()
+}
+
+/// The engine digest (DEBUG DIGEST): equal on a primary and a replica that hold the same data. Walks
+/// everything, on a blocking thread.
+async fn replication_digest(State(svc): State<AppState>) -> Response {
+    let engine = svc.engine.clone();
+    let lsn = svc.replication.log.last_lsn();
+    match tokio::task::spawn_blocking(move || engine.digest()).await {
+        Ok(d) => axum::Json(json!({"digest": format!("{d:016x}"), "lsn": lsn})).into_response(),
+        Err(e) => ApiError::from(synap_core::CommandError::Internal(e.to_string())).into_response(),
+    }
+}
+
 async fn health(State(svc): State<AppState>) -> Response {
     let failure = svc.persistence_failure();
     let persistence = match &svc.persistence {
@@ -133,7 +201,7 @@ async fn health(State(svc): State<AppState>) -> Response {
         if failure.is_some() { (StatusCode::SERVICE_UNAVAILABLE, "degraded") } else { (StatusCode::OK, "ok") };
     let body = json!({
         "status": word,
-        "role": "master",
+        "role": if svc.replication.is_replica() { "replica" } else { "master" },
         "uptime_secs": svc.uptime_secs(),
         "version": env!("CARGO_PKG_VERSION"),
         "persistence": persistence,

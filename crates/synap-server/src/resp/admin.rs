@@ -273,6 +273,40 @@ impl Conn {
                 Ok(r) => r,
                 Err(msg) => return error_line(out, &msg),
             },
+            ServerCmd::Psync { replid, offset } => {
+                // The connection becomes the replica's link once this batch's replies are out.
+                self.psync = Some((replid, offset));
+                return;
+            }
+            ServerCmd::Replconf(args) => {
+                let mut pairs = args.chunks(2);
+                for pair in pairs.by_ref() {
+                    let (opt, val) = (&pair[0], &pair[1]);
+                    if opt.eq_ignore_ascii_case(b"ack") || opt.eq_ignore_ascii_case(b"getack") {
+                        // Acknowledgements get no reply (they come on a replica's link).
+                        return;
+                    }
+                    if opt.eq_ignore_ascii_case(b"listening-port") {
+                        match std::str::from_utf8(val).ok().and_then(|v| v.parse::<u16>().ok()) {
+                            Some(p) => self.repl_port = p,
+                            None => return error_line(out, "ERR value is not an integer or out of range"),
+                        }
+                    } else if !(opt.eq_ignore_ascii_case(b"capa")
+                        || opt.eq_ignore_ascii_case(b"ip-address")
+                        || opt.eq_ignore_ascii_case(b"rdb-only")
+                        || opt.eq_ignore_ascii_case(b"rdb-filter-only"))
+                    {
+                        let msg = format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(opt));
+                        return error_line(out, &msg);
+                    }
+                }
+                Reply::Ok
+            }
+            // Inside MULTI or a script (outside, `run_buffered` answers it after its wait).
+            ServerCmd::ReplicaOf(_) => {
+                return error_line(out, "ERR REPLICAOF cannot run inside a transaction or a script");
+            }
+            ServerCmd::Role => self.role(),
             ServerCmd::Multi
             | ServerCmd::Exec
             | ServerCmd::Discard
@@ -287,6 +321,34 @@ impl Conn {
 }
 
 impl Conn {
+    /// ROLE: Redis's shape (offsets are LSNs).
+    fn role(&self) -> Reply {
+        let repl = &self.shared.service.replication;
+        let last = repl.log.last_lsn() as i64;
+        if repl.is_replica() {
+            let (host, port, state, _, _, _) = repl.upstream();
+            return Reply::Array(vec![
+                bulk("slave"),
+                bulk(host),
+                Reply::Int(port.into()),
+                bulk(state),
+                Reply::Int(last),
+            ]);
+        }
+        let replicas = repl
+            .links()
+            .iter()
+            .map(|l| {
+                Reply::Array(vec![
+                    bulk(l.addr.ip().to_string()),
+                    bulk(l.port.to_string()),
+                    bulk(l.acked.load(Ordering::Acquire).to_string()),
+                ])
+            })
+            .collect();
+        Reply::Array(vec![bulk("master"), Reply::Int(last), Reply::Array(replicas)])
+    }
+
     /// CLIENT TRACKING ON/OFF: invalidations are pushed on this connection, so it must speak RESP3.
     fn set_tracking(&mut self, args: synap_core::command::TrackingArgs) -> Result<(), String> {
         let tracking = &self.shared.service.engine.watches().tracking;
@@ -408,8 +470,13 @@ impl Conn {
                     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() - svc.uptime_secs();
                 Reply::Int(svc.persistence.as_ref().map_or(started, |p| p.last_save_unix()) as i64)
             }
-            // No replicas yet: none can acknowledge, so the answer is 0 at once.
-            ServerCmd::Wait { .. } => Reply::Int(0),
+            // Inside MULTI or a script: no waiting, the replicas that hold the client's writes now.
+            ServerCmd::Wait { .. } => {
+                if svc.replication.is_replica() {
+                    return Err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.".into());
+                }
+                Reply::Int(svc.replication.acked_count(self.last_lsn) as i64)
+            }
             ServerCmd::Debug(op) => {
                 let allowed = match svc.config.resp.enable_debug_command {
                     DebugAccess::Yes => true,
@@ -1002,7 +1069,7 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
         );
     }
     if want("replication") {
-        s.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        replication_info(&shared.service.replication, &mut s);
     }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");
@@ -1015,4 +1082,53 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
         s.truncate(s.len() - 2);
     }
     s
+}
+
+/// INFO's replication section, with Redis's fields (offsets are LSNs) and each replica's lag in records,
+/// bytes and milliseconds.
+fn replication_info(repl: &crate::replication::Replication, s: &mut String) {
+    let last = repl.log.last_lsn();
+    let links = repl.links();
+    s.push_str("# Replication\r\n");
+    if repl.is_replica() {
+        let (host, port, _, up, ago, syncing) = repl.upstream();
+        let _ = write!(
+            s,
+            "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{last}\r\nslave_repl_offset:{last}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nmaster_repl_lsn:{}\r\n",
+            if up { "up" } else { "down" },
+            if up { ago as i64 } else { -1 },
+            u8::from(syncing),
+            repl.primary_lsn(),
+        );
+    } else {
+        s.push_str("role:master\r\n");
+    }
+    let _ = write!(s, "connected_slaves:{}\r\n", links.len());
+    for (i, l) in links.iter().enumerate() {
+        let (records, bytes, ms) = repl.lag(l);
+        let state = if l.is_online() { "online" } else { "send_bulk" };
+        let _ = write!(
+            s,
+            "slave{i}:ip={},port={},state={state},offset={},lag={},lag_records={records},lag_bytes={bytes},lag_ms={ms}\r\n",
+            l.addr.ip(),
+            l.port,
+            l.acked.load(Ordering::Acquire),
+            l.ack_age_secs(),
+        );
+    }
+    let (replid, replid2, offset2) = repl.replid();
+    let backlog = repl.log.backlog();
+    let (first, _, held) = backlog.extent();
+    let _ = write!(
+        s,
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{last}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{held}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\n\r\n",
+        if replid.is_empty() { "0".repeat(40) } else { replid },
+        if replid2.is_empty() { "0".repeat(40) } else { replid2 },
+        if offset2 == 0 { -1 } else { offset2 as i64 + 1 },
+        u8::from(backlog.enabled()),
+        backlog.limit(),
+        repl.full_syncs.load(Ordering::Relaxed),
+        repl.partial_syncs.load(Ordering::Relaxed),
+        repl.partial_refused.load(Ordering::Relaxed),
+    );
 }

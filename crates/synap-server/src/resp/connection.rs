@@ -69,6 +69,16 @@ pub(super) struct Conn {
     pub skip_replies: u8,
     /// A command CLIENT PAUSE holds back, read but not yet run: the replies before it are sent first.
     pub held: Option<Vec<bytes::Bytes>>,
+    /// PSYNC: the connection becomes a replica's link (replication id and offset asked for).
+    pub psync: Option<(Bytes, i64)>,
+    /// REPLCONF listening-port.
+    pub repl_port: u16,
+    /// WAIT numreplicas timeout, answered once the batch before it is out.
+    pub wait: Option<(i64, u64)>,
+    /// LSN of this client's last write (WAIT waits for it).
+    pub last_lsn: u64,
+    /// REPLICAOF host port / NO ONE, run once the batch before it is out.
+    pub replicaof: Option<Option<(Bytes, u16)>>,
 }
 
 impl Conn {
@@ -184,6 +194,11 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         monitor: None,
         tracking: None,
         caching_next: None,
+        psync: None,
+        repl_port: 0,
+        wait: None,
+        last_lsn: 0,
+        replicaof: None,
     };
     let mut io = Io {
         socket,
@@ -223,8 +238,15 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
     if conn.tracking.take().is_some() {
         shared.service.engine.watches().tracking.unregister(id);
     }
-    let _ = io.socket.shutdown().await;
     shared.clients.lock().remove(&id);
+    if let Some((replid, offset)) = conn.psync.take() {
+        // From here on the socket carries the replication stream (with what the replica sent after
+        // PSYNC, if anything).
+        let repl = shared.service.replication.clone();
+        repl.serve(io.socket, io.buf, addr, conn.repl_port, replid, offset).await;
+        return;
+    }
+    let _ = io.socket.shutdown().await;
 }
 
 impl Conn {
@@ -238,7 +260,14 @@ impl Conn {
             let mut n = 0;
             let mut fatal: Option<String> = None;
             let mut blocked = None;
-            while n < BATCH_COMMANDS && io.out.len() < BATCH_OUTPUT && !self.quit && blocked.is_none() {
+            while n < BATCH_COMMANDS
+                && io.out.len() < BATCH_OUTPUT
+                && !self.quit
+                && blocked.is_none()
+                && self.wait.is_none()
+                && self.replicaof.is_none()
+                && self.psync.is_none()
+            {
                 let next = match self.held.take() {
                     Some(args) => Ok(Some(args)),
                     None => io.parser.parse(&mut io.buf),
@@ -297,12 +326,49 @@ impl Conn {
             {
                 io.out = rewrite_failed_writes(&io.out, &writes, &e);
             }
+            self.last_lsn = self.last_lsn.max(ctx.lsn);
             if let Some(msg) = &fatal {
                 error_line(&mut io.out, &format!("ERR {msg}"));
             }
             io.flush().await?;
-            if fatal.is_some() || self.quit {
+            if fatal.is_some() || self.quit || self.psync.is_some() {
                 return Err(End::Closed);
+            }
+            if let Some(target) = self.replicaof.take() {
+                let repl = shared.service.replication.clone();
+                let done = match target {
+                    None => repl.promote().await.map(|()| Reply::Ok),
+                    Some((host, port)) => {
+                        let host = String::from_utf8_lossy(&host).into_owned();
+                        repl.replicate_from(host, port).await.map(|new| {
+                            if new {
+                                Reply::Ok
+                            } else {
+                                Reply::Simple("OK Already connected to specified master".into())
+                            }
+                        })
+                    }
+                };
+                match done {
+                    Ok(r) => encode(&mut io.out, &r, self.proto),
+                    Err(msg) => error_line(&mut io.out, &msg),
+                }
+                io.flush().await?;
+                continue;
+            }
+            if let Some((replicas, timeout)) = self.wait.take() {
+                let repl = shared.service.replication.clone();
+                let timeout = (timeout > 0).then(|| Duration::from_millis(timeout));
+                let want = replicas.max(0) as usize;
+                let waiting = repl.wait_acks(self.last_lsn, want, timeout);
+                let n = tokio::select! {
+                    n = waiting => n,
+                    _ = stop.changed() => return Err(End::Closed),
+                    _ = self.entry.kill.notified() => return Err(End::Closed),
+                };
+                encode(&mut io.out, &Reply::Int(n as i64), self.proto);
+                io.flush().await?;
+                continue;
             }
             if let Some((cmd, block)) = blocked {
                 // Everything before it is answered; now wait, then answer it. A wait that found nothing

@@ -217,6 +217,11 @@ impl Conn {
             ServerCmd::Subscribe { kind, names } => self.subscription(kind, true, names, out),
             ServerCmd::Unsubscribe { kind, names } => self.subscription(kind, false, names, out),
             ServerCmd::Reset => self.reset(out),
+            // REPLICAOF and WAIT wait after the batch's replies are out (see `run_buffered`).
+            ServerCmd::ReplicaOf(target) => self.replicaof = Some(target),
+            ServerCmd::Wait { replicas, timeout } if !self.shared.service.replication.is_replica() => {
+                self.wait = Some((replicas, timeout));
+            }
             other => self.admin(other, out),
         }
     }
