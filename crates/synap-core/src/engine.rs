@@ -728,10 +728,11 @@ impl Engine {
         }
     }
 
-    /// Runs `f` (a replica applying and logging its primary's records) with no command, transaction or
-    /// snapshot step in between: a snapshot that reads the log's last LSN sees every record up to it
-    /// applied.
-    pub fn apply_replicated<R>(&self, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` with no command, transaction, snapshot step or background item in between (they all hold
+    /// the gate's read side): a replica applying and logging its primary's records, so that a snapshot
+    /// reading the log's last LSN finds every record up to it applied; a change of role, so that no
+    /// background pass logs after it. Blocking: waits for a running script.
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
         let _gate = self.gate.write();
         f()
     }

@@ -42,6 +42,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::resp::dispatch::block_here;
+
 /// Records sent per frame, about.
 const FRAME_BYTES: usize = 256 * 1024;
 /// Largest frame a replica accepts (a record holds at most one batch of at most 1 GiB).
@@ -349,7 +351,9 @@ impl Replication {
                 return Err(COPYING.into());
             }
             *self.roles.primary.lock() = format!("{host}:{port}");
-            self.roles.replica.store(true, Ordering::Release);
+            // Under the engine's gate: no command or background item is halfway through logging, and
+            // none logs after this (the log refuses them from here on).
+            block_here(|| self.engine.exclusive(|| self.roles.replica.store(true, Ordering::Release)));
             // This server's replicas follow a new history now: they reconnect and ask again.
             for link in self.links.lock().values() {
                 if link.state.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -600,13 +604,16 @@ impl Replication {
     async fn send_copy(&self, socket: &mut TcpStream, id: &str, link: &Link) -> Result<u64, String> {
         let engine = self.engine.clone();
         let log = self.log.clone();
-        let (lsn, mut cursor) = engine.copy_start(|| log.last_lsn());
-        info!(replica = %link.addr, lsn, "full resync: sending a copy");
-        socket.write_all(format!("+FULLRESYNC {id} {lsn}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-        // The walk takes shard locks briefly per chunk: a blocking thread, with a bounded channel to the
-        // socket (a slow replica slows the walk, memory stays constant).
+        let (start_tx, start_rx) = tokio::sync::oneshot::channel();
+        // The walk (its start waits on the engine's gate, each chunk takes shard locks briefly) runs on a
+        // blocking thread, with a bounded channel to the socket: a slow replica slows the walk, memory
+        // stays constant.
         let walker = tokio::task::spawn_blocking(move || {
+            let (lsn, mut cursor) = engine.copy_start(|| log.last_lsn());
+            if start_tx.send(lsn).is_err() {
+                return;
+            }
             loop {
                 let mut frame = vec![b'C', 0, 0, 0, 0];
                 match engine.snapshot_chunk(&mut cursor, COPY_CHUNK, &mut frame) {
@@ -625,6 +632,9 @@ impl Replication {
             end.extend_from_slice(&lsn.to_le_bytes());
             let _ = tx.blocking_send(end);
         });
+        let lsn = start_rx.await.map_err(|_| "the copy did not start".to_string())?;
+        info!(replica = %link.addr, lsn, "full resync: sending a copy");
+        socket.write_all(format!("+FULLRESYNC {id} {lsn}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
         let mut stop = self.server_stop.clone();
         loop {
             let frame = tokio::select! {
@@ -766,14 +776,15 @@ impl Replication {
                 .map_err(|_| "the primary went silent for 30 s during the copy".to_string())??;
             self.touch_io();
             match kind {
-                b'C' => {
+                b'C' => block_here(|| {
                     let batch = decode_batch(&body).map_err(|e| format!("undecodable copy chunk: {e}"))?;
                     self.engine.check_databases(&batch)?;
                     self.engine.apply_batch(&batch);
-                    if let Some(c) = &mut copy {
-                        c.write_chunk(&body, batch.len() as u64).map_err(|e| e.to_string())?;
+                    match &mut copy {
+                        Some(c) => c.write_chunk(&body, batch.len() as u64).map_err(|e| e.to_string()),
+                        None => Ok(()),
                     }
-                }
+                })?,
                 b'E' => break,
                 b'H' | b'P' => {}
                 k => return Err(format!("unexpected frame {k} in a copy")),
@@ -803,6 +814,36 @@ impl Replication {
         Ok(())
     }
 
+    /// Applies a frame of the primary's records and logs each under its LSN; returns the last LSN.
+    /// Each record is applied, then logged, with nothing in between (as on the primary's write path: a
+    /// snapshot that takes the log's LSN finds the record applied).
+    fn apply_records(&self, body: &[u8]) -> Result<u64, String> {
+        let mut rest = body;
+        let mut last = 0;
+        while !rest.is_empty() {
+            if rest.len() < 16 {
+                return Err("record cut short".into());
+            }
+            let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+            let end = 16usize.checked_add(len).filter(|e| *e <= rest.len()).ok_or("record runs past its frame")?;
+            let (lsn, payload) = decode_record(&rest[..end])?;
+            let batch = decode_batch(payload).map_err(|e| format!("undecodable record {lsn}: {e}"))?;
+            self.engine.check_databases(&batch)?;
+            self.engine.exclusive(|| {
+                let want = self.log.last_lsn() + 1;
+                if lsn != want {
+                    return Err(format!("record {lsn} where {want} was expected"));
+                }
+                self.engine.apply_batch(&batch);
+                self.log.append_record(lsn, payload)
+            })?;
+            self.records_applied.fetch_add(1, Ordering::Relaxed);
+            last = lsn;
+            rest = &rest[end..];
+        }
+        Ok(last)
+    }
+
     /// Applies the primary's records and acknowledges them, until the link fails or the server stops.
     async fn stream(&self, socket: &mut TcpStream, buf: &mut BytesMut) -> Result<(), String> {
         let ack = |lsn: u64| resp_command(&[b"REPLCONF", b"ACK", lsn.to_string().as_bytes()]);
@@ -815,33 +856,16 @@ impl Replication {
             let (kind, body) = frame;
             match kind {
                 b'R' => {
-                    let mut rest = &body[..];
-                    let mut last = 0;
-                    while !rest.is_empty() {
-                        if rest.len() < 16 {
-                            return Err("record cut short".into());
+                    let last = match block_here(|| self.apply_records(&body)) {
+                        Ok(last) => last,
+                        Err(e) => {
+                            // This replica's log and its primary's no longer line up: it must not continue
+                            // from its LSN, only copy again.
+                            self.ids.lock().replid.clear();
+                            self.persist_ids().await?;
+                            return Err(format!("{e}; a full copy follows"));
                         }
-                        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-                        let end = 16usize
-                            .checked_add(len)
-                            .filter(|e| *e <= rest.len())
-                            .ok_or("record runs past its frame")?;
-                        let (lsn, payload) = decode_record(&rest[..end])?;
-                        let batch = decode_batch(payload).map_err(|e| format!("undecodable record {lsn}: {e}"))?;
-                        self.engine.check_databases(&batch)?;
-                        if lsn != self.log.last_lsn() + 1 {
-                            return Err(format!("record {lsn} where {} was expected", self.log.last_lsn() + 1));
-                        }
-                        // Applied, then logged, with nothing in between (as the primary's write path:
-                        // a snapshot that takes the log's LSN finds the record applied).
-                        self.engine.apply_replicated(|| {
-                            self.engine.apply_batch(&batch);
-                            self.log.append_record(lsn, payload)
-                        })?;
-                        self.records_applied.fetch_add(1, Ordering::Relaxed);
-                        last = lsn;
-                        rest = &rest[end..];
-                    }
+                    };
                     // Acknowledged once as durable as this replica's log promises.
                     self.log.wait(last).await.map_err(|e| e.to_string())?;
                     if buf.is_empty() {

@@ -154,17 +154,11 @@ impl RunningServer {
         } else {
             None
         };
-        // A replica changes nothing by its own clock: expiry, queue deadlines and stream retention come
-        // from its primary's records.
-        tasks.push(spawn_active_expiry(engine.clone(), roles.clone(), &config, shutdown_rx.clone()));
-        tasks.push(spawn_queue_sweep(engine.clone(), roles.clone(), &config, shutdown_rx.clone()));
-        tasks.push(spawn_stream_retention(
-            engine.clone(),
-            roles.clone(),
-            persistence.clone(),
-            &config,
-            shutdown_rx.clone(),
-        ));
+        // On a replica these passes change nothing (its log refuses local writes): expiry, queue deadlines
+        // and stream retention come from its primary's records.
+        tasks.push(spawn_active_expiry(engine.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_queue_sweep(engine.clone(), &config, shutdown_rx.clone()));
+        tasks.push(spawn_stream_retention(engine.clone(), persistence.clone(), &config, shutdown_rx.clone()));
         if let Some((host, port)) = primary {
             replication.replicate_from(host, port).await.map_err(anyhow::Error::msg)?;
         }
@@ -229,33 +223,23 @@ fn spawn_snapshots(p: Arc<Persistence>, config: &Config, mut stop: watch::Receiv
 }
 
 /// The queue sweep: delayed messages become ready, expired deadlines redeliver, expired TTLs dead-letter.
-fn spawn_queue_sweep(
-    engine: Arc<Engine>,
-    roles: Arc<Roles>,
-    config: &Config,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn spawn_queue_sweep(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let period = Duration::from_millis(config.queue.sweep_interval_ms);
     spawn_periodic(period, stop, move || {
-        if !roles.is_replica() {
-            engine.queue_sweep();
-        }
+        engine.queue_sweep();
     })
 }
 
 /// Stream retention by age and size, and removal of deleted streams' files once their deletion is durable.
 fn spawn_stream_retention(
     engine: Arc<Engine>,
-    roles: Arc<Roles>,
     persistence: Option<Arc<Persistence>>,
     config: &Config,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let period = Duration::from_millis(config.stream.retention_interval_ms);
     spawn_periodic(period, stop, move || {
-        if !roles.is_replica() {
-            engine.stream_sweep();
-        }
+        engine.stream_sweep();
         if let Some(p) = &persistence {
             p.purge_stream_files();
         }
@@ -263,18 +247,11 @@ fn spawn_stream_retention(
 }
 
 /// Active expiry: `hz` passes per second, each within its time budget.
-fn spawn_active_expiry(
-    engine: Arc<Engine>,
-    roles: Arc<Roles>,
-    config: &Config,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let period = Duration::from_millis(1000 / config.kv.active_expiry_hz.max(1) as u64);
     let budget = Duration::from_millis(config.kv.active_expiry_budget_ms);
     spawn_periodic(period, stop, move || {
-        if !roles.is_replica() {
-            engine.maintenance(budget);
-        }
+        engine.maintenance(budget);
     })
 }
 

@@ -167,6 +167,18 @@ async fn replicas_converge_on_every_service_and_refuse_writes() {
     converge(&mut p, &mut [&mut c1, &mut c2], "after mixed load").await;
     let xlen: i64 = cmd(&mut c2, &["XLEN", "trimmed"]).await.unwrap();
     assert_eq!(xlen, 1);
+    // Deadlines and expiry pass on the primary only: a replica whose own sweep redelivered the message
+    // or expired the key would log a record of its own and break its link (a reconnect shows in the
+    // primary's counters).
+    let _: i64 = cmd(&mut p, &["QCREATE", "lease", "ACKDEADLINE", "100"]).await.unwrap();
+    let _: redis::Value = cmd(&mut p, &["QPUBLISH", "lease", "m"]).await.unwrap();
+    let _: redis::Value = cmd(&mut p, &["QCONSUME", "lease", "w", "COUNT", "1"]).await.unwrap();
+    let _: String = cmd(&mut p, &["SET", "short", "1", "PX", "100"]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _: String = cmd(&mut p, &["SET", "after", "1"]).await.unwrap();
+    converge(&mut p, &mut [&mut c1, &mut c2], "after deadlines and expiry").await;
+    assert_eq!(info_field(&mut p, "sync_full").await, "2");
+    assert_eq!(info_field(&mut p, "sync_partial_ok").await, "0", "a replica lost its link");
     // Pub/sub published on the primary reaches a replica's subscriber.
     let client = redis::Client::open(format!("redis://{}/", resp(&r1))).unwrap();
     let mut sub = client.get_async_pubsub().await.unwrap();

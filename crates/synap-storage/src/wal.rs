@@ -337,9 +337,16 @@ impl Wal {
             return Err(format!("record {lsn} where {} was expected", p.next_lsn));
         }
         p.next_lsn += 1;
+        self.push_pending(p, lsn, |out| encode_raw_record(lsn, payload, out));
+        Ok(())
+    }
+
+    /// Adds record `lsn` (written by `encode`) to the pending buffer, and to the backlog when it is on,
+    /// under the pending lock (so both hold records in LSN order); wakes the writer when needed.
+    fn push_pending(&self, mut p: parking_lot::MutexGuard<'_, Pending>, lsn: u64, encode: impl FnOnce(&mut Vec<u8>)) {
         let was_empty = p.data.is_empty();
         let start = p.data.len();
-        encode_raw_record(lsn, payload, &mut p.data);
+        encode(&mut p.data);
         if let Some(b) = self.shared.backlog.get()
             && b.enabled()
         {
@@ -347,10 +354,11 @@ impl Wal {
         }
         drop(p);
         self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
+        // Only `always` needs the thread woken per batch; otherwise waiters write inline and the thread
+        // catches stragglers (writes nobody waits for) on its timer.
         if was_empty && self.shared.policy == FsyncPolicy::Always {
             self.shared.wake.notify_one();
         }
-        Ok(())
     }
 
     /// Starts the log over at `next_lsn` (a replica that loaded a full copy of its primary): everything
@@ -434,21 +442,7 @@ impl MutationLog for Wal {
         let mut p = self.shared.pending.lock();
         let lsn = p.next_lsn;
         p.next_lsn += 1;
-        let was_empty = p.data.is_empty();
-        let start = p.data.len();
-        encode_record(lsn, batch, &mut p.data);
-        if let Some(b) = self.shared.backlog.get()
-            && b.enabled()
-        {
-            b.push(lsn, &p.data[start..]);
-        }
-        drop(p);
-        self.shared.stats.records.fetch_add(1, Ordering::Relaxed);
-        // Only `always` needs the thread woken per batch; otherwise waiters write inline and the thread
-        // catches stragglers (writes nobody waits for) on its timer.
-        if was_empty && self.shared.policy == FsyncPolicy::Always {
-            self.shared.wake.notify_one();
-        }
+        self.push_pending(p, lsn, |out| encode_record(lsn, batch, out));
         lsn
     }
 }

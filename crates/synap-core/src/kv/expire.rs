@@ -53,6 +53,10 @@ impl Keyspace {
             // Bounded re-sampling of one shard: at most 16 rounds under one lock hold each.
             for _ in 0..16 {
                 let _gate = gate.read();
+                // Checked under the gate: a server that just became a replica logs nothing more.
+                if !self.reclaims_expired() {
+                    return report;
+                }
                 let mut shard = self.lock_index(idx);
                 let n = shard.volatile_len();
                 if n == 0 {

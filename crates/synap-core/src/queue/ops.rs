@@ -484,6 +484,10 @@ impl QueueStore {
         for qa in self.all() {
             // The engine's gate per queue, not for the whole pass (see `Engine::execute`).
             let _gate = gate.read();
+            // Only where the log takes writes (not on a replica: its primary's records move its queues).
+            if self.log.check_writable().is_err() {
+                break;
+            }
             let mut dead = Vec::new();
             {
                 let mut q = qa.lock();

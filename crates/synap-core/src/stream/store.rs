@@ -811,6 +811,10 @@ impl StreamStore {
         for room in self.all() {
             // The engine's transaction gate per stream, not for the whole pass.
             let _gate = gate.read();
+            // Only where the log takes writes (a replica trims by its primary's records).
+            if self.log.check_writable().is_err() {
+                break;
+            }
             let config = *room.config.lock();
             if config.max_bytes == 0 && config.max_age_ms == 0 {
                 continue;

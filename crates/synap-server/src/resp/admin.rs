@@ -257,7 +257,7 @@ impl Conn {
             ServerCmd::Config(ConfigOp::Rewrite) => {
                 let shared = self.shared.clone();
                 let write = move || config_rewrite(&shared);
-                let done = if super::dispatch::multi_thread() { tokio::task::block_in_place(write) } else { write() };
+                let done = super::dispatch::block_here(write);
                 match done {
                     Ok(()) => Reply::Ok,
                     Err(e) => return error_line(out, &e),
@@ -499,8 +499,7 @@ impl Conn {
                     }
                     DebugOp::Digest => {
                         let walk = || engine.digest();
-                        let d =
-                            if super::dispatch::multi_thread() { tokio::task::block_in_place(walk) } else { walk() };
+                        let d = super::dispatch::block_here(walk);
                         Reply::Simple(format!("{d:040x}"))
                     }
                     DebugOp::DigestValue(keys) => Reply::Array(
@@ -521,7 +520,7 @@ impl Conn {
                             }
                             engine.reload().map_err(|e| e.to_string())
                         };
-                        if super::dispatch::multi_thread() { tokio::task::block_in_place(run) } else { run() }?;
+                        super::dispatch::block_here(run)?;
                         Reply::Ok
                     }
                     DebugOp::Object(key) => {

@@ -311,9 +311,15 @@ fn confirmation(out: &mut Vec<u8>, proto: Protocol, kind: &[u8], name: Option<&[
 }
 
 /// Whether this runtime can hand a worker's tasks over (`block_in_place`).
-pub(super) fn multi_thread() -> bool {
+pub(crate) fn multi_thread() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+/// Runs blocking work from an async task: on a multi-threaded runtime the worker hands its other tasks
+/// over first.
+pub(crate) fn block_here<R>(f: impl FnOnce() -> R) -> R {
+    if multi_thread() { tokio::task::block_in_place(f) } else { f() }
 }
 
 /// Redis's wording: `ERR unknown command 'x', with args beginning with: 'a' 'b' `.

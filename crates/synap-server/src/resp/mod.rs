@@ -12,7 +12,7 @@
 
 mod admin;
 mod connection;
-mod dispatch;
+pub(crate) mod dispatch;
 pub(crate) mod monitor;
 mod multi;
 
