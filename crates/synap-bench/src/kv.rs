@@ -53,7 +53,7 @@ fn key(i: u64, size: usize) -> Vec<u8> {
 }
 
 /// Writes every key of the key space once (pipelined), so that reads hit.
-async fn prefill(addr: &str, a: &KvArgs) -> anyhow::Result<()> {
+pub(crate) async fn prefill(addr: &str, a: &KvArgs) -> anyhow::Result<()> {
     let mut conn = Connection::connect(addr).await?;
     let value = vec![b'v'; a.value_size];
     let mut i = 0;
@@ -84,6 +84,22 @@ pub async fn run(addr: &str, target: &str, a: &KvArgs, progress: &indicatif::Pro
         bail!("--connections, --pipeline and --keyspace must be at least 1");
     }
     prefill(addr, a).await.with_context(|| format!("cannot prefill {addr}"))?;
+    run_prefilled("kv", addr, target, a, progress).await
+}
+
+/// The timed part of a run over a key space already written (the replication scenario runs writers on a
+/// primary and readers on its replicas this way).
+pub(crate) async fn run_loaded(scenario: &str, addr: &str, target: &str, a: &KvArgs) -> anyhow::Result<Report> {
+    run_prefilled(scenario, addr, target, a, &indicatif::ProgressBar::hidden()).await
+}
+
+async fn run_prefilled(
+    scenario: &str,
+    addr: &str,
+    target: &str,
+    a: &KvArgs,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared { done: AtomicU64::new(0), errors: AtomicU64::new(0) });
     let per_conn = a.operations / a.connections as u64;
     let extra = a.operations % a.connections as u64;
@@ -119,7 +135,7 @@ pub async fn run(addr: &str, target: &str, a: &KvArgs, progress: &indicatif::Pro
     ticker.abort();
     let seconds = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
-    Ok(Report::new("kv", target, addr, &total, shared.errors.load(Ordering::Relaxed), seconds, a.rate))
+    Ok(Report::new(scenario, target, addr, &total, shared.errors.load(Ordering::Relaxed), seconds, a.rate))
 }
 
 #[allow(clippy::too_many_arguments)]

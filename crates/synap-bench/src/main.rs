@@ -6,12 +6,15 @@
 //! synap-bench kv --operations 100000 --read-ratio 0.8 --key-size 20 --value-size 100 --connections 10
 //! synap-bench --compare 127.0.0.1:6380 kv --operations 100000
 //! synap-bench --compare 127.0.0.1:5672 --compare-target rabbitmq queue --messages 50000 --workers 5
+//! synap-bench --port 7000 --compare 127.0.0.1:6380 replication --replicas 127.0.0.1:7001,127.0.0.1:7002 \
+//!     --compare-replicas 127.0.0.1:6381,127.0.0.1:6382 --rate 20000 --duration 10
 //! synap-bench --compare 127.0.0.1:6380 stream --rooms 100 --events-per-room 1000 --subscribers-per-room 50
 //! ```
 
 mod kv;
 mod pubsub;
 mod queue;
+mod replication;
 mod report;
 mod stream;
 
@@ -68,6 +71,8 @@ enum Scenario {
     Queue(queue::QueueArgs),
     /// Pub/Sub fan-out: exact and pattern subscribers, publishers over many topics (Synap or Redis).
     Pubsub(pubsub::PubSubArgs),
+    /// Replication: writes on a primary, reads on its replicas, replication lag (Synap or Redis).
+    Replication(replication::ReplicationArgs),
     /// Streams: fan-out to XREAD readers per room, or consumer groups reading and acknowledging (Synap or
     /// Redis).
     Stream(stream::StreamArgs),
@@ -95,6 +100,25 @@ fn progress_bar() -> ProgressBar {
 
 async fn run_scenario(cli: &Cli, addr: &str, target: Target) -> anyhow::Result<Vec<Report>> {
     match &cli.scenario {
+        Scenario::Replication(a) => {
+            if target == Target::Rabbitmq {
+                anyhow::bail!("the replication scenario runs against synap or redis");
+            }
+            let main = format!("{}:{}", cli.host, cli.port);
+            let replicas = if addr == main { &a.replicas } else { &a.compare_replicas };
+            let r = replication::run(addr, label(target), replicas, a, &progress_bar()).await?;
+            if let Some([p50, p95, p99, max]) = r.offset_lag {
+                let unit = if target == Target::Redis { "bytes" } else { "records" };
+                println!(
+                    "replication offset lag {} ({addr}, {unit}): p50 {p50} p95 {p95} p99 {p99} max {max}",
+                    label(target)
+                );
+            }
+            let mut out = vec![r.writes];
+            out.extend(r.lag);
+            out.extend(r.reads);
+            Ok(out)
+        }
         Scenario::Kv(a) => {
             if target == Target::Rabbitmq {
                 anyhow::bail!("the kv scenario runs against synap or redis");
@@ -150,26 +174,30 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let main_addr = format!("{}:{}", cli.host, cli.port);
     let mut reports = Vec::new();
+    // Each run's reports, by side (0: --host/--port, 1: --compare), in the order the scenario gives them.
+    let mut runs: Vec<(usize, Vec<Report>)> = Vec::new();
     let rounds = if cli.compare.is_some() { cli.rounds.max(1) } else { 1 };
     for round in 0..rounds {
-        let mut order = vec![(main_addr.clone(), cli.target)];
+        let mut order = vec![(0, main_addr.clone(), cli.target)];
         if let Some(other) = &cli.compare {
-            order.push((other.clone(), cli.compare_target));
+            order.push((1, other.clone(), cli.compare_target));
             if round % 2 == 1 {
                 order.reverse();
             }
         }
-        for (addr, target) in order {
-            for r in run_scenario(&cli, &addr, target).await? {
+        for (side, addr, target) in order {
+            let run = run_scenario(&cli, &addr, target).await?;
+            for r in &run {
                 println!("{}", r.text());
-                reports.push(r);
             }
+            reports.extend(run.iter().cloned());
+            runs.push((side, run));
         }
     }
     if cli.compare.is_some() {
-        let mine: Vec<&Report> = reports.iter().filter(|r| r.addr == main_addr).collect();
-        let theirs: Vec<&Report> = reports.iter().filter(|r| r.addr != main_addr).collect();
-        for (a, b) in mine.iter().zip(&theirs) {
+        let mine = runs.iter().filter(|(side, _)| *side == 0).flat_map(|(_, r)| r);
+        let theirs = runs.iter().filter(|(side, _)| *side == 1).flat_map(|(_, r)| r);
+        for (a, b) in mine.zip(theirs) {
             println!("{}", ratios(a, b));
         }
     }

@@ -108,7 +108,8 @@ pub fn markdown(reports: &[Report]) -> String {
 pub fn ratios(a: &Report, b: &Report) -> String {
     let r = |x: f64, y: f64| if y > 0.0 { format!("{:.2}", x / y) } else { "n/a".into() };
     format!(
-        "{} / {}: throughput {}x, p95 latency {}x, p99 latency {}x",
+        "{} {} / {}: throughput {}x, p95 latency {}x, p99 latency {}x",
+        a.scenario,
         a.target,
         b.target,
         r(a.ops_per_sec, b.ops_per_sec),
