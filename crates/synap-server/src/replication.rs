@@ -856,7 +856,11 @@ impl Replication {
             let (kind, body) = frame;
             match kind {
                 b'R' => {
-                    let last = match block_here(|| self.apply_records(&body)) {
+                    // Like a command's execution: on the worker, handed over only while a script holds
+                    // the engine (the gate would make the worker wait).
+                    let apply = || self.apply_records(&body);
+                    let applied = if self.engine.scripts().running() { block_here(apply) } else { apply() };
+                    let last = match applied {
                         Ok(last) => last,
                         Err(e) => {
                             // This replica's log and its primary's no longer line up: it must not continue
