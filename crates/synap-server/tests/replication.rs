@@ -35,8 +35,9 @@ async fn digest(c: &mut Conn) -> String {
     cmd::<String>(c, &["DEBUG", "DIGEST"]).await.unwrap()
 }
 
+/// A field of INFO (replication and stats sections).
 async fn info_field(c: &mut Conn, field: &str) -> String {
-    let info: String = cmd(c, &["INFO", "replication"]).await.unwrap();
+    let info: String = cmd(c, &["INFO"]).await.unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("no {field} in {info}"))

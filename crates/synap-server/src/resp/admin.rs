@@ -1053,9 +1053,10 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
     }
     if want("stats") {
         let st = &shared.stats;
+        let repl = &shared.service.replication;
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed.load(Ordering::Relaxed),
             st.rejected_connections.load(Ordering::Relaxed),
@@ -1065,6 +1066,9 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
             kv.evicted,
             st.protocol_errors.load(Ordering::Relaxed),
             st.output_limit_disconnects.load(Ordering::Relaxed),
+            repl.full_syncs.load(Ordering::Relaxed),
+            repl.partial_syncs.load(Ordering::Relaxed),
+            repl.partial_refused.load(Ordering::Relaxed),
         );
     }
     if want("replication") {
@@ -1120,14 +1124,11 @@ fn replication_info(repl: &crate::replication::Replication, s: &mut String) {
     let (first, _, held) = backlog.extent();
     let _ = write!(
         s,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{last}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{held}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\n\r\n",
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{last}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{held}\r\n\r\n",
         if replid.is_empty() { "0".repeat(40) } else { replid },
         if replid2.is_empty() { "0".repeat(40) } else { replid2 },
         if offset2 == 0 { -1 } else { offset2 as i64 + 1 },
         u8::from(backlog.enabled()),
         backlog.limit(),
-        repl.full_syncs.load(Ordering::Relaxed),
-        repl.partial_syncs.load(Ordering::Relaxed),
-        repl.partial_refused.load(Ordering::Relaxed),
     );
 }
