@@ -83,10 +83,21 @@ fn replica_config(dir: &std::path::Path, primary: &str, extra: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Load sizes are multiplied by `REPLICATION_SCALE` (1 in CI; long runs set more) and seeds offset by
+/// `REPLICATION_SEED`.
+fn scale(ops: usize) -> usize {
+    ops * std::env::var("REPLICATION_SCALE").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1)
+}
+
+fn seed(s: u64) -> u64 {
+    s + std::env::var("REPLICATION_SEED").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 1000
+}
+
 /// Mixed writes over every service: strings with expiry, each collection type, MULTI/EXEC, scripts,
 /// queues (publish, consume, ack), streams with a consumer group, trims and deletes.
-async fn load(c: &mut Conn, seed: u64, ops: usize) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+async fn load(c: &mut Conn, base_seed: u64, ops: usize) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed(base_seed));
+    let ops = scale(ops);
     let _: redis::RedisResult<i64> = cmd(c, &["QCREATE", "jobs"]).await;
     let _: redis::RedisResult<String> = cmd(c, &["XGROUP", "CREATE", "events", "g", "$", "MKSTREAM"]).await;
     for i in 0..ops {
@@ -138,8 +149,13 @@ async fn load(c: &mut Conn, seed: u64, ops: usize) {
             14 => cmd(c, &["XREADGROUP", "GROUP", "g", "c1", "COUNT", "3", "STREAMS", "events", ">"]).await,
             _ => cmd(c, &["XTRIM", "events", "MAXLEN", "200"]).await,
         };
-        // Errors (a WRONGTYPE from a reused key, say) are fine: what matters is that both sides agree.
-        let _ = r;
+        // Errors (a WRONGTYPE from a reused key, say) are fine: what matters is that both sides agree. A
+        // lost connection (the primary was killed) ends the load.
+        if let Err(e) = &r
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+        {
+            break;
+        }
     }
 }
 
@@ -342,7 +358,7 @@ async fn links_cut_and_a_killed_primary_converge() {
             seed += 1;
         }
     });
-    for _ in 0..3 {
+    for _ in 0..scale(3) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.cut();
     }
