@@ -251,7 +251,9 @@ async fn replicas_converge_on_every_service_and_refuse_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_replica_continues_and_an_overrun_backlog_copies_again() {
     let (dp, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let primary = ServerProcess::start(dp.path(), &["--config", &backlog_config(dp.path(), "64kb")]);
+    // A backlog that holds what is written while the replica restarts, not what follows (both scale).
+    let backlog = format!("{}kb", 64 * scale(1));
+    let primary = ServerProcess::start(dp.path(), &["--config", &backlog_config(dp.path(), &backlog)]);
     let mut p = connect(&resp(&primary)).await;
     let config = replica_config(dr.path(), &resp(&primary), "");
     let mut replica = ServerProcess::start(dr.path(), &["--config", &config]);
@@ -272,12 +274,12 @@ async fn a_restarted_replica_continues_and_an_overrun_backlog_copies_again() {
     converge(&mut p, &mut [&mut r], "after the replica's restart").await;
     assert_eq!(info_field(&mut p, "sync_full").await, "1", "a restarted replica must not copy everything again");
     assert_eq!(info_field(&mut p, "sync_partial_ok").await, "1");
-    // Now past the backlog: more than 64 KB written while the replica is down forces a full copy.
+    // Now past the backlog: more than it holds written while the replica is down forces a full copy.
     drop(r);
     let mut replica = replica;
     replica.kill9();
     let big = "v".repeat(2000);
-    for i in 0..100 {
+    for i in 0..scale(100) {
         let _: String = cmd(&mut p, &["SET", &format!("big{i}"), &big]).await.unwrap();
     }
     let replica = ServerProcess::start(dr.path(), &["--config", &config]);
