@@ -9,7 +9,8 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use common::redis_server::Redis;
+
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -130,58 +131,6 @@ fn read_value<'a>(
             _ => panic!("unexpected reply line {line:?}"),
         }
     })
-}
-
-/// A `redis-server` on a free loopback port, stopped when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// A port picked by binding port 0 may be taken again before redis-server binds it (by another
-    /// test's server): a server that exits at start is retried on a new port, and readiness is a PING
-    /// answered while the child is still alive.
-    fn start() -> Option<Redis> {
-        for _attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--notify-keyspace-events", "KEA"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let mut redis = Redis { child, port };
-            for _ in 0..100 {
-                if redis.child.try_wait().ok().flatten().is_some() {
-                    break; // exited: the port was taken
-                }
-                if redis_pong(port) {
-                    return Some(redis);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-/// Whether a PING on `port` is answered `+PONG` (a Synap on that port would answer too, but then the
-/// child has exited, which `start` checks first).
-fn redis_pong(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `~` before a line: compare its reply with element order ignored. `sleep N`: wait N ms on both.
@@ -339,7 +288,7 @@ async fn run(port: u16, resp3: bool) -> (Vec<V>, Vec<(String, String)>) {
 
 #[tokio::test]
 async fn streams_are_keys_and_notifications_match_redis() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = Redis::start(&["--notify-keyspace-events", "KEA"]) else {
         assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI");
         eprintln!("redis-server not found: the differential test does not run");
         return;
@@ -367,7 +316,7 @@ async fn streams_are_keys_and_notifications_match_redis() {
 /// take `SYNAP_DIFF_COMMANDS` and `SYNAP_DIFF_SEED` (or the `synap-diff` binary against running servers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sequences_match_redis() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = Redis::start(&["--notify-keyspace-events", "KEA"]) else {
         assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI");
         eprintln!("redis-server not found: the differential test does not run");
         return;

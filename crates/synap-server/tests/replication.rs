@@ -499,3 +499,80 @@ async fn a_replica_expires_keys_by_the_primarys_deletes_not_its_own_clock() {
         s.shutdown().await;
     }
 }
+
+/// A reply with its numbers (offsets, ports) replaced: the shapes are compared, not the values.
+fn shape(v: redis::Value) -> redis::Value {
+    use redis::Value as V;
+    match v {
+        V::Int(_) => V::Int(0),
+        V::BulkString(b) if std::str::from_utf8(&b).is_ok_and(|s| s.parse::<u64>().is_ok()) => {
+            V::BulkString(b"N".to_vec())
+        }
+        V::Array(items) => V::Array(items.into_iter().map(shape).collect()),
+        other => other,
+    }
+}
+
+async fn connect_proto(port: u16, resp3: bool) -> Conn {
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/{proto}")).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// What a client sees of replication, in RESP2 and RESP3, against a real redis-server primary and replica.
+async fn replication_view(
+    primary: u16,
+    replica: u16,
+    resp3: bool,
+) -> Vec<(&'static str, Result<redis::Value, String>)> {
+    let (mut p, mut r) = (connect_proto(primary, resp3).await, connect_proto(replica, resp3).await);
+    let mut out = Vec::new();
+    let _: String = cmd(&mut p, &["SET", "k", "v"]).await.unwrap();
+    // The replica acknowledges the write (a number, kept as it is: 1).
+    out.push(("WAIT 1 5000", cmd::<redis::Value>(&mut p, &["WAIT", "1", "5000"]).await.map_err(|e| e.to_string())));
+    for (on_replica, line) in [
+        (false, "ROLE"),
+        (true, "ROLE"),
+        (true, "SET k v"),
+        (true, "WAIT 0 0"),
+        (false, "REPLICAOF 127.0.0.1 notaport"),
+        (false, "REPLICAOF onlyhost"),
+        (false, "REPLCONF nosuchoption x"),
+        (false, "REPLCONF listening-port x"),
+        (false, "REPLCONF listening-port 1234"),
+    ] {
+        let c = if on_replica { &mut r } else { &mut p };
+        let args: Vec<&str> = line.split(' ').collect();
+        let reply = cmd::<redis::Value>(c, &args).await.map(shape).map_err(|e| e.to_string());
+        out.push((line, reply));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_wait_and_errors_match_redis() {
+    let Some(redis_primary) = common::redis_server::Redis::start(&[]) else {
+        assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI");
+        eprintln!("redis-server not found: the comparison does not run");
+        return;
+    };
+    let port = redis_primary.port.to_string();
+    let redis_replica = common::redis_server::Redis::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let (dp, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let primary = ServerProcess::start(dp.path(), &[]);
+    let replica = ServerProcess::start(dr.path(), &["--config", &replica_config(dr.path(), &resp(&primary), "")]);
+    let port_of = |p: &ServerProcess| resp(p).rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    for (port, label) in [(redis_replica.port, "redis"), (port_of(&replica), "synap")] {
+        let mut c = connect_proto(port, false).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while info_field(&mut c, "master_link_status").await != "up" {
+            assert!(Instant::now() < deadline, "{label} replica did not link up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for resp3 in [false, true] {
+        let want = replication_view(redis_primary.port, redis_replica.port, resp3).await;
+        let got = replication_view(port_of(&primary), port_of(&replica), resp3).await;
+        assert_eq!(got, want, "RESP{}", if resp3 { 3 } else { 2 });
+    }
+}

@@ -97,3 +97,4 @@ impl TestServer {
     }
 }
 pub mod process;
+pub mod redis_server;
