@@ -9,12 +9,8 @@ REQUESTS=${REQUESTS:-100000}
 N=${N:-1000000}
 cargo build --release -q -p synap-server
 SYNAP=target/release/synap-server
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no server on $1" >&2; exit 1; }
+CLEANUP_SIGNAL=KILL
+. scripts/common.sh
 bench() { redis-benchmark -p "$1" -c 50 -n "$REQUESTS" -t set -r 100000 --csv 2>/dev/null | tail -1 | tr -d '"' | awk -F, '{printf "%12s %9s\n", $2, $7}'; }
 
 printf '%-28s %12s %9s\n' server rps p99_ms

@@ -23,12 +23,7 @@ cargo build --release -q -p synap-server -p synap-bench
 SYNAP=target/release/synap-server
 BENCH=target/release/synap-bench
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
+. scripts/common.sh
 wait_linked() { for _ in $(seq 1 600); do redis-cli -p "$1" info replication | grep -q 'master_link_status:up' && return 0; sleep 0.05; done; echo "replica on $1 did not link" >&2; exit 1; }
 
 start_synap() { # $1 = port, $2 = config file (optional)

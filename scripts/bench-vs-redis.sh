@@ -25,13 +25,8 @@ done
 # SYNAP_BIN: another synap-server binary (for example an earlier build, to compare before and after).
 if [ -n "${SYNAP_BIN:-}" ]; then SYNAP=$SYNAP_BIN; else cargo build --release -q -p synap-server; SYNAP=target/release/synap-server; fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+. scripts/common.sh
 
-wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
 
 start_redis() { # $1 = mode
   local port; port=$(free_port)

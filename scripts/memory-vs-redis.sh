@@ -12,12 +12,7 @@ N=${N:-1000000}
 SIZE=${SIZE:-100}
 KIND=${KIND:-string}
 cargo build --release -q -p synap-server
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 200); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; exit 1; }
+. scripts/common.sh
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 info() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v k="$2" '$1==k {print $2}'; }
 
