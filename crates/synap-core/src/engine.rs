@@ -737,6 +737,15 @@ impl Engine {
         f()
     }
 
+    /// [`Engine::exclusive`] if the gate comes free within `wait` (commands hold it briefly; a script
+    /// holds it for its whole run); otherwise `f` is handed back, to run where waiting is allowed.
+    pub fn try_exclusive_for<R, F: FnOnce() -> R>(&self, wait: Duration, f: F) -> std::result::Result<R, F> {
+        match self.gate.try_write_for(wait) {
+            Some(_gate) => Ok(f()),
+            None => Err(f),
+        }
+    }
+
     /// Refuses a batch that names a database beyond the `databases` setting (a log written with a larger
     /// setting): recovery stops there rather than drop or misplace its keys.
     pub fn check_databases(&self, batch: &[Mutation<'_>]) -> std::result::Result<(), String> {

@@ -110,6 +110,10 @@ impl MutationLog for Gate {
         Ok(())
     }
 
+    fn takes_local_changes(&self) -> bool {
+        self.log.check_writable().is_ok() && !self.roles.is_replica()
+    }
+
     fn append(&self, batch: &[Mutation<'_>]) -> u64 {
         self.log.append(batch)
     }
@@ -180,6 +184,8 @@ pub struct Replication {
     /// Bumped on every acknowledgement (WAIT and `min_replicas_to_ack` wait on it).
     acks: watch::Sender<u64>,
     upstream: Mutex<Upstream>,
+    /// REPLICAOF and REPLICAOF NO ONE run one at a time.
+    role_change: tokio::sync::Mutex<()>,
     /// The RESP port this server announces to its primary.
     pub announce_port: AtomicU64,
     pub ack_timeout: Duration,
@@ -243,6 +249,7 @@ impl Replication {
             next_link: AtomicU64::new(1),
             acks: watch::channel(0).0,
             upstream: Mutex::new(Upstream::default()),
+            role_change: tokio::sync::Mutex::new(()),
             announce_port: AtomicU64::new(0),
             ack_timeout,
             full_syncs: AtomicU64::new(0),
@@ -340,60 +347,57 @@ impl Replication {
     }
 
     /// REPLICAOF host port: follows that primary from now on (writes are refused at once). `Ok(false)`:
-    /// already following it.
+    /// already following it. Role changes run one at a time; a full copy being loaded finishes first.
     pub async fn replicate_from(self: &Arc<Self>, host: String, port: u16) -> Result<bool, String> {
-        let old = {
-            let mut u = self.upstream.lock();
+        let _change = self.role_change.lock().await;
+        {
+            let u = self.upstream.lock();
             if self.is_replica() && u.host == host && u.port == port {
                 return Ok(false);
             }
-            if self.sync_in_progress.load(Ordering::Acquire) {
-                return Err(COPYING.into());
-            }
-            *self.roles.primary.lock() = format!("{host}:{port}");
-            // Under the engine's gate: no command or background item is halfway through logging, and
-            // none logs after this (the log refuses them from here on).
-            block_here(|| self.engine.exclusive(|| self.roles.replica.store(true, Ordering::Release)));
-            // This server's replicas follow a new history now: they reconnect and ask again.
-            for link in self.links.lock().values() {
-                if link.state.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                    self.roles.online.fetch_sub(1, Ordering::AcqRel);
-                } else {
-                    link.state.store(2, Ordering::Release);
-                }
-            }
+        }
+        let old = {
+            let mut u = self.upstream.lock();
             let old = (u.stop.take(), u.task.take());
             *u = Upstream { host: host.clone(), port, ..Upstream::default() };
             old
         };
+        // The old link's task ends at a safe point (never in the middle of a copy or a record).
         stop_following(old).await;
+        *self.roles.primary.lock() = format!("{host}:{port}");
+        // Under the engine's gate: no command or background item is halfway through logging, and none logs
+        // after this (the log refuses them from here on).
+        let (engine, roles) = (self.engine.clone(), self.roles.clone());
+        let flip = move || engine.exclusive(|| roles.replica.store(true, Ordering::Release));
+        tokio::task::spawn_blocking(flip).await.map_err(|e| e.to_string())?;
+        // This server's replicas follow a new history now: they reconnect and ask again.
+        for link in self.links.lock().values() {
+            if link.state.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                self.roles.online.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                link.state.store(2, Ordering::Release);
+            }
+        }
         let (tx, rx) = watch::channel(false);
         info!(primary = %format!("{host}:{port}"), "replicating from a primary");
         let me = self.clone();
-        let (h, p) = (host.clone(), port);
-        let task = tokio::spawn(async move { me.follow(h, p, rx).await });
+        let task = tokio::spawn(async move { me.follow(host, port, rx).await });
         let mut u = self.upstream.lock();
-        if u.host == host && u.port == port && u.task.is_none() {
-            u.stop = Some(tx);
-            u.task = Some(task);
-        } else {
-            let _ = tx.send(true); // another REPLICAOF came in between
-        }
+        u.stop = Some(tx);
+        u.task = Some(task);
         Ok(true)
     }
 
     /// REPLICAOF NO ONE: stops following and takes writes, under a new replication id (the old one stays
     /// valid up to the last LSN held, for the other replicas of the old primary). The new id is on disk
-    /// before the first write is taken.
+    /// before the first write is taken; a full copy being loaded finishes first.
     pub async fn promote(self: &Arc<Self>) -> Result<(), String> {
+        let _change = self.role_change.lock().await;
+        if !self.is_replica() {
+            return Ok(());
+        }
         let old = {
             let mut u = self.upstream.lock();
-            if !self.is_replica() {
-                return Ok(());
-            }
-            if self.sync_in_progress.load(Ordering::Acquire) {
-                return Err(COPYING.into());
-            }
             let old = (u.stop.take(), u.task.take());
             *u = Upstream::default();
             old
@@ -408,7 +412,9 @@ impl Replication {
         }
         self.persist_ids().await?;
         self.roles.primary.lock().clear();
-        self.roles.replica.store(false, Ordering::Release);
+        let (engine, roles) = (self.engine.clone(), self.roles.clone());
+        let flip = move || engine.exclusive(|| roles.replica.store(false, Ordering::Release));
+        tokio::task::spawn_blocking(flip).await.map_err(|e| e.to_string())?;
         info!("promoted to primary");
         Ok(())
     }
@@ -642,6 +648,10 @@ impl Replication {
                 _ = stop.changed() => return Err("server stopping".into()),
             };
             let Some(frame) = frame else { break };
+            if self.is_replica() {
+                // REPLICAOF meanwhile: this server's data is about to be replaced; the copy would mix both.
+                return Err("this server became a replica during the copy".into());
+            }
             let last = frame[0] == b'E';
             socket.write_all(&frame).await.map_err(|e| e.to_string())?;
             if last {
@@ -655,16 +665,14 @@ impl Replication {
     // ----- the replica's side -----
 
     /// Follows a primary until told to stop: connects, syncs, applies, reconnects after a failure.
-    async fn follow(self: Arc<Self>, host: String, port: u16, mut stop: watch::Receiver<bool>) {
-        let mut server_stop = self.server_stop.clone();
+    async fn follow(self: Arc<Self>, host: String, port: u16, stop: watch::Receiver<bool>) {
+        let mut stops = Stops { link: stop, server: self.server_stop.clone() };
         loop {
+            if stops.now() {
+                return;
+            }
             self.set_upstream_state(1);
-            let attempt = self.follow_once(&host, port);
-            let result = tokio::select! {
-                r = attempt => r,
-                _ = stop.wait_for(|s| *s) => return,
-                _ = server_stop.wait_for(|s| *s) => return,
-            };
+            let result = self.follow_once(&host, port, &mut stops).await;
             self.sync_in_progress.store(false, Ordering::Release);
             self.set_upstream_state(0);
             if let Err(e) = result {
@@ -672,8 +680,7 @@ impl Replication {
             }
             tokio::select! {
                 _ = tokio::time::sleep(RETRY) => {}
-                _ = stop.wait_for(|s| *s) => return,
-                _ = server_stop.wait_for(|s| *s) => return,
+                _ = stops.wait() => return,
             }
         }
     }
@@ -686,7 +693,48 @@ impl Replication {
         self.upstream.lock().last_io_ms.store(unix_ms(), Ordering::Release);
     }
 
-    async fn follow_once(&self, host: &str, port: u16) -> Result<(), String> {
+    /// One link: handshake (given up at once when told to stop), copy if needed (never stopped halfway),
+    /// then the stream of records (stopped between frames).
+    async fn follow_once(&self, host: &str, port: u16, stops: &mut Stops) -> Result<(), String> {
+        let (mut socket, mut buf, line, replid, offset) = tokio::select! {
+            r = self.handshake(host, port) => r?,
+            _ = stops.wait() => return Ok(()),
+        };
+        self.touch_io();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["+FULLRESYNC", id, lsn]
+                if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !id.is_empty() =>
+            {
+                let lsn: u64 = lsn
+                    .parse()
+                    .ok()
+                    .filter(|l: &u64| *l < u64::MAX / 2)
+                    .ok_or_else(|| format!("bad FULLRESYNC line: {line}"))?;
+                self.set_upstream_state(2);
+                self.load_copy(&mut socket, &mut buf, id, lsn).await?;
+            }
+            ["+CONTINUE", rest @ ..] => {
+                if let Some(id) = rest.first().filter(|id| **id != replid) {
+                    // The primary took a new id (it restarted or was promoted): this history goes on
+                    // under it.
+                    {
+                        let mut ids = self.ids.lock();
+                        ids.replid2 = std::mem::replace(&mut ids.replid, id.to_string());
+                        ids.offset2 = self.log.last_lsn();
+                    }
+                    self.persist_ids().await?;
+                }
+                info!(from = offset + 1, "partial resync from the primary");
+            }
+            _ => return Err(format!("unexpected answer to PSYNC: {line}")),
+        }
+        self.set_upstream_state(3);
+        self.stream(&mut socket, &mut buf, stops).await
+    }
+
+    /// Connects, announces the listening port and asks PSYNC; returns the answer line and what was asked.
+    async fn handshake(&self, host: &str, port: u16) -> Result<(TcpStream, BytesMut, String, String, i64), String> {
         let connect = TcpStream::connect((host, port));
         let mut socket = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
@@ -712,35 +760,7 @@ impl Replication {
         let cmd = resp_command(&[b"PSYNC", replid.as_bytes(), offset.to_string().as_bytes()]);
         socket.write_all(&cmd).await.map_err(|e| e.to_string())?;
         let line = read_line(&mut socket, &mut buf).await?;
-        self.touch_io();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["+FULLRESYNC", id, lsn] => {
-                let lsn: u64 = lsn
-                    .parse()
-                    .ok()
-                    .filter(|l: &u64| *l < u64::MAX / 2)
-                    .ok_or_else(|| format!("bad FULLRESYNC line: {line}"))?;
-                self.set_upstream_state(2);
-                self.load_copy(&mut socket, &mut buf, id, lsn).await?;
-            }
-            ["+CONTINUE", rest @ ..] => {
-                if let Some(id) = rest.first().filter(|id| **id != replid) {
-                    // The primary took a new id (it restarted or was promoted): this history goes on
-                    // under it.
-                    {
-                        let mut ids = self.ids.lock();
-                        ids.replid2 = std::mem::replace(&mut ids.replid, id.to_string());
-                        ids.offset2 = self.log.last_lsn();
-                    }
-                    self.persist_ids().await?;
-                }
-                info!(from = offset + 1, "partial resync from the primary");
-            }
-            _ => return Err(format!("unexpected answer to PSYNC: {line}")),
-        }
-        self.set_upstream_state(3);
-        self.stream(&mut socket, &mut buf).await
+        Ok((socket, buf, line, replid, offset))
     }
 
     /// Writes the replication id the data belongs to (on a blocking thread: a small file, written,
@@ -829,14 +849,20 @@ impl Replication {
             let (lsn, payload) = decode_record(&rest[..end])?;
             let batch = decode_batch(payload).map_err(|e| format!("undecodable record {lsn}: {e}"))?;
             self.engine.check_databases(&batch)?;
-            self.engine.exclusive(|| {
+            let apply = || {
                 let want = self.log.last_lsn() + 1;
                 if lsn != want {
                     return Err(format!("record {lsn} where {want} was expected"));
                 }
                 self.engine.apply_batch(&batch);
                 self.log.append_record(lsn, payload)
-            })?;
+            };
+            // On the worker, as a command runs; a script holding the engine makes it wait on a thread
+            // that may block.
+            match self.engine.try_exclusive_for(Duration::from_millis(2), apply) {
+                Ok(r) => r?,
+                Err(apply) => block_here(|| self.engine.exclusive(apply))?,
+            }
             self.records_applied.fetch_add(1, Ordering::Relaxed);
             last = lsn;
             rest = &rest[end..];
@@ -845,22 +871,22 @@ impl Replication {
     }
 
     /// Applies the primary's records and acknowledges them, until the link fails or the server stops.
-    async fn stream(&self, socket: &mut TcpStream, buf: &mut BytesMut) -> Result<(), String> {
+    async fn stream(&self, socket: &mut TcpStream, buf: &mut BytesMut, stops: &mut Stops) -> Result<(), String> {
         let ack = |lsn: u64| resp_command(&[b"REPLCONF", b"ACK", lsn.to_string().as_bytes()]);
         socket.write_all(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
         loop {
-            let frame = tokio::time::timeout(LINK_TIMEOUT, read_frame(socket, buf))
-                .await
-                .map_err(|_| "the primary went silent for 30 s".to_string())??;
+            // Stopped only here, between frames (reading is cancel-safe: what arrived stays in `buf`).
+            let frame = tokio::select! {
+                f = tokio::time::timeout(LINK_TIMEOUT, read_frame(socket, buf)) => {
+                    f.map_err(|_| "the primary went silent for 30 s".to_string())??
+                }
+                _ = stops.wait() => return Ok(()),
+            };
             self.touch_io();
             let (kind, body) = frame;
             match kind {
                 b'R' => {
-                    // Like a command's execution: on the worker, handed over only while a script holds
-                    // the engine (the gate would make the worker wait).
-                    let apply = || self.apply_records(&body);
-                    let applied = if self.engine.scripts().running() { block_here(apply) } else { apply() };
-                    let last = match applied {
+                    let last = match self.apply_records(&body) {
                         Ok(last) => last,
                         Err(e) => {
                             // This replica's log and its primary's no longer line up: it must not continue
@@ -902,7 +928,25 @@ impl Replication {
     }
 }
 
-const COPYING: &str = "ERR a full copy from the primary is being loaded; run REPLICAOF again once it is done (INFO replication: master_sync_in_progress)";
+/// What ends a replica's link: REPLICAOF (the link's own signal) or the server stopping.
+struct Stops {
+    link: watch::Receiver<bool>,
+    server: watch::Receiver<bool>,
+}
+
+impl Stops {
+    fn now(&self) -> bool {
+        *self.link.borrow() || *self.server.borrow()
+    }
+
+    /// Resolves once told to stop (or once nobody can tell it any more).
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.link.wait_for(|s| *s) => {}
+            _ = self.server.wait_for(|s| *s) => {}
+        }
+    }
+}
 
 /// Stops a link's task and waits until it is over.
 async fn stop_following(old: (Option<watch::Sender<bool>>, Option<tokio::task::JoinHandle<()>>)) {

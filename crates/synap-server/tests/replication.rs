@@ -45,14 +45,16 @@ async fn info_field(c: &mut Conn, field: &str) -> String {
         .to_string()
 }
 
-/// Waits (bounded) until the replica's digest equals the primary's.
+/// Waits (bounded) until every replica holds the primary's data (equal digests) and log (the same last
+/// LSN: a replica that logged a record of its own is off by it, whatever its data).
 async fn converge(primary: &mut Conn, replicas: &mut [&mut Conn], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let want = digest(primary).await;
+        let want_lsn = info_field(primary, "master_repl_offset").await;
         let mut all = true;
         for r in replicas.iter_mut() {
-            all &= digest(r).await == want;
+            all &= digest(r).await == want && info_field(r, "slave_repl_offset").await == want_lsn;
         }
         if all {
             return;
@@ -495,6 +497,16 @@ async fn a_replica_expires_keys_by_the_primarys_deletes_not_its_own_clock() {
         assert!(Instant::now() < deadline, "the primary's expiry never reached the replicas");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Queue deadlines too: by the ahead replica's clock the message's deadline passed at once, but only
+    // the primary redelivers (a replica that did would log a record of its own, lose its link and copy
+    // everything again).
+    let _: i64 = cmd(&mut p, &["QCREATE", "lease", "ACKDEADLINE", "60000"]).await.unwrap();
+    let _: redis::Value = cmd(&mut p, &["QPUBLISH", "lease", "m"]).await.unwrap();
+    let _: redis::Value = cmd(&mut p, &["QCONSUME", "lease", "w", "COUNT", "1"]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let _: String = cmd(&mut p, &["SET", "after", "1"]).await.unwrap();
+    converge(&mut p, &mut [&mut ra, &mut rb], "after a deadline passed on a replica's clock").await;
+    assert_eq!(info_field(&mut p, "sync_full").await, "2", "a replica redelivered by its own clock");
     for s in [primary, behind, ahead] {
         s.shutdown().await;
     }

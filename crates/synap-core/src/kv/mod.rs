@@ -367,7 +367,7 @@ impl Keyspace {
     /// and never on a keyspace that follows another's log (a replica): there an expired key is hidden
     /// from reads until the record of its removal arrives.
     pub(crate) fn reclaims_expired(&self) -> bool {
-        !self.expiry.passive.load(Ordering::Acquire) && self.log.check_writable().is_ok()
+        !self.expiry.passive.load(Ordering::Acquire) && self.log.takes_local_changes()
     }
 
     /// Stops (or resumes) reclaiming expired keys by this keyspace's own clock (replicas).

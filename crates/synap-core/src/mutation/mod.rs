@@ -420,6 +420,11 @@ impl LogSlot {
             None => Ok(()),
         }
     }
+
+    /// See [`MutationLog::takes_local_changes`].
+    pub fn takes_local_changes(&self) -> bool {
+        self.log.get().is_none_or(|log| log.takes_local_changes())
+    }
 }
 
 /// A capture in progress (see [`LogSlot::capture`]).
@@ -449,6 +454,12 @@ pub trait MutationLog: Send + Sync {
     /// Refuses with an error when the log cannot take writes (for example after an fsync failure); checked
     /// before a write command touches memory.
     fn check_writable(&self) -> Result<(), CommandError>;
+    /// Whether background passes (expiry, queue deadlines, stream retention) may change state here: the
+    /// log takes this server's own records (not on a replica, not after a log failure). Unlike
+    /// `check_writable`, it does not depend on how many replicas are connected.
+    fn takes_local_changes(&self) -> bool {
+        self.check_writable().is_ok()
+    }
     /// Appends one atomic batch and returns its log sequence number. Called with the locks of every key the
     /// batch touches held, so that the log order of writes to one key is their apply order.
     fn append(&self, batch: &[Mutation<'_>]) -> u64;

@@ -485,7 +485,7 @@ impl QueueStore {
             // The engine's gate per queue, not for the whole pass (see `Engine::execute`).
             let _gate = gate.read();
             // Only where the log takes writes (not on a replica: its primary's records move its queues).
-            if self.log.check_writable().is_err() {
+            if !self.log.takes_local_changes() {
                 break;
             }
             let mut dead = Vec::new();

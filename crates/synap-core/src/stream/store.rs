@@ -812,7 +812,7 @@ impl StreamStore {
             // The engine's transaction gate per stream, not for the whole pass.
             let _gate = gate.read();
             // Only where the log takes writes (a replica trims by its primary's records).
-            if self.log.check_writable().is_err() {
+            if !self.log.takes_local_changes() {
                 break;
             }
             let config = *room.config.lock();

@@ -7,6 +7,8 @@ use std::time::Duration;
 pub struct Redis {
     child: Child,
     pub port: u16,
+    /// Its working directory (a replica saves the copy it receives there).
+    _dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -17,14 +19,17 @@ impl Redis {
     pub fn start(args: &[&str]) -> Option<Redis> {
         for _attempt in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dir = tempfile::tempdir().ok()?;
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .ok()?;
-            let mut redis = Redis { child, port };
+            let mut redis = Redis { child, port, _dir: dir };
             for _ in 0..100 {
                 if redis.child.try_wait().ok().flatten().is_some() {
                     break; // exited: the port was taken
