@@ -85,6 +85,10 @@ pub enum CommandError {
         /// The primary's address (`host:port`), for HTTP's error body.
         primary: String,
     },
+    /// A cluster member that acts as primary without a lease (cut off from the quorum): another node may
+    /// be primary already, so it answers neither reads nor writes as the primary.
+    #[error("CLUSTERDOWN {0}")]
+    ClusterDown(String),
     /// Fewer replicas are connected than `replication.min_replicas_to_ack` asks to hold each write.
     #[error("NOREPLICAS Not enough good replicas to write.")]
     NoReplicas,
@@ -119,6 +123,7 @@ impl CommandError {
             CommandError::OffsetOutOfRange { .. } | CommandError::EventTooLarge { .. } => "ERR",
             CommandError::ReplyTooLarge { .. } => "ERR",
             CommandError::ReadOnly { .. } => "READONLY",
+            CommandError::ClusterDown(_) => "CLUSTERDOWN",
             CommandError::NoReplicas | CommandError::NotReplicated { .. } => "NOREPLICAS",
             CommandError::Raw(m) => match m.split(' ').next() {
                 Some("BUSY") => "BUSY",
@@ -154,6 +159,7 @@ impl CommandError {
             CommandError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
             CommandError::EventTooLarge { .. } | CommandError::ReplyTooLarge { .. } => "TOO_LARGE",
             CommandError::ReadOnly { .. } => "READONLY",
+            CommandError::ClusterDown(_) => "CLUSTER_DOWN",
             CommandError::NoReplicas | CommandError::NotReplicated { .. } => "NO_REPLICAS",
             CommandError::Raw(_) => "SCRIPT_ERROR",
         }
@@ -173,6 +179,7 @@ impl CommandError {
             CommandError::Persistence(_) => ErrorKind::Unavailable,
             CommandError::ReadOnly { .. } => ErrorKind::Conflict,
             CommandError::NoReplicas | CommandError::NotReplicated { .. } => ErrorKind::Unavailable,
+            CommandError::ClusterDown(_) => ErrorKind::Unavailable,
             CommandError::Internal(_) => ErrorKind::Internal,
             _ => ErrorKind::BadRequest,
         }

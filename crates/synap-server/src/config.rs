@@ -400,6 +400,9 @@ pub struct ReplicationSection {
     /// How long a write waits for those acknowledgements before it answers NOREPLICAS (it is applied
     /// here, but not known to be on enough replicas).
     pub ack_timeout_ms: u64,
+    /// In a cluster: a replica this far behind the primary's log leaves the in-sync set (Kafka's
+    /// `replica.lag.time.max.ms`); one back within it rejoins.
+    pub max_lag_ms: u64,
 }
 
 impl Default for ReplicationSection {
@@ -409,6 +412,7 @@ impl Default for ReplicationSection {
             backlog_bytes: ByteSize(64 << 20),
             min_replicas_to_ack: 0,
             ack_timeout_ms: 10_000,
+            max_lag_ms: 1_000,
         }
     }
 }
@@ -431,6 +435,95 @@ impl ReplicationSection {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         anyhow::ensure!(!host.is_empty(), "replication.replica_of: empty host in {s:?}");
         Ok(Some((host.to_string(), port)))
+    }
+}
+
+/// Automatic failover: the metadata quorum among the cluster's nodes (docs/cluster.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    pub enabled: bool,
+    /// This node's id, unique in the cluster (not 0).
+    pub node_id: u64,
+    /// The cluster port (Raft and the nodes' reports).
+    pub addr: SocketAddr,
+    /// The addresses the other nodes and clients use for this node, when not the bound ones.
+    pub announce_addr: String,
+    pub announce_resp: String,
+    pub announce_http: String,
+    /// Form a one-node cluster at the first start (one node does; the others are added to it with
+    /// CLUSTER ADDNODE).
+    pub bootstrap: bool,
+    /// The local IP address outbound cluster and replication connections bind (Redis's
+    /// `bind-source-addr`).
+    pub source_addr: String,
+    /// The name Sentinel clients ask for.
+    pub name: String,
+    pub heartbeat_ms: u64,
+    /// Raft's election timeout (a random value between this and twice this).
+    pub election_timeout_ms: u64,
+    /// How long a primary takes writes after the quorum's leader last confirmed it.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            enabled: false,
+            node_id: 0,
+            addr: "127.0.0.1:16379".parse().expect("valid"),
+            announce_addr: String::new(),
+            announce_resp: String::new(),
+            announce_http: String::new(),
+            bootstrap: false,
+            source_addr: String::new(),
+            name: "synap".into(),
+            heartbeat_ms: 50,
+            election_timeout_ms: 150,
+            lease_ms: 600,
+        }
+    }
+}
+
+impl ClusterSection {
+    pub fn source_ip(&self) -> anyhow::Result<Option<std::net::IpAddr>> {
+        let s = self.source_addr.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| anyhow::anyhow!("cluster.source_addr: not an IP address: {s:?}"))
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.source_ip()?;
+        if !self.enabled {
+            return Ok(());
+        }
+        anyhow::ensure!(self.node_id > 0, "cluster.node_id: must be set (1 or more) when the cluster is enabled");
+        anyhow::ensure!(
+            (10..=10_000).contains(&self.heartbeat_ms),
+            "cluster.heartbeat_ms: must be between 10 and 10000"
+        );
+        anyhow::ensure!(
+            self.election_timeout_ms >= 2 * self.heartbeat_ms && self.election_timeout_ms <= 60_000,
+            "cluster.election_timeout_ms: must be at least twice heartbeat_ms (and at most 60000)"
+        );
+        anyhow::ensure!(
+            self.lease_ms >= 2 * self.heartbeat_ms && self.lease_ms <= 60_000,
+            "cluster.lease_ms: must be at least twice heartbeat_ms (and at most 60000)"
+        );
+        anyhow::ensure!(!self.name.is_empty() && self.name.len() <= 128, "cluster.name: 1 to 128 characters");
+        for (key, v) in [
+            ("announce_addr", &self.announce_addr),
+            ("announce_resp", &self.announce_resp),
+            ("announce_http", &self.announce_http),
+        ] {
+            anyhow::ensure!(
+                v.is_empty() || crate::cluster::split_addr(v).is_some(),
+                "cluster.{key}: expected host:port, got {v:?}"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -543,6 +636,7 @@ pub struct Config {
     pub stream: StreamSection,
     pub pubsub: PubSubSection,
     pub replication: ReplicationSection,
+    pub cluster: ClusterSection,
     /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -563,6 +657,7 @@ impl Default for Config {
             stream: StreamSection::default(),
             pubsub: PubSubSection::default(),
             replication: ReplicationSection::default(),
+            cluster: ClusterSection::default(),
             config_file: None,
         }
     }
@@ -592,6 +687,15 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.kv.shards >= 1 && self.kv.shards <= 4096, "kv.shards: must be between 1 and 4096");
         self.replication.primary()?;
+        self.cluster.validate()?;
+        anyhow::ensure!(
+            !self.cluster.enabled || self.replication.replica_of.trim().is_empty(),
+            "replication.replica_of: not with cluster.enabled (the cluster decides who is primary)"
+        );
+        anyhow::ensure!(
+            self.replication.max_lag_ms >= 10 && self.replication.max_lag_ms <= 3_600_000,
+            "replication.max_lag_ms: must be between 10 and 3600000"
+        );
         anyhow::ensure!(
             self.replication.backlog_bytes.0 >= 1 << 16 && self.replication.backlog_bytes.0 <= 1 << 34,
             "replication.backlog_bytes: must be between 64kb and 16gb"

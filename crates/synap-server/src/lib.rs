@@ -8,6 +8,7 @@
 //! - [`http`]    REST routes and the command envelope
 //! - [`resp`]    the Redis protocol front end
 
+pub mod cluster;
 pub mod config;
 pub mod fdlimit;
 pub mod http;

@@ -24,10 +24,14 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = RunningServer::start(config).await?;
         // A machine-readable line for scripts and tests that start the server on port 0.
-        match server.resp_addr {
-            Some(resp) => println!("synap-server listening http={} resp={resp}", server.http_addr),
-            None => println!("synap-server listening http={}", server.http_addr),
+        let mut line = format!("synap-server listening http={}", server.http_addr);
+        if let Some(resp) = server.resp_addr {
+            line.push_str(&format!(" resp={resp}"));
         }
+        if let Some(cluster) = &server.cluster_addr {
+            line.push_str(&format!(" cluster={cluster}"));
+        }
+        println!("{line}");
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -51,9 +51,17 @@ const MAX_FRAME: usize = (1 << 30) + (1 << 20);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A link that hears nothing for this long is dropped (the primary sends a heartbeat every second).
 const LINK_TIMEOUT: Duration = Duration::from_secs(30);
+/// A replica reconnects after this long (a cluster member after a heartbeat).
 const RETRY: Duration = Duration::from_secs(1);
 /// Records of the copy per chunk.
 const COPY_CHUNK: usize = 256;
+
+/// Milliseconds on this process's monotonic clock (leases are measured on it).
+pub fn mono_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // Starts at 1 so that 0 always means "no lease".
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+}
 
 /// What the write path asks of replication, cheaply (atomics): the engine's log gate holds it.
 #[derive(Default)]
@@ -64,6 +72,17 @@ pub struct Roles {
     min_acks: AtomicUsize,
     /// Replica links streaming records (past their copy).
     online: AtomicUsize,
+    /// A member of a cluster: the quorum decides the role, a primary writes only under its lease and
+    /// waits for its in-sync replicas.
+    cluster: AtomicBool,
+    /// This node's id in its cluster (sent to the primary before PSYNC).
+    pub node_id: AtomicU64,
+    /// The epoch this node acts in.
+    epoch: AtomicU64,
+    /// Until when (on [`mono_ms`]) this primary may take writes.
+    lease_until: AtomicU64,
+    /// The in-sync replicas (node ids) a write waits for.
+    waitset: Mutex<Vec<u64>>,
 }
 
 impl Roles {
@@ -73,7 +92,7 @@ impl Roles {
             replica: AtomicBool::new(primary.is_some()),
             primary: Mutex::new(primary.unwrap_or_default()),
             min_acks: AtomicUsize::new(min_acks),
-            online: AtomicUsize::new(0),
+            ..Roles::default()
         }
     }
 
@@ -87,6 +106,59 @@ impl Roles {
 
     pub fn min_acks(&self) -> usize {
         self.min_acks.load(Ordering::Acquire)
+    }
+
+    /// Roles of a cluster member at start: a replica of nobody until the quorum says otherwise.
+    pub fn cluster_member(node_id: u64, min_acks: usize) -> Roles {
+        let roles = Roles::new(Some(String::new()), min_acks);
+        roles.cluster.store(true, Ordering::Release);
+        roles.node_id.store(node_id, Ordering::Release);
+        roles
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.load(Ordering::Acquire)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Sets the lease's end on [`mono_ms`] (0: none).
+    pub fn set_lease(&self, until: u64) {
+        self.lease_until.store(until, Ordering::Release);
+    }
+
+    /// Milliseconds left on this primary's lease (0: lapsed or none).
+    pub fn lease_left_ms(&self) -> u64 {
+        self.lease_until.load(Ordering::Acquire).saturating_sub(mono_ms())
+    }
+
+    /// The primary's address as last known (for READONLY).
+    pub fn set_primary_name(&self, addr: String) {
+        *self.primary.lock() = addr;
+    }
+
+    /// A cluster member acting as primary whose lease lapsed: another node may be primary already, so
+    /// it answers no read as the primary (writes are refused by the log).
+    pub fn fenced(&self) -> bool {
+        self.is_cluster() && !self.is_replica() && self.lease_left_ms() == 0
+    }
+
+    /// The error a fenced primary answers.
+    pub fn fenced_error(&self) -> CommandError {
+        CommandError::ClusterDown(
+            "this node lost its primary lease (cut off from the cluster's quorum); ask the cluster for its primary"
+                .into(),
+        )
+    }
+
+    pub fn waitset(&self) -> Vec<u64> {
+        self.waitset.lock().clone()
     }
 }
 
@@ -104,6 +176,16 @@ impl MutationLog for Gate {
             return Err(CommandError::ReadOnly { primary: self.roles.primary.lock().clone() });
         }
         let need = self.roles.min_acks();
+        if self.roles.is_cluster() {
+            // A primary whose lease lapsed may have been replaced already: it takes no write.
+            if self.roles.lease_left_ms() == 0 {
+                return Err(CommandError::ReadOnly { primary: self.roles.primary.lock().clone() });
+            }
+            if need > 0 && self.roles.waitset.lock().len() < need {
+                return Err(CommandError::NoReplicas);
+            }
+            return Ok(());
+        }
         if need > 0 && self.roles.online.load(Ordering::Acquire) < need {
             return Err(CommandError::NoReplicas);
         }
@@ -111,7 +193,9 @@ impl MutationLog for Gate {
     }
 
     fn takes_local_changes(&self) -> bool {
-        self.log.check_writable().is_ok() && !self.roles.is_replica()
+        self.log.check_writable().is_ok()
+            && !self.roles.is_replica()
+            && (!self.roles.is_cluster() || self.roles.lease_left_ms() > 0)
     }
 
     fn append(&self, batch: &[Mutation<'_>]) -> u64 {
@@ -138,6 +222,8 @@ pub struct Link {
     /// The last LSN sent to the replica.
     sent: AtomicU64,
     last_ack_ms: AtomicU64,
+    /// The replica's cluster node id (0: not a cluster member).
+    node: u64,
 }
 
 impl Link {
@@ -145,10 +231,31 @@ impl Link {
         self.state.load(Ordering::Acquire) == 1
     }
 
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Milliseconds since the replica's last acknowledgement.
+    pub fn ack_age_ms(&self) -> u64 {
+        unix_ms().saturating_sub(self.last_ack_ms.load(Ordering::Acquire))
+    }
+
     /// Seconds since the replica's last acknowledgement (Redis's `lag`).
     pub fn ack_age_secs(&self) -> u64 {
         unix_ms().saturating_sub(self.last_ack_ms.load(Ordering::Acquire)) / 1000
     }
+}
+
+/// What a replica said before PSYNC: where it is, who it is in a cluster, what it asks for.
+pub struct ReplicaHello {
+    pub addr: SocketAddr,
+    /// REPLCONF listening-port.
+    pub port: u16,
+    /// REPLCONF node-id and epoch (0 outside a cluster).
+    pub node: u64,
+    pub epoch: u64,
+    pub replid: Bytes,
+    pub offset: i64,
 }
 
 /// The replica side's link to its primary.
@@ -198,6 +305,12 @@ pub struct Replication {
     pub records_applied: AtomicU64,
     sync_in_progress: AtomicBool,
     server_stop: watch::Receiver<bool>,
+    /// How long a replica waits before it reconnects (ms).
+    retry_ms: AtomicU64,
+    /// How often a primary sends a heartbeat on an idle link (ms); the replica acknowledges each.
+    heartbeat_ms: AtomicU64,
+    /// The address outbound links bind (`cluster.source_addr`).
+    pub source_ip: Mutex<Option<std::net::IpAddr>>,
 }
 
 fn new_replid() -> String {
@@ -259,6 +372,9 @@ impl Replication {
             records_applied: AtomicU64::new(0),
             sync_in_progress: AtomicBool::new(false),
             server_stop,
+            retry_ms: AtomicU64::new(RETRY.as_millis() as u64),
+            heartbeat_ms: AtomicU64::new(HEARTBEAT.as_millis() as u64),
+            source_ip: Mutex::new(None),
         })
     }
 
@@ -282,6 +398,61 @@ impl Replication {
         let last = self.log.last_lsn();
         let backlog = self.log.backlog();
         (last.saturating_sub(acked), backlog.bytes_after(acked), backlog.lag_ms(acked, unix_ms()))
+    }
+
+    /// A cluster member reconnects and heartbeats at the cluster's pace (a stalled replica is noticed
+    /// within a heartbeat or two).
+    pub fn set_timing(&self, retry: Duration, heartbeat: Duration) {
+        self.retry_ms.store(retry.as_millis() as u64, Ordering::Relaxed);
+        self.heartbeat_ms.store(heartbeat.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Whether this server follows `host:port` now.
+    pub fn follows(&self, host: &str, port: u16) -> bool {
+        let u = self.upstream.lock();
+        self.is_replica() && u.host == host && u.port == port
+    }
+
+    /// The in-sync replicas a write waits for (a cluster primary); waiting writes look again.
+    pub fn set_waitset(&self, nodes: Vec<u64>) {
+        let mut w = self.roles.waitset.lock();
+        if *w != nodes {
+            *w = nodes;
+            drop(w);
+            self.acks.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Whether the replica `node` acknowledged `lsn` or later on a streaming link.
+    fn node_acked(&self, node: u64, lsn: u64) -> bool {
+        self.links
+            .lock()
+            .values()
+            .any(|l| l.node == node && l.state.load(Ordering::Acquire) == 1 && l.acked.load(Ordering::Acquire) >= lsn)
+    }
+
+    /// A cluster primary's write: waits until every in-sync replica holds `lsn`; fails when the ISR has
+    /// fewer replicas than required, or after the timeout.
+    async fn wait_isr(&self, lsn: u64, need: usize) -> Result<(), CommandError> {
+        let mut rx = self.acks.subscribe();
+        let deadline = tokio::time::Instant::now() + self.ack_timeout;
+        let mut stop = self.server_stop.clone();
+        loop {
+            rx.borrow_and_update();
+            let wait = self.roles.waitset();
+            let acked = wait.iter().filter(|n| self.node_acked(**n, lsn)).count();
+            if wait.len() < need {
+                return Err(CommandError::NotReplicated { acked, needed: need });
+            }
+            if acked == wait.len() {
+                return Ok(());
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Err(CommandError::NotReplicated { acked, needed: wait.len() }) },
+                _ = tokio::time::sleep_until(deadline) => return Err(CommandError::NotReplicated { acked, needed: wait.len() }),
+                _ = stop.changed() => return Err(CommandError::NotReplicated { acked, needed: wait.len() }),
+            }
+        }
     }
 
     /// Replicas that acknowledged `lsn` or later.
@@ -325,6 +496,9 @@ impl Replication {
         let need = self.roles.min_acks();
         if need == 0 || lsn == 0 || self.is_replica() {
             return Ok(());
+        }
+        if self.roles.is_cluster() {
+            return self.wait_isr(lsn, need).await;
         }
         let acked = self.wait_acks(lsn, need, Some(self.ack_timeout)).await;
         if acked >= need { Ok(()) } else { Err(CommandError::NotReplicated { acked, needed: need }) }
@@ -422,15 +596,17 @@ impl Replication {
     // ----- the primary's side -----
 
     /// Serves a replica that sent PSYNC on a RESP connection: answers, copies if needed, then streams.
-    pub async fn serve(
-        self: Arc<Self>,
-        mut socket: TcpStream,
-        buf: BytesMut,
-        addr: SocketAddr,
-        port: u16,
-        replid: Bytes,
-        offset: i64,
-    ) {
+    pub async fn serve(self: Arc<Self>, mut socket: TcpStream, buf: BytesMut, hello: ReplicaHello) {
+        let ReplicaHello { addr, port, node, epoch, replid, offset } = hello;
+        if self.roles.is_cluster() && !self.is_replica() && epoch != self.roles.epoch() {
+            // A replica of another epoch: one of us is stale; it asks the quorum again.
+            let msg = format!(
+                "-ERR epoch mismatch: this primary acts in epoch {}, the replica in {epoch}\r\n",
+                self.roles.epoch()
+            );
+            let _ = socket.write_all(msg.as_bytes()).await;
+            return;
+        }
         if self.is_replica() {
             // No chains of replicas: ask the primary.
             let _ = socket.write_all(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n").await;
@@ -445,6 +621,7 @@ impl Replication {
             acked: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             last_ack_ms: AtomicU64::new(unix_ms()),
+            node,
         });
         self.links.lock().insert(link.id, link.clone());
         let result = self.serve_link(&mut socket, buf, &link, replid, offset).await;
@@ -508,7 +685,7 @@ impl Replication {
         pubsub.subscribe(sink.id, Kind::Glob, b"*");
         let _unregister = Unregister(&self.engine, sink.id);
         let mut records = self.log.backlog().subscribe();
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut heartbeat = tokio::time::interval(Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed)));
         let mut stop = self.server_stop.clone();
         let mut batch = Vec::new();
         let mut frame = Vec::new();
@@ -678,8 +855,9 @@ impl Replication {
             if let Err(e) = result {
                 warn!(primary = %format!("{host}:{port}"), error = %e, "link to the primary lost; retrying");
             }
+            let retry = Duration::from_millis(self.retry_ms.load(Ordering::Relaxed));
             tokio::select! {
-                _ = tokio::time::sleep(RETRY) => {}
+                _ = tokio::time::sleep(retry) => {}
                 _ = stops.wait() => return,
             }
         }
@@ -735,7 +913,9 @@ impl Replication {
 
     /// Connects, announces the listening port and asks PSYNC; returns the answer line and what was asked.
     async fn handshake(&self, host: &str, port: u16) -> Result<(TcpStream, BytesMut, String, String, i64), String> {
-        let connect = TcpStream::connect((host, port));
+        let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let source = *self.source_ip.lock();
+        let connect = crate::cluster::net::connect(&addr, source);
         let mut socket = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
             .map_err(|_| "connect timed out".to_string())?
@@ -743,7 +923,21 @@ impl Replication {
         let _ = socket.set_nodelay(true);
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let me = self.announce_port.load(Ordering::Relaxed).to_string();
-        let cmd = resp_command(&[b"REPLCONF", b"listening-port", me.as_bytes()]);
+        let cmd = if self.roles.is_cluster() {
+            let node = self.roles.node_id.load(Ordering::Acquire).to_string();
+            let epoch = self.roles.epoch().to_string();
+            resp_command(&[
+                b"REPLCONF",
+                b"listening-port",
+                me.as_bytes(),
+                b"node-id",
+                node.as_bytes(),
+                b"epoch",
+                epoch.as_bytes(),
+            ])
+        } else {
+            resp_command(&[b"REPLCONF", b"listening-port", me.as_bytes()])
+        };
         socket.write_all(&cmd).await.map_err(|e| e.to_string())?;
         let line = read_line(&mut socket, &mut buf).await?;
         if !line.starts_with('+') {

@@ -23,6 +23,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The RESP address, when RESP is enabled.
     pub resp_addr: Option<SocketAddr>,
+    /// The cluster port's address, when `cluster.enabled`.
+    pub cluster_addr: Option<String>,
     pub service: Arc<Service>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -57,10 +59,11 @@ impl RunningServer {
         config.kv.encodings.apply();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let primary = config.replication.primary()?;
-        let roles = Arc::new(Roles::new(
-            primary.as_ref().map(|(h, p)| format!("{h}:{p}")),
-            config.replication.min_replicas_to_ack,
-        ));
+        let roles = Arc::new(if config.cluster.enabled {
+            Roles::cluster_member(config.cluster.node_id, config.replication.min_replicas_to_ack)
+        } else {
+            Roles::new(primary.as_ref().map(|(h, p)| format!("{h}:{p}")), config.replication.min_replicas_to_ack)
+        });
         let backlog = Arc::new(Backlog::new(config.replication.backlog_bytes.0 as usize, 1));
         let (persistence, log, store): (_, Arc<dyn ReplicatedLog>, _) = if config.persistence.enabled {
             let (cfg, e) = (config.persistence_config(), engine.clone());
@@ -165,8 +168,28 @@ impl RunningServer {
         if let Some(p) = &persistence {
             tasks.push(spawn_snapshots(p.clone(), &config, shutdown_rx.clone()));
         }
+        let cluster_addr = if config.cluster.enabled {
+            let resp = resp_addr.ok_or_else(|| anyhow::anyhow!("cluster.enabled needs resp.enabled"))?;
+            *replication.source_ip.lock() = config.cluster.source_ip()?;
+            let dir = config.data_dir.join("cluster");
+            let (cluster, cluster_tasks) = crate::cluster::Cluster::start(
+                &config,
+                &dir,
+                replication.clone(),
+                resp.to_string(),
+                http_addr.to_string(),
+                shutdown_rx.clone(),
+            )
+            .await?;
+            tasks.extend(cluster_tasks);
+            let addr = cluster.addr();
+            let _ = service.cluster.set(cluster);
+            Some(addr)
+        } else {
+            None
+        };
         info!(http = %http_addr, resp = ?resp_addr, data_dir = %config.data_dir.display(), "synap-server listening");
-        Ok(RunningServer { http_addr, resp_addr, service, shutdown, tasks })
+        Ok(RunningServer { http_addr, resp_addr, cluster_addr, service, shutdown, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish, waits for the background tasks, then takes the

@@ -20,6 +20,8 @@ pub struct Service {
     pub replication: Arc<crate::replication::Replication>,
     pub started: Instant,
     pub http_stats: Arc<crate::http::serve::HttpStats>,
+    /// This node's cluster membership (`cluster.enabled`), once its port is up.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -42,6 +44,7 @@ impl Service {
             replication,
             started: Instant::now(),
             http_stats: Default::default(),
+            cluster: std::sync::OnceLock::new(),
             stop,
         }
     }
@@ -57,6 +60,9 @@ impl Service {
     /// durable as the fsync policy requires. One wait serves the whole batch (pipelines, group commit).
     /// Each command names its database.
     pub async fn execute_batch(&self, cmds: Vec<(u32, Command)>) -> Vec<Result<Reply, CommandError>> {
+        if self.replication.roles.fenced() {
+            return cmds.iter().map(|_| Err(self.replication.roles.fenced_error())).collect();
+        }
         let mut ctx = ExecCtx::default();
         let replies: Vec<_> = self.run_engine(|| {
             cmds.into_iter()
@@ -79,6 +85,9 @@ impl Service {
 
     /// Executes one command in database `db`.
     pub async fn execute_in(&self, db: u32, cmd: Command) -> Result<Reply, CommandError> {
+        if self.replication.roles.fenced() {
+            return Err(self.replication.roles.fenced_error());
+        }
         let mut ctx = ExecCtx { db, ..ExecCtx::default() };
         let reply = self.run_engine(|| self.engine.execute(&mut ctx, cmd))?;
         self.wait_durable(ctx.lsn).await?;

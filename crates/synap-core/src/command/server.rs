@@ -173,6 +173,10 @@ pub enum ServerCmd {
     /// REPLICAOF host port (SLAVEOF), or NO ONE (`None`).
     ReplicaOf(Option<(Bytes, u16)>),
     Role,
+    /// CLUSTER subcommand args...: this node's failover cluster (the server parses the rest).
+    Cluster(Vec<Bytes>),
+    /// SENTINEL subcommand args...: where the primary is, for Sentinel-aware clients.
+    Sentinel(Vec<Bytes>),
 }
 
 impl ServerCmd {
@@ -210,6 +214,8 @@ impl ServerCmd {
             ServerCmd::Replconf(_) => "replconf",
             ServerCmd::ReplicaOf(_) => "replicaof",
             ServerCmd::Role => "role",
+            ServerCmd::Cluster(_) => "cluster",
+            ServerCmd::Sentinel(_) => "sentinel",
             ServerCmd::Debug(_) => "debug",
             ServerCmd::Memory(MemoryOp::Usage(_)) => "memory|usage",
             ServerCmd::Memory(MemoryOp::Stats) => "memory|stats",
@@ -541,6 +547,14 @@ pub(super) fn replicaof(a: &mut Args<'_>) -> Result<Command> {
         .filter(|p| *p > 0)
         .ok_or_else(|| CommandError::Invalid("Invalid master port".into()))?;
     server(ServerCmd::ReplicaOf(Some((host, port))))
+}
+
+pub(super) fn cluster(a: &mut Args<'_>) -> Result<Command> {
+    server(ServerCmd::Cluster(a.rest()))
+}
+
+pub(super) fn sentinel(a: &mut Args<'_>) -> Result<Command> {
+    server(ServerCmd::Sentinel(a.rest()))
 }
 
 pub(super) fn role(a: &mut Args<'_>) -> Result<Command> {

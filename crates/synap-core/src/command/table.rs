@@ -1381,6 +1381,24 @@ pub static COMMANDS: &[Spec] = &[
         acl = &["@admin", "@dangerous"]
     ),
     resp!(
+        "cluster",
+        -2,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "cluster",
+        "A container for this node's failover cluster: INFO, MYID, ADDNODE, REMOVENODE.",
+        server::cluster
+    ),
+    resp!(
+        "sentinel",
+        -2,
+        ADMIN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "sentinel",
+        "The Sentinel commands clients use to find the primary (answered by every cluster node).",
+        server::sentinel
+    ),
+    resp!(
         "wait",
         3,
         Flags::NOSCRIPT,

@@ -79,6 +79,7 @@ const SAMPLES: &[&str] = &[
     "dump k", "restore k 0 x replace absttl idletime 5",
     "save", "bgsave schedule", "bgrewriteaof", "lastsave", "wait 1 100", "debug digest", "psync ? -1", "sync",
     "replconf listening-port 6380", "replicaof no one", "slaveof 127.0.0.1 6380", "role",
+    "cluster info", "sentinel get-master-addr-by-name synap",
     "memory usage k samples 5", "memory stats", "memory doctor", "memory malloc-stats", "memory purge", "memory help",
     "config rewrite", "client kill id 5", "client reply on", "command getkeys get k", "command getkeysandflags get k",
     "command list filterby pattern g*",

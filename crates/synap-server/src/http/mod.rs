@@ -40,6 +40,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/snapshot", post(snapshot))
         .route("/replication/status", get(replication_status))
         .route("/replication/digest", get(replication_digest))
+        .route("/cluster/status", get(cluster_status))
+        .route("/cluster/nodes", post(cluster_add_node))
+        .route("/cluster/nodes/{id}", axum::routing::delete(cluster_remove_node))
         .route("/kv/stats", get(kv_stats))
         .route("/api/v1/command", post(envelope))
         .route("/kv/{op}", any(rest_route))
@@ -168,6 +171,77 @@ async fn replication_status(State(svc): State<AppState>) -> Response {
         "copies_loaded": repl.copies_loaded.load(std::sync::atomic::Ordering::Relaxed),
     });
     axum::Json(body).into_response()
+}
+
+fn cluster_of(svc: &Service) -> Result<&Arc<crate::cluster::Cluster>, ApiError> {
+    svc.cluster.get().ok_or_else(|| ApiError::not_found("this node is not in a cluster (cluster.enabled is off)"))
+}
+
+/// A membership change's failure: 503 when this node is not the quorum's leader (the message names it),
+/// 400 otherwise.
+fn cluster_error(msg: String) -> ApiError {
+    let message = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
+    if message.contains("leader") {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "NOT_LEADER", message }
+    } else {
+        ApiError::bad_request(message)
+    }
+}
+
+/// The cluster as this node sees it: epoch, primary, ISR, the quorum's leader and term, the members and
+/// their addresses, whether this node takes writes.
+async fn cluster_status(State(svc): State<AppState>) -> Response {
+    match cluster_of(&svc) {
+        Ok(c) => axum::Json(c.status()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// POST /cluster/nodes `{"id": 2, "addr": "host:port"}` (the node's cluster port): CLUSTER ADDNODE.
+async fn cluster_add_node(State(svc): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let cluster = match cluster_of(&svc) {
+        Ok(c) => c.clone(),
+        Err(e) => return e.into_response(),
+    };
+    let Ok(body) = body else { return ApiError::bad_request("unreadable body").into_response() };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct AddNode {
+        id: u64,
+        addr: String,
+    }
+    let req: AddNode = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_request(format!("expected {{\"id\": <node id>, \"addr\": \"host:port\"}}: {e}"))
+                .into_response();
+        }
+    };
+    if req.id == 0 || crate::cluster::split_addr(&req.addr).is_none() {
+        return ApiError::bad_request("id must be positive and addr host:port").into_response();
+    }
+    match cluster.add_node(req.id, &req.addr).await {
+        Ok(()) => axum::Json(json!({"ok": true, "id": req.id})).into_response(),
+        Err(e) => cluster_error(e).into_response(),
+    }
+}
+
+/// DELETE /cluster/nodes/{id}: CLUSTER REMOVENODE.
+async fn cluster_remove_node(
+    State(svc): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let cluster = match cluster_of(&svc) {
+        Ok(c) => c.clone(),
+        Err(e) => return e.into_response(),
+    };
+    let Some(id) = id.parse::<u64>().ok().filter(|n| *n > 0) else {
+        return ApiError::bad_request("node id must be a positive integer").into_response();
+    };
+    match cluster.remove_node(id).await {
+        Ok(()) => axum::Json(json!({"ok": true, "id": id})).into_response(),
+        Err(e) => cluster_error(e).into_response(),
+    }
 }
 
 /// The engine digest (DEBUG DIGEST): equal on a primary and a replica that hold the same data. Walks

@@ -291,6 +291,13 @@ impl Conn {
                             Some(p) => self.repl_port = p,
                             None => return error_line(out, "ERR value is not an integer or out of range"),
                         }
+                    } else if opt.eq_ignore_ascii_case(b"node-id") || opt.eq_ignore_ascii_case(b"epoch") {
+                        // A cluster member's replica: who it is and the epoch it follows in.
+                        match std::str::from_utf8(val).ok().and_then(|v| v.parse::<u64>().ok()) {
+                            Some(n) if opt.eq_ignore_ascii_case(b"epoch") => self.repl_epoch = n,
+                            Some(n) => self.repl_node = n,
+                            None => return error_line(out, "ERR value is not an integer or out of range"),
+                        }
                     } else if !(opt.eq_ignore_ascii_case(b"capa")
                         || opt.eq_ignore_ascii_case(b"ip-address")
                         || opt.eq_ignore_ascii_case(b"rdb-only")
@@ -307,6 +314,20 @@ impl Conn {
                 return error_line(out, "ERR REPLICAOF cannot run inside a transaction or a script");
             }
             ServerCmd::Role => self.role(),
+            ServerCmd::Cluster(args) if super::cluster::is_membership_change(&args) => {
+                return error_line(
+                    out,
+                    "ERR CLUSTER ADDNODE and REMOVENODE cannot run inside a transaction or a script",
+                );
+            }
+            ServerCmd::Cluster(args) => match super::cluster::cluster(&self.shared.service, &args) {
+                Ok(r) => r,
+                Err(msg) => return error_line(out, &msg),
+            },
+            ServerCmd::Sentinel(args) => match super::cluster::sentinel(&self.shared.service, &args) {
+                Ok(r) => r,
+                Err(msg) => return error_line(out, &msg),
+            },
             ServerCmd::Multi
             | ServerCmd::Exec
             | ServerCmd::Discard
@@ -1073,6 +1094,9 @@ pub fn info(shared: &RespShared, sections: &[String]) -> String {
     }
     if want("replication") {
         replication_info(&shared.service.replication, &mut s);
+    }
+    if want("cluster") {
+        super::cluster::info_section(&shared.service, &mut s);
     }
     if want("keyspace") {
         s.push_str("# Keyspace\r\n");

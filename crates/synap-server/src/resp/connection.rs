@@ -73,12 +73,17 @@ pub(super) struct Conn {
     pub psync: Option<(Bytes, i64)>,
     /// REPLCONF listening-port.
     pub repl_port: u16,
+    /// REPLCONF node-id and epoch (a cluster member's replica).
+    pub repl_node: u64,
+    pub repl_epoch: u64,
     /// WAIT numreplicas timeout, answered once the batch before it is out.
     pub wait: Option<(i64, u64)>,
     /// LSN of this client's last write (WAIT waits for it).
     pub last_lsn: u64,
     /// REPLICAOF host port / NO ONE, run once the batch before it is out.
     pub replicaof: Option<Option<(Bytes, u16)>>,
+    /// CLUSTER ADDNODE / REMOVENODE, run once the batch before it is out.
+    pub cluster_op: Option<Vec<Bytes>>,
 }
 
 impl Conn {
@@ -196,9 +201,12 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         caching_next: None,
         psync: None,
         repl_port: 0,
+        repl_node: 0,
+        repl_epoch: 0,
         wait: None,
         last_lsn: 0,
         replicaof: None,
+        cluster_op: None,
     };
     let mut io = Io {
         socket,
@@ -243,7 +251,15 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         // From here on the socket carries the replication stream (with what the replica sent after
         // PSYNC, if anything).
         let repl = shared.service.replication.clone();
-        repl.serve(io.socket, io.buf, addr, conn.repl_port, replid, offset).await;
+        let hello = crate::replication::ReplicaHello {
+            addr,
+            port: conn.repl_port,
+            node: conn.repl_node,
+            epoch: conn.repl_epoch,
+            replid,
+            offset,
+        };
+        repl.serve(io.socket, io.buf, hello).await;
         return;
     }
     let _ = io.socket.shutdown().await;
@@ -266,6 +282,7 @@ impl Conn {
                 && blocked.is_none()
                 && self.wait.is_none()
                 && self.replicaof.is_none()
+                && self.cluster_op.is_none()
                 && self.psync.is_none()
             {
                 let next = match self.held.take() {
@@ -348,6 +365,19 @@ impl Conn {
                             }
                         })
                     }
+                };
+                match done {
+                    Ok(r) => encode(&mut io.out, &r, self.proto),
+                    Err(msg) => error_line(&mut io.out, &msg),
+                }
+                io.flush().await?;
+                continue;
+            }
+            if let Some(args) = self.cluster_op.take() {
+                let svc = shared.service.clone();
+                let done = tokio::select! {
+                    r = super::cluster::membership_change(&svc, &args) => r,
+                    _ = stop.changed() => return Err(End::Closed),
                 };
                 match done {
                     Ok(r) => encode(&mut io.out, &r, self.proto),

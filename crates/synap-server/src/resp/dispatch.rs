@@ -106,6 +106,12 @@ impl Conn {
                 }
         });
         let readonly = spec.flags.contains(synap_core::command::Flags::READONLY);
+        let roles = &self.shared.service.replication.roles;
+        if readonly && roles.fenced() {
+            error(out, &roles.fenced_error());
+            self.multi_failed |= self.multi.is_some();
+            return None;
+        }
         // Remembered before the read runs (a write that lands between the read and this would otherwise
         // find no tracker to invalidate) and again after it (a write in between took the first one);
         // inside MULTI, when it is queued and once EXEC ran it.
@@ -219,6 +225,7 @@ impl Conn {
             ServerCmd::Reset => self.reset(out),
             // REPLICAOF and WAIT wait after the batch's replies are out (see `run_buffered`).
             ServerCmd::ReplicaOf(target) => self.replicaof = Some(target),
+            ServerCmd::Cluster(args) if super::cluster::is_membership_change(&args) => self.cluster_op = Some(args),
             ServerCmd::Wait { replicas, timeout } if !self.shared.service.replication.is_replica() => {
                 self.wait = Some((replicas, timeout));
             }

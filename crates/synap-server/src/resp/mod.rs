@@ -11,6 +11,7 @@
 //! Commands are described and parsed once, in `synap_core::command` (its table).
 
 mod admin;
+mod cluster;
 mod connection;
 pub(crate) mod dispatch;
 pub(crate) mod monitor;

@@ -9,12 +9,19 @@ pub struct ServerProcess {
     pub child: Child,
     pub http_addr: String,
     pub resp_addr: Option<String>,
+    /// The cluster port, when `cluster.enabled`.
+    pub cluster_addr: Option<String>,
 }
 
 impl ServerProcess {
     /// Starts the binary with `args` on loopback port 0 and waits for its "listening" line.
     pub fn start(data_dir: &Path, args: &[&str]) -> ServerProcess {
         ServerProcess::spawn(Command::new(env!("CARGO_BIN_EXE_synap-server")), data_dir, args)
+    }
+
+    /// Like [`ServerProcess::start`], on given HTTP and RESP addresses (a restart on the ports it had).
+    pub fn start_at(data_dir: &Path, http: &str, resp: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_at(Command::new(env!("CARGO_BIN_EXE_synap-server")), data_dir, http, resp, args)
     }
 
     /// Like [`ServerProcess::start`], with the soft and hard open-file limits set to `nofile` (`ulimit -n`).
@@ -24,9 +31,13 @@ impl ServerProcess {
         ServerProcess::spawn(sh, data_dir, args)
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, args: &[&str]) -> ServerProcess {
+    fn spawn(command: Command, data_dir: &Path, args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_at(command, data_dir, "127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    fn spawn_at(mut command: Command, data_dir: &Path, http: &str, resp: &str, args: &[&str]) -> ServerProcess {
         let mut child = command
-            .args(["--http-addr", "127.0.0.1:0", "--resp-addr", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--http-addr", http, "--resp-addr", resp, "--log-level", "warn"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
@@ -59,7 +70,12 @@ impl ServerProcess {
         };
         let field =
             |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).map(str::to_string);
-        ServerProcess { http_addr: field("http").expect("http address"), resp_addr: field("resp"), child }
+        ServerProcess {
+            http_addr: field("http").expect("http address"),
+            resp_addr: field("resp"),
+            cluster_addr: field("cluster"),
+            child,
+        }
     }
 
     pub fn kill9(&mut self) {

@@ -1,0 +1,255 @@
+//! The cluster port: Raft's messages and the nodes' reports to the quorum's leader, as length-prefixed
+//! JSON frames (`len:u32 big-endian`, then the body) over TCP, one request at a time per connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use super::{Cluster, NodeId, NodeInfo, TypeConfig};
+
+/// The largest frame either side accepts (a snapshot chunk is far smaller).
+const MAX_FRAME: usize = 16 << 20;
+/// Connections the cluster port serves at once.
+const MAX_CONNECTIONS: usize = 256;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A connection idle this long is closed by the serving side.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// A node's report to the quorum's leader (every heartbeat).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub node: NodeId,
+    /// The last LSN this node holds.
+    pub lsn: u64,
+    /// The epoch this node acts in, and whether it acts as that epoch's primary.
+    pub epoch: u64,
+    pub primary: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A node's liveness and offset; the answer grants a primary its lease.
+    Report(Report),
+    /// The primary asks to change the ISR of its epoch.
+    AlterIsr {
+        node: NodeId,
+        epoch: u64,
+        isr: Vec<NodeId>,
+    },
+    /// Who are you (CLUSTER ADDNODE asks before adding a node).
+    Hello,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// `lease`: the reporting node is the primary of `epoch` and this node, the quorum's leader, confirmed
+    /// its leadership after the report was sent.
+    Report {
+        lease: bool,
+        epoch: u64,
+    },
+    AlterIsr(Result<(), String>),
+    Hello {
+        id: NodeId,
+        info: NodeInfo,
+    },
+    Error(String),
+}
+
+async fn write_frame<T: Serialize>(socket: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(std::io::Error::other("frame too large"));
+    }
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    socket.write_all(&frame).await
+}
+
+async fn read_frame<T: DeserializeOwned>(socket: &mut TcpStream) -> std::io::Result<T> {
+    let mut len = [0u8; 4];
+    socket.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {len} bytes is over the limit")));
+    }
+    let mut body = vec![0u8; len];
+    socket.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
+/// Connects to `addr`, from `source` when set (the cluster's `source_addr`).
+pub async fn connect(addr: &str, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let target: SocketAddr = match tokio::net::lookup_host(addr).await?.next() {
+        Some(a) => a,
+        None => return Err(std::io::Error::other(format!("{addr} resolves to nothing"))),
+    };
+    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(target))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// One request and its answer on a fresh or kept connection.
+pub struct Peer {
+    addr: String,
+    source: Option<IpAddr>,
+    conn: Option<TcpStream>,
+}
+
+impl Peer {
+    pub fn new(addr: String, source: Option<IpAddr>) -> Peer {
+        Peer { addr, source, conn: None }
+    }
+
+    /// Sends `req` and reads the answer within `ttl`; a failed connection is dropped (the next call
+    /// reconnects).
+    pub async fn call(&mut self, req: &Request, ttl: Duration) -> std::io::Result<Response> {
+        let work = async {
+            if self.conn.is_none() {
+                self.conn = Some(connect(&self.addr, self.source).await?);
+            }
+            let conn = self.conn.as_mut().expect("connected");
+            write_frame(conn, req).await?;
+            read_frame::<Response>(conn).await
+        };
+        let result = match tokio::time::timeout(ttl, work).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+/// Raft's connections to the other members.
+pub struct Network {
+    pub source: Option<IpAddr>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, _target: NodeId, node: &NodeInfo) -> Peer {
+        Peer::new(node.cluster.clone(), self.source)
+    }
+}
+
+fn unreachable<E: std::error::Error>(e: std::io::Error) -> RPCError<NodeId, NodeInfo, E> {
+    RPCError::Unreachable(Unreachable::new(&e))
+}
+
+fn unexpected<E: std::error::Error>(what: &str) -> RPCError<NodeId, NodeInfo, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!("unexpected answer to {what}"))))
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        match self.call(&Request::Append(rpc), option.hard_ttl()).await.map_err(unreachable)? {
+            Response::Append(Ok(r)) => Ok(r),
+            Response::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
+            _ => Err(unexpected("append")),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        match self.call(&Request::Snapshot(rpc), option.hard_ttl()).await.map_err(unreachable)? {
+            Response::Snapshot(Ok(r)) => Ok(r),
+            Response::Snapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
+            _ => Err(unexpected("install snapshot")),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        match self.call(&Request::Vote(rpc), option.hard_ttl()).await.map_err(unreachable)? {
+            Response::Vote(Ok(r)) => Ok(r),
+            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
+            _ => Err(unexpected("vote")),
+        }
+    }
+}
+
+/// Serves the cluster port until the server stops.
+pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cluster port: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "cluster port: too many connections; closing one");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let (cluster, stop) = (cluster.clone(), stop.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            serve_conn(socket, cluster, stop).await;
+        });
+    }
+}
+
+async fn serve_conn(mut socket: TcpStream, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let req = tokio::select! {
+            r = tokio::time::timeout(IDLE, read_frame::<Request>(&mut socket)) => match r {
+                Ok(Ok(req)) => req,
+                _ => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let resp = cluster.handle(req).await;
+        if write_frame(&mut socket, &resp).await.is_err() {
+            return;
+        }
+    }
+}
