@@ -424,7 +424,7 @@ impl Replication {
     }
 
     /// Whether the replica `node` acknowledged `lsn` or later on a streaming link.
-    fn node_acked(&self, node: u64, lsn: u64) -> bool {
+    pub fn node_acked(&self, node: u64, lsn: u64) -> bool {
         self.links
             .lock()
             .values()

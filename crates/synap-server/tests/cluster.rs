@@ -20,6 +20,10 @@ type Conn = redis::aio::MultiplexedConnection;
 
 const LEASE_MS: u64 = 600;
 
+/// The tests run one at a time: each starts three servers, and their timing (leases, elections) should
+/// not depend on another test's load on two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn rounds(default: usize) -> usize {
     std::env::var("CLUSTER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default).max(1)
 }
@@ -379,6 +383,9 @@ struct Ack {
     key: String,
     node: u64,
     epoch: Option<u64>,
+    /// When the write was sent and when its acknowledgement came.
+    sent: Instant,
+    got: Instant,
 }
 
 /// Writers that find the primary through SENTINEL (asking each node in turn), write unique keys, and
@@ -457,8 +464,10 @@ impl Load {
                     } else {
                         None
                     };
+                    let sent = Instant::now();
                     match cmd::<String>(c, &["SET", &key, &i.to_string()]).await {
                         Ok(_) => {
+                            let got = Instant::now();
                             let after = if with_epochs {
                                 field(c, &["CLUSTER", "INFO"], "cluster_my_epoch")
                                     .await
@@ -469,7 +478,7 @@ impl Load {
                             };
                             let epoch = before.filter(|b| Some(*b) == after);
                             times.lock().push((Instant::now(), *node));
-                            acked.lock().push(Ack { key, node: *node, epoch });
+                            acked.lock().push(Ack { key, node: *node, epoch, sent, got });
                         }
                         Err(_) => {
                             failed.fetch_add(1, Ordering::Relaxed);
@@ -564,6 +573,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_primary_loses_no_acknowledged_write() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // The links lag (5 ms each way): a write acknowledged before its replicas hold it would be lost.
     let mut c = Cluster::start_with(3, true, 5, 1, "").await;
     let resps = c.resps();
@@ -613,6 +623,7 @@ async fn killing_the_primary_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_primary_stops_and_rejoins_as_a_replica() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start(3, true, "").await;
     let resps = c.resps();
     let load = Load::start(resps, 3, true);
@@ -690,12 +701,23 @@ async fn a_partitioned_primary_stops_and_rejoins_as_a_replica() {
     for (epoch, nodes) in &by_epoch {
         assert_eq!(nodes.len(), 1, "epoch {epoch}: writes acknowledged by nodes {nodes:?}");
     }
+    // Nor did two primaries acknowledge at the same time: every write acknowledged by the old primary was
+    // sent before the new primary's first acknowledgement came back.
+    let first_new = acked.iter().filter(|a| a.node == new).map(|a| a.got).min().expect("writes on the new primary");
+    let late: Vec<&Ack> = acked.iter().filter(|a| a.node == 1 && a.sent > first_new).collect();
+    assert!(
+        late.is_empty(),
+        "the old primary acknowledged {} writes sent after the new one took writes, e.g. {:?}",
+        late.len(),
+        late.first()
+    );
 }
 
 /// Registers under failovers: one writer per key writes increasing values, readers read on the primary;
 /// no read returns a value older than one acknowledged before the read began.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_reads_never_go_back_across_failovers() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // The links lag 30 ms each way, longer than a write takes here: an acknowledgement that did not
     // wait for the in-sync replicas would be lost with the primary, and reads would go back.
     // Raft's messages must come back within a heartbeat: heartbeats are slower here.
@@ -793,6 +815,7 @@ async fn register_reads_never_go_back_across_failovers() {
 /// no change on its side. Needs `python3` with redis-py 8 (CI installs it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_sentinel_follows_a_failover() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use tokio::io::AsyncBufReadExt;
     let has_redis_py = std::process::Command::new("python3")
         .args([
@@ -865,7 +888,9 @@ async fn redis_py_sentinel_follows_a_failover() {
         Some(format!("master {}", c.resp_of(new).replace(':', " ")).as_str())
     );
     assert!(output.iter().any(|l| l == "replicas 2"), "{output:?}");
-    let acked: Vec<Ack> = acked.lock().iter().map(|k| Ack { key: k.clone(), node: 0, epoch: None }).collect();
+    let now = Instant::now();
+    let acked: Vec<Ack> =
+        acked.lock().iter().map(|k| Ack { key: k.clone(), node: 0, epoch: None, sent: now, got: now }).collect();
     check_ledger(&c.resp_of(new), &acked).await;
 }
 
@@ -877,6 +902,7 @@ fn signal(pid: u32, sig: &str) {
 /// catches up; with fewer in-sync replicas than `min_replicas_to_ack`, writes are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_replica_leaves_the_isr_and_rejoins() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let c = Cluster::start_with(3, false, 0, 2, "").await;
     let mut p = connect(&c.resp_of(1)).await.unwrap();
     let _: String = cmd(&mut p, &["SET", "a", "1"]).await.unwrap();
@@ -910,4 +936,32 @@ async fn a_stalled_replica_leaves_the_isr_and_rejoins() {
     assert_eq!(v.isr, BTreeSet::from([1, 3]), "the write was acknowledged once node 2 left the ISR");
     assert!(took < Duration::from_millis(1900), "the write waited {took:?} (ack timeout 2 s)");
     c.wait(|v| v.isr == BTreeSet::from([1, 2, 3]), "node 2 back in the ISR").await;
+}
+
+/// A primary killed and restarted at once (before its lease could lapse) does not carry on in its
+/// epoch as if nothing happened: its log may lack a tail its replicas hold. Another in-sync replica takes
+/// over in a new epoch, and the restarted node follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_restarted_at_once_hands_over() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let mut c = Cluster::start(3, false, "").await;
+    let load = Load::start(c.resps(), 3, false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.count() < 200 {
+        assert!(Instant::now() < deadline, "no progress before the restart");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    c.kill(1);
+    c.restart(1);
+    let v = c.wait(|v| v.epoch >= 2 && v.primary.is_some_and(|p| p != 1) && v.writable, "another primary").await;
+    let new = v.primary.unwrap();
+    let base = load.count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.count() < base + 100 {
+        assert!(Instant::now() < deadline, "no progress after the hand-over");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let acked = load.finish().await;
+    check_ledger(&c.resp_of(new), &acked).await;
+    converge(&c, new).await;
 }

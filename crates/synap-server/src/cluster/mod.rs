@@ -58,10 +58,13 @@ pub struct NodeInfo {
 /// What the quorum commits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterCmd {
-    /// A new epoch with `primary` (a member of `isr`), if the epoch is still `expect_epoch`.
-    Elect { expect_epoch: u64, primary: NodeId, isr: BTreeSet<NodeId> },
-    /// The primary of `epoch` changes its ISR.
-    SetIsr { epoch: u64, primary: NodeId, isr: BTreeSet<NodeId> },
+    /// A new epoch with `primary` (a member of `isr`, a subset of the current ISR), if the epoch and the
+    /// version are still those the decision saw.
+    Elect { expect_epoch: u64, expect_version: u64, primary: NodeId, isr: BTreeSet<NodeId> },
+    /// The primary of `epoch` changes its ISR (from the version it saw).
+    SetIsr { epoch: u64, expect_version: u64, primary: NodeId, isr: BTreeSet<NodeId> },
+    /// The primary's first lease in `epoch` goes to this incarnation of it.
+    Confirm { epoch: u64, primary: NodeId, boot: u64 },
     /// A member is being removed: it leaves the ISR.
     Forget { node: NodeId },
 }
@@ -85,7 +88,14 @@ openraft::declare_raft_types!(
 struct Seen {
     at: Instant,
     lsn: u64,
+    boot: u64,
 }
+
+/// Raft terms beyond this are refused (elections add one at a time; this is never reached honestly).
+const MAX_TERM: u64 = u64::MAX / 4;
+
+/// How long a metadata change may wait for the quorum before the caller gives up (it may still commit).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A node's view of the cluster for INFO, ROLE, SENTINEL and `/cluster/status`.
 #[derive(Debug, Clone, Serialize)]
@@ -119,14 +129,21 @@ pub struct Cluster {
     lease: Duration,
     heartbeat: Duration,
     max_lag: Duration,
-    /// The leader's view: when each node last reported.
+    /// The leader's view: when each member last reported.
     seen: Mutex<HashMap<NodeId, Seen>>,
+    /// The leader's last lease grant: to which primary, in which epoch, when.
+    granted: Mutex<Option<(NodeId, u64, Instant)>>,
+    /// This process's incarnation (random, not 0).
+    boot: u64,
     /// The term this node leads in, and since when.
     leading: Mutex<Option<(u64, Instant)>>,
+    /// The epoch this leader last saw, and since when (a new primary gets a full lease to report).
+    observed: Mutex<Option<(u64, Instant)>>,
     /// The primary's view: when each replica was last within `max_lag` of this node's log.
     caught_up: Mutex<HashMap<NodeId, Instant>>,
-    /// ISR additions proposed and not yet committed (already waited for).
-    pending: Mutex<BTreeSet<NodeId>>,
+    /// ISR additions not yet committed, already waited for, with the LSN they must hold before they are
+    /// proposed (everything acknowledged before writes started waiting for them).
+    pending: Mutex<BTreeMap<NodeId, u64>>,
     /// The connection to the leader's cluster port (reports and ISR changes).
     to_leader: tokio::sync::Mutex<Option<(NodeId, Peer)>>,
     /// Promotions this node's controller committed.
@@ -170,11 +187,12 @@ impl Cluster {
             election_timeout_max: cfg.election_timeout_ms * 2,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
             max_in_snapshot_log_to_keep: SNAPSHOT_EVERY,
+            snapshot_max_chunk_size: 256 * 1024,
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| anyhow::anyhow!("cluster: {e}"))?);
         let state = sm.state.subscribe();
-        let raft = Raft::new(cfg.node_id, raft_config, net::Network { source }, log, sm)
+        let raft = Raft::new(cfg.node_id, raft_config, net::Network { source, pool: Default::default() }, log, sm)
             .await
             .map_err(|e| anyhow::anyhow!("cluster: cannot start the quorum: {e}"))?;
         if cfg.bootstrap && !raft.is_initialized().await.map_err(|e| anyhow::anyhow!("{e}"))? {
@@ -196,9 +214,17 @@ impl Cluster {
             heartbeat: Duration::from_millis(cfg.heartbeat_ms),
             max_lag: Duration::from_millis(config.replication.max_lag_ms),
             seen: Mutex::new(HashMap::new()),
+            granted: Mutex::new(None),
+            boot: loop {
+                let b = rand::random::<u64>();
+                if b != 0 {
+                    break b;
+                }
+            },
             leading: Mutex::new(None),
+            observed: Mutex::new(None),
             caught_up: Mutex::new(HashMap::new()),
-            pending: Mutex::new(BTreeSet::new()),
+            pending: Mutex::new(BTreeMap::new()),
             to_leader: tokio::sync::Mutex::new(None),
             failovers: AtomicU64::new(0),
             stop: stop.clone(),
@@ -276,8 +302,8 @@ impl Cluster {
     /// The replicas a write waits for: the committed ISR and the additions being proposed.
     fn set_waitset(&self, st: &ClusterState) {
         let mut pending = self.pending.lock();
-        pending.retain(|n| !st.isr.contains(n));
-        let mut wait: Vec<NodeId> = st.isr.iter().chain(pending.iter()).copied().filter(|n| *n != self.id).collect();
+        pending.retain(|n, _| !st.isr.contains(n));
+        let mut wait: Vec<NodeId> = st.isr.iter().chain(pending.keys()).copied().filter(|n| *n != self.id).collect();
         wait.sort_unstable();
         wait.dedup();
         self.replication.set_waitset(wait);
@@ -288,7 +314,13 @@ impl Cluster {
         let st = self.state.borrow().clone();
         let roles = &self.replication.roles;
         let claim = st.primary == Some(self.id);
-        let report = Report { node: self.id, lsn: self.replication.log.last_lsn(), epoch: st.epoch, primary: claim };
+        let report = Report {
+            node: self.id,
+            lsn: self.replication.log.last_lsn(),
+            epoch: st.epoch,
+            primary: claim,
+            boot: self.boot,
+        };
         let sent = mono_ms();
         let answer = self.to_leader(Request::Report(report)).await;
         let Some(Response::Report { lease: true, epoch }) = answer else { return };
@@ -331,21 +363,29 @@ impl Cluster {
             *conn = Some((leader, Peer::new(info.cluster.clone(), self.source)));
         }
         let (_, peer) = conn.as_mut().expect("set above");
-        peer.call(&req, self.heartbeat * 3).await.ok()
+        // Long enough for the leader to confirm its leadership (a report) or commit (an ISR change).
+        peer.call(&req, (self.heartbeat * 3).max(self.lease / 2 + self.heartbeat)).await.ok()
     }
 
-    /// As the primary: moves replicas in and out of the ISR by how far behind they are.
+    /// As the primary (holding a lease): moves replicas in and out of the ISR by how far behind they are.
     async fn keep_isr(&self) {
         let st = self.state.borrow().clone();
-        if st.primary != Some(self.id) || self.replication.is_replica() || self.replication.roles.epoch() != st.epoch {
+        let roles = &self.replication.roles;
+        if st.primary != Some(self.id)
+            || self.replication.is_replica()
+            || roles.epoch() != st.epoch
+            || roles.lease_left_ms() == 0
+        {
             return;
         }
         let now = Instant::now();
+        let voters = self.voters();
         {
             let mut caught = self.caught_up.lock();
+            caught.retain(|n, _| voters.contains(n));
             for link in self.replication.links() {
                 let node = link.node();
-                if node == 0 || !link.is_online() {
+                if !voters.contains(&node) || !link.is_online() {
                     continue;
                 }
                 // When the replica was last known to hold everything: at its last acknowledgement if it
@@ -357,7 +397,6 @@ impl Cluster {
                 *entry = (*entry).max(at);
             }
         }
-        let voters = self.voters();
         let caught = self.caught_up.lock().clone();
         let mut want: BTreeSet<NodeId> = voters
             .iter()
@@ -365,24 +404,46 @@ impl Cluster {
             .filter(|n| *n != self.id && caught.get(n).is_some_and(|t| now.duration_since(*t) <= self.max_lag))
             .collect();
         want.insert(self.id);
-        if want == st.isr {
+        // An addition is waited for from now on, and proposed once it holds everything written until now:
+        // every write acknowledged before it joined is then on it too.
+        let ready: BTreeSet<NodeId> = {
+            let mut pending = self.pending.lock();
+            let last = self.replication.log.last_lsn();
+            for n in want.difference(&st.isr) {
+                pending.entry(*n).or_insert(last);
+            }
+            pending.retain(|n, _| want.contains(n) && !st.isr.contains(n));
+            pending.iter().filter(|(n, lsn)| self.replication.node_acked(**n, **lsn)).map(|(n, _)| *n).collect()
+        };
+        self.set_waitset(&st);
+        let target: BTreeSet<NodeId> = st.isr.intersection(&want).copied().chain(ready).collect();
+        if target == st.isr {
             return;
         }
-        // Additions are waited for before they are proposed.
-        let added: BTreeSet<NodeId> = want.difference(&st.isr).copied().collect();
-        if !added.is_empty() {
-            self.pending.lock().extend(added.iter().copied());
-            self.set_waitset(&st);
-        }
-        let req = Request::AlterIsr { node: self.id, epoch: st.epoch, isr: want.iter().copied().collect() };
+        let req = Request::AlterIsr {
+            node: self.id,
+            epoch: st.epoch,
+            version: st.version,
+            isr: target.iter().copied().collect(),
+        };
         match self.to_leader(req).await {
-            Some(Response::AlterIsr(Ok(()))) => info!(isr = ?want, "cluster: ISR changed"),
+            Some(Response::AlterIsr(Ok(()))) => info!(isr = ?target, "cluster: ISR changed"),
             Some(Response::AlterIsr(Err(e))) => warn!(error = %e, "cluster: ISR change refused"),
             _ => {}
         }
     }
 
-    /// As the leader: promotes an in-sync replica when the primary's lease has surely lapsed.
+    /// Commits a metadata change, giving up after `timeout` (it may still commit later).
+    async fn commit(&self, cmd: ClusterCmd, timeout: Duration) -> Result<ClusterReply, String> {
+        match tokio::time::timeout(timeout, self.raft.client_write(cmd)).await {
+            Ok(Ok(r)) => Ok(r.data),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the quorum did not commit in time".into()),
+        }
+    }
+
+    /// As the leader: promotes an in-sync replica when the primary's lease has surely lapsed, or at once
+    /// when the primary restarted (its log may lack what its replicas hold).
     async fn control(&self) {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Leader {
@@ -401,6 +462,16 @@ impl Cluster {
             }
         };
         let st = self.state.borrow().clone();
+        let since = {
+            let mut observed = self.observed.lock();
+            match *observed {
+                Some((epoch, t)) if epoch == st.epoch => since.max(t),
+                _ => {
+                    *observed = Some((st.epoch, now));
+                    now
+                }
+            }
+        };
         let seen = self.seen.lock().clone();
         // Nodes heard from in this term, within a lease.
         let alive = |n: &NodeId| {
@@ -412,30 +483,45 @@ impl Cluster {
         let (candidates, primary) = match st.primary {
             None => (voters.clone(), None),
             Some(p) => {
-                let last = seen.get(&p).map(|s| s.at).filter(|t| *t >= since).unwrap_or(since);
-                let last = if p == self.id { now } else { last };
-                // The primary's lease ran from when it sent a report, before the leader heard it.
-                if now.duration_since(last) <= self.lease + self.heartbeat {
-                    return;
+                let restarted = st.boot != 0
+                    && if p == self.id {
+                        self.boot != st.boot
+                    } else {
+                        seen.get(&p).is_some_and(|s| s.at >= since && s.boot != st.boot)
+                    };
+                if !restarted {
+                    // The primary's lease ran from when it sent its last granted report, before this
+                    // leader granted it; a margin for clocks that run at slightly different rates.
+                    let granted = *self.granted.lock();
+                    let last = match granted {
+                        Some((node, epoch, at)) if node == p && epoch == st.epoch && at >= since => at,
+                        _ => since,
+                    };
+                    if now.duration_since(last) <= self.lease + self.heartbeat + self.lease / 50 {
+                        return;
+                    }
                 }
-                (st.isr.iter().copied().filter(|n| *n != p).collect(), Some(p))
+                (st.isr.iter().copied().filter(|n| *n != p).collect::<BTreeSet<_>>(), Some(p))
             }
         };
-        let Some(best) =
-            candidates.iter().filter(|n| alive(n) && voters.contains(n)).max_by_key(|n| (lsn(n), **n)).copied()
-        else {
+        let best = candidates.iter().filter(|n| alive(n) && voters.contains(n)).max_by_key(|n| (lsn(n), **n)).copied();
+        // A restarted primary that is the only member of its ISR holds every acknowledged write there is
+        // (no write is acknowledged with fewer in-sync replicas than required): it leads a new epoch.
+        let best = best.or(primary.filter(|p| candidates.is_empty() && alive(p) && voters.contains(p)));
+        let Some(best) = best else {
             return; // no in-sync replica to promote: wait (no unclean election)
         };
         let mut isr: BTreeSet<NodeId> =
             st.isr.iter().copied().filter(|n| Some(*n) != primary && alive(n) && voters.contains(n)).collect();
         isr.insert(best);
-        let cmd = ClusterCmd::Elect { expect_epoch: st.epoch, primary: best, isr: isr.clone() };
-        match self.raft.client_write(cmd).await {
-            Ok(r) if r.data.ok => {
+        let cmd =
+            ClusterCmd::Elect { expect_epoch: st.epoch, expect_version: st.version, primary: best, isr: isr.clone() };
+        match self.commit(cmd, self.lease).await {
+            Ok(r) if r.ok => {
                 if primary.is_some() {
                     self.failovers.fetch_add(1, Ordering::Relaxed);
                 }
-                info!(epoch = r.data.epoch, primary = best, old = ?primary, isr = ?isr, "cluster: new primary elected");
+                info!(epoch = r.epoch, primary = best, old = ?primary, isr = ?isr, "cluster: new primary elected");
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cluster: election not committed"),
@@ -445,34 +531,76 @@ impl Cluster {
     /// Answers a request on the cluster port.
     pub async fn handle(&self, req: Request) -> Response {
         match req {
+            // A term no election reaches (a peer could make the next one overflow).
+            Request::Append(rpc) if rpc.vote.leader_id.get_term() > MAX_TERM => {
+                Response::Error("term out of range".into())
+            }
+            Request::Vote(rpc) if rpc.vote.leader_id.get_term() > MAX_TERM => {
+                Response::Error("term out of range".into())
+            }
+            Request::Snapshot(rpc) if rpc.vote.leader_id.get_term() > MAX_TERM => {
+                Response::Error("term out of range".into())
+            }
             Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
             Request::Snapshot(rpc) => Response::Snapshot(self.raft.install_snapshot(rpc).await),
             Request::Hello => Response::Hello { id: self.id, info: self.info.clone() },
-            Request::Report(report) => {
-                self.seen.lock().insert(report.node, Seen { at: Instant::now(), lsn: report.lsn });
-                let st = self.state.borrow().clone();
-                let mut lease = false;
-                if report.primary && st.primary == Some(report.node) && st.epoch == report.epoch {
-                    // Granted only by a leader that a quorum still follows, with its state up to date.
-                    let confirm = tokio::time::timeout(self.lease / 2, self.raft.ensure_linearizable()).await;
-                    if matches!(confirm, Ok(Ok(_))) {
-                        let st = self.state.borrow().clone();
-                        lease = st.primary == Some(report.node) && st.epoch == report.epoch;
-                    }
+            Request::Report(report) => self.on_report(report).await,
+            Request::AlterIsr { node, epoch, version, isr } => {
+                // Only from the primary that holds this leader's lease: a fenced or stale primary's view
+                // of the ISR no longer counts.
+                let leased = matches!(*self.granted.lock(), Some((n, e, at)) if n == node && e == epoch && at.elapsed() < self.lease);
+                if !leased {
+                    return Response::AlterIsr(Err("the requester holds no lease from this leader".into()));
                 }
-                Response::Report { lease, epoch: st.epoch }
-            }
-            Request::AlterIsr { node, epoch, isr } => {
                 let isr: BTreeSet<NodeId> = isr.into_iter().collect();
-                let cmd = ClusterCmd::SetIsr { epoch, primary: node, isr };
-                match self.raft.client_write(cmd).await {
-                    Ok(r) if r.data.ok => Response::AlterIsr(Ok(())),
-                    Ok(r) => Response::AlterIsr(Err(format!("stale: the epoch is {}", r.data.epoch))),
-                    Err(e) => Response::AlterIsr(Err(e.to_string())),
+                let cmd = ClusterCmd::SetIsr { epoch, expect_version: version, primary: node, isr };
+                match self.commit(cmd, self.lease / 2).await {
+                    Ok(r) if r.ok => Response::AlterIsr(Ok(())),
+                    Ok(r) => Response::AlterIsr(Err(format!("stale: the epoch is {} and the ISR changed", r.epoch))),
+                    Err(e) => Response::AlterIsr(Err(e)),
                 }
             }
         }
+    }
+
+    /// A member's report (the leader's side): remembered; answered with a lease when it comes from this
+    /// epoch's primary, in the incarnation the epoch confirmed, and this node still leads a quorum.
+    async fn on_report(&self, report: Report) -> Response {
+        let members: BTreeSet<NodeId> = {
+            let m = self.raft.metrics().borrow().membership_config.clone();
+            m.membership().nodes().map(|(id, _)| *id).collect()
+        };
+        let st = self.state.borrow().clone();
+        if !members.contains(&report.node) {
+            return Response::Report { lease: false, epoch: st.epoch };
+        }
+        {
+            let mut seen = self.seen.lock();
+            seen.retain(|n, _| members.contains(n));
+            seen.insert(report.node, Seen { at: Instant::now(), lsn: report.lsn, boot: report.boot });
+        }
+        if !(report.primary && st.primary == Some(report.node) && st.epoch == report.epoch) {
+            return Response::Report { lease: false, epoch: st.epoch };
+        }
+        if st.boot == 0 {
+            // The epoch's first lease: this incarnation is the one that may hold it.
+            let cmd = ClusterCmd::Confirm { epoch: st.epoch, primary: report.node, boot: report.boot };
+            if !matches!(self.commit(cmd, self.lease / 2).await, Ok(ClusterReply { ok: true, .. })) {
+                return Response::Report { lease: false, epoch: st.epoch };
+            }
+        }
+        // Granted only by a leader that a quorum still follows, with its state up to date.
+        let confirm = tokio::time::timeout(self.lease / 2, self.raft.ensure_linearizable()).await;
+        if !matches!(confirm, Ok(Ok(_))) {
+            return Response::Report { lease: false, epoch: st.epoch };
+        }
+        let st = self.state.borrow().clone();
+        let lease = st.primary == Some(report.node) && st.epoch == report.epoch && st.boot == report.boot;
+        if lease {
+            *self.granted.lock() = Some((report.node, st.epoch, Instant::now()));
+        }
+        Response::Report { lease, epoch: st.epoch }
     }
 
     /// CLUSTER ADDNODE: asks the node at `addr` who it is, adds it as a learner, then as a voter (joint
@@ -490,11 +618,16 @@ impl Cluster {
         }
         // It is reached at the address given (which may differ from what it announces, e.g. a proxy).
         let info = NodeInfo { cluster: addr.to_string(), ..info };
-        self.raft.add_learner(id, info, true).await.map_err(|e| format!("ERR {e}"))?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        let add = async {
+            self.raft.add_learner(id, info, true).await.map_err(|e| format!("ERR {e}"))?;
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(|e| format!("ERR {e}"))
+        };
+        tokio::time::timeout(COMMIT_TIMEOUT * 2, add)
             .await
-            .map_err(|e| format!("ERR {e}"))?;
+            .map_err(|_| "ERR the quorum did not take the node in time (it may still)".to_string())??;
         info!(node = id, %addr, "cluster: node added");
         Ok(())
     }
@@ -505,10 +638,15 @@ impl Cluster {
         if self.state.borrow().primary == Some(id) {
             return Err("ERR the node is the primary; it cannot be removed".into());
         }
-        self.raft.client_write(ClusterCmd::Forget { node: id }).await.map_err(|e| format!("ERR {e}"))?;
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+        let forgot =
+            self.commit(ClusterCmd::Forget { node: id }, COMMIT_TIMEOUT).await.map_err(|e| format!("ERR {e}"))?;
+        if !forgot.ok {
+            return Err("ERR the node is the primary; it cannot be removed".into());
+        }
+        let change = self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false);
+        tokio::time::timeout(COMMIT_TIMEOUT, change)
             .await
+            .map_err(|_| "ERR the quorum did not remove the node in time (it may still)".to_string())?
             .map_err(|e| format!("ERR {e}"))?;
         info!(node = id, "cluster: node removed");
         Ok(())

@@ -20,8 +20,8 @@ use tracing::{debug, warn};
 
 use super::{Cluster, NodeId, NodeInfo, TypeConfig};
 
-/// The largest frame either side accepts (a snapshot chunk is far smaller).
-const MAX_FRAME: usize = 16 << 20;
+/// The largest frame either side accepts (a snapshot chunk of the metadata state is far smaller).
+const MAX_FRAME: usize = 4 << 20;
 /// Connections the cluster port serves at once.
 const MAX_CONNECTIONS: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -37,6 +37,8 @@ pub struct Report {
     /// The epoch this node acts in, and whether it acts as that epoch's primary.
     pub epoch: u64,
     pub primary: bool,
+    /// The reporting process's incarnation (a restarted primary must not carry on unnoticed).
+    pub boot: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +52,7 @@ pub enum Request {
     AlterIsr {
         node: NodeId,
         epoch: u64,
+        version: u64,
         isr: Vec<NodeId>,
     },
     /// Who are you (CLUSTER ADDNODE asks before adding a node).
@@ -93,8 +96,12 @@ async fn read_frame<T: DeserializeOwned>(socket: &mut TcpStream) -> std::io::Res
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!("frame of {len} bytes is over the limit")));
     }
-    let mut body = vec![0u8; len];
-    socket.read_exact(&mut body).await?;
+    // Read as it arrives (a peer that announces a large frame and sends nothing pins no memory).
+    let mut body = Vec::with_capacity(len.min(64 * 1024));
+    (&mut *socket).take(len as u64).read_to_end(&mut body).await?;
+    if body.len() != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "frame cut short"));
+    }
     serde_json::from_slice(&body).map_err(std::io::Error::other)
 }
 
@@ -115,16 +122,33 @@ pub async fn connect(addr: &str, source: Option<IpAddr>) -> std::io::Result<TcpS
     Ok(stream)
 }
 
+/// Idle connections kept per address (Raft asks for a client per message round; reusing connections
+/// spares a connect and a TIME_WAIT socket each time).
+const POOLED_PER_ADDR: usize = 4;
+
+/// Connections to the other members that are idle, by address.
+#[derive(Default)]
+pub struct Pool {
+    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<TcpStream>>>,
+}
+
 /// One request and its answer on a fresh or kept connection.
 pub struct Peer {
     addr: String,
     source: Option<IpAddr>,
     conn: Option<TcpStream>,
+    pool: Option<Arc<Pool>>,
 }
 
 impl Peer {
     pub fn new(addr: String, source: Option<IpAddr>) -> Peer {
-        Peer { addr, source, conn: None }
+        Peer { addr, source, conn: None, pool: None }
+    }
+
+    /// A peer that takes an idle connection from `pool` and gives it back when dropped.
+    pub fn pooled(addr: String, source: Option<IpAddr>, pool: Arc<Pool>) -> Peer {
+        let conn = pool.idle.lock().get_mut(&addr).and_then(|v| v.pop());
+        Peer { addr, source, conn, pool: Some(pool) }
     }
 
     /// Sends `req` and reads the answer within `ttl`; a failed connection is dropped (the next call
@@ -149,16 +173,29 @@ impl Peer {
     }
 }
 
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let (Some(pool), Some(conn)) = (&self.pool, self.conn.take()) {
+            let mut idle = pool.idle.lock();
+            let list = idle.entry(self.addr.clone()).or_default();
+            if list.len() < POOLED_PER_ADDR {
+                list.push(conn);
+            }
+        }
+    }
+}
+
 /// Raft's connections to the other members.
 pub struct Network {
     pub source: Option<IpAddr>,
+    pub pool: Arc<Pool>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, _target: NodeId, node: &NodeInfo) -> Peer {
-        Peer::new(node.cluster.clone(), self.source)
+        Peer::pooled(node.cluster.clone(), self.source, self.pool.clone())
     }
 }
 

@@ -32,36 +32,63 @@ pub struct ClusterState {
     /// The in-sync replicas (the primary included): only these may become primary, and a write under
     /// `min_replicas_to_ack` waits for all of them.
     pub isr: BTreeSet<NodeId>,
+    /// Bumped on every change of the ISR or the primary: decisions taken on a view name the version they
+    /// saw and apply only if nothing changed since.
+    pub version: u64,
+    /// The incarnation (a random id per process start) of the primary that took this epoch's first
+    /// lease: a primary that restarted must not carry on as if nothing happened (its log may have lost
+    /// a tail its replicas hold).
+    pub boot: u64,
 }
 
 impl ClusterState {
-    /// Applies a command; `ok: false` when its precondition (the epoch it was decided in) no longer holds.
-    pub fn apply(&mut self, cmd: &ClusterCmd) -> ClusterReply {
+    /// Applies a command; `ok: false` when its precondition no longer holds. `voters` are the quorum's
+    /// voting members: only they are elected or kept in the ISR.
+    pub fn apply(&mut self, cmd: &ClusterCmd, voters: &BTreeSet<NodeId>) -> ClusterReply {
         let ok = match cmd {
-            ClusterCmd::Elect { expect_epoch, primary, isr } => {
-                if *expect_epoch == self.epoch && isr.contains(primary) {
+            ClusterCmd::Elect { expect_epoch, expect_version, primary, isr } => {
+                // From the current ISR only (every member holds every acknowledged write), and a voter.
+                let valid = *expect_epoch == self.epoch
+                    && *expect_version == self.version
+                    && isr.contains(primary)
+                    && voters.contains(primary)
+                    && (self.primary.is_none() || isr.is_subset(&self.isr));
+                if valid {
                     self.epoch += 1;
+                    self.version += 1;
                     self.primary = Some(*primary);
                     self.isr = isr.clone();
-                    true
-                } else {
-                    false
+                    self.boot = 0;
                 }
+                valid
             }
-            ClusterCmd::SetIsr { epoch, primary, isr } => {
-                if *epoch == self.epoch && self.primary == Some(*primary) && isr.contains(primary) {
+            ClusterCmd::SetIsr { epoch, expect_version, primary, isr } => {
+                let valid = *epoch == self.epoch
+                    && *expect_version == self.version
+                    && self.primary == Some(*primary)
+                    && isr.contains(primary)
+                    && isr.is_subset(voters);
+                if valid {
                     self.isr = isr.clone();
-                    true
-                } else {
-                    false
+                    self.version += 1;
                 }
+                valid
+            }
+            ClusterCmd::Confirm { epoch, primary, boot } => {
+                let valid = *epoch == self.epoch && self.primary == Some(*primary) && self.boot == 0 && *boot != 0;
+                if valid {
+                    self.boot = *boot;
+                }
+                valid
             }
             ClusterCmd::Forget { node } => {
                 // A removed member can no longer be elected or waited for.
                 if self.primary == Some(*node) {
                     false
                 } else {
-                    self.isr.remove(node);
+                    if self.isr.remove(node) {
+                        self.version += 1;
+                    }
                     true
                 }
             }
@@ -78,7 +105,9 @@ fn io_err(e: impl std::error::Error + 'static) -> Err {
 
 /// Writes `bytes` to `path` atomically and durably (temporary file, fsync, rename, directory fsync).
 fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -256,6 +285,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             file.last_applied.map(|l| l.index).unwrap_or(0),
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         );
+        // One snapshot file write at a time, and never an older state over a newer one (an installed
+        // snapshot may have overtaken this build).
+        let mut current = self.snapshot.lock().await;
+        if let Some((meta, bytes)) = current.as_ref()
+            && meta.last_log_id >= file.last_applied
+        {
+            return Ok(Snapshot { meta: meta.clone(), snapshot: Box::new(Cursor::new(bytes.clone())) });
+        }
         let bytes = serde_json::to_vec(&file).map_err(io_err)?;
         write_blocking(self.path.as_ref().clone(), bytes.clone()).await?;
         let meta = SnapshotMeta {
@@ -263,7 +300,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: file.membership.clone(),
             snapshot_id: file.snapshot_id.clone(),
         };
-        *self.snapshot.lock().await = Some((meta.clone(), bytes.clone()));
+        *current = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }
 }
@@ -289,13 +326,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             inner.last_applied = Some(entry.log_id);
             let reply = match &entry.payload {
                 EntryPayload::Blank => ClusterReply { ok: true, epoch: inner.state.epoch },
-                EntryPayload::Normal(cmd) => inner.state.apply(cmd),
+                EntryPayload::Normal(cmd) => {
+                    let voters: BTreeSet<NodeId> = inner.membership.membership().voter_ids().collect();
+                    inner.state.apply(cmd, &voters)
+                }
                 EntryPayload::Membership(m) => {
                     inner.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     // A node that left the voters is no longer a candidate or waited for.
                     let voters: BTreeSet<NodeId> = m.voter_ids().collect();
                     let primary = inner.state.primary;
+                    let before = inner.state.isr.len();
                     inner.state.isr.retain(|n| voters.contains(n) || Some(*n) == primary);
+                    if inner.state.isr.len() != before {
+                        inner.state.version += 1;
+                    }
                     ClusterReply { ok: true, epoch: inner.state.epoch }
                 }
             };
@@ -325,11 +369,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), Err> {
         let bytes = snapshot.into_inner();
         let file: SmFile = serde_json::from_slice(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let mut current = self.snapshot.lock().await;
         write_blocking(self.path.as_ref().clone(), bytes.clone()).await?;
         let state = file.state.clone();
         *self.inner.lock().await =
             SmFile { last_applied: meta.last_log_id, membership: meta.last_membership.clone(), ..file };
-        *self.snapshot.lock().await = Some((meta.clone(), bytes));
+        *current = Some((meta.clone(), bytes));
         self.state.send_replace(state);
         Ok(())
     }
