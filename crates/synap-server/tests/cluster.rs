@@ -906,6 +906,22 @@ async fn a_stalled_replica_leaves_the_isr_and_rejoins() {
     let c = Cluster::start_with(3, false, 0, 2, "").await;
     let mut p = connect(&c.resp_of(1)).await.unwrap();
     let _: String = cmd(&mut p, &["SET", "a", "1"]).await.unwrap();
+    // A write on a replica is refused, naming the primary (over HTTP with its HTTP address too).
+    let mut r = connect(&c.resp_of(2)).await.unwrap();
+    let e = cmd::<String>(&mut r, &["SET", "a", "2"]).await.unwrap_err();
+    assert_eq!(e.code(), Some("READONLY"), "{e}");
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("http://{}/kv/set", c.node(2).http))
+        .json(&serde_json::json!({"key": "a", "value": "2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "READONLY", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&c.node(1).http) && message.contains(&c.resp_of(1)), "{message}");
     let pid3 = c.node(3).proc.as_ref().unwrap().child.id();
     signal(pid3, "-STOP");
     // Node 3 leaves the ISR after replication.max_lag_ms (1 s): then two replicas are no longer in
@@ -964,4 +980,113 @@ async fn a_primary_restarted_at_once_hands_over() {
     let acked = load.finish().await;
     check_ledger(&c.resp_of(new), &acked).await;
     converge(&c, new).await;
+}
+
+/// The keys of a Sentinel state entry (a RESP3 map, or a RESP2 flat array of pairs), in order.
+fn state_keys(v: &redis::Value) -> Vec<String> {
+    use redis::Value as V;
+    let text = |v: &V| match v {
+        V::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        V::SimpleString(s) => s.clone(),
+        other => format!("{other:?}"),
+    };
+    match v {
+        V::Map(pairs) => pairs.iter().map(|(k, _)| text(k)).collect(),
+        V::Array(items) => items.chunks(2).map(|p| text(&p[0])).collect(),
+        other => panic!("not a Sentinel state: {other:?}"),
+    }
+}
+
+/// What kind of value a reply is (its variant, and for a list the kind of its first item).
+fn kind(v: &redis::Value) -> String {
+    use redis::Value as V;
+    match v {
+        V::Array(items) => format!("array[{}]", items.first().map(kind).unwrap_or_default()),
+        V::Map(pairs) => format!("map{}", pairs.len()),
+        V::BulkString(_) => "bulk".into(),
+        V::Nil => "nil".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+async fn raw(port: &str, resp3: bool, args: &[&str]) -> Result<redis::Value, String> {
+    let proto = if resp3 { "?protocol=resp3" } else { "" };
+    let client = redis::Client::open(format!("redis://{port}/{proto}")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut q = redis::cmd(args[0]);
+    for a in &args[1..] {
+        q.arg(*a);
+    }
+    q.query_async::<redis::Value>(&mut c).await.map_err(|e| e.to_string())
+}
+
+/// The SENTINEL replies a client library reads have the shapes, keys and errors of a real Sentinel
+/// (Redis 7) watching a primary with a replica, next to another Sentinel: in RESP2 and RESP3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_replies_match_redis_sentinel() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let Some(primary) = common::redis_server::Redis::start(&[]) else {
+        assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI");
+        eprintln!("redis-server not found: the comparison does not run");
+        return;
+    };
+    let port = primary.port.to_string();
+    let _replica = common::redis_server::Redis::start(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let sentinel = common::redis_server::Redis::start_sentinel(primary.port, "synap").unwrap();
+    let _other = common::redis_server::Redis::start_sentinel(primary.port, "synap").unwrap();
+    let real = format!("127.0.0.1:{}", sentinel.port);
+    // The Sentinel finds the replica (INFO from the primary) and the other Sentinel (hello messages).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reps = raw(&real, false, &["SENTINEL", "REPLICAS", "synap"]).await.unwrap();
+        let sens = raw(&real, false, &["SENTINEL", "SENTINELS", "synap"]).await.unwrap();
+        if kind(&reps).starts_with("array[array") && kind(&sens).starts_with("array[array") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the real Sentinel did not see its replica and peer in 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let c = Cluster::start(3, false, "").await;
+    let ours = c.resp_of(1);
+    for resp3 in [false, true] {
+        for args in [
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "synap"][..],
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "nope"],
+            &["SENTINEL", "MASTERS"],
+            &["SENTINEL", "MASTER", "synap"],
+            &["SENTINEL", "REPLICAS", "synap"],
+            &["SENTINEL", "SLAVES", "synap"],
+            &["SENTINEL", "SENTINELS", "synap"],
+            &["SENTINEL", "MYID"],
+            &["SENTINEL", "MASTER", "nope"],
+            &["SENTINEL", "REPLICAS", "nope"],
+            &["SENTINEL", "MASTERS", "x"],
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME"],
+            &["SENTINEL", "NOPE"],
+            &["SENTINEL"],
+        ] {
+            let (want, got) = (raw(&real, resp3, args).await, raw(&ours, resp3, args).await);
+            match (&want, &got) {
+                (Err(w), Err(g)) => assert_eq!(g, w, "{args:?} resp3={resp3}"),
+                (Ok(w), Ok(g)) => {
+                    // The same kind of reply (lists differ in length: Synap has 2 replicas and 2 peers).
+                    assert_eq!(kind(g), kind(w), "{args:?} resp3={resp3}: {g:?} vs {w:?}");
+                    let entries = |v: &redis::Value| match v {
+                        redis::Value::Array(items)
+                            if items.iter().all(|i| !matches!(i, redis::Value::BulkString(_))) =>
+                        {
+                            items.clone()
+                        }
+                        redis::Value::Map(_) => vec![v.clone()],
+                        redis::Value::Array(items) if args[1] == "MASTER" => vec![redis::Value::Array(items.clone())],
+                        _ => Vec::new(),
+                    };
+                    if let (Some(w), Some(g)) = (entries(w).first(), entries(g).first()) {
+                        assert_eq!(state_keys(g), state_keys(w), "{args:?} resp3={resp3}");
+                    }
+                }
+                _ => panic!("{args:?} resp3={resp3}: Sentinel answered {want:?}, Synap {got:?}"),
+            }
+        }
+    }
 }

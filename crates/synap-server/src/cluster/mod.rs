@@ -296,6 +296,8 @@ impl Cluster {
             if let Err(e) = self.replication.replicate_from(host, port).await {
                 warn!(error = %e, "cluster: cannot follow the primary");
             }
+            // Writes refused here name the primary for RESP and HTTP clients both.
+            roles.set_primary_name(format!("{} (HTTP {})", info.resp, info.http));
         }
     }
 

@@ -220,6 +220,7 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
                         ("master-port", mport.to_string()),
                         ("slave-priority", "100".into()),
                         ("slave-repl-offset", "0".into()),
+                        ("replica-announced", "1".into()),
                     ]))
                 })
                 .collect();
@@ -260,6 +261,6 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
             named(1)?;
             Ok(bulk(format!("node-{}", cluster.id)))
         }
-        _ => Err(format!("ERR Unknown sentinel subcommand '{}'", String::from_utf8_lossy(&args[0]))),
+        _ => Err(format!("ERR unknown subcommand '{}'. Try SENTINEL HELP.", String::from_utf8_lossy(&args[0]))),
     }
 }

@@ -44,6 +44,40 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// A Sentinel (`redis-server <conf> --sentinel`) watching the primary on `primary_port` under `name`.
+    pub fn start_sentinel(primary_port: u16, name: &str) -> Option<Redis> {
+        for _attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dir = tempfile::tempdir().ok()?;
+            let conf = dir.path().join("sentinel.conf");
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {primary_port} 1\n",
+                dir.path().display()
+            );
+            std::fs::write(&conf, text).ok()?;
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let mut redis = Redis { child, port, _dir: dir };
+            for _ in 0..100 {
+                if redis.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                if redis_pong(port) {
+                    return Some(redis);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("redis-server --sentinel did not start");
+    }
+}
+
 /// Whether a PING on `port` is answered `+PONG` (a Synap on that port would answer too, but then the
 /// child has exited, which `start` checks first).
 fn redis_pong(port: u16) -> bool {
