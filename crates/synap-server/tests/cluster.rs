@@ -267,15 +267,7 @@ impl Cluster {
     async fn status(&self) -> Option<View> {
         let mut best: Option<View> = None;
         for node in self.nodes.iter().filter(|n| n.proc.is_some() && !self.net.isolated.lock().contains(&n.id)) {
-            let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(1), connect(&node.resp)).await else {
-                continue;
-            };
-            let Ok(Ok(text)) =
-                tokio::time::timeout(Duration::from_secs(1), cmd::<String>(&mut c, &["CLUSTER", "INFO"])).await
-            else {
-                continue;
-            };
-            let view = View::parse(&text);
+            let Some((view, _)) = view_of(&node.resp, Duration::from_secs(1)).await else { continue };
             if best.as_ref().is_none_or(|b| view.epoch > b.epoch || (view.epoch == b.epoch && view.writable)) {
                 best = Some(view);
             }
@@ -353,6 +345,18 @@ impl Drop for Cluster {
     }
 }
 
+/// The epoch a node acts in.
+async fn my_epoch(c: &mut Conn) -> Option<u64> {
+    field(c, &["CLUSTER", "INFO"], "cluster_my_epoch").await.ok()?.parse().ok()
+}
+
+/// A node's CLUSTER INFO (and the connection it came on), each step within `limit`.
+async fn view_of(addr: &str, limit: Duration) -> Option<(View, Conn)> {
+    let mut c = tokio::time::timeout(limit, connect(addr)).await.ok()?.ok()?;
+    let text = tokio::time::timeout(limit, cmd::<String>(&mut c, &["CLUSTER", "INFO"])).await.ok()?.ok()?;
+    Some((View::parse(&text), c))
+}
+
 #[derive(Debug, Clone, Default)]
 struct View {
     node: u64,
@@ -416,16 +420,8 @@ async fn find_primary(resps: &[(String, String)]) -> Option<(u64, Conn)> {
         let Some((host, port)) = v else { continue };
         let named = format!("{host}:{port}");
         let direct = resps.iter().find(|(_, seen)| *seen == named).map_or(named, |(d, _)| d.clone());
-        let Ok(Ok(mut p)) = tokio::time::timeout(Duration::from_millis(500), connect(&direct)).await else {
-            continue;
-        };
         // A primary cut off from the quorum still names itself: only one that takes writes will do.
-        let Ok(Ok(text)) =
-            tokio::time::timeout(Duration::from_millis(500), cmd::<String>(&mut p, &["CLUSTER", "INFO"])).await
-        else {
-            continue;
-        };
-        let view = View::parse(&text);
+        let Some((view, p)) = view_of(&direct, Duration::from_millis(500)).await else { continue };
         if view.writable {
             return Some((view.node, p));
         }
@@ -456,26 +452,12 @@ impl Load {
                     };
                     i += 1;
                     let key = format!("w{w}:{i}");
-                    let before = if with_epochs {
-                        field(c, &["CLUSTER", "INFO"], "cluster_my_epoch")
-                            .await
-                            .ok()
-                            .and_then(|e| e.parse::<u64>().ok())
-                    } else {
-                        None
-                    };
+                    let before = if with_epochs { my_epoch(c).await } else { None };
                     let sent = Instant::now();
                     match cmd::<String>(c, &["SET", &key, &i.to_string()]).await {
                         Ok(_) => {
                             let got = Instant::now();
-                            let after = if with_epochs {
-                                field(c, &["CLUSTER", "INFO"], "cluster_my_epoch")
-                                    .await
-                                    .ok()
-                                    .and_then(|e| e.parse::<u64>().ok())
-                            } else {
-                                None
-                            };
+                            let after = if with_epochs { my_epoch(c).await } else { None };
                             let epoch = before.filter(|b| Some(*b) == after);
                             times.lock().push((Instant::now(), *node));
                             acked.lock().push(Ack { key, node: *node, epoch, sent, got });

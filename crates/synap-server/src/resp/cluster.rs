@@ -121,6 +121,31 @@ fn state(pairs: Vec<(&str, String)>) -> Reply {
     Reply::Map(pairs.into_iter().map(|(k, v)| (bulk(k.to_string()), bulk(v))).collect())
 }
 
+/// The head every Sentinel state entry starts with (as Sentinel's, in its order): who, where, and the
+/// link fields (Synap's nodes learn each other's state from the quorum, not by pings: zeros).
+fn entry_head(
+    name: String,
+    ip: String,
+    port: u16,
+    runid: String,
+    flags: &str,
+    down_ms: u64,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", name),
+        ("ip", ip),
+        ("port", port.to_string()),
+        ("runid", runid),
+        ("flags", flags.to_string()),
+        ("link-pending-commands", "0".into()),
+        ("link-refcount", "1".into()),
+        ("last-ping-sent", "0".into()),
+        ("last-ok-ping-reply", "0".into()),
+        ("last-ping-reply", "0".into()),
+        ("down-after-milliseconds", down_ms.to_string()),
+    ]
+}
+
 fn master_state(svc: &Service, cluster: &Cluster) -> Option<Reply> {
     let st = cluster.status();
     let primary = st.primary?;
@@ -129,18 +154,8 @@ fn master_state(svc: &Service, cluster: &Cluster) -> Option<Reply> {
     let replicas = st.members.keys().filter(|n| **n != primary).count();
     let voters = st.members.len() - st.learners.len();
     let lease = svc.config.cluster.lease_ms;
-    Some(state(vec![
-        ("name", cluster.name.clone()),
-        ("ip", ip),
-        ("port", port.to_string()),
-        ("runid", format!("node-{primary}")),
-        ("flags", "master".into()),
-        ("link-pending-commands", "0".into()),
-        ("link-refcount", "1".into()),
-        ("last-ping-sent", "0".into()),
-        ("last-ok-ping-reply", "0".into()),
-        ("last-ping-reply", "0".into()),
-        ("down-after-milliseconds", lease.to_string()),
+    let mut fields = entry_head(cluster.name.clone(), ip, port, format!("node-{primary}"), "master", lease);
+    fields.extend([
         ("info-refresh", "0".into()),
         ("role-reported", "master".into()),
         ("role-reported-time", "0".into()),
@@ -150,7 +165,8 @@ fn master_state(svc: &Service, cluster: &Cluster) -> Option<Reply> {
         ("quorum", (voters / 2 + 1).to_string()),
         ("failover-timeout", (lease * 4).to_string()),
         ("parallel-syncs", "1".into()),
-    ]))
+    ]);
+    Some(state(fields))
 }
 
 /// SENTINEL GET-MASTER-ADDR-BY-NAME | MASTERS | MASTER | REPLICAS (SLAVES) | SENTINELS | MYID.
@@ -164,6 +180,7 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
         Ok(want < 2 || args[1].as_ref() == cluster.name.as_bytes())
     };
     let no_such = || "ERR No such master with that name".to_string();
+    let lease = svc.config.cluster.lease_ms;
     match sub.as_str() {
         "get-master-addr-by-name" => {
             if !named(2)? {
@@ -199,18 +216,9 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
                 .filter_map(|(id, info)| {
                     let (ip, port) = split_addr(&info.resp)?;
                     let in_sync = st.isr.contains(id);
-                    Some(state(vec![
-                        ("name", format!("{ip}:{port}")),
-                        ("ip", ip),
-                        ("port", port.to_string()),
-                        ("runid", format!("node-{id}")),
-                        ("flags", if in_sync { "slave".into() } else { "slave,disconnected".to_string() }),
-                        ("link-pending-commands", "0".into()),
-                        ("link-refcount", "1".into()),
-                        ("last-ping-sent", "0".into()),
-                        ("last-ok-ping-reply", "0".into()),
-                        ("last-ping-reply", "0".into()),
-                        ("down-after-milliseconds", svc.config.cluster.lease_ms.to_string()),
+                    let flags = if in_sync { "slave" } else { "slave,disconnected" };
+                    let mut fields = entry_head(format!("{ip}:{port}"), ip, port, format!("node-{id}"), flags, lease);
+                    fields.extend([
                         ("info-refresh", "0".into()),
                         ("role-reported", "slave".into()),
                         ("role-reported-time", "0".into()),
@@ -221,7 +229,8 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
                         ("slave-priority", "100".into()),
                         ("slave-repl-offset", "0".into()),
                         ("replica-announced", "1".into()),
-                    ]))
+                    ]);
+                    Some(state(fields))
                 })
                 .collect();
             Ok(Reply::Array(list))
@@ -237,22 +246,14 @@ pub fn sentinel(svc: &Service, args: &[Bytes]) -> Result<Reply, String> {
                 .filter(|(id, _)| **id != cluster.id)
                 .filter_map(|(id, info)| {
                     let (ip, port) = split_addr(&info.resp)?;
-                    Some(state(vec![
-                        ("name", format!("node-{id}")),
-                        ("ip", ip),
-                        ("port", port.to_string()),
-                        ("runid", format!("node-{id}")),
-                        ("flags", "sentinel".into()),
-                        ("link-pending-commands", "0".into()),
-                        ("link-refcount", "1".into()),
-                        ("last-ping-sent", "0".into()),
-                        ("last-ok-ping-reply", "0".into()),
-                        ("last-ping-reply", "0".into()),
-                        ("down-after-milliseconds", svc.config.cluster.lease_ms.to_string()),
+                    let mut fields =
+                        entry_head(format!("node-{id}"), ip, port, format!("node-{id}"), "sentinel", lease);
+                    fields.extend([
                         ("last-hello-message", "0".into()),
                         ("voted-leader", "?".into()),
                         ("voted-leader-epoch", "0".into()),
-                    ]))
+                    ]);
+                    Some(state(fields))
                 })
                 .collect();
             Ok(Reply::Array(list))

@@ -17,18 +17,44 @@ impl Redis {
     /// another test's server): a server that exits at start is retried on a new port, and readiness is a
     /// PING answered while the child is still alive.
     pub fn start(args: &[&str]) -> Option<Redis> {
-        for _attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let dir = tempfile::tempdir().ok()?;
-            let child = Command::new("redis-server")
+        Redis::spawn(|port, dir| {
+            Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .arg("--dir")
-                .arg(dir.path())
+                .arg(dir)
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .ok()?;
+                .ok()
+        })
+    }
+
+    /// A Sentinel (`redis-server <conf> --sentinel`) watching the primary on `primary_port` under `name`.
+    pub fn start_sentinel(primary_port: u16, name: &str) -> Option<Redis> {
+        Redis::spawn(|port, dir| {
+            let conf = dir.join("sentinel.conf");
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {primary_port} 1\n",
+                dir.display()
+            );
+            std::fs::write(&conf, text).ok()?;
+            Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()
+        })
+    }
+
+    /// Starts what `command` spawns on a free port in a fresh directory, until it answers PING.
+    fn spawn(mut command: impl FnMut(u16, &std::path::Path) -> Option<Child>) -> Option<Redis> {
+        for _attempt in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dir = tempfile::tempdir().ok()?;
+            let child = command(port, dir.path())?;
             let mut redis = Redis { child, port, _dir: dir };
             for _ in 0..100 {
                 if redis.child.try_wait().ok().flatten().is_some() {
@@ -41,40 +67,6 @@ impl Redis {
             }
         }
         panic!("redis-server did not start");
-    }
-}
-
-impl Redis {
-    /// A Sentinel (`redis-server <conf> --sentinel`) watching the primary on `primary_port` under `name`.
-    pub fn start_sentinel(primary_port: u16, name: &str) -> Option<Redis> {
-        for _attempt in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let dir = tempfile::tempdir().ok()?;
-            let conf = dir.path().join("sentinel.conf");
-            let text = format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {primary_port} 1\n",
-                dir.path().display()
-            );
-            std::fs::write(&conf, text).ok()?;
-            let child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let mut redis = Redis { child, port, _dir: dir };
-            for _ in 0..100 {
-                if redis.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                if redis_pong(port) {
-                    return Some(redis);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("redis-server --sentinel did not start");
     }
 }
 
