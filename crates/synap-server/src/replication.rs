@@ -81,8 +81,10 @@ pub struct Roles {
     epoch: AtomicU64,
     /// Until when (on [`mono_ms`]) this primary may take writes.
     lease_until: AtomicU64,
-    /// The in-sync replicas (node ids) a write waits for.
+    /// The replicas (node ids) a write waits for: the committed ISR and the additions under way.
     waitset: Mutex<Vec<u64>>,
+    /// Replicas in the committed ISR (only these count toward `min_replicas_to_ack`).
+    isr_replicas: AtomicUsize,
 }
 
 impl Roles {
@@ -181,7 +183,7 @@ impl MutationLog for Gate {
             if self.roles.lease_left_ms() == 0 {
                 return Err(CommandError::ReadOnly { primary: self.roles.primary.lock().clone() });
             }
-            if need > 0 && self.roles.waitset.lock().len() < need {
+            if need > 0 && self.roles.isr_replicas.load(Ordering::Acquire) < need {
                 return Err(CommandError::NoReplicas);
             }
             return Ok(());
@@ -414,9 +416,12 @@ impl Replication {
     }
 
     /// The in-sync replicas a write waits for (a cluster primary); waiting writes look again.
-    pub fn set_waitset(&self, nodes: Vec<u64>) {
+    /// `nodes` are waited for; `committed` of them are in the committed ISR (they count toward the
+    /// minimum).
+    pub fn set_waitset(&self, nodes: Vec<u64>, committed: usize) {
+        let before = self.roles.isr_replicas.swap(committed, Ordering::AcqRel);
         let mut w = self.roles.waitset.lock();
-        if *w != nodes {
+        if *w != nodes || before != committed {
             *w = nodes;
             drop(w);
             self.acks.send_modify(|n| *n += 1);
@@ -441,7 +446,7 @@ impl Replication {
             rx.borrow_and_update();
             let wait = self.roles.waitset();
             let acked = wait.iter().filter(|n| self.node_acked(**n, lsn)).count();
-            if wait.len() < need {
+            if self.roles.isr_replicas.load(Ordering::Acquire) < need {
                 return Err(CommandError::NotReplicated { acked, needed: need });
             }
             if acked == wait.len() {

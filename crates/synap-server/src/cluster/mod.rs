@@ -58,13 +58,12 @@ pub struct NodeInfo {
 /// What the quorum commits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClusterCmd {
-    /// A new epoch with `primary` (a member of `isr`, a subset of the current ISR), if the epoch and the
-    /// version are still those the decision saw.
-    Elect { expect_epoch: u64, expect_version: u64, primary: NodeId, isr: BTreeSet<NodeId> },
+    /// A new epoch with `primary` (a member of `isr`, a subset of the current ISR) in its incarnation
+    /// `boot` (the one whose LSN the decision compared), if the epoch and the version are still those the
+    /// decision saw.
+    Elect { expect_epoch: u64, expect_version: u64, primary: NodeId, isr: BTreeSet<NodeId>, boot: u64 },
     /// The primary of `epoch` changes its ISR (from the version it saw).
     SetIsr { epoch: u64, expect_version: u64, primary: NodeId, isr: BTreeSet<NodeId> },
-    /// The primary's first lease in `epoch` goes to this incarnation of it.
-    Confirm { epoch: u64, primary: NodeId, boot: u64 },
     /// A member is being removed: it leaves the ISR.
     Forget { node: NodeId },
 }
@@ -93,6 +92,9 @@ struct Seen {
 
 /// Raft terms beyond this are refused (elections add one at a time; this is never reached honestly).
 const MAX_TERM: u64 = u64::MAX / 4;
+
+/// A commit that timed out (it may still apply).
+const NOT_IN_TIME: &str = "the quorum did not commit in time";
 
 /// How long a metadata change may wait for the quorum before the caller gives up (it may still commit).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -144,6 +146,9 @@ pub struct Cluster {
     /// ISR additions not yet committed, already waited for, with the LSN they must hold before they are
     /// proposed (everything acknowledged before writes started waiting for them).
     pending: Mutex<BTreeMap<NodeId, u64>>,
+    /// The last ISR change proposed: its members stay waited for while it may still apply (until the
+    /// ISR version moves past the one it names).
+    proposed: Mutex<Option<(u64, BTreeSet<NodeId>)>>,
     /// The connection to the leader's cluster port (reports and ISR changes).
     to_leader: tokio::sync::Mutex<Option<(NodeId, Peer)>>,
     /// Promotions this node's controller committed.
@@ -225,6 +230,7 @@ impl Cluster {
             observed: Mutex::new(None),
             caught_up: Mutex::new(HashMap::new()),
             pending: Mutex::new(BTreeMap::new()),
+            proposed: Mutex::new(None),
             to_leader: tokio::sync::Mutex::new(None),
             failovers: AtomicU64::new(0),
             stop: stop.clone(),
@@ -305,10 +311,15 @@ impl Cluster {
     fn set_waitset(&self, st: &ClusterState) {
         let mut pending = self.pending.lock();
         pending.retain(|n, _| !st.isr.contains(n));
-        let mut wait: Vec<NodeId> = st.isr.iter().chain(pending.keys()).copied().filter(|n| *n != self.id).collect();
-        wait.sort_unstable();
-        wait.dedup();
-        self.replication.set_waitset(wait);
+        let mut proposed = self.proposed.lock();
+        if proposed.as_ref().is_some_and(|(version, _)| st.version > *version) {
+            *proposed = None; // applied or refused: it can no longer apply
+        }
+        let in_flight = proposed.iter().flat_map(|(_, isr)| isr.iter());
+        let wait: BTreeSet<NodeId> =
+            st.isr.iter().chain(pending.keys()).chain(in_flight).copied().filter(|n| *n != self.id).collect();
+        let committed = st.isr.iter().filter(|n| **n != self.id).count();
+        self.replication.set_waitset(wait.into_iter().collect(), committed);
     }
 
     /// Reports to the leader; as the primary, renews the lease when the leader grants it.
@@ -406,22 +417,34 @@ impl Cluster {
             .filter(|n| *n != self.id && caught.get(n).is_some_and(|t| now.duration_since(*t) <= self.max_lag))
             .collect();
         want.insert(self.id);
-        // An addition is waited for from now on, and proposed once it holds everything written until now:
-        // every write acknowledged before it joined is then on it too.
+        // An addition is waited for from now on, and proposed once it holds everything written until then
+        // (the LSN is read after writes started waiting for it): every write acknowledged before it joined
+        // is on it too.
+        const UNSET: u64 = u64::MAX;
+        {
+            let mut pending = self.pending.lock();
+            for n in want.difference(&st.isr) {
+                pending.entry(*n).or_insert(UNSET);
+            }
+            pending.retain(|n, _| want.contains(n) && !st.isr.contains(n));
+        }
+        self.set_waitset(&st);
         let ready: BTreeSet<NodeId> = {
             let mut pending = self.pending.lock();
             let last = self.replication.log.last_lsn();
-            for n in want.difference(&st.isr) {
-                pending.entry(*n).or_insert(last);
+            for lsn in pending.values_mut().filter(|l| **l == UNSET) {
+                *lsn = last;
             }
-            pending.retain(|n, _| want.contains(n) && !st.isr.contains(n));
             pending.iter().filter(|(n, lsn)| self.replication.node_acked(**n, **lsn)).map(|(n, _)| *n).collect()
         };
-        self.set_waitset(&st);
         let target: BTreeSet<NodeId> = st.isr.intersection(&want).copied().chain(ready).collect();
         if target == st.isr {
             return;
         }
+        // Its members stay waited for until the version moves on (a proposal that timed out may still
+        // commit).
+        *self.proposed.lock() = Some((st.version, target.clone()));
+        self.set_waitset(&st);
         let req = Request::AlterIsr {
             node: self.id,
             epoch: st.epoch,
@@ -430,7 +453,14 @@ impl Cluster {
         };
         match self.to_leader(req).await {
             Some(Response::AlterIsr(Ok(()))) => info!(isr = ?target, "cluster: ISR changed"),
-            Some(Response::AlterIsr(Err(e))) => warn!(error = %e, "cluster: ISR change refused"),
+            Some(Response::AlterIsr(Err(e))) => {
+                if e != NOT_IN_TIME {
+                    // Refused without reaching the log: it cannot apply later.
+                    *self.proposed.lock() = None;
+                    self.set_waitset(&st);
+                }
+                warn!(error = %e, "cluster: ISR change refused");
+            }
             _ => {}
         }
     }
@@ -440,7 +470,7 @@ impl Cluster {
         match tokio::time::timeout(timeout, self.raft.client_write(cmd)).await {
             Ok(Ok(r)) => Ok(r.data),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the quorum did not commit in time".into()),
+            Err(_) => Err(NOT_IN_TIME.into()),
         }
     }
 
@@ -516,8 +546,17 @@ impl Cluster {
         let mut isr: BTreeSet<NodeId> =
             st.isr.iter().copied().filter(|n| Some(*n) != primary && alive(n) && voters.contains(n)).collect();
         isr.insert(best);
-        let cmd =
-            ClusterCmd::Elect { expect_epoch: st.epoch, expect_version: st.version, primary: best, isr: isr.clone() };
+        let boot = if best == self.id { self.boot } else { seen.get(&best).map_or(0, |s| s.boot) };
+        if boot == 0 {
+            return; // not heard from in this term (cannot happen for a live candidate)
+        }
+        let cmd = ClusterCmd::Elect {
+            expect_epoch: st.epoch,
+            expect_version: st.version,
+            primary: best,
+            isr: isr.clone(),
+            boot,
+        };
         match self.commit(cmd, self.lease).await {
             Ok(r) if r.ok => {
                 if primary.is_some() {
@@ -584,13 +623,6 @@ impl Cluster {
         }
         if !(report.primary && st.primary == Some(report.node) && st.epoch == report.epoch) {
             return Response::Report { lease: false, epoch: st.epoch };
-        }
-        if st.boot == 0 {
-            // The epoch's first lease: this incarnation is the one that may hold it.
-            let cmd = ClusterCmd::Confirm { epoch: st.epoch, primary: report.node, boot: report.boot };
-            if !matches!(self.commit(cmd, self.lease / 2).await, Ok(ClusterReply { ok: true, .. })) {
-                return Response::Report { lease: false, epoch: st.epoch };
-            }
         }
         // Granted only by a leader that a quorum still follows, with its state up to date.
         let confirm = tokio::time::timeout(self.lease / 2, self.raft.ensure_linearizable()).await;

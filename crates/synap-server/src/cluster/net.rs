@@ -125,11 +125,14 @@ pub async fn connect(addr: &str, source: Option<IpAddr>) -> std::io::Result<TcpS
 /// Idle connections kept per address (Raft asks for a client per message round; reusing connections
 /// spares a connect and a TIME_WAIT socket each time).
 const POOLED_PER_ADDR: usize = 4;
+/// A pooled connection idle longer than this is not reused (the serving side closes idle ones after
+/// [`IDLE`]).
+const POOLED_MAX_IDLE: Duration = Duration::from_secs(10);
 
-/// Connections to the other members that are idle, by address.
+/// Connections to the other members that are idle, by address, with when they were last used.
 #[derive(Default)]
 pub struct Pool {
-    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<TcpStream>>>,
+    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<(TcpStream, std::time::Instant)>>>,
 }
 
 /// One request and its answer on a fresh or kept connection.
@@ -137,49 +140,88 @@ pub struct Peer {
     addr: String,
     source: Option<IpAddr>,
     conn: Option<TcpStream>,
+    /// The connection came from the pool or an earlier call (it may have been closed meanwhile).
+    reused: bool,
+    /// A request was sent on `conn` and its whole answer not read yet (the call was cancelled or failed):
+    /// the connection is out of step and never used again.
+    in_flight: bool,
     pool: Option<Arc<Pool>>,
 }
 
 impl Peer {
     pub fn new(addr: String, source: Option<IpAddr>) -> Peer {
-        Peer { addr, source, conn: None, pool: None }
+        Peer { addr, source, conn: None, reused: false, in_flight: false, pool: None }
     }
 
     /// A peer that takes an idle connection from `pool` and gives it back when dropped.
     pub fn pooled(addr: String, source: Option<IpAddr>, pool: Arc<Pool>) -> Peer {
-        let conn = pool.idle.lock().get_mut(&addr).and_then(|v| v.pop());
-        Peer { addr, source, conn, pool: Some(pool) }
+        let conn = {
+            let mut idle = pool.idle.lock();
+            let list = idle.entry(addr.clone()).or_default();
+            list.retain(|(_, at)| at.elapsed() < POOLED_MAX_IDLE);
+            list.pop().map(|(c, _)| c)
+        };
+        Peer { addr, source, reused: conn.is_some(), conn, in_flight: false, pool: Some(pool) }
     }
 
     /// Sends `req` and reads the answer within `ttl`; a failed connection is dropped (the next call
-    /// reconnects).
+    /// reconnects). A reused connection that fails at once (the other side closed it) is replaced by a
+    /// fresh one within the same `ttl`.
     pub async fn call(&mut self, req: &Request, ttl: Duration) -> std::io::Result<Response> {
-        let work = async {
-            if self.conn.is_none() {
-                self.conn = Some(connect(&self.addr, self.source).await?);
+        let deadline = tokio::time::Instant::now() + ttl;
+        loop {
+            if self.in_flight {
+                self.conn = None;
+                self.in_flight = false;
             }
-            let conn = self.conn.as_mut().expect("connected");
-            write_frame(conn, req).await?;
-            read_frame::<Response>(conn).await
-        };
-        let result = match tokio::time::timeout(ttl, work).await {
-            Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")),
-        };
-        if result.is_err() {
-            self.conn = None;
+            let reused = self.conn.is_some() && self.reused;
+            let work = async {
+                if self.conn.is_none() {
+                    self.conn = Some(connect(&self.addr, self.source).await?);
+                    self.reused = false;
+                }
+                let conn = self.conn.as_mut().expect("connected");
+                self.in_flight = true;
+                write_frame(conn, req).await?;
+                let answer = read_frame::<Response>(conn).await?;
+                self.in_flight = false;
+                self.reused = true;
+                Ok(answer)
+            };
+            let result = match tokio::time::timeout_at(deadline, work).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")),
+            };
+            match result {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    self.conn = None;
+                    self.in_flight = false;
+                    if !reused || e.kind() == std::io::ErrorKind::TimedOut {
+                        return Err(e);
+                    }
+                }
+            }
         }
-        result
+    }
+
+    /// Drops the connection (an answer that makes no sense here: the stream cannot be trusted).
+    fn discard(&mut self) {
+        self.conn = None;
+        self.in_flight = false;
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        if self.in_flight {
+            return; // a request without its answer read: the connection is out of step
+        }
         if let (Some(pool), Some(conn)) = (&self.pool, self.conn.take()) {
             let mut idle = pool.idle.lock();
             let list = idle.entry(self.addr.clone()).or_default();
             if list.len() < POOLED_PER_ADDR {
-                list.push(conn);
+                list.push((conn, std::time::Instant::now()));
             }
         }
     }
@@ -216,7 +258,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         match self.call(&Request::Append(rpc), option.hard_ttl()).await.map_err(unreachable)? {
             Response::Append(Ok(r)) => Ok(r),
             Response::Append(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
-            _ => Err(unexpected("append")),
+            _ => {
+                self.discard();
+                Err(unexpected("append"))
+            }
         }
     }
 
@@ -229,7 +274,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         match self.call(&Request::Snapshot(rpc), option.hard_ttl()).await.map_err(unreachable)? {
             Response::Snapshot(Ok(r)) => Ok(r),
             Response::Snapshot(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
-            _ => Err(unexpected("install snapshot")),
+            _ => {
+                self.discard();
+                Err(unexpected("install snapshot"))
+            }
         }
     }
 
@@ -241,7 +289,10 @@ impl RaftNetwork<TypeConfig> for Peer {
         match self.call(&Request::Vote(rpc), option.hard_ttl()).await.map_err(unreachable)? {
             Response::Vote(Ok(r)) => Ok(r),
             Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(0, e))),
-            _ => Err(unexpected("vote")),
+            _ => {
+                self.discard();
+                Err(unexpected("vote"))
+            }
         }
     }
 }
@@ -285,8 +336,10 @@ async fn serve_conn(mut socket: TcpStream, cluster: Arc<Cluster>, mut stop: watc
             _ = stop.changed() => return,
         };
         let resp = cluster.handle(req).await;
-        if write_frame(&mut socket, &resp).await.is_err() {
-            return;
+        // A peer that does not read its answers does not hold a slot for long.
+        match tokio::time::timeout(IDLE, write_frame(&mut socket, &resp)).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
 }

@@ -35,9 +35,9 @@ pub struct ClusterState {
     /// Bumped on every change of the ISR or the primary: decisions taken on a view name the version they
     /// saw and apply only if nothing changed since.
     pub version: u64,
-    /// The incarnation (a random id per process start) of the primary that took this epoch's first
-    /// lease: a primary that restarted must not carry on as if nothing happened (its log may have lost
-    /// a tail its replicas hold).
+    /// The incarnation (a random id per process start) of the primary the election chose (the one whose
+    /// LSN it compared): a primary that restarted must not carry on as if nothing happened (its log may
+    /// have lost a tail its replicas hold).
     pub boot: u64,
 }
 
@@ -46,19 +46,19 @@ impl ClusterState {
     /// voting members: only they are elected or kept in the ISR.
     pub fn apply(&mut self, cmd: &ClusterCmd, voters: &BTreeSet<NodeId>) -> ClusterReply {
         let ok = match cmd {
-            ClusterCmd::Elect { expect_epoch, expect_version, primary, isr } => {
-                // From the current ISR only (every member holds every acknowledged write), and a voter.
+            ClusterCmd::Elect { expect_epoch, expect_version, primary, isr, boot } => {
+                // From the current ISR only (every member holds every acknowledged write), voters all.
                 let valid = *expect_epoch == self.epoch
                     && *expect_version == self.version
                     && isr.contains(primary)
-                    && voters.contains(primary)
+                    && isr.is_subset(voters)
                     && (self.primary.is_none() || isr.is_subset(&self.isr));
                 if valid {
                     self.epoch += 1;
                     self.version += 1;
                     self.primary = Some(*primary);
                     self.isr = isr.clone();
-                    self.boot = 0;
+                    self.boot = *boot;
                 }
                 valid
             }
@@ -71,13 +71,6 @@ impl ClusterState {
                 if valid {
                     self.isr = isr.clone();
                     self.version += 1;
-                }
-                valid
-            }
-            ClusterCmd::Confirm { epoch, primary, boot } => {
-                let valid = *epoch == self.epoch && self.primary == Some(*primary) && self.boot == 0 && *boot != 0;
-                if valid {
-                    self.boot = *boot;
                 }
                 valid
             }
