@@ -989,4 +989,24 @@ mod tests {
         assert_eq!(cfg.http_addr.port(), 0);
         assert_eq!(cfg.resp_addr.port(), 6379);
     }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let ok = Config::from_yaml("cluster:\n  enabled: true\n  node_id: 2\n  source_addr: 127.0.0.12\n").unwrap();
+        assert_eq!(ok.cluster.source_ip().unwrap(), Some("127.0.0.12".parse().unwrap()));
+        assert_eq!((ok.cluster.heartbeat_ms, ok.cluster.election_timeout_ms, ok.cluster.lease_ms), (50, 150, 600));
+        for (yaml, key) in [
+            ("cluster:\n  enabled: true\n", "cluster.node_id"),
+            ("cluster:\n  enabled: true\n  node_id: 1\n  lease_ms: 60\n", "cluster.lease_ms"),
+            ("cluster:\n  enabled: true\n  node_id: 1\n  election_timeout_ms: 50\n", "cluster.election_timeout_ms"),
+            ("cluster:\n  enabled: true\n  node_id: 1\n  heartbeat_ms: 1\n", "cluster.heartbeat_ms"),
+            ("cluster:\n  enabled: true\n  node_id: 1\n  announce_resp: nowhere\n", "cluster.announce_resp"),
+            ("cluster:\n  source_addr: not-an-ip\n", "cluster.source_addr"),
+            ("cluster:\n  enabled: true\n  node_id: 1\nreplication:\n  replica_of: 127.0.0.1:6380\n", "replica_of"),
+            ("replication:\n  max_lag_ms: 1\n", "replication.max_lag_ms"),
+        ] {
+            let e = Config::from_yaml(yaml).unwrap_err().to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
+        }
+    }
 }

@@ -1072,3 +1072,71 @@ async fn sentinel_replies_match_redis_sentinel() {
         }
     }
 }
+
+/// Membership over HTTP: a node added with `POST /cluster/nodes` joins and comes in sync, `GET
+/// /cluster/status` shows it, `DELETE /cluster/nodes/{id}` removes it (never the primary), and bad
+/// requests get a JSON error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_over_http() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let c = Cluster::start(2, false, "").await;
+    // A third node, started alone and added over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.yaml");
+    std::fs::write(
+        &config,
+        format!("replication:\n  min_replicas_to_ack: 1\ncluster:\n  enabled: true\n  node_id: 3\n  addr: \"127.0.0.1:0\"\n  lease_ms: {LEASE_MS}\n"),
+    )
+    .unwrap();
+    let third = ServerProcess::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", c.node(1).http);
+    let add = |body: serde_json::Value| http.post(format!("{base}/cluster/nodes")).json(&body).send();
+    let r = add(serde_json::json!({"id": 3, "addr": third.cluster_addr.clone().unwrap()})).await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let s: serde_json::Value =
+            http.get(format!("{base}/cluster/status")).send().await.unwrap().json().await.unwrap();
+        if s["isr"] == serde_json::json!([1, 2, 3]) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "node 3 did not come in sync: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["primary"], 1, "{status}");
+    assert_eq!(status["members"]["3"]["resp"], third.resp_addr.clone().unwrap(), "{status}");
+    assert_eq!(status["writable"], true, "{status}");
+    // Bad requests: a JSON error, nothing changed.
+    for (body, code) in [
+        (serde_json::json!({"id": 0, "addr": "127.0.0.1:1"}), 400),
+        (serde_json::json!({"id": 4, "addr": "nowhere"}), 400),
+        (serde_json::json!({"id": 4}), 400),
+        (serde_json::json!({"id": 4, "addr": "127.0.0.1:1"}), 400),
+    ] {
+        let r = add(body.clone()).await.unwrap();
+        assert_eq!(r.status(), code, "{body}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert!(e["error"]["message"].is_string(), "{e}");
+    }
+    // The node at an address must be the one named.
+    let r = add(serde_json::json!({"id": 5, "addr": third.cluster_addr.clone().unwrap()})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Not the primary; then node 3.
+    let r = http.delete(format!("{base}/cluster/nodes/1")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http.delete(format!("{base}/cluster/nodes/3")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let s: serde_json::Value = http.get(format!("{base}/cluster/status")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(s["isr"], serde_json::json!([1, 2]), "{s}");
+    assert!(s["members"].get("3").is_none(), "{s}");
+    // A membership change asked of a node that does not lead names the leader.
+    let r = http.delete(format!("http://{}/cluster/nodes/3", c.node(2).http)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "NOT_LEADER", "{e}");
+    // Writes go on with the two that are left.
+    let mut p = connect(&c.resp_of(1)).await.unwrap();
+    let _: String = cmd(&mut p, &["SET", "after", "1"]).await.unwrap();
+    drop(third);
+}
