@@ -67,6 +67,10 @@ pub struct EngineCursor {
     /// The last function library written, by name.
     functions_after: Option<String>,
     functions_done: bool,
+    /// The users, walked by name after the function libraries.
+    users_after: Option<bytes::Bytes>,
+    users_done: bool,
+    keys_done: bool,
 }
 
 /// Per-call context a front end keeps for its client.
@@ -80,6 +84,9 @@ pub struct ExecCtx {
     pub now_ms: u64,
     /// The client's database (SELECT changes it; a script's SELECT lasts until the script ends).
     pub db: u32,
+    /// The client's user when its permissions are restricted: the commands a script calls are checked
+    /// against it (`None`: everything allowed).
+    pub user: Option<std::sync::Arc<crate::acl::User>>,
 }
 
 /// The engine. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -106,6 +113,10 @@ pub struct Engine {
     scripts: Scripts,
     /// Serializes changes to the function libraries with their log records (the log's order is theirs).
     function_admin: parking_lot::Mutex<()>,
+    /// The users and their permissions.
+    acl: crate::acl::Acl,
+    /// ACL changes one at a time: each reads a user, changes it and logs the result.
+    acl_admin: parking_lot::Mutex<()>,
     notifier: Arc<Notifier>,
     /// Shows a command a script calls, with its database (MONITOR's `[db lua]` lines; set by a front end).
     script_monitor: OnceLock<ScriptMonitor>,
@@ -159,6 +170,8 @@ impl Engine {
             gate: parking_lot::RwLock::new(()),
             scripts: Scripts::default(),
             function_admin: parking_lot::Mutex::new(()),
+            acl: crate::acl::Acl::new(),
+            acl_admin: parking_lot::Mutex::new(()),
             notifier,
             script_monitor: OnceLock::new(),
         }
@@ -353,6 +366,14 @@ impl Engine {
         let reads = crate::tracking::take_reads();
         if !reads.is_empty() {
             self.watch.tracking.remember(crate::tracking::current_client(), reads);
+        }
+        if let Some(user) = &ctx.user
+            && let Some(row) = crate::command::table::row(&args[0])
+            && let Err(denial) = user.check(row.index, args)
+        {
+            let (reason, object) = denial.reason_object();
+            self.acl.log(reason, "lua", object, String::from_utf8_lossy(&user.name).into_owned(), String::new());
+            return Err(CommandError::Raw(denial.error_line()));
         }
         let reply = self.execute_inner(ctx, c.spec(), c);
         // Shown once it ran, with the database it left the script in (a SELECT shows its new one).
@@ -685,7 +706,7 @@ impl Engine {
         // A batch starts in database 0; `SelectDb` records say where the key-value records that follow go.
         let mut db = 0;
         for (i, m) in batch.iter().enumerate() {
-            if m.is_queue() || m.is_stream() || m.is_function() || m.is_db() {
+            if m.is_queue() || m.is_stream() || m.is_function() || m.is_db() || m.is_acl() {
                 if start < i {
                     self.db(db).apply_batch(&batch[start..i]);
                 }
@@ -716,6 +737,7 @@ impl Engine {
                     }
                     m if m.is_queue() => self.queues.apply(m),
                     m if m.is_function() => self.apply_function(m),
+                    m if m.is_acl() => self.acl.apply(m),
                     m => self.apply_stream(m),
                 }
                 start = i + 1;
@@ -845,6 +867,7 @@ impl Engine {
             self.queues.apply(&Mutation::QueueDelete { name: &name });
         }
         self.apply_function(&Mutation::FunctionFlush);
+        self.acl.reset();
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
@@ -892,19 +915,102 @@ impl Engine {
         if let Some(n) = self.streams.snapshot_chunk(&mut cursor.streams, max, out, &|key| self.kv().expiry_of(key)) {
             return Some(n);
         }
-        // The function libraries last, one record each, walked by name.
-        if cursor.functions_done {
-            return None;
-        }
-        let libs = self.scripts.libraries_after(cursor.functions_after.as_deref(), max.max(1));
-        let Some((last, _)) = libs.last() else {
+        // The function libraries, one record each, walked by name.
+        if !cursor.functions_done {
+            let libs = self.scripts.libraries_after(cursor.functions_after.as_deref(), max.max(1));
+            if let Some((last, _)) = libs.last() {
+                cursor.functions_after = Some(last.clone());
+                let batch: Vec<Mutation<'_>> = libs.iter().map(|(_, c)| Mutation::FunctionLoad { code: c }).collect();
+                crate::mutation::encode_batch(&batch, out);
+                return Some(batch.len());
+            }
             cursor.functions_done = true;
-            return None;
+        }
+        // The users, one record each, walked by name; then the API keys.
+        if cursor.users_done {
+            if cursor.keys_done {
+                return None;
+            }
+            cursor.keys_done = true;
+            let keys: Vec<(String, String)> = self
+                .acl
+                .api_keys()
+                .into_iter()
+                .filter_map(|k| serde_json::to_string(&k).ok().map(|d| (k.id, d)))
+                .collect();
+            if keys.is_empty() {
+                return None;
+            }
+            let batch: Vec<Mutation<'_>> =
+                keys.iter().map(|(id, d)| Mutation::ApiKeyPut { id: id.as_bytes(), data: d.as_bytes() }).collect();
+            crate::mutation::encode_batch(&batch, out);
+            return Some(batch.len());
+        }
+        let users: Vec<(bytes::Bytes, String)> = self
+            .acl
+            .users()
+            .into_iter()
+            .filter(|u| cursor.users_after.as_ref().is_none_or(|after| u.name > *after))
+            .take(max.max(1))
+            .map(|u| (u.name.clone(), u.describe()))
+            .collect();
+        let Some((last, _)) = users.last() else {
+            cursor.users_done = true;
+            // On to the API keys.
+            return self.snapshot_chunk(cursor, max, out);
         };
-        cursor.functions_after = Some(last.clone());
-        let batch: Vec<Mutation<'_>> = libs.iter().map(|(_, c)| Mutation::FunctionLoad { code: c }).collect();
+        cursor.users_after = Some(last.clone());
+        let batch: Vec<Mutation<'_>> =
+            users.iter().map(|(n, r)| Mutation::AclSetUser { name: n, rules: r.as_bytes() }).collect();
         crate::mutation::encode_batch(&batch, out);
         Some(batch.len())
+    }
+
+    /// The users and their permissions.
+    pub fn acl(&self) -> &crate::acl::Acl {
+        &self.acl
+    }
+
+    /// Changes users: `change` reads the users it needs and returns the records that make the change
+    /// (or an error, and nothing changes); they are applied and logged one change at a time. Refused
+    /// where writes are (a replica, a failed log). Password hashing inside `change` takes a while: call
+    /// this from a blocking thread.
+    pub fn acl_change<T>(
+        &self,
+        ctx: &mut ExecCtx,
+        change: impl FnOnce(&crate::acl::Acl) -> Result<(Vec<crate::acl::AclRecord>, T)>,
+    ) -> Result<T> {
+        use crate::acl::AclRecord;
+        let _admin = self.acl_admin.lock();
+        self.log.check_writable()?;
+        let (records, out) = change(&self.acl)?;
+        if records.is_empty() {
+            return Ok(out);
+        }
+        let data: Vec<Option<String>> = records
+            .iter()
+            .map(|r| match r {
+                AclRecord::PutKey(k) => serde_json::to_string(k).ok(),
+                _ => None,
+            })
+            .collect();
+        let batch: Vec<Mutation<'_>> = records
+            .iter()
+            .zip(&data)
+            .map(|(r, d)| match r {
+                AclRecord::SetUser(name, rules) => Mutation::AclSetUser { name, rules: rules.as_bytes() },
+                AclRecord::DelUser(name) => Mutation::AclDelUser { name },
+                AclRecord::PutKey(k) => {
+                    Mutation::ApiKeyPut { id: k.id.as_bytes(), data: d.as_deref().unwrap_or("{}").as_bytes() }
+                }
+                AclRecord::DelKey(id) => Mutation::ApiKeyDel { id: id.as_bytes() },
+            })
+            .collect();
+        for m in &batch {
+            self.acl.apply(m);
+        }
+        ctx.lsn = ctx.lsn.max(self.log.append(&batch));
+        Ok(out)
     }
 
     /// DEBUG RELOAD: every database's keys are written out and read back (see `Keyspace::reload`), with no

@@ -12,6 +12,7 @@
 //! - [`multi`]    WATCH; [`blocking`] clients blocked on keys; [`notify`] keyspace notifications
 //! - [`glob`]     Redis glob patterns; [`clock`] wall-clock time behind a trait
 
+pub mod acl;
 pub mod blocking;
 mod cjson;
 pub mod clock;

@@ -403,6 +403,21 @@ pub struct ReplicationSection {
     /// In a cluster: a replica this far behind the primary's log leaves the in-sync set (Kafka's
     /// `replica.lag.time.max.ms`); one back within it rejoins.
     pub max_lag_ms: u64,
+    /// The user and password a replica authenticates with at its primary (Redis's `masteruser` and
+    /// `masterauth`); empty password: none sent.
+    pub primary_user: String,
+    pub primary_password: Secret,
+}
+
+/// A password in the configuration: never printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "(set)" })
+    }
 }
 
 impl Default for ReplicationSection {
@@ -413,6 +428,8 @@ impl Default for ReplicationSection {
             min_replicas_to_ack: 0,
             ack_timeout_ms: 10_000,
             max_lag_ms: 1_000,
+            primary_user: "default".into(),
+            primary_password: Secret::default(),
         }
     }
 }
@@ -620,6 +637,36 @@ impl Default for PubSubSection {
     }
 }
 
+/// Users and access (docs/security.md).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The `default` user's password, set at start on this node (Redis's `requirepass`); empty: none.
+    pub requirepass: String,
+    /// The file ACL SAVE writes and ACL LOAD reads (Redis's `aclfile`); users live in the data directory
+    /// either way.
+    pub aclfile: Option<PathBuf>,
+    /// With no password on the `default` user, serve loopback clients only (Redis's `protected-mode`).
+    pub protected_mode: bool,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection { requirepass: String::new(), aclfile: None, protected_mode: true }
+    }
+}
+
+impl std::fmt::Debug for AuthSection {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("requirepass", &if self.requirepass.is_empty() { "" } else { "(set)" })
+            .field("aclfile", &self.aclfile)
+            .field("protected_mode", &self.protected_mode)
+            .finish()
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -637,6 +684,7 @@ pub struct Config {
     pub pubsub: PubSubSection,
     pub replication: ReplicationSection,
     pub cluster: ClusterSection,
+    pub auth: AuthSection,
     /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -658,6 +706,7 @@ impl Default for Config {
             pubsub: PubSubSection::default(),
             replication: ReplicationSection::default(),
             cluster: ClusterSection::default(),
+            auth: AuthSection::default(),
             config_file: None,
         }
     }

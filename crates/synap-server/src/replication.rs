@@ -313,6 +313,8 @@ pub struct Replication {
     heartbeat_ms: AtomicU64,
     /// The address outbound links bind (`cluster.source_addr`).
     pub source_ip: Mutex<Option<std::net::IpAddr>>,
+    /// The user and password sent with AUTH before the handshake (`replication.primary_password`).
+    pub primary_auth: Mutex<Option<(String, String)>>,
 }
 
 fn new_replid() -> String {
@@ -377,6 +379,7 @@ impl Replication {
             retry_ms: AtomicU64::new(RETRY.as_millis() as u64),
             heartbeat_ms: AtomicU64::new(HEARTBEAT.as_millis() as u64),
             source_ip: Mutex::new(None),
+            primary_auth: Mutex::new(None),
         })
     }
 
@@ -927,6 +930,17 @@ impl Replication {
             .map_err(|e| format!("connect: {e}"))?;
         let _ = socket.set_nodelay(true);
         let mut buf = BytesMut::with_capacity(64 * 1024);
+        let auth = self.primary_auth.lock().clone();
+        if let Some((user, password)) = auth {
+            socket
+                .write_all(&resp_command(&[b"AUTH", user.as_bytes(), password.as_bytes()]))
+                .await
+                .map_err(|e| e.to_string())?;
+            let line = read_line(&mut socket, &mut buf).await?;
+            if !line.starts_with('+') {
+                return Err(format!("the primary refused AUTH: {line}"));
+            }
+        }
         let me = self.announce_port.load(Ordering::Relaxed).to_string();
         let cmd = if self.roles.is_cluster() {
             let node = self.roles.node_id.load(Ordering::Acquire).to_string();

@@ -99,6 +99,16 @@ impl RunningServer {
         let replication =
             Replication::new(engine.clone(), roles.clone(), log, store, state_path, ack_timeout, shutdown_rx.clone());
         replication.persist_ids().await.map_err(anyhow::Error::msg)?;
+        if !config.replication.primary_password.0.is_empty() {
+            *replication.primary_auth.lock() =
+                Some((config.replication.primary_user.clone(), config.replication.primary_password.0.clone()));
+        }
+        // requirepass: this node's default user takes the password (hashed once, off the runtime).
+        if !config.auth.requirepass.is_empty() {
+            let pass = config.auth.requirepass.clone();
+            let hash = tokio::task::spawn_blocking(move || synap_core::acl::hash_password(pass.as_bytes())).await?;
+            engine.acl().pin_default_password(Some(hash));
+        }
         let service = Arc::new(Service::new(
             engine.clone(),
             config.clone(),
@@ -298,4 +308,17 @@ where
             }
         }
     })
+}
+
+/// What a client outside loopback is told while protected mode holds.
+pub const PROTECTED_MESSAGE: &str = "Synap is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. To accept clients from other hosts, do one of: 1) set a password for the default user (`auth.requirepass` in the configuration, or CONFIG SET requirepass / ACL SETUSER default from a loopback client); 2) disable protected mode (`auth.protected_mode: false`) if the network is trusted.";
+
+/// Whether a client at `ip` is refused by protected mode: on, the default user open (no password), and
+/// the client not on loopback.
+pub fn protected(service: &crate::service::Service, ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    service.config.auth.protected_mode && !ip.is_loopback() && !service.engine.acl().auth_required()
 }

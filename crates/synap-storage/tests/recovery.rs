@@ -13,6 +13,9 @@ use synap_storage::{
     StorageError,
 };
 
+/// Records a snapshot holds besides the data: the `default` user's.
+const USER_RECORDS: u64 = 1;
+
 fn config(dir: &Path, fsync: FsyncPolicy) -> PersistenceConfig {
     PersistenceConfig {
         data_dir: dir.to_path_buf(),
@@ -66,7 +69,7 @@ async fn round_trip_through_wal_and_snapshot() {
             set(&p, &e, &format!("k{i}"), &format!("v{i}")).await;
         }
         let info = p.snapshot().unwrap();
-        assert_eq!(info.entries, 100);
+        assert_eq!(info.entries, 100 + USER_RECORDS);
         for i in 100..150 {
             set(&p, &e, &format!("k{i}"), &format!("v{i}")).await;
         }
@@ -75,7 +78,7 @@ async fn round_trip_through_wal_and_snapshot() {
         e.digest()
     };
     let (_p, e, report) = open(config(dir.path(), FsyncPolicy::Always)).unwrap();
-    assert_eq!(report.snapshot_entries, 100);
+    assert_eq!(report.snapshot_entries, 100 + USER_RECORDS);
     assert_eq!(report.records_replayed, 51);
     assert_eq!(e.digest(), digest);
     assert_eq!(get(&e, "k3"), None);
@@ -174,7 +177,7 @@ async fn bad_snapshot_checksum_falls_back_to_the_older_one() {
     let (_p, e, report) = open(cfg).unwrap();
     assert_eq!(report.snapshots_skipped.len(), 1, "{report:?}");
     assert!(report.snapshots_skipped[0].contains("checksum mismatch"));
-    assert_eq!(report.snapshot_entries, 50);
+    assert_eq!(report.snapshot_entries, 50 + USER_RECORDS);
     assert_eq!(e.digest(), digest, "older snapshot + the WAL kept for it rebuild everything");
 }
 
@@ -462,7 +465,7 @@ async fn a_second_snapshot_is_refused_and_nobody_waits_for_the_first() {
     assert!(p.writes_since_snapshot() > 0);
     assert!(started.elapsed() < Duration::from_millis(200), "answered without waiting: {:?}", started.elapsed());
     let info = first.join().unwrap().unwrap();
-    assert_eq!(info.entries, 100);
+    assert_eq!(info.entries, 100 + USER_RECORDS);
     assert!(!p.snapshot_in_progress());
     plan.sync_delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
     assert!(p.snapshot().is_ok(), "the next one runs");

@@ -128,7 +128,16 @@ pub enum ServerCmd {
         auth: Option<(Bytes, Bytes)>,
         setname: Option<Bytes>,
     },
-    Auth,
+    /// AUTH [username] password.
+    Auth {
+        user: Option<Bytes>,
+        password: Bytes,
+    },
+    /// ACL and its subcommand (`sub` is the row name, `acl|setuser`), with the arguments after it.
+    Acl {
+        sub: &'static str,
+        args: Vec<Bytes>,
+    },
     Quit,
     Reset,
     Info(Vec<String>),
@@ -185,7 +194,8 @@ impl ServerCmd {
             ServerCmd::Ping(_) => "ping",
             ServerCmd::Echo(_) => "echo",
             ServerCmd::Hello { .. } => "hello",
-            ServerCmd::Auth => "auth",
+            ServerCmd::Auth { .. } => "auth",
+            ServerCmd::Acl { sub, .. } => sub,
             ServerCmd::Quit => "quit",
             ServerCmd::Reset => "reset",
             ServerCmd::Info(_) => "info",
@@ -289,8 +299,44 @@ pub(super) fn hello(a: &mut Args<'_>) -> Result<Command> {
 }
 
 pub(super) fn auth(a: &mut Args<'_>) -> Result<Command> {
-    a.rest();
-    server(ServerCmd::Auth)
+    let mut rest = a.rest();
+    match rest.len() {
+        1 => server(ServerCmd::Auth { user: None, password: rest.remove(0) }),
+        2 => {
+            let password = rest.remove(1);
+            server(ServerCmd::Auth { user: Some(rest.remove(0)), password })
+        }
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+/// ACL's subcommands (each has a row `acl|<name>`).
+const ACL_SUBS: &[&str] = &[
+    "acl|cat",
+    "acl|deluser",
+    "acl|dryrun",
+    "acl|genpass",
+    "acl|getuser",
+    "acl|help",
+    "acl|list",
+    "acl|load",
+    "acl|log",
+    "acl|save",
+    "acl|setuser",
+    "acl|users",
+    "acl|whoami",
+];
+
+pub(super) fn acl(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let name = format!("acl|{}", String::from_utf8_lossy(&sub).to_ascii_lowercase());
+    let Some(sub) = ACL_SUBS.iter().find(|s| **s == name) else {
+        return Err(CommandError::Invalid(format!(
+            "unknown subcommand '{}'. Try ACL HELP.",
+            String::from_utf8_lossy(&sub)
+        )));
+    };
+    server(ServerCmd::Acl { sub, args: a.rest() })
 }
 
 pub(super) fn quit(a: &mut Args<'_>) -> Result<Command> {

@@ -87,6 +87,9 @@ const PUBF: Flags = PUB.with(Flags::FAST);
 /// EVAL and its kin: not write themselves (the commands a script calls are checked one by one).
 const EVAL: Flags = Flags::NOSCRIPT.with(Flags::STALE);
 const SCRIPT: Flags = Flags::NOSCRIPT;
+const ACLADMIN: Flags = ADMIN.with(Flags::NOSCRIPT);
+const ACLINFO: Flags = INFO.with(Flags::NOSCRIPT);
+const CLIENTSUB: Flags = INFO.with(Flags::NOSCRIPT);
 
 /// Where a command's keys are among its arguments (Redis's first, last, step; 0 = no keys, last -1 =
 /// through the end, -2 = all but the last).
@@ -140,17 +143,26 @@ impl Spec {
     /// The command's ACL categories, as Redis derives them: read/write, fast/slow, blocking, the group's,
     /// and the row's own.
     pub fn categories(&self) -> Vec<&'static str> {
+        // A container (CONFIG, CLIENT, ...) has no categories of its own: its subcommands do.
+        if subcommands(self.name).next().is_some() && self.name != "command" {
+            return vec!["@slow"];
+        }
         let mut out = Vec::new();
         if self.flags.contains(Flags::WRITE) {
             out.push("@write");
         }
-        if self.flags.contains(Flags::READONLY) {
+        // Scripts are @scripting, not @read, even read-only ones (EVAL_RO), as in Redis.
+        if self.flags.contains(Flags::READONLY) && self.group != "scripting" {
             out.push("@read");
+        }
+        if self.name == "command" || self.name.starts_with("command|") {
+            out.push("@connection");
         }
         let group = match self.group {
             "string" => Some("@string"),
-            // SORT is in its types' categories rather than @keyspace, as in Redis.
-            "generic" if !self.acl.contains(&"@list") => Some("@keyspace"),
+            "scripting" => Some("@scripting"),
+            // SORT is in its types' categories rather than @keyspace, as in Redis; WAIT in @connection.
+            "generic" if !self.acl.contains(&"@list") && !self.acl.contains(&"@connection") => Some("@keyspace"),
             "bitmap" => Some("@bitmap"),
             "hyperloglog" => Some("@hyperloglog"),
             "geo" => Some("@geo"),
@@ -166,7 +178,17 @@ impl Spec {
             _ => None,
         };
         out.extend(group);
-        out.extend_from_slice(self.acl);
+        if self.flags.contains(Flags::ADMIN) {
+            out.extend(["@admin", "@dangerous"]);
+        }
+        if self.flags.contains(Flags::PUBSUB) && self.group != "pubsub" {
+            out.push("@pubsub");
+        }
+        for c in self.acl {
+            if !out.contains(c) {
+                out.push(c);
+            }
+        }
         out.push(if self.flags.contains(Flags::FAST) { "@fast" } else { "@slow" });
         if self.flags.contains(Flags::BLOCKING) {
             out.push("@blocking");
@@ -574,7 +596,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "bzpopmin",
         -3,
-        WB.with(Flags::NOSCRIPT),
+        WB.with(Flags::NOSCRIPT).with(Flags::FAST),
         (1, -2, 1),
         "sorted-set",
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise.",
@@ -583,7 +605,7 @@ pub static COMMANDS: &[Spec] = &[
     resp!(
         "bzpopmax",
         -3,
-        WB.with(Flags::NOSCRIPT),
+        WB.with(Flags::NOSCRIPT).with(Flags::FAST),
         (1, -2, 1),
         "sorted-set",
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.",
@@ -1084,7 +1106,16 @@ pub static COMMANDS: &[Spec] = &[
     resp!("type", 2, RF, (1, 1, 1), "generic", "Determines the type of value stored at a key.", kv::key_type),
     resp!("copy", -3, W, (1, 2, 1), "generic", "Copies the value of a key to a new key.", kv::copy),
     resp!("move", 3, WD, (1, 1, 1), "generic", "Moves a key to another database.", kv::move_cmd),
-    resp!("swapdb", 3, WD, (0, 0, 0), "server", "Swaps two Redis databases.", kv::swapdb, acl = &["@dangerous"]),
+    resp!(
+        "swapdb",
+        3,
+        WD,
+        (0, 0, 0),
+        "server",
+        "Swaps two Redis databases.",
+        kv::swapdb,
+        acl = &["@keyspace", "@dangerous"]
+    ),
     resp!(
         "dump",
         2,
@@ -1212,7 +1243,16 @@ pub static COMMANDS: &[Spec] = &[
     ),
     resp!("scan", -2, R, (0, 0, 0), "generic", "Iterates over the key names in the database.", kv::scan),
     resp!("randomkey", 1, R, (0, 0, 0), "generic", "Returns a random key name from the database.", kv::randomkey),
-    resp!("dbsize", 1, RF, (0, 0, 0), "server", "Returns the number of keys in the database.", kv::dbsize),
+    resp!(
+        "dbsize",
+        1,
+        RF,
+        (0, 0, 0),
+        "server",
+        "Returns the number of keys in the database.",
+        kv::dbsize,
+        acl = &["@keyspace"]
+    ),
     resp!(
         "flushall",
         -1,
@@ -1221,7 +1261,7 @@ pub static COMMANDS: &[Spec] = &[
         "server",
         "Removes all keys from all databases.",
         kv::flushall,
-        acl = &["@dangerous"]
+        acl = &["@keyspace", "@dangerous"]
     ),
     resp!(
         "flushdb",
@@ -1231,12 +1271,21 @@ pub static COMMANDS: &[Spec] = &[
         "server",
         "Remove all keys from the current database.",
         kv::flushdb,
-        acl = &["@dangerous"]
+        acl = &["@keyspace", "@dangerous"]
     ),
     resp!("ping", -1, CONN, (0, 0, 0), "connection", "Returns the server's liveliness response.", server::ping),
     resp!("echo", 2, CONN, (0, 0, 0), "connection", "Returns the given string.", server::echo),
     resp!("hello", -1, CONN, (0, 0, 0), "connection", "Handshakes with the Redis server.", server::hello),
-    resp!("auth", -2, CONN, (0, 0, 0), "connection", "Authenticates the connection.", server::auth),
+    resp!(
+        "auth",
+        -2,
+        CONN.with(Flags::NOSCRIPT),
+        (0, 0, 0),
+        "connection",
+        "Authenticates the connection.",
+        server::auth
+    ),
+    resp!("acl", -2, Flags::NONE, (0, 0, 0), "server", "A container for Access List Control commands.", server::acl),
     resp!("select", 2, CONN, (0, 0, 0), "connection", "Changes the selected database.", kv::select),
     resp!("quit", -1, CONN, (0, 0, 0), "connection", "Closes the connection.", server::quit),
     resp!(
@@ -1589,7 +1638,7 @@ pub static COMMANDS: &[Spec] = &[
     sub!(
         "client|tracking",
         -3,
-        CONN.with(Flags::NOSCRIPT),
+        CLIENTSUB,
         (0, 0, 0),
         "connection",
         "Controls server-assisted client-side caching for the connection."
@@ -1597,7 +1646,7 @@ pub static COMMANDS: &[Spec] = &[
     sub!(
         "client|caching",
         3,
-        CONN.with(Flags::NOSCRIPT),
+        CLIENTSUB,
         (0, 0, 0),
         "connection",
         "Instructs the server whether to track the keys in the next request."
@@ -1605,7 +1654,7 @@ pub static COMMANDS: &[Spec] = &[
     sub!(
         "client|getredir",
         2,
-        CONN.with(Flags::NOSCRIPT),
+        CLIENTSUB,
         (0, 0, 0),
         "connection",
         "Returns the client ID to which the connection's tracking notifications are redirected."
@@ -1613,20 +1662,47 @@ pub static COMMANDS: &[Spec] = &[
     sub!(
         "client|trackinginfo",
         2,
-        CONN.with(Flags::NOSCRIPT),
+        CLIENTSUB,
         (0, 0, 0),
         "connection",
         "Returns information about server-assisted client-side caching for the connection."
     ),
-    sub!("client|kill", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Terminates open connections."),
+    sub!("acl|cat", -2, ACLINFO, (0, 0, 0), "server", "Lists the ACL categories, or the commands inside a category."),
+    sub!("acl|deluser", -3, ACLADMIN, (0, 0, 0), "server", "Deletes ACL users, and terminates their connections."),
     sub!(
-        "client|reply",
-        3,
-        CONN.with(Flags::NOSCRIPT),
+        "acl|dryrun",
+        -4,
+        ACLADMIN,
         (0, 0, 0),
-        "connection",
-        "Instructs the server whether to reply to commands."
+        "server",
+        "Simulates the execution of a command by a user, without executing the command."
     ),
+    sub!(
+        "acl|genpass",
+        -2,
+        ACLINFO,
+        (0, 0, 0),
+        "server",
+        "Generates a pseudorandom, secure password that can be used to identify ACL users."
+    ),
+    sub!("acl|getuser", 3, ACLADMIN, (0, 0, 0), "server", "Lists the ACL rules of a user."),
+    sub!("acl|help", 2, INFO, (0, 0, 0), "server", "Returns helpful text about the different subcommands."),
+    sub!("acl|list", 2, ACLADMIN, (0, 0, 0), "server", "Dumps the effective rules in ACL file format."),
+    sub!("acl|load", 2, ACLADMIN, (0, 0, 0), "server", "Reloads the rules from the configured ACL file."),
+    sub!("acl|log", -2, ACLADMIN, (0, 0, 0), "server", "Lists recent security events generated due to ACL rejections."),
+    sub!("acl|save", 2, ACLADMIN, (0, 0, 0), "server", "Saves the effective ACL rules in the configured ACL file."),
+    sub!("acl|setuser", -3, ACLADMIN, (0, 0, 0), "server", "Creates and modifies an ACL user and its rules."),
+    sub!("acl|users", 2, ACLADMIN, (0, 0, 0), "server", "Lists all ACL users."),
+    sub!(
+        "acl|whoami",
+        2,
+        ACLINFO,
+        (0, 0, 0),
+        "server",
+        "Returns the authenticated username of the current connection."
+    ),
+    sub!("client|kill", -3, ADMIN.with(Flags::NOSCRIPT), (0, 0, 0), "connection", "Terminates open connections."),
+    sub!("client|reply", 3, CLIENTSUB, (0, 0, 0), "connection", "Instructs the server whether to reply to commands."),
     sub!("command|getkeys", -3, INFO, (0, 0, 0), "server", "Extracts the key names from an arbitrary command."),
     sub!(
         "command|getkeysandflags",
@@ -1643,13 +1719,13 @@ pub static COMMANDS: &[Spec] = &[
     sub!("memory|malloc-stats", 2, Flags::NONE, (0, 0, 0), "server", "Returns the allocator statistics."),
     sub!("memory|purge", 2, Flags::NONE, (0, 0, 0), "server", "Asks the allocator to release memory."),
     sub!("memory|help", 2, Flags::NONE, (0, 0, 0), "server", "Returns helpful text about the different subcommands."),
-    sub!("client|setname", 3, CONN, (0, 0, 0), "connection", "Sets the connection name."),
-    sub!("client|getname", 2, CONN, (0, 0, 0), "connection", "Returns the name of the connection."),
-    sub!("client|id", 2, CONN, (0, 0, 0), "connection", "Returns the unique client ID of the connection."),
-    sub!("client|list", -2, INFO, (0, 0, 0), "connection", "Lists open connections."),
-    sub!("client|info", 2, CONN, (0, 0, 0), "connection", "Returns information about the connection."),
+    sub!("client|setname", 3, CLIENTSUB, (0, 0, 0), "connection", "Sets the connection name."),
+    sub!("client|getname", 2, CLIENTSUB, (0, 0, 0), "connection", "Returns the name of the connection."),
+    sub!("client|id", 2, CLIENTSUB, (0, 0, 0), "connection", "Returns the unique client ID of the connection."),
+    sub!("client|list", -2, ACLADMIN, (0, 0, 0), "connection", "Lists open connections."),
+    sub!("client|info", 2, CLIENTSUB, (0, 0, 0), "connection", "Returns information about the connection."),
     sub!("client|setinfo", 4, CONN, (0, 0, 0), "connection", "Sets information specific to the client or connection."),
-    sub!("client|no-evict", 3, CONN, (0, 0, 0), "connection", "Sets the client eviction mode of the connection."),
+    sub!("client|no-evict", 3, ACLADMIN, (0, 0, 0), "connection", "Sets the client eviction mode of the connection."),
     sub!("command|count", 2, INFO, (0, 0, 0), "server", "Returns a count of commands."),
     sub!("command|docs", -2, INFO, (0, 0, 0), "server", "Returns documentary information about commands."),
     sub!("command|info", -2, INFO, (0, 0, 0), "server", "Returns information about commands."),

@@ -38,6 +38,10 @@ const TAG_FUNCTION_DELETE: u8 = 40;
 const TAG_FUNCTION_FLUSH: u8 = 41;
 const TAG_SELECT_DB: u8 = 42;
 const TAG_SWAP_DB: u8 = 43;
+const TAG_ACL_SET_USER: u8 = 45;
+const TAG_ACL_DEL_USER: u8 = 46;
+const TAG_API_KEY_PUT: u8 = 47;
+const TAG_API_KEY_DEL: u8 = 48;
 const TAG_STREAM_BASE: u8 = 44;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -91,6 +95,10 @@ pub fn encoded_len(batch: &[Mutation<'_>]) -> usize {
                 Mutation::FunctionFlush => 0,
                 Mutation::SelectDb { .. } => 4,
                 Mutation::SwapDb { .. } => 8,
+                Mutation::AclSetUser { name, rules } => 8 + name.len() + rules.len(),
+                Mutation::AclDelUser { name } => 4 + name.len(),
+                Mutation::ApiKeyPut { id, data } => 8 + id.len() + data.len(),
+                Mutation::ApiKeyDel { id } => 4 + id.len(),
                 Mutation::Stream { .. }
                 | Mutation::Restore { .. }
                 | Mutation::HSet { .. }
@@ -240,6 +248,24 @@ pub(super) fn encode(m: &Mutation<'_>, out: &mut Vec<u8>) {
             out.push(TAG_SWAP_DB);
             out.extend_from_slice(&a.to_le_bytes());
             out.extend_from_slice(&b.to_le_bytes());
+        }
+        Mutation::AclSetUser { name, rules } => {
+            out.push(TAG_ACL_SET_USER);
+            put_bytes(out, name);
+            put_bytes(out, rules);
+        }
+        Mutation::AclDelUser { name } => {
+            out.push(TAG_ACL_DEL_USER);
+            put_bytes(out, name);
+        }
+        Mutation::ApiKeyPut { id, data } => {
+            out.push(TAG_API_KEY_PUT);
+            put_bytes(out, id);
+            put_bytes(out, data);
+        }
+        Mutation::ApiKeyDel { id } => {
+            out.push(TAG_API_KEY_DEL);
+            put_bytes(out, id);
         }
         Mutation::SetRange { key, offset, data } => {
             out.push(TAG_SET_RANGE);
@@ -482,6 +508,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Mutation<'_>>, DecodeError> {
             TAG_FUNCTION_FLUSH => Mutation::FunctionFlush,
             TAG_SELECT_DB => Mutation::SelectDb { db: r.u32()? },
             TAG_SWAP_DB => Mutation::SwapDb { a: r.u32()?, b: r.u32()? },
+            TAG_ACL_SET_USER => Mutation::AclSetUser { name: r.bytes()?, rules: r.bytes()? },
+            TAG_ACL_DEL_USER => Mutation::AclDelUser { name: r.bytes()? },
+            TAG_API_KEY_PUT => Mutation::ApiKeyPut { id: r.bytes()?, data: r.bytes()? },
+            TAG_API_KEY_DEL => Mutation::ApiKeyDel { id: r.bytes()? },
             tag => return Err(DecodeError::UnknownTag { tag, at }),
         };
         out.push(m);

@@ -39,6 +39,11 @@
 //!  42 SelectDb       db:u32              (the key-value records after it, to the end of the batch or the
 //!                                         next SelectDb, belong to database `db`; a batch starts in 0)
 //!  43 SwapDb         a:u32 b:u32         (SWAPDB: databases `a` and `b` trade their contents)
+//!  (44 is a stream record, Base)
+//!  45 AclSetUser     name:bytes rules:bytes  (a user set whole; rules hold password hashes only)
+//!  46 AclDelUser     name:bytes
+//!  47 ApiKeyPut      id:bytes data:bytes     (JSON: user, digest, created_ms, expires_ms, label)
+//!  48 ApiKeyDel      id:bytes
 //! bytes    := len:u32 data[len]
 //! ```
 
@@ -183,6 +188,24 @@ pub enum Mutation<'a> {
         a: u32,
         b: u32,
     },
+    /// A user set whole: `rules` is its description (`ACL LIST`'s line after the name; password hashes
+    /// only, never a clear password).
+    AclSetUser {
+        name: &'a [u8],
+        rules: &'a [u8],
+    },
+    /// A user removed (`default` goes back to its initial rules).
+    AclDelUser {
+        name: &'a [u8],
+    },
+    /// An API key set whole: `data` is its JSON record (the token's SHA-256 digest, never the token).
+    ApiKeyPut {
+        id: &'a [u8],
+        data: &'a [u8],
+    },
+    ApiKeyDel {
+        id: &'a [u8],
+    },
 }
 
 /// A change to one stream. Event data lives in the partition's segment files; these records carry
@@ -299,6 +322,17 @@ impl Mutation<'_> {
     /// Whether the mutation selects or swaps databases (applied by the engine).
     pub fn is_db(&self) -> bool {
         matches!(self, Mutation::SelectDb { .. } | Mutation::SwapDb { .. })
+    }
+
+    /// Whether the mutation changes users (ACL).
+    pub fn is_acl(&self) -> bool {
+        matches!(
+            self,
+            Mutation::AclSetUser { .. }
+                | Mutation::AclDelUser { .. }
+                | Mutation::ApiKeyPut { .. }
+                | Mutation::ApiKeyDel { .. }
+        )
     }
 
     /// Whether the mutation belongs to the function libraries (scripting).
@@ -545,6 +579,10 @@ mod tests {
             Mutation::FunctionFlush,
             Mutation::SelectDb { db: 15 },
             Mutation::SwapDb { a: 3, b: 0x0102_0304 },
+            Mutation::AclSetUser { name: b"u", rules: b"on ~* -@all" },
+            Mutation::AclDelUser { name: b"u" },
+            Mutation::ApiKeyPut { id: b"k1", data: b"{}" },
+            Mutation::ApiKeyDel { id: b"k1" },
         ];
         let mut buf = Vec::new();
         encode_batch(&batch, &mut buf);

@@ -1,6 +1,7 @@
 //! The HTTP front end: REST routes and the command envelope (`POST /api/v1/command`), a thin codec over
 //! the engine. Every route names an entry of [`ops::OPS`] and builds its payload from path, query and body.
 
+pub mod auth;
 pub mod body;
 mod guard;
 pub mod ops;
@@ -57,6 +58,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/pubsub/ws", get(pubsub::ws))
         .route("/pubsub/sse", get(pubsub::sse))
         .route("/pubsub/{topic}/publish", post(pubsub::publish))
+        .route("/auth/whoami", get(auth::whoami))
+        .route("/auth/token", post(auth::token))
+        .route("/auth/keys", post(auth::create).get(auth::list))
+        .route("/auth/keys/{id}", axum::routing::delete(auth::revoke))
+        // Credentials and each route's rule (auth::ROUTES), on every route above.
+        .route_layer(axum::middleware::from_fn_with_state(service.clone(), auth::authenticate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
@@ -374,6 +381,7 @@ fn rest_op(method: &Method, op: &str, keyed: bool) -> Option<&'static str> {
 /// body (and the key from the path) as its payload; answers `{"result": ...}`.
 async fn type_route(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<auth::Principal>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
@@ -401,7 +409,9 @@ async fn type_route(
             .ok_or_else(|| ApiError::not_found(format!("no route for {method} {}", uri.path())))?;
         let payload = request_payload(&headers, body, query, key.map(|k| ("key", k)))?;
         let db = payload_db(svc.engine.databases(), &payload)?;
-        let reply = svc.execute_in(db, (op.parse)(&payload)?).await?;
+        let cmd = (op.parse)(&payload)?;
+        auth::permit(&svc, &principal, &cmd, &payload)?;
+        let reply = svc.execute_in(db, cmd).await?;
         (op.render)(&payload, reply)
     }
     .await;
@@ -413,17 +423,19 @@ async fn type_route(
 
 async fn rest_route(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<auth::Principal>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    rest(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    rest(svc, principal, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn rest(
     svc: AppState,
+    principal: auth::Principal,
     method: Method,
     uri: Uri,
     query: HashMap<String, String>,
@@ -457,6 +469,7 @@ async fn rest(
     let format = response_format(&headers);
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
+    auth::permit(&svc, &principal, &cmd, &payload)?;
     let db = payload_db(svc.engine.databases(), &payload)?;
     let reply = svc.execute_in(db, cmd).await?;
     // Raw responses: the bare value of a GET.
@@ -470,7 +483,12 @@ async fn rest(
 }
 
 /// `POST /api/v1/command`: one envelope, or an array of envelopes executed in order as a pipeline.
-async fn envelope(State(svc): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn envelope(
+    State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<auth::Principal>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let format = response_format(&headers);
     let result = async {
         let body = read_body(body)?;
@@ -484,10 +502,10 @@ async fn envelope(State(svc): State<AppState>, headers: HeaderMap, body: Result<
                         svc.config.http.max_pipeline
                     )));
                 }
-                Ok(Value::Array(run_pipeline(&svc, items).await))
+                Ok(Value::Array(run_pipeline(&svc, &principal, items).await))
             }
-            Value::Object(_) if is_long_poll(&parsed) => Ok(long_poll(&svc, parsed).await),
-            Value::Object(_) => Ok(run_pipeline(&svc, vec![parsed]).await.pop().expect("one reply")),
+            Value::Object(_) if is_long_poll(&parsed) => Ok(long_poll(&svc, &principal, parsed).await),
+            Value::Object(_) => Ok(run_pipeline(&svc, &principal, vec![parsed]).await.pop().expect("one reply")),
             _ => Err(ApiError::bad_request("expected a command object or an array of them")),
         }
     }
@@ -514,11 +532,11 @@ fn is_long_poll(item: &Value) -> bool {
     ) && item.get("payload").and_then(|p| p.get("wait_ms")).is_some_and(|w| !w.is_null())
 }
 
-async fn long_poll(svc: &Service, item: Value) -> Value {
+async fn long_poll(svc: &Service, principal: &auth::Principal, item: Value) -> Value {
     let request_id = item.get("request_id").cloned().unwrap_or(Value::Null);
     let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
     let outcome = async {
-        let (op, cmd) = plan(&item, &payload)?;
+        let (op, cmd) = plan(svc, principal, &item, &payload)?;
         let reply = long_poll_reply(svc, cmd, &payload).await?;
         (op.render)(&payload, reply)
     }
@@ -566,16 +584,18 @@ struct Planned {
     step: Result<Step, ApiError>,
 }
 
-async fn run_pipeline(svc: &Service, items: Vec<Value>) -> Vec<Value> {
+async fn run_pipeline(svc: &Service, principal: &auth::Principal, items: Vec<Value>) -> Vec<Value> {
     let mut planned = Vec::with_capacity(items.len());
     let mut cmds = Vec::new();
     for item in items {
         let request_id = item.get("request_id").cloned().unwrap_or(Value::Null);
         let payload = item.get("payload").cloned().unwrap_or_else(|| Value::Object(Map::new()));
         let step = match item.get("command").and_then(Value::as_str) {
-            Some("kv.stats") => Ok(Step::Stats),
-            Some("pubsub.stats") => Ok(Step::PubSubStats),
-            _ => plan(&item, &payload).and_then(|(op, cmd)| {
+            Some("kv.stats") => principal.user.may_run("info").map(|()| Step::Stats).map_err(auth::refusal),
+            Some("pubsub.stats") => {
+                principal.user.may_run("pubsub|channels").map(|()| Step::PubSubStats).map_err(auth::refusal)
+            }
+            _ => plan(svc, principal, &item, &payload).and_then(|(op, cmd)| {
                 cmds.push((payload_db(svc.engine.databases(), &payload)?, cmd));
                 Ok(Step::Engine(op, cmds.len() - 1))
             }),
@@ -619,12 +639,19 @@ fn payload_db(databases: u32, payload: &Value) -> Result<u32, ApiError> {
     Ok(n as u32)
 }
 
-fn plan(item: &Value, payload: &Value) -> Result<(&'static ops::Op, Command), ApiError> {
+fn plan(
+    svc: &Service,
+    principal: &auth::Principal,
+    item: &Value,
+    payload: &Value,
+) -> Result<(&'static ops::Op, Command), ApiError> {
     let name =
         item.get("command").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("missing field 'command'"))?;
     if !payload.is_object() {
         return Err(ApiError::bad_request("field 'payload': expected an object"));
     }
     let op = ops::find(name).ok_or_else(|| ApiError::bad_request(format!("unknown command '{name}'")))?;
-    Ok((op, (op.parse)(payload)?))
+    let cmd = (op.parse)(payload)?;
+    auth::permit(svc, principal, &cmd, payload)?;
+    Ok((op, cmd))
 }

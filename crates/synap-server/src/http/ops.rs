@@ -748,3 +748,8 @@ fn render_scan(_: &Value, r: Reply) -> Result<Value, ApiError> {
         other => Err(unexpected(other)),
     }
 }
+
+/// Every envelope command name (key-value, queue, stream, pub/sub and the collection types).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    OPS.iter().chain(super::types::TYPE_OPS).map(|op| op.name)
+}

@@ -25,6 +25,7 @@ type AppState = Arc<Service>;
 /// `POST /pubsub/{topic}/publish` `{payload}` -> `{subscribers_matched}`.
 pub async fn publish(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::auth::Principal>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -44,7 +45,10 @@ pub async fn publish(
                 None => return Err(ApiError::bad_request("missing field 'payload'")),
             },
         };
-        let reply = svc.execute(Command::PubSub(PubSubCmd::Publish { channel: topic, payload })).await?;
+        let cmd = Command::PubSub(PubSubCmd::Publish { channel: topic.clone(), payload });
+        let topic_json = super::body::bytes_to_json(&topic);
+        super::auth::permit(&svc, &principal, &cmd, &json!({ "topic": topic_json }))?;
+        let reply = svc.execute(cmd).await?;
         let n = match reply {
             synap_core::Reply::Int(n) => n,
             _ => 0,
@@ -127,11 +131,18 @@ fn message_json(m: &PubMessage) -> Value {
 
 /// `GET /pubsub/sse?topics=...`: `event: message` with `{topic, payload}`; `event: missed` with
 /// `{count}` when messages were dropped because the client fell behind.
-pub async fn sse(State(svc): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn sse(
+    State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::auth::Principal>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let list = match topics(&svc, &query) {
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = super::auth::permit_subscribe(&svc, &principal, &list) {
+        return e.into_response();
+    }
     let reg = register(&svc, &list);
     let stream = futures_util::stream::unfold((reg, Vec::<Event>::new()), |(reg, mut pending)| async move {
         loop {
@@ -160,6 +171,7 @@ pub async fn sse(State(svc): State<AppState>, Query(query): Query<HashMap<String
 /// when the client fell behind; the client may send `{"type":"subscribe"|"unsubscribe","topics":[..]}`.
 pub async fn ws(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::auth::Principal>,
     Query(query): Query<HashMap<String, String>>,
     permit: Option<axum::Extension<super::serve::ConnPermit>>,
     upgrade: WebSocketUpgrade,
@@ -168,14 +180,17 @@ pub async fn ws(
         Ok(l) => l,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = super::auth::permit_subscribe(&svc, &principal, &list) {
+        return e.into_response();
+    }
     let max = svc.config.http.max_body_bytes.0 as usize;
     upgrade.max_message_size(max).on_upgrade(move |socket| async move {
         let _place = permit; // held for the session's life (http.max_connections)
-        ws_session(svc, socket, list).await
+        ws_session(svc, socket, list, principal).await
     })
 }
 
-async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>) {
+async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>, principal: super::auth::Principal) {
     let reg = register(&svc, &list);
     let ps = svc.engine.pubsub();
     loop {
@@ -211,6 +226,9 @@ async fn ws_session(svc: AppState, mut socket: WebSocket, list: Vec<String>) {
                         match (v["type"].as_str(), valid) {
                             (Some("subscribe"), true) if ps.subscription_count(reg.sink.id) + names.len() > max => {
                                 json!({"type": "error", "error": format!("at most {max} topics per subscriber")})
+                            }
+                            (Some("subscribe"), true) if super::auth::permit_subscribe(&svc, &principal, &names).is_err() => {
+                                json!({"type": "error", "error": "NOPERM this user has no permissions to access one of the topics"})
                             }
                             (Some("subscribe"), true) => {
                                 let n = names.iter().map(|t| ps.subscribe(reg.sink.id, Kind::Topic, t.as_bytes())).last().unwrap_or(0);

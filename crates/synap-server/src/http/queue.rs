@@ -45,6 +45,7 @@ fn route(method: &Method, segs: &[Bytes]) -> Option<(&'static str, Vec<(&'static
 #[allow(clippy::too_many_arguments)] // axum extractors, one per part of the request
 pub async fn rest(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::auth::Principal>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
@@ -59,16 +60,26 @@ pub async fn rest(
         let (Ok(queue), Ok(consumer)) = (percent_decode(segs[0]), percent_decode(segs[2])) else {
             return ApiError::bad_request("invalid percent-encoding in path").into_response();
         };
+        // A push consumer takes and acknowledges messages: QCONSUME and QACK on the queue.
+        for cmd in ["qconsume", "qack", "qnack"] {
+            if let Err(e) = principal.user.may_run(cmd).map_err(super::auth::refusal) {
+                return e.into_response();
+            }
+        }
+        if !principal.user.may_access_key("qconsume", &queue, true) {
+            return super::auth::refusal(synap_core::acl::Denial::Key(queue)).into_response();
+        }
         return match upgrade {
             Ok(u) => ws(svc, queue, consumer, query, u, permit),
             Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
         };
     }
-    handle(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    handle(svc, principal, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(
     svc: AppState,
+    principal: super::auth::Principal,
     method: Method,
     uri: Uri,
     query: HashMap<String, String>,
@@ -83,6 +94,7 @@ async fn handle(
     let format = response_format(&headers);
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
+    super::auth::permit(&svc, &principal, &cmd, &payload)?;
     let consume = matches!(cmd, Command::Queue(QueueCmd::Consume { .. }));
     let reply = super::long_poll_reply(&svc, cmd, &payload).await?;
     if consume && reply.is_nothing() {

@@ -72,6 +72,7 @@ pub async fn serve(
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(permit.clone());
+            req.extensions_mut().insert(super::auth::PeerAddr(addr));
             let mut app = app.clone();
             async move { tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await }
         });

@@ -58,6 +58,7 @@ fn route(method: &Method, segs: &[Bytes]) -> Option<(&'static str, Vec<(&'static
 #[allow(clippy::too_many_arguments)]
 pub async fn rest(
     State(svc): State<AppState>,
+    axum::Extension(principal): axum::Extension<super::auth::Principal>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
@@ -71,6 +72,13 @@ pub async fn rest(
         let Ok(room) = percent_decode(segs[0]) else {
             return ApiError::bad_request("invalid percent-encoding in path").into_response();
         };
+        // A live tail reads the stream: as `stream.consume` on its name.
+        if let Err(e) = principal.user.may_run("stream.consume").map_err(super::auth::refusal) {
+            return e.into_response();
+        }
+        if !principal.user.may_access_key("stream.consume", &room, false) {
+            return super::auth::refusal(synap_core::acl::Denial::Key(room)).into_response();
+        }
         let start = match tail_start(&svc, &room, &query, &headers) {
             Ok(s) => s,
             Err(e) => return e.into_response(),
@@ -86,11 +94,12 @@ pub async fn rest(
             Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
         };
     }
-    handle(svc, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+    handle(svc, principal, method, uri, query, headers, body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(
     svc: AppState,
+    principal: super::auth::Principal,
     method: Method,
     uri: Uri,
     query: HashMap<String, String>,
@@ -104,6 +113,7 @@ async fn handle(
     let payload = super::request_payload(&headers, body, query, fields)?;
     let op = ops::find(name).expect("route names a known op");
     let cmd = (op.parse)(&payload)?;
+    super::auth::permit(&svc, &principal, &cmd, &payload)?;
     let reply = super::long_poll_reply(&svc, cmd, &payload).await?;
     let out = (op.render)(&payload, reply)?;
     let created = name.ends_with(".create") && out["created"] == json!(true);

@@ -15,7 +15,7 @@ use synap_core::command::{
 use synap_core::glob::glob_match;
 use synap_core::kv::EvictionPolicy;
 use synap_core::notify::NotifyFlags;
-use synap_resp::{Protocol, encode, error_line};
+use synap_resp::{encode, error_line};
 
 use super::connection::Conn;
 use super::{ClientEntry, RespShared};
@@ -34,39 +34,18 @@ impl Conn {
         let reply = match cmd {
             ServerCmd::Ping(None) => Reply::Status("PONG"),
             ServerCmd::Ping(Some(msg)) | ServerCmd::Echo(msg) => Reply::Bulk(msg),
-            ServerCmd::Hello { proto, auth, setname } => {
+            ServerCmd::Hello { proto, auth: None, setname } => {
                 match proto {
                     None | Some(2) | Some(3) => {}
                     Some(_) => return error_line(out, "NOPROTO unsupported protocol version"),
                 }
-                if let Some((user, _)) = &auth
-                    && &user[..] != b"default"
-                {
-                    return error_line(out, "WRONGPASS invalid username-password pair or user is disabled.");
-                }
-                if let Some(p) = proto {
-                    self.proto = if p == 3 { Protocol::Resp3 } else { Protocol::Resp2 };
-                    self.entry.resp.store(p as u8, Ordering::Relaxed);
-                }
-                if let Some(name) = setname {
-                    *self.entry.name.lock() = Some(name);
-                }
-                Reply::Map(vec![
-                    (bulk("server"), bulk("redis")),
-                    (bulk("version"), bulk(COMPAT_REDIS_VERSION)),
-                    (bulk("proto"), Reply::Int(if self.proto == Protocol::Resp3 { 3 } else { 2 })),
-                    (bulk("id"), Reply::Int(self.entry.id as i64)),
-                    (bulk("mode"), bulk("standalone")),
-                    (bulk("role"), bulk("master")),
-                    (bulk("modules"), Reply::Array(vec![])),
-                ])
+                self.hello_reply(proto, setname)
             }
-            ServerCmd::Auth => {
-                return error_line(
-                    out,
-                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-                );
+            // Inside MULTI (elsewhere they run after their batch, on a blocking thread).
+            ServerCmd::Hello { auth: Some(_), .. } | ServerCmd::Auth { .. } => {
+                return error_line(out, "ERR AUTH and HELLO AUTH cannot run inside MULTI");
             }
+            ServerCmd::Acl { .. } => return error_line(out, "ERR ACL cannot run inside MULTI"),
             ServerCmd::Quit => {
                 self.quit = true;
                 Reply::Ok
@@ -657,13 +636,13 @@ impl Conn {
     }
 }
 
-fn client_line(c: &ClientEntry) -> String {
+pub(super) fn client_line(c: &ClientEntry) -> String {
     let name = c.name.lock().clone().map(|n| String::from_utf8_lossy(&n).to_string()).unwrap_or_default();
     let age = c.created.elapsed().as_secs();
     let idle_ms = (c.created.elapsed().as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
     let cmd = table::COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -672,6 +651,7 @@ fn client_line(c: &ClientEntry) -> String {
         idle_ms / 1000,
         c.db.load(Ordering::Relaxed),
         cmd,
+        String::from_utf8_lossy(&c.user.lock()),
         c.resp.load(Ordering::Relaxed)
     )
 }
@@ -974,6 +954,18 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
         ("notify-keyspace-events", engine.notify_flags().to_redis_string()),
         ("cluster-enabled", "no".into()),
+        // Never the password: the hash the default user holds, or nothing.
+        (
+            "requirepass",
+            engine
+                .acl()
+                .user(b"default")
+                .filter(|d| !d.nopass)
+                .and_then(|d| d.passwords.first().cloned())
+                .unwrap_or_default(),
+        ),
+        ("protected-mode", if cfg.auth.protected_mode { "yes" } else { "no" }.into()),
+        ("aclfile", cfg.auth.aclfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
     ];
     for (name, alias, setting) in encoding_settings() {
         params.push((name, setting.get()));

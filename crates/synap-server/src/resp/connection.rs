@@ -84,6 +84,12 @@ pub(super) struct Conn {
     pub replicaof: Option<Option<(Bytes, u16)>>,
     /// CLUSTER ADDNODE / REMOVENODE, run once the batch before it is out.
     pub cluster_op: Option<Vec<Bytes>>,
+    /// The client's user, whether it authenticated (or needs not), and the users' version it read.
+    pub user: Arc<synap_core::acl::User>,
+    pub authenticated: bool,
+    pub acl_version: u64,
+    /// AUTH, HELLO AUTH or an ACL change, run once the batch before it is out.
+    pub deferred: Option<super::acl::Deferred>,
 }
 
 impl Conn {
@@ -166,6 +172,7 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         addr,
         laddr,
         name: Default::default(),
+        user: parking_lot::Mutex::new(Bytes::from_static(b"default")),
         created: Instant::now(),
         last_active_ms: Default::default(),
         last_cmd: u64::MAX.into(),
@@ -178,6 +185,8 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
     });
     shared.clients.lock().insert(id, entry.clone());
     let cfg = shared.service.config.resp.clone();
+    let acl = shared.service.engine.acl();
+    let acl_version = acl.version();
     let mut conn = Conn {
         shared: shared.clone(),
         entry,
@@ -207,6 +216,12 @@ pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespSha
         last_lsn: 0,
         replicaof: None,
         cluster_op: None,
+        user: acl
+            .user(b"default")
+            .unwrap_or_else(|| Arc::new(synap_core::acl::User::new(Bytes::from_static(b"default")))),
+        authenticated: !acl.auth_required(),
+        acl_version,
+        deferred: None,
     };
     let mut io = Io {
         socket,
@@ -283,6 +298,7 @@ impl Conn {
                 && self.wait.is_none()
                 && self.replicaof.is_none()
                 && self.cluster_op.is_none()
+                && self.deferred.is_none()
                 && self.psync.is_none()
             {
                 let next = match self.held.take() {
@@ -377,6 +393,18 @@ impl Conn {
                 let svc = shared.service.clone();
                 let done = tokio::select! {
                     r = super::cluster::membership_change(&svc, &args) => r,
+                    _ = stop.changed() => return Err(End::Closed),
+                };
+                match done {
+                    Ok(r) => encode(&mut io.out, &r, self.proto),
+                    Err(msg) => error_line(&mut io.out, &msg),
+                }
+                io.flush().await?;
+                continue;
+            }
+            if let Some(d) = self.deferred.take() {
+                let done = tokio::select! {
+                    r = self.run_deferred(d) => r,
                     _ = stop.changed() => return Err(End::Closed),
                 };
                 match done {

@@ -58,6 +58,28 @@ impl Conn {
         let spec = row.spec;
         self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
         let shown = !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth";
+        // Authentication, then permissions (after the arity check, as Redis orders them).
+        let acl = self.shared.service.engine.acl();
+        if acl.version() != self.acl_version {
+            self.refresh_user();
+            if self.quit {
+                return None;
+            }
+        }
+        if !self.authenticated && spec.name != "auth" && spec.name != "hello" && spec.arity_ok(args.len()) {
+            error_line(out, "NOAUTH Authentication required.");
+            self.multi_failed |= self.multi.is_some();
+            return None;
+        }
+        if !self.user.unrestricted()
+            && spec.arity_ok(args.len())
+            && let Err(denial) = self.user.check(row.index, args)
+        {
+            self.acl_denied(&denial, if self.multi.is_some() { "multi" } else { "toplevel" });
+            error_line(out, &denial.error_line());
+            self.multi_failed |= self.multi.is_some();
+            return None;
+        }
         let subscribed = self.sub_count > 0 && self.proto == Protocol::Resp2;
         if subscribed && !SUBSCRIBED_ALLOWED.contains(&spec.name) {
             let msg = format!(
@@ -180,6 +202,7 @@ impl Conn {
                 synap_core::tracking::track_reads(tracks_reads && matches!(cmd, Command::Script(_)));
                 synap_core::tracking::set_current_client(self.entry.id);
                 ctx.db = self.entry.db.load(Ordering::Relaxed);
+                ctx.user = (!self.user.unrestricted()).then(|| self.user.clone());
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))
@@ -226,6 +249,37 @@ impl Conn {
             // REPLICAOF and WAIT wait after the batch's replies are out (see `run_buffered`).
             ServerCmd::ReplicaOf(target) => self.replicaof = Some(target),
             ServerCmd::Cluster(args) if super::cluster::is_membership_change(&args) => self.cluster_op = Some(args),
+            // AUTH, HELLO ... AUTH and the ACL changes hash passwords or touch files: after the batch, on
+            // a blocking thread.
+            ServerCmd::Auth { user, password } => {
+                let user = user.unwrap_or_else(|| bytes::Bytes::from_static(b"default"));
+                self.deferred = Some(super::acl::Deferred::Auth { user, password, hello: None });
+            }
+            ServerCmd::Hello { proto, auth: Some((user, password)), setname } => {
+                if let Some(p) = proto
+                    && !(2..=3).contains(&p)
+                {
+                    return error_line(out, "NOPROTO unsupported protocol version");
+                }
+                self.deferred = Some(super::acl::Deferred::Auth { user, password, hello: Some((proto, setname)) });
+            }
+            ServerCmd::Hello { .. } if !self.authenticated => error_line(
+                out,
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            ),
+            ServerCmd::Acl { sub, args } if super::acl::is_deferred(sub) => {
+                self.deferred = Some(super::acl::Deferred::Acl { sub, args });
+            }
+            ServerCmd::Acl { sub, args } => self.acl_now(sub, args, out),
+            // CONFIG SET requirepass: the default user's password, through the same path as ACL SETUSER.
+            ServerCmd::Config(synap_core::command::ConfigOp::Set(pairs))
+                if pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"requirepass")) =>
+            {
+                match &pairs[..] {
+                    [(_, pass)] => self.deferred = Some(super::acl::Deferred::RequirePass(pass.clone())),
+                    _ => error_line(out, "ERR CONFIG SET requirepass must be set on its own"),
+                }
+            }
             ServerCmd::Wait { replicas, timeout } if !self.shared.service.replication.is_replica() => {
                 self.wait = Some((replicas, timeout));
             }
@@ -256,6 +310,14 @@ impl Conn {
         self.entry.resp.store(2, Ordering::Relaxed);
         *self.entry.name.lock() = None;
         self.entry.db.store(0, Ordering::Relaxed);
+        // Back to the default user, authenticated only if it needs no password (as Redis's RESET).
+        let acl = self.shared.service.engine.acl();
+        if let Some(d) = acl.user(b"default") {
+            *self.entry.user.lock() = d.name.clone();
+            self.user = d;
+        }
+        self.authenticated = !acl.auth_required();
+        self.acl_version = acl.version();
         out.extend_from_slice(b"+RESET\r\n");
     }
 
@@ -342,6 +404,28 @@ fn unknown_command(args: &[Bytes]) -> String {
 
 /// A command line as MONITOR shows it: HELLO's AUTH credentials redacted, as Redis shows them.
 fn redacted(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
+    // ACL SETUSER's rules may hold passwords: shown without them.
+    if args[0].eq_ignore_ascii_case(b"acl") && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"setuser")) {
+        let mut out = args.to_vec();
+        for a in out.iter_mut().skip(3) {
+            if a.first().is_some_and(|c| matches!(c, b'>' | b'<')) {
+                *a = Bytes::from_static(b"(redacted)");
+            }
+        }
+        return std::borrow::Cow::Owned(out);
+    }
+    if args[0].eq_ignore_ascii_case(b"config")
+        && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"set"))
+        && args.iter().any(|a| a.eq_ignore_ascii_case(b"requirepass"))
+    {
+        let mut out = args.to_vec();
+        for i in 2..out.len() {
+            if i % 2 == 1 && out[i - 1].eq_ignore_ascii_case(b"requirepass") {
+                out[i] = Bytes::from_static(b"(redacted)");
+            }
+        }
+        return std::borrow::Cow::Owned(out);
+    }
     if !args[0].eq_ignore_ascii_case(b"hello") {
         return std::borrow::Cow::Borrowed(args);
     }

@@ -10,7 +10,9 @@
 //!
 //! Commands are described and parsed once, in `synap_core::command` (its table).
 
+mod acl;
 mod admin;
+pub use acl::hashing_permit;
 mod cluster;
 mod connection;
 pub(crate) mod dispatch;
@@ -47,6 +49,8 @@ pub struct ClientEntry {
     pub addr: SocketAddr,
     pub laddr: SocketAddr,
     pub name: Mutex<Option<Bytes>>,
+    /// The user the client authenticated as.
+    pub user: Mutex<Bytes>,
     pub created: Instant,
     /// Milliseconds since `created` of the last command.
     pub last_active_ms: AtomicU64,
@@ -137,6 +141,17 @@ pub async fn serve(listener: TcpListener, shared: Arc<RespShared>, mut stop: wat
         };
         shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
         let _ = socket.set_nodelay(true);
+        if crate::server::protected(&shared.service, addr.ip()) {
+            shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut socket = socket;
+                let msg = format!("-DENIED {}\r\n", crate::server::PROTECTED_MESSAGE);
+                let _ = socket.write_all(msg.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+            continue;
+        }
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();

@@ -11,6 +11,8 @@ pub struct ServerProcess {
     pub resp_addr: Option<String>,
     /// The cluster port, when `cluster.enabled`.
     pub cluster_addr: Option<String>,
+    /// What the server printed after its "listening" line (its log; the newest 100,000 lines).
+    pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
 
 impl ServerProcess {
@@ -31,13 +33,30 @@ impl ServerProcess {
         ServerProcess::spawn(sh, data_dir, args)
     }
 
+    /// Like [`ServerProcess::start`], logging at `level` (kept in `log`).
+    pub fn start_logged(data_dir: &Path, args: &[&str], level: &str) -> ServerProcess {
+        let command = Command::new(env!("CARGO_BIN_EXE_synap-server"));
+        ServerProcess::spawn_with(command, data_dir, "127.0.0.1:0", "127.0.0.1:0", args, level)
+    }
+
     fn spawn(command: Command, data_dir: &Path, args: &[&str]) -> ServerProcess {
         ServerProcess::spawn_at(command, data_dir, "127.0.0.1:0", "127.0.0.1:0", args)
     }
 
-    fn spawn_at(mut command: Command, data_dir: &Path, http: &str, resp: &str, args: &[&str]) -> ServerProcess {
+    fn spawn_at(command: Command, data_dir: &Path, http: &str, resp: &str, args: &[&str]) -> ServerProcess {
+        ServerProcess::spawn_with(command, data_dir, http, resp, args, "warn")
+    }
+
+    fn spawn_with(
+        mut command: Command,
+        data_dir: &Path,
+        http: &str,
+        resp: &str,
+        args: &[&str],
+        level: &str,
+    ) -> ServerProcess {
         let mut child = command
-            .args(["--http-addr", http, "--resp-addr", resp, "--log-level", "warn"])
+            .args(["--http-addr", http, "--resp-addr", resp, "--log-level", level])
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
@@ -47,6 +66,8 @@ impl ServerProcess {
             .expect("spawn synap-server");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             for line in lines.by_ref().map_while(Result::ok) {
@@ -56,7 +77,13 @@ impl ServerProcess {
                 }
             }
             // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
+            for line in lines.map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                if kept.len() >= 100_000 {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         let line = loop {
@@ -74,6 +101,7 @@ impl ServerProcess {
             http_addr: field("http").expect("http address"),
             resp_addr: field("resp"),
             cluster_addr: field("cluster"),
+            log,
             child,
         }
     }
