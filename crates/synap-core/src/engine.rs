@@ -867,7 +867,8 @@ impl Engine {
             self.queues.apply(&Mutation::QueueDelete { name: &name });
         }
         self.apply_function(&Mutation::FunctionFlush);
-        self.acl.reset();
+        // Nobody logs in until the copy's users arrive.
+        self.acl.reset_locked();
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
@@ -972,9 +973,9 @@ impl Engine {
     }
 
     /// Changes users: `change` reads the users it needs and returns the records that make the change
-    /// (or an error, and nothing changes); they are applied and logged one change at a time. Refused
-    /// where writes are (a replica, a failed log). Password hashing inside `change` takes a while: call
-    /// this from a blocking thread.
+    /// (or an error, and nothing changes); they are applied and logged one change at a time, under the
+    /// gate. Refused where writes are (a replica, a failed log). Hash passwords before: `change` runs
+    /// with the gate held.
     pub fn acl_change<T>(
         &self,
         ctx: &mut ExecCtx,
@@ -982,10 +983,19 @@ impl Engine {
     ) -> Result<T> {
         use crate::acl::AclRecord;
         let _admin = self.acl_admin.lock();
+        // Under the gate, as every write: never inside a script's or a transaction's record.
+        let _gate = self.read_gate()?;
         self.log.check_writable()?;
         let (records, out) = change(&self.acl)?;
         if records.is_empty() {
             return Ok(out);
+        }
+        // A record that would not apply on replay is refused now, not logged.
+        for r in &records {
+            if let AclRecord::SetUser(name, rules) = r {
+                crate::acl::User::from_description(name.clone(), rules.as_bytes())
+                    .map_err(|e| CommandError::Invalid(format!("the user cannot be recorded: {e}")))?;
+            }
         }
         let data: Vec<Option<String>> = records
             .iter()

@@ -126,6 +126,13 @@ const ATTEMPTS: &[&str] = &[
     "object encoding foo1",
     "getdel rw1",
     "debug sleep 0",
+    "copy bar1 foo2",
+    "copy w1 rw2",
+    "sunionstore foo3 bar1",
+    "sunionstore w3 r1",
+    "sort foo1 by nosort",
+    "sort rw1 by nosort",
+    "rename bar1 foo4",
 ];
 
 /// ACL SETUSER, GETUSER, LIST, DRYRUN and real attempts, compared with redis-server in RESP2 and RESP3.

@@ -30,6 +30,9 @@ const LOGIN_REFILL_PER_SEC: f64 = 10.0;
 /// Client addresses the login limiter tracks at most (the fullest entries are kept).
 const LIMITER_MAX: usize = 16384;
 
+/// What a login for a missing user is checked against (the same cost as a real one).
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash_password(b"synap-dummy"));
+
 /// Most API keys kept (expired ones count until removed).
 pub const MAX_API_KEYS: usize = 10_000;
 
@@ -54,6 +57,21 @@ pub enum AclRecord {
     DelUser(Bytes),
     PutKey(ApiKey),
     DelKey(String),
+}
+
+/// The limiter's key: an IPv4 address, or an IPv6 address's /64.
+fn limiter_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
+        v4 => v4,
+    }
 }
 
 /// One ACL LOG entry.
@@ -106,11 +124,24 @@ impl Acl {
         acl
     }
 
-    /// Back to the `default` user alone (before a full copy from a primary).
+    /// Back to the `default` user alone, as a fresh server has it.
     pub fn reset(&self) {
+        self.reset_to(User::default_user());
+    }
+
+    /// Before a full copy from a primary: no user at all can log in (a `default` user that is off)
+    /// until the copy's own users arrive.
+    pub fn reset_locked(&self) {
+        let mut d = User::default_user();
+        d.apply(b"off", &mut |_| String::new()).expect("off is a rule");
+        d.apply(b"resetpass", &mut |_| String::new()).expect("resetpass is a rule");
+        self.reset_to(d);
+    }
+
+    fn reset_to(&self, default: User) {
         let mut users = self.users.write();
         users.clear();
-        self.insert(&mut users, User::default_user());
+        self.insert(&mut users, default);
         let mut keys = self.keys.write();
         keys.0.clear();
         keys.1.clear();
@@ -142,24 +173,21 @@ impl Acl {
         Some((user, key.id))
     }
 
-    fn insert(&self, users: &mut BTreeMap<Bytes, Arc<User>>, mut u: User) {
-        if &u.name[..] == b"default"
-            && let Some(hash) = self.pinned.lock().clone()
-        {
-            u.pin_password(hash);
-        }
+    fn insert(&self, users: &mut BTreeMap<Bytes, Arc<User>>, u: User) {
         users.insert(u.name.clone(), Arc::new(u));
     }
 
-    /// `requirepass`: the `default` user's password on this node from now on (`None`: as recorded).
+    /// `requirepass`: on this node, the `default` user's one password from now on (`None`: as
+    /// recorded). Kept apart from the records: never logged, never replicated, as Redis's setting is
+    /// each node's own.
     pub fn pin_default_password(&self, hash: Option<String>) {
         *self.pinned.lock() = hash;
-        let mut users = self.users.write();
-        if let Some(d) = users.get(&b"default"[..]).map(|d| (**d).clone()) {
-            self.insert(&mut users, d);
-        }
-        drop(users);
         self.changed();
+    }
+
+    /// The `requirepass` hash, if this node has one.
+    pub fn pinned_password(&self) -> Option<String> {
+        self.pinned.lock().clone()
     }
 
     fn changed(&self) {
@@ -183,7 +211,7 @@ impl Acl {
 
     /// Whether a new connection must authenticate (the `default` user has a password or is off).
     pub fn auth_required(&self) -> bool {
-        self.user(b"default").is_none_or(|d| !(d.enabled && d.nopass))
+        self.pinned.lock().is_some() || self.user(b"default").is_none_or(|d| !(d.enabled && d.nopass))
     }
 
     /// Applies an ACL record (recovery, replicas, and the primary after logging it).
@@ -231,28 +259,47 @@ impl Acl {
     }
 
     /// Checks a user's password; `None` when the user is missing, off, or the password is wrong. Costs a
-    /// password hash unless the same name and password succeeded recently: run it on a blocking thread.
+    /// password hash (a missing user too, so that timing does not tell which users exist) unless the
+    /// same name and password succeeded recently: run it on a blocking thread.
     pub fn authenticate(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
-        let user = self.user(name)?;
-        if !user.enabled {
+        if let Some(u) = self.verified_recently(name, password) {
+            return Some(u);
+        }
+        let user = self.user(name).filter(|u| u.enabled);
+        let pinned = if name == b"default" { self.pinned.lock().clone() } else { None };
+        let Some(user) = user else {
+            verify_password(&DUMMY_HASH, password);
             return None;
-        }
-        if user.nopass {
-            return Some(user);
-        }
+        };
+        let hash = match &pinned {
+            Some(h) => verify_password(h, password).then(|| h.clone())?,
+            None if user.nopass => return Some(user),
+            None => user.passwords.iter().find(|h| verify_password(h, password))?.clone(),
+        };
         let key = self.verified_key(name, password);
-        if let Some(hash) = self.verified.lock().get(&key)
-            && user.passwords.contains(hash)
-        {
-            return Some(user);
-        }
-        let hash = user.passwords.iter().find(|h| verify_password(h, password))?;
         let mut verified = self.verified.lock();
         if verified.len() >= VERIFIED_MAX {
             verified.clear();
         }
-        verified.insert(key, hash.clone());
+        verified.insert(key, hash);
         Some(user)
+    }
+
+    /// [`Acl::authenticate`] without hashing: the user, when the same name and password succeeded
+    /// recently (or the user needs no password).
+    pub fn verified_recently(&self, name: &[u8], password: &[u8]) -> Option<Arc<User>> {
+        let user = self.user(name).filter(|u| u.enabled)?;
+        let pinned = if name == b"default" { self.pinned.lock().clone() } else { None };
+        if pinned.is_none() && user.nopass {
+            return Some(user);
+        }
+        let key = self.verified_key(name, password);
+        let hash = self.verified.lock().get(&key).cloned()?;
+        let still = match &pinned {
+            Some(p) => *p == hash,
+            None => user.passwords.contains(&hash),
+        };
+        still.then_some(user)
     }
 
     fn verified_key(&self, name: &[u8], password: &[u8]) -> [u8; 32] {
@@ -265,35 +312,39 @@ impl Acl {
         h.finalize().into()
     }
 
-    /// Whether a login attempt from `ip` may go ahead (failed logins are limited per address).
-    pub fn login_allowed(&self, ip: IpAddr) -> bool {
-        let mut l = self.limiter.lock();
-        match l.get_mut(&ip) {
-            None => true,
-            Some((tokens, at)) => {
-                *tokens = (*tokens + at.elapsed().as_secs_f64() * LOGIN_REFILL_PER_SEC).min(LOGIN_BURST);
-                *at = Instant::now();
-                *tokens >= 1.0
-            }
-        }
-    }
-
-    /// Records a failed login from `ip`.
-    pub fn login_failed(&self, ip: IpAddr) {
+    /// Takes one login attempt from `ip`'s allowance before the password is checked (so that attempts
+    /// in flight count); `false`: none left. A success gives it back ([`Acl::login_succeeded`]).
+    /// IPv6 addresses count by their /64.
+    pub fn login_attempt(&self, ip: IpAddr) -> bool {
+        let ip = limiter_key(ip);
         let mut l = self.limiter.lock();
         if l.len() >= LIMITER_MAX && !l.contains_key(&ip) {
-            // Forget the addresses whose allowance has come back whole (or, failing that, half of them).
+            // Forget the addresses whose allowance came back whole; failing that, those with the most
+            // left (an address being limited is kept).
             l.retain(|_, (t, at)| *t + at.elapsed().as_secs_f64() * LOGIN_REFILL_PER_SEC < LOGIN_BURST);
             if l.len() >= LIMITER_MAX {
-                let drop: Vec<IpAddr> = l.keys().take(LIMITER_MAX / 2).copied().collect();
-                for k in drop {
+                let mut by_tokens: Vec<(IpAddr, f64)> = l.iter().map(|(k, (t, _))| (*k, *t)).collect();
+                by_tokens.sort_by(|a, b| b.1.total_cmp(&a.1));
+                for (k, _) in by_tokens.into_iter().take(LIMITER_MAX / 2) {
                     l.remove(&k);
                 }
             }
         }
         let e = l.entry(ip).or_insert((LOGIN_BURST, Instant::now()));
-        e.0 = (e.0 + e.1.elapsed().as_secs_f64() * LOGIN_REFILL_PER_SEC).min(LOGIN_BURST) - 1.0;
+        e.0 = (e.0 + e.1.elapsed().as_secs_f64() * LOGIN_REFILL_PER_SEC).min(LOGIN_BURST);
         e.1 = Instant::now();
+        if e.0 < 1.0 {
+            return false;
+        }
+        e.0 -= 1.0;
+        true
+    }
+
+    /// A login from `ip` succeeded: its attempt is given back.
+    pub fn login_succeeded(&self, ip: IpAddr) {
+        if let Some(e) = self.limiter.lock().get_mut(&limiter_key(ip)) {
+            e.0 = (e.0 + 1.0).min(LOGIN_BURST);
+        }
     }
 
     /// Adds an ACL LOG entry, or counts it on an equal one from the last 60 seconds.

@@ -134,14 +134,23 @@ fn failed_logins_are_limited_per_address() {
     let b: IpAddr = "10.0.0.2".parse().unwrap();
     let mut allowed = 0;
     for _ in 0..100 {
-        if acl.login_allowed(a) {
+        if acl.login_attempt(a) {
             allowed += 1;
-            acl.login_failed(a);
         }
     }
     assert!((32..=34).contains(&allowed), "{allowed}");
-    assert!(!acl.login_allowed(a));
-    assert!(acl.login_allowed(b));
+    assert!(!acl.login_attempt(a));
+    assert!(acl.login_attempt(b));
+    // A success gives its attempt back.
+    for _ in 0..100 {
+        assert!(acl.login_attempt(b));
+        acl.login_succeeded(b);
+    }
+    // IPv6 addresses count by /64.
+    let v6a: IpAddr = "2001:db8::1".parse().unwrap();
+    let v6b: IpAddr = "2001:db8::2".parse().unwrap();
+    while acl.login_attempt(v6a) {}
+    assert!(!acl.login_attempt(v6b));
 }
 
 #[test]

@@ -100,6 +100,18 @@ const WRITES_THAT_READ: &[&str] = &[
     "qconsume",
 ];
 
+/// The positions, among a write command's keys, of the keys it reads to make its result (Redis's key
+/// specs give them the ACCESS flag without INSERT/UPDATE): sources of a copy, a rename, a set operation
+/// or a merge stored elsewhere, SORT's and GEORADIUS's key before STORE.
+fn source_keys(name: &str, n: usize) -> std::ops::Range<usize> {
+    match name {
+        "copy" | "rename" | "renamenx" | "smove" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush" => 0..1,
+        "sunionstore" | "sinterstore" | "sdiffstore" | "zrangestore" | "geosearchstore" | "pfmerge" | "bitop" => 1..n,
+        "sort" | "georadius" | "georadiusbymember" => 0..1,
+        _ => 0..0,
+    }
+}
+
 /// Why a check refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
@@ -194,13 +206,6 @@ impl User {
             u.apply(op.as_bytes(), &mut |_| unreachable_hash()).expect("the default rules parse");
         }
         u
-    }
-
-    /// The one password (`requirepass`).
-    pub fn pin_password(&mut self, hash: String) {
-        self.passwords = vec![hash];
-        self.nopass = false;
-        self.refresh();
     }
 
     /// Everything is allowed: the check is skipped.
@@ -311,6 +316,9 @@ impl User {
     fn apply_pattern_or_command(&mut self, op: &[u8], hash: &mut dyn FnMut(&[u8]) -> String) -> Result<(), String> {
         match op.first() {
             Some(b'>') => {
+                if self.passwords.len() >= MAX_PASSWORDS {
+                    return Err(format!("a user has at most {MAX_PASSWORDS} passwords"));
+                }
                 let h = hash(&op[1..]);
                 if !self.passwords.iter().any(|p| verify_password(p, &op[1..])) {
                     self.passwords.push(h);
@@ -330,6 +338,9 @@ impl User {
                     return Err(HASH_ERROR.into());
                 }
                 if !self.passwords.iter().any(|p| p == h) {
+                    if self.passwords.len() >= MAX_PASSWORDS {
+                        return Err(format!("a user has at most {MAX_PASSWORDS} passwords"));
+                    }
                     self.passwords.push(h.to_string());
                 }
                 self.nopass = false;
@@ -362,6 +373,10 @@ impl User {
                 self.add_key(&op[tilde + 1..], perm)?;
             }
             Some(b'&') => {
+                check_pattern(&op[1..])?;
+                if self.channels.len() >= MAX_PATTERNS {
+                    return Err(format!("a user has at most {MAX_PATTERNS} channel patterns"));
+                }
                 if self.allchannels() {
                     return Err("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels".into());
                 }
@@ -399,6 +414,10 @@ impl User {
     }
 
     fn add_key(&mut self, pattern: &[u8], perm: u8) -> Result<(), String> {
+        check_pattern(pattern)?;
+        if self.keys.len() >= MAX_PATTERNS {
+            return Err(format!("a user has at most {MAX_PATTERNS} key patterns"));
+        }
         if self.allkeys() {
             return Err("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns".into());
         }
@@ -437,11 +456,38 @@ impl User {
             && let Ok(keys) = table::command_keys(args)
         {
             let reads_too = WRITES_THAT_READ.contains(&spec.name);
-            for (key, write) in keys {
-                let need = if write { WRITE | if reads_too { READ } else { 0 } } else { READ };
+            let sources = source_keys(spec.name, keys.len());
+            for (i, (key, write)) in keys.into_iter().enumerate() {
+                let source = sources.contains(&i);
+                let need = match (write, source) {
+                    // A source of a write (COPY, RENAME, SUNIONSTORE, ...) is read, and moved or
+                    // deleted by some of them.
+                    (true, true)
+                        if matches!(
+                            spec.name,
+                            "rename" | "renamenx" | "smove" | "lmove" | "blmove" | "rpoplpush" | "brpoplpush"
+                        ) =>
+                    {
+                        READ | WRITE
+                    }
+                    (_, true) => READ,
+                    (true, false) => WRITE | if reads_too { READ } else { 0 },
+                    (false, false) => READ,
+                };
                 if !self.key_allowed(&key, need) {
                     return Err(Denial::Key(key));
                 }
+            }
+            // SORT's BY and GET read keys named by patterns: only a user with every key may use them
+            // (`BY nosort` and `GET #` read none). Redis refuses them when the command runs; here the
+            // check does, so ACL DRYRUN says so too.
+            if matches!(spec.name, "sort" | "sort_ro")
+                && let Some(w) = args.windows(2).skip(2).find(|w| {
+                    (w[0].eq_ignore_ascii_case(b"by") && !w[1].eq_ignore_ascii_case(b"nosort"))
+                        || (w[0].eq_ignore_ascii_case(b"get") && &w[1][..] != b"#")
+                })
+            {
+                return Err(Denial::Key(w[1].clone()));
             }
         }
         if !self.allchannels() {
@@ -582,6 +628,18 @@ impl User {
     }
 }
 
+/// Most passwords, and key or channel patterns, one user holds.
+const MAX_PASSWORDS: usize = 64;
+const MAX_PATTERNS: usize = 1024;
+
+/// A pattern is recorded in a space-separated description: no white space, UTF-8 only.
+fn check_pattern(p: &[u8]) -> Result<(), String> {
+    if p.iter().any(|c| c.is_ascii_whitespace() || *c == 0) || std::str::from_utf8(p).is_err() {
+        return Err("Syntax error".into());
+    }
+    Ok(())
+}
+
 const HASH_ERROR: &str =
     "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters";
 const UNKNOWN: &str = "Unknown command or category name in ACL";
@@ -593,7 +651,11 @@ fn unreachable_hash() -> String {
 /// A stored password hash Synap takes: a SHA-256 hex digest (Redis's `#` form) or an argon2id PHC string.
 fn valid_hash(h: &str) -> bool {
     (h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
-        || (h.starts_with("$argon2id$") && argon2::PasswordHash::new(h).is_ok())
+        || (h.starts_with("$argon2id$")
+            && argon2::PasswordHash::new(h).is_ok_and(|p| {
+                // Parameters a login can afford: at most 64 MiB, 10 passes, 4 lanes.
+                argon2::Params::try_from(&p).is_ok_and(|a| a.m_cost() <= 65_536 && a.t_cost() <= 10 && a.p_cost() <= 4)
+            }))
 }
 
 /// The argon2id hash of a password, as a PHC string (random salt; OWASP's parameters, the crate's

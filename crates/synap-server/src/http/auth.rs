@@ -83,8 +83,9 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("DELETE", "/auth/keys/{id}", Rule::Command("acl|setuser")),
 ];
 
-/// A short-lived key's life (`POST /auth/token`).
+/// A short-lived key's life (`POST /auth/token`), and how many a user holds at once.
 const TOKEN_TTL_MS: u64 = 60_000;
+const TOKENS_PER_USER: usize = 16;
 
 fn rule(method: &Method, path: &str) -> Option<Rule> {
     ROUTES.iter().find(|(m, p, _)| *p == path && (*m == "*" || *m == method.as_str())).map(|(_, _, r)| *r)
@@ -165,13 +166,15 @@ async fn credentials(
         _ => query_token,
     };
     if let Some(token) = bearer {
-        if !acl.login_allowed(ip) {
+        if !acl.login_attempt(ip) {
             return Err(too_many());
         }
         return match acl.user_for_token(token.as_bytes(), svc.engine.now_ms()) {
-            Some((user, id)) => Ok(Principal { user, via: "key", key_id: Some(id) }),
+            Some((user, id)) => {
+                acl.login_succeeded(ip);
+                Ok(Principal { user, via: "key", key_id: Some(id) })
+            }
             None => {
-                acl.login_failed(ip);
                 acl.log("auth", "toplevel", "AUTH".into(), String::new(), format!("http addr={ip} via=key"));
                 Err(unauthorized("invalid, expired or revoked API key"))
             }
@@ -190,7 +193,11 @@ async fn credentials(
                 decoded.iter().position(|c| *c == b':').ok_or_else(|| unauthorized("malformed Basic credentials"))?;
             let (name, password) =
                 (Bytes::copy_from_slice(&decoded[..colon]), Bytes::copy_from_slice(&decoded[colon + 1..]));
-            if !acl.login_allowed(ip) {
+            // A client that logged in with the same password recently costs no hash.
+            if let Some(user) = acl.verified_recently(&name, &password) {
+                return Ok(Principal { user, via: "basic", key_id: None });
+            }
+            if !acl.login_attempt(ip) {
                 return Err(too_many());
             }
             let _permit = crate::resp::hashing_permit().await;
@@ -199,9 +206,11 @@ async fn credentials(
             let found =
                 tokio::task::spawn_blocking(move || engine.acl().authenticate(&n, &password)).await.ok().flatten();
             match found {
-                Some(user) => Ok(Principal { user, via: "basic", key_id: None }),
+                Some(user) => {
+                    acl.login_succeeded(ip);
+                    Ok(Principal { user, via: "basic", key_id: None })
+                }
                 None => {
-                    acl.login_failed(ip);
                     let who = String::from_utf8_lossy(&name).into_owned();
                     acl.log("auth", "toplevel", "AUTH".into(), who, format!("http addr={ip} via=basic"));
                     Err(unauthorized("invalid username-password pair or user is disabled"))
@@ -252,8 +261,10 @@ pub fn permit(svc: &Service, p: &Principal, cmd: &Command, payload: &Value) -> R
             v => json_to_bytes(v, field).ok().into_iter().collect(),
         }
     };
-    for field in KEY_FIELDS {
-        if let Some(v) = payload.get(*field) {
+    // RENAME's source may come as `from` (elsewhere `from` is an offset).
+    let rename_from = matches!(cmd.name(), "rename" | "renamenx").then_some("from");
+    for field in KEY_FIELDS.iter().copied().chain(rename_from) {
+        if let Some(v) = payload.get(field) {
             for key in strings(v, field) {
                 if !user.may_access_key(cmd.name(), &key, write) {
                     return Err(denied(acl::Denial::Key(key)));
@@ -373,6 +384,17 @@ async fn create_key(
                         acl::MAX_API_KEYS
                     )));
                 }
+                // At most TOKENS_PER_USER live tokens a user: the oldest go.
+                if k.label == "token" {
+                    let mut live: Vec<ApiKey> = acl
+                        .api_keys()
+                        .into_iter()
+                        .filter(|t| t.user == k.user && t.label == "token" && t.expires_ms > now)
+                        .collect();
+                    live.sort_by_key(|t| t.created_ms);
+                    let extra = (live.len() + 1).saturating_sub(TOKENS_PER_USER);
+                    records.extend(live.into_iter().take(extra).map(|t| AclRecord::DelKey(t.id)));
+                }
                 records.push(AclRecord::PutKey(k));
                 Ok((records, ()))
             })
@@ -400,6 +422,10 @@ pub async fn whoami(axum::Extension(p): axum::Extension<Principal>) -> Response 
 
 /// `POST /auth/token`: a 60-second key of the caller's own user (for a browser's WebSocket or SSE).
 pub async fn token(State(svc): State<Arc<Service>>, axum::Extension(p): axum::Extension<Principal>) -> Response {
+    // Not from a key: revoking a key must end what it could do.
+    if p.via == "key" {
+        return forbidden("NOPERM", "a token is made with a password, not with an API key").into_response();
+    }
     let user = String::from_utf8_lossy(&p.user.name).into_owned();
     match create_key(&svc, user, TOKEN_TTL_MS, "token".into()).await {
         Ok((k, token)) => {

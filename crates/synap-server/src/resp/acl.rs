@@ -28,6 +28,8 @@ pub(super) enum Deferred {
     /// AUTH, or HELLO with AUTH (`hello`: the protocol and name it asks for).
     Auth {
         user: Bytes,
+        /// The client gave a user name (AUTH's two-argument form, or HELLO).
+        named: bool,
         password: Bytes,
         hello: Option<(Option<i64>, Option<Bytes>)>,
     },
@@ -89,23 +91,36 @@ impl Conn {
     /// Runs deferred work: its reply, or an error line.
     pub(super) async fn run_deferred(&mut self, d: Deferred) -> Result<Reply, String> {
         let svc = self.shared.service.clone();
-        let Ok(_permit) = HASHING.acquire().await else { return Err("ERR server shutting down".into()) };
         match d {
-            Deferred::Auth { user, password, hello } => {
-                let acl_ip = self.entry.addr.ip();
+            Deferred::Auth { user, password, named, hello } => {
+                let ip = self.entry.addr.ip();
                 let acl = || svc.engine.acl();
-                if user[..] == b"default"[..] && hello.is_none() && !acl().auth_required() {
+                if !named && !acl().auth_required() {
                     return Err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?".into());
                 }
-                if !acl().login_allowed(acl_ip) {
-                    return Err("ERR too many failed authentication attempts from this address; try again later".into());
-                }
-                let (engine, name, pw) = (svc.engine.clone(), user.clone(), password);
-                let found = tokio::task::spawn_blocking(move || engine.acl().authenticate(&name, &pw))
-                    .await
-                    .map_err(|e| format!("ERR {e}"))?;
+                // A client that logged in with the same password recently costs no hash.
+                let found = match acl().verified_recently(&user, &password) {
+                    Some(u) => Some(u),
+                    None => {
+                        if !acl().login_attempt(ip) {
+                            return Err(
+                                "ERR too many failed authentication attempts from this address; try again later".into(),
+                            );
+                        }
+                        let Ok(_permit) = HASHING.acquire().await else {
+                            return Err("ERR server shutting down".into());
+                        };
+                        let (engine, name, pw) = (svc.engine.clone(), user.clone(), password);
+                        let found = tokio::task::spawn_blocking(move || engine.acl().authenticate(&name, &pw))
+                            .await
+                            .map_err(|e| format!("ERR {e}"))?;
+                        if found.is_some() {
+                            acl().login_succeeded(ip);
+                        }
+                        found
+                    }
+                };
                 let Some(found) = found else {
-                    acl().login_failed(acl_ip);
                     let info = super::admin::client_line(&self.entry);
                     acl().log("auth", "toplevel", "AUTH".into(), String::from_utf8_lossy(&user).into_owned(), info);
                     return Err(WRONGPASS.into());
@@ -117,16 +132,19 @@ impl Conn {
                 }
             }
             Deferred::RequirePass(pass) => {
-                let rules: Vec<Bytes> = if pass.is_empty() {
-                    vec![Bytes::from_static(b"nopass")]
+                // This node's own setting, as Redis's: not a record.
+                let Ok(_permit) = HASHING.acquire().await else { return Err("ERR server shutting down".into()) };
+                let hash = if pass.is_empty() {
+                    None
                 } else {
-                    let mut r = b">".to_vec();
-                    r.extend_from_slice(&pass);
-                    vec![Bytes::from_static(b"resetpass"), Bytes::from(r)]
+                    Some(
+                        tokio::task::spawn_blocking(move || acl::hash_password(&pass))
+                            .await
+                            .map_err(|e| format!("ERR {e}"))?,
+                    )
                 };
-                let mut args = vec![Bytes::from_static(b"default")];
-                args.extend(rules);
-                self.acl_change("acl|setuser", args).await.map(|_| Reply::Ok)
+                svc.engine.acl().pin_default_password(hash);
+                Ok(Reply::Ok)
             }
             Deferred::Acl { sub, args } => self.acl_change(sub, args).await,
         }
@@ -134,6 +152,7 @@ impl Conn {
 
     async fn acl_change(&mut self, sub: &'static str, args: Vec<Bytes>) -> Result<Reply, String> {
         let svc = self.shared.service.clone();
+        let Ok(permit) = HASHING.acquire().await else { return Err("ERR server shutting down".into()) };
         let aclfile = svc.config.auth.aclfile.clone();
         let engine = svc.engine.clone();
         let (reply, lsn, deleted) = tokio::task::spawn_blocking(move || -> Result<_, String> {
@@ -142,18 +161,17 @@ impl Conn {
             let reply = match sub {
                 "acl|setuser" => {
                     let name = args[0].clone();
-                    if name.iter().any(|c| *c == b' ' || *c == 0) {
+                    if name.iter().any(|c| c.is_ascii_whitespace() || *c == 0) || std::str::from_utf8(&name).is_err() {
                         return Err("ERR Usernames can't contain spaces or null characters".into());
                     }
+                    // Passwords hashed (and `<password` matched) before the change takes the gate.
+                    let ops = prehash(&engine, &name, &args[1..])?;
                     engine
                         .acl_change(&mut ctx, |acl| {
                             let mut u = acl.user(&name).map(|u| (*u).clone()).unwrap_or_else(|| User::new(name.clone()));
-                            for op in &args[1..] {
-                                u.apply(op, &mut |p| acl::hash_password(p)).map_err(|e| {
-                                    CommandError::Raw(format!(
-                                        "ERR Error in ACL SETUSER modifier '{}': {e}",
-                                        shown_rule(op)
-                                    ))
+                            for (op, shown) in &ops {
+                                u.apply(op, &mut |_| String::new()).map_err(|e| {
+                                    CommandError::Raw(format!("ERR Error in ACL SETUSER modifier '{shown}': {e}"))
                                 })?;
                             }
                             Ok((vec![AclRecord::SetUser(name.clone(), u.describe())], ()))
@@ -174,6 +192,7 @@ impl Conn {
                                 }
                             }
                             let n = records.len();
+                            records.extend(keys_of(acl, &args));
                             Ok((records, n))
                         })
                         .map_err(|e| e.to_string())?;
@@ -196,11 +215,14 @@ impl Conn {
                     engine
                         .acl_change(&mut ctx, |acl| {
                             let mut records = Vec::new();
+                            let mut gone = Vec::new();
                             for u in acl.users() {
                                 if !users.iter().any(|n| n.name == u.name) {
                                     records.push(AclRecord::DelUser(u.name.clone()));
+                                    gone.push(u.name.clone());
                                 }
                             }
+                            records.extend(keys_of(acl, &gone));
                             records.extend(users.iter().map(|u| AclRecord::SetUser(u.name.clone(), u.describe())));
                             Ok((records, ()))
                         })
@@ -213,6 +235,7 @@ impl Conn {
         })
         .await
         .map_err(|e| format!("ERR {e}"))??;
+        drop(permit);
         // Connections of deleted users close, as Redis's do.
         if !deleted.is_empty() {
             for c in self.shared.clients.lock().values() {
@@ -250,6 +273,41 @@ impl Conn {
 }
 
 const NO_ACLFILE: &str = "ERR This Synap instance is not configured to use an ACL file. Set auth.aclfile in the configuration; users are kept in the data directory either way.";
+
+/// The API keys of users being deleted go with them.
+fn keys_of(acl: &Acl, users: &[Bytes]) -> Vec<AclRecord> {
+    acl.api_keys()
+        .into_iter()
+        .filter(|k| users.iter().any(|u| u[..] == *k.user.as_bytes()))
+        .map(|k| AclRecord::DelKey(k.id))
+        .collect()
+}
+
+/// ACL SETUSER's rules with `>password` turned into `#<argon2id hash>` and `<password` into `!<hash>`
+/// for each stored hash it matches (hashing takes a while: done before the change holds the gate); each
+/// with its text as an error shows it.
+fn prehash(engine: &synap_core::Engine, name: &[u8], ops: &[Bytes]) -> Result<Vec<(Bytes, String)>, String> {
+    let current = engine.acl().user(name);
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        let shown = shown_rule(op);
+        match op.first() {
+            Some(b'>') => out.push((Bytes::from(format!("#{}", acl::hash_password(&op[1..]))), shown)),
+            Some(b'<') => {
+                let matched: Vec<&String> = current
+                    .as_ref()
+                    .map(|u| u.passwords.iter().filter(|h| acl::verify_password(h, &op[1..])).collect())
+                    .unwrap_or_default();
+                if matched.is_empty() {
+                    return Err(format!("ERR Error in ACL SETUSER modifier '{shown}': no such password"));
+                }
+                out.extend(matched.into_iter().map(|h| (Bytes::from(format!("!{h}")), shown.clone())));
+            }
+            _ => out.push((op.clone(), shown)),
+        }
+    }
+    Ok(out)
+}
 
 /// A rule as an error shows it (a password never).
 fn shown_rule(op: &[u8]) -> String {

@@ -959,9 +959,10 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
             "requirepass",
             engine
                 .acl()
-                .user(b"default")
-                .filter(|d| !d.nopass)
-                .and_then(|d| d.passwords.first().cloned())
+                .pinned_password()
+                .or_else(|| {
+                    engine.acl().user(b"default").filter(|d| !d.nopass).and_then(|d| d.passwords.first().cloned())
+                })
                 .unwrap_or_default(),
         ),
         ("protected-mode", if cfg.auth.protected_mode { "yes" } else { "no" }.into()),

@@ -252,8 +252,9 @@ impl Conn {
             // AUTH, HELLO ... AUTH and the ACL changes hash passwords or touch files: after the batch, on
             // a blocking thread.
             ServerCmd::Auth { user, password } => {
+                let named = user.is_some();
                 let user = user.unwrap_or_else(|| bytes::Bytes::from_static(b"default"));
-                self.deferred = Some(super::acl::Deferred::Auth { user, password, hello: None });
+                self.deferred = Some(super::acl::Deferred::Auth { user, password, named, hello: None });
             }
             ServerCmd::Hello { proto, auth: Some((user, password)), setname } => {
                 if let Some(p) = proto
@@ -261,7 +262,8 @@ impl Conn {
                 {
                     return error_line(out, "NOPROTO unsupported protocol version");
                 }
-                self.deferred = Some(super::acl::Deferred::Auth { user, password, hello: Some((proto, setname)) });
+                self.deferred =
+                    Some(super::acl::Deferred::Auth { user, password, named: true, hello: Some((proto, setname)) });
             }
             ServerCmd::Hello { .. } if !self.authenticated => error_line(
                 out,
