@@ -637,6 +637,59 @@ impl Default for PubSubSection {
     }
 }
 
+/// Whether TLS clients must show a certificate (Redis's `tls-auth-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthClients {
+    No,
+    Optional,
+    Yes,
+}
+
+/// TLS (docs/security.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain and private key; TLS is on when `cert` is set.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: client certificates are checked against them, and so are the primary's on a
+    /// replication link.
+    pub ca: Option<PathBuf>,
+    /// Client certificates: `no`, `optional`, `yes`; unset: `yes` with a CA, `no` without (Redis's
+    /// default is `yes`).
+    pub auth_clients: Option<AuthClients>,
+    /// The TLS RESP listener, beside the plain `resp_addr` (Redis's `tls-port`).
+    pub resp_addr: Option<SocketAddr>,
+    /// HTTPS on `http_addr` (when `cert` is set).
+    pub http: bool,
+    /// Replicas connect to their primary over TLS (Redis's `tls-replication`).
+    pub replication: bool,
+    /// How often the certificate files are checked for changes.
+    pub reload_secs: u64,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert: None,
+            key: None,
+            ca: None,
+            auth_clients: None,
+            resp_addr: None,
+            http: true,
+            replication: false,
+            reload_secs: 10,
+        }
+    }
+}
+
+impl TlsSection {
+    pub fn auth_clients(&self) -> AuthClients {
+        self.auth_clients.unwrap_or(if self.ca.is_some() { AuthClients::Yes } else { AuthClients::No })
+    }
+}
+
 /// Users and access (docs/security.md).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -685,6 +738,7 @@ pub struct Config {
     pub replication: ReplicationSection,
     pub cluster: ClusterSection,
     pub auth: AuthSection,
+    pub tls: TlsSection,
     /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -707,6 +761,7 @@ impl Default for Config {
             replication: ReplicationSection::default(),
             cluster: ClusterSection::default(),
             auth: AuthSection::default(),
+            tls: TlsSection::default(),
             config_file: None,
         }
     }

@@ -16,6 +16,7 @@ pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod service;
+pub mod tls;
 
 pub use config::{Cli, Config};
 pub use server::RunningServer;

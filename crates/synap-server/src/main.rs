@@ -28,6 +28,9 @@ fn main() -> anyhow::Result<()> {
         if let Some(resp) = server.resp_addr {
             line.push_str(&format!(" resp={resp}"));
         }
+        if let Some(tls) = server.tls_resp_addr {
+            line.push_str(&format!(" tls={tls}"));
+        }
         if let Some(cluster) = &server.cluster_addr {
             line.push_str(&format!(" cluster={cluster}"));
         }

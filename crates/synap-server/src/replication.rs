@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use synap_core::pubsub::{Kind, Overflow};
@@ -38,7 +39,6 @@ use synap_storage::backlog::unix_ms;
 use synap_storage::wal::decode_record;
 use synap_storage::{MemoryLog, Persistence, ReplicatedLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -315,6 +315,8 @@ pub struct Replication {
     pub source_ip: Mutex<Option<std::net::IpAddr>>,
     /// The user and password sent with AUTH before the handshake (`replication.primary_password`).
     pub primary_auth: Mutex<Option<(String, String)>>,
+    /// TLS for the link to the primary (`tls.replication`).
+    pub tls: Mutex<Option<Arc<crate::tls::Tls>>>,
 }
 
 fn new_replid() -> String {
@@ -380,6 +382,7 @@ impl Replication {
             heartbeat_ms: AtomicU64::new(HEARTBEAT.as_millis() as u64),
             source_ip: Mutex::new(None),
             primary_auth: Mutex::new(None),
+            tls: Mutex::new(None),
         })
     }
 
@@ -604,7 +607,7 @@ impl Replication {
     // ----- the primary's side -----
 
     /// Serves a replica that sent PSYNC on a RESP connection: answers, copies if needed, then streams.
-    pub async fn serve(self: Arc<Self>, mut socket: TcpStream, buf: BytesMut, hello: ReplicaHello) {
+    pub async fn serve(self: Arc<Self>, mut socket: Stream, buf: BytesMut, hello: ReplicaHello) {
         let ReplicaHello { addr, port, node, epoch, replid, offset } = hello;
         if self.roles.is_cluster() && !self.is_replica() && epoch != self.roles.epoch() {
             // A replica of another epoch: one of us is stale; it asks the quorum again.
@@ -658,7 +661,7 @@ impl Replication {
 
     async fn serve_link(
         &self,
-        socket: &mut TcpStream,
+        socket: &mut Stream,
         buf: BytesMut,
         link: &Arc<Link>,
         replid: Bytes,
@@ -684,7 +687,7 @@ impl Replication {
         }
         self.roles.online.fetch_add(1, Ordering::AcqRel);
         self.acks.send_modify(|n| *n += 1);
-        let (rd, mut wr) = socket.split();
+        let (rd, mut wr) = tokio::io::split(&mut *socket);
         // Acknowledgements are read all the time, however busy the stream is.
         let acks = self.read_acks(rd, buf, link);
         tokio::pin!(acks);
@@ -762,7 +765,7 @@ impl Replication {
     /// Reads `REPLCONF ACK <lsn>` from a replica until the link closes.
     async fn read_acks(
         &self,
-        mut rd: tokio::net::tcp::ReadHalf<'_>,
+        mut rd: tokio::io::ReadHalf<&mut Stream>,
         mut buf: BytesMut,
         link: &Link,
     ) -> Result<(), String> {
@@ -792,7 +795,7 @@ impl Replication {
     }
 
     /// Sends `+FULLRESYNC` and a full copy; returns the LSN the copy covers.
-    async fn send_copy(&self, socket: &mut TcpStream, id: &str, link: &Link) -> Result<u64, String> {
+    async fn send_copy(&self, socket: &mut Stream, id: &str, link: &Link) -> Result<u64, String> {
         let engine = self.engine.clone();
         let log = self.log.clone();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
@@ -920,15 +923,20 @@ impl Replication {
     }
 
     /// Connects, announces the listening port and asks PSYNC; returns the answer line and what was asked.
-    async fn handshake(&self, host: &str, port: u16) -> Result<(TcpStream, BytesMut, String, String, i64), String> {
+    async fn handshake(&self, host: &str, port: u16) -> Result<(Stream, BytesMut, String, String, i64), String> {
         let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
         let source = *self.source_ip.lock();
         let connect = crate::cluster::net::connect(&addr, source);
-        let mut socket = tokio::time::timeout(Duration::from_secs(5), connect)
+        let socket = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| format!("connect: {e}"))?;
         let _ = socket.set_nodelay(true);
+        let tls = self.tls.lock().clone();
+        let mut socket = match tls {
+            Some(t) => t.connect(host, socket).await.map_err(|e| format!("TLS: {e}"))?,
+            None => Stream::Plain(socket),
+        };
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let auth = self.primary_auth.lock().clone();
         if let Some((user, password)) = auth {
@@ -986,7 +994,7 @@ impl Replication {
 
     /// Loads a full copy: empties this server, applies the chunks (and writes them as the new snapshot),
     /// then starts the log over after the copy's LSN.
-    async fn load_copy(&self, socket: &mut TcpStream, buf: &mut BytesMut, id: &str, lsn: u64) -> Result<(), String> {
+    async fn load_copy(&self, socket: &mut Stream, buf: &mut BytesMut, id: &str, lsn: u64) -> Result<(), String> {
         info!(lsn, "full resync: loading a copy from the primary");
         self.sync_in_progress.store(true, Ordering::Release);
         // A restart before the copy is complete must copy again: the data is neither old nor new.
@@ -1084,7 +1092,7 @@ impl Replication {
     }
 
     /// Applies the primary's records and acknowledges them, until the link fails or the server stops.
-    async fn stream(&self, socket: &mut TcpStream, buf: &mut BytesMut, stops: &mut Stops) -> Result<(), String> {
+    async fn stream(&self, socket: &mut Stream, buf: &mut BytesMut, stops: &mut Stops) -> Result<(), String> {
         let ack = |lsn: u64| resp_command(&[b"REPLCONF", b"ACK", lsn.to_string().as_bytes()]);
         socket.write_all(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
         loop {
@@ -1210,7 +1218,7 @@ fn resp_command(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Reads one `\r\n`-terminated line (at most 512 bytes).
-async fn read_line(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<String, String> {
+async fn read_line(socket: &mut Stream, buf: &mut BytesMut) -> Result<String, String> {
     loop {
         if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
             let line = String::from_utf8_lossy(&buf[..i]).into_owned();
@@ -1231,7 +1239,7 @@ async fn read_line(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<String,
 }
 
 /// Reads one frame: its kind and body.
-async fn read_frame(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<(u8, Bytes), String> {
+async fn read_frame(socket: &mut Stream, buf: &mut BytesMut) -> Result<(u8, Bytes), String> {
     loop {
         if buf.len() >= 5 {
             let len = u32::from_le_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;

@@ -25,6 +25,8 @@ pub struct RunningServer {
     pub resp_addr: Option<SocketAddr>,
     /// The cluster port's address, when `cluster.enabled`.
     pub cluster_addr: Option<String>,
+    /// The TLS RESP port's address, when `tls.resp_addr` is set.
+    pub tls_resp_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -117,6 +119,13 @@ impl RunningServer {
             shutdown_rx.clone(),
         ));
         let mut tasks = Vec::new();
+        let tls = crate::tls::Tls::load(&config.tls)?;
+        if let Some(t) = &tls {
+            tasks.push(tokio::spawn(t.clone().watch(shutdown_rx.clone())));
+            if config.tls.replication {
+                *replication.tls.lock() = Some(t.clone());
+            }
+        }
 
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -133,8 +142,10 @@ impl RunningServer {
             limits,
             service.http_stats.clone(),
             shutdown_rx.clone(),
+            tls.clone().filter(|t| t.http()),
         )));
 
+        let mut tls_resp_addr = None;
         let resp_addr = if config.resp.enabled {
             let listener = TcpListener::bind(config.resp_addr)
                 .await
@@ -161,7 +172,15 @@ impl RunningServer {
                     monitors.feed(0, db, "lua", args);
                 }
             }));
-            tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone())));
+            // The TLS port (Redis's `tls-port`), beside the plain one, with the same clients.
+            if let (Some(t), Some(addr)) = (&tls, config.tls.resp_addr) {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot bind the TLS RESP listener on {addr}"))?;
+                tls_resp_addr = Some(listener.local_addr()?);
+                tasks.push(tokio::spawn(resp::serve(listener, shared.clone(), shutdown_rx.clone(), Some(t.clone()))));
+            }
+            tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone(), None)));
             replication.announce_port.store(bound.port().into(), std::sync::atomic::Ordering::Relaxed);
             Some(bound)
         } else {
@@ -199,7 +218,7 @@ impl RunningServer {
             None
         };
         info!(http = %http_addr, resp = ?resp_addr, data_dir = %config.data_dir.display(), "synap-server listening");
-        Ok(RunningServer { http_addr, resp_addr, cluster_addr, service, shutdown, tasks })
+        Ok(RunningServer { http_addr, resp_addr, tls_resp_addr, cluster_addr, service, shutdown, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish, waits for the background tasks, then takes the

@@ -43,6 +43,7 @@ pub async fn serve(
     limits: Limits,
     stats: Arc<HttpStats>,
     mut stop: watch::Receiver<bool>,
+    tls: Option<Arc<crate::tls::Tls>>,
 ) {
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
@@ -77,10 +78,21 @@ pub async fn serve(
             async move { tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await }
         });
         let mut stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream = match tls {
+                None => crate::tls::Stream::Plain(socket),
+                Some(t) => match t.accept(socket).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!(%addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+            };
             let mut builder = http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(socket), service).with_upgrades();
+            let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {

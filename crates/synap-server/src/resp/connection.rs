@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::tls::Stream;
 use bytes::{Bytes, BytesMut};
 use synap_core::command::{Block, Command};
 use synap_core::pubsub::{PubMessage, Sink};
@@ -14,7 +15,6 @@ use synap_core::{CommandError, ExecCtx, Reply};
 use synap_resp::encode::bulk;
 use synap_resp::{Parser, Protocol, encode, error, error_line};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -108,7 +108,7 @@ type Step = Result<(), End>;
 
 /// The socket and the buffers around it.
 struct Io {
-    socket: TcpStream,
+    socket: Stream,
     buf: BytesMut,
     out: Vec<u8>,
     parser: Parser,
@@ -164,9 +164,14 @@ struct WriteReply {
     end: usize,
 }
 
-pub(super) async fn run(socket: TcpStream, addr: SocketAddr, shared: Arc<RespShared>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(
+    socket: Stream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    shared: Arc<RespShared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-    let laddr = socket.local_addr().unwrap_or(shared.bound);
     let entry = Arc::new(ClientEntry {
         id,
         addr,

@@ -123,7 +123,12 @@ impl RespShared {
 }
 
 /// Accepts connections until `stop` turns true.
-pub async fn serve(listener: TcpListener, shared: Arc<RespShared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<RespShared>,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<Arc<crate::tls::Tls>>,
+) {
     let limit = Arc::new(Semaphore::new(shared.service.config.resp.max_connections));
     loop {
         let accepted = tokio::select! {
@@ -156,8 +161,21 @@ pub async fn serve(listener: TcpListener, shared: Arc<RespShared>, mut stop: wat
             Ok(permit) => {
                 let shared = shared.clone();
                 let stop = stop.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    connection::run(socket, addr, shared, stop).await;
+                    let laddr = socket.local_addr().unwrap_or(shared.bound);
+                    let stream = match tls {
+                        None => crate::tls::Stream::Plain(socket),
+                        // A client that does not speak TLS (or has no valid certificate) is closed.
+                        Some(t) => match t.accept(socket).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                debug!(%addr, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                    };
+                    connection::run(stream, addr, laddr, shared, stop).await;
                     drop(permit);
                 });
             }

@@ -11,6 +11,8 @@ pub struct ServerProcess {
     pub resp_addr: Option<String>,
     /// The cluster port, when `cluster.enabled`.
     pub cluster_addr: Option<String>,
+    /// The TLS RESP port, when `tls.resp_addr` is set.
+    pub tls_addr: Option<String>,
     /// What the server printed after its "listening" line (its log; the newest 100,000 lines).
     pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
@@ -101,6 +103,7 @@ impl ServerProcess {
             http_addr: field("http").expect("http address"),
             resp_addr: field("resp"),
             cluster_addr: field("cluster"),
+            tls_addr: field("tls"),
             log,
             child,
         }
