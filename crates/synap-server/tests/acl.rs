@@ -488,3 +488,44 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Commands are checked when MULTI queues them; if the user's rules change before EXEC, nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_after_the_rules_changed_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let synap = ServerProcess::start(dir.path(), &["--persistence", "false"]);
+    let addr = synap.resp_addr.clone().unwrap();
+    let mut admin = connect(&addr, false).await;
+    run(&mut admin, &["ACL", "SETUSER", "eve", "on", "nopass", "~*", "+@all"]).await.unwrap();
+    let replies = {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut line = |cmd: &str, s: &mut std::net::TcpStream| {
+            let parts: Vec<&str> = cmd.split(' ').collect();
+            let mut buf = format!("*{}\r\n", parts.len());
+            for p in parts {
+                buf.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+            }
+            s.write_all(buf.as_bytes()).unwrap();
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            l.trim_end().to_string()
+        };
+        let mut out = vec![line("AUTH eve x", &mut s), line("MULTI", &mut s), line("SET k v", &mut s)];
+        // The rules change while the transaction is open.
+        let mut admin2 = std::net::TcpStream::connect(&addr).unwrap();
+        admin2.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        admin2.write_all(b"*4\r\n$3\r\nACL\r\n$7\r\nSETUSER\r\n$3\r\neve\r\n$4\r\n-set\r\n").unwrap();
+        let mut ok = [0u8; 5];
+        std::io::Read::read_exact(&mut admin2, &mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+        out.push(line("EXEC", &mut s));
+        out
+    };
+    assert_eq!(replies[..3], ["+OK", "+OK", "+QUEUED"]);
+    assert!(replies[3].starts_with("-EXECABORT"), "{replies:?}");
+    let got = run(&mut admin, &["EXISTS", "k"]).await.unwrap();
+    assert_eq!(got, Value::Int(0));
+}

@@ -264,10 +264,16 @@ async fn api_keys_and_tokens() {
     drop(resp);
     let resp = s.http.get(s.url("/pubsub/sse?topics=a&access_token=synap_bogus")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    // A session open with a key ends when the key is revoked.
+    let mut sse = s.http.get(s.url("/pubsub/sse?topics=a")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
     // Revoked.
     let id = k["id"].as_str().unwrap();
     assert_eq!(send(&s, "DELETE", &format!("/auth/keys/{id}"), Some(ADMIN), None, None).await.0, 200);
     assert_eq!(send(&s, "DELETE", &format!("/auth/keys/{id}"), Some(ADMIN), None, None).await.0, 404);
     assert_eq!(send(&s, "GET", "/auth/whoami", None, Some(&key), None).await.0, 401);
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), async { while let Ok(Some(_)) = sse.chunk().await {} }).await;
+    assert!(ended.is_ok(), "the SSE stream of a revoked key went on");
     s.stop().await;
 }

@@ -329,6 +329,25 @@ pub fn permit_subscribe(svc: &Service, p: &Principal, topics: &[String]) -> Resu
     Ok(())
 }
 
+/// Resolves once the caller of a long-lived session (WebSocket, SSE) loses its access: its user deleted
+/// or switched off, its API key revoked or expired. Checked every second.
+pub async fn revoked(svc: Arc<Service>, p: Principal) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let acl = svc.engine.acl();
+        let Some(user) = acl.user(&p.user.name) else { return };
+        if !user.enabled && p.via != "none" {
+            return;
+        }
+        if let Some(id) = &p.key_id {
+            match acl.api_key(id) {
+                Some(k) if k.expires_ms == 0 || k.expires_ms > svc.engine.now_ms() => {}
+                _ => return,
+            }
+        }
+    }
+}
+
 fn new_token() -> (String, String) {
     let bytes: [u8; 32] = rand::random();
     let token: String = "synap_".to_string() + &bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();

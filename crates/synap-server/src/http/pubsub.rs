@@ -143,6 +143,7 @@ pub async fn sse(
     if let Err(e) = super::auth::permit_subscribe(&svc, &principal, &list) {
         return e.into_response();
     }
+    let svc_gone = svc.clone();
     let reg = register(&svc, &list);
     let stream = futures_util::stream::unfold((reg, Vec::<Event>::new()), |(reg, mut pending)| async move {
         loop {
@@ -164,6 +165,8 @@ pub async fn sse(
             }
         }
     });
+    // The stream ends when its caller loses access (a deleted user, a revoked key).
+    let stream = futures_util::StreamExt::take_until(stream, Box::pin(super::auth::revoked(svc_gone, principal)));
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 
@@ -186,7 +189,12 @@ pub async fn ws(
     let max = svc.config.http.max_body_bytes.0 as usize;
     upgrade.max_message_size(max).on_upgrade(move |socket| async move {
         let _place = permit; // held for the session's life (http.max_connections)
-        ws_session(svc, socket, list, principal).await
+        // The session ends when its caller loses access (a deleted user, a revoked key).
+        let gone = super::auth::revoked(svc.clone(), principal.clone());
+        tokio::select! {
+            _ = ws_session(svc, socket, list, principal) => {}
+            _ = gone => {}
+        }
     })
 }
 

@@ -84,12 +84,17 @@ pub async fn rest(
             Err(e) => return e.into_response(),
         };
         if segs[1] == "sse" {
-            return sse(svc, room, start);
+            return sse(svc, room, start, principal);
         }
         return match upgrade {
             Ok(u) => u.on_upgrade(move |socket| async move {
                 let _place = permit; // held for the session's life (http.max_connections)
-                ws_session(svc, socket, room, start).await
+                // The session ends when its caller loses access (a deleted user, a revoked key).
+                let gone = super::auth::revoked(svc.clone(), principal);
+                tokio::select! {
+                    _ = ws_session(svc, socket, room, start) => {}
+                    _ = gone => {}
+                }
             }),
             Err(e) => ApiError::bad_request(format!("this route takes a WebSocket upgrade: {e}")).into_response(),
         };
@@ -184,7 +189,8 @@ async fn next_batch(
 /// `GET /stream/{room}/sse?from_offset=&partition=`: `event: <event name or "message">`, `id: <offset>`,
 /// `data: <the event as JSON>`. A stream that is deleted, or whose retention passes the reader, ends with
 /// `event: error`.
-fn sse(svc: AppState, room: Bytes, (partition, from): (u32, u64)) -> Response {
+fn sse(svc: AppState, room: Bytes, (partition, from): (u32, u64), principal: super::auth::Principal) -> Response {
+    let gone = Box::pin(super::auth::revoked(svc.clone(), principal));
     let state = (svc, room, from, Vec::<SseEvent>::new(), false);
     let stream = futures_util::stream::unfold(state, move |(svc, room, mut from, mut pending, done)| async move {
         loop {
@@ -216,6 +222,8 @@ fn sse(svc: AppState, room: Bytes, (partition, from): (u32, u64)) -> Response {
             }
         }
     });
+    // The stream ends when its caller loses access.
+    let stream = futures_util::StreamExt::take_until(stream, gone);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 

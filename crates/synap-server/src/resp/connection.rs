@@ -88,6 +88,8 @@ pub(super) struct Conn {
     pub user: Arc<synap_core::acl::User>,
     pub authenticated: bool,
     pub acl_version: u64,
+    /// The user's rules when MULTI began (EXEC refuses to run if they changed).
+    pub multi_user: Option<Arc<synap_core::acl::User>>,
     /// AUTH, HELLO AUTH or an ACL change, run once the batch before it is out.
     pub deferred: Option<super::acl::Deferred>,
 }
@@ -226,6 +228,7 @@ pub(super) async fn run(
             .unwrap_or_else(|| Arc::new(synap_core::acl::User::new(Bytes::from_static(b"default")))),
         authenticated: !acl.auth_required(),
         acl_version,
+        multi_user: None,
         deferred: None,
     };
     let mut io = Io {

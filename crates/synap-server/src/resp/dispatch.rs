@@ -230,6 +230,7 @@ impl Conn {
         match cmd {
             ServerCmd::Multi => {
                 self.multi = Some(Vec::new());
+                self.multi_user = Some(self.user.clone());
                 self.multi_reads.clear();
                 self.multi_shown.clear();
                 self.multi_bytes = 0;

@@ -87,6 +87,13 @@ impl Conn {
             error_line(out, "EXECABORT Transaction discarded because of previous errors.");
             return;
         }
+        // The commands were checked when queued, against the rules of then: if the user's rules changed
+        // since, nothing runs.
+        if self.multi_user.take().is_some_and(|u| *u != *self.user) {
+            self.unwatch_all();
+            error_line(out, "EXECABORT Transaction discarded because the user's permissions changed since MULTI.");
+            return;
+        }
         let cmds: Vec<Command> = queued
             .iter()
             .filter_map(|q| match q {
