@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
+ONLY=${ONLY:-all}   # all, tls or acl
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 
@@ -65,12 +66,14 @@ for r in $(seq 1 "$ROUNDS"); do
   for t in set get; do
     # Alternate which server goes first.
     if [ $((r % 2)) = 1 ]; then order="synap redis"; else order="redis synap"; fi
+    [ "$ONLY" = acl ] && order=""
     for who in $order; do
       if [ "$who" = synap ]; then p=$sport; pt=$stls; else p=$rport; pt=$rtls; fi
       runs[$who-plain-$t]+=" $(rps "$t" -h 127.0.0.1 -p "$p")"
       runs[$who-tls-$t]+=" $(rps "$t" -h 127.0.0.1 -p "$pt" "${tls_opts[@]}")"
     done
     if [ $((r % 2)) = 1 ]; then order="open acl"; else order="acl open"; fi
+    [ "$ONLY" = tls ] && order=""
     for who in $order; do
       if [ "$who" = open ]; then
         runs[open-$t]+=" $(rps "$t" -h 127.0.0.1 -p "$sport")"
@@ -81,14 +84,17 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-echo "== TLS: redis-benchmark -c $CLIENTS -P 1, median of $ROUNDS rounds (requests/s)"
-printf '%-6s %-6s %12s %12s %7s\n' test mode synap redis ratio
-for t in set get; do
-  for m in plain tls; do
-    s=$(median ${runs[synap-$m-$t]}); r=$(median ${runs[redis-$m-$t]})
-    printf '%-6s %-6s %12.0f %12.0f %7s\n' "$t" "$m" "$s" "$r" "$(ratio "$s" "$r")"
+if [ "$ONLY" != acl ]; then
+  echo "== TLS: redis-benchmark -c $CLIENTS -P 1, median of $ROUNDS rounds (requests/s)"
+  printf '%-6s %-6s %12s %12s %7s\n' test mode synap redis ratio
+  for t in set get; do
+    for m in plain tls; do
+      s=$(median ${runs[synap-$m-$t]}); r=$(median ${runs[redis-$m-$t]})
+      printf '%-6s %-6s %12.0f %12.0f %7s\n' "$t" "$m" "$s" "$r" "$(ratio "$s" "$r")"
+    done
   done
-done
+fi
+[ "$ONLY" = tls ] && exit 0
 echo "== AUTH and ACL checks: Synap with a checked user vs Synap open (requests/s)"
 printf '%-6s %12s %12s %7s\n' test acl open ratio
 for t in set get; do

@@ -294,9 +294,7 @@ impl Conn {
     async fn run_buffered(&mut self, io: &mut Io, stop: &mut watch::Receiver<bool>) -> Step {
         loop {
             let shared = self.shared.clone();
-            // The user's rules reach the commands scripts call, EXEC's included.
-            let user = (!self.user.unrestricted()).then(|| self.user.clone());
-            let mut ctx = ExecCtx { now_ms: shared.service.engine.now_ms(), user, ..ExecCtx::default() };
+            let mut ctx = ExecCtx { now_ms: shared.service.engine.now_ms(), ..ExecCtx::default() };
             let mut writes: Vec<WriteReply> = Vec::new();
             let mut n = 0;
             let mut fatal: Option<String> = None;

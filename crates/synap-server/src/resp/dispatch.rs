@@ -202,7 +202,9 @@ impl Conn {
                 synap_core::tracking::track_reads(tracks_reads && matches!(cmd, Command::Script(_)));
                 synap_core::tracking::set_current_client(self.entry.id);
                 ctx.db = self.entry.db.load(Ordering::Relaxed);
-                ctx.user = (!self.user.unrestricted()).then(|| self.user.clone());
+                // The user's rules reach the commands a script calls (set for scripts only: the clone is
+                // a shared counter every command would touch).
+                ctx.user = (matches!(cmd, Command::Script(_)) && !self.user.unrestricted()).then(|| self.user.clone());
                 let reply = if waits && multi_thread() {
                     // A script may run long: its worker thread hands its other tasks over meanwhile.
                     tokio::task::block_in_place(|| engine.execute_as(ctx, spec, cmd))

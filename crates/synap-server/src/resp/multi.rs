@@ -105,6 +105,8 @@ impl Conn {
         let engine = &self.shared.service.engine;
         // A script inside may run long: the worker hands its other tasks over meanwhile.
         let scripted = cmds.iter().any(|c| matches!(c, Command::Script(_)));
+        // The user's rules reach the commands scripts inside call.
+        ctx.user = (scripted && !self.user.unrestricted()).then(|| self.user.clone());
         ctx.db = self.entry.db.load(Ordering::Relaxed);
         // NOLOOP knows whose changes these are; a tracked client's scripts inside remember their reads.
         synap_core::tracking::set_current_client(self.entry.id);
