@@ -373,7 +373,13 @@ impl Engine {
         {
             let (reason, object) = denial.reason_object();
             self.acl.log(reason, "lua", object, String::from_utf8_lossy(&user.name).into_owned(), String::new());
-            return Err(CommandError::Raw(denial.error_line()));
+            // Redis's words for a refusal inside a script.
+            let what = match denial {
+                crate::acl::Denial::Command(_) => "run this command or subcommand",
+                crate::acl::Denial::Key(_) => "access at least one of the keys mentioned in the command arguments",
+                crate::acl::Denial::Channel(_) => "publish to the channel mentioned in the command",
+            };
+            return Err(CommandError::Raw(format!("ERR The user executing the script can't {what}")));
         }
         let reply = self.execute_inner(ctx, c.spec(), c);
         // Shown once it ran, with the database it left the script in (a SELECT shows its new one).

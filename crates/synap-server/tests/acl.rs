@@ -529,3 +529,45 @@ async fn exec_after_the_rules_changed_runs_nothing() {
     let got = run(&mut admin, &["EXISTS", "k"]).await.unwrap();
     assert_eq!(got, Value::Int(0));
 }
+
+/// The commands a script calls are checked against the caller's rules, at top level and inside EXEC, as
+/// redis-server refuses them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_call_only_what_the_user_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let synap = ServerProcess::start(dir.path(), &["--persistence", "false"]);
+    let redis = Redis::start(&[]);
+    let mut addrs = vec![synap.resp_addr.clone().unwrap()];
+    if let Some(r) = &redis {
+        addrs.push(format!("127.0.0.1:{}", r.port));
+    }
+    let mut errors = Vec::new();
+    for addr in addrs {
+        let mut admin = connect(&addr, false).await;
+        run(&mut admin, &["SET", "secret", "s"]).await.unwrap();
+        run(&mut admin, &["ACL", "SETUSER", "lua", "on", "nopass", "~ok*", "+eval", "+get", "+multi", "+exec"])
+            .await
+            .unwrap();
+        let mut c = connect(&addr, false).await;
+        run(&mut c, &["AUTH", "lua", "x"]).await.unwrap();
+        let script = "return redis.call('get', KEYS[1])";
+        assert_eq!(run(&mut c, &["EVAL", script, "1", "ok1"]).await, Ok(Value::Nil), "{addr}");
+        // The key is declared as allowed, the script reads another.
+        let sneaky = "return redis.call('get', 'secret')";
+        let e = run(&mut c, &["EVAL", sneaky, "1", "ok1"]).await.unwrap_err();
+        assert!(e.contains("can't access at least one of the keys"), "{addr}: {e}");
+        errors.push(e);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("EVAL").arg(sneaky).arg(1).arg("ok1");
+        let r: redis::RedisResult<Vec<Value>> = pipe.query_async(&mut c).await;
+        let refused = match &r {
+            Err(e) => e.to_string().contains("can't access"),
+            Ok(v) => format!("{v:?}").contains("can't access"),
+        };
+        assert!(refused, "{addr}: inside EXEC the script read the secret: {r:?}");
+    }
+    // The same error line as redis-server's (the script's SHA and position included).
+    if errors.len() == 2 {
+        assert_eq!(errors[0], errors[1]);
+    }
+}
