@@ -665,6 +665,9 @@ pub struct TlsSection {
     pub http: bool,
     /// Replicas connect to their primary over TLS (Redis's `tls-replication`).
     pub replication: bool,
+    /// The cluster port (Raft and the nodes' reports) over TLS, both ways (Redis's `tls-cluster`); with
+    /// `auth_clients: yes` only nodes with a certificate of the CA get in.
+    pub cluster: bool,
     /// How often the certificate files are checked for changes.
     pub reload_secs: u64,
 }
@@ -679,6 +682,7 @@ impl Default for TlsSection {
             resp_addr: None,
             http: true,
             replication: false,
+            cluster: false,
             reload_secs: 10,
         }
     }

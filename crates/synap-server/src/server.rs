@@ -208,6 +208,7 @@ impl RunningServer {
                 resp.to_string(),
                 http_addr.to_string(),
                 shutdown_rx.clone(),
+                tls.clone().filter(|_| config.tls.cluster),
             )
             .await?;
             tasks.extend(cluster_tasks);

@@ -232,3 +232,58 @@ async fn replication_over_tls() {
     let info: String = redis::cmd("INFO").arg("replication").query_async(&mut rc).await.unwrap();
     assert!(info.contains("master_link_status:up"), "{info}");
 }
+
+/// The cluster port over TLS with client certificates required (`tls.cluster`, `auth_clients: yes`):
+/// two nodes form a cluster and the second comes in sync; a client without TLS gets nothing from the
+/// port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_port_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path(), "c");
+    let mut nodes = Vec::new();
+    for id in 1..=2u64 {
+        let ndir = dir.path().join(format!("n{id}"));
+        std::fs::create_dir_all(&ndir).unwrap();
+        let extra = format!(
+            "  cluster: true\ncluster:\n  enabled: true\n  node_id: {id}\n  addr: \"127.0.0.1:0\"\n  bootstrap: {}\n",
+            id == 1
+        );
+        let conf = config(&ndir, &p, "yes", &extra);
+        nodes.push(ServerProcess::start(&ndir.join("data"), &["--config", conf.to_str().unwrap()]));
+    }
+    let mut c = redis::Client::open(format!("redis://{}/", nodes[0].resp_addr.as_ref().unwrap()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        async move { redis::cmd("CLUSTER").arg("INFO").query_async::<String>(&mut c).await.unwrap() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !info(&mut c).await.contains("cluster_writable:1") {
+        assert!(Instant::now() < deadline, "node 1 did not become writable: {}", info(&mut c).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = nodes[1].cluster_addr.clone().unwrap();
+    let r: redis::RedisResult<String> =
+        redis::cmd("CLUSTER").arg("ADDNODE").arg(2).arg(&second).query_async(&mut c).await;
+    assert!(r.is_ok(), "{r:?}");
+    while !info(&mut c).await.contains("cluster_isr:1,2") {
+        assert!(Instant::now() < deadline, "node 2 did not come in sync: {}", info(&mut c).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A plain frame to the cluster port: no answer, the connection closes.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(nodes[0].cluster_addr.as_ref().unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let body = br#"{"Hello":null}"#;
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        s.write_all(&frame).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n == 0 || buf[0] == 0x15, "the cluster port answered a plain client: {:?}", &buf[..n]);
+    }
+}

@@ -22,7 +22,6 @@ pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Cursor;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,7 +126,8 @@ pub struct Cluster {
     raft: Raft<TypeConfig>,
     pub state: watch::Receiver<ClusterState>,
     replication: Arc<Replication>,
-    source: Option<IpAddr>,
+    /// How this node opens connections to the others (source address, TLS).
+    dial: net::Dialer,
     lease: Duration,
     heartbeat: Duration,
     max_lag: Duration,
@@ -166,6 +166,7 @@ impl Cluster {
         resp: String,
         http: String,
         stop: watch::Receiver<bool>,
+        tls: Option<Arc<crate::tls::Tls>>,
     ) -> anyhow::Result<(Arc<Cluster>, Vec<JoinHandle<()>>)> {
         let cfg = &config.cluster;
         let d = dir.to_path_buf();
@@ -184,7 +185,7 @@ impl Cluster {
             resp: pick(&cfg.announce_resp, resp),
             http: pick(&cfg.announce_http, http),
         };
-        let source = cfg.source_ip()?;
+        let dial = net::Dialer { source: cfg.source_ip()?, tls: tls.clone() };
         let raft_config = openraft::Config {
             cluster_name: cfg.name.clone(),
             heartbeat_interval: cfg.heartbeat_ms,
@@ -197,9 +198,10 @@ impl Cluster {
         };
         let raft_config = Arc::new(raft_config.validate().map_err(|e| anyhow::anyhow!("cluster: {e}"))?);
         let state = sm.state.subscribe();
-        let raft = Raft::new(cfg.node_id, raft_config, net::Network { source, pool: Default::default() }, log, sm)
-            .await
-            .map_err(|e| anyhow::anyhow!("cluster: cannot start the quorum: {e}"))?;
+        let raft =
+            Raft::new(cfg.node_id, raft_config, net::Network { dial: dial.clone(), pool: Default::default() }, log, sm)
+                .await
+                .map_err(|e| anyhow::anyhow!("cluster: cannot start the quorum: {e}"))?;
         if cfg.bootstrap && !raft.is_initialized().await.map_err(|e| anyhow::anyhow!("{e}"))? {
             let members = BTreeMap::from([(cfg.node_id, info.clone())]);
             raft.initialize(members).await.map_err(|e| anyhow::anyhow!("cluster: cannot bootstrap: {e}"))?;
@@ -214,7 +216,7 @@ impl Cluster {
             raft,
             state,
             replication,
-            source,
+            dial,
             lease: Duration::from_millis(cfg.lease_ms),
             heartbeat: Duration::from_millis(cfg.heartbeat_ms),
             max_lag: Duration::from_millis(config.replication.max_lag_ms),
@@ -235,7 +237,7 @@ impl Cluster {
             failovers: AtomicU64::new(0),
             stop: stop.clone(),
         });
-        let mut tasks = vec![tokio::spawn(net::serve(listener, cluster.clone(), stop.clone()))];
+        let mut tasks = vec![tokio::spawn(net::serve(listener, cluster.clone(), stop.clone(), tls))];
         let c = cluster.clone();
         tasks.push(tokio::spawn(async move { c.run().await }));
         info!(node = cluster.id, cluster = %cluster.info.cluster, "cluster port listening");
@@ -373,7 +375,7 @@ impl Cluster {
         let info = self.member(leader)?;
         let mut conn = self.to_leader.lock().await;
         if conn.as_ref().is_none_or(|(id, _)| *id != leader) {
-            *conn = Some((leader, Peer::new(info.cluster.clone(), self.source)));
+            *conn = Some((leader, Peer::new(info.cluster.clone(), self.dial.clone())));
         }
         let (_, peer) = conn.as_mut().expect("set above");
         // Long enough for the leader to confirm its leadership (a report) or commit (an ISR change).
@@ -641,7 +643,7 @@ impl Cluster {
     /// consensus). Runs on the leader.
     pub async fn add_node(&self, id: NodeId, addr: &str) -> Result<(), String> {
         self.must_lead()?;
-        let mut peer = Peer::new(addr.to_string(), self.source);
+        let mut peer = Peer::new(addr.to_string(), self.dial.clone());
         let (their_id, info) = match peer.call(&Request::Hello, Duration::from_secs(2)).await {
             Ok(Response::Hello { id, info }) => (id, info),
             Ok(_) => return Err(format!("ERR {addr} answered something else than a cluster node")),

@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::tls::Stream;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -78,7 +80,7 @@ pub enum Response {
     Error(String),
 }
 
-async fn write_frame<T: Serialize>(socket: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+async fn write_frame<T: Serialize>(socket: &mut Stream, msg: &T) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         return Err(std::io::Error::other("frame too large"));
@@ -89,7 +91,7 @@ async fn write_frame<T: Serialize>(socket: &mut TcpStream, msg: &T) -> std::io::
     socket.write_all(&frame).await
 }
 
-async fn read_frame<T: DeserializeOwned>(socket: &mut TcpStream) -> std::io::Result<T> {
+async fn read_frame<T: DeserializeOwned>(socket: &mut Stream) -> std::io::Result<T> {
     let mut len = [0u8; 4];
     socket.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -122,6 +124,28 @@ pub async fn connect(addr: &str, source: Option<IpAddr>) -> std::io::Result<TcpS
     Ok(stream)
 }
 
+/// How a node opens connections to the others: from the cluster's `source_addr`, over TLS when
+/// `tls.cluster` is on (with `tls.auth_clients: yes` the cluster port then takes only nodes with a
+/// certificate of the CA: the port is authenticated as well as encrypted).
+#[derive(Clone)]
+pub struct Dialer {
+    pub source: Option<IpAddr>,
+    pub tls: Option<Arc<crate::tls::Tls>>,
+}
+
+impl Dialer {
+    pub async fn dial(&self, addr: &str) -> std::io::Result<Stream> {
+        let tcp = connect(addr, self.source).await?;
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(t) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                t.connect(host, tcp).await
+            }
+        }
+    }
+}
+
 /// Idle connections kept per address (Raft asks for a client per message round; reusing connections
 /// spares a connect and a TIME_WAIT socket each time).
 const POOLED_PER_ADDR: usize = 4;
@@ -132,14 +156,14 @@ const POOLED_MAX_IDLE: Duration = Duration::from_secs(10);
 /// Connections to the other members that are idle, by address, with when they were last used.
 #[derive(Default)]
 pub struct Pool {
-    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<(TcpStream, std::time::Instant)>>>,
+    idle: parking_lot::Mutex<std::collections::HashMap<String, Vec<(Stream, std::time::Instant)>>>,
 }
 
 /// One request and its answer on a fresh or kept connection.
 pub struct Peer {
     addr: String,
-    source: Option<IpAddr>,
-    conn: Option<TcpStream>,
+    dial: Dialer,
+    conn: Option<Stream>,
     /// The connection came from the pool or an earlier call (it may have been closed meanwhile).
     reused: bool,
     /// A request was sent on `conn` and its whole answer not read yet (the call was cancelled or failed):
@@ -149,19 +173,19 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(addr: String, source: Option<IpAddr>) -> Peer {
-        Peer { addr, source, conn: None, reused: false, in_flight: false, pool: None }
+    pub fn new(addr: String, dial: Dialer) -> Peer {
+        Peer { addr, dial, conn: None, reused: false, in_flight: false, pool: None }
     }
 
     /// A peer that takes an idle connection from `pool` and gives it back when dropped.
-    pub fn pooled(addr: String, source: Option<IpAddr>, pool: Arc<Pool>) -> Peer {
+    pub fn pooled(addr: String, dial: Dialer, pool: Arc<Pool>) -> Peer {
         let conn = {
             let mut idle = pool.idle.lock();
             let list = idle.entry(addr.clone()).or_default();
             list.retain(|(_, at)| at.elapsed() < POOLED_MAX_IDLE);
             list.pop().map(|(c, _)| c)
         };
-        Peer { addr, source, reused: conn.is_some(), conn, in_flight: false, pool: Some(pool) }
+        Peer { addr, dial, reused: conn.is_some(), conn, in_flight: false, pool: Some(pool) }
     }
 
     /// Sends `req` and reads the answer within `ttl`; a failed connection is dropped (the next call
@@ -177,7 +201,7 @@ impl Peer {
             let reused = self.conn.is_some() && self.reused;
             let work = async {
                 if self.conn.is_none() {
-                    self.conn = Some(connect(&self.addr, self.source).await?);
+                    self.conn = Some(self.dial.dial(&self.addr).await?);
                     self.reused = false;
                 }
                 let conn = self.conn.as_mut().expect("connected");
@@ -229,7 +253,7 @@ impl Drop for Peer {
 
 /// Raft's connections to the other members.
 pub struct Network {
-    pub source: Option<IpAddr>,
+    pub dial: Dialer,
     pub pool: Arc<Pool>,
 }
 
@@ -237,7 +261,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, _target: NodeId, node: &NodeInfo) -> Peer {
-        Peer::pooled(node.cluster.clone(), self.source, self.pool.clone())
+        Peer::pooled(node.cluster.clone(), self.dial.clone(), self.pool.clone())
     }
 }
 
@@ -298,7 +322,12 @@ impl RaftNetwork<TypeConfig> for Peer {
 }
 
 /// Serves the cluster port until the server stops.
-pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    cluster: Arc<Cluster>,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<Arc<crate::tls::Tls>>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
@@ -318,15 +347,26 @@ pub async fn serve(listener: TcpListener, cluster: Arc<Cluster>, mut stop: watch
             continue;
         };
         let _ = socket.set_nodelay(true);
-        let (cluster, stop) = (cluster.clone(), stop.clone());
+        let (cluster, stop, tls) = (cluster.clone(), stop.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            serve_conn(socket, cluster, stop).await;
+            let stream = match tls {
+                None => Stream::Plain(socket),
+                // Not TLS, or no certificate of the CA where one is required: closed.
+                Some(t) => match t.accept(socket).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "cluster port: TLS handshake failed");
+                        return;
+                    }
+                },
+            };
+            serve_conn(stream, cluster, stop).await;
         });
     }
 }
 
-async fn serve_conn(mut socket: TcpStream, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
+async fn serve_conn(mut socket: Stream, cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     loop {
         let req = tokio::select! {
             r = tokio::time::timeout(IDLE, read_frame::<Request>(&mut socket)) => match r {
