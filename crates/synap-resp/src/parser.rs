@@ -118,6 +118,11 @@ impl Parser {
 
     /// Bytes the parser holds for the command in progress (they left the read buffer, but still count
     /// against the connection's pending-input limit).
+    /// Changes the limits from the next header read on (a client that authenticated gets the full ones).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     pub fn held_bytes(&self) -> usize {
         self.held
     }

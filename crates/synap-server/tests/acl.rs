@@ -349,6 +349,15 @@ fn every_command_needs_auth() {
         ],
     );
     assert!(replies[0].starts_with("-NOAUTH HELLO must be called"), "{replies:?}");
+    // Before AUTH a client may not send much: 11 arguments, or one of 20 KB, end the connection.
+    for line in [vec!["x".to_string(); 11], vec!["ECHO".to_string(), "y".repeat(20_000)]] {
+        let r = raw_roundtrip(&addr, &[line]);
+        assert!(r[0].starts_with("-ERR Protocol error"), "{r:?}");
+    }
+    // After it, the full limits.
+    let r = raw_roundtrip(&addr, &[vec!["AUTH".into(), "s3cret pass".into()], vec!["ECHO".into(), "y".repeat(20_000)]]);
+    assert_eq!(r[0], "+OK");
+    assert_eq!(r[1], "$20000");
     assert_eq!(replies[1], "-WRONGPASS invalid username-password pair or user is disabled.");
     assert_eq!(replies[2], "+OK");
     assert_eq!(replies[3], "+OK");

@@ -26,6 +26,10 @@ use super::{ClientEntry, RespShared};
 const BATCH_COMMANDS: usize = 1024;
 /// Flush early once this much output is pending.
 const BATCH_OUTPUT: usize = 256 * 1024;
+/// The parser's limits before a client authenticates (Redis's: 10 arguments, 16 KB an argument).
+const UNAUTHENTICATED_LIMITS: synap_resp::Limits =
+    synap_resp::Limits { max_args: 10, max_bulk: 16 * 1024, max_inline: 16 * 1024 };
+
 /// Pushes taken from a subscriber's queue per write.
 const PUSH_BATCH: usize = 256;
 
@@ -114,6 +118,8 @@ struct Io {
     buf: BytesMut,
     out: Vec<u8>,
     parser: Parser,
+    /// The parser's limits once the client authenticated.
+    limits: synap_resp::Limits,
     max_pending: usize,
     max_output: usize,
 }
@@ -231,15 +237,19 @@ pub(super) async fn run(
         multi_user: None,
         deferred: None,
     };
+    let limits = synap_resp::Limits {
+        max_args: cfg.max_args,
+        max_bulk: cfg.max_bulk_bytes.0 as usize,
+        max_inline: cfg.max_inline_bytes.0 as usize,
+    };
     let mut io = Io {
         socket,
         buf: BytesMut::with_capacity(16 * 1024),
         out: Vec::with_capacity(16 * 1024),
-        parser: Parser::new(synap_resp::Limits {
-            max_args: cfg.max_args,
-            max_bulk: cfg.max_bulk_bytes.0 as usize,
-            max_inline: cfg.max_inline_bytes.0 as usize,
-        }),
+        // A client that has not authenticated gets Redis's small limits (10 arguments, 16 KB each)
+        // until it does: before AUTH nobody may make the server hold much.
+        parser: Parser::new(if conn.authenticated { limits } else { UNAUTHENTICATED_LIMITS }),
+        limits,
         max_pending: cfg.max_pending_bytes.0 as usize,
         max_output: cfg.max_output_bytes.0 as usize,
     };
@@ -415,6 +425,9 @@ impl Conn {
                     r = self.run_deferred(d) => r,
                     _ = stop.changed() => return Err(End::Closed),
                 };
+                if self.authenticated {
+                    io.parser.set_limits(io.limits);
+                }
                 match done {
                     Ok(r) => encode(&mut io.out, &r, self.proto),
                     Err(msg) => error_line(&mut io.out, &msg),
