@@ -663,6 +663,8 @@ pub struct TlsSection {
     pub resp_addr: Option<SocketAddr>,
     /// HTTPS on `http_addr` (when `cert` is set).
     pub http: bool,
+    /// RESP on the TLS port only: the plain `resp_addr` is not served (Redis's `port 0`).
+    pub resp_only: bool,
     /// Replicas connect to their primary over TLS (Redis's `tls-replication`).
     pub replication: bool,
     /// The cluster port (Raft and the nodes' reports) over TLS, both ways (Redis's `tls-cluster`); with
@@ -681,6 +683,7 @@ impl Default for TlsSection {
             auth_clients: None,
             resp_addr: None,
             http: true,
+            resp_only: false,
             replication: false,
             cluster: false,
             reload_secs: 10,

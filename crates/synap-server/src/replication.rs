@@ -615,12 +615,12 @@ impl Replication {
                 "-ERR epoch mismatch: this primary acts in epoch {}, the replica in {epoch}\r\n",
                 self.roles.epoch()
             );
-            let _ = socket.write_all(msg.as_bytes()).await;
+            let _ = socket.send(msg.as_bytes()).await;
             return;
         }
         if self.is_replica() {
             // No chains of replicas: ask the primary.
-            let _ = socket.write_all(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n").await;
+            let _ = socket.send(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n").await;
             return;
         }
         self.log.enable_backlog();
@@ -670,7 +670,7 @@ impl Replication {
         let id = self.ids.lock().replid.clone();
         let mut next = if self.can_continue(&replid, offset) {
             self.partial_syncs.fetch_add(1, Ordering::Relaxed);
-            socket.write_all(format!("+CONTINUE {id}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+            socket.send(format!("+CONTINUE {id}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
             info!(replica = %link.addr, from = offset + 1, "partial resync");
             offset as u64 + 1
         } else {
@@ -732,7 +732,7 @@ impl Replication {
             }
             if !frame.is_empty() {
                 tokio::select! {
-                    r = tokio::time::timeout(LINK_TIMEOUT, wr.write_all(&frame)) => {
+                    r = tokio::time::timeout(LINK_TIMEOUT, async { wr.write_all(&frame).await?; wr.flush().await }) => {
                         r.map_err(|_| "the replica stopped reading for 30 s".to_string())?.map_err(|e| e.to_string())?
                     }
                     r = &mut acks => return r,
@@ -749,7 +749,7 @@ impl Replication {
                     h.extend_from_slice(&16u32.to_le_bytes());
                     h.extend_from_slice(&self.log.last_lsn().to_le_bytes());
                     h.extend_from_slice(&unix_ms().to_le_bytes());
-                    tokio::time::timeout(LINK_TIMEOUT, wr.write_all(&h))
+                    tokio::time::timeout(LINK_TIMEOUT, async { wr.write_all(&h).await?; wr.flush().await })
                         .await
                         .map_err(|_| "the replica stopped reading for 30 s".to_string())?
                         .map_err(|e| e.to_string())?;
@@ -828,7 +828,7 @@ impl Replication {
         });
         let lsn = start_rx.await.map_err(|_| "the copy did not start".to_string())?;
         info!(replica = %link.addr, lsn, "full resync: sending a copy");
-        socket.write_all(format!("+FULLRESYNC {id} {lsn}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        socket.send(format!("+FULLRESYNC {id} {lsn}\r\n").as_bytes()).await.map_err(|e| e.to_string())?;
         let mut stop = self.server_stop.clone();
         loop {
             let frame = tokio::select! {
@@ -841,7 +841,7 @@ impl Replication {
                 return Err("this server became a replica during the copy".into());
             }
             let last = frame[0] == b'E';
-            socket.write_all(&frame).await.map_err(|e| e.to_string())?;
+            socket.send(&frame).await.map_err(|e| e.to_string())?;
             if last {
                 let _ = walker.await;
                 return Ok(lsn);
@@ -941,7 +941,7 @@ impl Replication {
         let auth = self.primary_auth.lock().clone();
         if let Some((user, password)) = auth {
             socket
-                .write_all(&resp_command(&[b"AUTH", user.as_bytes(), password.as_bytes()]))
+                .send(&resp_command(&[b"AUTH", user.as_bytes(), password.as_bytes()]))
                 .await
                 .map_err(|e| e.to_string())?;
             let line = read_line(&mut socket, &mut buf).await?;
@@ -965,7 +965,7 @@ impl Replication {
         } else {
             resp_command(&[b"REPLCONF", b"listening-port", me.as_bytes()])
         };
-        socket.write_all(&cmd).await.map_err(|e| e.to_string())?;
+        socket.send(&cmd).await.map_err(|e| e.to_string())?;
         let line = read_line(&mut socket, &mut buf).await?;
         if !line.starts_with('+') {
             return Err(format!("the primary refused REPLCONF: {line}"));
@@ -979,7 +979,7 @@ impl Replication {
             }
         };
         let cmd = resp_command(&[b"PSYNC", replid.as_bytes(), offset.to_string().as_bytes()]);
-        socket.write_all(&cmd).await.map_err(|e| e.to_string())?;
+        socket.send(&cmd).await.map_err(|e| e.to_string())?;
         let line = read_line(&mut socket, &mut buf).await?;
         Ok((socket, buf, line, replid, offset))
     }
@@ -1094,7 +1094,7 @@ impl Replication {
     /// Applies the primary's records and acknowledges them, until the link fails or the server stops.
     async fn stream(&self, socket: &mut Stream, buf: &mut BytesMut, stops: &mut Stops) -> Result<(), String> {
         let ack = |lsn: u64| resp_command(&[b"REPLCONF", b"ACK", lsn.to_string().as_bytes()]);
-        socket.write_all(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
+        socket.send(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
         loop {
             // Stopped only here, between frames (reading is cancel-safe: what arrived stays in `buf`).
             let frame = tokio::select! {
@@ -1120,13 +1120,13 @@ impl Replication {
                     // Acknowledged once as durable as this replica's log promises.
                     self.log.wait(last).await.map_err(|e| e.to_string())?;
                     if buf.is_empty() {
-                        socket.write_all(&ack(last)).await.map_err(|e| e.to_string())?;
+                        socket.send(&ack(last)).await.map_err(|e| e.to_string())?;
                     }
                 }
                 b'H' if body.len() == 16 => {
                     let lsn = u64::from_le_bytes(body[0..8].try_into().expect("8 bytes"));
                     self.upstream.lock().primary_lsn.store(lsn, Ordering::Release);
-                    socket.write_all(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
+                    socket.send(&ack(self.log.last_lsn())).await.map_err(|e| e.to_string())?;
                 }
                 b'P' => {
                     let mut b = &body[..];

@@ -119,7 +119,8 @@ impl RunningServer {
             shutdown_rx.clone(),
         ));
         let mut tasks = Vec::new();
-        let tls = crate::tls::Tls::load(&config.tls)?;
+        let tls_cfg = config.tls.clone();
+        let tls = tokio::task::spawn_blocking(move || crate::tls::Tls::load(&tls_cfg)).await??;
         if let Some(t) = &tls {
             tasks.push(tokio::spawn(t.clone().watch(shutdown_rx.clone())));
             if config.tls.replication {
@@ -163,6 +164,7 @@ impl RunningServer {
                 paused_until_ms: 0.into(),
                 pause_writes_only: false.into(),
                 unpaused: Default::default(),
+                conn_limit: Arc::new(tokio::sync::Semaphore::new(config.resp.max_connections)),
             });
             // MONITOR shows what scripts call, as `[db lua]` lines (the monitors alone: no cycle through
             // the engine).
@@ -180,9 +182,20 @@ impl RunningServer {
                 tls_resp_addr = Some(listener.local_addr()?);
                 tasks.push(tokio::spawn(resp::serve(listener, shared.clone(), shutdown_rx.clone(), Some(t.clone()))));
             }
-            tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone(), None)));
-            replication.announce_port.store(bound.port().into(), std::sync::atomic::Ordering::Relaxed);
-            Some(bound)
+            // `tls.resp_only`: the plain port is closed (Redis's `port 0` beside a `tls-port`); the TLS
+            // port is then the RESP address.
+            let served = match tls_resp_addr {
+                Some(t) if config.tls.resp_only => {
+                    drop(listener);
+                    t
+                }
+                _ => {
+                    tasks.push(tokio::spawn(resp::serve(listener, shared, shutdown_rx.clone(), None)));
+                    bound
+                }
+            };
+            replication.announce_port.store(served.port().into(), std::sync::atomic::Ordering::Relaxed);
+            Some(served)
         } else {
             None
         };
@@ -205,7 +218,11 @@ impl RunningServer {
                 &config,
                 &dir,
                 replication.clone(),
-                resp.to_string(),
+                // Replicas follow this address: the TLS port when replication goes over TLS.
+                match tls_resp_addr {
+                    Some(t) if config.tls.replication => t.to_string(),
+                    _ => resp.to_string(),
+                },
                 http_addr.to_string(),
                 shutdown_rx.clone(),
                 tls.clone().filter(|_| config.tls.cluster),

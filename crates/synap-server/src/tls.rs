@@ -82,6 +82,22 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl Stream {
+    /// Writes all of `buf` and flushes it: TLS keeps the end of a record in its buffer until a flush.
+    pub async fn send(&mut self, buf: &[u8]) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.write_all(buf).await?;
+        self.flush().await
+    }
+}
+
+/// The HTTP port's server configuration: the same, announcing HTTP/1.1.
+fn with_http_alpn(server: &rustls::ServerConfig) -> rustls::ServerConfig {
+    let mut http = server.clone();
+    http.alpn_protocols = vec![b"http/1.1".to_vec()];
+    http
+}
+
 /// How long a client may take over its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -89,6 +105,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Tls {
     cfg: TlsSection,
     server: RwLock<Arc<rustls::ServerConfig>>,
+    /// The same, announcing HTTP/1.1 (ALPN) for the HTTP port.
+    server_http: RwLock<Arc<rustls::ServerConfig>>,
     client: RwLock<Arc<rustls::ClientConfig>>,
     stamps: Mutex<Vec<Option<SystemTime>>>,
 }
@@ -114,12 +132,28 @@ impl Tls {
     /// The TLS setup the configuration asks for, or `None` (no `tls.cert`).
     pub fn load(cfg: &TlsSection) -> anyhow::Result<Option<Arc<Tls>>> {
         if cfg.cert.is_none() {
-            anyhow::ensure!(cfg.key.is_none() && cfg.resp_addr.is_none(), "tls.key and tls.resp_addr need tls.cert");
+            anyhow::ensure!(
+                cfg.key.is_none()
+                    && cfg.resp_addr.is_none()
+                    && cfg.ca.is_none()
+                    && cfg.auth_clients.is_none()
+                    && !cfg.replication
+                    && !cfg.cluster
+                    && !cfg.resp_only,
+                "tls.key, tls.ca, tls.auth_clients, tls.resp_addr, tls.resp_only, tls.replication and tls.cluster need tls.cert"
+            );
             return Ok(None);
         }
+        anyhow::ensure!(!cfg.resp_only || cfg.resp_addr.is_some(), "tls.resp_only needs tls.resp_addr");
+        // Links this node opens check the other end against the CA: without one they could not connect.
+        anyhow::ensure!(
+            cfg.ca.is_some() || !(cfg.replication || cfg.cluster),
+            "tls.replication and tls.cluster need tls.ca (the CA the other nodes' certificates come from)"
+        );
         let (server, client) = Tls::build(cfg)?;
         let tls = Tls {
             cfg: cfg.clone(),
+            server_http: RwLock::new(Arc::new(with_http_alpn(&server))),
             server: RwLock::new(Arc::new(server)),
             client: RwLock::new(Arc::new(client)),
             stamps: Mutex::new(Tls::stamps_of(cfg)),
@@ -159,8 +193,7 @@ impl Tls {
                 builder.with_client_cert_verifier(v.build().context("client certificate verifier")?)
             }
         };
-        let mut server = builder.with_single_cert(certs.clone(), key.clone_key()).context("certificate and key")?;
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server = builder.with_single_cert(certs.clone(), key.clone_key()).context("certificate and key")?;
         // Links this node opens (replication): the same CA, and this node's certificate as its own.
         let client = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -179,6 +212,7 @@ impl Tls {
             return Ok(false);
         }
         let (server, client) = Tls::build(&self.cfg)?;
+        *self.server_http.write() = Arc::new(with_http_alpn(&server));
         *self.server.write() = Arc::new(server);
         *self.client.write() = Arc::new(client);
         *self.stamps.lock() = now;
@@ -204,9 +238,20 @@ impl Tls {
         }
     }
 
-    /// Accepts a client's handshake (bounded in time).
+    /// Accepts a client's handshake (bounded in time): RESP and the cluster port (no ALPN).
     pub async fn accept(&self, socket: TcpStream) -> io::Result<Stream> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.server.read().clone());
+        let config = self.server.read().clone();
+        Tls::accept_with(config, socket).await
+    }
+
+    /// Accepts an HTTPS client's handshake (ALPN `http/1.1`).
+    pub async fn accept_http(&self, socket: TcpStream) -> io::Result<Stream> {
+        let config = self.server_http.read().clone();
+        Tls::accept_with(config, socket).await
+    }
+
+    async fn accept_with(config: Arc<rustls::ServerConfig>, socket: TcpStream) -> io::Result<Stream> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
             Ok(Ok(s)) => Ok(Stream::Server(Box::new(s))),
             Ok(Err(e)) => Err(e),
@@ -235,5 +280,33 @@ impl Tls {
     /// Replication links encrypted.
     pub fn replication(&self) -> bool {
         self.cfg.replication
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings that need a certificate, or a CA, refuse to start without one (never plain text in
+    /// their place).
+    #[test]
+    fn settings_that_need_certificates() {
+        let bad = |edit: fn(&mut TlsSection)| {
+            let mut c = TlsSection::default();
+            edit(&mut c);
+            Tls::load(&c).err().map(|e| e.to_string())
+        };
+        assert!(bad(|c| c.cluster = true).is_some_and(|e| e.contains("need tls.cert")));
+        assert!(bad(|c| c.replication = true).is_some_and(|e| e.contains("need tls.cert")));
+        assert!(bad(|c| c.resp_only = true).is_some_and(|e| e.contains("need tls.cert")));
+        assert!(bad(|c| c.ca = Some("ca.pem".into())).is_some());
+        assert!(Tls::load(&TlsSection::default()).unwrap().is_none());
+        let missing = |edit: fn(&mut TlsSection)| {
+            let mut c = TlsSection { cert: Some("c.pem".into()), key: Some("k.pem".into()), ..Default::default() };
+            edit(&mut c);
+            Tls::load(&c).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(missing(|c| c.cluster = true).contains("need tls.ca"));
+        assert!(missing(|c| c.resp_only = true).contains("needs tls.resp_addr"));
     }
 }

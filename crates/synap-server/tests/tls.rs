@@ -122,6 +122,20 @@ async fn tls_port_https_and_plain_clients() {
         assert!(!buf[..n].starts_with(b"+PONG"), "a plain client got a reply");
     }
     assert_eq!(rustls_ping(&tls, &p.ca, None).await, Ok("PONG".into()));
+    // Large replies arrive whole over TLS (its records are flushed, not left in its buffer).
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(std::fs::read(&p.ca).unwrap()) };
+        let client = redis::Client::build_with_tls(format!("rediss://{tls}/"), certs).unwrap();
+        let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        let mut c = client.get_multiplexed_async_connection_with_config(&cfg).await.unwrap();
+        for size in [1usize, 16_383, 65_537, 3 << 20] {
+            let value = "v".repeat(size);
+            let _: () = redis::cmd("SET").arg("big").arg(&value).query_async(&mut c).await.unwrap();
+            let got: String = redis::cmd("GET").arg("big").query_async(&mut c).await.unwrap();
+            assert_eq!(got.len(), size);
+        }
+    }
     // The plain port is still plain.
     let mut c =
         redis::Client::open(format!("redis://{plain}/")).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -286,4 +300,69 @@ async fn cluster_port_over_tls() {
         let n = s.read(&mut buf).unwrap_or(0);
         assert!(n == 0 || buf[0] == 0x15, "the cluster port answered a plain client: {:?}", &buf[..n]);
     }
+}
+
+/// `tls.resp_only`: RESP is served on the TLS port alone, which becomes the RESP address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_only_resp() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path(), "o");
+    let conf = config(dir.path(), &p, "no", "  resp_only: true\n");
+    let server = ServerProcess::start(&dir.path().join("data"), &["--config", conf.to_str().unwrap()]);
+    let tls = server.tls_addr.clone().unwrap();
+    assert_eq!(server.resp_addr.as_deref(), Some(tls.as_str()));
+    assert_eq!(rustls_ping(&tls, &p.ca, None).await, Ok("PONG".into()));
+}
+
+/// A client that reads slowly still gets a large reply whole over TLS: the end of the reply is flushed
+/// out of the TLS buffer, not left there while the server waits for the next command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_the_whole_reply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki(dir.path(), "s");
+    let conf = config(dir.path(), &p, "no", "");
+    let server = ServerProcess::start(&dir.path().join("data"), &["--config", conf.to_str().unwrap()]);
+    let tls = server.tls_addr.clone().unwrap();
+    let size = 3 << 20;
+    let mut plain = redis::Client::open(format!("redis://{}/", server.resp_addr.as_ref().unwrap()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("big").arg("v".repeat(size)).query_async(&mut plain).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&p.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(&tls).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n").await.unwrap();
+    s.flush().await.unwrap();
+    // Read nothing for a while: the server's socket buffer fills and its writes wait.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let want = format!("${size}\r\n").len() + size + 2;
+    let mut got = Vec::with_capacity(want);
+    let mut buf = vec![0u8; 1 << 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while got.len() < want {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the reply stopped at {} of {want} bytes", got.len());
+    assert_eq!(got.len(), want);
 }

@@ -13,7 +13,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::tls::Stream;
@@ -88,7 +88,7 @@ async fn write_frame<T: Serialize>(socket: &mut Stream, msg: &T) -> std::io::Res
     let mut frame = Vec::with_capacity(body.len() + 4);
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
-    socket.write_all(&frame).await
+    socket.send(&frame).await
 }
 
 async fn read_frame<T: DeserializeOwned>(socket: &mut Stream) -> std::io::Result<T> {

@@ -335,6 +335,10 @@ pub async fn revoked(svc: Arc<Service>, p: Principal) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let acl = svc.engine.acl();
+        // A session opened without credentials ends once they are required.
+        if p.via == "none" && acl.auth_required() {
+            return;
+        }
         let Some(user) = acl.user(&p.user.name) else { return };
         if !user.enabled && p.via != "none" {
             return;

@@ -66,7 +66,10 @@ pub async fn serve(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
             debug!(%addr, "HTTP connection refused: http.max_connections reached");
-            tokio::spawn(refuse(socket));
+            // A TLS client would read a plain answer as garbage: it is closed.
+            if tls.is_none() {
+                tokio::spawn(refuse(socket));
+            }
             continue;
         };
         let permit = ConnPermit(Arc::new(permit));
@@ -82,7 +85,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let stream = match tls {
                 None => crate::tls::Stream::Plain(socket),
-                Some(t) => match t.accept(socket).await {
+                Some(t) => match t.accept_http(socket).await {
                     Ok(s) => s,
                     Err(e) => {
                         debug!(%addr, error = %e, "TLS handshake failed");

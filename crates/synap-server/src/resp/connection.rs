@@ -127,7 +127,7 @@ struct Io {
 impl Io {
     async fn flush(&mut self) -> Step {
         if !self.out.is_empty() {
-            self.socket.write_all(&self.out).await.map_err(|_| End::Closed)?;
+            self.socket.send(&self.out).await.map_err(|_| End::Closed)?;
             self.out.clear();
             if self.out.capacity() > 1 << 20 {
                 self.out = Vec::with_capacity(16 * 1024);
@@ -263,7 +263,7 @@ pub(super) async fn run(
             debug!(client = id, bytes = io.buf.len(), "query buffer limit exceeded; closing");
             let mut msg = Vec::new();
             error_line(&mut msg, "ERR Protocol error: query buffer limit exceeded");
-            let _ = io.socket.write_all(&msg).await;
+            let _ = io.socket.send(&msg).await;
             break;
         }
         if conn.wait_input(&mut io, &mut stop, idle).await.is_err() {
@@ -563,7 +563,7 @@ impl Conn {
                 push_message(&mut io.out, self.proto, m);
             }
             let written = tokio::select! {
-                r = io.socket.write_all(&io.out) => r.is_ok(),
+                r = io.socket.send(&io.out) => r.is_ok(),
                 _ = sink.closed() => false,
             };
             if !written {

@@ -85,6 +85,8 @@ pub struct RespShared {
     pub paused_until_ms: AtomicU64,
     pub pause_writes_only: std::sync::atomic::AtomicBool,
     pub unpaused: tokio::sync::Notify,
+    /// Places under `resp.max_connections`, shared by the plain and the TLS listener.
+    pub conn_limit: Arc<Semaphore>,
 }
 
 impl RespShared {
@@ -129,7 +131,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
     tls: Option<Arc<crate::tls::Tls>>,
 ) {
-    let limit = Arc::new(Semaphore::new(shared.service.config.resp.max_connections));
+    let limit = shared.conn_limit.clone();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -148,6 +150,9 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         if crate::server::protected(&shared.service, addr.ip()) {
             shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            if tls.is_some() {
+                continue; // a TLS client would read the plain refusal as garbage: closed
+            }
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 let mut socket = socket;
@@ -182,6 +187,9 @@ pub async fn serve(
             Err(_) => {
                 shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
                 debug!(%addr, "RESP connection refused: max_connections reached");
+                if tls.is_some() {
+                    continue;
+                }
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let mut socket = socket;
