@@ -353,9 +353,33 @@ pub const PROTECTED_MESSAGE: &str = "Synap is running in protected mode because 
 /// Whether a client at `ip` is refused by protected mode: on, the default user open (no password), and
 /// the client not on loopback.
 pub fn protected(service: &crate::service::Service, ip: std::net::IpAddr) -> bool {
+    refused_by_protected_mode(service.config.auth.protected_mode, service.engine.acl().auth_required(), ip)
+}
+
+fn refused_by_protected_mode(protected_mode: bool, auth_required: bool, ip: std::net::IpAddr) -> bool {
     let ip = match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
         v4 => v4,
     };
-    service.config.auth.protected_mode && !ip.is_loopback() && !service.engine.acl().auth_required()
+    protected_mode && !ip.is_loopback() && !auth_required
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_by_protected_mode as refused;
+
+    /// Protected mode refuses other hosts only while it is on and no password is set; loopback always
+    /// gets in (IPv4, IPv6, and IPv4 mapped into IPv6).
+    #[test]
+    fn protected_mode_refuses_other_hosts_without_a_password() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for lo in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(!refused(true, false, ip(lo)), "{lo}");
+        }
+        for other in ["10.0.0.5", "192.168.1.2", "2001:db8::1", "::ffff:10.0.0.5"] {
+            assert!(refused(true, false, ip(other)), "{other}");
+            assert!(!refused(true, true, ip(other)), "{other} with a password");
+            assert!(!refused(false, false, ip(other)), "{other} with protected mode off");
+        }
+    }
 }
