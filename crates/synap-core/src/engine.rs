@@ -873,14 +873,17 @@ impl Engine {
             self.queues.apply(&Mutation::QueueDelete { name: &name });
         }
         self.apply_function(&Mutation::FunctionFlush);
-        // Nobody logs in until the copy's users arrive.
-        self.acl.reset_locked();
+        // The users stay until the copy's users arrive (its first records), which replace them all.
+        self.acl.replace_on_next_user();
     }
 
     /// Encodes the next chunk of a snapshot (at most `max` records) into `out`; `None` when done.
     pub fn snapshot_chunk(&self, cursor: &mut EngineCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
         // Not in the middle of a transaction: a snapshot must not hold half of one.
         let _gate = self.gate.read();
+        if let Some(n) = self.acl_chunk(cursor, max, out) {
+            return Some(n);
+        }
         let slots =
             cursor.kv_slots.get_or_insert_with(|| self.slots.iter().map(|s| s.load(Ordering::Acquire)).collect());
         while !cursor.kv_done {
@@ -933,7 +936,12 @@ impl Engine {
             }
             cursor.functions_done = true;
         }
-        // The users, one record each, walked by name; then the API keys.
+        None
+    }
+
+    /// The users, one record each, walked by name; then the API keys. First in a snapshot, so that a
+    /// replica loading a full copy has its primary's users at once. `None` once both are done.
+    fn acl_chunk(&self, cursor: &mut EngineCursor, max: usize, out: &mut Vec<u8>) -> Option<usize> {
         if cursor.users_done {
             if cursor.keys_done {
                 return None;
@@ -964,7 +972,7 @@ impl Engine {
         let Some((last, _)) = users.last() else {
             cursor.users_done = true;
             // On to the API keys.
-            return self.snapshot_chunk(cursor, max, out);
+            return self.acl_chunk(cursor, max, out);
         };
         cursor.users_after = Some(last.clone());
         let batch: Vec<Mutation<'_>> =

@@ -9,7 +9,7 @@ mod user;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -100,6 +100,8 @@ pub struct Acl {
     pinned: Mutex<Option<String>>,
     /// API keys by id, and their ids by digest.
     keys: RwLock<(BTreeMap<String, ApiKey>, HashMap<String, String>)>,
+    /// A full copy is loading: its first user record replaces every user and key.
+    replace_pending: AtomicBool,
 }
 
 impl Default for Acl {
@@ -119,6 +121,7 @@ impl Acl {
             limiter: Mutex::new(HashMap::new()),
             pinned: Mutex::new(None),
             keys: RwLock::new((BTreeMap::new(), HashMap::new())),
+            replace_pending: AtomicBool::new(false),
         };
         acl.reset();
         acl
@@ -129,13 +132,11 @@ impl Acl {
         self.reset_to(User::default_user());
     }
 
-    /// Before a full copy from a primary: no user at all can log in (a `default` user that is off)
-    /// until the copy's own users arrive.
-    pub fn reset_locked(&self) {
-        let mut d = User::default_user();
-        d.apply(b"off", &mut |_| String::new()).expect("off is a rule");
-        d.apply(b"resetpass", &mut |_| String::new()).expect("resetpass is a rule");
-        self.reset_to(d);
+    /// Before a full copy from a primary: the next user record (the copy's first) replaces every user and
+    /// API key. Until then the users stay as they were, as they would while the replica lags; a copy
+    /// always carries the `default` user, and its users come first.
+    pub fn replace_on_next_user(&self) {
+        self.replace_pending.store(true, Ordering::Release);
     }
 
     fn reset_to(&self, default: User) {
@@ -218,8 +219,15 @@ impl Acl {
     pub fn apply(&self, m: &Mutation<'_>) {
         match m {
             Mutation::AclSetUser { name, rules } => {
+                let mut users = self.users.write();
+                if self.replace_pending.swap(false, Ordering::AcqRel) {
+                    users.clear();
+                    let mut keys = self.keys.write();
+                    keys.0.clear();
+                    keys.1.clear();
+                }
                 match User::from_description(Bytes::copy_from_slice(name), rules) {
-                    Ok(u) => self.insert(&mut self.users.write(), u),
+                    Ok(u) => self.insert(&mut users, u),
                     Err(e) => tracing::warn!("an ACL user record did not apply: {e}"),
                 }
                 self.changed();

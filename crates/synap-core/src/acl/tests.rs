@@ -202,3 +202,32 @@ fn every_command_has_a_category() {
     }
     assert!(missing.is_empty(), "commands in no ACL category: {missing:?}");
 }
+
+#[test]
+fn a_full_copy_replaces_users_and_keys_at_its_first_user() {
+    let acl = Acl::new();
+    acl.apply(&Mutation::AclSetUser { name: b"old", rules: b"on nopass +@all ~*" });
+    let key = serde_json::to_string(&ApiKey {
+        id: "k1".into(),
+        user: "old".into(),
+        digest: sha256_hex(b"token"),
+        created_ms: 1,
+        expires_ms: 0,
+        label: String::new(),
+    })
+    .unwrap();
+    acl.apply(&Mutation::ApiKeyPut { id: b"k1", data: key.as_bytes() });
+    acl.replace_on_next_user();
+    // Until the copy's users arrive, nothing changes: nobody is locked out.
+    assert!(!acl.auth_required());
+    assert!(acl.user(b"old").is_some());
+    assert!(acl.user_for_token(b"token", 2).is_some());
+    // The copy's first record replaces every user and key.
+    acl.apply(&Mutation::AclSetUser { name: b"default", rules: b"on nopass +@all ~* &*" });
+    assert!(acl.user(b"old").is_none());
+    assert!(acl.user_for_token(b"token", 2).is_none());
+    assert!(acl.api_keys().is_empty());
+    // Only once: the copy's next users add to it.
+    acl.apply(&Mutation::AclSetUser { name: b"new", rules: b"on nopass +@all ~*" });
+    assert!(acl.user(b"default").is_some() && acl.user(b"new").is_some());
+}
