@@ -218,6 +218,11 @@ impl Engine {
         (0..self.dbs.len() as u32).filter_map(|i| self.db_in_use(i).map(|ks| (i, ks)))
     }
 
+    /// INFO keyspace's `avg_ttl` of database `db` (milliseconds, sampled; 0 when no key has an expiry).
+    pub fn avg_ttl_ms(&self, db: u32) -> u64 {
+        self.db_in_use(db).map_or(0, |ks| ks.avg_ttl_ms())
+    }
+
     /// Every database's key count and volatile key count, for the databases holding keys (INFO keyspace).
     pub fn keyspace_sizes(&self) -> Vec<(u32, usize, usize)> {
         self.dbs_in_use()

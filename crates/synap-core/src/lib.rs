@@ -22,6 +22,7 @@ pub mod decimal;
 pub mod engine;
 pub mod error;
 pub mod glob;
+pub mod histogram;
 pub mod kv;
 mod lstruct;
 pub mod multi;

@@ -155,6 +155,11 @@ impl State {
 }
 
 impl Tracking {
+    /// How many clients track keys (INFO's `tracking_clients`).
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Acquire)
+    }
+
     pub fn active(&self) -> bool {
         self.clients.load(Ordering::Acquire) > 0
     }

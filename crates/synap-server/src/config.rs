@@ -727,6 +727,39 @@ impl std::fmt::Debug for AuthSection {
     }
 }
 
+/// What the server reports about itself (docs/observability.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `/metrics` on its own address as well (the HTTP port serves it either way); none by default.
+    pub addr: Option<SocketAddr>,
+    /// Time every command (INFO commandstats and latencystats, histograms, SLOWLOG, LATENCY). Off: counts
+    /// only.
+    pub command_timing: bool,
+    /// Per-queue, per-stream and per-replica series in `/metrics`: at most this many of each (by name);
+    /// the rest are added up under the label value `_other`.
+    pub max_label_values: usize,
+    /// Redis's `slowlog-log-slower-than` (microseconds; negative: off, 0: every command).
+    pub slowlog_log_slower_than: i64,
+    /// Redis's `slowlog-max-len`.
+    pub slowlog_max_len: u64,
+    /// Redis's `latency-monitor-threshold` (milliseconds; 0: off).
+    pub latency_monitor_threshold: u64,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            addr: None,
+            command_timing: true,
+            max_label_values: 100,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -746,6 +779,7 @@ pub struct Config {
     pub cluster: ClusterSection,
     pub auth: AuthSection,
     pub tls: TlsSection,
+    pub metrics: MetricsSection,
     /// The YAML file the configuration came from (CONFIG REWRITE writes the run-time settings back to it).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -769,6 +803,7 @@ impl Default for Config {
             cluster: ClusterSection::default(),
             auth: AuthSection::default(),
             tls: TlsSection::default(),
+            metrics: MetricsSection::default(),
             config_file: None,
         }
     }
@@ -813,6 +848,8 @@ impl Config {
         );
         anyhow::ensure!(self.replication.min_replicas_to_ack <= 64, "replication.min_replicas_to_ack: at most 64");
         anyhow::ensure!(self.replication.ack_timeout_ms >= 1, "replication.ack_timeout_ms: must be at least 1");
+        anyhow::ensure!(self.metrics.max_label_values <= 10_000, "metrics.max_label_values: at most 10000");
+        anyhow::ensure!(self.metrics.slowlog_max_len <= 1_000_000, "metrics.slowlog_max_len: at most 1000000");
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
         anyhow::ensure!(
             self.kv.databases >= 1 && self.kv.databases <= synap_core::kv::MAX_DATABASES,

@@ -12,10 +12,13 @@ pub mod cluster;
 pub mod config;
 pub mod fdlimit;
 pub mod http;
+pub mod info;
+pub mod metrics;
 pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod service;
+pub mod stats;
 pub mod tls;
 
 pub use config::{Cli, Config};

@@ -31,6 +31,9 @@ fn main() -> anyhow::Result<()> {
         if let Some(tls) = server.tls_resp_addr {
             line.push_str(&format!(" tls={tls}"));
         }
+        if let Some(metrics) = server.metrics_addr {
+            line.push_str(&format!(" metrics={metrics}"));
+        }
         if let Some(cluster) = &server.cluster_addr {
             line.push_str(&format!(" cluster={cluster}"));
         }

@@ -339,6 +339,13 @@ fn read_state(path: &PathBuf) -> String {
 }
 
 impl Replication {
+    /// CONFIG RESETSTAT: `sync_full`, `sync_partial_ok` and `sync_partial_err` from zero.
+    pub fn reset_counters(&self) {
+        for a in [&self.full_syncs, &self.partial_syncs, &self.partial_refused] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn new(
         engine: Arc<Engine>,
         roles: Arc<Roles>,

@@ -27,6 +27,8 @@ pub struct RunningServer {
     pub cluster_addr: Option<String>,
     /// The TLS RESP port's address, when `tls.resp_addr` is set.
     pub tls_resp_addr: Option<SocketAddr>,
+    /// The metrics listener's address, when `metrics.addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -67,6 +69,7 @@ impl RunningServer {
             Roles::new(primary.as_ref().map(|(h, p)| format!("{h}:{p}")), config.replication.min_replicas_to_ack)
         });
         let backlog = Arc::new(Backlog::new(config.replication.backlog_bytes.0 as usize, 1));
+        let mut recovery_ms = 0;
         let (persistence, log, store): (_, Arc<dyn ReplicatedLog>, _) = if config.persistence.enabled {
             let (cfg, e) = (config.persistence_config(), engine.clone());
             let (gate_roles, gate_backlog) = (roles.clone(), backlog.clone());
@@ -87,6 +90,7 @@ impl RunningServer {
                 millis = report.millis,
                 "recovery complete"
             );
+            recovery_ms = report.millis;
             let p = Arc::new(p);
             (Some(p.clone()), p.wal().clone() as Arc<dyn ReplicatedLog>, Store::Disk(p))
         } else {
@@ -118,7 +122,9 @@ impl RunningServer {
             replication.clone(),
             shutdown_rx.clone(),
         ));
+        service.stats.recovery_ms.store(recovery_ms, std::sync::atomic::Ordering::Relaxed);
         let mut tasks = Vec::new();
+        tasks.push(spawn_stats_sampler(service.clone(), shutdown_rx.clone()));
         let tls_cfg = config.tls.clone();
         let tls = tokio::task::spawn_blocking(move || crate::tls::Tls::load(&tls_cfg)).await??;
         if let Some(t) = &tls {
@@ -146,6 +152,26 @@ impl RunningServer {
             tls.clone().filter(|t| t.http()),
         )));
 
+        // `metrics.addr`: `/metrics` on an address of its own (for a scraper on another network).
+        let metrics_addr = match config.metrics.addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot bind the metrics listener on {addr}"))?;
+                let bound = listener.local_addr()?;
+                tasks.push(tokio::spawn(http::serve::serve(
+                    listener,
+                    http::metrics_router(service.clone()),
+                    http::serve::Limits { max_connections: 64, header_timeout: Duration::from_secs(10) },
+                    Arc::new(http::serve::HttpStats::default()),
+                    shutdown_rx.clone(),
+                    None,
+                )));
+                Some(bound)
+            }
+            None => None,
+        };
+
         let mut tls_resp_addr = None;
         let resp_addr = if config.resp.enabled {
             let listener = TcpListener::bind(config.resp_addr)
@@ -166,6 +192,7 @@ impl RunningServer {
                 unpaused: Default::default(),
                 conn_limit: Arc::new(tokio::sync::Semaphore::new(config.resp.max_connections)),
             });
+            let _ = service.resp.set(Arc::downgrade(&shared));
             // MONITOR shows what scripts call, as `[db lua]` lines (the monitors alone: no cycle through
             // the engine).
             let monitors = shared.monitors.clone();
@@ -236,7 +263,7 @@ impl RunningServer {
             None
         };
         info!(http = %http_addr, resp = ?resp_addr, data_dir = %config.data_dir.display(), "synap-server listening");
-        Ok(RunningServer { http_addr, resp_addr, tls_resp_addr, cluster_addr, service, shutdown, tasks })
+        Ok(RunningServer { http_addr, resp_addr, tls_resp_addr, cluster_addr, metrics_addr, service, shutdown, tasks })
     }
 
     /// Stops accepting, lets in-flight requests finish, waits for the background tasks, then takes the
@@ -322,6 +349,36 @@ fn spawn_active_expiry(engine: Arc<Engine>, config: &Config, stop: watch::Receiv
     let budget = Duration::from_millis(config.kv.active_expiry_budget_ms);
     spawn_periodic(period, stop, move || {
         engine.maintenance(budget);
+    })
+}
+
+/// Every 100 ms, as Redis's cron: the rates INFO reports (operations, bytes in and out per second), the
+/// memory peak, and the longest WAL fsync since the last tick for LATENCY's `wal-fsync` event.
+fn spawn_stats_sampler(service: Arc<Service>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let st = &service.stats;
+            // Adding up every thread's command counters costs more than the rest: every 4th tick.
+            if n.is_multiple_of(4) {
+                st.ops_rate.sample(st.commands_processed());
+            }
+            n += 1;
+            st.in_rate.sample(st.net_in[0].load(Ordering::Relaxed));
+            st.out_rate.sample(st.net_out[0].load(Ordering::Relaxed));
+            st.memory_peak.fetch_max(service.engine.used_memory() as u64, Ordering::Relaxed);
+            if let Some(p) = &service.persistence {
+                let longest = p.wal().stats().fsync_time.take_max();
+                st.latency.sample("wal-fsync", longest.as_millis() as u64);
+            }
+        }
     })
 }
 

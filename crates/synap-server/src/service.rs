@@ -20,6 +20,10 @@ pub struct Service {
     pub replication: Arc<crate::replication::Replication>,
     pub started: Instant,
     pub http_stats: Arc<crate::http::serve::HttpStats>,
+    /// Commands, errors, slow log and latency events of every front end.
+    pub stats: Arc<crate::stats::ServerStats>,
+    /// The RESP front end's shared state, once it listens (its clients, for INFO and `/metrics`).
+    pub resp: std::sync::OnceLock<std::sync::Weak<crate::resp::RespShared>>,
     /// This node's cluster membership (`cluster.enabled`), once its port is up.
     pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -37,6 +41,7 @@ impl Service {
         replication: Arc<crate::replication::Replication>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Service {
+        let stats = Arc::new(crate::stats::ServerStats::new(synap_core::command::table::COMMANDS.len(), &config));
         Service {
             engine,
             config,
@@ -44,6 +49,8 @@ impl Service {
             replication,
             started: Instant::now(),
             http_stats: Default::default(),
+            stats,
+            resp: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
             stop,
         }
@@ -68,7 +75,7 @@ impl Service {
             cmds.into_iter()
                 .map(|(db, c)| {
                     ctx.db = db;
-                    self.engine.execute(&mut ctx, c)
+                    self.timed(&mut ctx, c)
                 })
                 .collect()
         });
@@ -89,9 +96,35 @@ impl Service {
             return Err(self.replication.roles.fenced_error());
         }
         let mut ctx = ExecCtx { db, ..ExecCtx::default() };
-        let reply = self.run_engine(|| self.engine.execute(&mut ctx, cmd))?;
+        let reply = self.run_engine(|| self.timed(&mut ctx, cmd))?;
         self.wait_durable(ctx.lsn).await?;
         Ok(reply)
+    }
+
+    /// Runs one command of an HTTP client in the engine, counted in the HTTP statistics (by its command
+    /// row) and, when it fails, in the error statistics.
+    fn timed(&self, ctx: &mut ExecCtx, cmd: Command) -> Result<Reply, CommandError> {
+        use crate::stats::Outcome;
+        let index = synap_core::command::table::index(cmd.name());
+        let start = self.stats.timing.then(std::time::Instant::now);
+        let reply = self.engine.execute(ctx, cmd);
+        let took = start.map_or(std::time::Duration::ZERO, |s| s.elapsed());
+        let outcome = match &reply {
+            Ok(_) => Outcome::Ok,
+            Err(e) => {
+                let line = e.to_string();
+                self.stats.errors.record(line.as_bytes());
+                if crate::stats::is_rejection(crate::stats::error_code(line.as_bytes())) {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Failed
+                }
+            }
+        };
+        if let Some(i) = index {
+            self.stats.http.record(i, outcome, (outcome != Outcome::Rejected).then_some(took));
+        }
+        reply
     }
 
     /// Runs engine work; while a script runs (and may hold the engine for a while) the worker hands its

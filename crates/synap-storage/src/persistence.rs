@@ -38,6 +38,19 @@ pub struct Persistence {
     /// scheduler, which must never wait for a snapshot to finish.
     last_snapshot: AtomicU64,
     last_save_unix: AtomicU64,
+    /// The snapshots written, and how the last one went.
+    pub snapshot_stats: SnapshotStats,
+}
+
+/// Counters of the snapshots a server wrote, for INFO and metrics.
+#[derive(Debug, Default)]
+pub struct SnapshotStats {
+    pub written: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_bytes: AtomicU64,
+    pub last_millis: AtomicU64,
+    /// Whether the last attempt failed.
+    pub last_failed: AtomicBool,
 }
 
 fn unix_now() -> u64 {
@@ -87,6 +100,7 @@ impl Persistence {
             snapshotting: Arc::new(AtomicBool::new(false)),
             last_snapshot: AtomicU64::new(report.snapshot_lsn),
             last_save_unix: AtomicU64::new(unix_now()),
+            snapshot_stats: SnapshotStats::default(),
         };
         Ok((p, report))
     }
@@ -124,6 +138,24 @@ impl Persistence {
             }
         }
         let _done = Done(&self.snapshotting);
+        let result = self.write_snapshot();
+        let st = &self.snapshot_stats;
+        match &result {
+            Ok(info) => {
+                st.written.fetch_add(1, Ordering::Relaxed);
+                st.last_bytes.store(info.bytes, Ordering::Relaxed);
+                st.last_millis.store(info.millis, Ordering::Relaxed);
+                st.last_failed.store(false, Ordering::Relaxed);
+            }
+            Err(_) => {
+                st.failed.fetch_add(1, Ordering::Relaxed);
+                st.last_failed.store(true, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn write_snapshot(&self) -> Result<SnapshotInfo, StorageError> {
         if let Some(msg) = self.wal.failure() {
             return Err(StorageError::Failed(msg));
         }

@@ -148,6 +148,19 @@ pub struct WalStats {
     pub batches: AtomicU64,
     pub fsyncs: AtomicU64,
     pub segments_created: AtomicU64,
+    /// How long each fsync of the log took.
+    pub fsync_time: synap_core::histogram::Histogram,
+    /// When the last fsync finished (Unix milliseconds; 0: none yet).
+    pub last_fsync_unix_ms: AtomicU64,
+}
+
+impl WalStats {
+    fn synced(&self, took: std::time::Duration) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_time.record(took);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        self.last_fsync_unix_ms.store(now as u64, Ordering::Relaxed);
+    }
 }
 
 struct Pending {
@@ -503,12 +516,14 @@ fn periodic_sync(shared: &Shared) {
         }
         (w.file.clone(), w.written, w.path())
     };
+    let began = Instant::now();
     let result = file.sync().ctx("fsync", &path);
+    let took = began.elapsed();
     let mut w = shared.file.lock();
     match result {
         // A rotation in between fsynced the old segment itself, so `upto` is durable either way.
         Ok(()) => {
-            shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            shared.stats.synced(took);
             w.synced = w.synced.max(upto);
         }
         Err(e) => w.fail(shared, e),
@@ -579,8 +594,9 @@ impl Writer {
 
     fn sync(&mut self, shared: &Shared) -> Result<(), StorageError> {
         let path = self.path();
+        let began = Instant::now();
         self.file.sync().ctx("fsync", &path)?;
-        shared.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        shared.stats.synced(began.elapsed());
         self.synced = self.written;
         Ok(())
     }

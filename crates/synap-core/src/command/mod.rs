@@ -40,7 +40,10 @@ pub use pubsub::{PubSubCmd, SubKind};
 pub use queue::{ConsumeArgs, PublishArgs, QueueCmd, QueueOptions};
 pub use reply::{Expiry, Reply, TimeUnit};
 pub use script::{RestorePolicy, ScriptCmd, ScriptRef};
-pub use server::{ClientOp, CommandOp, ConfigOp, DebugOp, KillFilter, MemoryOp, ReplyMode, ServerCmd, TrackingArgs};
+pub use server::{
+    ClientOp, CommandOp, ConfigOp, DebugOp, KillFilter, LatencyOp, MemoryOp, ReplyMode, ServerCmd, SlowlogOp,
+    TrackingArgs,
+};
 pub use set::{SetCmd, SetOp};
 pub use stream::StreamCmd;
 pub use table::{Flags, Spec};

@@ -95,6 +95,28 @@ pub enum MemoryOp {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlowlogOp {
+    /// SLOWLOG GET [count]: the newest `count` entries (10 by default; -1: all).
+    Get(i64),
+    Len,
+    Reset,
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatencyOp {
+    Latest,
+    History(Bytes),
+    /// LATENCY RESET [event ...] (none: every event).
+    Reset(Vec<Bytes>),
+    Doctor,
+    Graph(Bytes),
+    /// LATENCY HISTOGRAM [command ...] (none: every command called).
+    Histogram(Vec<Bytes>),
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandOp {
     Count,
     Docs(Vec<Bytes>),
@@ -170,6 +192,8 @@ pub enum ServerCmd {
     },
     Debug(DebugOp),
     Memory(MemoryOp),
+    Slowlog(SlowlogOp),
+    Latency(LatencyOp),
     /// MONITOR: this connection receives every command the server runs from now on.
     Monitor,
     /// PSYNC replid offset (SYNC: `?` and -1): the connection becomes a replica's link.
@@ -233,6 +257,17 @@ impl ServerCmd {
             ServerCmd::Memory(MemoryOp::MallocStats) => "memory|malloc-stats",
             ServerCmd::Memory(MemoryOp::Purge) => "memory|purge",
             ServerCmd::Memory(MemoryOp::Help) => "memory|help",
+            ServerCmd::Slowlog(SlowlogOp::Get(_)) => "slowlog|get",
+            ServerCmd::Slowlog(SlowlogOp::Len) => "slowlog|len",
+            ServerCmd::Slowlog(SlowlogOp::Reset) => "slowlog|reset",
+            ServerCmd::Slowlog(SlowlogOp::Help) => "slowlog|help",
+            ServerCmd::Latency(LatencyOp::Latest) => "latency|latest",
+            ServerCmd::Latency(LatencyOp::History(_)) => "latency|history",
+            ServerCmd::Latency(LatencyOp::Reset(_)) => "latency|reset",
+            ServerCmd::Latency(LatencyOp::Doctor) => "latency|doctor",
+            ServerCmd::Latency(LatencyOp::Graph(_)) => "latency|graph",
+            ServerCmd::Latency(LatencyOp::Histogram(_)) => "latency|histogram",
+            ServerCmd::Latency(LatencyOp::Help) => "latency|help",
             ServerCmd::Client(ClientOp::SetName(_)) => "client|setname",
             ServerCmd::Client(ClientOp::GetName) => "client|getname",
             ServerCmd::Client(ClientOp::Id) => "client|id",
@@ -693,6 +728,56 @@ pub(super) fn memory(a: &mut Args<'_>) -> Result<Command> {
     };
     a.finish()?;
     server(ServerCmd::Memory(op))
+}
+
+pub(super) fn slowlog(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let op = if is(&sub, "get") {
+        let count = match a.peek() {
+            None => 10,
+            Some(_) => {
+                let n = a.next_int_or(|| CommandError::Invalid("value is out of range, must be positive".into()))?;
+                if n < -1 {
+                    return Err(CommandError::Invalid("count should be greater than or equal to -1".into()));
+                }
+                n
+            }
+        };
+        SlowlogOp::Get(count)
+    } else if is(&sub, "len") {
+        SlowlogOp::Len
+    } else if is(&sub, "reset") {
+        SlowlogOp::Reset
+    } else if is(&sub, "help") {
+        SlowlogOp::Help
+    } else {
+        return Err(unknown_subcommand(&sub, "slowlog"));
+    };
+    a.finish()?;
+    server(ServerCmd::Slowlog(op))
+}
+
+pub(super) fn latency(a: &mut Args<'_>) -> Result<Command> {
+    let sub = a.next_bytes()?;
+    let op = if is(&sub, "latest") {
+        LatencyOp::Latest
+    } else if is(&sub, "history") {
+        LatencyOp::History(a.next_bytes()?)
+    } else if is(&sub, "reset") {
+        LatencyOp::Reset(a.rest())
+    } else if is(&sub, "doctor") {
+        LatencyOp::Doctor
+    } else if is(&sub, "graph") {
+        LatencyOp::Graph(a.next_bytes()?)
+    } else if is(&sub, "histogram") {
+        LatencyOp::Histogram(a.rest())
+    } else if is(&sub, "help") {
+        LatencyOp::Help
+    } else {
+        return Err(unknown_subcommand(&sub, "latency"));
+    };
+    a.finish()?;
+    server(ServerCmd::Latency(op))
 }
 
 pub(super) fn command(a: &mut Args<'_>) -> Result<Command> {

@@ -1467,6 +1467,16 @@ pub static COMMANDS: &[Spec] = &[
         server::debug,
         acl = &["@dangerous"]
     ),
+    resp!("slowlog", -2, Flags::NONE, (0, 0, 0), "server", "A container for slow log commands.", server::slowlog),
+    resp!(
+        "latency",
+        -2,
+        Flags::NONE,
+        (0, 0, 0),
+        "server",
+        "A container for latency diagnostics commands.",
+        server::latency
+    ),
     resp!(
         "memory",
         -2,
@@ -1713,6 +1723,24 @@ pub static COMMANDS: &[Spec] = &[
         "Extracts the key names and access flags for an arbitrary command."
     ),
     sub!("command|list", -2, INFO, (0, 0, 0), "server", "Returns a list of command names."),
+    sub!("slowlog|get", -2, ADMIN, (0, 0, 0), "server", "Returns the slow log's entries."),
+    sub!("slowlog|len", 2, ADMIN, (0, 0, 0), "server", "Returns the number of entries in the slow log."),
+    sub!("slowlog|reset", 2, ADMIN, (0, 0, 0), "server", "Clears all entries from the slow log."),
+    sub!("slowlog|help", 2, INFO, (0, 0, 0), "server", "Show helpful text about the different subcommands"),
+    sub!("latency|latest", 2, ACLADMIN, (0, 0, 0), "server", "Returns the latest latency samples for all events."),
+    sub!("latency|history", 3, ACLADMIN, (0, 0, 0), "server", "Returns timestamp-latency samples for an event."),
+    sub!("latency|reset", -2, ACLADMIN, (0, 0, 0), "server", "Resets the latency data for one or more events."),
+    sub!("latency|doctor", 2, ACLADMIN, (0, 0, 0), "server", "Returns a human-readable latency analysis report."),
+    sub!("latency|graph", 3, ACLADMIN, (0, 0, 0), "server", "Returns a latency graph for an event."),
+    sub!(
+        "latency|histogram",
+        -2,
+        ACLADMIN,
+        (0, 0, 0),
+        "server",
+        "Returns the cumulative distribution of latencies of a subset or all commands."
+    ),
+    sub!("latency|help", 2, INFO, (0, 0, 0), "server", "Returns helpful text about the different subcommands."),
     sub!("memory|usage", -3, R, (2, 2, 1), "server", "Estimates the memory usage of a key."),
     sub!("memory|stats", 2, Flags::NONE, (0, 0, 0), "server", "Returns details about memory usage."),
     sub!("memory|doctor", 2, Flags::NONE, (0, 0, 0), "server", "Outputs a memory problems report."),
@@ -1755,6 +1783,26 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row a command line runs as: a container's subcommand row when the table has one (`client|list`),
+    /// else this row; `None` for a container given a subcommand it does not have.
+    pub fn effective(&self, args: &[bytes::Bytes]) -> Option<usize> {
+        if !self.container {
+            return Some(self.index);
+        }
+        match args.get(1) {
+            None => Some(self.index),
+            Some(sub) => {
+                let mut buf = [0u8; 64];
+                match BY_NAME.get(lowered(&mut buf, self.spec.name.as_bytes(), Some(sub))?) {
+                    Some(r) => Some(r.index),
+                    // Containers that take arguments of their own (COMMAND's are subcommands; SENTINEL
+                    // and CLUSTER have rows per subcommand only for some) count as themselves.
+                    None => Some(self.index),
+                }
+            }
+        }
+    }
+
     /// Parses a command line (`args[0]` is the name) of this row; arity is checked before the parser runs.
     pub fn parse(&self, args: &[bytes::Bytes]) -> Result<Command> {
         let spec = self.spec;
@@ -1816,6 +1864,11 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 /// A row by its exact name (any row). Every name a typed command gives has one (a test checks).
 pub fn spec(name: &str) -> &'static Spec {
     BY_NAME.get(name.as_bytes()).map_or(&UNKNOWN, |r| r.spec)
+}
+
+/// The position in [`COMMANDS`] of a row, by its exact name.
+pub fn index(name: &str) -> Option<usize> {
+    BY_NAME.get(name.as_bytes()).map(|r| r.index)
 }
 
 /// What [`spec`] answers for a name with no row: treated as a write that may grow memory, the safe side.

@@ -32,6 +32,26 @@ pub struct ExpireReport {
 
 impl Keyspace {
     /// Runs one active-expiry pass within `budget`, taking `gate`'s read side per shard round.
+    /// INFO keyspace's `avg_ttl`: the mean time to live, in milliseconds, of up to 16 random keys with
+    /// an expiry per shard (0 when none has one), as Redis estimates it by sampling.
+    pub fn avg_ttl_ms(&self) -> u64 {
+        let mut rng = rand::rng();
+        let now = self.now();
+        let (mut sum, mut n) = (0u128, 0u64);
+        for idx in 0..self.shard_count() {
+            let shard = self.lock_index(idx);
+            let len = shard.volatile_len();
+            for _ in 0..len.min(16) {
+                let e = shard.entry(shard.volatile_pos(rng.random_range(0..len)));
+                if e.expire_at > now {
+                    sum += (e.expire_at - now) as u128;
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 { 0 } else { (sum / n as u128) as u64 }
+    }
+
     pub fn active_expire_pass(&self, budget: Duration, gate: &parking_lot::RwLock<()>) -> ExpireReport {
         let started = Instant::now();
         let shards = self.shard_count();

@@ -529,6 +529,14 @@ impl Keyspace {
         self.len() == 0
     }
 
+    /// CONFIG RESETSTAT: hits, misses, expired and evicted from zero (shared by every database).
+    pub fn reset_counters(&self) {
+        let c = &self.counters;
+        for a in [&c.hits, &c.misses, &c.expired, &c.evicted] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn stats(&self) -> KvStats {
         let (mut keys, mut volatile_keys) = (0, 0);
         for s in self.shards.iter() {

@@ -56,6 +56,8 @@ pub enum Rule {
 /// a request to each.
 pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("GET", "/health", Rule::Open),
+    ("GET", "/metrics", Rule::Command("info")),
+    ("GET", "/info", Rule::Command("info")),
     ("POST", "/snapshot", Rule::Command("bgsave")),
     ("GET", "/replication/status", Rule::Command("info")),
     ("GET", "/replication/digest", Rule::Command("debug")),
@@ -175,6 +177,7 @@ async fn credentials(
                 Ok(Principal { user, via: "key", key_id: Some(id) })
             }
             None => {
+                svc.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 acl.log("auth", "toplevel", "AUTH".into(), String::new(), format!("http addr={ip} via=key"));
                 Err(unauthorized("invalid, expired or revoked API key"))
             }
@@ -211,6 +214,7 @@ async fn credentials(
                     Ok(Principal { user, via: "basic", key_id: None })
                 }
                 None => {
+                    svc.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let who = String::from_utf8_lossy(&name).into_owned();
                     acl.log("auth", "toplevel", "AUTH".into(), who, format!("http addr={ip} via=basic"));
                     Err(unauthorized("invalid username-password pair or user is disabled"))

@@ -38,6 +38,8 @@ pub fn router(service: Arc<Service>) -> Router {
     let cors = guard.cors();
     let routes = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/info", get(info))
         .route("/snapshot", post(snapshot))
         .route("/replication/status", get(replication_status))
         .route("/replication/digest", get(replication_digest))
@@ -74,6 +76,18 @@ pub fn router(service: Arc<Service>) -> Router {
         None => routes,
     };
     routes.layer(axum::middleware::from_fn_with_state(guard, guard::guard))
+}
+
+/// The router of `metrics.addr`: `/metrics` (and `/health`) alone, with the same credentials and checks.
+pub fn metrics_router(service: Arc<Service>) -> Router {
+    let guard = Arc::new(guard::Guard::new(&service.config));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(service.clone(), auth::authenticate))
+        .fallback(not_found)
+        .with_state(service)
+        .layer(axum::middleware::from_fn_with_state(guard, guard::guard))
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
@@ -259,6 +273,32 @@ async fn replication_digest(State(svc): State<AppState>) -> Response {
     match tokio::task::spawn_blocking(move || engine.digest()).await {
         Ok(d) => axum::Json(json!({"digest": format!("{d:016x}"), "lsn": lsn})).into_response(),
         Err(e) => ApiError::from(synap_core::CommandError::Internal(e.to_string())).into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text (rendered on a blocking thread: it walks every queue and stream).
+pub(crate) async fn metrics(State(svc): State<AppState>) -> Response {
+    match tokio::task::spawn_blocking(move || crate::metrics::render(&svc)).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response(),
+        Err(e) => {
+            ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "INTERNAL", message: format!("metrics: {e}") }
+                .into_response()
+        }
+    }
+}
+
+/// `GET /info[?section=a,b]`: INFO as JSON, `{section: {field: value}}`.
+async fn info(State(svc): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let sections: Vec<String> = query
+        .get("section")
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
+    match tokio::task::spawn_blocking(move || crate::info::info_json(&crate::info::info(&svc, &sections))).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => {
+            ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "INTERNAL", message: format!("info: {e}") }
+                .into_response()
+        }
     }
 }
 

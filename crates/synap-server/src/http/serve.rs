@@ -26,6 +26,15 @@ pub struct ConnPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 pub struct HttpStats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// The listener's connection places and their number (open connections: taken places).
+    places: std::sync::OnceLock<(Arc<Semaphore>, usize)>,
+}
+
+impl HttpStats {
+    /// HTTP connections open now (WebSocket sessions included).
+    pub fn open(&self) -> usize {
+        self.places.get().map_or(0, |(s, max)| max.saturating_sub(s.available_permits()))
+    }
 }
 
 /// The limits a listener applies.
@@ -47,6 +56,7 @@ pub async fn serve(
 ) {
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
+    let _ = stats.places.set((permits.clone(), max));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,

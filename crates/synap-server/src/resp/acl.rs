@@ -121,6 +121,7 @@ impl Conn {
                     }
                 };
                 let Some(found) = found else {
+                    svc.stats.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let info = super::admin::client_line(&self.entry);
                     acl().log("auth", "toplevel", "AUTH".into(), String::from_utf8_lossy(&user).into_owned(), info);
                     return Err(WRONGPASS.into());

@@ -2,7 +2,6 @@
 //! They answer from server state, not from the engine's data, so they live in the front end; COMMAND
 //! answers from the command table.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,8 +20,7 @@ use super::connection::Conn;
 use super::{ClientEntry, RespShared};
 use crate::config::{DebugAccess, FsyncMode};
 
-/// The Redis version reported to clients that gate features on it.
-pub const COMPAT_REDIS_VERSION: &str = "7.2.0";
+pub use crate::info::COMPAT_REDIS_VERSION;
 
 fn bulk(s: impl Into<Bytes>) -> Reply {
     Reply::Bulk(s.into())
@@ -50,7 +48,12 @@ impl Conn {
                 self.quit = true;
                 Reply::Ok
             }
-            ServerCmd::Info(sections) => bulk(info(&self.shared, &sections)),
+            ServerCmd::Info(sections) => bulk(crate::info::info(&self.shared.service, &sections)),
+            ServerCmd::Slowlog(op) => super::observe::slowlog(&self.shared.service, op),
+            ServerCmd::Latency(op) => match super::observe::latency(&self.shared.service, op, self.proto) {
+                Ok(r) => r,
+                Err(msg) => return error_line(out, &msg),
+            },
             ServerCmd::Config(ConfigOp::Get(patterns)) => {
                 let params = config_params(&self.shared);
                 let mut pairs = Vec::new();
@@ -570,7 +573,7 @@ impl Conn {
             }
             ServerCmd::Memory(op) => {
                 let used = engine.used_memory() as u64;
-                let (allocated, resident) = allocator_bytes();
+                let (allocated, _, resident) = crate::info::allocator_bytes();
                 match op {
                     MemoryOp::Usage(key) => {
                         engine.db(db).memory_usage(&key, engine.now_ms()).map_or(Reply::Nil, |n| Reply::Int(n as i64))
@@ -641,15 +644,22 @@ pub(super) fn client_line(c: &ClientEntry) -> String {
     let age = c.created.elapsed().as_secs();
     let idle_ms = (c.created.elapsed().as_millis() as u64).saturating_sub(c.last_active_ms.load(Ordering::Relaxed));
     let cmd = table::COMMANDS.get(c.last_cmd.load(Ordering::Relaxed) as usize).map(|s| s.name).unwrap_or("NULL");
+    let st = &c.state;
+    let multi = st.multi.load(Ordering::Relaxed);
     format!(
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
         name,
         age,
         idle_ms / 1000,
+        st.flag_letters(),
         c.db.load(Ordering::Relaxed),
+        st.sub.load(Ordering::Relaxed),
+        st.psub.load(Ordering::Relaxed),
+        st.qbuf.load(Ordering::Relaxed),
+        st.omem.load(Ordering::Relaxed),
         cmd,
         String::from_utf8_lossy(&c.user.lock()),
         c.resp.load(Ordering::Relaxed)
@@ -705,6 +715,9 @@ const MUTABLE: &[&str] = &[
     "set-max-listpack-value",
     "list-max-listpack-size",
     "list-max-ziplist-size",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "latency-monitor-threshold",
 ];
 
 /// The encoding thresholds: Redis's name, its older alias, and the setting.
@@ -836,6 +849,21 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
                     .map_err(|_| failed(&name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))?;
                 apply.push(Box::new(move || e.set_notify_flags(flags)));
             }
+            "slowlog-log-slower-than" => {
+                let us = int(-1, i64::MAX)?;
+                let log = &shared.service.stats.slowlog;
+                apply.push(Box::new(move || log.slower_than_us.store(us, Ordering::Relaxed)));
+            }
+            "slowlog-max-len" => {
+                let n = int(0, i64::MAX)?;
+                let log = &shared.service.stats.slowlog;
+                apply.push(Box::new(move || log.set_max_len(n as u64)));
+            }
+            "latency-monitor-threshold" => {
+                let ms = int(0, i64::MAX)? as u64;
+                let m = &shared.service.stats.latency;
+                apply.push(Box::new(move || m.threshold_ms.store(ms, Ordering::Relaxed)));
+            }
             "timeout" => {
                 let secs = int(0, i32::MAX as i64)? as u64;
                 apply.push(Box::new(move || shared.idle_timeout_secs.store(secs, Ordering::Relaxed)));
@@ -954,6 +982,11 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         ("client-query-buffer-limit", cfg.resp.max_pending_bytes.0.to_string()),
         ("notify-keyspace-events", engine.notify_flags().to_redis_string()),
         ("cluster-enabled", "no".into()),
+        ("slowlog-log-slower-than", shared.service.stats.slowlog.slower_than_us.load(Ordering::Relaxed).to_string()),
+        ("slowlog-max-len", shared.service.stats.slowlog.max_len.load(Ordering::Relaxed).to_string()),
+        ("latency-monitor-threshold", shared.service.stats.latency.threshold_ms.load(Ordering::Relaxed).to_string()),
+        ("latency-tracking", if shared.service.stats.timing { "yes" } else { "no" }.into()),
+        ("latency-tracking-info-percentiles", "50 99 99.9".into()),
         // Never the password: the hash the default user holds, or nothing.
         (
             "requirepass",
@@ -975,177 +1008,4 @@ fn config_params(shared: &RespShared) -> Vec<(&'static str, String)> {
         }
     }
     params
-}
-
-fn human(bytes: u64) -> String {
-    let units = ["B", "K", "M", "G", "T"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 { format!("{bytes}B") } else { format!("{v:.2}{}", units[i]) }
-}
-
-fn allocator_bytes() -> (u64, u64) {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    let _ = epoch::advance();
-    (stats::allocated::read().unwrap_or(0) as u64, stats::resident::read().unwrap_or(0) as u64)
-}
-
-/// INFO: the sections Redis tools read, in Redis's `key:value` format.
-pub fn info(shared: &RespShared, sections: &[String]) -> String {
-    let want = |name: &str| {
-        sections.is_empty() || sections.iter().any(|s| s == name || s == "all" || s == "everything" || s == "default")
-    };
-    let svc = &shared.service;
-    let kv = svc.engine.kv_stats();
-    let mut s = String::new();
-    if want("server") {
-        let _ = write!(
-            s,
-            "# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nsynap_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:synap-server\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::process::id(),
-            shared.bound.port(),
-            svc.uptime_secs(),
-            svc.uptime_secs() / 86400,
-        );
-    }
-    if want("clients") {
-        let _ = write!(
-            s,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
-            shared.connected(),
-            svc.config.resp.max_connections
-        );
-    }
-    if want("memory") {
-        let (allocated, resident) = allocator_bytes();
-        let used = svc.engine.used_memory();
-        let _ = write!(
-            s,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_dataset:{used}\r\nused_memory_keys:{}\r\nused_memory_queues:{}\r\nused_memory_streams:{}\r\nused_memory_allocator:{allocated}\r\nused_memory_rss:{resident}\r\nused_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:jemalloc\r\n\r\n",
-            human(used as u64),
-            kv.used_memory,
-            svc.engine.queues().used_memory(),
-            svc.engine.streams().used_memory(),
-            human(resident),
-            human(kv.max_memory as u64),
-            kv.eviction.name(),
-            max = kv.max_memory,
-        );
-    }
-    if want("persistence") {
-        let _ = write!(s, "# Persistence\r\nloading:0\r\n");
-        match &svc.persistence {
-            Some(p) => {
-                let wal = p.wal();
-                let progress = wal.progress();
-                let st = wal.stats();
-                let _ = write!(
-                    s,
-                    "aof_enabled:1\r\nrdb_bgsave_in_progress:{}\r\nwal_fsync:{:?}\r\nwal_last_lsn:{}\r\nwal_written_lsn:{}\r\nwal_synced_lsn:{}\r\nwal_records:{}\r\nwal_bytes:{}\r\nwal_batches:{}\r\nwal_fsyncs:{}\r\nchanges_since_last_snapshot:{}\r\naof_last_write_status:{}\r\n",
-                    p.snapshot_in_progress() as u8,
-                    wal.policy(),
-                    wal.last_lsn(),
-                    progress.written,
-                    progress.synced,
-                    st.records.load(Ordering::Relaxed),
-                    st.bytes.load(Ordering::Relaxed),
-                    st.batches.load(Ordering::Relaxed),
-                    st.fsyncs.load(Ordering::Relaxed),
-                    p.writes_since_snapshot(),
-                    if progress.failed.is_some() { "err" } else { "ok" },
-                );
-            }
-            None => s.push_str("aof_enabled:0\r\n"),
-        }
-        s.push_str("\r\n");
-    }
-    if want("stats") {
-        let st = &shared.stats;
-        let repl = &shared.service.replication;
-        let _ = write!(
-            s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ntotal_error_replies:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\n\r\n",
-            st.connections_received.load(Ordering::Relaxed),
-            st.commands_processed.load(Ordering::Relaxed),
-            st.rejected_connections.load(Ordering::Relaxed),
-            kv.hits,
-            kv.misses,
-            kv.expired,
-            kv.evicted,
-            st.protocol_errors.load(Ordering::Relaxed),
-            st.output_limit_disconnects.load(Ordering::Relaxed),
-            repl.full_syncs.load(Ordering::Relaxed),
-            repl.partial_syncs.load(Ordering::Relaxed),
-            repl.partial_refused.load(Ordering::Relaxed),
-        );
-    }
-    if want("replication") {
-        replication_info(&shared.service.replication, &mut s);
-    }
-    if want("cluster") {
-        super::cluster::info_section(&shared.service, &mut s);
-    }
-    if want("keyspace") {
-        s.push_str("# Keyspace\r\n");
-        for (db, keys, expires) in svc.engine.keyspace_sizes() {
-            let _ = write!(s, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
-        }
-        s.push_str("\r\n");
-    }
-    while s.ends_with("\r\n\r\n") {
-        s.truncate(s.len() - 2);
-    }
-    s
-}
-
-/// INFO's replication section, with Redis's fields (offsets are LSNs) and each replica's lag in records,
-/// bytes and milliseconds.
-fn replication_info(repl: &crate::replication::Replication, s: &mut String) {
-    let last = repl.log.last_lsn();
-    let links = repl.links();
-    s.push_str("# Replication\r\n");
-    if repl.is_replica() {
-        let (host, port, _, up, ago, syncing) = repl.upstream();
-        let _ = write!(
-            s,
-            "role:slave\r\nmaster_host:{host}\r\nmaster_port:{port}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{last}\r\nslave_repl_offset:{last}\r\nslave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nmaster_repl_lsn:{}\r\n",
-            if up { "up" } else { "down" },
-            if up { ago as i64 } else { -1 },
-            u8::from(syncing),
-            repl.primary_lsn(),
-        );
-    } else {
-        s.push_str("role:master\r\n");
-    }
-    let _ = write!(s, "connected_slaves:{}\r\n", links.len());
-    for (i, l) in links.iter().enumerate() {
-        let (records, bytes, ms) = repl.lag(l);
-        let state = if l.is_online() { "online" } else { "send_bulk" };
-        let _ = write!(
-            s,
-            "slave{i}:ip={},port={},state={state},offset={},lag={},lag_records={records},lag_bytes={bytes},lag_ms={ms}\r\n",
-            l.addr.ip(),
-            l.port,
-            l.acked.load(Ordering::Acquire),
-            l.ack_age_secs(),
-        );
-    }
-    let (replid, replid2, offset2) = repl.replid();
-    let backlog = repl.log.backlog();
-    let (first, _, held) = backlog.extent();
-    let _ = write!(
-        s,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{last}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{first}\r\nrepl_backlog_histlen:{held}\r\n\r\n",
-        if replid.is_empty() { "0".repeat(40) } else { replid },
-        if replid2.is_empty() { "0".repeat(40) } else { replid2 },
-        if offset2 == 0 { -1 } else { offset2 as i64 + 1 },
-        u8::from(backlog.enabled()),
-        backlog.limit(),
-    );
 }

@@ -44,7 +44,8 @@ pub(super) struct Conn {
     /// Channels and patterns subscribed to.
     pub sub_count: usize,
     /// Commands queued by MULTI, until EXEC or DISCARD.
-    pub multi: Option<Vec<Queued>>,
+    /// The commands MULTI queued, with their rows (for INFO commandstats when EXEC runs them).
+    pub multi: Option<Vec<(Option<usize>, Queued)>>,
     /// Bytes the queued commands hold (counted with the query buffer against `resp.max_pending_bytes`).
     pub multi_bytes: usize,
     /// The keys the read-only commands queued in MULTI read, for CLIENT TRACKING (remembered again once
@@ -96,9 +97,33 @@ pub(super) struct Conn {
     pub multi_user: Option<Arc<synap_core::acl::User>>,
     /// AUTH, HELLO AUTH or an ACL change, run once the batch before it is out.
     pub deferred: Option<super::acl::Deferred>,
+    /// The command being run: its row (a subcommand's when it has one) and whether it got past the
+    /// checks that refuse a command before it runs (INFO commandstats' calls against rejected_calls).
+    pub stat: Option<(usize, bool)>,
 }
 
 impl Conn {
+    /// What CLIENT LIST shows: the query buffer, the output waiting, MULTI, subscriptions, flags.
+    fn publish_state(&self, io: &Io) {
+        let st = &self.entry.state;
+        st.qbuf.store(io.buf.len() as u64, Ordering::Relaxed);
+        let pending = self.sub.as_ref().map_or(0, |s| s.queued_bytes());
+        st.omem.store((io.out.len() + pending) as u64, Ordering::Relaxed);
+        st.multi.store(self.multi.as_ref().map_or(-1, |q| q.len() as i64), Ordering::Relaxed);
+        let mut f = st.flags.load(Ordering::Relaxed) & super::FLAG_BLOCKED;
+        for (on, bit) in [
+            (self.monitor.is_some(), super::FLAG_MONITOR),
+            (self.sub_count > 0, super::FLAG_PUBSUB),
+            (self.multi.is_some(), super::FLAG_MULTI),
+            (self.tracking.is_some(), super::FLAG_TRACKING),
+        ] {
+            if on {
+                f |= bit;
+            }
+        }
+        st.flags.store(f, Ordering::Relaxed);
+    }
+
     /// Everything the client holds in the server besides its query buffer.
     fn held(&self) -> usize {
         self.multi_bytes + self.held_bytes
@@ -122,12 +147,14 @@ struct Io {
     limits: synap_resp::Limits,
     max_pending: usize,
     max_output: usize,
+    stats: Arc<crate::stats::ServerStats>,
 }
 
 impl Io {
     async fn flush(&mut self) -> Step {
         if !self.out.is_empty() {
             self.socket.send(&self.out).await.map_err(|_| End::Closed)?;
+            self.stats.add_out(crate::stats::Front::Resp, self.out.len());
             self.out.clear();
             if self.out.capacity() > 1 << 20 {
                 self.out = Vec::with_capacity(16 * 1024);
@@ -192,6 +219,7 @@ pub(super) async fn run(
         resp: 2.into(),
         db: 0.into(),
         redirected: Default::default(),
+        state: super::ClientState { multi: (-1).into(), ..Default::default() },
         redirect_ready: Default::default(),
         killed: Default::default(),
         kill: Default::default(),
@@ -236,6 +264,7 @@ pub(super) async fn run(
         acl_version,
         multi_user: None,
         deferred: None,
+        stat: None,
     };
     let limits = synap_resp::Limits {
         max_args: cfg.max_args,
@@ -252,6 +281,7 @@ pub(super) async fn run(
         limits,
         max_pending: cfg.max_pending_bytes.0 as usize,
         max_output: cfg.max_output_bytes.0 as usize,
+        stats: conn.shared.service.stats.clone(),
     };
     loop {
         let secs = conn.shared.idle_timeout_secs.load(std::sync::atomic::Ordering::Relaxed);
@@ -309,6 +339,9 @@ impl Conn {
             let mut n = 0;
             let mut fatal: Option<String> = None;
             let mut blocked = None;
+            let stats = shared.service.stats.clone();
+            // Each command's time runs from the end of the one before (one clock read per command).
+            let mut last = stats.timing.then(Instant::now);
             while n < BATCH_COMMANDS
                 && io.out.len() < BATCH_OUTPUT
                 && !self.quit
@@ -334,11 +367,20 @@ impl Conn {
                                 break;
                             }
                             self.wait_pause(&args, stop).await?;
+                            last = stats.timing.then(Instant::now);
                         }
                         n += 1;
                         let before = ctx.lsn;
                         let start = io.out.len();
+                        self.stat = None;
                         blocked = self.execute(&args, &mut ctx, &mut io.out);
+                        let now = stats.timing.then(Instant::now);
+                        let took = match (now, last) {
+                            (Some(now), Some(last)) => now.saturating_duration_since(last),
+                            _ => Duration::ZERO,
+                        };
+                        last = now;
+                        self.account(&args, &io.out[start..], took);
                         // CLIENT REPLY OFF / SKIP: the reply is not sent.
                         if self.replies_off || self.skip_replies > 0 {
                             io.out.truncate(start);
@@ -369,7 +411,6 @@ impl Conn {
                 }
             }
             if n > 0 {
-                shared.stats.commands_processed.fetch_add(n as u64, Ordering::Relaxed);
                 self.entry.last_active_ms.store(self.entry.created.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             if ctx.lsn > 0
@@ -381,6 +422,7 @@ impl Conn {
             if let Some(msg) = &fatal {
                 error_line(&mut io.out, &format!("ERR {msg}"));
             }
+            self.publish_state(io);
             io.flush().await?;
             if fatal.is_some() || self.quit || self.psync.is_some() {
                 return Err(End::Closed);
@@ -453,11 +495,19 @@ impl Conn {
                 // Everything before it is answered; now wait, then answer it. A wait that found nothing
                 // answers a null array, as Redis's blocking commands do (BLMOVE too).
                 let nothing = if matches!(cmd, Command::Queue(_)) { Reply::Nil } else { Reply::NullArray };
-                let reply = self.wait_blocked(io, stop, cmd, block).await?;
-                match reply {
+                shared.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+                self.entry.state.flags.fetch_or(super::FLAG_BLOCKED, Ordering::Relaxed);
+                let reply = self.wait_blocked(io, stop, cmd, block).await;
+                self.entry.state.flags.fetch_and(!super::FLAG_BLOCKED, Ordering::Relaxed);
+                shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                match reply? {
                     Ok(r) if r.is_nothing() => encode(&mut io.out, &nothing, self.proto),
                     Ok(r) => encode(&mut io.out, &r, self.proto),
-                    Err(e) => error(&mut io.out, &e),
+                    Err(e) => {
+                        let start = io.out.len();
+                        error(&mut io.out, &e);
+                        shared.service.stats.errors.record(&io.out[start..]);
+                    }
                 }
                 io.flush().await?;
                 continue;
@@ -488,8 +538,12 @@ impl Conn {
                 _ = self.entry.kill.notified() => return Err(End::Closed),
                 r = io.socket.read_buf(&mut io.buf) => match r {
                     Ok(0) | Err(_) => return Err(End::Closed),
-                    Ok(_) if io.pending(self.held()) > io.max_pending => return Err(End::Closed),
-                    Ok(_) => {}
+                    Ok(n) => {
+                        io.stats.add_in(crate::stats::Front::Resp, n);
+                        if io.pending(self.held()) > io.max_pending {
+                            return Err(End::Closed);
+                        }
+                    }
                 },
                 _ = ready(&sink) => self.deliver(io, sink).await?,
             }
@@ -512,7 +566,10 @@ impl Conn {
                     None => Some(read.await),
                 }
             } => match r {
-                Some(Ok(n)) if n > 0 => Ok(()),
+                Some(Ok(n)) if n > 0 => {
+                    io.stats.add_in(crate::stats::Front::Resp, n);
+                    Ok(())
+                }
                 // Closed, failed, or idle too long.
                 _ => Err(End::Closed),
             },

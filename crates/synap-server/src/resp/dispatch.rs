@@ -21,6 +21,10 @@ impl Conn {
     /// Executes one command into `out`, or hands back a blocking one (and its wait) for the caller.
     pub(super) fn execute(&mut self, args: &[Bytes], ctx: &mut ExecCtx, out: &mut Vec<u8>) -> Option<(Command, Block)> {
         let mut feed = false;
+        // A span per command (DEBUG level: `--log-level synap_server=debug` shows it; off, it costs a
+        // level check): log lines of the command carry the client and the command name.
+        let _span = tracing::debug_span!("command", client = self.entry.id, name = %String::from_utf8_lossy(&args[0]))
+            .entered();
         let blocked = self.run_command(args, ctx, out, &mut feed);
         // MONITOR sees a command once it ran (as Redis's `call` feeds it): with the database it left the
         // client in, never an unknown or malformed one, a command queued in MULTI when EXEC runs it.
@@ -29,6 +33,46 @@ impl Conn {
             self.shared.monitors.feed(self.entry.id, db, self.entry.addr, &redacted(args));
         }
         blocked
+    }
+
+    /// Counts a command that ran or was refused (`reply`: what it wrote), in INFO commandstats and
+    /// errorstats, SLOWLOG and LATENCY. A command queued in MULTI counts when EXEC runs it.
+    pub(super) fn account(&mut self, args: &[Bytes], reply: &[u8], took: std::time::Duration) {
+        use crate::stats::Outcome;
+        let stats = &self.shared.service.stats;
+        let error = reply.first() == Some(&b'-');
+        if error {
+            stats.errors.record(reply);
+        }
+        let Some((index, ran)) = self.stat.take() else { return };
+        if reply.starts_with(b"+QUEUED\r\n") {
+            return;
+        }
+        let outcome = match error {
+            false => Outcome::Ok,
+            true if !ran || crate::stats::is_rejection(crate::stats::error_code(reply)) => Outcome::Rejected,
+            true => Outcome::Failed,
+        };
+        if outcome == Outcome::Rejected {
+            stats.resp.record(index, outcome, None);
+            return;
+        }
+        stats.resp.record(index, outcome, Some(took));
+        if !stats.timing {
+            return;
+        }
+        let micros = took.as_micros().min(u64::MAX as u128) as u64;
+        let spec = &table::COMMANDS[index];
+        if stats.slowlog.wants(micros) && !spec.flags.contains(synap_core::command::Flags::SKIP_SLOWLOG) {
+            let shown = redacted(args);
+            let name = self.entry.name.lock().clone().unwrap_or_default();
+            let line: Vec<String> =
+                shown.iter().take(8).map(|a| String::from_utf8_lossy(&a[..a.len().min(64)]).into_owned()).collect();
+            tracing::info!(client = self.entry.id, micros, command = ?line, "slow command");
+            stats.slowlog.push(&shown, micros, self.entry.addr.to_string(), name);
+        }
+        let fast = spec.flags.contains(synap_core::command::Flags::FAST);
+        stats.latency.sample(if fast { "fast-command" } else { "command" }, micros / 1000);
     }
 
     /// Whether MULTI's queue takes another command (`resp.max_multi_commands`).
@@ -56,7 +100,9 @@ impl Conn {
             return None;
         };
         let spec = row.spec;
-        self.entry.last_cmd.store(row.index as u64, Ordering::Relaxed);
+        self.stat = row.effective(args).map(|i| (i, false));
+        // CLIENT LIST's `cmd=`: the subcommand's row when it has one (`client|list`).
+        self.entry.last_cmd.store(self.stat.map_or(row.index, |s| s.0) as u64, Ordering::Relaxed);
         let shown = !spec.flags.contains(synap_core::command::Flags::ADMIN) && spec.name != "auth";
         // Authentication, then permissions (after the arity check, as Redis orders them).
         let acl = self.shared.service.engine.acl();
@@ -112,7 +158,14 @@ impl Conn {
             }
             Err(e) => {
                 // Redis's command runs and finds the error itself (it is shown), unless the table refused it.
-                *feed = shown && !table::refused_at_queue_time(&e);
+                let ran = !table::refused_at_queue_time(&e);
+                *feed = shown && ran;
+                // An unknown subcommand is no command at all (Redis counts the error only).
+                if matches!(&e, synap_core::CommandError::Invalid(m) if m.starts_with("unknown subcommand")) {
+                    self.stat = None;
+                } else if let Some(s) = &mut self.stat {
+                    s.1 = ran;
+                }
                 error(out, &e);
                 self.multi_failed |= self.multi.is_some();
                 return None;
@@ -168,6 +221,9 @@ impl Conn {
             return None;
         }
         *feed = shown;
+        if let Some(s) = &mut self.stat {
+            s.1 = true;
+        }
         match cmd {
             Command::Server(c) => self.server(c, out),
             cmd => {
@@ -370,6 +426,13 @@ impl Conn {
             }
             confirmation(out, self.proto, word, Some(&name), self.sub_count);
         }
+        let st = &self.entry.state;
+        st.sub.store(pubsub.subscriptions(sink.id, SubKind::Channel).len() as u32, Ordering::Relaxed);
+        st.psub.store(
+            (pubsub.subscriptions(sink.id, SubKind::Glob).len() + pubsub.subscriptions(sink.id, SubKind::Topic).len())
+                as u32,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -409,6 +472,14 @@ fn unknown_command(args: &[Bytes]) -> String {
 
 /// A command line as MONITOR shows it: HELLO's AUTH credentials redacted, as Redis shows them.
 fn redacted(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
+    // AUTH's arguments never show (MONITOR does not show AUTH at all; SLOWLOG shows it redacted).
+    if args[0].eq_ignore_ascii_case(b"auth") {
+        let mut out = args.to_vec();
+        for a in out.iter_mut().skip(1) {
+            *a = Bytes::from_static(b"(redacted)");
+        }
+        return std::borrow::Cow::Owned(out);
+    }
     // ACL SETUSER's rules may hold passwords: shown without them.
     if args[0].eq_ignore_ascii_case(b"acl") && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"setuser")) {
         let mut out = args.to_vec();

@@ -14,10 +14,12 @@ mod acl;
 mod admin;
 pub use acl::hashing_permit;
 mod cluster;
+pub(crate) use cluster::info_section as cluster_info_section;
 mod connection;
 pub(crate) mod dispatch;
 pub(crate) mod monitor;
 mod multi;
+mod observe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,9 +40,10 @@ use crate::service::Service;
 pub struct RespStats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
     pub protocol_errors: AtomicU64,
     pub output_limit_disconnects: AtomicU64,
+    /// Clients waiting in a blocking command now.
+    pub blocked_clients: AtomicU64,
 }
 
 /// One connected client, as CLIENT LIST shows it.
@@ -66,6 +69,48 @@ pub struct ClientEntry {
     /// Set by CLIENT KILL; the connection closes at its next step (`kill` wakes it).
     pub killed: std::sync::atomic::AtomicBool,
     pub kill: tokio::sync::Notify,
+    /// What CLIENT LIST shows of the connection's state, published by the connection after each batch.
+    pub state: ClientState,
+}
+
+/// A connection's state as CLIENT LIST shows it.
+#[derive(Default)]
+pub struct ClientState {
+    pub sub: std::sync::atomic::AtomicU32,
+    pub psub: std::sync::atomic::AtomicU32,
+    /// Commands queued in MULTI, or -1 outside MULTI.
+    pub multi: std::sync::atomic::AtomicI64,
+    /// Bytes read and not yet parsed (the query buffer).
+    pub qbuf: AtomicU64,
+    /// Bytes of replies and pushes waiting to be written.
+    pub omem: AtomicU64,
+    /// `FLAG_*` bits.
+    pub flags: AtomicU8,
+}
+
+pub const FLAG_MONITOR: u8 = 1;
+pub const FLAG_PUBSUB: u8 = 2;
+pub const FLAG_MULTI: u8 = 4;
+pub const FLAG_BLOCKED: u8 = 8;
+pub const FLAG_TRACKING: u8 = 16;
+
+impl ClientState {
+    /// CLIENT LIST's `flags=`: Redis's letters, `N` for none.
+    pub fn flag_letters(&self) -> String {
+        let f = self.flags.load(Ordering::Relaxed);
+        let mut s = String::new();
+        for (bit, c) in
+            [(FLAG_MONITOR, 'O'), (FLAG_PUBSUB, 'P'), (FLAG_MULTI, 'x'), (FLAG_BLOCKED, 'b'), (FLAG_TRACKING, 't')]
+        {
+            if f & bit != 0 {
+                s.push(c);
+            }
+        }
+        if s.is_empty() {
+            s.push('N');
+        }
+        s
+    }
 }
 
 /// State shared by all RESP connections.
@@ -111,11 +156,15 @@ impl RespShared {
         self.clients.lock().len()
     }
 
+    /// CONFIG RESETSTAT: what Redis resets (command, error, keyspace, connection and byte counts; not
+    /// SLOWLOG or LATENCY events).
     pub fn reset_stats(&self) {
+        self.service.stats.reset();
+        self.service.engine.kv().reset_counters();
+        self.service.replication.reset_counters();
         for c in [
             &self.stats.connections_received,
             &self.stats.rejected_connections,
-            &self.stats.commands_processed,
             &self.stats.protocol_errors,
             &self.stats.output_limit_disconnects,
         ] {

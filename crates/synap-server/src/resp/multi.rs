@@ -67,7 +67,7 @@ impl Conn {
             self.multi_failed = true;
             return;
         }
-        queue.push(queued);
+        queue.push((self.stat.map(|s| s.0), queued));
         self.multi_bytes += size;
         out.extend_from_slice(b"+QUEUED\r\n");
     }
@@ -96,11 +96,12 @@ impl Conn {
         }
         let cmds: Vec<Command> = queued
             .iter()
-            .filter_map(|q| match q {
+            .filter_map(|(_, q)| match q {
                 Queued::Engine(cmd) => Some(cmd.clone()),
                 Queued::Static(_) | Queued::Failed(_) => None,
             })
             .collect();
+        let cmds_len = cmds.len();
         let watch = (!self.watched.is_empty()).then(|| self.watch_flag.clone());
         let engine = &self.shared.service.engine;
         // A script inside may run long: the worker hands its other tasks over meanwhile.
@@ -113,11 +114,14 @@ impl Conn {
         synap_core::tracking::track_reads(
             self.tracking.as_ref().is_some_and(|t| !t.args.bcast && !t.args.optin) && scripted,
         );
+        let began = std::time::Instant::now();
         let result = if scripted && super::dispatch::multi_thread() {
             tokio::task::block_in_place(|| engine.exec_transaction(ctx, cmds, watch.as_deref()))
         } else {
             engine.exec_transaction(ctx, cmds, watch.as_deref())
         };
+        // The commands inside share the transaction's time evenly (it runs them as one).
+        let share = began.elapsed() / cmds_len.max(1) as u32;
         synap_core::tracking::set_current_client(0);
         synap_core::tracking::track_reads(false);
         let reads = std::mem::take(&mut self.multi_reads);
@@ -144,14 +148,35 @@ impl Conn {
         }
         out.extend_from_slice(format!("*{}\r\n", queued.len()).as_bytes());
         let mut replies = replies.into_iter();
-        for q in queued {
-            match q {
-                Queued::Static(r) => encode(out, &r, self.proto),
-                Queued::Failed(e) => error(out, &e),
-                Queued::Engine(_) => match replies.next().expect("one reply per command") {
-                    Ok(r) => encode(out, &r, self.proto),
-                    Err(e) => error(out, &e),
-                },
+        let stats = self.shared.service.stats.clone();
+        for (row, q) in queued {
+            let start = out.len();
+            let took = match q {
+                Queued::Static(r) => {
+                    encode(out, &r, self.proto);
+                    std::time::Duration::ZERO
+                }
+                Queued::Failed(e) => {
+                    error(out, &e);
+                    std::time::Duration::ZERO
+                }
+                Queued::Engine(_) => {
+                    match replies.next().expect("one reply per command") {
+                        Ok(r) => encode(out, &r, self.proto),
+                        Err(e) => error(out, &e),
+                    }
+                    share
+                }
+            };
+            // Counted as Redis counts the commands EXEC runs: each a call, failed when it answered an
+            // error.
+            let failed = out.get(start) == Some(&b'-');
+            if failed {
+                stats.errors.record(&out[start..]);
+            }
+            if let Some(row) = row {
+                let outcome = if failed { crate::stats::Outcome::Failed } else { crate::stats::Outcome::Ok };
+                stats.resp.record(row, outcome, Some(took));
             }
         }
     }
