@@ -849,7 +849,11 @@ impl Config {
         anyhow::ensure!(self.replication.min_replicas_to_ack <= 64, "replication.min_replicas_to_ack: at most 64");
         anyhow::ensure!(self.replication.ack_timeout_ms >= 1, "replication.ack_timeout_ms: must be at least 1");
         anyhow::ensure!(self.metrics.max_label_values <= 10_000, "metrics.max_label_values: at most 10000");
-        anyhow::ensure!(self.metrics.slowlog_max_len <= 1_000_000, "metrics.slowlog_max_len: at most 1000000");
+        anyhow::ensure!(
+            self.metrics.slowlog_max_len <= crate::stats::SLOWLOG_MAX_LEN,
+            "metrics.slowlog_max_len: at most {}",
+            crate::stats::SLOWLOG_MAX_LEN
+        );
         anyhow::ensure!(self.kv.eviction_samples >= 1, "kv.eviction_samples: must be at least 1");
         anyhow::ensure!(
             self.kv.databases >= 1 && self.kv.databases <= synap_core::kv::MAX_DATABASES,

@@ -16,7 +16,7 @@ use crate::service::Service;
 /// The Redis version reported to clients that gate features on it.
 pub const COMPAT_REDIS_VERSION: &str = "7.2.0";
 
-/// The sections INFO gives with no argument (and `default`), in Redis's order, then Synap's.
+/// The sections INFO gives with no argument (and `default`), in Redis's order.
 const DEFAULT: &[&str] = &[
     "server",
     "clients",
@@ -29,12 +29,25 @@ const DEFAULT: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
-    "queues",
-    "streams",
 ];
 
-/// `all` adds these (`everything` too; Synap has no module sections of its own).
-const MORE: &[&str] = &["commandstats", "latencystats"];
+/// `all` adds these (`everything` too; Synap has no module sections of its own): Redis's, then Synap's
+/// (which walk queues and streams, so are not in the default a monitoring tool asks for every second).
+const MORE: &[&str] = &["commandstats", "latencystats", "queues", "streams"];
+
+/// A queue's or stream's name as an INFO field name: bytes outside `[A-Za-z0-9._-]` percent-encoded,
+/// so that no name can end a line, start a section or forge a field.
+fn field_name(name: &[u8]) -> String {
+    let mut s = String::with_capacity(name.len());
+    for &b in name {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            s.push(b as char);
+        } else {
+            let _ = write!(s, "%{b:02X}");
+        }
+    }
+    s
+}
 
 pub fn human(bytes: u64) -> String {
     let units = ["B", "K", "M", "G", "T"];
@@ -401,7 +414,7 @@ pub fn info(svc: &Service, sections: &[String]) -> String {
             let _ = write!(
                 s,
                 "queue_{}:depth={},ready={},delayed={},in_flight={},consumers={},published={},acked={},nacked={},redelivered={},dead_lettered={},oldest_message_age_ms={}\r\n",
-                String::from_utf8_lossy(&name),
+                field_name(&name),
                 g("depth"),
                 g("ready"),
                 g("delayed"),
@@ -427,7 +440,7 @@ pub fn info(svc: &Service, sections: &[String]) -> String {
             let _ = write!(
                 s,
                 "stream_{}:events={},bytes={},segments={},published={},partitions={},groups={},lag={lag}\r\n",
-                String::from_utf8_lossy(&r.name),
+                field_name(&r.name),
                 g("events"),
                 g("bytes"),
                 g("segments"),
@@ -498,7 +511,8 @@ pub fn info_json(text: &str) -> Value {
     for line in text.split("\r\n") {
         if let Some(name) = line.strip_prefix("# ") {
             if let Some((n, m)) = section.take() {
-                root.insert(n, Value::Object(m));
+                // A section once: a repeated name never replaces the first.
+                root.entry(n).or_insert(Value::Object(m));
             }
             section = Some((name.to_ascii_lowercase(), Map::new()));
             continue;
@@ -508,7 +522,7 @@ pub fn info_json(text: &str) -> Value {
         m.insert(k.to_string(), field_value(v));
     }
     if let Some((n, m)) = section.take() {
-        root.insert(n, Value::Object(m));
+        root.entry(n).or_insert(Value::Object(m));
     }
     Value::Object(root)
 }
@@ -557,5 +571,14 @@ mod tests {
         assert_eq!(v["commandstats"]["cmdstat_get"]["usec_per_call"], 1.5);
         assert_eq!(v["cpu"]["used_cpu_sys"], 0.5);
         assert_eq!(v["cpu"]["used_memory_peak_perc"], "100.00%");
+        let v = info_json("# Replication\r\nrole:master\r\n# Replication\r\nrole:slave\r\n");
+        assert_eq!(v["replication"]["role"], "master");
+    }
+
+    #[test]
+    fn names_cannot_forge_fields() {
+        assert_eq!(field_name(b"jobs.eu-1_x"), "jobs.eu-1_x");
+        assert_eq!(field_name(b"a\r\n# Replication\r\nrole:slave"), "a%0D%0A%23%20Replication%0D%0Arole%3Aslave");
+        assert_eq!(field_name(b"q=1,x"), "q%3D1%2Cx");
     }
 }

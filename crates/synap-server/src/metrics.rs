@@ -91,9 +91,11 @@ fn record(svc: &Service) {
     counter!("synap_net_output_bytes_total", "protocol" => "resp").absolute(st.net_out[0].load(Ordering::Relaxed));
     describe_counter!("synap_auth_failures_total", "Failed logins (RESP AUTH, HTTP credentials and API keys).");
     counter!("synap_auth_failures_total").absolute(st.auth_failures.load(Ordering::Relaxed));
-    describe_counter!("synap_errors_total", "Error replies, by error code (INFO errorstats).");
-    for (code, n) in st.errors.counts() {
-        counter!("synap_errors_total", "code" => code).absolute(n);
+    describe_counter!("synap_errors_total", "Error replies, by protocol and error code (RESP: INFO errorstats).");
+    for (protocol, errors) in [("resp", &st.errors), ("http", &st.http_errors)] {
+        for (code, n) in errors.counts() {
+            counter!("synap_errors_total", "protocol" => protocol, "code" => code).absolute(n);
+        }
     }
 
     // Operations, by front end, component and command.
@@ -277,6 +279,8 @@ fn streams(svc: &Service, max: usize) {
     describe_gauge!("synap_stream_group_consumers", "Consumers of a consumer group.");
     let mut other: Option<BTreeMap<String, i64>> = None;
     let mut other_groups: Option<BTreeMap<String, i64>> = None;
+    // Groups share one budget of series across every stream.
+    let mut groups_shown = 0;
     for (i, r) in rows.into_iter().enumerate() {
         if i >= max {
             add_into(other.get_or_insert_with(BTreeMap::new), &r.fields);
@@ -287,14 +291,17 @@ fn streams(svc: &Service, max: usize) {
         }
         let name = String::from_utf8_lossy(&r.name).into_owned();
         stream_lines(&name, &r.fields);
-        for (j, (group, f)) in r.groups.iter().enumerate() {
+        for (group, f) in &r.groups {
+            if groups_shown >= max {
+                add_into(other_groups.get_or_insert_with(BTreeMap::new), f);
+                continue;
+            }
+            groups_shown += 1;
             let g = |k: &str| f.get(k).copied().unwrap_or(0) as f64;
-            let group = if j < max { String::from_utf8_lossy(group).into_owned() } else { OTHER.into() };
-            gauge!("synap_stream_group_lag", "stream" => name.clone(), "group" => group.clone()).increment(g("lag"));
-            gauge!("synap_stream_group_pending", "stream" => name.clone(), "group" => group.clone())
-                .increment(g("pending"));
-            gauge!("synap_stream_group_consumers", "stream" => name.clone(), "group" => group)
-                .increment(g("consumers"));
+            let group = String::from_utf8_lossy(group).into_owned();
+            gauge!("synap_stream_group_lag", "stream" => name.clone(), "group" => group.clone()).set(g("lag"));
+            gauge!("synap_stream_group_pending", "stream" => name.clone(), "group" => group.clone()).set(g("pending"));
+            gauge!("synap_stream_group_consumers", "stream" => name.clone(), "group" => group).set(g("consumers"));
         }
     }
     if let Some(o) = other {

@@ -108,12 +108,12 @@ impl Service {
         let index = synap_core::command::table::index(cmd.name());
         let start = self.stats.timing.then(std::time::Instant::now);
         let reply = self.engine.execute(ctx, cmd);
-        let took = start.map_or(std::time::Duration::ZERO, |s| s.elapsed());
+        let took = start.map(|s| s.elapsed());
         let outcome = match &reply {
             Ok(_) => Outcome::Ok,
             Err(e) => {
                 let line = e.to_string();
-                self.stats.errors.record(line.as_bytes());
+                self.stats.http_errors.record(line.as_bytes());
                 if crate::stats::is_rejection(crate::stats::error_code(line.as_bytes())) {
                     Outcome::Rejected
                 } else {
@@ -122,7 +122,7 @@ impl Service {
             }
         };
         if let Some(i) = index {
-            self.stats.http.record(i, outcome, (outcome != Outcome::Rejected).then_some(took));
+            self.stats.http.record(i, outcome, took);
         }
         reply
     }

@@ -192,12 +192,18 @@ impl CommandStats {
             m.0[at].2.clone()
         }) {
             Ok(block) => f(&block),
-            // The thread is ending: a block of its own for this one call.
-            Err(_) => f(&make().2),
+            // The thread is ending: a block for this one call, handed back at once.
+            Err(_) => {
+                let (_, _, block) = make();
+                let r = f(&block);
+                self.inner.free.lock().push(block);
+                r
+            }
         }
     }
 
-    /// Records one call of command `index`. `took`: `None` for a call refused before it ran (not timed).
+    /// Records one call of command `index`: refused before it ran, or ran (and failed or not), with its
+    /// time when commands are timed (`took`; ignored for a refused call).
     pub fn record(&self, index: usize, outcome: Outcome, took: Option<Duration>) {
         if index >= self.inner.len {
             return;
@@ -205,13 +211,13 @@ impl CommandStats {
         self.with_block(|b| {
             let s = &b.slots[index];
             match outcome {
-                Outcome::Rejected => bump(&s.rejected, 1),
+                Outcome::Rejected => return bump(&s.rejected, 1),
                 Outcome::Failed => bump(&s.failed, 1),
                 Outcome::Ok => {}
             }
+            bump(&s.calls, 1);
             if let Some(took) = took {
                 let nanos = took.as_nanos().min(u64::MAX as u128) as u64;
-                bump(&s.calls, 1);
                 bump(&s.nanos, nanos);
                 let hist = s.hist.get_or_init(|| (0..BUCKETS).map(|_| AtomicU64::new(0)).collect());
                 bump(&hist[bucket(nanos)], 1);
@@ -347,7 +353,17 @@ pub struct SlowLog {
     next_id: AtomicU64,
     pub slower_than_us: std::sync::atomic::AtomicI64,
     pub max_len: AtomicU64,
+    /// The second of the last log lines, and how many were written in it (a low threshold must not
+    /// turn the log into a copy of every command).
+    log_second: AtomicU64,
+    logged: AtomicU64,
 }
+
+/// Slow-command log lines per second, at most.
+const SLOW_LINES_PER_SEC: u64 = 10;
+
+/// The most entries `slowlog-max-len` may keep.
+pub const SLOWLOG_MAX_LEN: u64 = 1_000_000;
 
 impl SlowLog {
     pub fn new(slower_than_us: i64, max_len: u64) -> SlowLog {
@@ -356,7 +372,18 @@ impl SlowLog {
             next_id: AtomicU64::new(0),
             slower_than_us: slower_than_us.into(),
             max_len: max_len.into(),
+            log_second: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a slow command may write its log line now (at most 10 a second).
+    pub fn may_log(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.log_second.swap(now, Ordering::Relaxed) != now {
+            self.logged.store(0, Ordering::Relaxed);
+        }
+        self.logged.fetch_add(1, Ordering::Relaxed) < SLOW_LINES_PER_SEC
     }
 
     /// Whether a command that took `micros` goes into the log.
@@ -375,15 +402,17 @@ impl SlowLog {
                 kept.push(format!("... ({} more arguments)", args.len() - i).into());
                 break;
             }
+            // Copied: an argument shares the connection's whole read buffer, which it would keep alive.
             if a.len() > SLOWLOG_MAX_ARG_BYTES {
                 let mut v = a[..SLOWLOG_MAX_ARG_BYTES].to_vec();
                 v.extend_from_slice(format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_ARG_BYTES).as_bytes());
                 kept.push(v.into());
             } else {
-                kept.push(a.clone());
+                kept.push(bytes::Bytes::copy_from_slice(a));
             }
         }
         let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let name = bytes::Bytes::copy_from_slice(&name);
         let entry =
             SlowEntry { id: self.next_id.fetch_add(1, Ordering::Relaxed), time, micros, args: kept, client, name };
         let mut entries = self.entries.lock();
@@ -530,7 +559,10 @@ pub struct ServerStats {
     pub resp: CommandStats,
     /// Per HTTP operation (indexed by the operation table).
     pub http: CommandStats,
+    /// Error replies to RESP clients (INFO errorstats).
     pub errors: ErrorStats,
+    /// Errors HTTP requests answered.
+    pub http_errors: ErrorStats,
     pub slowlog: SlowLog,
     pub latency: LatencyMonitor,
     /// Bytes read and written, by front end.
@@ -555,6 +587,7 @@ impl ServerStats {
             resp: CommandStats::new(synap_core::command::table::COMMANDS.len()),
             http: CommandStats::new(http_ops),
             errors: ErrorStats::default(),
+            http_errors: ErrorStats::default(),
             slowlog: SlowLog::new(cfg.metrics.slowlog_log_slower_than, cfg.metrics.slowlog_max_len),
             latency: LatencyMonitor {
                 threshold_ms: cfg.metrics.latency_monitor_threshold.into(),
@@ -590,6 +623,8 @@ impl ServerStats {
         self.resp.reset();
         self.http.reset();
         self.errors.reset();
+        self.http_errors.reset();
+        self.memory_peak.store(0, Ordering::Relaxed);
         for a in self.net_in.iter().chain(&self.net_out) {
             a.store(0, Ordering::Relaxed);
         }
@@ -637,6 +672,10 @@ mod tests {
         assert_eq!(stats.totals()[1], Totals { hist: vec![0; BUCKETS], ..Totals::default() });
         stats.record(1, Outcome::Ok, Some(Duration::from_micros(1)));
         assert_eq!(stats.totals()[1].calls, 1);
+        // Untimed: counted, no time, nothing in the histogram.
+        stats.record(0, Outcome::Ok, None);
+        let t = stats.totals();
+        assert_eq!((t[0].calls, t[0].nanos, t[0].timed()), (1, 0, 0));
         // An index out of range is ignored.
         stats.record(9, Outcome::Ok, Some(Duration::from_micros(1)));
     }

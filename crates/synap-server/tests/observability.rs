@@ -446,6 +446,11 @@ async fn info_after_workload(addr: &str, resp3: bool) -> BTreeMap<String, String
     tx.atomic().cmd("SET").arg("t").arg("1").cmd("INCR").arg("t").cmd("HSET").arg("t").arg("f").arg("v");
     let _: redis::RedisResult<Value> = tx.query_async(&mut c).await;
     let _: i64 = cmd(&mut c, &["DEL", "k19"]).await;
+    // Commands answered after their batch count with their reply: AUTH (an error here, no password is
+    // set), a blocking pop that times out, WAIT.
+    assert!(raw(&mut c, &["AUTH", "nopass"]).await.is_err());
+    let _: Value = cmd(&mut c, &["BLPOP", "empty", "0.01"]).await;
+    let _: i64 = cmd(&mut c, &["WAIT", "0", "0"]).await;
     let text: String = cmd(&mut c, &["INFO", "everything"]).await;
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -482,7 +487,21 @@ async fn info_matches_redis_for_the_same_workload() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        for c in ["set", "get", "lpush", "incr", "hset", "multi", "exec", "del", "flushall", "config|resetstat"] {
+        for c in [
+            "set",
+            "get",
+            "lpush",
+            "incr",
+            "hset",
+            "multi",
+            "exec",
+            "del",
+            "flushall",
+            "config|resetstat",
+            "auth",
+            "blpop",
+            "wait",
+        ] {
             keys.push(format!("cmdstat_{c}"));
         }
         for k in &keys {
@@ -684,8 +703,16 @@ async fn info_json_resetstat_cardinality_and_the_metrics_address() {
     assert_eq!(m.sum("synap_queue_depth", &[("queue", "_other")]), 7.0);
     assert_eq!(m.matching("synap_queue_depth", &[]).count(), 3);
     assert_eq!(m.sum("synap_queues", &[]), 4.0);
+    // A name cannot forge INFO fields or sections.
+    let _: i64 = cmd(&mut c, &["QCREATE", "a\r\n# Replication\r\nrole:slave"]).await;
+    let text: String = cmd(&mut c, &["INFO", "queues", "replication"]).await;
+    assert!(text.contains("queue_a%0D%0A%23%20Replication%0D%0Arole%3Aslave:depth=0,"), "{text}");
+    assert_eq!(text.matches("role:").count(), 1, "{text}");
+    let (_, info) = s.get("/info?section=queues,replication").await;
+    assert_eq!(info["replication"]["role"], "master");
+    let _: i64 = cmd(&mut c, &["QDELETE", "a\r\n# Replication\r\nrole:slave"]).await;
     // GET /info: INFO as JSON.
-    let (st, info) = s.get("/info").await;
+    let (st, info) = s.get("/info?section=everything").await;
     assert_eq!(st, 200);
     assert_eq!(info["server"]["redis_version"], "7.2.0");
     assert_eq!(info["keyspace"]["db0"]["keys"], 1);
@@ -708,6 +735,22 @@ async fn info_json_resetstat_cardinality_and_the_metrics_address() {
     assert!(r.text().await.unwrap().contains("synap_queue_depth{queue=\"qa\"} 1"));
     let r = s.http.get(format!("http://{addr}/kv/get/k")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_timing_commands_are_counted_not_timed() {
+    let s = start_with(|cfg| cfg.metrics.command_timing = false).await;
+    let mut c = conn_to(&resp_addr(&s), false).await;
+    for i in 0..3 {
+        let _: () = cmd(&mut c, &["SET", &format!("k{i}"), "v"]).await;
+    }
+    let text: String = cmd(&mut c, &["INFO", "commandstats", "latencystats"]).await;
+    assert!(text.contains("cmdstat_set:calls=3,usec=0,"), "{text}");
+    assert!(!text.contains("latency_percentiles_usec_set"), "{text}");
+    let m = scrape(&s).await;
+    assert_eq!(m.sum("synap_operations_total", &[("operation", "set"), ("result", "ok")]), 3.0);
+    assert_eq!(m.matching("synap_operation_duration_seconds_count", &[("operation", "set")]).count(), 0);
     s.stop().await;
 }
 

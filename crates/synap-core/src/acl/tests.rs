@@ -188,6 +188,8 @@ fn every_command_has_a_category() {
         "memory|malloc-stats",
         "memory|purge",
         "memory|help",
+        "slowlog|help",
+        "latency|help",
     ];
     let mut missing = Vec::new();
     for s in table::COMMANDS {

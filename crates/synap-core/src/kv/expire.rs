@@ -31,7 +31,6 @@ pub struct ExpireReport {
 }
 
 impl Keyspace {
-    /// Runs one active-expiry pass within `budget`, taking `gate`'s read side per shard round.
     /// INFO keyspace's `avg_ttl`: the mean time to live, in milliseconds, of up to 16 random keys with
     /// an expiry per shard (0 when none has one), as Redis estimates it by sampling.
     pub fn avg_ttl_ms(&self) -> u64 {
@@ -52,6 +51,7 @@ impl Keyspace {
         if n == 0 { 0 } else { (sum / n as u128) as u64 }
     }
 
+    /// Runs one active-expiry pass within `budget`, taking `gate`'s read side per shard round.
     pub fn active_expire_pass(&self, budget: Duration, gate: &parking_lot::RwLock<()>) -> ExpireReport {
         let started = Instant::now();
         let shards = self.shard_count();

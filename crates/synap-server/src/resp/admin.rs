@@ -48,7 +48,12 @@ impl Conn {
                 self.quit = true;
                 Reply::Ok
             }
-            ServerCmd::Info(sections) => bulk(crate::info::info(&self.shared.service, &sections)),
+            // It reads every database's shards and, asked for them, queues and streams: the worker hands
+            // its other tasks over meanwhile.
+            ServerCmd::Info(sections) => {
+                let svc = &self.shared.service;
+                bulk(super::dispatch::block_here(|| crate::info::info(svc, &sections)))
+            }
             ServerCmd::Slowlog(op) => super::observe::slowlog(&self.shared.service, op),
             ServerCmd::Latency(op) => match super::observe::latency(&self.shared.service, op, self.proto) {
                 Ok(r) => r,
@@ -855,7 +860,7 @@ fn config_set(shared: &RespShared, pairs: &[(Bytes, Bytes)]) -> Result<(), Strin
                 apply.push(Box::new(move || log.slower_than_us.store(us, Ordering::Relaxed)));
             }
             "slowlog-max-len" => {
-                let n = int(0, i64::MAX)?;
+                let n = int(0, crate::stats::SLOWLOG_MAX_LEN as i64)?;
                 let log = &shared.service.stats.slowlog;
                 apply.push(Box::new(move || log.set_max_len(n as u64)));
             }

@@ -100,6 +100,15 @@ pub(super) struct Conn {
     /// The command being run: its row (a subcommand's when it has one) and whether it got past the
     /// checks that refuse a command before it runs (INFO commandstats' calls against rejected_calls).
     pub stat: Option<(usize, bool)>,
+    /// MULTI just queued the command (it counts when EXEC runs it).
+    pub queued_now: bool,
+    /// The command just run blocks: it answers after its wait.
+    pub blocked_pending: bool,
+    /// A command answered after its batch: its row, arguments, time so far and when it was handed over.
+    pub pending_stat: Option<(usize, Vec<Bytes>, Option<Duration>, Instant)>,
+    /// Channels and patterns subscribed (CLIENT LIST's `sub` and `psub`).
+    pub sub_channels: usize,
+    pub sub_patterns: usize,
 }
 
 impl Conn {
@@ -107,8 +116,8 @@ impl Conn {
     fn publish_state(&self, io: &Io) {
         let st = &self.entry.state;
         st.qbuf.store(io.buf.len() as u64, Ordering::Relaxed);
-        let pending = self.sub.as_ref().map_or(0, |s| s.queued_bytes());
-        st.omem.store((io.out.len() + pending) as u64, Ordering::Relaxed);
+        // Pushes waiting to be written (a reply is written at once, after this).
+        st.omem.store(self.sub.as_ref().map_or(0, |s| s.queued_bytes()) as u64, Ordering::Relaxed);
         st.multi.store(self.multi.as_ref().map_or(-1, |q| q.len() as i64), Ordering::Relaxed);
         let mut f = st.flags.load(Ordering::Relaxed) & super::FLAG_BLOCKED;
         for (on, bit) in [
@@ -265,6 +274,11 @@ pub(super) async fn run(
         multi_user: None,
         deferred: None,
         stat: None,
+        queued_now: false,
+        blocked_pending: false,
+        pending_stat: None,
+        sub_channels: 0,
+        sub_patterns: 0,
     };
     let limits = synap_resp::Limits {
         max_args: cfg.max_args,
@@ -374,13 +388,17 @@ impl Conn {
                         let start = io.out.len();
                         self.stat = None;
                         blocked = self.execute(&args, &mut ctx, &mut io.out);
-                        let now = stats.timing.then(Instant::now);
+                        self.blocked_pending = blocked.is_some();
+                        let now = last.map(|_| Instant::now());
                         let took = match (now, last) {
-                            (Some(now), Some(last)) => now.saturating_duration_since(last),
-                            _ => Duration::ZERO,
+                            (Some(now), Some(last)) => Some(now.saturating_duration_since(last)),
+                            _ => None,
                         };
                         last = now;
-                        self.account(&args, &io.out[start..], took);
+                        // Slow work of its own (a SLOWLOG entry) is not billed to the next command.
+                        if self.account(&args, &io.out[start..], took) && last.is_some() {
+                            last = Some(Instant::now());
+                        }
                         // CLIENT REPLY OFF / SKIP: the reply is not sent.
                         if self.replies_off || self.skip_replies > 0 {
                             io.out.truncate(start);
@@ -442,10 +460,12 @@ impl Conn {
                         })
                     }
                 };
+                let start = io.out.len();
                 match done {
                     Ok(r) => encode(&mut io.out, &r, self.proto),
                     Err(msg) => error_line(&mut io.out, &msg),
                 }
+                self.account_pending(&io.out[start..]);
                 io.flush().await?;
                 continue;
             }
@@ -455,10 +475,12 @@ impl Conn {
                     r = super::cluster::membership_change(&svc, &args) => r,
                     _ = stop.changed() => return Err(End::Closed),
                 };
+                let start = io.out.len();
                 match done {
                     Ok(r) => encode(&mut io.out, &r, self.proto),
                     Err(msg) => error_line(&mut io.out, &msg),
                 }
+                self.account_pending(&io.out[start..]);
                 io.flush().await?;
                 continue;
             }
@@ -470,10 +492,12 @@ impl Conn {
                 if self.authenticated {
                     io.parser.set_limits(io.limits);
                 }
+                let start = io.out.len();
                 match done {
                     Ok(r) => encode(&mut io.out, &r, self.proto),
                     Err(msg) => error_line(&mut io.out, &msg),
                 }
+                self.account_pending(&io.out[start..]);
                 io.flush().await?;
                 continue;
             }
@@ -487,7 +511,9 @@ impl Conn {
                     _ = stop.changed() => return Err(End::Closed),
                     _ = self.entry.kill.notified() => return Err(End::Closed),
                 };
+                let start = io.out.len();
                 encode(&mut io.out, &Reply::Int(n as i64), self.proto);
+                self.account_pending(&io.out[start..]);
                 io.flush().await?;
                 continue;
             }
@@ -500,15 +526,13 @@ impl Conn {
                 let reply = self.wait_blocked(io, stop, cmd, block).await;
                 self.entry.state.flags.fetch_and(!super::FLAG_BLOCKED, Ordering::Relaxed);
                 shared.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+                let start = io.out.len();
                 match reply? {
                     Ok(r) if r.is_nothing() => encode(&mut io.out, &nothing, self.proto),
                     Ok(r) => encode(&mut io.out, &r, self.proto),
-                    Err(e) => {
-                        let start = io.out.len();
-                        error(&mut io.out, &e);
-                        shared.service.stats.errors.record(&io.out[start..]);
-                    }
+                    Err(e) => error(&mut io.out, &e),
                 }
+                self.account_pending(&io.out[start..]);
                 io.flush().await?;
                 continue;
             }

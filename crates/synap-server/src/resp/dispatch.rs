@@ -36,43 +36,93 @@ impl Conn {
     }
 
     /// Counts a command that ran or was refused (`reply`: what it wrote), in INFO commandstats and
-    /// errorstats, SLOWLOG and LATENCY. A command queued in MULTI counts when EXEC runs it.
-    pub(super) fn account(&mut self, args: &[Bytes], reply: &[u8], took: std::time::Duration) {
+    /// errorstats, SLOWLOG and LATENCY. A command queued in MULTI counts when EXEC runs it; one whose
+    /// reply comes later (a blocking command, AUTH, WAIT, REPLICAOF, ...) counts with that reply
+    /// ([`Conn::account_pending`]). Returns whether it did slow work (a SLOWLOG entry).
+    pub(super) fn account(&mut self, args: &[Bytes], reply: &[u8], took: Option<std::time::Duration>) -> bool {
+        let stats = &self.shared.service.stats;
+        if std::mem::take(&mut self.queued_now) {
+            self.stat = None;
+            return false;
+        }
+        let Some((index, ran)) = self.stat.take() else {
+            if reply.first() == Some(&b'-') {
+                stats.errors.record(reply);
+            }
+            return false;
+        };
+        if self.replies_later() && reply.is_empty() {
+            self.pending_stat = Some((index, args.to_vec(), took, std::time::Instant::now()));
+            return false;
+        }
+        self.record_reply(index, ran, args, reply, took)
+    }
+
+    /// Counts a command whose reply came after its batch (see [`Conn::account`]): `reply` is what was
+    /// written for it.
+    pub(super) fn account_pending(&mut self, reply: &[u8]) {
+        let Some((index, args, took, handed)) = self.pending_stat.take() else { return };
+        // A blocking command's time is its own, not its wait; the others' include their work after
+        // the batch (a password hash, a replica's acknowledgement).
+        let took = if table::COMMANDS[index].flags.contains(synap_core::command::Flags::BLOCKING) {
+            took
+        } else {
+            took.map(|t| t + handed.elapsed())
+        };
+        self.record_reply(index, true, &args, reply, took);
+    }
+
+    /// Whether the command just run answers after its batch.
+    fn replies_later(&self) -> bool {
+        self.deferred.is_some()
+            || self.wait.is_some()
+            || self.replicaof.is_some()
+            || self.cluster_op.is_some()
+            || self.blocked_pending
+    }
+
+    fn record_reply(
+        &mut self,
+        index: usize,
+        ran: bool,
+        args: &[Bytes],
+        reply: &[u8],
+        took: Option<std::time::Duration>,
+    ) -> bool {
         use crate::stats::Outcome;
         let stats = &self.shared.service.stats;
         let error = reply.first() == Some(&b'-');
         if error {
             stats.errors.record(reply);
         }
-        let Some((index, ran)) = self.stat.take() else { return };
-        if reply.starts_with(b"+QUEUED\r\n") {
-            return;
-        }
         let outcome = match error {
             false => Outcome::Ok,
             true if !ran || crate::stats::is_rejection(crate::stats::error_code(reply)) => Outcome::Rejected,
             true => Outcome::Failed,
         };
-        if outcome == Outcome::Rejected {
-            stats.resp.record(index, outcome, None);
-            return;
-        }
-        stats.resp.record(index, outcome, Some(took));
-        if !stats.timing {
-            return;
-        }
+        stats.resp.record(index, outcome, took);
+        let Some(took) = took.filter(|_| outcome != Outcome::Rejected) else { return false };
         let micros = took.as_micros().min(u64::MAX as u128) as u64;
         let spec = &table::COMMANDS[index];
-        if stats.slowlog.wants(micros) && !spec.flags.contains(synap_core::command::Flags::SKIP_SLOWLOG) {
-            let shown = redacted(args);
-            let name = self.entry.name.lock().clone().unwrap_or_default();
-            let line: Vec<String> =
-                shown.iter().take(8).map(|a| String::from_utf8_lossy(&a[..a.len().min(64)]).into_owned()).collect();
-            tracing::info!(client = self.entry.id, micros, command = ?line, "slow command");
-            stats.slowlog.push(&shown, micros, self.entry.addr.to_string(), name);
-        }
         let fast = spec.flags.contains(synap_core::command::Flags::FAST);
         stats.latency.sample(if fast { "fast-command" } else { "command" }, micros / 1000);
+        if !stats.slowlog.wants(micros) || spec.flags.contains(synap_core::command::Flags::SKIP_SLOWLOG) {
+            return false;
+        }
+        let shown = redacted(args);
+        let name = self.entry.name.lock().clone().unwrap_or_default();
+        if stats.slowlog.may_log() {
+            // The command and how long it took; its arguments only in SLOWLOG (they are user data).
+            tracing::info!(
+                client = self.entry.id,
+                micros,
+                command = %String::from_utf8_lossy(&shown[0][..shown[0].len().min(64)]),
+                args = shown.len() - 1,
+                "slow command"
+            );
+        }
+        stats.slowlog.push(&shown, micros, self.entry.addr.to_string(), name);
+        true
     }
 
     /// Whether MULTI's queue takes another command (`resp.max_multi_commands`).
@@ -217,6 +267,10 @@ impl Conn {
             }
             // EXEC and DISCARD run now; the others wait for EXEC (which shows them).
             *feed = shown && matches!(cmd, Command::Server(ServerCmd::Exec | ServerCmd::Discard));
+            // These run (and answer their own errors, as failures) rather than being queued.
+            if !queued && let Some(s) = &mut self.stat {
+                s.1 = true;
+            }
             self.queue_in_multi(spec, cmd, size, ctx, out);
             return None;
         }
@@ -367,6 +421,9 @@ impl Conn {
         self.unwatch_all();
         self.held_bytes = 0;
         self.sub_count = 0;
+        (self.sub_channels, self.sub_patterns) = (0, 0);
+        self.entry.state.sub.store(0, Ordering::Relaxed);
+        self.entry.state.psub.store(0, Ordering::Relaxed);
         self.proto = Protocol::Resp2;
         self.entry.resp.store(2, Ordering::Relaxed);
         *self.entry.name.lock() = None;
@@ -418,6 +475,9 @@ impl Conn {
             let before = self.sub_count;
             self.sub_count =
                 if on { pubsub.subscribe(sink.id, kind, &name) } else { pubsub.unsubscribe(sink.id, kind, &name) };
+            // Per kind, for CLIENT LIST.
+            let kind_count = if kind == SubKind::Channel { &mut self.sub_channels } else { &mut self.sub_patterns };
+            *kind_count = (*kind_count + self.sub_count).saturating_sub(before);
             // Names held by the router count toward the client's pending bytes.
             if self.sub_count > before {
                 self.held_bytes += name.len() + 64;
@@ -427,12 +487,8 @@ impl Conn {
             confirmation(out, self.proto, word, Some(&name), self.sub_count);
         }
         let st = &self.entry.state;
-        st.sub.store(pubsub.subscriptions(sink.id, SubKind::Channel).len() as u32, Ordering::Relaxed);
-        st.psub.store(
-            (pubsub.subscriptions(sink.id, SubKind::Glob).len() + pubsub.subscriptions(sink.id, SubKind::Topic).len())
-                as u32,
-            Ordering::Relaxed,
-        );
+        st.sub.store(self.sub_channels as u32, Ordering::Relaxed);
+        st.psub.store(self.sub_patterns as u32, Ordering::Relaxed);
     }
 }
 
@@ -482,11 +538,10 @@ fn redacted(args: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
     }
     // ACL SETUSER's rules may hold passwords: shown without them.
     if args[0].eq_ignore_ascii_case(b"acl") && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"setuser")) {
+        // The user name and every rule (passwords and their hashes among them), as Redis 7 redacts them.
         let mut out = args.to_vec();
-        for a in out.iter_mut().skip(3) {
-            if a.first().is_some_and(|c| matches!(c, b'>' | b'<')) {
-                *a = Bytes::from_static(b"(redacted)");
-            }
+        for a in out.iter_mut().skip(2) {
+            *a = Bytes::from_static(b"(redacted)");
         }
         return std::borrow::Cow::Owned(out);
     }

@@ -68,6 +68,7 @@ impl Conn {
             return;
         }
         queue.push((self.stat.map(|s| s.0), queued));
+        self.queued_now = true;
         self.multi_bytes += size;
         out.extend_from_slice(b"+QUEUED\r\n");
     }
@@ -121,7 +122,7 @@ impl Conn {
             engine.exec_transaction(ctx, cmds, watch.as_deref())
         };
         // The commands inside share the transaction's time evenly (it runs them as one).
-        let share = began.elapsed() / cmds_len.max(1) as u32;
+        let share = began.elapsed() / u32::try_from(cmds_len.max(1)).unwrap_or(u32::MAX);
         synap_core::tracking::set_current_client(0);
         synap_core::tracking::track_reads(false);
         let reads = std::mem::take(&mut self.multi_reads);

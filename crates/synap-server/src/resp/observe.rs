@@ -196,7 +196,7 @@ fn doctor(svc: &Service) -> String {
             i + 1,
             e.samples.len(),
             mean_deviation(e, avg),
-            if e.samples.len() > 1 { (last - first) / (e.samples.len() as u64 - 1) } else { 0 },
+            if e.samples.len() > 1 { last.saturating_sub(first) / (e.samples.len() as u64 - 1) } else { 0 },
             e.max_ms
         ));
     }
