@@ -85,10 +85,19 @@ fn record(svc: &Service) {
         .absolute(http.connections_received.load(Ordering::Relaxed));
     counter!("synap_connections_rejected_total", "protocol" => "http")
         .absolute(http.rejected_connections.load(Ordering::Relaxed));
-    describe_counter!("synap_net_input_bytes_total", "Bytes read from RESP clients.");
-    describe_counter!("synap_net_output_bytes_total", "Bytes written to RESP clients.");
-    counter!("synap_net_input_bytes_total", "protocol" => "resp").absolute(st.net_in[0].load(Ordering::Relaxed));
-    counter!("synap_net_output_bytes_total", "protocol" => "resp").absolute(st.net_out[0].load(Ordering::Relaxed));
+    describe_counter!(
+        "synap_net_input_bytes_total",
+        "Bytes read from clients (RESP: everything; HTTP: request bodies of known size)."
+    );
+    describe_counter!(
+        "synap_net_output_bytes_total",
+        "Bytes written to clients (RESP: everything; HTTP: response bodies of known size)."
+    );
+    for (i, protocol) in ["resp", "http"].into_iter().enumerate() {
+        counter!("synap_net_input_bytes_total", "protocol" => protocol).absolute(st.net_in[i].load(Ordering::Relaxed));
+        counter!("synap_net_output_bytes_total", "protocol" => protocol)
+            .absolute(st.net_out[i].load(Ordering::Relaxed));
+    }
     describe_counter!("synap_auth_failures_total", "Failed logins (RESP AUTH, HTTP credentials and API keys).");
     counter!("synap_auth_failures_total").absolute(st.auth_failures.load(Ordering::Relaxed));
     describe_counter!("synap_errors_total", "Error replies, by protocol and error code (RESP: INFO errorstats).");

@@ -285,6 +285,9 @@ async fn metrics_move_by_exactly_what_the_workload_did() {
     assert_eq!(d("synap_errors_total", &[("code", "WRONGTYPE")]), 3.0);
     assert_eq!(d("synap_errors_total", &[("code", "ERR")]), 1.0);
     assert_eq!(d("synap_keyspace_hits_total", &[]), 5.0);
+    // HTTP bodies: at least the 11 SET requests' JSON went in.
+    assert!(d("synap_net_input_bytes_total", &[("protocol", "http")]) >= 11.0 * 20.0);
+    assert!(d("synap_net_output_bytes_total", &[("protocol", "http")]) > 0.0);
     assert_eq!(d("synap_keyspace_misses_total", &[]), 1.0);
     assert_eq!(after.sum("synap_keys", &[("db", "0")]), (SETS + 11) as f64 + 1.0, "k*, h* and the stream key");
     // Buckets are cumulative and end at the count.

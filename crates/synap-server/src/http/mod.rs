@@ -69,6 +69,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::from_fn_with_state(service.stats.clone(), count_bytes))
         .with_state(service);
     // The guard runs first (outermost), then CORS headers for the origins it let through.
     let routes = match cors {
@@ -76,6 +77,24 @@ pub fn router(service: Arc<Service>) -> Router {
         None => routes,
     };
     routes.layer(axum::middleware::from_fn_with_state(guard, guard::guard))
+}
+
+/// Counts the bytes of request and response bodies whose size is known up front (not WebSocket or SSE
+/// streams), for INFO and `synap_net_*_bytes_total{protocol="http"}`.
+async fn count_bytes(
+    State(stats): State<Arc<crate::stats::ServerStats>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use hyper::body::Body as _;
+    if let Some(n) = req.body().size_hint().exact() {
+        stats.add_in(crate::stats::Front::Http, n as usize);
+    }
+    let resp = next.run(req).await;
+    if let Some(n) = resp.body().size_hint().exact() {
+        stats.add_out(crate::stats::Front::Http, n as usize);
+    }
+    resp
 }
 
 /// The router of `metrics.addr`: `/metrics` (and `/health`) alone, with the same credentials and checks.
